@@ -1,0 +1,51 @@
+"""Contract errors as values a user can act on: which field, which rule, what was wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class FieldError(BaseModel):
+    """One broken rule: the field (dotted path), the rule's name, a sentence, and the offending value."""
+
+    field: str
+    rule: str
+    message: str
+    value: Any = None
+    source_path: str | None = None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(ticket)"
+
+
+def field_errors(error: ValidationError) -> list[FieldError]:
+    """Flatten a pydantic ValidationError into FieldErrors; cross-field legal rules keep their own field."""
+    found: list[FieldError] = []
+    for detail in error.errors(include_url=False):
+        ctx = detail.get("ctx") or {}
+        violations = ctx.get("violations")
+        prefix = _dotted(tuple(detail["loc"]))
+        if violations:
+            for field, rule, message in violations:
+                full = field if prefix == "(ticket)" else f"{prefix}.{field}"
+                found.append(FieldError(field=full, rule=rule, message=message))
+            continue
+        value = detail.get("input")
+        found.append(
+            FieldError(
+                field=prefix,
+                rule=detail["type"],
+                message=detail["msg"],
+                value=value if isinstance(value, str | int | float | bool) or value is None else None,
+            )
+        )
+    return found

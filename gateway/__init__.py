@@ -1,0 +1,1 @@
+"""The running gateway: HTTP service, store, delivery engine, pollers, routing and deadlines."""

@@ -1,0 +1,68 @@
+"""The command line: serve the gateway, check configuration, export the contract's schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.config import ConfigError, GatewaySettings, load_settings
+
+cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the national 12315 platform.",
+                  no_args_is_help=False, add_completion=False)
+schema_cli = typer.Typer(help="The national contract's JSON Schema.", add_completion=False)
+cli.add_typer(schema_cli, name="schema")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")]
+
+
+def _settings(config: Path | None) -> GatewaySettings:
+    try:
+        return load_settings(config)
+    except ConfigError as err:
+        typer.echo(f"configuration error:\n{err}", err=True)
+        raise typer.Exit(2) from err
+
+
+@cli.callback(invoke_without_command=True)
+def default(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """With no command, serve the gateway."""
+    if ctx.invoked_subcommand is None:
+        serve(config=config)
+
+
+@cli.command()
+def serve(config: ConfigOption = None,
+          host: Annotated[str | None, typer.Option(help="override server.host")] = None,
+          port: Annotated[int | None, typer.Option(help="override server.port")] = None) -> None:
+    """Run the gateway (API and workers) on the configured store."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    settings = _settings(config)
+    configure_logging(settings.logging.level, settings.logging.json_lines)
+    uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
+                log_config=None, access_log=False)
+
+
+@cli.command("check-config")
+def check_config(file: Annotated[Path | None, typer.Argument(help="gateway.yaml to check")] = None) -> None:
+    """Check a configuration file and everything it names; exit 2 naming each problem."""
+    from contracts.codetables import default_code_tables
+
+    settings = _settings(file)
+    tables = default_code_tables()
+    typer.echo(f"ok: region {settings.region.code} {settings.region.name}, store {settings.store.kind}, "
+               f"{len(tables)} code tables")
+
+
+@schema_cli.command("export")
+def schema_export(directory: Annotated[Path | None, typer.Option(help="where to write")] = None) -> None:
+    """Write the contract's JSON Schema files to contracts/schema/."""
+    from contracts.schema_export import SCHEMA_DIR, export_schemas
+
+    for path in export_schemas(directory or SCHEMA_DIR):
+        typer.echo(str(path))

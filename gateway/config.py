@@ -1,0 +1,123 @@
+"""Gateway configuration: one YAML file, overridable by HIG_* environment variables, checked at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from contracts.yamldoc import YamlDocumentError, parse_yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+ENV_PREFIX = "HIG_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8315
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+
+class RegionSettings(_Section):
+    """The region this gateway serves; its code is the root of the organisation table."""
+
+    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    name: str
+
+
+class StoreSettings(_Section):
+    kind: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_file: str = "gateway.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_lines: bool = True
+
+
+class DeadlineSettings(_Section):
+    rules_file: str = "deadline-rules.yaml"
+    calendar_overrides: str = "calendar-overrides.yaml"
+    due_soon_working_days: Annotated[int, Field(ge=0, le=30)] = 2
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the gateway reads at start-up. Relative paths are relative to the config file."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+
+    config_dir: Path = DEFAULT_CONFIG.parent
+    data_dir: Path = Path("data")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    region: RegionSettings
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    adapters_dir: str = "adapters"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file, so one file serves every deployment.
+        return (env_settings, init_settings)
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the configuration, taken relative to the config file's folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.config_dir / path
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.resolved_data_dir / self.store.sqlite_file
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        # The data directory is relative to where the gateway runs, like ./data in the README.
+        return self.data_dir if self.data_dir.is_absolute() else Path.cwd() / self.data_dir
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with every problem named by file, line and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings(path: Path | None = None) -> GatewaySettings:
+    """Read and check the gateway configuration; raise ConfigError naming file, line and key."""
+    file = (path or DEFAULT_CONFIG).resolve()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{file}: cannot read the configuration: {err.strerror}"]) from err
+    try:
+        doc = parse_yaml(text, str(file))
+    except YamlDocumentError as err:
+        raise ConfigError([str(err)]) from err
+    data = doc.data or {}
+    if not isinstance(data, dict):
+        raise ConfigError([str(doc.error((), "the configuration must be a mapping of sections"))])
+    data.setdefault("config_dir", str(file.parent))
+    try:
+        return GatewaySettings(**data)
+    except ValidationError as err:
+        problems = []
+        for detail in err.errors(include_url=False):
+            loc = tuple(detail["loc"])
+            env_name = ENV_PREFIX + "__".join(str(p) for p in loc).upper()
+            problems.append(f"{doc.error(loc, detail['msg'])} (or environment variable {env_name})")
+        raise ConfigError(problems) from err

@@ -1,0 +1,57 @@
+"""Statutory deadline engine: Chinese working-day calendar, dated rule sets and deadline computation."""
+
+from gateway.deadlines.calendar import (
+    DEFAULT_OVERRIDES_PATH,
+    CalendarOverrides,
+    OverrideDay,
+    WorkingDayCalendar,
+)
+from gateway.deadlines.compute import (
+    CHINA_TZ,
+    BusinessType,
+    Deadline,
+    DeadlineKind,
+    DeadlineStatus,
+    ExtensionNotAllowed,
+    china_date,
+    compute_deadlines,
+    deadline_from,
+    deadline_status,
+    extend,
+)
+from gateway.deadlines.config_file import ConfigFileError
+from gateway.deadlines.rules import (
+    DEFAULT_RULES_PATH,
+    ExtensionRule,
+    Limits,
+    NoRuleSetInForce,
+    RuleBook,
+    RuleSet,
+    TimeLimit,
+)
+
+__all__ = [
+    "CHINA_TZ",
+    "DEFAULT_OVERRIDES_PATH",
+    "DEFAULT_RULES_PATH",
+    "BusinessType",
+    "CalendarOverrides",
+    "ConfigFileError",
+    "Deadline",
+    "DeadlineKind",
+    "DeadlineStatus",
+    "ExtensionNotAllowed",
+    "ExtensionRule",
+    "Limits",
+    "NoRuleSetInForce",
+    "OverrideDay",
+    "RuleBook",
+    "RuleSet",
+    "TimeLimit",
+    "WorkingDayCalendar",
+    "china_date",
+    "compute_deadlines",
+    "deadline_from",
+    "deadline_status",
+    "extend",
+]

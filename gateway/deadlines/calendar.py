@@ -1,0 +1,137 @@
+"""Chinese working-day calendar: statutory holidays and make-up working days, with local overrides."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import chinese_calendar
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.deadlines.config_file import load_yaml_model
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OVERRIDES_PATH = Path(__file__).resolve().parents[2] / "config" / "calendar-overrides.yaml"
+
+
+class OverrideDay(BaseModel):
+    """One date whose working/non-working status is decided locally rather than by the package."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: date
+    reason: str = ""
+
+
+class CalendarOverrides(BaseModel):
+    """Contents of the calendar override file; its entries take precedence over ``chinesecalendar``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    covered_years: list[int] = Field(default_factory=list)
+    holidays: list[OverrideDay] = Field(default_factory=list)
+    workdays: list[OverrideDay] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _no_date_is_both(self) -> CalendarOverrides:
+        both = {d.date for d in self.holidays} & {d.date for d in self.workdays}
+        if both:
+            listed = ", ".join(sorted(d.isoformat() for d in both))
+            raise ValueError(f"dates listed both as holidays and as workdays: {listed}")
+        return self
+
+
+class WorkingDayCalendar:
+    """Answers "is this a working day" and counts working days, never failing on an unknown year.
+
+    Precedence: override holidays/workdays, then the ``chinesecalendar`` package, then (for a year
+    neither knows) Monday–Friday with one warning per year, recorded in ``fallback_years``.
+    """
+
+    def __init__(self, overrides: CalendarOverrides | None = None) -> None:
+        self._overrides = overrides or CalendarOverrides()
+        self._extra_holidays = frozenset(d.date for d in self._overrides.holidays)
+        self._extra_workdays = frozenset(d.date for d in self._overrides.workdays)
+        self._override_years = frozenset(self._overrides.covered_years)
+        self._package_years: dict[int, bool] = {}
+        self._fallback_years: set[int] = set()
+
+    @classmethod
+    def from_file(cls, path: Path = DEFAULT_OVERRIDES_PATH) -> WorkingDayCalendar:
+        """Build a calendar from an override file; a malformed file raises ConfigFileError."""
+        return cls(load_yaml_model(path, CalendarOverrides))
+
+    @property
+    def fallback_years(self) -> frozenset[int]:
+        """Years consulted so far that neither the package nor the override file covers."""
+        return frozenset(self._fallback_years)
+
+    def package_covers(self, year: int) -> bool:
+        """Whether the installed ``chinesecalendar`` has holiday data for ``year``."""
+        known = self._package_years.get(year)
+        if known is None:
+            try:
+                chinese_calendar.is_workday(date(year, 1, 1))
+                known = True
+            except NotImplementedError:
+                known = False
+            self._package_years[year] = known
+        return known
+
+    def is_fallback_year(self, year: int) -> bool:
+        """Whether ``year`` is counted Monday–Friday because nothing defines its holidays."""
+        return not self.package_covers(year) and year not in self._override_years
+
+    def is_working_day(self, day: date) -> bool:
+        """Whether ``day`` is a working day on the Chinese calendar (after overrides)."""
+        if isinstance(day, datetime):
+            raise TypeError("is_working_day takes a date; convert the datetime in China time first")
+        if day in self._extra_holidays:
+            return False
+        if day in self._extra_workdays:
+            return True
+        if self.package_covers(day.year):
+            return bool(chinese_calendar.is_workday(day))
+        if self.is_fallback_year(day.year) and day.year not in self._fallback_years:
+            self._fallback_years.add(day.year)
+            logger.warning(
+                "no holiday data for year %d; counting Monday-Friday as working days "
+                "(add the year to the calendar override file once the State Council announces it)",
+                day.year,
+                extra={"event": "calendar_fallback", "year": day.year},
+            )
+        return day.weekday() < 5
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """The ``n``-th working day after ``start`` (``start`` itself is not counted); n=0 gives start."""
+        if n < 0:
+            raise ValueError(f"n must be a non-negative number of working days, got {n}")
+        day = start
+        remaining = n
+        while remaining:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                remaining -= 1
+        return day
+
+    def working_days_between(self, start: date, end: date, *, stop_after: int | None = None) -> int:
+        """Working days in the span after ``start`` up to and including ``end`` (0 if end <= start).
+
+        ``stop_after`` ends the count early once it exceeds that number, for cheap threshold checks.
+        """
+        count = 0
+        day = start
+        while day < end:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                count += 1
+                if stop_after is not None and count > stop_after:
+                    break
+        return count
+
+    def span_uses_fallback(self, start: date, end: date) -> bool:
+        """Whether counting from after ``start`` through ``end`` touched a Monday–Friday fallback year."""
+        first = (start + timedelta(days=1)).year
+        return any(self.is_fallback_year(y) for y in range(first, end.year + 1))

@@ -1,0 +1,171 @@
+"""Computes statutory deadlines for a ticket and classifies them as ok, due soon or overdue."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
+
+from gateway.deadlines.calendar import WorkingDayCalendar
+from gateway.deadlines.rules import LimitName, RuleBook
+
+# China has had no daylight saving since 1991, so a fixed offset needs no tz database.
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+
+BusinessType = Literal["01", "02", "03"]  # 01 咨询 / 02 投诉 / 03 举报
+DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
+DeadlineStatus = Literal["ok", "due_soon", "overdue"]
+
+_LIMIT_OF_KIND: dict[DeadlineKind, LimitName] = {
+    "acceptance": "acceptance",
+    "mediation": "mediation",
+    "clue_check": "report_clue_check",
+    "reporter_notice": "reporter_notice",
+    "jurisdiction_dispute": "jurisdiction_dispute",
+}
+_EVENT_WORDS = {
+    "receipt": "receipt",
+    "acceptance": "acceptance",
+    "filing_decision": "filing decision",
+    "dispute": "dispute",
+}
+
+
+class ExtensionNotAllowed(ValueError):
+    """The time limit has no extension rule, or its extensions are used up."""
+
+
+class Deadline(BaseModel):
+    """A statutory deadline: the last working day by which something must be done, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: DeadlineKind
+    starts_on: date
+    due_on: date
+    working_days: PositiveInt
+    rule_set: str
+    basis: str
+    calendar_fallback: bool
+    extensions: NonNegativeInt = 0
+
+
+def china_date(moment: datetime) -> date:
+    """The calendar day of ``moment`` in China time; naive datetimes are refused as ambiguous."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"datetime {moment.isoformat()} has no time zone; deadlines need tz-aware times")
+    return moment.astimezone(CHINA_TZ).date()
+
+
+def _fallback_note(calendar: WorkingDayCalendar, start: date, end: date) -> str:
+    years = [y for y in range(start.year, end.year + 1) if calendar.is_fallback_year(y)]
+    if not years:
+        return ""
+    listed = ", ".join(str(y) for y in years)
+    return f"; counted Monday-Friday for {listed} (no holiday data)"
+
+
+def deadline_from(
+    kind: DeadlineKind,
+    event_at: datetime,
+    governing_day: date,
+    rules: RuleBook,
+    calendar: WorkingDayCalendar,
+) -> Deadline:
+    """The ``kind`` deadline counted from ``event_at`` under the rule set in force on ``governing_day``."""
+    rule_set = rules.rules_on(governing_day)
+    limit = rule_set.limits.get(_LIMIT_OF_KIND[kind])
+    start = china_date(event_at)
+    due = calendar.add_working_days(start, limit.working_days)
+    fallback = calendar.span_uses_fallback(start, due)
+    basis = (
+        f"{limit.working_days} working days from {_EVENT_WORDS[limit.counted_from]} "
+        f"{start.isoformat()} ({limit.article})"
+    )
+    if fallback:
+        basis += _fallback_note(calendar, start + timedelta(days=1), due)
+    return Deadline(
+        kind=kind,
+        starts_on=start,
+        due_on=due,
+        working_days=limit.working_days,
+        rule_set=rule_set.id,
+        basis=basis,
+        calendar_fallback=fallback,
+    )
+
+
+def compute_deadlines(
+    business_type: BusinessType,
+    received_at: datetime,
+    accepted_at: datetime | None,
+    rules: RuleBook,
+    calendar: WorkingDayCalendar,
+) -> list[Deadline]:
+    """The statutory deadlines of a ticket: a complaint's acceptance (and mediation once accepted),
+    a report's clue check. Enquiries (01) have none. The rule set is the one in force on receipt.
+    """
+    received_on = china_date(received_at)
+    if business_type == "01":
+        return []
+    if business_type == "03":
+        return [deadline_from("clue_check", received_at, received_on, rules, calendar)]
+    deadlines = [deadline_from("acceptance", received_at, received_on, rules, calendar)]
+    if accepted_at is not None:
+        if accepted_at < received_at:
+            raise ValueError(
+                f"accepted_at {accepted_at.isoformat()} is before received_at {received_at.isoformat()}"
+            )
+        deadlines.append(deadline_from("mediation", accepted_at, received_on, rules, calendar))
+    return deadlines
+
+
+def deadline_status(
+    deadline: Deadline,
+    now: datetime,
+    calendar: WorkingDayCalendar,
+    *,
+    due_soon_within: int = 2,
+) -> DeadlineStatus:
+    """``overdue`` after the due day (China time); ``due_soon`` when at most ``due_soon_within``
+    working days remain after today (the due day itself counts as remaining); otherwise ``ok``.
+    """
+    if due_soon_within < 0:
+        raise ValueError(f"due_soon_within must be >= 0, got {due_soon_within}")
+    today = china_date(now)
+    if today > deadline.due_on:
+        return "overdue"
+    remaining = calendar.working_days_between(today, deadline.due_on, stop_after=due_soon_within)
+    return "due_soon" if remaining <= due_soon_within else "ok"
+
+
+def extend(deadline: Deadline, rules: RuleBook, calendar: WorkingDayCalendar) -> Deadline:
+    """The deadline pushed out by one extension under its own rule set's extension rule."""
+    limit = rules.get(deadline.rule_set).limits.get(_LIMIT_OF_KIND[deadline.kind])
+    rule = limit.extension
+    if rule is None:
+        raise ExtensionNotAllowed(
+            f"{deadline.kind} ({limit.article}, rule set {deadline.rule_set}) cannot be extended"
+        )
+    if deadline.extensions >= rule.max_extensions:
+        raise ExtensionNotAllowed(
+            f"{deadline.kind} already extended {deadline.extensions} time(s); "
+            f"rule set {deadline.rule_set} allows {rule.max_extensions}"
+        )
+    due = calendar.add_working_days(deadline.due_on, rule.working_days)
+    fallback = calendar.span_uses_fallback(deadline.due_on, due)
+    basis = (
+        f"{deadline.basis}; extended by {rule.working_days} working days ({rule.article or limit.article})"
+    )
+    if fallback and not deadline.calendar_fallback:
+        basis += _fallback_note(calendar, deadline.due_on + timedelta(days=1), due)
+    return deadline.model_copy(
+        update={
+            "due_on": due,
+            "working_days": deadline.working_days + rule.working_days,
+            "basis": basis,
+            "calendar_fallback": deadline.calendar_fallback or fallback,
+            "extensions": deadline.extensions + 1,
+        }
+    )

@@ -1,0 +1,192 @@
+"""The store interface: the one seam between the gateway and durable storage (SQLite or Redis)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts.delivery import AttemptReceipt, DeliveryKind, DeliveryReceipt, DeliveryState
+from contracts.errors import FieldError
+from contracts.ticket import Ticket
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A delivery to make, written in the same step as the ticket change that caused it."""
+
+    destination: str  # lane name, e.g. "national", "enforcement", "callback:city-12345-rest"
+    kind: DeliveryKind
+    body: bytes  # exactly what will be sent
+    content_type: str = "application/json"
+    priority: int = 1  # 0 goes ahead of everything else on the lane (特急)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    ticket_id: str
+    created: bool  # False when the idempotency key was already known: a repeat push
+    delivery_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker until `lease_until`; only the holder of `lease_token` may settle it."""
+
+    delivery_id: str
+    ticket_id: str
+    destination: str
+    kind: DeliveryKind
+    idempotency_key: str
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+    attempts: int  # attempts made before this one
+    created_at: datetime
+    lease_token: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """Which deliveries to list or replay; None means any."""
+
+    state: DeliveryState | None = None
+    destination: str | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    ticket_id: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class QuarantinedPayload:
+    quarantine_id: str
+    adapter_id: str
+    received_at: datetime
+    content_type: str
+    body: bytes
+    errors: tuple[FieldError, ...]
+    resolved_ticket_id: str | None = None
+
+
+class LeaseLost(RuntimeError):
+    """The lease expired and was taken by another worker; the result of this attempt is not recorded."""
+
+
+class Store(ABC):
+    """Durable state of the gateway. Every method is atomic on its own."""
+
+    # -- life cycle -------------------------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def health(self) -> dict[str, object]:
+        """What an operator should know: reachable, persistent, warnings."""
+
+    # -- tickets ----------------------------------------------------------------------------------
+    @abstractmethod
+    async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
+                     outbox: list[OutboxEntry]) -> IntakeResult:
+        """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id."""
+
+    @abstractmethod
+    async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
+
+    @abstractmethod
+    async def find_ticket_id(self, *, idempotency_key: str | None = None,
+                             national_registration_no: str | None = None) -> str | None: ...
+
+    @abstractmethod
+    async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
+                          expected_sequence: int | None = None) -> tuple[str, ...]:
+        """Replace a stored ticket and enqueue its outbox in one step.
+
+        With `expected_sequence`, the write only happens if the stored ticket's lifecycle.last_sequence
+        still equals it (optimistic concurrency for status events); otherwise ConcurrentUpdate.
+        """
+
+    @abstractmethod
+    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
+
+    # -- quarantine -------------------------------------------------------------------------------
+    @abstractmethod
+    async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
+                         errors: list[FieldError]) -> str: ...
+
+    @abstractmethod
+    async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None: ...
+
+    @abstractmethod
+    async def list_quarantined(self, adapter_id: str | None = None, limit: int = 100) -> list[QuarantinedPayload]: ...
+
+    @abstractmethod
+    async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None: ...
+
+    # -- delivery lanes ---------------------------------------------------------------------------
+    @abstractmethod
+    async def enqueue(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry]) -> tuple[str, ...]: ...
+
+    @abstractmethod
+    async def claim(self, destination: str, worker_id: str, lease_seconds: float,
+                    limit: int = 1) -> list[ClaimedDelivery]:
+        """Lease due deliveries of one lane: priority first, then fresh before retries, then oldest."""
+
+    @abstractmethod
+    async def settle_delivered(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None: ...
+
+    @abstractmethod
+    async def settle_retry(self, claim: ClaimedDelivery, attempt: AttemptReceipt, due_at: datetime) -> None: ...
+
+    @abstractmethod
+    async def settle_dead(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None: ...
+
+    @abstractmethod
+    async def reap_expired_leases(self, now: datetime) -> int:
+        """Return deliveries whose lease ran out to their lane; how many."""
+
+    @abstractmethod
+    async def get_delivery(self, delivery_id: str) -> DeliveryReceipt | None: ...
+
+    @abstractmethod
+    async def list_deliveries(self, flt: DeliveryFilter) -> list[DeliveryReceipt]: ...
+
+    @abstractmethod
+    async def list_attempts(self, delivery_id: str) -> list[AttemptReceipt]: ...
+
+    @abstractmethod
+    async def replay(self, flt: DeliveryFilter | None = None, delivery_ids: list[str] | None = None,
+                     dry_run: bool = False) -> list[str]:
+        """Put dead deliveries back on their lanes (attempt history kept); the ids replayed or to be."""
+
+    @abstractmethod
+    async def lane_stats(self) -> dict[str, dict[str, float]]:
+        """Per destination: counts by state and the age in seconds of the oldest undelivered."""
+
+    # -- pollers, nonces ---------------------------------------------------------------------------
+    @abstractmethod
+    async def get_cursor(self, adapter_id: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_cursor(self, adapter_id: str, cursor: str) -> None: ...
+
+    @abstractmethod
+    async def try_lock(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take or renew a named lock held by `owner` (pollers: one per adapter across processes)."""
+
+    @abstractmethod
+    async def release_lock(self, name: str, owner: str) -> None: ...
+
+    @abstractmethod
+    async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
+        """True the first time a nonce is seen in its scope within ttl; False for a replay."""
+
+
+class ConcurrentUpdate(RuntimeError):
+    """The ticket changed since it was read; read it again and re-apply."""
