@@ -35,7 +35,7 @@ from contracts.identifiers import (
 )
 from contracts.status import AppliedEvent, CaseResult, FollowUp
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
 CONTENT_MAX = 4000
 
 
@@ -338,10 +338,16 @@ def legal_violations(ticket: Ticket) -> list[tuple[str, str, str]]:
             if not value:
                 found.append((field, "complaint_requires", "a 投诉 must give this (Art. 9 of the complaint rules)"))
         if ticket.complainant.anonymous:
-            found.append(("complainant.anonymous", "complaint_not_anonymous", "a 投诉 cannot be anonymous (Art. 9)"))
+            found.append(
+                ("complainant.anonymous", "complaint_not_anonymous", "a 投诉 cannot be anonymous (Art. 9)")
+            )
     if business_type is BusinessType.REPORT and ticket.complainant.confidential is False:
         found.append(
-            ("complainant.confidential", "reporter_confidential", "a 举报's reporter identity is confidential (Art. 33)")
+            (
+                "complainant.confidential",
+                "reporter_confidential",
+                "a 举报's reporter identity is confidential (Art. 33)",
+            )
         )
     if ticket.lifecycle.status is Status.NOT_ACCEPTED and ticket.lifecycle.not_accepted_reason is None:
         found.append(("lifecycle.not_accepted_reason", "refusal_has_reason", "NOT_ACCEPTED needs a reason 1-7"))

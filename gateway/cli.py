@@ -14,7 +14,9 @@ cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the nationa
 schema_cli = typer.Typer(help="The national contract's JSON Schema.", add_completion=False)
 cli.add_typer(schema_cli, name="schema")
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")
+]
 
 
 def _settings(config: Path | None) -> GatewaySettings:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
 
 from contracts.delivery import AttemptReceipt, DeliveryKind, DeliveryReceipt, DeliveryState
 from contracts.errors import FieldError
@@ -21,6 +23,23 @@ class OutboxEntry:
     content_type: str = "application/json"
     priority: int = 1  # 0 goes ahead of everything else on the lane (特急)
     headers: dict[str, str] = field(default_factory=dict)
+    # What the receiver dedupes on; None means the ticket's own idempotency key (a status callback
+    # needs one of its own per event, or the partner would drop the second status as a repeat).
+    idempotency_key: str | None = None
+
+
+# A lane name becomes part of Redis keys and of a Redis Cluster hash tag: no braces, no spaces.
+LANE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+
+
+def check_destination(name: str) -> str:
+    """The lane name unchanged, or ValueError saying why it cannot name a lane."""
+    if not LANE_NAME.match(name):
+        raise ValueError(
+            f"destination {name!r} cannot name a delivery lane: use 1-64 of A-Z a-z 0-9 _ . : - "
+            "(no braces or spaces; it becomes part of a Redis hash tag)"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,22 @@ class DeliveryFilter:
 
 
 @dataclass(frozen=True)
+class TicketQuery:
+    """Which tickets to find; every given field must match exactly (phone by its keyed hash); newest first."""
+
+    adapter_id: str | None = None
+    status: str | None = None
+    national_registration_no: str | None = None
+    source_ticket_no: str | None = None
+    respondent_uscc: str | None = None
+    respondent_name: str | None = None
+    complainant_phone: str | None = None  # in any form a partner writes it; hashed before the lookup
+    since: datetime | None = None  # stored at or after (intake time)
+    until: datetime | None = None  # stored before
+    limit: int = 100
+
+
+@dataclass(frozen=True)
 class QuarantinedPayload:
     quarantine_id: str
     adapter_id: str
@@ -74,6 +109,10 @@ class QuarantinedPayload:
 
 class LeaseLost(RuntimeError):
     """The lease expired and was taken by another worker; the result of this attempt is not recorded."""
+
+
+class UnknownTicket(LookupError):
+    """No ticket with this id is stored."""
 
 
 class Store(ABC):
@@ -89,6 +128,14 @@ class Store(ABC):
     @abstractmethod
     async def health(self) -> dict[str, object]:
         """What an operator should know: reachable, persistent, warnings."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
 
     # -- tickets ----------------------------------------------------------------------------------
     @abstractmethod
@@ -110,7 +157,13 @@ class Store(ABC):
 
         With `expected_sequence`, the write only happens if the stored ticket's lifecycle.last_sequence
         still equals it (optimistic concurrency for status events); otherwise ConcurrentUpdate.
+        A ticket that was never stored raises UnknownTicket.
         """
+
+    async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
+        """Tickets matching every given field of the query, newest stored first."""
+        # Not abstract so that test doubles written before it existed still instantiate.
+        raise NotImplementedError
 
     @abstractmethod
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
@@ -138,6 +191,8 @@ class Store(ABC):
                     limit: int = 1) -> list[ClaimedDelivery]:
         """Lease due deliveries of one lane: priority first, then fresh before retries, then oldest."""
 
+    # The three settle_* record the attempt (its number set to claim.attempts + 1, its response body
+    # cut to 16 KB of UTF-8) and raise LeaseLost when the claim's lease token is no longer the holder.
     @abstractmethod
     async def settle_delivered(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None: ...
 
@@ -167,7 +222,11 @@ class Store(ABC):
 
     @abstractmethod
     async def lane_stats(self) -> dict[str, dict[str, float]]:
-        """Per destination: counts by state and the age in seconds of the oldest undelivered."""
+        """Per destination: counts by state and the age in seconds of the oldest undelivered.
+
+        Keys: one per DeliveryState value, and "oldest_waiting_age_s" (pending, retrying or in flight;
+        0.0 when the lane is empty).
+        """
 
     # -- pollers, nonces ---------------------------------------------------------------------------
     @abstractmethod

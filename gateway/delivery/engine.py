@@ -1,0 +1,401 @@
+"""The delivery engine: one lane of asyncio workers per destination, a lease reaper, a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from contracts.delivery import AttemptOutcome, AttemptReceipt
+from gateway.delivery.breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit
+from gateway.delivery.config import DeliveryConfig, DestinationConfig, EngineSettings
+from gateway.delivery.policy import Decision, DecisionKind, bounded_retry_after, decide
+from gateway.delivery.ratelimit import TokenBucket
+from gateway.delivery.results import ErrorClass, SendResult
+from gateway.delivery.senders import Sender, build_sender, truncate_body
+from gateway.store.base import ClaimedDelivery, LeaseLost, Store
+
+log = logging.getLogger(__name__)
+
+# Called after every settled attempt (metrics, ops): destination, the attempt, what was decided.
+AttemptListener = Callable[[str, AttemptReceipt, Decision], None]
+
+# A sender gets this much beyond the destination's total timeout before the engine gives up on it;
+# the lease outlives the total timeout by more than a second, so the settle still lands in time.
+_SENDER_GRACE = 0.5
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    """Unique per process start: host, pid and a random suffix (pids are reused after a restart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class LaneStatus:
+    """One lane as ops and metrics see it."""
+
+    destination: str
+    in_flight: int
+    concurrency: int
+    breaker: BreakerSnapshot | None
+    tokens: float | None  # rate-limit tokens available now; None when unlimited
+    paused_for: float  # seconds left of a pause asked for by a Retry-After
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Lane:
+    """Claims, sends and settles the deliveries of one destination, up to `concurrency` at once."""
+
+    def __init__(self, destination: DestinationConfig, sender: Sender, store: Store, worker_id: str,
+                 settings: EngineSettings, *, clock: Callable[[], float], wall_clock: Callable[[], datetime],
+                 rng: random.Random, listeners: Sequence[AttemptListener]) -> None:
+        self.destination = destination
+        self.sender = sender
+        self.breaker = CircuitBreaker(destination.breaker, clock) if destination.breaker.enabled else None
+        self.bucket = TokenBucket.from_config(destination.rate_limit, clock)
+        self.counters: Counter[str] = Counter()
+        self._store = store
+        self._worker_id = worker_id
+        self._settings = settings
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng
+        self._listeners = tuple(listeners)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._paused_until = 0.0
+
+    # -- control ---------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Look for work now (new deliveries were enqueued, or a send finished)."""
+        self._wake.set()
+
+    def stop_claiming(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> set[asyncio.Task[None]]:
+        return self._in_flight
+
+    def status(self) -> LaneStatus:
+        return LaneStatus(
+            destination=self.destination.name,
+            in_flight=len(self._in_flight),
+            concurrency=self.destination.concurrency,
+            breaker=self.breaker.snapshot() if self.breaker else None,
+            tokens=self.bucket.tokens if self.bucket else None,
+            paused_for=max(self._paused_until - self._clock(), 0.0),
+            counters=dict(self.counters),
+        )
+
+    # -- the dispatcher --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Claim as many deliveries as there are free slots, breaker and rate limit permitting."""
+        idle = self._settings.idle_poll_min
+        while not self._stopping:
+            try:
+                found = await self._dispatch_once()
+            except Exception:  # a bug or an unexpected store failure must not end the lane
+                log.exception("delivery lane failed; continuing",
+                              extra={"destination": self.destination.name})
+                self.counters["lane_errors"] += 1
+                await self._nap(self._settings.store_retry_delay)
+                continue
+            if found is False:  # an empty lane is polled less and less often, up to idle_poll_max
+                await self._nap(idle)
+                idle = min(idle * 2, self._settings.idle_poll_max)
+            else:
+                idle = self._settings.idle_poll_min
+
+    async def _dispatch_once(self) -> bool | None:
+        """One round: True when deliveries were claimed, False when the lane was empty, None when it
+        waited for something else (a free slot, the breaker, the rate limit, a Retry-After pause)."""
+        free = self.destination.concurrency - len(self._in_flight)
+        if free <= 0:
+            await self._nap(None)
+            return None
+        pause = self._paused_until - self._clock()
+        if pause > 0:
+            await self._nap(pause)
+            return None
+        wanted = min(free, self.destination.claim_batch)
+        probe: Permit | None = None
+        if self.breaker is not None:
+            state = self.breaker.state
+            if state is BreakerState.OPEN:
+                # Nothing is claimed while open: the deliveries stay due in the store, no attempt counted.
+                await self._nap(self.breaker.reopens_in())
+                return None
+            if state is BreakerState.HALF_OPEN:
+                probe = self.breaker.acquire()
+                if probe is None:  # the probe is still out
+                    await self._nap(None)
+                    return None
+                wanted = 1
+        granted = wanted
+        if self.bucket is not None:
+            granted = self.bucket.take(wanted)
+            if granted == 0:
+                self._release(probe)
+                await self._nap(self.bucket.wait_time())
+                return None
+        try:
+            claims = await self._store.claim(self.destination.name, self._worker_id,
+                                             self.destination.lease_seconds, limit=granted)
+        except Exception:
+            self._release(probe)
+            if self.bucket is not None:
+                self.bucket.give_back(granted)
+            log.exception("claim failed", extra={"destination": self.destination.name})
+            self.counters["store_errors"] += 1
+            await self._nap(self._settings.store_retry_delay)
+            return None
+        if self.bucket is not None:
+            self.bucket.give_back(granted - len(claims))
+        if not claims:
+            self._release(probe)
+            return False
+        self.counters["claimed"] += len(claims)
+        for i, claim in enumerate(claims):
+            permit = probe if probe is not None and i == 0 else (
+                self.breaker.acquire() if self.breaker is not None else None)
+            task = asyncio.create_task(self._attempt(claim, permit),
+                                       name=f"delivery:{self.destination.name}:{claim.delivery_id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return True
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    def _release(self, permit: Permit | None) -> None:
+        if permit is not None and self.breaker is not None:
+            self.breaker.release(permit)
+
+    async def _nap(self, seconds: float | None) -> None:
+        """Sleep up to `seconds` (None: until woken); a finished send, new work or stop wakes it early."""
+        self._wake.clear()
+        if self._stopping or (seconds is not None and seconds <= 0):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # -- one attempt -----------------------------------------------------------------------------
+    async def _attempt(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
+        dest = self.destination
+        number = claim.attempts + 1
+        started_at = self._wall()
+        started = self._clock()
+        try:
+            async with asyncio.timeout(dest.timeout.total + _SENDER_GRACE):
+                result = await self.sender.send(claim)
+        except TimeoutError:
+            result = SendResult(status_code=None, error_class=ErrorClass.TIMEOUT,
+                                body="the sender did not return within the total timeout",
+                                duration=self._clock() - started)
+        except Exception as exc:  # senders should not raise; a buggy one must not lose the delivery
+            result = SendResult(status_code=None, error_class=ErrorClass.SENDER_ERROR,
+                                body=truncate_body(f"{type(exc).__name__}: {exc}".encode()),
+                                duration=self._clock() - started)
+        now = self._wall()
+        decision = decide(dest.retry, number, claim.created_at, now, result, self._rng)
+        attempt = AttemptReceipt(
+            delivery_id=claim.delivery_id, number=number, started_at=started_at,
+            duration_ms=round(max(result.duration, 0.0) * 1000, 3), status_code=result.status_code,
+            error_class=result.error_class[:100] if result.error_class else None,
+            outcome=decision.outcome, response_body=result.body,
+        )
+        self._observe(result, decision, permit)
+        await self._settle(claim, attempt, decision)
+
+    def _observe(self, result: SendResult, decision: Decision, permit: Permit | None) -> None:
+        dest = self.destination
+        if self.breaker is not None and permit is not None:
+            if result.status_code == 429:
+                self.breaker.release(permit)  # the receiver is up, only busy: a rate matter, not health
+            else:
+                self.breaker.record(permit, failed=decision.outcome is AttemptOutcome.RETRY)
+        if (dest.pause_on_retry_after and result.retry_after is not None
+                and result.status_code in (429, 503)):
+            until = self._clock() + bounded_retry_after(dest.retry, result.retry_after)
+            self._paused_until = max(self._paused_until, until)
+
+    async def _settle(self, claim: ClaimedDelivery, attempt: AttemptReceipt, decision: Decision) -> None:
+        extra = {"destination": claim.destination, "delivery_id": claim.delivery_id,
+                 "ticket_id": claim.ticket_id, "attempt": attempt.number,
+                 "status_code": attempt.status_code, "error_class": attempt.error_class,
+                 "decision": decision.kind.value, "reason": decision.reason}
+        self.counters["attempts"] += 1
+        try:
+            if decision.kind is DecisionKind.DELIVERED:
+                await self._store.settle_delivered(claim, attempt)
+            elif decision.kind is DecisionKind.RETRY:
+                assert decision.retry_at is not None
+                await self._store.settle_retry(claim, attempt, decision.retry_at)
+            else:
+                await self._store.settle_dead(claim, attempt)
+        except LeaseLost:
+            # Another worker holds it now and will send it again: at-least-once, never lost.
+            self.counters["lease_lost"] += 1
+            log.warning("lease lost before settling; the delivery will be sent again", extra=extra)
+            return
+        except Exception:
+            # The lease runs out and the reaper returns the delivery: sent again, never lost.
+            self.counters["store_errors"] += 1
+            log.exception("settling failed; the delivery will be sent again after its lease", extra=extra)
+            return
+        self.counters[decision.kind.value] += 1
+        if decision.kind is DecisionKind.DELIVERED:
+            log.debug("delivered", extra=extra)
+        elif decision.kind is DecisionKind.RETRY:
+            log.info("attempt failed; retry scheduled",
+                     extra={**extra, "retry_at": decision.retry_at.isoformat() if decision.retry_at else None})
+        else:
+            log.warning("delivery dead-lettered", extra=extra)
+        for listener in self._listeners:
+            try:
+                listener(claim.destination, attempt, decision)
+            except Exception:
+                log.exception("attempt listener failed", extra=extra)
+
+
+class DeliveryEngine:
+    """Runs one lane per destination against a store, plus a reaper of expired leases.
+
+    Several engines (processes) may share one store: the store's leases keep a delivery with one
+    worker at a time. Breakers and rate limits are per process.
+    """
+
+    def __init__(self, store: Store, destinations: Sequence[DestinationConfig], *,
+                 settings: EngineSettings | None = None, senders: Mapping[str, Sender] | None = None,
+                 worker_id: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], datetime] = _utc_now, rng: random.Random | None = None,
+                 listeners: Sequence[AttemptListener] = ()) -> None:
+        self.store = store
+        self.settings = settings or EngineSettings()
+        self.worker_id = worker_id or default_worker_id()
+        self.destinations = {d.name: d for d in destinations}
+        if len(self.destinations) != len(destinations):
+            raise ValueError("destination names must be unique")
+        for dest in destinations:
+            if dest.lease_seconds <= dest.timeout.total + _SENDER_GRACE:
+                raise ValueError(f"destination {dest.name}: the lease must outlive the request timeout")
+        self._given_senders = dict(senders or {})
+        unknown = set(self._given_senders) - set(self.destinations)
+        if unknown:
+            raise ValueError(f"senders given for unknown destinations: {', '.join(sorted(unknown))}")
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._listeners = list(listeners)
+        self._built_senders: list[Sender] = []
+        self.lanes: dict[str, Lane] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reaper: asyncio.Task[None] | None = None
+        self.reaped = 0
+
+    @classmethod
+    def from_config(cls, store: Store, config: DeliveryConfig, **kwargs: object) -> DeliveryEngine:
+        """An engine for a loaded delivery configuration; keyword arguments as for the constructor."""
+        return cls(store, config.destinations, settings=config.engine, **kwargs)  # type: ignore[arg-type]
+
+    def add_listener(self, listener: AttemptListener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    async def start(self) -> None:
+        """Start every lane and the reaper; returns at once."""
+        if self._tasks:
+            raise RuntimeError("the delivery engine is already running")
+        for name, dest in self.destinations.items():
+            sender = self._given_senders.get(name)
+            if sender is None:
+                sender = build_sender(dest)
+                self._built_senders.append(sender)
+            lane = Lane(dest, sender, self.store, self.worker_id, self.settings, clock=self._clock,
+                        wall_clock=self._wall, rng=self._rng, listeners=self._listeners)
+            self.lanes[name] = lane
+            self._tasks.append(asyncio.create_task(lane.run(), name=f"lane:{name}"))
+        self._reaper = asyncio.create_task(self._reap_forever(), name="lease-reaper")
+        log.info("delivery engine started",
+                 extra={"worker_id": self.worker_id, "destinations": sorted(self.destinations)})
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; give sends in flight `grace` seconds to finish and settle, then cancel the rest
+        (their leases run out and another worker, or the next start, sends them again)."""
+        grace = self.settings.stop_grace if grace is None else grace
+        for lane in self.lanes.values():
+            lane.stop_claiming()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        in_flight = {t for lane in self.lanes.values() for t in lane.in_flight}
+        cancelled = 0
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=grace)
+            cancelled = len(pending)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+            self._reaper = None
+        for sender in self._built_senders:
+            with contextlib.suppress(Exception):
+                await sender.aclose()
+        self._built_senders.clear()
+        self._tasks.clear()
+        log.info("delivery engine stopped", extra={"worker_id": self.worker_id, "cancelled_sends": cancelled})
+
+    @contextlib.asynccontextmanager
+    async def run_in_app(self) -> AsyncIterator[DeliveryEngine]:
+        """`async with engine.run_in_app():` — start on enter, graceful stop on exit (a FastAPI lifespan)."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    def wake(self, destination: str | None = None) -> None:
+        """Tell a lane (or every lane) that work was enqueued, so it claims now rather than at its next poll."""
+        for name, lane in self.lanes.items():
+            if destination is None or name == destination:
+                lane.wake()
+
+    def status(self) -> dict[str, LaneStatus]:
+        return {name: lane.status() for name, lane in self.lanes.items()}
+
+    async def reap_once(self) -> int:
+        count = await self.store.reap_expired_leases(self._wall())
+        self.reaped += count
+        if count:
+            log.info("expired leases returned to their lanes", extra={"count": count})
+            self.wake()
+        return count
+
+    async def _reap_forever(self) -> None:
+        while True:
+            try:
+                await self.reap_once()
+            except Exception:
+                log.exception("reaping expired leases failed")
+            await asyncio.sleep(self.settings.reaper_interval)

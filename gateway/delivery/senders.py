@@ -1,0 +1,143 @@
+"""Senders put one claimed delivery on the wire; a registry maps a destination's sender kind to one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+import httpx
+
+from contracts.delivery import RESPONSE_BODY_LIMIT
+from gateway.delivery.config import DestinationConfig
+from gateway.delivery.policy import parse_retry_after
+from gateway.delivery.results import ErrorClass, SendResult, http_error_class
+from gateway.store.base import ClaimedDelivery
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@runtime_checkable
+class Sender(Protocol):
+    """Makes one attempt at one delivery; never raises for a failed send, returns it as a SendResult."""
+
+    async def send(self, claim: ClaimedDelivery) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+# Extra headers computed per attempt, e.g. a Standard Webhooks signature whose timestamp must be fresh.
+HeaderHook = Callable[[ClaimedDelivery, datetime], Mapping[str, str]]
+SenderFactory = Callable[[DestinationConfig], Sender]
+
+
+def truncate_body(raw: bytes) -> str:
+    """A response body as recorded with an attempt: decoded leniently, at most 16 KB."""
+    return raw[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")[:RESPONSE_BODY_LIMIT]
+
+
+def error_class_of(exc: BaseException) -> str:
+    """The stable error class of a failed request."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ErrorClass.CONNECT_TIMEOUT
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ErrorClass.TIMEOUT
+    if isinstance(exc, httpx.ConnectError):
+        return ErrorClass.CONNECT_ERROR
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return ErrorClass.CONNECTION_DROPPED
+    if isinstance(exc, httpx.TransportError):
+        return ErrorClass.NETWORK_ERROR
+    return ErrorClass.SENDER_ERROR
+
+
+class HttpSender:
+    """POSTs the delivery body to the destination URL; redirects are not followed."""
+
+    def __init__(self, destination: DestinationConfig, *, client: httpx.AsyncClient | None = None,
+                 header_hooks: Sequence[HeaderHook] = ()) -> None:
+        if destination.url is None:
+            raise ValueError(f"destination {destination.name}: the http sender needs a url")
+        self.destination = destination
+        self.url = str(destination.url)
+        self._hooks = tuple(header_hooks)
+        self._owns_client = client is None
+        timeout = destination.timeout
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout.total, connect=timeout.connect),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=destination.concurrency,
+                                max_keepalive_connections=destination.concurrency),
+            trust_env=False,
+        )
+
+    async def send(self, claim: ClaimedDelivery) -> SendResult:
+        headers = httpx.Headers(self.destination.headers)  # case-insensitive: later sources win
+        headers.update(claim.headers)
+        headers["Content-Type"] = claim.content_type
+        headers[IDEMPOTENCY_HEADER] = claim.idempotency_key
+        for hook in self._hooks:
+            headers.update(hook(claim, datetime.now(UTC)))
+        started = time.monotonic()
+        try:
+            # httpx's timeouts bound each read and write; the destination's total bounds the whole exchange.
+            async with asyncio.timeout(self.destination.timeout.total):
+                request = self._client.build_request("POST", self.url, content=claim.body, headers=headers)
+                response = await self._client.send(request, stream=True, follow_redirects=False)
+                try:
+                    raw = await _read_limited(response, RESPONSE_BODY_LIMIT)
+                finally:
+                    await response.aclose()
+        except Exception as exc:  # every failure becomes a recorded attempt, never a crashed lane
+            return SendResult(status_code=None, error_class=error_class_of(exc),
+                              body=truncate_body(f"{type(exc).__name__}: {exc}".encode()),
+                              duration=time.monotonic() - started)
+        code = response.status_code
+        return SendResult(
+            status_code=code,
+            body=truncate_body(raw),
+            error_class=None if 200 <= code < 300 else http_error_class(code),
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC)),
+            duration=time.monotonic() - started,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    # A receiver may answer with megabytes; only the first 16 KB are kept, the rest is not read.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)
+
+
+_KINDS: dict[str, SenderFactory] = {"http": HttpSender}
+
+
+def register_sender_kind(kind: str, factory: SenderFactory, *, replace: bool = False) -> None:
+    """Make a sender kind available to destinations (`sender: <kind>`), e.g. `soap` or `webhook`."""
+    if kind in _KINDS and not replace:
+        raise ValueError(f"sender kind {kind!r} is already registered")
+    _KINDS[kind] = factory
+
+
+def sender_kinds() -> tuple[str, ...]:
+    return tuple(sorted(_KINDS))
+
+
+def build_sender(destination: DestinationConfig) -> Sender:
+    """The sender for a destination, from its registered kind."""
+    factory = _KINDS.get(destination.sender)
+    if factory is None:
+        raise ValueError(f"destination {destination.name}: unknown sender kind {destination.sender!r}; "
+                         f"known: {', '.join(sender_kinds())}")
+    return factory(destination)

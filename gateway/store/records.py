@@ -1,0 +1,70 @@
+"""Conversions shared by both stores: times as epoch milliseconds, ticket index values, attempt bodies."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt
+from contracts.ticket import Ticket
+from gateway.store.base import ClaimedDelivery
+from gateway.store.phone_hash import hash_phone
+
+# The attributes a ticket is searched by; each store indexes exactly these.
+TICKET_INDEXES = (
+    "adapter_id",
+    "status",
+    "national_registration_no",
+    "source_ticket_no",
+    "respondent_uscc",
+    "respondent_name",
+    "complainant_phone_hash",
+)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def to_ms(at: datetime) -> int:
+    if at.tzinfo is None:
+        raise ValueError("a naive datetime has no place in the store; give it a time zone")
+    return int(at.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | None]:
+    """The searchable attributes of a ticket; the phone only as its keyed hash."""
+    phone = ticket.complainant.phone
+    return {
+        "adapter_id": ticket.source.adapter_id,
+        "status": ticket.lifecycle.status.value,
+        "national_registration_no": ticket.national_registration_no,
+        "source_ticket_no": ticket.source.source_ticket_no,
+        "respondent_uscc": ticket.respondent.uscc,
+        "respondent_name": ticket.respondent.name,
+        "complainant_phone_hash": hash_phone(phone, phone_key) if phone else None,
+    }
+
+
+def truncate_utf8(text: str, limit: int = RESPONSE_BODY_LIMIT) -> str:
+    """At most `limit` bytes of UTF-8, cut on a character boundary."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def attempt_to_record(claim: ClaimedDelivery, attempt: AttemptReceipt) -> AttemptReceipt:
+    """The attempt as the store keeps it: this delivery's id, the next number, the body cut to 16 KB."""
+    body = attempt.response_body
+    return attempt.model_copy(
+        update={
+            "delivery_id": claim.delivery_id,
+            "number": claim.attempts + 1,
+            "response_body": truncate_utf8(body) if body is not None else None,
+        }
+    )

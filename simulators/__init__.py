@@ -1,0 +1,1 @@
+"""Runnable peers of the gateway for tests, demos and integrators: real servers on loopback."""

@@ -1,0 +1,27 @@
+"""Log lines are JSON, one event per line, and never show personal data in clear."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from gateway.logs import JsonLineFormatter, mask_text
+
+
+def test_phone_and_id_numbers_in_free_text_are_masked() -> None:
+    masked = mask_text("来电 13800138000，固话 0855-8274966，身份证 11010519491231002X")
+    assert "13800138000" not in masked and "8274966" not in masked and "19491231" not in masked
+    assert "138****8000" in masked and "110105********X" in masked
+
+
+def test_a_log_line_is_one_json_object_with_ticket_and_adapter_and_masked_fields() -> None:
+    record = logging.LogRecord("gateway", logging.INFO, __file__, 1, "ticket stored for %s", ("13800138000",), None)
+    record.ticket_id = "01J0000000000000000000000A"
+    record.adapter_id = "city-12345-rest"
+    record.complainant = {"name": "杨某某", "phone": "+8613800138000", "address": "凯里市北京东路1号"}
+    line = JsonLineFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["ticket_id"] == "01J0000000000000000000000A"
+    assert entry["adapter_id"] == "city-12345-rest"
+    assert "13800138000" not in line and "杨某某" not in line and "北京东路" not in line
