@@ -14,7 +14,6 @@ from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any, Final, Self, TypeVar
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,6 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from contracts.yamldoc import YamlDocument, YamlDocumentError, parse_yaml_document, render_key
 
 __all__ = [
     "CodeEntry",
@@ -100,10 +101,7 @@ class CodeTableError(ValueError):
 
 
 def _render_loc(loc: Loc) -> str:
-    parts: list[str] = []
-    for item in loc:
-        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + item)
-    return "".join(parts)
+    return render_key(loc)
 
 
 def _problems_text(problems: Sequence[Problem]) -> str:
@@ -695,99 +693,18 @@ def _crosswalk_target_problems(crosswalk: Crosswalk, tables: CodeTables) -> list
 # Reading YAML with line numbers
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe loader that leaves an impossible date (2024-02-30) as text, so validation can name its line."""
+def _issue(document: YamlDocument, loc: Loc, message: str) -> CodeTableIssue:
+    return CodeTableIssue(document.file, _render_loc(loc), message, document.line_of(loc))
 
 
-def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
-    assert isinstance(node, yaml.ScalarNode)
+def _parse(text: str, file: str) -> YamlDocument:
     try:
-        return loader.construct_yaml_timestamp(node)
-    except ValueError:
-        return loader.construct_scalar(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
-
-
-@dataclass(frozen=True)
-class _Document:
-    file: str
-    data: Any
-    node: yaml.Node | None
-
-    def line_of(self, loc: Loc) -> int | None:
-        """The line of the deepest part of `loc` present in the file (the key itself when present)."""
-        node = self.node
-        if node is None:
-            return None
-        line = node.start_mark.line + 1
-        for part in loc:
-            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-                for key_node, value_node in node.value:
-                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
-                        line, node = key_node.start_mark.line + 1, value_node
-                        break
-                else:
-                    return line
-            elif (
-                isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value)
-            ):
-                node = node.value[part]
-                line = node.start_mark.line + 1
-            else:
-                return line
-        return line
-
-    def issue(self, loc: Loc, message: str) -> CodeTableIssue:
-        return CodeTableIssue(self.file, _render_loc(loc), message, self.line_of(loc))
-
-
-def _duplicate_keys(document: _Document, node: yaml.Node | None, loc: Loc = ()) -> list[CodeTableIssue]:
-    # PyYAML keeps the last of two equal keys without a word; a table file must not say a thing twice.
-    issues: list[CodeTableIssue] = []
-    if isinstance(node, yaml.MappingNode):
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue
-            key, line = str(key_node.value), key_node.start_mark.line + 1
-            if key in first_line:
-                issues.append(
-                    CodeTableIssue(
-                        document.file,
-                        _render_loc((*loc, key)),
-                        f"key appears twice (first on line {first_line[key]})",
-                        line,
-                    )
-                )
-            first_line.setdefault(key, line)
-            issues.extend(_duplicate_keys(document, value_node, (*loc, key)))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            issues.extend(_duplicate_keys(document, item, (*loc, i)))
-    return issues
-
-
-def _parse(text: str, file: str) -> _Document:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise CodeTableError(
-            [CodeTableIssue(file, "", f"not valid YAML: {err.problem or err}", line)]
-        ) from None
-    except yaml.YAMLError as err:
-        raise CodeTableError([CodeTableIssue(file, "", f"not valid YAML: {err}")]) from None
-    finally:
-        loader.dispose()
-    document = _Document(file, data, node)
-    duplicates = _duplicate_keys(document, node)
+        document, duplicates = parse_yaml_document(text, file)
+    except YamlDocumentError as err:
+        raise CodeTableError([CodeTableIssue(file, "", err.reason, err.line)]) from None
     if duplicates:
-        raise CodeTableError(duplicates)
+        raise CodeTableError([CodeTableIssue(file, _render_loc(path), message, line)
+                              for path, line, message in duplicates])
     return document
 
 
@@ -811,7 +728,7 @@ def _pydantic_message(error: Mapping[str, Any], loc: Loc) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _entry_context(document: _Document, loc: Loc) -> str:
+def _entry_context(document: YamlDocument, loc: Loc) -> str:
     """' (code '0101')' for a problem inside one entry of a list, to say which entry without counting."""
     if (
         len(loc) >= 2
@@ -831,10 +748,10 @@ def _entry_context(document: _Document, loc: Loc) -> str:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _validate(model: type[_M], document: _Document, context: dict[str, Any]) -> _M:
+def _validate(model: type[_M], document: YamlDocument, context: dict[str, Any]) -> _M:
     if not isinstance(document.data, dict):
         raise CodeTableError(
-            [document.issue((), f"must be a mapping of keys to values (a {model.__name__})")]
+            [_issue(document, (), f"must be a mapping of keys to values (a {model.__name__})")]
         )
     try:
         return model.model_validate(document.data, context=context)
@@ -842,15 +759,15 @@ def _validate(model: type[_M], document: _Document, context: dict[str, Any]) -> 
         issues = []
         for error in err.errors(include_url=False):
             loc = tuple(error["loc"])
-            issues.append(document.issue(loc, _pydantic_message(error, loc) + _entry_context(document, loc)))
+            issues.append(_issue(document, loc, _pydantic_message(error, loc) + _entry_context(document, loc)))
         raise CodeTableError(issues) from None
 
 
-def _load_table_document(document: _Document) -> CodeTable:
+def _load_table_document(document: YamlDocument) -> CodeTable:
     table = _validate(CodeTable, document, {_DEFER_CROSS_CHECKS: True})
     problems = _table_problems(table)
     if problems:
-        raise CodeTableError([document.issue(loc, message) for loc, message in problems])
+        raise CodeTableError([_issue(document, loc, message) for loc, message in problems])
     return table
 
 
@@ -880,20 +797,20 @@ def load_code_tables(directory: Traversable | Path | None = None) -> CodeTables:
     if not sources:
         raise CodeTableError([CodeTableIssue(str(root), "", "holds no code table files (*.yaml)")])
     issues: list[CodeTableIssue] = []
-    loaded: list[tuple[_Document, CodeTable]] = []
+    loaded: list[tuple[YamlDocument, CodeTable]] = []
     for source in sources:
         try:
             document = _parse(_read(source, str(source)), str(source))
             loaded.append((document, _load_table_document(document)))
         except CodeTableError as err:
             issues.extend(err.issues)
-    grouped: dict[str, list[tuple[_Document, CodeTable]]] = {}
+    grouped: dict[str, list[tuple[YamlDocument, CodeTable]]] = {}
     for document, table in loaded:
         grouped.setdefault(table.table, []).append((document, table))
     for group in grouped.values():
         group.sort(key=lambda pair: pair[1].effective_from)
         for i, other, loc, message in _version_problems([table for _, table in group]):
-            issues.append(group[i][0].issue(loc, f"{message} (see {group[other][0].file})"))
+            issues.append(_issue(group[i][0], loc, f"{message} (see {group[other][0].file})"))
     if issues:
         raise CodeTableError(issues)
     return CodeTables(table for _, table in loaded)
@@ -916,7 +833,7 @@ def load_crosswalk(
 
     `file` names the source in error messages (a mapping has no file or lines of its own)."""
     if isinstance(source, Mapping):
-        document = _Document(file or "<crosswalk>", dict(source), None)
+        document = YamlDocument(file or "<crosswalk>", dict(source))
     else:
         path: Traversable = Path(source) if isinstance(source, str | PathLike) else source
         name = file or str(path)
@@ -925,5 +842,5 @@ def load_crosswalk(
     problems = _crosswalk_problems(crosswalk)
     problems += _crosswalk_target_problems(crosswalk, default_code_tables() if tables is None else tables)
     if problems:
-        raise CodeTableError([document.issue(loc, message) for loc, message in problems])
+        raise CodeTableError([_issue(document, loc, message) for loc, message in problems])
     return crosswalk

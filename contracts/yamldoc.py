@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+KeyPath = tuple[str | int, ...]
+
+
+def render_key(path: KeyPath) -> str:
+    """`codes[3].label` for ("codes", 3, "label")."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
 class YamlDocumentError(ValueError):
@@ -20,49 +30,94 @@ class YamlDocumentError(ValueError):
         self.reason = message
 
 
+class _Loader(yaml.SafeLoader):
+    """A safe loader that leaves an impossible date (2024-02-30) as text, so validation can name its line."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    assert isinstance(node, yaml.ScalarNode)
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 @dataclass(frozen=True)
 class YamlDocument:
-    """Parsed data plus the 1-based line of each key path (tuple of keys and list indexes)."""
+    """Parsed data plus the node tree, to find the line of any key path."""
 
     file: str
     data: Any
-    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict)
+    node: yaml.Node | None = None
 
-    def line_of(self, path: tuple[str | int, ...]) -> int | None:
-        """The line of the deepest known prefix of `path`."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(tuple(path[:end]))
-            if line is not None:
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of the deepest part of `path` present in the file (the key itself when present)."""
+        node = self.node
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in path:
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
+                        line, node = key_node.start_mark.line + 1, value_node
+                        break
+                else:
+                    return line
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
                 return line
-        return None
+        return line
 
-    def error(self, path: tuple[str | int, ...], message: str) -> YamlDocumentError:
-        key = ".".join(str(p) for p in path) if path else None
-        return YamlDocumentError(self.file, message, key=key, line=self.line_of(path))
+    def error(self, path: KeyPath, message: str) -> YamlDocumentError:
+        return YamlDocumentError(self.file, message, key=render_key(path) or None, line=self.line_of(path))
 
 
-def _index(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
+def duplicate_keys(node: yaml.Node | None, path: KeyPath = ()) -> list[tuple[KeyPath, int, str]]:
+    """Keys said twice in one mapping, as (path, line, message): PyYAML would keep the last silently."""
+    found: list[tuple[KeyPath, int, str]] = []
     if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _index(value_node, (*path, key), lines)
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in first_line:
+                found.append(((*path, key), line, f"key appears twice (first on line {first_line[key]})"))
+            first_line.setdefault(key, line)
+            found.extend(duplicate_keys(value_node, (*path, key)))
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, (*path, i), lines)
+            found.extend(duplicate_keys(item, (*path, i)))
+    return found
+
+
+def parse_yaml_document(text: str, file: str) -> tuple[YamlDocument, list[tuple[KeyPath, int, str]]]:
+    """Parse one YAML document safely; return it with its duplicate keys (the caller decides how to report)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise YamlDocumentError(file, f"not valid YAML: {err.problem or err}",
+                                line=mark.line + 1 if mark is not None else None) from None
+    except yaml.YAMLError as err:
+        raise YamlDocumentError(file, f"not valid YAML: {err}") from None
+    finally:
+        loader.dispose()
+    return YamlDocument(file, data, node), duplicate_keys(node)
 
 
 def parse_yaml(text: str, file: str) -> YamlDocument:
-    """Parse one YAML document safely (no tags that build objects) and index its key lines."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise YamlDocumentError(file, f"not valid YAML: {getattr(err, 'problem', err)}",
-                                line=mark.line + 1 if mark else None) from err
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _index(node, (), lines)
-    return YamlDocument(file=file, data=data, lines=lines)
+    """Parse one YAML document safely; a key said twice is an error naming its line."""
+    document, duplicates = parse_yaml_document(text, file)
+    if duplicates:
+        path, line, message = duplicates[0]
+        raise YamlDocumentError(file, message, key=render_key(path), line=line)
+    return document

@@ -34,8 +34,10 @@ SenderFactory = Callable[[DestinationConfig], Sender]
 
 
 def truncate_body(raw: bytes) -> str:
-    """A response body as recorded with an attempt: decoded leniently, at most 16 KB."""
-    return raw[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")[:RESPONSE_BODY_LIMIT]
+    """A response body as recorded with an attempt: decoded leniently, at most 16 KB of UTF-8."""
+    text = raw[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+    # A replacement character takes 3 bytes where the bad byte took 1: cut again on a character boundary.
+    return text.encode("utf-8")[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="ignore")
 
 
 def error_class_of(exc: BaseException) -> str:

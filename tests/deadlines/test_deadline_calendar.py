@@ -128,5 +128,5 @@ def test_a_date_both_holiday_and_workday_is_rejected_naming_the_file(tmp_path: P
 def test_an_override_entry_without_a_date_is_rejected_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "overrides.yaml"
     path.write_text("holidays:\n  - reason: 元旦\n")
-    with pytest.raises(ConfigFileError, match=r"overrides.yaml:2: holidays.0.date: Field required"):
+    with pytest.raises(ConfigFileError, match=r"overrides.yaml:2: holidays\[0\]\.date: Field required"):
         WorkingDayCalendar.from_file(path)

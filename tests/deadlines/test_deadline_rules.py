@@ -67,7 +67,7 @@ def test_a_wrongly_typed_limit_names_file_line_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigFileError) as excinfo:
         RuleBook.from_file(path)
-    assert f"{path}:6: rule_sets.0.limits.acceptance.working_days: Input should be a valid integer" in str(
+    assert f"{path}:6: rule_sets[0].limits.acceptance.working_days: Input should be a valid integer" in str(
         excinfo.value
     )
 
@@ -77,7 +77,7 @@ def test_a_missing_limit_names_its_key(tmp_path: Path) -> None:
         line + "\n" for line in LIMITS.splitlines() if "mediation" not in line
     )
     with pytest.raises(
-        ConfigFileError, match=r"deadline-rules.yaml:5: rule_sets.0.limits.mediation: Field required"
+        ConfigFileError, match=r"deadline-rules.yaml:5: rule_sets\[0\]\.limits\.mediation: Field required"
     ):
         RuleBook.from_file(write(tmp_path, text))
 
@@ -87,7 +87,7 @@ def test_an_unknown_key_is_rejected_by_name(tmp_path: Path) -> None:
         "rule_sets:\n  - id: a\n    effective_from: 2020-01-01\n    source: s\n    efective_to: 2021-01-01\n"
     )
     with pytest.raises(
-        ConfigFileError, match=r"deadline-rules.yaml:5: rule_sets.0.efective_to: Extra inputs"
+        ConfigFileError, match=r"deadline-rules.yaml:5: rule_sets\[0\]\.efective_to: Extra inputs"
     ):
         RuleBook.from_file(write(tmp_path, text + LIMITS))
 

@@ -1,0 +1,290 @@
+"""The Lua scripts of the Redis store; each runs atomically over the keys of ONE Cluster slot.
+
+Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE. Scripts touching one {lane:NAME}: RELAY,
+CLAIM, SETTLE, REAP, REPLAY. Keys a script builds from a prefix (a delivery's record and attempts, a
+ticket's index sets) carry the same hash tag as its declared keys, so they live in the same slot.
+Writes made before an error inside a script are not rolled back, so every script either checks
+before its first write or does its writes in self-consistent steps.
+"""
+
+from __future__ import annotations
+
+# Shared by the {tickets} scripts: the search indexes and the outbox.
+_TICKET_COMMON = """
+local function set_indexes(tkey, prefix, id, at, n)
+  for i = 0, n - 1 do
+    local name = ARGV[at + 2 * i]
+    local value = ARGV[at + 2 * i + 1]
+    local old = redis.call('HGET', tkey, 'ix:' .. name)
+    if old ~= value then
+      if old and old ~= '' then redis.call('SREM', prefix .. name .. ':' .. old, id) end
+      if value ~= '' then redis.call('SADD', prefix .. name .. ':' .. value, id) end
+      redis.call('HSET', tkey, 'ix:' .. name, value)
+    end
+  end
+end
+
+-- Outbox entries: 8 arguments each (delivery id, lane, kind, idempotency key, body, content type,
+-- headers JSON, priority), preceded by their count.
+local function add_outbox(outbox, lanes, tdel, tid, at, now)
+  local n = tonumber(ARGV[at])
+  local ids = {}
+  for i = 0, n - 1 do
+    local b = at + 1 + i * 8
+    local eid = redis.call('XADD', outbox, '*', 'did', ARGV[b], 'lane', ARGV[b + 1], 'ticket', tid,
+      'kind', ARGV[b + 2], 'idem', ARGV[b + 3], 'body', ARGV[b + 4], 'ctype', ARGV[b + 5],
+      'headers', ARGV[b + 6], 'prio', ARGV[b + 7], 'created', now)
+    redis.call('HSET', lanes, ARGV[b], ARGV[b + 1])
+    redis.call('HSET', tdel, ARGV[b], ARGV[b + 1])
+    ids[#ids + 1] = eid
+  end
+  return ids
+end
+"""
+
+# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries
+# ARGV: ticket id, json, seq, now, raw body, raw content type, index prefix, index count,
+#       index (name, value) pairs, outbox entries
+# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
+INTAKE = _TICKET_COMMON + """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+local tid = ARGV[1]
+local now = ARGV[4]
+redis.call('SET', KEYS[1], tid)
+redis.call('HSET', KEYS[2], 'json', ARGV[2], 'seq', ARGV[3], 'created', now, 'updated', now)
+redis.call('HSET', KEYS[3], 'body', ARGV[5], 'ctype', ARGV[6], 'received', now)
+redis.call('ZADD', KEYS[4], now, tid)
+local n = tonumber(ARGV[8])
+set_indexes(KEYS[2], ARGV[7], tid, 9, n)
+local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, 9 + 2 * n, now)
+table.insert(ids, 1, 1)
+return ids
+"""
+
+# KEYS: ticket, outbox, delivery-lanes, ticket-deliveries
+# ARGV: ticket id, json, seq, expected seq ('' for any), now, index prefix, index count, pairs, outbox
+# -> {1, outbox ids...}; {-1} unknown ticket; {-2, stored seq} on a sequence conflict
+SAVE_TICKET = _TICKET_COMMON + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if ARGV[4] ~= '' and seq ~= ARGV[4] then return {-2, seq} end
+local tid = ARGV[1]
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', ARGV[3], 'updated', ARGV[5])
+local n = tonumber(ARGV[7])
+set_indexes(KEYS[1], ARGV[6], tid, 8, n)
+local ids = add_outbox(KEYS[2], KEYS[3], KEYS[4], tid, 8 + 2 * n, ARGV[5])
+table.insert(ids, 1, 1)
+return ids
+"""
+
+# KEYS: outbox, delivery-lanes, ticket-deliveries   ARGV: ticket id, now, outbox entries
+ENQUEUE = _TICKET_COMMON + """
+return add_outbox(KEYS[1], KEYS[2], KEYS[3], ARGV[1], 3, ARGV[2])
+"""
+
+# Moves one outbox entry into its lane; a repeat (relay crashed and ran again) does nothing.
+# KEYS: record, target stream, state:pending
+# ARGV: delivery id, ticket id, kind, idempotency key, body, content type, headers, priority, created, lane
+RELAY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local eid = redis.call('XADD', KEYS[2], '*', 'd', ARGV[1])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ticket', ARGV[2], 'kind', ARGV[3], 'idem', ARGV[4],
+  'body', ARGV[5], 'ctype', ARGV[6], 'headers', ARGV[7], 'prio', ARGV[8], 'created', ARGV[9],
+  'due', ARGV[9], 'lane', ARGV[10], 'state', 'pending', 'attempts', 0, 'entry', eid, 'stream', KEYS[2])
+redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
+return 1
+"""
+
+# KEYS: urgent, urgent-retry, normal, normal-retry, delayed, leases, autoclaim cursors,
+#       state:pending, state:retrying, state:in_flight
+# ARGV: group, consumer, now, lease ms, limit, token base, record prefix
+# -> {groups re-created, entries reported deleted, record1 (flat HGETALL), record2, ...}
+CLAIM = """
+local g, consumer = ARGV[1], ARGV[2]
+local now, lease, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local rp = ARGV[7]
+local out = {}
+local recreated, deleted = 0, 0
+
+-- Due retries move from the sorted set to their retry stream, in due order.
+local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 256)
+for _, did in ipairs(due) do
+  local f = redis.call('HMGET', rp .. did, 'state', 'prio')
+  if f[1] == 'retrying' then
+    local s = (tonumber(f[2]) <= 0) and KEYS[2] or KEYS[4]
+    local eid = redis.call('XADD', s, '*', 'd', did)
+    redis.call('HSET', rp .. did, 'entry', eid, 'stream', s)
+  end
+  redis.call('ZREM', KEYS[5], did)
+end
+
+local function drop(s, id)
+  redis.call('XACK', s, g, id)
+  redis.call('XDEL', s, id)
+end
+
+local function take(s, id, fields)
+  local did = nil
+  if fields then
+    for i = 1, #fields, 2 do if fields[i] == 'd' then did = fields[i + 1] end end
+  end
+  if not did then drop(s, id) return end
+  local rk = rp .. did
+  local f = redis.call('HMGET', rk, 'state', 'entry', 'lease_until', 'created', 'return_state')
+  local st = f[1]
+  if (not st) or f[2] ~= id then drop(s, id) return end  -- settled long ago, or a stale duplicate
+  local ret = st
+  if st == 'in_flight' then
+    if tonumber(f[3]) > now then return end  -- another worker still holds a live lease
+    ret = f[5] or 'pending'
+  elseif st == 'pending' or st == 'retrying' then
+    redis.call('ZREM', (st == 'pending') and KEYS[8] or KEYS[9], did)
+    redis.call('ZADD', KEYS[10], f[4], did)
+  else
+    drop(s, id) return
+  end
+  local until_ms = now + lease
+  redis.call('HSET', rk, 'state', 'in_flight', 'lease_token', ARGV[6] .. ':' .. (#out + 1),
+    'lease_until', until_ms, 'worker', consumer, 'return_state', ret)
+  redis.call('ZADD', KEYS[6], until_ms, did)
+  out[#out + 1] = redis.call('HGETALL', rk)
+end
+
+for i = 1, 4 do
+  if #out >= limit then break end
+  local s = KEYS[i]
+  -- Expired leases first: entries idle longer than a lease were claimed by a worker that is gone.
+  local cursor = redis.call('HGET', KEYS[7], s) or '0-0'
+  local r = redis.pcall('XAUTOCLAIM', s, g, consumer, lease, cursor, 'COUNT', limit - #out)
+  if type(r) == 'table' and r.err then
+    if string.sub(r.err, 1, 7) ~= 'NOGROUP' then return redis.error_reply(r.err) end
+    -- The group is gone (Redis restarted without persistence, or someone deleted it): re-create it
+    -- from the start of the stream; entries already settled were deleted, the rest are work.
+    redis.call('XGROUP', 'CREATE', s, g, '0', 'MKSTREAM')
+    recreated = recreated + 1
+  else
+    redis.call('HSET', KEYS[7], s, r[1])
+    for _, e in ipairs(r[2]) do
+      if #out < limit then take(s, e[1], e[2]) end
+    end
+    if r[3] then deleted = deleted + #r[3] end
+  end
+  local rounds = 0
+  while #out < limit and rounds < 8 do
+    rounds = rounds + 1
+    local rr = redis.call('XREADGROUP', 'GROUP', g, consumer, 'COUNT', limit - #out, 'STREAMS', s, '>')
+    if not rr or not rr[1] or #rr[1][2] == 0 then break end
+    for _, e in ipairs(rr[1][2]) do take(s, e[1], e[2]) end
+  end
+end
+table.insert(out, 1, deleted)
+table.insert(out, 1, recreated)
+return out
+"""
+
+# KEYS: record, attempts, leases, delayed, dead stream, state:in_flight, state:<new state>
+# ARGV: group, lease token, new state, attempt JSON, error class ('' none), status code ('' none),
+#       now, due (retrying only)
+# -> attempts after this one; 0 when the lease is no longer held
+SETTLE = """
+local rk = KEYS[1]
+local f = redis.call('HMGET', rk, 'state', 'lease_token', 'entry', 'stream', 'created', 'id')
+if f[1] ~= 'in_flight' or f[2] ~= ARGV[2] then return 0 end
+local did = f[6]
+if f[3] and f[4] then
+  redis.call('XACK', f[4], ARGV[1], f[3])
+  redis.call('XDEL', f[4], f[3])
+end
+redis.call('ZREM', KEYS[3], did)
+redis.call('ZREM', KEYS[6], did)
+redis.call('RPUSH', KEYS[2], ARGV[4])
+local n = redis.call('HINCRBY', rk, 'attempts', 1)
+redis.call('HDEL', rk, 'lease_token', 'lease_until', 'worker', 'return_state', 'entry', 'stream')
+if ARGV[5] == '' then redis.call('HDEL', rk, 'last_error') else redis.call('HSET', rk, 'last_error', ARGV[5]) end
+if ARGV[6] == '' then redis.call('HDEL', rk, 'last_status') else redis.call('HSET', rk, 'last_status', ARGV[6]) end
+local state = ARGV[3]
+redis.call('HSET', rk, 'state', state)
+redis.call('ZADD', KEYS[7], f[5], did)
+if state == 'delivered' then
+  redis.call('HSET', rk, 'delivered_at', ARGV[7])
+elseif state == 'retrying' then
+  redis.call('HSET', rk, 'due', ARGV[8])
+  redis.call('ZADD', KEYS[4], ARGV[8], did)
+elseif state == 'dead' then
+  local de = redis.call('XADD', KEYS[5], '*', 'd', did, 'error', ARGV[5], 'status', ARGV[6])
+  redis.call('HSET', rk, 'dead_entry', de, 'dead_at', ARGV[7])
+end
+return n
+"""
+
+# KEYS: urgent, urgent-retry, normal, normal-retry, leases, state:in_flight, state:pending, state:retrying
+# ARGV: group, now, record prefix, batch size   -> how many deliveries went back to their lane
+REAP = """
+local g, now, rp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local ids = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for _, did in ipairs(ids) do
+  local rk = rp .. did
+  local f = redis.call('HMGET', rk, 'state', 'lease_until', 'entry', 'stream', 'return_state', 'prio', 'created')
+  if f[1] == 'in_flight' and tonumber(f[2]) <= now then
+    if f[3] and f[4] then
+      redis.call('XACK', f[4], g, f[3])
+      redis.call('XDEL', f[4], f[3])
+    end
+    local ret = f[5] or 'pending'
+    local urgent = tonumber(f[6]) <= 0
+    local s
+    if ret == 'pending' then s = urgent and KEYS[1] or KEYS[3] else s = urgent and KEYS[2] or KEYS[4] end
+    local eid = redis.call('XADD', s, '*', 'd', did)
+    redis.call('HSET', rk, 'state', ret, 'entry', eid, 'stream', s)
+    redis.call('HDEL', rk, 'lease_token', 'lease_until', 'worker', 'return_state')
+    redis.call('ZREM', KEYS[6], did)
+    redis.call('ZADD', (ret == 'pending') and KEYS[7] or KEYS[8], f[7], did)
+    redis.call('ZREM', KEYS[5], did)
+    n = n + 1
+  elseif f[1] == 'in_flight' then
+    redis.call('ZADD', KEYS[5], f[2], did)  -- re-leased since: keep it under its new end
+  else
+    redis.call('ZREM', KEYS[5], did)
+  end
+end
+return n
+"""
+
+# KEYS: urgent, normal, dead stream, state:dead, state:pending   ARGV: now, record prefix, ids...
+# -> the ids put back (only those that were dead)
+REPLAY = """
+local now, rp = ARGV[1], ARGV[2]
+local out = {}
+for i = 3, #ARGV do
+  local did = ARGV[i]
+  local rk = rp .. did
+  local f = redis.call('HMGET', rk, 'state', 'prio', 'created', 'dead_entry')
+  if f[1] == 'dead' then
+    local s = (tonumber(f[2]) <= 0) and KEYS[1] or KEYS[2]
+    local eid = redis.call('XADD', s, '*', 'd', did)
+    redis.call('HSET', rk, 'state', 'pending', 'entry', eid, 'stream', s, 'due', now)
+    redis.call('HDEL', rk, 'dead_entry', 'dead_at')
+    if f[4] then redis.call('XDEL', KEYS[3], f[4]) end
+    redis.call('ZREM', KEYS[4], did)
+    redis.call('ZADD', KEYS[5], f[3], did)
+    out[#out + 1] = did
+  end
+end
+return out
+"""
+
+# KEYS: lock   ARGV: owner, ttl ms   -> 1 taken or renewed, 0 held by another owner
+TRY_LOCK = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+
+# KEYS: lock   ARGV: owner
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
