@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 KeyPath = tuple[str | int, ...]
 
@@ -121,3 +126,43 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         path, line, message = duplicates[0]
         raise YamlDocumentError(file, message, key=render_key(path), line=line)
     return document
+
+
+class YamlFileError(ValueError):
+    """A YAML file that cannot be used as the model it configures; every problem names file, line and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def validate_document(document: YamlDocument, model: type[ModelT], *,
+                      defaults: dict[str, Any] | None = None, hint: Callable[[KeyPath], str] | None = None) -> ModelT:
+    """Validate a parsed document as `model`; YamlFileError lists each problem at its line."""
+    data = document.data if document.data is not None else {}
+    if not isinstance(data, dict):
+        raise YamlFileError([str(document.error((), f"must be a mapping of keys to values (a {model.__name__})"))])
+    try:
+        return model.model_validate({**(defaults or {}), **data})
+    except ValidationError as err:
+        problems = []
+        for detail in err.errors(include_url=False):
+            path = tuple(p for p in detail["loc"] if isinstance(p, str | int))
+            problems.append(str(document.error(path, detail["msg"])) + (hint(path) if hint else ""))
+        raise YamlFileError(problems) from err
+
+
+def load_yaml_model(path: Path, model: type[ModelT], *, defaults: dict[str, Any] | None = None,
+                    hint: Callable[[KeyPath], str] | None = None) -> ModelT:
+    """Read a YAML file and validate it as `model`; YamlFileError names file, line and key of each problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise YamlFileError([f"{path}: cannot read: {err.strerror or err}"]) from err
+    except UnicodeDecodeError as err:
+        raise YamlFileError([f"{path}: not UTF-8 text: {err.reason} at byte {err.start}"]) from err
+    try:
+        document = parse_yaml(text, str(path))
+    except YamlDocumentError as err:
+        raise YamlFileError([str(err)]) from err
+    return validate_document(document, model, defaults=defaults, hint=hint)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from contracts.yamldoc import YamlDocumentError, parse_yaml
+from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
 ENV_PREFIX = "HIG_"
@@ -89,35 +89,14 @@ class GatewaySettings(BaseSettings):
         return self.data_dir if self.data_dir.is_absolute() else Path.cwd() / self.data_dir
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used, with every problem named by file, line and key."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+ConfigError = YamlFileError
 
 
 def load_settings(path: Path | None = None) -> GatewaySettings:
     """Read and check the gateway configuration; raise ConfigError naming file, line and key."""
     file = (path or DEFAULT_CONFIG).resolve()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([f"{file}: cannot read the configuration: {err.strerror}"]) from err
-    try:
-        doc = parse_yaml(text, str(file))
-    except YamlDocumentError as err:
-        raise ConfigError([str(err)]) from err
-    data = doc.data or {}
-    if not isinstance(data, dict):
-        raise ConfigError([str(doc.error((), "the configuration must be a mapping of sections"))])
-    data.setdefault("config_dir", str(file.parent))
-    try:
-        return GatewaySettings(**data)
-    except ValidationError as err:
-        problems = []
-        for detail in err.errors(include_url=False):
-            loc = tuple(detail["loc"])
-            env_name = ENV_PREFIX + "__".join(str(p) for p in loc).upper()
-            problems.append(f"{doc.error(loc, detail['msg'])} (or environment variable {env_name})")
-        raise ConfigError(problems) from err
+
+    def env_hint(key: KeyPath) -> str:
+        return f" (or environment variable {ENV_PREFIX}{'__'.join(str(p) for p in key).upper()})"
+
+    return load_yaml_model(file, GatewaySettings, defaults={"config_dir": str(file.parent)}, hint=env_hint)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from ulid import ULID
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
 HEADER_ID = "webhook-id"

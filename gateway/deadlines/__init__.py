@@ -1,5 +1,6 @@
 """Statutory deadline engine: Chinese working-day calendar, dated rule sets and deadline computation."""
 
+from contracts.yamldoc import YamlFileError as ConfigFileError
 from gateway.deadlines.calendar import (
     DEFAULT_OVERRIDES_PATH,
     CalendarOverrides,
@@ -19,7 +20,6 @@ from gateway.deadlines.compute import (
     deadline_status,
     extend,
 )
-from gateway.deadlines.config_file import ConfigFileError
 from gateway.deadlines.rules import (
     DEFAULT_RULES_PATH,
     ExtensionRule,

@@ -9,7 +9,7 @@ from pathlib import Path
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.deadlines.config_file import load_yaml_model
+from contracts.yamldoc import load_yaml_model
 
 logger = logging.getLogger(__name__)
 

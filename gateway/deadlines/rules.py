@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from gateway.deadlines.config_file import load_yaml_model
+from contracts.yamldoc import load_yaml_model
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "config" / "deadline-rules.yaml"
 

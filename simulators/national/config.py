@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.webhooks import decode_secret
 
-DEV_TOKEN = "dev-national-token"  # development only: anyone reading this file knows it
-DEV_WEBHOOK_SECRET = "whsec_ZGV2LW5hdGlvbmFsLTEyMzE1LXdlYmhvb2sta2V5ISE="  # development only, likewise
+DEV_TOKEN = "dev-national-token"  # noqa: S105 - development only: anyone reading this file knows it
+DEV_WEBHOOK_SECRET = "whsec_ZGV2LW5hdGlvbmFsLTEyMzE1LXdlYmhvb2sta2V5ISE="  # noqa: S105 - development only
 DEFAULT_REGION_CODE = "522600"  # 黔东南州, the demo region
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -56,12 +56,17 @@ class FaultController:
         plan = self.plan
         if plan.outage_until is not None and time.time() < plan.outage_until:
             return "outage"
+        shares: tuple[tuple[FaultKind, float], ...] = (
+            ("drop", plan.drop_ratio),
+            ("timeout", plan.timeout_ratio),
+            ("rate_limit", plan.rate_limit_ratio),
+            ("error", plan.error_ratio),
+        )
         edge = 0.0
-        for kind, ratio in (("drop", plan.drop_ratio), ("timeout", plan.timeout_ratio),
-                            ("rate_limit", plan.rate_limit_ratio), ("error", plan.error_ratio)):
+        for kind, ratio in shares:
             edge += ratio
             if roll < edge:
-                return kind  # type: ignore[return-value]
+                return kind
         return None
 
 
@@ -84,7 +89,7 @@ async def _replay(send: Send, messages: list[Message]) -> None:
         await send(message)
 
 
-class ConnectionDroppedByFault(Exception):  # noqa: N818 - it is the event, not an error of ours
+class ConnectionDroppedByFault(Exception):
     """Raised to make a server that offers no transport drop the connection mid-response."""
 
 

@@ -69,14 +69,14 @@ def test_a_bad_destinations_file_names_line_and_key(tmp_path: Path) -> None:
     file.write_text(DESTINATIONS.replace("lease: 40s", "lease: 20s"), encoding="utf-8")
     with pytest.raises(DeliveryConfigError) as caught:
         load_delivery_config(file)
-    assert f"{file}:15: destinations.1:" in str(caught.value)
+    assert f"{file}:15: destinations[1]:" in str(caught.value)
     assert "must exceed timeout.total" in str(caught.value)
 
 
 def test_an_unknown_key_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "destinations.yaml"
     file.write_text(DESTINATIONS.replace("concurrency: 16", "concurency: 16"), encoding="utf-8")
-    with pytest.raises(DeliveryConfigError, match=r"destinations\.0\.concurency"):
+    with pytest.raises(DeliveryConfigError, match=r"destinations\[0\]\.concurency"):
         load_delivery_config(file)
 
 

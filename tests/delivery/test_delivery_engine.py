@@ -1,0 +1,279 @@
+"""The delivery engine against a real receiver and real stores: retries, dead letters, breaker, rate limit, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
+
+from contracts.delivery import AttemptOutcome, DeliveryState
+from gateway.delivery.breaker import BreakerState
+from gateway.delivery.config import DestinationConfig
+from gateway.delivery.engine import DeliveryEngine
+from gateway.delivery.policy import backoff_bounds
+from gateway.store.base import DeliveryFilter, Store
+from simulators.receiver import Action, Receiver
+
+
+@asynccontextmanager
+async def running(store: Store, *destinations: DestinationConfig, **kwargs: Any) -> AsyncIterator[DeliveryEngine]:
+    engine = DeliveryEngine(store, list(destinations), settings=FAST_ENGINE, **kwargs)
+    async with engine.run_in_app():
+        yield engine
+
+
+async def test_a_delivery_reaches_the_receiver_with_its_idempotency_key(store: Store, receiver: Receiver) -> None:
+    dest = destination(receiver)
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+    assert receipt.state is DeliveryState.DELIVERED
+    assert receiver.counts() == {key: 1}
+    [attempt] = await store.list_attempts(delivery_id)
+    assert (attempt.number, attempt.status_code, attempt.outcome) == (1, 200, AttemptOutcome.SUCCESS)
+    assert attempt.response_body == '{"ok": true}'
+
+
+async def test_5xx_is_retried_until_success(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=503), Action(status=500)])
+    dest = destination(receiver)
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+    assert receipt.state is DeliveryState.DELIVERED
+    assert receipt.attempts == 3
+    attempts = await store.list_attempts(delivery_id)
+    assert [(a.status_code, a.error_class, a.outcome) for a in attempts] == [
+        (503, "http_503", AttemptOutcome.RETRY), (500, "http_500", AttemptOutcome.RETRY),
+        (200, None, AttemptOutcome.SUCCESS)]
+    assert receiver.counts()[key] == 3
+
+
+async def test_permanent_4xx_goes_to_dead_letters_with_every_attempt_kept(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=503), Action(status=422, body='{"error": "region_code 999999 unknown"}')])
+    dest = destination(receiver)
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+        await asyncio.sleep(0.2)  # nothing more is sent for a dead letter
+    assert receipt.state is DeliveryState.DEAD
+    assert receipt.last_status_code == 422
+    attempts = await store.list_attempts(delivery_id)
+    assert [(a.number, a.status_code, a.outcome) for a in attempts] == [
+        (1, 503, AttemptOutcome.RETRY), (2, 422, AttemptOutcome.PERMANENT)]
+    assert attempts[1].response_body == '{"error": "region_code 999999 unknown"}'
+    assert receiver.counts()[key] == 2
+    dead = await store.list_deliveries(DeliveryFilter(state=DeliveryState.DEAD, destination=dest.name))
+    assert [d.delivery_id for d in dead] == [delivery_id]
+
+
+async def test_attempts_run_out_into_dead_letters(store: Store, receiver: Receiver) -> None:
+    receiver.script(default=Action(status=502))
+    dest = destination(receiver, retry={"max_attempts": 3})
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+    assert (receipt.state, receipt.attempts) == (DeliveryState.DEAD, 3)
+    assert receiver.counts()[key] == 3
+
+
+async def test_a_timeout_is_retried(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(delay=3)])
+    dest = destination(receiver, timeout={"connect": 0.3, "total": 0.3})
+    [(delivery_id, _)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+    assert receipt.state is DeliveryState.DELIVERED
+    first, second = await store.list_attempts(delivery_id)
+    assert (first.status_code, first.error_class, first.outcome) == (None, "timeout", AttemptOutcome.RETRY)
+    assert 250 < first.duration_ms < 1500
+    assert second.outcome is AttemptOutcome.SUCCESS
+
+
+async def test_a_dropped_connection_is_retried(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(drop=True)])
+    dest = destination(receiver)
+    [(delivery_id, _)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+    first, _ = await store.list_attempts(delivery_id)
+    assert (receipt.state, first.error_class) == (DeliveryState.DELIVERED, "connection_dropped")
+
+
+async def test_the_retry_is_scheduled_within_the_jitter_bounds(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=503)] * 2)
+    dest = destination(receiver, retry={"backoff": "schedule", "schedule": [0.4, 0.8], "schedule_jitter_percent": 25})
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        await settled(store, delivery_id)
+    times = [r.monotonic for r in receiver.requests(key)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    for n, gap in enumerate(gaps, start=1):
+        low, high = backoff_bounds(dest.retry, n)
+        # The gap also holds the attempt's own round trip and the lane's poll interval.
+        assert low - 0.01 <= gap <= high + 0.3, (n, gap, low, high)
+
+
+async def test_retry_after_is_honoured(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=429, retry_after="1")])
+    dest = destination(receiver, retry={"retry_after_min": 0, "retry_after_max": 5})
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        await settled(store, delivery_id)
+    first, second = (r.monotonic for r in receiver.requests(key))
+    assert 1.0 <= second - first < 1.6
+
+
+async def test_retry_after_is_bounded_by_the_policy(store: Store, receiver: Receiver) -> None:
+    a_day_later = (datetime.now(UTC) + timedelta(days=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    receiver.script(per_key=[Action(status=503, retry_after=a_day_later)])
+    dest = destination(receiver, retry={"retry_after_min": 0, "retry_after_max": 0.5})
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id)
+    first, second = (r.monotonic for r in receiver.requests(key))
+    assert receipt.state is DeliveryState.DELIVERED
+    assert 0.5 <= second - first < 1.1
+
+
+async def test_a_retry_after_pauses_the_whole_lane(store: Store, receiver: Receiver) -> None:
+    receiver.script(sequence=[Action(status=429, retry_after="1")])
+    dest = destination(receiver, concurrency=1, retry={"retry_after_min": 0})
+    ids = await enqueue(store, dest.name, 3)
+    async with running(store, dest):
+        for delivery_id, _ in ids:
+            await settled(store, delivery_id)
+    times = [r.monotonic for r in receiver.requests()]
+    assert times[1] - times[0] >= 1.0  # the next delivery waited too, not only the throttled one
+
+
+async def test_the_breaker_opens_on_failures_and_closes_when_the_receiver_recovers(
+        store: Store, receiver: Receiver) -> None:
+    receiver.set_outage(Action(status=503))
+    dest = destination(receiver, concurrency=2,
+                       breaker={"enabled": True, "failure_ratio": 0.5, "window": 10, "min_calls": 4, "cool_down": 0.6},
+                       retry={"initial_delay": 0.05, "max_delay": 0.05, "max_attempts": 100})
+    ids = await enqueue(store, dest.name, 10)
+    async with running(store, dest) as engine:
+        lane = engine.lanes[dest.name]
+        assert lane.breaker is not None
+        breaker = lane.breaker
+
+        async def opened() -> bool:
+            return breaker.state is BreakerState.OPEN
+        await eventually(opened, within=5, poll=0.005)
+        sent_when_opened = len(receiver.requests())
+        await asyncio.sleep(0.45)  # inside the cool-down: nothing may go out
+        assert len(receiver.requests()) <= sent_when_opened + 1  # at most one send already under way
+        attempts_before = sum((await store.get_delivery(i)).attempts for i, _ in ids)  # type: ignore[union-attr]
+
+        # Still failing at the end of the cool-down: the one probe fails and the breaker opens again.
+        async def reopened() -> bool:
+            return breaker.times_opened >= 2
+        await eventually(reopened, within=5, poll=0.005)
+        attempts_after = sum((await store.get_delivery(i)).attempts for i, _ in ids)  # type: ignore[union-attr]
+        assert attempts_after - attempts_before <= 2  # the probe (and a send that was under way)
+
+        receiver.set_outage(None)
+        for delivery_id, _ in ids:
+            receipt = await settled(store, delivery_id, within=10)
+            assert receipt.state is DeliveryState.DELIVERED
+        assert breaker.state is BreakerState.CLOSED
+        assert engine.status()[dest.name].breaker.state is BreakerState.CLOSED  # type: ignore[union-attr]
+
+
+async def test_the_rate_limit_is_respected(store: Store, receiver: Receiver) -> None:
+    dest = destination(receiver, concurrency=8, rate_limit={"rate": 20, "burst": 2})
+    ids = await enqueue(store, dest.name, 22)
+    started = time.monotonic()
+    async with running(store, dest):
+        for delivery_id, _ in ids:
+            await settled(store, delivery_id)
+    times = sorted(r.monotonic for r in receiver.requests())
+    assert len(times) == 22
+    assert times[-1] - started >= (22 - 2) / 20 - 0.05  # a burst of 2, then 20 a second
+    for i, t in enumerate(times):
+        in_one_second = sum(1 for u in times[i:] if u - t < 1.0)
+        assert in_one_second <= 20 + 2
+
+
+async def test_a_replayed_dead_letter_is_delivered(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=400, body='{"error": "missing complainant phone"}')])
+    dest = destination(receiver)
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest) as engine:
+        assert (await settled(store, delivery_id)).state is DeliveryState.DEAD
+        assert await store.replay(delivery_ids=[delivery_id], dry_run=True) == [delivery_id]
+        assert (await store.get_delivery(delivery_id)).state is DeliveryState.DEAD  # type: ignore[union-attr]
+        assert await store.replay(delivery_ids=[delivery_id]) == [delivery_id]
+        engine.wake(dest.name)
+        receipt = await settled(store, delivery_id)
+    assert receipt.state is DeliveryState.DELIVERED
+    attempts = await store.list_attempts(delivery_id)
+    assert [(a.number, a.status_code) for a in attempts] == [(1, 400), (2, 200)]
+    assert receiver.counts()[key] == 2
+
+
+async def test_lanes_are_independent(store: Store, receiver: Receiver) -> None:
+    receiver.set_outage(None)
+    slow = destination(receiver, name=None, concurrency=1, timeout={"connect": 0.5, "total": 0.5})
+    fast = destination(receiver, concurrency=4)
+    receiver.script(default=Action(delay=0.01))
+    await enqueue(store, slow.name, 3, prefix="slow")
+    fast_ids = await enqueue(store, fast.name, 8, prefix="fast")
+    receiver.script(per_key=[])
+    async with running(store, slow, fast):
+        for delivery_id, _ in fast_ids:
+            assert (await settled(store, delivery_id)).state is DeliveryState.DELIVERED
+
+
+async def test_stop_lets_sends_in_flight_finish_and_settle(store: Store, receiver: Receiver) -> None:
+    receiver.script(default=Action(delay=0.5))
+    dest = destination(receiver, concurrency=3)
+    ids = await enqueue(store, dest.name, 3)
+    engine = DeliveryEngine(store, [dest], settings=FAST_ENGINE)
+    await engine.start()
+    await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == 3, 5)
+    await engine.stop(grace=3)
+    for delivery_id, _ in ids:
+        assert (await store.get_delivery(delivery_id)).state is DeliveryState.DELIVERED  # type: ignore[union-attr]
+
+
+async def test_stop_after_the_grace_leaves_unfinished_sends_to_their_lease(store: Store, receiver: Receiver) -> None:
+    receiver.script(default=Action(delay=1.5))
+    dest = destination(receiver, concurrency=1)
+    [(delivery_id, _)] = await enqueue(store, dest.name, 1)
+    engine = DeliveryEngine(store, [dest], settings=FAST_ENGINE)
+    await engine.start()
+    await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == 1, 5)
+    started = time.monotonic()
+    await engine.stop(grace=0.1)
+    assert time.monotonic() - started < 1.0
+    receipt = await store.get_delivery(delivery_id)
+    assert receipt is not None
+    assert receipt.state is DeliveryState.IN_FLIGHT  # until the lease runs out; then it is sent again
+    assert receipt.attempts == 0
+
+
+async def test_an_expired_lease_is_reaped_and_sent_again(store: Store, receiver: Receiver) -> None:
+    dest = destination(receiver, timeout={"connect": 0.2, "total": 0.2}, lease=1.3)
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    [claim] = await store.claim(dest.name, "a-worker-that-dies", dest.lease_seconds)
+    assert claim.delivery_id == delivery_id
+    async with running(store, dest):
+        receipt = await settled(store, delivery_id, within=5)
+    assert receipt.state is DeliveryState.DELIVERED
+    assert receiver.counts() == {key: 1}
+
+
+def test_the_engine_refuses_a_lease_shorter_than_the_timeout(receiver: Receiver) -> None:
+    dest = destination(receiver).model_copy(update={"lease": 1.0})  # skips validation on purpose
+    with pytest.raises(ValueError, match="lease must outlive"):
+        DeliveryEngine(None, [dest])  # type: ignore[arg-type]
