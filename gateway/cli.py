@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli_worker import worker
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
 cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the national 12315 platform.",
@@ -68,3 +69,6 @@ def schema_export(directory: Annotated[Path | None, typer.Option(help="where to 
 
     for path in export_schemas(directory or SCHEMA_DIR):
         typer.echo(str(path))
+
+
+cli.command("worker")(worker)

@@ -27,18 +27,22 @@ def make_sqlite_store(path: Path) -> Store:
 
 
 def make_redis_store(namespace: str) -> Store:
-    from gateway.store.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+    from gateway.store.redis import RedisStore
 
-    store: Store = RedisStore(REDIS_URL, phone_hash_key=b"delivery-tests-phone-key-32bytes", namespace=namespace)
-    return store
+    return RedisStore(REDIS_URL, phone_hash_key=b"delivery-tests-phone-key-32bytes", namespace=namespace)
 
 
-def redis_available() -> bool:
+async def drop_redis_namespace(namespace: str) -> None:
+    """Delete every key a test wrote under its own namespace."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
     try:
-        import gateway.store.redis  # noqa: F401  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return False
-    return True
+        keys = [key async for key in client.scan_iter(match=f"{namespace}*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start:start + 500])
+    finally:
+        await client.aclose()
 
 
 def lane_name() -> str:

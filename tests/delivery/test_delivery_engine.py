@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
 
 from contracts.delivery import AttemptOutcome, DeliveryState
 from gateway.delivery.breaker import BreakerState
@@ -20,6 +19,16 @@ from gateway.delivery.engine import DeliveryEngine
 from gateway.delivery.policy import backoff_bounds
 from gateway.store.base import DeliveryFilter, Store
 from simulators.receiver import Action, Receiver
+from tests.delivery.delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
+
+
+async def total_attempts(store: Store, ids: list[tuple[str, str]]) -> int:
+    total = 0
+    for delivery_id, _ in ids:
+        receipt = await store.get_delivery(delivery_id)
+        assert receipt is not None
+        total += receipt.attempts
+    return total
 
 
 @asynccontextmanager
@@ -172,13 +181,13 @@ async def test_the_breaker_opens_on_failures_and_closes_when_the_receiver_recove
         sent_when_opened = len(receiver.requests())
         await asyncio.sleep(0.45)  # inside the cool-down: nothing may go out
         assert len(receiver.requests()) <= sent_when_opened + 1  # at most one send already under way
-        attempts_before = sum((await store.get_delivery(i)).attempts for i, _ in ids)  # type: ignore[union-attr]
+        attempts_before = await total_attempts(store, ids)
 
         # Still failing at the end of the cool-down: the one probe fails and the breaker opens again.
         async def reopened() -> bool:
             return breaker.times_opened >= 2
         await eventually(reopened, within=5, poll=0.005)
-        attempts_after = sum((await store.get_delivery(i)).attempts for i, _ in ids)  # type: ignore[union-attr]
+        attempts_after = await total_attempts(store, ids)
         assert attempts_after - attempts_before <= 2  # the probe (and a send that was under way)
 
         receiver.set_outage(None)

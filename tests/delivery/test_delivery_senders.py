@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from delivery_support import TICKET_BODY, destination
 
 from contracts.delivery import DeliveryKind
 from gateway.delivery.config import DestinationConfig
@@ -13,6 +12,7 @@ from gateway.delivery.results import ErrorClass
 from gateway.delivery.senders import HttpSender, build_sender, register_sender_kind, truncate_body
 from gateway.store.base import ClaimedDelivery
 from simulators.receiver import Action, Receiver
+from tests.delivery.delivery_support import TICKET_BODY, destination
 
 
 def claim(key: str = "5f2c0e-idem", headers: dict[str, str] | None = None) -> ClaimedDelivery:

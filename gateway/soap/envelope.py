@@ -1,0 +1,135 @@
+"""SOAP 1.1 envelopes and Faults: reading a request's Header and Body, writing answers and Faults."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SOAP_CONTENT_TYPE = "text/xml"
+
+FaultCode = Literal["Client", "Server", "VersionMismatch", "MustUnderstand"]
+
+
+class SoapFault(Exception):
+    """A SOAP 1.1 Fault to answer with: Client when the sender must change the request, Server otherwise.
+
+    SOAP 1.1 (section 6.2) answers every Fault with HTTP 500; `http_status` differs only where the
+    HTTP layer refuses the request before any SOAP processing (413 for an oversize body).
+    """
+
+    def __init__(self, code: FaultCode, message: str, *, detail: etree._Element | None = None,
+                 http_status: int = 500) -> None:
+        message = xml_safe(message)
+        super().__init__(message)
+        self.code: FaultCode = code
+        self.message = message
+        self.detail = detail
+        self.http_status = http_status
+
+    @classmethod
+    def client(cls, message: str, *, detail: etree._Element | None = None, http_status: int = 500) -> SoapFault:
+        return cls("Client", message, detail=detail, http_status=http_status)
+
+    @classmethod
+    def server(cls, message: str, *, detail: etree._Element | None = None) -> SoapFault:
+        return cls("Server", message, detail=detail)
+
+    def envelope(self) -> etree._Element:
+        fault = etree.Element(f"{{{SOAP11_ENV}}}Fault")
+        # faultcode and friends are unqualified in SOAP 1.1; the code is a QName in the envelope namespace.
+        etree.SubElement(fault, "faultcode").text = f"soap:{self.code}"
+        etree.SubElement(fault, "faultstring").text = self.message
+        if self.detail is not None:
+            etree.SubElement(fault, "detail").append(self.detail)
+        return build_envelope(fault)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A request's SOAP Header (None when absent) and the one element in its Body."""
+
+    header: etree._Element | None
+    body_child: etree._Element
+
+    @property
+    def operation(self) -> etree.QName:
+        return etree.QName(self.body_child)
+
+
+def read_envelope(root: etree._Element, *, understood: Iterable[str] = ()) -> Envelope:
+    """The Header and Body payload of a SOAP 1.1 Envelope, or a Fault naming what is wrong.
+
+    Header blocks marked mustUnderstand="1" must be among `understood` (Clark names, `{ns}local`).
+    """
+    if root.tag == f"{{{SOAP12_ENV}}}Envelope":
+        raise SoapFault("VersionMismatch", "a SOAP 1.2 Envelope was sent; this endpoint speaks SOAP 1.1 "
+                        f"({SOAP11_ENV})")
+    if root.tag != f"{{{SOAP11_ENV}}}Envelope":
+        raise SoapFault.client(f"the document element is {_clark_to_text(root.tag)}, not a SOAP 1.1 Envelope "
+                               f"in namespace {SOAP11_ENV}")
+    header: etree._Element | None = None
+    body: etree._Element | None = None
+    for child in root:
+        if child.tag == f"{{{SOAP11_ENV}}}Header" and header is None and body is None:
+            header = child
+        elif child.tag == f"{{{SOAP11_ENV}}}Body" and body is None:
+            body = child
+        else:
+            raise SoapFault.client(f"unexpected {_clark_to_text(child.tag)} in the Envelope: "
+                                   "expected an optional Header followed by one Body")
+    if body is None:
+        raise SoapFault.client("the Envelope has no Body")
+    payload = [child for child in body if isinstance(child.tag, str)]
+    if len(payload) != 1:
+        raise SoapFault.client(f"the Body must hold exactly one operation element, found {len(payload)}")
+    if header is not None:
+        known = set(understood)
+        for block in header:
+            if block.get(f"{{{SOAP11_ENV}}}mustUnderstand") in ("1", "true") and block.tag not in known:
+                raise SoapFault("MustUnderstand", f"header block {_clark_to_text(block.tag)} is marked "
+                                "mustUnderstand but is not understood here")
+    return Envelope(header=header, body_child=payload[0])
+
+
+def build_envelope(body_child: etree._Element, header_children: Iterable[etree._Element] = ()) -> etree._Element:
+    """A SOAP 1.1 Envelope (prefix `soap`) around one Body element, with optional Header blocks."""
+    envelope = etree.Element(f"{{{SOAP11_ENV}}}Envelope", nsmap={"soap": SOAP11_ENV})
+    blocks = list(header_children)
+    if blocks:
+        header = etree.SubElement(envelope, f"{{{SOAP11_ENV}}}Header")
+        header.extend(blocks)
+    etree.SubElement(envelope, f"{{{SOAP11_ENV}}}Body").append(body_child)
+    return envelope
+
+
+def serialize(envelope: etree._Element, charset: str = "UTF-8") -> bytes:
+    """The envelope as bytes with an XML declaration; characters the charset lacks become character references."""
+    return etree.tostring(envelope, xml_declaration=True, encoding=charset)
+
+
+def content_type(charset: str = "UTF-8") -> str:
+    return f"{SOAP_CONTENT_TYPE}; charset={charset}"
+
+
+# Characters XML 1.0 cannot carry (control characters, lone surrogates, U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str, limit: int = 2000) -> str:
+    """Text that can go into an XML element: characters XML forbids shown as U+XXXX, at most `limit` long."""
+    text = text[:limit]
+    return _NOT_XML.sub(lambda m: f"U+{ord(m.group()):04X}", text)
+
+
+def _clark_to_text(tag: object) -> str:
+    if not isinstance(tag, str):
+        return "a non-element node"
+    qname = etree.QName(tag)
+    return f"{qname.localname} (namespace {qname.namespace})" if qname.namespace else f"{qname.localname} (no namespace)"

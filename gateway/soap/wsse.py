@@ -1,0 +1,134 @@
+"""WS-Security UsernameToken with PasswordDigest: verifying a request's token and writing one for a call."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+
+from gateway.soap.envelope import SoapFault
+
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+PASSWORD_DIGEST = f"{_PROFILE}#PasswordDigest"
+PASSWORD_TEXT = f"{_PROFILE}#PasswordText"
+BASE64_BINARY = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+SECURITY = f"{{{WSSE}}}Security"
+
+# remember_nonce(nonce, ttl_seconds) -> True the first time, False for a replay.
+NonceRegistry = Callable[[str, float], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class UsernameTokenPolicy:
+    """Who may call and how fresh a token must be."""
+
+    username: str
+    password: str
+    max_age_seconds: float = 300.0  # a Created older than this is stale
+    future_skew_seconds: float = 60.0  # a Created this far ahead of our clock is still taken
+
+    @property
+    def nonce_ttl_seconds(self) -> float:
+        # After this long the Created check refuses the message anyway, so the nonce may be forgotten.
+        return self.max_age_seconds + self.future_skew_seconds
+
+
+def password_digest(nonce: bytes, created: str, password: str) -> str:
+    """Base64(SHA-1(nonce + created + password)), as the UsernameToken Profile 1.0 defines it."""
+    digest = hashlib.sha1(nonce + created.encode("utf-8") + password.encode("utf-8")).digest()  # noqa: S324
+    return base64.b64encode(digest).decode("ascii")
+
+
+def username_token(username: str, password: str, *, nonce: bytes | None = None,
+                   created: datetime | str | None = None) -> etree._Element:
+    """A wsse:Security header block with a digest UsernameToken (for calls the gateway makes, and tests)."""
+    nonce = os.urandom(16) if nonce is None else nonce
+    if created is None:
+        created = datetime.now(UTC)
+    created_text = created if isinstance(created, str) else created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    security = etree.Element(SECURITY, nsmap={"wsse": WSSE, "wsu": WSU})
+    token = etree.SubElement(security, f"{{{WSSE}}}UsernameToken")
+    etree.SubElement(token, f"{{{WSSE}}}Username").text = username
+    etree.SubElement(token, f"{{{WSSE}}}Password", Type=PASSWORD_DIGEST).text = password_digest(
+        nonce, created_text, password)
+    etree.SubElement(token, f"{{{WSSE}}}Nonce", EncodingType=BASE64_BINARY).text = base64.b64encode(nonce).decode()
+    etree.SubElement(token, f"{{{WSU}}}Created").text = created_text
+    return security
+
+
+def _failed(reason: str) -> SoapFault:
+    return SoapFault.client(f"wsse:FailedAuthentication: the security token could not be authenticated ({reason})")
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    return (element.text or "").strip()
+
+
+def parse_created(text: str) -> datetime:
+    """A wsu:Created value as an aware datetime; one without an offset is UTC, as WS-Security requires."""
+    value = datetime.fromisoformat(text.strip())
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def verify_username_token(header: etree._Element | None, policy: UsernameTokenPolicy,
+                                remember_nonce: NonceRegistry, *, now: datetime | None = None) -> str:
+    """The authenticated username, or a Client Fault: missing token, wrong digest, stale Created, replayed nonce.
+
+    The digest is checked before the nonce is remembered, so requests that fail authentication
+    cannot fill the nonce registry or burn a nonce a legitimate caller is about to use.
+    """
+    security = header.find(SECURITY) if header is not None else None
+    if security is None:
+        raise SoapFault.client("wsse:InvalidSecurity: the request has no wsse:Security header; a UsernameToken "
+                               "with a PasswordDigest, Nonce and wsu:Created is required")
+    token = security.find(f"{{{WSSE}}}UsernameToken")
+    if token is None:
+        raise SoapFault.client("wsse:InvalidSecurity: the wsse:Security header holds no wsse:UsernameToken")
+    username = _text(token.find(f"{{{WSSE}}}Username"))
+    password = token.find(f"{{{WSSE}}}Password")
+    nonce_text = _text(token.find(f"{{{WSSE}}}Nonce"))
+    created_text = _text(token.find(f"{{{WSU}}}Created"))
+    if not username or password is None:
+        raise _failed("Username and Password are required")
+    if password.get("Type", PASSWORD_TEXT) != PASSWORD_DIGEST:
+        raise _failed("a PasswordDigest is required; a clear-text password is not accepted")
+    if not nonce_text or not created_text:
+        raise _failed("a PasswordDigest needs a Nonce and a wsu:Created")
+    encoding = token.find(f"{{{WSSE}}}Nonce").get("EncodingType", BASE64_BINARY)  # type: ignore[union-attr]
+    if encoding != BASE64_BINARY:
+        raise _failed(f"Nonce EncodingType {encoding!r} is not supported; use Base64Binary")
+    try:
+        nonce = base64.b64decode(nonce_text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _failed("the Nonce is not base64") from None
+    try:
+        created = parse_created(created_text)
+    except ValueError:
+        raise SoapFault.client(f"wsu:MessageExpired: wsu:Created {created_text!r} is not an xsd:dateTime") from None
+    expected = password_digest(nonce, created_text, policy.password)
+    user_ok = hmac.compare_digest(username.encode("utf-8"), policy.username.encode("utf-8"))
+    digest_ok = hmac.compare_digest((_text(password) or "").encode("utf-8"), expected.encode("ascii"))
+    if not (user_ok and digest_ok):
+        raise _failed("unknown username or wrong password digest")
+    now = now or datetime.now(UTC)
+    if created < now - timedelta(seconds=policy.max_age_seconds):
+        raise SoapFault.client(f"wsu:MessageExpired: stale Created {created_text}: a token is accepted for "
+                               f"{policy.max_age_seconds:g} s after it was created")
+    if created > now + timedelta(seconds=policy.future_skew_seconds):
+        raise SoapFault.client(f"wsu:MessageExpired: Created {created_text} is in the future beyond the "
+                               f"{policy.future_skew_seconds:g} s allowed for clock skew")
+    if not await remember_nonce(nonce_text, policy.nonce_ttl_seconds):
+        raise _failed("nonce replayed: this Nonce was already used within the last "
+                      f"{policy.nonce_ttl_seconds:g} s")
+    return username

@@ -1,0 +1,206 @@
+"""Applying a compiled spec: a partner payload becomes a Ticket, a list of field errors, or a return to sender."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from contracts.codesets import NotAcceptedReason
+from contracts.errors import FieldError, field_errors
+from contracts.ticket import Ticket
+from mapping.spec import FieldPlan, MappingSpec
+from mapping.steps import Note, StepError
+
+_SHOWN_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """The payload is a valid national ticket; warnings say what was cut, defaulted or kept for review."""
+
+    ticket: Ticket
+    warnings: tuple[FieldError, ...] = ()
+    kind: Literal["ok"] = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The payload does not map: one error per broken rule, each naming target field and source path."""
+
+    errors: tuple[FieldError, ...]
+    warnings: tuple[FieldError, ...] = ()
+    kind: Literal["errors"] = "errors"
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    """The matter is not for the market regulator: send it back (退单) with a national reason."""
+
+    reason_code: NotAcceptedReason
+    reason: str
+    source_ticket_no: str | None
+    kind: Literal["returned"] = "returned"
+
+
+MappingResult = Mapped | Rejected | Returned
+
+
+def apply(spec: MappingSpec, payload: Any) -> MappingResult:
+    """Map one partner payload. Never raises: whatever the payload holds, the answer is a result."""
+    try:
+        return _apply(spec, payload)
+    except Exception as err:  # noqa: BLE001 - the boundary: a bug must not take an intake down with it
+        return Rejected(
+            (
+                FieldError(
+                    field="(ticket)",
+                    rule="internal",
+                    message=f"the mapping failed unexpectedly ({type(err).__name__}); the payload is kept for review",
+                ),
+            )
+        )
+
+
+def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
+    for rule in spec.returns:
+        if rule.when(payload):
+            return Returned(rule.reason_code, rule.reason(payload), _ticket_no(spec, payload))
+
+    doc: dict[str, Any] = {"source": {"source_system": spec.source_system, "adapter_id": spec.adapter_id}}
+    errors: list[FieldError] = []
+    warnings: list[FieldError] = []
+    failed: list[str] = []
+    item_sources: dict[str, str] = {}
+    for plan in spec.plans:
+        if plan.each is not None:
+            value: Any = _items(plan, payload, errors, warnings, failed, item_sources)
+        else:
+            value = _value(plan, plan.target, plan.source, payload, errors, warnings, failed)
+        if value is not None:
+            _assign(doc, plan.keys, value)
+
+    try:
+        ticket = Ticket.model_validate(doc)
+    except ValidationError as err:
+        for error in field_errors(err):
+            if any(_under(error.field, gone) for gone in failed):
+                continue  # already reported where the partner's value could not be read
+            error.source_path = _source_of(spec, item_sources, error.field)
+            error.value = _shown(error.value)
+            errors.append(error)
+        return Rejected(tuple(errors), tuple(warnings))
+    if errors:
+        return Rejected(tuple(errors), tuple(warnings))
+    return Mapped(ticket, tuple(warnings))
+
+
+def _value(
+    plan: FieldPlan,
+    field: str,
+    source: str | None,
+    payload: Any,
+    errors: list[FieldError],
+    warnings: list[FieldError],
+    failed: list[str],
+) -> Any:
+    notes: list[Note] = []
+    try:
+        value = plan.produce(payload, notes)
+        if value is not None:
+            value = plan.coerce(value)
+    except StepError as err:
+        failed.append(field)
+        # One partner value feeding several targets (tyshxydm → uscc / 注册号) is one error, not three.
+        if not any(e.source_path == source and e.rule == err.rule and source is not None for e in errors):
+            errors.append(FieldError(field=field, rule=err.rule, message=err.message, value=_shown(err.value),
+                                     source_path=source))
+        value = None
+    except (ValueError, TypeError, ArithmeticError) as err:
+        failed.append(field)
+        errors.append(FieldError(field=field, rule="invalid_value", message=f"cannot use the value: {err}",
+                                 source_path=source))
+        value = None
+    for rule, message, shown in notes:
+        warnings.append(FieldError(field=field, rule=rule, message=message, value=_shown(shown), source_path=source))
+    return value
+
+
+def _items(
+    plan: FieldPlan,
+    payload: Any,
+    errors: list[FieldError],
+    warnings: list[FieldError],
+    failed: list[str],
+    item_sources: dict[str, str],
+) -> list[dict[str, Any]] | None:
+    assert plan.each is not None
+    found = plan.each(payload)
+    if not found:
+        return None
+    built: list[dict[str, Any]] = []
+    for index, item in enumerate(found):
+        group: dict[str, Any] = {}
+        for sub in plan.items:
+            field = f"{plan.target}[{index}].{sub.target}"
+            source = f"{plan.source}[{index}].{sub.source}" if sub.source else None
+            if source is not None:
+                item_sources[field] = source
+            value = _value(sub, field, source, item, errors, warnings, failed)
+            if value is not None:
+                _assign(group, sub.keys, value)
+        built.append(group)
+    return built
+
+
+def _assign(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    target = doc
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value
+
+
+def _under(field: str, prefix: str) -> bool:
+    return field == prefix or field.startswith((prefix + ".", prefix + "["))
+
+
+def _source_of(spec: MappingSpec, item_sources: dict[str, str], field: str) -> str | None:
+    """The partner path behind a target field, or behind the nearest group that contains it."""
+    current = field
+    while current:
+        found = item_sources.get(current) or spec.sources.get(current)
+        if found is not None:
+            return found
+        cut = max(current.rfind("."), current.rfind("["))
+        current = current[:cut] if cut > 0 else ""
+    return None
+
+
+def _ticket_no(spec: MappingSpec, payload: Any) -> str | None:
+    if spec.ticket_no is None:
+        return None
+    try:
+        value = spec.ticket_no.produce(payload, [])
+    except (StepError, ValueError, TypeError, ArithmeticError):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() < 64:
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+def _shown(value: Any) -> Any:
+    """A value safe to put in an error: short text, a number, or nothing."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value if value.bit_length() < 64 else None
+    if isinstance(value, Decimal):
+        return str(value) if value.adjusted() < 30 else None
+    if isinstance(value, str):
+        return value if len(value) <= _SHOWN_TEXT else value[:_SHOWN_TEXT] + "…"
+    return None

@@ -1,0 +1,180 @@
+"""Crash tests: worker processes killed with SIGKILL mid-flight lose nothing, and a lane shared by two
+processes on Redis never has one delivery in flight twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from contracts.delivery import DeliveryState
+from gateway.config import load_settings
+from gateway.store import open_store
+from gateway.store.base import DeliveryFilter, Store
+from simulators.receiver import Action, Receiver, ReceiverThread
+from tests.delivery.delivery_support import REDIS_URL, drop_redis_namespace, enqueue
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DELIVERIES = 3000
+LEASE = 3.0  # total timeout 1.5 s + margin: a killed worker's deliveries come back after this
+
+
+class Deployment:
+    """A gateway configuration in a temporary folder: one lane at the receiver, on SQLite or Redis."""
+
+    def __init__(self, root: Path, kind: str, receiver: Receiver) -> None:
+        self.root = root
+        self.kind = kind
+        self.lane = f"national-{uuid.uuid4().hex[:6]}"
+        self.namespace = f"test-crash-{uuid.uuid4().hex[:10]}"
+        self.gateway_yaml = root / "gateway.yaml"
+        self.destinations_yaml = root / "destinations.yaml"
+        self.gateway_yaml.write_text(
+            "region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
+            f"data_dir: {root / 'data'}\n"
+            f"store: {{kind: {kind}, sqlite_file: gateway.db, redis_url: '{REDIS_URL}'}}\n"
+            "logging: {level: WARNING, json_lines: true}\n", encoding="utf-8")
+        self.destinations_yaml.write_text(
+            "engine: {reaper_interval: 0.5s, idle_poll_min: 10ms, idle_poll_max: 100ms, stop_grace: 5s}\n"
+            "destinations:\n"
+            f"  - name: {self.lane}\n"
+            f"    url: {receiver.url}api/v1/tickets\n"
+            "    timeout: {connect: 1s, total: 1.5s}\n"
+            f"    lease: {LEASE}\n"
+            "    retry: {initial_delay: 0.2s, max_delay: 1s, max_attempts: 100}\n"
+            "    breaker: {enabled: false}\n"
+            "    concurrency: 32\n"
+            "    claim_batch: 32\n", encoding="utf-8")
+        self.settings = load_settings(self.gateway_yaml)
+
+    @asynccontextmanager
+    async def store(self) -> AsyncIterator[Store]:
+        async with open_store(self.settings, redis_namespace=self.namespace) as store:
+            yield store
+
+    @contextmanager
+    def worker(self, name: str) -> Iterator[subprocess.Popen[bytes]]:
+        """`python main.py worker` in its own process; killed at the end if still running."""
+        log = (self.root / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "worker", "--config", str(self.gateway_yaml),
+             "--destinations", str(self.destinations_yaml), "--worker-id", name,
+             "--redis-namespace", self.namespace],
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            log.close()
+
+    def log_of(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+
+async def wait_for(receiver: Receiver, distinct_keys: int, within: float) -> None:
+    ok = await asyncio.to_thread(receiver.wait_until, lambda rx: rx.stats().distinct_keys >= distinct_keys, within)
+    assert ok, f"the receiver saw only {receiver.stats().distinct_keys} keys within {within} s"
+
+
+async def wait_all_delivered(store: Store, lane: str, count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        stats = (await store.lane_stats()).get(lane, {})
+        if stats.get(DeliveryState.DELIVERED.value, 0) >= count:
+            return
+        assert time.monotonic() < deadline, f"not all delivered within {within} s: {stats}"
+        await asyncio.sleep(0.2)
+
+
+async def enqueue_many(store: Store, lane: str, count: int) -> list[str]:
+    keys: list[str] = []
+    for start in range(0, count, 100):
+        batches = await asyncio.gather(*(enqueue(store, lane, 1, prefix=f"crash-{start + i}")
+                                         for i in range(min(100, count - start))))
+        keys += [key for batch in batches for _, key in batch]
+    return keys
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Deployment, Receiver]]:
+    with ReceiverThread() as receiver:
+        dep = Deployment(tmp_path, request.param, receiver)
+        try:
+            yield dep, receiver
+        finally:
+            if dep.kind == "redis":
+                asyncio.run(drop_redis_namespace(dep.namespace))
+
+
+async def test_a_worker_killed_mid_flight_loses_nothing(deployment: tuple[Deployment, Receiver],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    dep, receiver = deployment
+    receiver.script(default=Action(delay=0.02))  # keeps requests in flight when the kill lands
+    async with dep.store() as store:
+        keys = await enqueue_many(store, dep.lane, DELIVERIES)
+        started = time.monotonic()
+        with dep.worker("first") as first:
+            await wait_for(receiver, DELIVERIES // 3, within=60)
+            first.send_signal(signal.SIGKILL)
+            assert first.wait(timeout=10) == -signal.SIGKILL
+        at_kill = receiver.stats()
+        in_flight_at_kill = len(await store.list_deliveries(
+            DeliveryFilter(state=DeliveryState.IN_FLIGHT, destination=dep.lane, limit=1000)))
+        with dep.worker("second") as second:
+            await wait_all_delivered(store, dep.lane, DELIVERIES, within=90)
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0, dep.log_of("second")
+        elapsed = time.monotonic() - started
+        delivered = await store.list_deliveries(
+            DeliveryFilter(state=DeliveryState.DELIVERED, destination=dep.lane, limit=DELIVERIES + 10))
+
+    counts = receiver.counts()
+    assert len(delivered) == DELIVERIES
+    assert set(counts) == set(keys), "every idempotency key reaches the receiver"
+    twice = sum(1 for key in keys if counts[key] > 1)
+    with capsys.disabled():
+        print(f"\n[crash {dep.kind}] {DELIVERIES} deliveries; killed after {at_kill.distinct_keys} keys with "
+              f"{in_flight_at_kill} leased in flight; all delivered in {elapsed:.1f} s; "
+              f"received twice or more: {twice}; requests {receiver.stats().total}")
+    assert twice <= in_flight_at_kill + 32  # only what the dead worker had in hand can go out again
+
+
+async def test_two_workers_share_a_redis_lane_and_one_finishes_when_the_other_dies(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ReceiverThread() as receiver:
+        dep = Deployment(tmp_path, "redis", receiver)
+        receiver.script(default=Action(delay=0.01))
+        try:
+            async with dep.store() as store:
+                keys = await enqueue_many(store, dep.lane, 1500)
+                with dep.worker("alpha") as alpha, dep.worker("beta") as beta:
+                    await wait_for(receiver, 500, within=60)
+                    alpha.send_signal(signal.SIGKILL)
+                    assert alpha.wait(timeout=10) == -signal.SIGKILL
+                    await wait_all_delivered(store, dep.lane, len(keys), within=60)
+                    assert beta.poll() is None
+                    beta.send_signal(signal.SIGTERM)
+                    assert beta.wait(timeout=20) == 0, dep.log_of("beta")
+        finally:
+            await drop_redis_namespace(dep.namespace)
+        stats = receiver.stats()
+        counts = receiver.counts()
+    assert set(counts) == set(keys)
+    assert stats.max_in_flight_per_key == 1, "no delivery is ever in flight twice at once"
+    assert stats.max_in_flight > 32  # both workers were really sending at the same time
+    with capsys.disabled():
+        print(f"\n[two workers redis] 1500 deliveries; max in flight at once {stats.max_in_flight}, per key "
+              f"{stats.max_in_flight_per_key}; received twice or more: {stats.keys_received_twice_or_more}")
