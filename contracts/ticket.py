@@ -233,15 +233,20 @@ class Occurrence(ContractModel):
     location: GeoPoint | None = None
 
 
-class Deadline(ContractModel):
-    """A statutory time limit the ticket runs under."""
+DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
 
-    kind: Annotated[str, Field(min_length=1, max_length=40)]
+
+class Deadline(ContractModel):
+    """A statutory time limit the ticket runs under: the last working day, and why."""
+
+    kind: DeadlineKind
+    starts_on: date
     due_on: date
-    working_days: Annotated[int, Field(ge=0)]
+    working_days: Annotated[int, Field(ge=1)]
     rule_set: Annotated[str, Field(max_length=80)]
     basis: Annotated[str, Field(max_length=300)]
     calendar_fallback: bool = False
+    extensions: Annotated[int, Field(ge=0)] = 0
 
 
 class Routing(ContractModel):

@@ -661,6 +661,8 @@ def build_step(item: Any, ctx: StepContext) -> tuple[Step, bool]:
     if not isinstance(name, str) or name not in STEP_KINDS:
         raise SpecProblem(f"unknown transform {name!r}; known: {', '.join(STEP_KINDS)}")
     kind = STEP_KINDS[name]
+    if not kind.takes_argument and isinstance(arg, dict) and not options:
+        arg, options = None, dict(arg)  # {fold: {lines: true}}: options under the name
     if kind.takes_argument and arg is None:
         raise SpecProblem(f"{name} needs an argument ({kind.summary})", (name,))
     for option in options:

@@ -1,5 +1,6 @@
 """Statutory deadline engine: Chinese working-day calendar, dated rule sets and deadline computation."""
 
+from contracts.ticket import Deadline, DeadlineKind
 from contracts.yamldoc import YamlFileError as ConfigFileError
 from gateway.deadlines.calendar import (
     DEFAULT_OVERRIDES_PATH,
@@ -10,8 +11,6 @@ from gateway.deadlines.calendar import (
 from gateway.deadlines.compute import (
     CHINA_TZ,
     BusinessType,
-    Deadline,
-    DeadlineKind,
     DeadlineStatus,
     ExtensionNotAllowed,
     china_date,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
-
+from contracts.ticket import Deadline, DeadlineKind
 from gateway.deadlines.calendar import WorkingDayCalendar
 from gateway.deadlines.rules import LimitName, RuleBook
 
@@ -14,7 +13,6 @@ from gateway.deadlines.rules import LimitName, RuleBook
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 BusinessType = Literal["01", "02", "03"]  # 01 咨询 / 02 投诉 / 03 举报
-DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
 DeadlineStatus = Literal["ok", "due_soon", "overdue"]
 
 _LIMIT_OF_KIND: dict[DeadlineKind, LimitName] = {
@@ -34,21 +32,6 @@ _EVENT_WORDS = {
 
 class ExtensionNotAllowed(ValueError):
     """The time limit has no extension rule, or its extensions are used up."""
-
-
-class Deadline(BaseModel):
-    """A statutory deadline: the last working day by which something must be done, and why."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: DeadlineKind
-    starts_on: date
-    due_on: date
-    working_days: PositiveInt
-    rule_set: str
-    basis: str
-    calendar_fallback: bool
-    extensions: NonNegativeInt = 0
 
 
 def china_date(moment: datetime) -> date:

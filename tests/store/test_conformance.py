@@ -218,13 +218,14 @@ async def test_claim_order_is_priority_then_fresh_before_retry_then_due_time(sto
 
     late_retry, early_retry = await one("late-retry"), await one("early-retry")
     # Both fail once; the one settled first is due later.
-    for delivery_id, due in ((late_retry, -1.0), (early_retry, -2.0)):
+    for delivery_id, due in ((late_retry, 0.3), (early_retry, 0.15)):
         [c] = await store.claim("national", "w", 30)
         assert c.delivery_id == delivery_id
         await store.settle_retry(c, attempt(c, outcome=AttemptOutcome.RETRY, status_code=503), soon(due))
     fresh_a = await one("fresh-a")
     urgent = await one("urgent", priority=0)
     fresh_b = await one("fresh-b")
+    await asyncio.sleep(0.35)  # both retries are due now
 
     order = []
     while claimed := await store.claim("national", "w", 30):

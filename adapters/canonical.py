@@ -1,0 +1,57 @@
+"""The `canonical` mapping: a partner that already speaks the national standard is validated, not mapped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from adapters.config import AdapterConfig
+from contracts.base import CHINA_STANDARD_TIME
+from contracts.errors import FieldError, field_errors
+from contracts.ticket import Ticket
+from mapping.engine import Mapped, Rejected
+
+# What only the gateway decides: its own id for the ticket, and where the ticket stands and who handles it.
+GATEWAY_OWNED = ("ticket_id", "lifecycle", "routing")
+
+
+def canonical_ticket(payload: Any, config: AdapterConfig, *, now: datetime | None = None) -> Mapped | Rejected:
+    """The ticket a canonical payload describes, or the fields it breaks; never raises.
+
+    The receiving adapter fills `source.adapter_id` and, when absent, `source.source_system` (its
+    partner_system) and `source.source_received_at` (now). A payload naming another adapter, or setting
+    what only the gateway decides (ticket_id, lifecycle, routing), is refused field by field.
+    """
+    if not isinstance(payload, dict):
+        return Rejected((FieldError(field="(ticket)", rule="object_expected", source_path="$",
+                                    message="a canonical ticket is a JSON object in the national schema"),))
+    errors = [FieldError(field=key, rule="gateway_owned", source_path=key, value=None,
+                         message=f"{key} is set by the gateway, not by the sender")
+              for key in GATEWAY_OWNED if key in payload]
+    doc = dict(payload)
+    source = doc.get("source")
+    if source is None:
+        source = {}
+    if isinstance(source, dict):
+        source = dict(source)
+        given = source.get("adapter_id")
+        if given is not None and given != config.id:
+            errors.append(FieldError(field="source.adapter_id", rule="adapter_mismatch", source_path="source.adapter_id",
+                                     value=given if isinstance(given, str) else None,
+                                     message=f"this ticket was sent to adapter {config.id!r}"))
+        source["adapter_id"] = config.id
+        source.setdefault("source_system", config.partner_system)
+        source.setdefault("source_received_at", (now or datetime.now(CHINA_STANDARD_TIME)).isoformat())
+        doc["source"] = source
+    if errors:
+        return Rejected(tuple(errors))
+    try:
+        ticket = Ticket.model_validate(doc)
+    except ValidationError as err:
+        found = field_errors(err)
+        for error in found:
+            error.source_path = error.field
+        return Rejected(tuple(found))
+    return Mapped(ticket)
