@@ -38,8 +38,8 @@ def canonical_ticket(payload: Any, config: AdapterConfig, *, now: datetime | Non
         source = dict(source)
         given = source.get("adapter_id")
         if given is not None and given != config.id:
-            errors.append(FieldError(field="source.adapter_id", rule="adapter_mismatch", source_path="source.adapter_id",
-                                     value=given if isinstance(given, str) else None,
+            errors.append(FieldError(field="source.adapter_id", rule="adapter_mismatch",
+                                     source_path="source.adapter_id", value=given if isinstance(given, str) else None,
                                      message=f"this ticket was sent to adapter {config.id!r}"))
         source["adapter_id"] = config.id
         source.setdefault("source_system", config.partner_system)

@@ -112,3 +112,13 @@ class AppliedEvent(ContractModel):
     org: str | None = None
     actor: str | None = None
     opinion: str | None = None
+
+
+class RejectedEvent(ContractModel):
+    """A status event the ticket could not take (an illegal transition), kept for the record."""
+
+    received_at: AwareDatetime
+    event_id: str
+    sequence: int
+    status: Status
+    reason: Annotated[str, Field(max_length=500)]

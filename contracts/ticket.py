@@ -33,7 +33,7 @@ from contracts.identifiers import (
     normalize_resident_id,
     validate_uscc,
 )
-from contracts.status import AppliedEvent, CaseResult, FollowUp
+from contracts.status import AppliedEvent, CaseResult, FollowUp, RejectedEvent
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 CONTENT_MAX = 4000
@@ -265,6 +265,7 @@ class Lifecycle(ContractModel):
     not_accepted_reason: NotAcceptedReason | None = None
     last_sequence: Annotated[int, Field(ge=-1)] = -1
     events: list[AppliedEvent] = Field(default_factory=list)
+    rejected_events: list[RejectedEvent] = Field(default_factory=list)
     result: CaseResult | None = None
     follow_up: FollowUp | None = None
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from contracts.codesets import Status
-from contracts.status import TRANSITIONS, AppliedEvent, StatusEvent
+from contracts.status import TRANSITIONS, AppliedEvent, RejectedEvent, StatusEvent
 from contracts.ticket import Ticket
 
 
@@ -65,3 +66,11 @@ def apply_status_event(ticket: Ticket, event: StatusEvent) -> EventDecision:
     if event.national_registration_no and not ticket.national_registration_no:
         changed = changed.model_copy(update={"national_registration_no": event.national_registration_no})
     return EventDecision(EventOutcome.APPLIED, changed)
+
+
+def record_rejection(ticket: Ticket, event: StatusEvent, reason: str, received_at: datetime) -> Ticket:
+    """The ticket with an illegal event kept on its record; its status is unchanged."""
+    rejected = RejectedEvent(received_at=received_at, event_id=event.event_id, sequence=event.sequence,
+                             status=event.status, reason=reason[:500])
+    lifecycle = ticket.lifecycle.model_copy(update={"rejected_events": [*ticket.lifecycle.rejected_events, rejected]})
+    return ticket.model_copy(update={"lifecycle": lifecycle})

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.store.store_support import RESPONDENT_USCC, attempt, make_ticket, national, soon
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptOutcome, DeliveryKind, DeliveryState
 from contracts.errors import FieldError
@@ -20,6 +19,7 @@ from gateway.store.base import (
     TicketQuery,
     UnknownTicket,
 )
+from tests.store.store_support import RESPONDENT_USCC, attempt, make_ticket, national, soon
 
 RAW = '{"hotlineNo":"GZ-12345-20240611-0001","appealContent":"预包装食品无生产日期"}'.encode()
 
@@ -78,7 +78,8 @@ async def test_twenty_racing_identical_pushes_create_one_ticket(store: Store) ->
     assert len(await store.list_deliveries(DeliveryFilter())) == 1
 
 
-async def test_racing_pushes_through_two_connections_create_one_ticket(open_store: Callable[[], Awaitable[Store]]) -> None:
+async def test_racing_pushes_through_two_connections_create_one_ticket(
+        open_store: Callable[[], Awaitable[Store]]) -> None:
     one, two = await open_store(), await open_store()
     results = await asyncio.gather(*(
         (one if i % 2 else two).intake(make_ticket(), RAW, "application/json", [national()]) for i in range(20)

@@ -1,0 +1,116 @@
+"""Intake: a partner's payload becomes a stored canonical ticket with its deliveries, or is kept in quarantine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from contracts.errors import FieldError, field_errors
+from contracts.ticket import Ticket
+from gateway.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.routing import Router
+from gateway.store.base import Store
+from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.spec import MappingSpec
+
+log = logging.getLogger(__name__)
+
+CANONICAL_ADAPTER = "canonical"
+Enricher = Callable[[Ticket], Awaitable[Ticket]]
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    """What became of one payload; every kind but `created`/`repeat` leaves the raw payload in quarantine."""
+
+    kind: Literal["created", "repeat", "quarantined", "returned"]
+    ticket_id: str | None = None
+    quarantine_id: str | None = None
+    errors: tuple[FieldError, ...] = ()
+    warnings: tuple[FieldError, ...] = ()
+    returned: Returned | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.kind in ("created", "repeat")
+
+
+class UnknownAdapter(LookupError):
+    """No mapping spec is configured for this adapter id."""
+
+
+class IntakeService:
+    """Map, route, set deadlines, and store ticket + raw payload + outbox in one step."""
+
+    def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
+                 calendar: WorkingDayCalendar, enrich: Enricher | None = None) -> None:
+        self.store = store
+        self.specs = specs
+        self.router = router
+        self.rules = rules
+        self.calendar = calendar
+        self.enrich = enrich
+
+    def knows(self, adapter_id: str) -> bool:
+        return adapter_id == CANONICAL_ADAPTER or adapter_id in self.specs
+
+    def map(self, adapter_id: str, payload: object) -> MappingResult:
+        """The mapping alone (pure): what intake would make of this payload."""
+        if adapter_id == CANONICAL_ADAPTER:
+            return _canonical(payload)
+        spec = self.specs.get(adapter_id)
+        if spec is None:
+            raise UnknownAdapter(adapter_id)
+        return apply(spec, payload)
+
+    async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
+        """Take one payload. The outcome is only returned once whatever it says is durably stored."""
+        result = self.map(adapter_id, payload)
+        if isinstance(result, Rejected):
+            quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, list(result.errors))
+            log.info("ticket quarantined", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
+                                                  "rules": sorted({e.rule for e in result.errors})})
+            return IntakeOutcome("quarantined", quarantine_id=quarantine_id, errors=result.errors,
+                                 warnings=result.warnings)
+        if isinstance(result, Returned):
+            note = FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=result.reason)
+            quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, [note])
+            log.info("ticket returned to sender", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
+                                                         "reason_code": str(result.reason_code)})
+            return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result)
+        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type)
+
+    async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
+        """Route, set deadlines and enrich a mapped ticket, then store it with its outbox."""
+        ticket = self.prepare(mapped.ticket)
+        if self.enrich is not None:
+            ticket = await self.enrich(ticket)
+        forward = ticket.model_dump_json().encode("utf-8")
+        outcome = await self.store.intake(ticket, raw_body, content_type, self.router.intake_outbox(ticket, forward))
+        log.info("ticket stored" if outcome.created else "ticket repeated",
+                 extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id})
+        return IntakeOutcome("created" if outcome.created else "repeat", ticket_id=outcome.ticket_id,
+                             warnings=mapped.warnings)
+
+    def prepare(self, ticket: Ticket) -> Ticket:
+        """The handling organisation and statutory deadlines, from the ticket's own facts."""
+        ticket = self.router.assign_handler(ticket)
+        deadlines = compute_deadlines(ticket.classification.business_type.value,
+                                      ticket.source.source_received_at, None, self.rules, self.calendar)
+        return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
+
+
+def _canonical(payload: object) -> MappingResult:
+    """A ticket already in the national standard: validated as it is."""
+    if not isinstance(payload, dict):
+        return Rejected((FieldError(field="(ticket)", rule="json_object",
+                                    message="a canonical ticket is a JSON object"),))
+    data: dict[str, Any] = dict(payload)
+    try:
+        return Mapped(Ticket.model_validate(data))
+    except ValidationError as err:
+        return Rejected(tuple(field_errors(err)))

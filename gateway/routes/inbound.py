@@ -1,0 +1,334 @@
+"""REST push intake: `POST /api/v1/inbound/{adapter_id}/tickets`, a partner's own JSON, authenticated and sized."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from adapters.config import AdapterConfig, MissingCredential, digest_matches
+from contracts.errors import FieldError
+from mapping.payload import PayloadError, parse_json_body
+
+log = logging.getLogger(__name__)
+
+INBOUND_PATH = "/api/v1/inbound/{adapter_id}/tickets"
+API_KEY_HEADER = "X-Api-Key"
+SIGNATURE_HEADER = "X-Signature"
+TIMESTAMP_HEADER = "X-Timestamp"
+SIGNATURE_PREFIX = "sha256="
+JSON_MEDIA_TYPES = ("application/json", "text/json")
+
+
+class IntakeOutcomeView(Protocol):
+    """What the route reads of an intake outcome (gateway.intake.IntakeOutcome)."""
+
+    @property
+    def kind(self) -> str: ...  # "created" | "repeat" | "quarantined" | "returned"
+
+    @property
+    def ticket_id(self) -> str | None: ...
+
+    @property
+    def quarantine_id(self) -> str | None: ...
+
+    @property
+    def errors(self) -> Sequence[FieldError]: ...
+
+    @property
+    def disposition(self) -> Any: ...
+
+
+class TicketIntake(Protocol):
+    """Maps, stores and enqueues one partner ticket in one step (gateway.intake.IntakeService)."""
+
+    async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes,
+                     content_type: str) -> IntakeOutcomeView: ...
+
+
+@dataclass(frozen=True)
+class PushCredentials:
+    """One push adapter's inbound credentials, read from the environment once at start-up."""
+
+    api_key_digest: bytes | None
+    hmac_secret: bytes | None
+    hmac_tolerance_seconds: int
+
+
+@dataclass
+class InboundContext:
+    """What the inbound route needs; the gateway builds it at start-up and puts it on app.state.inbound."""
+
+    adapters: Mapping[str, AdapterConfig]
+    intake: TicketIntake
+    max_body_bytes: int
+    clock: Callable[[], float] = time.time
+    credentials: dict[str, PushCredentials] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # adapter id → why its credentials are unusable
+
+    @classmethod
+    def build(cls, adapters: Mapping[str, AdapterConfig], intake: TicketIntake, max_body_bytes: int, *,
+              strict: bool = True, clock: Callable[[], float] = time.time) -> InboundContext:
+        """Read every push adapter's credentials now. `strict`: MissingCredential naming each unset variable;
+        otherwise those adapters answer 503 and the problem is logged."""
+        context = cls(adapters=adapters, intake=intake, max_body_bytes=max_body_bytes, clock=clock)
+        for adapter_id, config in adapters.items():
+            if not (config.enabled and config.push):
+                continue
+            try:
+                context.credentials[adapter_id] = PushCredentials(
+                    api_key_digest=config.auth.api_key_digest(),
+                    hmac_secret=config.auth.hmac_secret(),
+                    hmac_tolerance_seconds=config.auth.hmac_tolerance_seconds,
+                )
+            except MissingCredential as err:
+                context.missing[adapter_id] = str(err)
+        if context.missing:
+            problems = [f"adapter {a}: {why}" for a, why in sorted(context.missing.items())]
+            if strict:
+                raise MissingCredential("; ".join(problems))
+            for problem in problems:
+                log.error("push adapter has no usable credentials; it answers 503", extra={"problem": problem})
+        return context
+
+
+def from_app_state(request: Request) -> InboundContext:
+    """The default: the context the gateway's lifespan put on `app.state.inbound`."""
+    context = getattr(request.app.state, "inbound", None)
+    if not isinstance(context, InboundContext):
+        raise RuntimeError("app.state.inbound is not set: build an InboundContext in the gateway's lifespan")
+    return context
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+
+
+def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+
+
+_UNAUTHENTICATED = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}
+
+
+def _unauthorized(message: str) -> _Refusal:
+    return _Refusal(401, "unauthorized", message, _UNAUTHENTICATED)
+
+
+def _forbidden(adapter_id: str) -> _Refusal:
+    return _Refusal(403, "forbidden", f"these credentials are valid, but not for adapter {adapter_id!r}")
+
+
+def _check_api_key(context: InboundContext, adapter_id: str, presented: str) -> None:
+    own = context.credentials[adapter_id].api_key_digest
+    if own is not None and digest_matches(presented, own):
+        return
+    # Compared with every adapter's key, without stopping early, to tell "wrong adapter" from "wrong key".
+    others = [digest_matches(presented, c.api_key_digest) for a, c in context.credentials.items()
+              if a != adapter_id and c.api_key_digest is not None]
+    if any(others):
+        raise _forbidden(adapter_id)
+    raise _unauthorized(f"the {API_KEY_HEADER} header does not hold a valid key")
+
+
+def hmac_signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The X-Signature value a partner sends: `sha256=` + hex HMAC-SHA256 over "timestamp.body"."""
+    return SIGNATURE_PREFIX + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def _check_signature(context: InboundContext, adapter_id: str, signature: str, timestamp: str | None,
+                     body: bytes) -> None:
+    if not timestamp:
+        raise _unauthorized(f"an {SIGNATURE_HEADER} needs an {TIMESTAMP_HEADER} header (unix seconds)")
+    stamp = timestamp.strip()
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
+        raise _unauthorized(f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp[:20]!r}")
+    own = context.credentials[adapter_id]
+    skew = abs(context.clock() - int(stamp))
+    if skew > own.hmac_tolerance_seconds:
+        raise _unauthorized(f"{TIMESTAMP_HEADER} is {int(skew)} s away from our clock; the tolerance is "
+                            f"{own.hmac_tolerance_seconds} s (sign each request when sending it)")
+    offered = signature.strip()
+    if not offered.startswith(SIGNATURE_PREFIX):
+        offered = SIGNATURE_PREFIX + offered
+    offered_bytes = offered.encode("ascii", "replace")
+
+    def matches(secret: bytes | None) -> bool:
+        if secret is None:
+            return False
+        return hmac.compare_digest(hmac_signature(secret, stamp, body).encode("ascii"), offered_bytes)
+
+    if matches(own.hmac_secret):
+        return
+    if any([matches(c.hmac_secret) for a, c in context.credentials.items() if a != adapter_id]):
+        raise _forbidden(adapter_id)
+    raise _unauthorized(f"the {SIGNATURE_HEADER} does not match the body (HMAC-SHA256 over "
+                        f"\"{TIMESTAMP_HEADER}.body\", hex, prefixed {SIGNATURE_PREFIX})")
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return
+    if not raw.strip().isdigit():
+        raise _Refusal(400, "bad_request", f"Content-Length {raw[:20]!r} is not a number")
+    if int(raw) > limit:
+        raise _Refusal(413, "payload_too_large", f"the body is {int(raw)} bytes; the limit is {limit} bytes")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    # Counted while reading as well: a chunked body has no Content-Length, and a declared one can lie.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refusal(413, "payload_too_large", f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_media_type(content_type: str) -> None:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media and media not in JSON_MEDIA_TYPES and not media.endswith("+json"):
+        raise _Refusal(415, "unsupported_media_type",
+                       f"Content-Type {media!r} is not JSON; send application/json (charset=utf-8 or GBK)")
+
+
+def _error_json(error: FieldError) -> dict[str, Any]:
+    return {"field": error.field, "rule": error.rule, "message": error.message, "source_path": error.source_path,
+            "value": error.value}
+
+
+def _disposition_json(disposition: Any) -> Any:
+    if disposition is None or isinstance(disposition, str | int | float | bool | dict | list):
+        return disposition
+    dump = getattr(disposition, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    fields = getattr(disposition, "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: _disposition_json(getattr(disposition, name)) for name in fields}
+    return str(disposition)
+
+
+def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
+    """The HTTP answer to a partner for one intake outcome (documented in docs/integrators.md)."""
+    if outcome.kind == "created":
+        return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False}, status_code=202)
+    if outcome.kind == "repeat":
+        return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": True}, status_code=200)
+    if outcome.kind == "quarantined":
+        return JSONResponse({"error": "unmappable", "message": "the ticket does not map to the national standard; "
+                             "it is kept in quarantine for review",
+                             "quarantine_id": outcome.quarantine_id,
+                             "errors": [_error_json(e) for e in outcome.errors]}, status_code=422)
+    if outcome.kind == "returned":
+        # A 退单 is a complete answer about this ticket, not a fault of the request: 200, never retried.
+        return JSONResponse({"ticket_id": outcome.ticket_id, "returned": True,
+                             "disposition": _disposition_json(outcome.disposition)}, status_code=200)
+    raise ValueError(f"unknown intake outcome kind {outcome.kind!r}")
+
+
+_REQUEST_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "One ticket in the partner's own JSON shape, as its adapter's mapping spec reads it "
+                       "(for the `canonical` adapter: a ticket in the national schema).",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    "parameters": [
+        {"name": API_KEY_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "The partner's API key; or sign with X-Signature + X-Timestamp instead."},
+        {"name": SIGNATURE_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "sha256=<hex HMAC-SHA256 over \"<X-Timestamp>.<body>\"> with the adapter's secret."},
+        {"name": TIMESTAMP_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "Unix seconds when signed; at most 5 minutes from the gateway's clock."},
+    ],
+}
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": {
+        "error": "code", "message": "what is wrong and what to do"}}}}
+
+
+def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state) -> APIRouter:
+    """The push intake route; `resolve` finds the InboundContext for a request (default: app.state.inbound)."""
+    router = APIRouter(tags=["inbound"])
+
+    @router.post(
+        INBOUND_PATH,
+        status_code=202,
+        summary="A partner pushes one ticket in its own shape",
+        response_model=None,
+        openapi_extra=_REQUEST_BODY_DOC,
+        responses={
+            200: {"description": "A repeat of a stored ticket (same id), or a ticket returned to sender (退单)"},
+            202: {"description": "Stored durably; the gateway's ticket id"},
+            400: _problem_doc("The body is not JSON, or not a JSON object"),
+            401: _problem_doc("Missing or wrong credentials"),
+            403: _problem_doc("Valid credentials of another adapter"),
+            404: _problem_doc("No adapter with this id takes pushes"),
+            413: _problem_doc("The body exceeds server.max_body_bytes"),
+            415: _problem_doc("The body is not JSON"),
+            422: {"description": "Unmappable: per-field errors and the quarantine id of the kept raw payload"},
+            503: _problem_doc("The adapter's credentials are not configured, or the store is unavailable"),
+        },
+    )
+    async def push_ticket(adapter_id: str, request: Request) -> JSONResponse:
+        context = resolve(request)
+        config = context.adapters.get(adapter_id)
+        if config is None or not config.enabled or not config.push:
+            return _refuse(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this gateway")
+        if adapter_id in context.missing or adapter_id not in context.credentials:
+            return _refuse(503, "adapter_not_configured",
+                           f"adapter {adapter_id!r} has no usable credentials configured; tell the gateway's operators")
+        try:
+            _declared_length(request, context.max_body_bytes)
+            api_key = request.headers.get(API_KEY_HEADER)
+            signature = request.headers.get(SIGNATURE_HEADER)
+            if not api_key and not signature:
+                raise _unauthorized(f"send an {API_KEY_HEADER} header, or sign the body with {SIGNATURE_HEADER} "
+                                    f"and {TIMESTAMP_HEADER}")
+            if api_key:
+                _check_api_key(context, adapter_id, api_key)
+            body = await _read_limited(request, context.max_body_bytes)
+            if not api_key and signature:
+                _check_signature(context, adapter_id, signature, request.headers.get(TIMESTAMP_HEADER), body)
+            content_type = request.headers.get("content-type", "application/json")
+            _check_media_type(content_type)
+            try:
+                payload = parse_json_body(body, content_type)
+            except PayloadError as err:
+                raise _Refusal(400, "invalid_json", str(err)) from err
+            if not isinstance(payload, dict):
+                raise _Refusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
+        except _Refusal as refusal:
+            log.info("push refused", extra={"adapter_id": adapter_id, "status": refusal.status,
+                                            "error": refusal.error, "reason": refusal.message})
+            return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status,
+                                headers=refusal.headers)
+        try:
+            outcome = await context.intake.accept(adapter_id, payload, raw_body=body, content_type=content_type)
+        except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+            log.exception("push intake failed", extra={"adapter_id": adapter_id})
+            return JSONResponse({"error": "unavailable", "message": "the ticket could not be stored; retry later"},
+                                status_code=503, headers={"Retry-After": "30"})
+        log.info("push accepted", extra={"adapter_id": adapter_id, "ticket_id": outcome.ticket_id,
+                                         "outcome": outcome.kind, "quarantine_id": outcome.quarantine_id})
+        return outcome_response(outcome)
+
+    return router

@@ -1,0 +1,107 @@
+"""Status intake: a status event from the national platform moves the ticket and tells everyone who must hear."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from contracts.delivery import DeliveryKind
+from contracts.status import StatusEvent
+from contracts.ticket import Ticket
+from gateway.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
+from gateway.routing import Router
+from gateway.store.base import ConcurrentUpdate, OutboxEntry, Store
+from mapping.reverse import ReverseError, reverse
+from mapping.spec import MappingSpec
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PREFIX = "callback:"
+_WRITE_ATTEMPTS = 5
+
+
+def callback_destination(adapter_id: str) -> str:
+    """The delivery lane of status callbacks to one adapter's partner system."""
+    return CALLBACK_PREFIX + adapter_id
+
+
+class TicketNotFound(LookupError):
+    """No stored ticket has the event's ticket id or national registration number."""
+
+
+@dataclass(frozen=True)
+class StatusOutcome:
+    decision: EventDecision
+    delivery_ids: tuple[str, ...] = ()
+
+
+class StatusService:
+    """Applies status events to stored tickets and enqueues the callback and routed deliveries atomically."""
+
+    def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router,
+                 callback_adapters: frozenset[str]) -> None:
+        self.store = store
+        self.specs = specs
+        self.router = router
+        self.callback_adapters = callback_adapters  # adapters whose partner has a callback configured
+
+    async def find(self, event: StatusEvent) -> Ticket:
+        ticket_id = event.ticket_id
+        if ticket_id is None and event.national_registration_no:
+            ticket_id = await self.store.find_ticket_id(national_registration_no=event.national_registration_no)
+        ticket = await self.store.get_ticket(ticket_id) if ticket_id else None
+        if ticket is None:
+            raise TicketNotFound(event.ticket_id or event.national_registration_no or "")
+        return ticket
+
+    async def apply(self, event: StatusEvent) -> StatusOutcome:
+        """Apply one event; retried against concurrent writers so two events never overwrite each other."""
+        for _ in range(_WRITE_ATTEMPTS):
+            ticket = await self.find(event)
+            decision = apply_status_event(ticket, event)
+            if decision.outcome is EventOutcome.ILLEGAL:
+                rejected = record_rejection(ticket, event, decision.reason, datetime.now(UTC))
+                try:
+                    await self.store.save_ticket(rejected, [], expected_sequence=ticket.lifecycle.last_sequence)
+                except ConcurrentUpdate:
+                    continue
+            if not decision.changed:
+                log.info("status event not applied", extra={
+                    "ticket_id": ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
+                return StatusOutcome(decision)
+            outbox = self.outbox_for(decision.ticket, event)
+            try:
+                ids = await self.store.save_ticket(decision.ticket, outbox,
+                                                   expected_sequence=ticket.lifecycle.last_sequence)
+            except ConcurrentUpdate:
+                continue
+            log.info("status event applied", extra={"ticket_id": ticket.ticket_id, "status": str(event.status),
+                                                    "adapter_id": ticket.source.adapter_id})
+            return StatusOutcome(decision, ids)
+        raise ConcurrentUpdate(f"ticket changed {_WRITE_ATTEMPTS} times while applying event {event.event_id}")
+
+    def outbox_for(self, ticket: Ticket, event: StatusEvent) -> list[OutboxEntry]:
+        """The callback to the originating partner, in its own codes, and the routed side deliveries."""
+        entries = self.router.status_outbox(ticket, event)
+        adapter_id = ticket.source.adapter_id
+        spec = self.specs.get(adapter_id)
+        if adapter_id in self.callback_adapters and spec is not None and spec.reverse is not None:
+            try:
+                fields = reverse(spec, ticket, event)
+            except ReverseError as err:
+                # A spec that cannot express a status is a configuration fault; the ticket still moves on.
+                log.error("callback cannot be built", extra={"ticket_id": ticket.ticket_id,
+                                                             "adapter_id": adapter_id, "reason": str(err)})
+            else:
+                body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                entries.append(OutboxEntry(destination=callback_destination(adapter_id), kind=DeliveryKind.CALLBACK,
+                                           body=body))
+        return entries
+
+
+def is_retryable_later(decision: EventDecision) -> bool:
+    """An event that arrived before the one it follows: the sender should try again later."""
+    return decision.outcome is EventOutcome.EARLY
