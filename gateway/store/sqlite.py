@@ -303,7 +303,7 @@ class SqliteStore(Store):
                 "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
                 " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
                 " last_sequence, created_at, updated_at, body)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
                 (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
                  ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
                  ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
@@ -313,6 +313,8 @@ class SqliteStore(Store):
                 existing = db.execute(
                     "SELECT id FROM tickets WHERE idempotency_key = ?", (ticket.idempotency_key,)
                 ).fetchone()
+                if existing is None:
+                    raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
                 return IntakeResult(ticket_id=existing[0], created=False)
             db.execute(
                 "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",

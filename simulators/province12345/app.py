@@ -38,8 +38,8 @@ ORDER_FIELDS = (
     "objectname", "objectcode", "objectaddress", "urgentlevel", "addorg", "ispub", "attachments",
 )
 FILE_FIELDS = ("filename", "url", "sha256", "mimetype", "filesize")
-REPLY_FIELDS = ("infoid", "type", "content", "replytime", "replyorg", "replyuser", "limittime", "reason", "result",
-                "satisfaction")
+REPLY_FIELDS = ("infoid", "replytype", "replycontent", "replytime", "replyorg", "replyuser", "backreason", "limittime",
+                "isend", "satisfaction")
 # The steps of a work order's handling the province takes back: dispatch, reply, send back, extend, close.
 REPLY_TYPES = ("派单", "回单", "退单", "延期", "办结")
 
@@ -151,9 +151,9 @@ class Province12345:
             return [o.infoid for o in self.orders if o.acked_at is not None]
 
     def record_reply(self, fields: dict[str, str]) -> RecordedReply:
-        infoid, kind = fields.get("infoid", ""), fields.get("type", "")
+        infoid, kind = fields.get("infoid", ""), fields.get("replytype", "")
         if kind not in REPLY_TYPES:
-            raise SoapFault.client(f"ReplyOrder: unknown type {kind!r}; expected one of {' / '.join(REPLY_TYPES)}")
+            raise SoapFault.client(f"ReplyOrder: unknown replytype {kind!r}; expected one of {' / '.join(REPLY_TYPES)}")
         with self._lock:
             if not any(o.infoid == infoid for o in self.orders):
                 raise SoapFault.client(f"ReplyOrder: no work order {infoid!r}")

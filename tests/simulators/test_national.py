@@ -30,6 +30,8 @@ SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 OLD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NUMBER = re.compile(r"^12315(\d{6})(\d{8})(\d{6})$")
 _ticket_numbers = itertools.count(1)
+# One client for the module (building one per call costs tens of ms); no keep-alive, as servers come and go.
+HTTP = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
 
 ENQUIRY: dict[str, Any] = {
     "source": {
@@ -85,18 +87,18 @@ def fresh(template: dict[str, Any]) -> dict[str, Any]:
 
 def submit(url: str, ticket: dict[str, Any], **kwargs: Any) -> httpx.Response:
     headers = kwargs.pop("headers", AUTH)
-    return httpx.post(f"{url}/api/v1/tickets", json=ticket, headers=headers, **kwargs)
+    return HTTP.post(f"{url}/api/v1/tickets", json=ticket, headers=headers, **kwargs)
 
 
 def set_faults(url: str, **plan: Any) -> dict[str, Any]:
-    response = httpx.post(f"{url}/sim/faults", json=plan)
+    response = HTTP.post(f"{url}/sim/faults", json=plan)
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
 
 
 def stats(url: str) -> dict[str, Any]:
-    result: dict[str, Any] = httpx.get(f"{url}/sim/stats").json()
+    result: dict[str, Any] = HTTP.get(f"{url}/sim/stats").json()
     return result
 
 
@@ -219,18 +221,18 @@ def test_the_idempotency_key_header_takes_precedence_over_the_tickets_own_key(na
 
 def test_a_ticket_is_fetched_by_number_and_found_by_idempotency_key(national: str) -> None:
     receipt = submit(national, fresh(REPORT)).json()
-    fetched = httpx.get(f"{national}/api/v1/tickets/{receipt['national_registration_no']}", headers=AUTH).json()
+    fetched = HTTP.get(f"{national}/api/v1/tickets/{receipt['national_registration_no']}", headers=AUTH).json()
     assert fetched["ticket"]["national_registration_no"] == receipt["national_registration_no"]
     assert fetched["ticket"]["complainant"]["confidential"] is True  # a reporter's identity, by law
-    found = httpx.get(f"{national}/api/v1/tickets", params={"idempotency_key": receipt["idempotency_key"]},
+    found = HTTP.get(f"{national}/api/v1/tickets", params={"idempotency_key": receipt["idempotency_key"]},
                       headers=AUTH).json()
     assert [t["national_registration_no"] for t in found["tickets"]] == [receipt["national_registration_no"]]
-    missing = httpx.get(f"{national}/api/v1/tickets", params={"idempotency_key": "0" * 64}, headers=AUTH)
+    missing = HTTP.get(f"{national}/api/v1/tickets", params={"idempotency_key": "0" * 64}, headers=AUTH)
     assert missing.json() == {"tickets": []}
 
 
 def test_an_unknown_number_is_404_with_the_field_named(national: str) -> None:
-    response = httpx.get(f"{national}/api/v1/tickets/12315522600202406110000099", headers=AUTH)
+    response = HTTP.get(f"{national}/api/v1/tickets/12315522600202406110000099", headers=AUTH)
     assert response.status_code == 404
     assert response.json()["errors"][0]["field"] == "national_registration_no"
 
@@ -255,7 +257,7 @@ def test_a_complaint_missing_what_the_law_requires_names_those_fields(national: 
 
 
 def test_a_body_that_is_not_json_is_rejected_with_422(national: str) -> None:
-    response = httpx.post(f"{national}/api/v1/tickets", content=b"<xml/>", headers=AUTH)
+    response = HTTP.post(f"{national}/api/v1/tickets", content=b"<xml/>", headers=AUTH)
     assert response.status_code == 422
     assert response.json()["errors"][0]["rule"] == "invalid_json"
 
@@ -269,7 +271,7 @@ def test_a_call_without_the_token_is_refused_with_401(national: str, headers: di
     response = submit(national, fresh(ENQUIRY), headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert httpx.get(f"{national}/api/v1/tickets", headers=headers).status_code == 401
+    assert HTTP.get(f"{national}/api/v1/tickets", headers=headers).status_code == 401
 
 
 def test_the_token_may_come_in_the_api_key_header(national: str) -> None:
@@ -318,7 +320,7 @@ def test_a_timeout_fault_outlasts_the_client_yet_the_ticket_was_registered(natio
     with pytest.raises(httpx.ReadTimeout):
         submit(national, ticket, timeout=0.3)
     assert time.monotonic() - started < 5
-    httpx.delete(f"{national}/sim/faults")
+    HTTP.delete(f"{national}/sim/faults")
     retry = submit(national, ticket)
     assert retry.status_code == 200 and retry.json()["duplicate"] is True  # the retry is what dedupe absorbs
 
@@ -333,7 +335,7 @@ def test_a_drop_fault_closes_the_connection_without_a_response(national: str) ->
     ticket = fresh(COMPLAINT)
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         submit(national, ticket)
-    httpx.delete(f"{national}/sim/faults")
+    HTTP.delete(f"{national}/sim/faults")
     assert submit(national, ticket).status_code == 200
     assert stats(national)["faults"] == {"drop": 1}
 
@@ -343,7 +345,7 @@ def test_lost_responses_can_be_configured_to_lose_the_request_too(national: str)
     ticket = fresh(COMPLAINT)
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         submit(national, ticket)
-    httpx.delete(f"{national}/sim/faults")
+    HTTP.delete(f"{national}/sim/faults")
     assert submit(national, ticket).status_code == 201
 
 
@@ -352,7 +354,7 @@ def test_an_outage_window_answers_503_with_retry_after_until_it_ends(national: s
     assert 0 < plan["outage_remaining_seconds"] <= 1.0
     during = submit(national, fresh(ENQUIRY))
     assert during.status_code == 503 and during.headers["retry-after"] == "1"
-    assert httpx.get(f"{national}/sim/stats").status_code == 200  # the control API is never faulted
+    assert HTTP.get(f"{national}/sim/stats").status_code == 200  # the control API is never faulted
     time.sleep(1.05)
     assert submit(national, fresh(ENQUIRY)).status_code == 201
     assert stats(national)["faults"] == {"outage": 1}
@@ -374,10 +376,10 @@ def test_a_seed_makes_the_fault_sequence_repeatable() -> None:
 
 
 def test_fault_ratios_together_cannot_exceed_one(national: str) -> None:
-    response = httpx.post(f"{national}/sim/faults", json={"error_ratio": 0.6, "drop_ratio": 0.6})
+    response = HTTP.post(f"{national}/sim/faults", json={"error_ratio": 0.6, "drop_ratio": 0.6})
     assert response.status_code == 422
     assert "cannot exceed 1" in response.json()["errors"][0]["message"]
-    assert httpx.get(f"{national}/sim/faults").json()["error_ratio"] == 0.0
+    assert HTTP.get(f"{national}/sim/faults").json()["error_ratio"] == 0.0
 
 
 def test_stats_count_submissions_keys_duplicates_and_faults(national: str) -> None:
@@ -423,9 +425,9 @@ def test_an_event_is_retried_with_backoff_while_the_gateway_fails() -> None:
     receiver = GatewayReceiver(SECRET, answers=deque([503, 500, 429]))
     with national_with_receiver(receiver) as url:
         number = submit(url, fresh(COMPLAINT)).json()["national_registration_no"]
-        httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "ACCEPTED"})
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "ACCEPTED"})
         wait_for(lambda: len(receiver.accepted()) == 1)
-        events = httpx.get(f"{url}/sim/events", params={"national_registration_no": number}).json()["events"]
+        events = HTTP.get(f"{url}/sim/events", params={"national_registration_no": number}).json()["events"]
     assert [a["status_code"] for a in events[0]["attempts"]] == [503, 500, 429, 204]
     assert events[0]["state"] == "delivered"
     assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1  # stable across retries
@@ -439,9 +441,9 @@ def test_an_event_reaches_a_gateway_that_comes_up_late() -> None:
     with run_national_simulator(gateway_status_url=dead_url, secrets=[SECRET],
                                 event_retry_initial_seconds=0.05, event_max_attempts=3) as url:
         number = submit(url, fresh(ENQUIRY)).json()["national_registration_no"]
-        httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
-        wait_for(lambda: httpx.get(f"{url}/sim/events").json()["events"][0]["state"] == "failed")
-        record = httpx.get(f"{url}/sim/events").json()["events"][0]
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
+        wait_for(lambda: HTTP.get(f"{url}/sim/events").json()["events"][0]["state"] == "failed")
+        record = HTTP.get(f"{url}/sim/events").json()["events"][0]
         assert len(record["attempts"]) == 3 and all(a["error"] for a in record["attempts"])
         assert stats(url)["events_failed"] == 1
     assert receiver.deliveries == []
@@ -451,8 +453,8 @@ def test_a_permanent_refusal_by_the_gateway_is_not_retried() -> None:
     receiver = GatewayReceiver(SECRET, answers=deque([409]))
     with national_with_receiver(receiver) as url:
         number = submit(url, fresh(ENQUIRY)).json()["national_registration_no"]
-        httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
-        wait_for(lambda: httpx.get(f"{url}/sim/events").json()["events"][0]["state"] == "failed")
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
+        wait_for(lambda: HTTP.get(f"{url}/sim/events").json()["events"][0]["state"] == "failed")
     assert len(receiver.deliveries) == 1
 
 
@@ -460,11 +462,11 @@ def test_an_on_demand_refusal_carries_its_reason_and_opinion() -> None:
     receiver = GatewayReceiver(SECRET)
     with national_with_receiver(receiver) as url:
         number = submit(url, fresh(COMPLAINT)).json()["national_registration_no"]
-        response = httpx.post(f"{url}/sim/tickets/{number}/events",
+        response = HTTP.post(f"{url}/sim/tickets/{number}/events",
                               json={"status": "NOT_ACCEPTED", "not_accepted_reason": "5", "opinion": "超过三年"})
         assert response.status_code == 201 and response.json()["transition_allowed"] is True
         wait_for(lambda: len(receiver.accepted()) == 1)
-        fetched = httpx.get(f"{url}/api/v1/tickets/{number}", headers=AUTH).json()
+        fetched = HTTP.get(f"{url}/api/v1/tickets/{number}", headers=AUTH).json()
     event = receiver.accepted()[0]
     assert (event["status"], event["not_accepted_reason"], event["opinion"]) == ("NOT_ACCEPTED", "5", "超过三年")
     assert fetched["status"] == "NOT_ACCEPTED" and len(fetched["events"]) == 1
@@ -472,17 +474,17 @@ def test_an_on_demand_refusal_carries_its_reason_and_opinion() -> None:
 
 def test_an_on_demand_event_that_breaks_the_contract_is_422(national: str) -> None:
     number = submit(national, fresh(COMPLAINT)).json()["national_registration_no"]
-    response = httpx.post(f"{national}/sim/tickets/{number}/events", json={"status": "NOT_ACCEPTED"})
+    response = HTTP.post(f"{national}/sim/tickets/{number}/events", json={"status": "NOT_ACCEPTED"})
     assert response.status_code == 422
     assert "not_accepted_reason" in response.json()["errors"][0]["message"]
-    unknown = httpx.post(f"{national}/sim/tickets/{number}/events", json={"status": "DONE"})
+    unknown = HTTP.post(f"{national}/sim/tickets/{number}/events", json={"status": "DONE"})
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "status"
-    assert httpx.post(f"{national}/sim/tickets/nope/events", json={"status": "CLOSED"}).status_code == 404
+    assert HTTP.post(f"{national}/sim/tickets/nope/events", json={"status": "CLOSED"}).status_code == 404
 
 
 def test_an_illegal_transition_is_still_sent_and_flagged_for_gateway_tests(national: str) -> None:
     number = submit(national, fresh(COMPLAINT)).json()["national_registration_no"]
-    response = httpx.post(f"{national}/sim/tickets/{number}/events", json={"status": "MEDIATED"})
+    response = HTTP.post(f"{national}/sim/tickets/{number}/events", json={"status": "MEDIATED"})
     assert response.status_code == 201 and response.json()["transition_allowed"] is False
 
 
@@ -490,10 +492,10 @@ def test_a_resent_event_is_a_deliberate_duplicate_with_the_same_id_and_body() ->
     receiver = GatewayReceiver(SECRET)
     with national_with_receiver(receiver) as url:
         number = submit(url, fresh(COMPLAINT)).json()["national_registration_no"]
-        event_id = httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "ACCEPTED"}).json()["event"][
+        event_id = HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "ACCEPTED"}).json()["event"][
             "event_id"]
         wait_for(lambda: len(receiver.accepted()) == 1)
-        assert httpx.post(f"{url}/sim/events/{event_id}/resend").status_code == 202
+        assert HTTP.post(f"{url}/sim/events/{event_id}/resend").status_code == 202
         wait_for(lambda: len(receiver.accepted()) == 2)
     first, second = receiver.deliveries
     assert first.event == second.event
@@ -504,28 +506,28 @@ def test_a_held_event_sent_late_arrives_out_of_order() -> None:
     receiver = GatewayReceiver(SECRET)
     with national_with_receiver(receiver) as url:
         number = submit(url, fresh(COMPLAINT)).json()["national_registration_no"]
-        held = httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "ACCEPTED", "deliver": False})
+        held = HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "ACCEPTED", "deliver": False})
         assert held.json()["state"] == "held"
-        httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "MEDIATING"})
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "MEDIATING"})
         wait_for(lambda: len(receiver.accepted()) == 1)
-        httpx.post(f"{url}/sim/events/{held.json()['event']['event_id']}/resend")
+        HTTP.post(f"{url}/sim/events/{held.json()['event']['event_id']}/resend")
         wait_for(lambda: len(receiver.accepted()) == 2)
     assert [(e["sequence"], e["status"]) for e in receiver.accepted()] == [(2, "MEDIATING"), (1, "ACCEPTED")]
 
 
 def test_a_forced_old_sequence_makes_a_stale_event(national: str) -> None:
     number = submit(national, fresh(COMPLAINT)).json()["national_registration_no"]
-    httpx.post(f"{national}/sim/tickets/{number}/events", json={"status": "ACCEPTED"})
-    stale = httpx.post(f"{national}/sim/tickets/{number}/events", json={"status": "RETURNED", "sequence": 1})
+    HTTP.post(f"{national}/sim/tickets/{number}/events", json={"status": "ACCEPTED"})
+    stale = HTTP.post(f"{national}/sim/tickets/{number}/events", json={"status": "RETURNED", "sequence": 1})
     assert stale.json()["event"]["sequence"] == 1
-    assert httpx.get(f"{national}/api/v1/tickets/{number}", headers=AUTH).json()["status"] == "ACCEPTED"
+    assert HTTP.get(f"{national}/api/v1/tickets/{number}", headers=AUTH).json()["status"] == "ACCEPTED"
 
 
 def test_during_rotation_a_gateway_still_holding_the_old_secret_verifies_events() -> None:
     receiver = GatewayReceiver(OLD_SECRET)
     with national_with_receiver(receiver, secrets=[SECRET, OLD_SECRET]) as url:
         number = submit(url, fresh(ENQUIRY)).json()["national_registration_no"]
-        httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
         wait_for(lambda: len(receiver.accepted()) == 1)
     assert len(receiver.deliveries[0].headers["webhook-signature"].split(" ")) == 2
 
@@ -534,13 +536,13 @@ def test_a_gateway_holding_another_secret_refuses_the_events() -> None:
     receiver = GatewayReceiver(SECRET)
     with national_with_receiver(receiver, secrets=[OLD_SECRET], event_max_attempts=1) as url:
         number = submit(url, fresh(ENQUIRY)).json()["national_registration_no"]
-        httpx.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
         wait_for(lambda: receiver.refused == 1)
 
 
 def test_reset_forgets_tickets_and_counters(national: str) -> None:
     submit(national, fresh(ENQUIRY))
-    assert httpx.post(f"{national}/sim/reset").status_code == 200
+    assert HTTP.post(f"{national}/sim/reset").status_code == 200
     assert stats(national)["tickets"] == 0 and stats(national)["submissions"] == 0
 
 
@@ -572,7 +574,7 @@ def test_the_command_line_serves_the_simulator_with_its_flags() -> None:
     try:
         def up() -> bool:
             try:
-                return httpx.get(f"{url}/healthz").status_code == 200
+                return HTTP.get(f"{url}/healthz").status_code == 200
             except httpx.TransportError:
                 return process.poll() is None and False
 

@@ -63,6 +63,13 @@ async def test_a_repeated_push_returns_the_existing_ticket_id_and_enqueues_nothi
     assert len(await store.list_deliveries(DeliveryFilter(destination="national"))) == 1
 
 
+async def test_pushing_the_very_same_ticket_twice_is_a_repeat(store: Store) -> None:
+    ticket = make_ticket()
+    first = await store.intake(ticket, RAW, "application/json", [national()])
+    again = await store.intake(ticket, RAW, "application/json", [national()])
+    assert (again.ticket_id, again.created) == (first.ticket_id, False)
+
+
 async def test_a_new_source_version_is_a_new_ticket(store: Store) -> None:
     first = await store.intake(make_ticket(version="1"), RAW, "application/json", [])
     second = await store.intake(make_ticket(version="2"), RAW, "application/json", [])

@@ -96,7 +96,8 @@ async def test_using_a_store_before_open_says_so(tmp_path: Path) -> None:
         await SqliteStore(tmp_path / "gateway.db", PHONE_KEY).get_cursor("x")
 
 
-async def test_open_store_chooses_by_settings(tmp_path: Path) -> None:
+async def test_open_store_chooses_by_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HIG_PHONE_HASH_KEY", raising=False)
     region = {"code": "522600", "name": "黔东南苗族侗族自治州"}
     sqlite_settings = GatewaySettings(region=region, data_dir=tmp_path)  # type: ignore[arg-type]
     store = open_store(sqlite_settings)

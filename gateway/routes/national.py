@@ -1,0 +1,75 @@
+"""POST /api/v1/national/status: the national platform reports a status change, signed (Standard Webhooks)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from contracts.errors import field_errors
+from contracts.status import StatusEvent
+from gateway.lifecycle import EventOutcome
+from gateway.routes.limits import HttpRefusal, read_limited
+from gateway.status_intake import StatusService, TicketNotFound
+from gateway.webhooks import WebhookVerificationError, WebhookVerifier
+
+log = logging.getLogger(__name__)
+
+EARLY_RETRY_SECONDS = 5
+_STATUS_OF_OUTCOME = {
+    EventOutcome.APPLIED: 200,
+    EventOutcome.DUPLICATE: 200,  # acknowledged: the platform must stop resending it
+    EventOutcome.STALE: 200,
+    EventOutcome.EARLY: 425,  # Too Early: the event it follows has not arrived; retry after a while
+    EventOutcome.ILLEGAL: 409,
+}
+
+
+def national_status_router(status: StatusService, verifier: WebhookVerifier, max_body_bytes: int) -> APIRouter:
+    """The status intake route; `verifier` holds the active secrets shared with the national platform."""
+    router = APIRouter(tags=["national platform"])
+
+    @router.post(
+        "/api/v1/national/status",
+        summary="The national platform reports a status change of a ticket",
+        responses={401: {"description": "missing or bad signature"}, 404: {"description": "unknown ticket"},
+                   409: {"description": "illegal transition (recorded on the ticket)"},
+                   413: {"description": "body too large"}, 422: {"description": "not a valid status event"},
+                   425: {"description": "an earlier event is missing; retry after Retry-After seconds"}},
+    )
+    async def receive_status(request: Request) -> JSONResponse:
+        try:
+            body = await read_limited(request, max_body_bytes)
+        except HttpRefusal as refusal:
+            return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status)
+        try:
+            verifier.verify(request.headers, body)
+        except WebhookVerificationError as err:
+            log.warning("status event signature refused", extra={"reason": str(err)})
+            return JSONResponse({"error": "unauthorized", "message": str(err)}, status_code=401)
+        try:
+            event = StatusEvent.model_validate_json(body)
+        except ValidationError as err:
+            errors = [e.model_dump(exclude_none=True) for e in field_errors(err)]
+            return JSONResponse({"error": "invalid_event", "errors": errors}, status_code=422)
+        try:
+            outcome = await status.apply(event)
+        except TicketNotFound as err:
+            return JSONResponse({"error": "unknown_ticket", "message": f"no ticket {err}"}, status_code=404)
+        decision = outcome.decision
+        doc: dict[str, Any] = {
+            "outcome": str(decision.outcome),
+            "ticket_id": decision.ticket.ticket_id,
+            "status": str(decision.ticket.lifecycle.status),
+        }
+        headers = {}
+        if decision.reason:
+            doc["message"] = decision.reason
+        if decision.outcome is EventOutcome.EARLY:
+            headers["Retry-After"] = str(EARLY_RETRY_SECONDS)
+        return JSONResponse(doc, status_code=_STATUS_OF_OUTCOME[decision.outcome], headers=headers)
+
+    return router
