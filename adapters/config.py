@@ -5,16 +5,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.ticket import RegionCode, SystemId
 from contracts.yamldoc import YamlDocument, YamlDocumentError, parse_yaml
 from gateway.delivery.config import TimeoutConfig
 from gateway.delivery.policy import PositiveDuration, RetryPolicy
 from mapping.paths import PathSyntaxError, parse_path
+from mapping.spec import MappingSpec, SpecError, load_spec
 
 if TYPE_CHECKING:
     from adapters.registry import AdapterRegistry
@@ -151,7 +163,7 @@ class CallbackConfig(_Section):
     """Status write-back: the partner's callback URL (REST) or operation (SOAP), signing secret, retries.
 
     The URL is only ever taken from here, never from a request: a pushed ticket cannot redirect callbacks.
-    `secret_env` names a variable holding one or more `whsec_` secrets separated by spaces, the current
+    `secret_env` names a variable holding one or more `whsec_` secrets separated by commas, the current
     one first (key rotation: the partner verifies with either while both are listed).
     """
 
@@ -172,7 +184,8 @@ class CallbackConfig(_Section):
         """The signing secrets, current first; MissingCredential when the variable is unset."""
         if self.secret_env is None:
             return []
-        return read_env(self.secret_env, "the whsec_ secret(s) callbacks are signed with").split()
+        value = read_env(self.secret_env, "the whsec_ secret(s) callbacks are signed with")
+        return value.replace(",", " ").split()
 
 
 class AdapterConfig(_Section):
@@ -194,11 +207,13 @@ class AdapterConfig(_Section):
     _source_file: Path | None = PrivateAttr(default=None)
     _mapping_spec_path: Path | None = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _pushes_are_authenticated(self) -> AdapterConfig:
-        if self.push and not self.auth.accepts_pushes:
+    @field_validator("push")
+    @classmethod
+    def _pushes_are_authenticated(cls, push: bool, info: ValidationInfo) -> bool:
+        auth = info.data.get("auth")
+        if push and isinstance(auth, AuthConfig) and not auth.accepts_pushes:
             raise ValueError("an adapter that takes pushes needs auth.api_key_env or auth.hmac_secret_env")
-        return self
+        return push
 
     @property
     def source_file(self) -> Path | None:
@@ -350,6 +365,36 @@ def load_adapters(directory: Path | str = DEFAULT_ADAPTERS_DIR, *, registry: Ada
     if problems:
         raise AdapterConfigError(problems)
     return found
+
+
+def mapping_specs_for(configs: Mapping[str, AdapterConfig]) -> dict[str, MappingSpec]:
+    """The compiled mapping spec of every enabled, non-canonical adapter, by adapter id (for IntakeService).
+
+    A spec must name the adapter it serves and its partner system; SpecError lists every problem.
+    """
+    specs: dict[str, MappingSpec] = {}
+    problems: list[str] = []
+    for adapter_id, config in configs.items():
+        path = config.mapping_spec_path
+        if not config.enabled or path is None:
+            continue
+        try:
+            spec = load_spec(path)
+        except SpecError as err:
+            problems.extend(err.problems)
+            continue
+        where = config.source_file or adapter_id
+        if spec.adapter_id != adapter_id:
+            problems.append(f"{where}: mapping_spec: {path} is the spec of adapter {spec.adapter_id!r}, "
+                            f"not of {adapter_id!r}")
+        elif spec.source_system != config.partner_system:
+            problems.append(f"{where}: partner_system: {config.partner_system!r} differs from the source_system "
+                            f"{spec.source_system!r} of its mapping spec {path}")
+        else:
+            specs[adapter_id] = spec
+    if problems:
+        raise SpecError(problems)
+    return specs
 
 
 def load_env_file(path: Path | str, *, override: bool = False) -> list[str]:

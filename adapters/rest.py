@@ -16,6 +16,7 @@ from gateway.delivery.senders import HeaderHook, HttpSender, Sender
 from gateway.store.base import ClaimedDelivery
 from gateway.webhooks import WebhookSigner
 from mapping.paths import Getter, compile_path
+from mapping.payload import PayloadError, parse_json_body
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 _ERROR_EXCERPT = 300
@@ -111,9 +112,10 @@ class RestAdapter(Adapter):
         if response.status_code != 200:
             raise PartnerUnavailable(f"GET {url} answered {response.status_code}: {_excerpt(response)}")
         try:
-            data = response.json()
-        except ValueError as err:
-            raise PartnerUnavailable(f"GET {url} answered with other than JSON: {_excerpt(response)}") from err
+            # In the charset the partner declares (older systems answer in GBK), not only the UTF flavours.
+            data = parse_json_body(response.content, response.headers.get("content-type"))
+        except PayloadError as err:
+            raise PartnerUnavailable(f"GET {url}: {err}: {_excerpt(response)}") from err
         found = self._items(data)
         if found is None:
             found = []

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli_map import map_command
 from gateway.cli_worker import worker
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
@@ -72,3 +73,4 @@ def schema_export(directory: Annotated[Path | None, typer.Option(help="where to 
 
 
 cli.command("worker")(worker)
+cli.command("map")(map_command)

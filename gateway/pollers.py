@@ -52,6 +52,10 @@ class PollerStatus:
     next_poll_in: float = 0.0
 
 
+# Beyond the configured total timeout, an adapter's call gets this long before the poller gives up on it.
+_CALL_GRACE = 1.0
+
+
 def poll_lock_name(adapter_id: str) -> str:
     return f"poll:{adapter_id}"
 
@@ -83,14 +87,48 @@ class Poller:
     async def _hold_lock(self, ttl: float) -> bool:
         return await self.store.try_lock(self.lock_name, self.owner, ttl)
 
+    @property
+    def call_timeout(self) -> float:
+        """How long one pull or acknowledgement may take, whatever the adapter's own timeouts do."""
+        return self.poll.timeout.total + _CALL_GRACE
+
+    async def _renew_lock(self, lost: asyncio.Event) -> None:
+        # While a poll runs (a slow partner, a long batch through intake) the lock is renewed, so that
+        # it never lapses under a live poll and a second process starts the same adapter.
+        ttl = self.poll.lock_ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                held = await self._hold_lock(ttl)
+            except Exception:  # a store hiccup: try again at the next beat, the lock still has 2/3 of its ttl
+                log.warning("poll lock renewal failed", extra={"adapter_id": self.adapter.id}, exc_info=True)
+                continue
+            if not held:
+                lost.set()
+                return
+
     async def poll_once(self) -> PollReport:
-        """One pull, store, acknowledge, advance; raises what failed (PartnerUnavailable, store errors)."""
-        adapter_id = self.adapter.id
+        """One pull, store, acknowledge, advance; raises what failed (PartnerUnavailable, TimeoutError, store errors).
+
+        The store lock is held and renewed throughout; pull and acknowledgement each end after `call_timeout`.
+        """
         if not await self._hold_lock(self.poll.lock_ttl):
             self.status.skipped += 1
-            return PollReport(adapter_id=adapter_id, ran=False)
+            return PollReport(adapter_id=self.adapter.id, ran=False)
+        lost = asyncio.Event()
+        renewer = asyncio.create_task(self._renew_lock(lost), name=f"poll-lock:{self.adapter.id}")
+        try:
+            return await self._poll_locked(lost)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _poll_locked(self, lost: asyncio.Event) -> PollReport:
+        adapter_id = self.adapter.id
         cursor = await self.store.get_cursor(adapter_id)
-        batch = await self.adapter.pull(cursor)
+        async with asyncio.timeout(self.call_timeout):
+            batch = await self.adapter.pull(cursor)
         stored: list[PulledTicket] = []
         outcomes: Counter[str] = Counter()
         failure: Exception | None = None
@@ -104,10 +142,11 @@ class Poller:
             stored.append(item)
             outcomes[outcome.kind] += 1
         # A poll that outlived its lock may have been overtaken: say nothing to the partner then.
-        if not await self._hold_lock(self.poll.lock_ttl):
+        if lost.is_set() or not await self._hold_lock(self.poll.lock_ttl):
             raise LockLost(f"adapter {adapter_id}: the poll lock passed to another process during a poll")
         if stored:
-            await self.adapter.acknowledge(stored)
+            async with asyncio.timeout(self.call_timeout):
+                await self.adapter.acknowledge(stored)
         if failure is not None:
             raise failure
         if batch.next_cursor is not None and batch.next_cursor != cursor:
@@ -208,3 +247,12 @@ class PollScheduler:
 
     def status(self) -> dict[str, PollerStatus]:
         return {key: poller.status for key, poller in self.pollers.items()}
+
+
+async def start_pollers(adapters: Iterable[Adapter], store: Store, intake: TicketIntake, *,
+                        owner: str | None = None) -> PollScheduler:
+    """Start a poller for every adapter that pulls (call from the gateway's lifespan); `await scheduler.stop()`
+    on shutdown. Processes sharing one store (Redis) poll each adapter from one process at a time."""
+    scheduler = PollScheduler(adapters, store, intake, owner=owner)
+    await scheduler.start()
+    return scheduler

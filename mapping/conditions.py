@@ -150,7 +150,7 @@ def safe(predicate: Predicate) -> Predicate:
     def guarded(payload: Any) -> bool:
         try:
             return predicate(payload)
-        except Exception:  # noqa: BLE001 - a condition on hostile input is simply not met
+        except Exception:  # a condition on hostile input is simply not met
             return False
 
     return guarded

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from contracts.codesets import NotAcceptedReason
 from contracts.errors import FieldError, field_errors
 from contracts.ticket import Ticket
+from mapping.paths import assign
 from mapping.spec import FieldPlan, MappingSpec
 from mapping.steps import Note, StepError
 
@@ -53,7 +54,7 @@ def apply(spec: MappingSpec, payload: Any) -> MappingResult:
     """Map one partner payload. Never raises: whatever the payload holds, the answer is a result."""
     try:
         return _apply(spec, payload)
-    except Exception as err:  # noqa: BLE001 - the boundary: a bug must not take an intake down with it
+    except Exception as err:  # the boundary: a bug must not take an intake down with it
         return Rejected(
             (
                 FieldError(
@@ -81,7 +82,7 @@ def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
         else:
             value = _value(plan, plan.target, plan.source, payload, errors, warnings, failed)
         if value is not None:
-            _assign(doc, plan.keys, value)
+            assign(doc, plan.keys, value)
 
     try:
         ticket = Ticket.model_validate(doc)
@@ -90,8 +91,8 @@ def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
             if any(_under(error.field, gone) for gone in failed):
                 continue  # already reported where the partner's value could not be read
             error.source_path = _source_of(spec, item_sources, error.field)
-            error.value = _shown(error.value)
-            errors.append(error)
+            error.value = _shown(error.value if error.value is not None else _value_at(doc, error.field))
+            _add(errors, error)
         return Rejected(tuple(errors), tuple(warnings))
     if errors:
         return Rejected(tuple(errors), tuple(warnings))
@@ -114,10 +115,8 @@ def _value(
             value = plan.coerce(value)
     except StepError as err:
         failed.append(field)
-        # One partner value feeding several targets (tyshxydm → uscc / 注册号) is one error, not three.
-        if not any(e.source_path == source and e.rule == err.rule and source is not None for e in errors):
-            errors.append(FieldError(field=field, rule=err.rule, message=err.message, value=_shown(err.value),
-                                     source_path=source))
+        _add(errors, FieldError(field=field, rule=err.rule, message=err.message, value=_shown(err.value),
+                                source_path=source))
         value = None
     except (ValueError, TypeError, ArithmeticError) as err:
         failed.append(field)
@@ -151,16 +150,33 @@ def _items(
                 item_sources[field] = source
             value = _value(sub, field, source, item, errors, warnings, failed)
             if value is not None:
-                _assign(group, sub.keys, value)
+                assign(group, sub.keys, value)
         built.append(group)
     return built
 
 
-def _assign(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
-    target = doc
-    for key in keys[:-1]:
-        target = target.setdefault(key, {})
-    target[keys[-1]] = value
+def _add(errors: list[FieldError], error: FieldError) -> None:
+    # One partner value feeding several targets (tyshxydm → uscc and 注册号, djrq → received and registered
+    # times) is one error, named after the first target, not one per target.
+    if error.source_path is not None and any(
+        known.source_path == error.source_path and known.rule == error.rule for known in errors
+    ):
+        return
+    errors.append(error)
+
+
+def _value_at(doc: dict[str, Any], field: str) -> Any:
+    value: Any = doc
+    for part in field.replace("[", ".").replace("]", "").split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
 
 
 def _under(field: str, prefix: str) -> bool:

@@ -9,7 +9,9 @@ A fixture is `mapping/fixtures/<adapter_id>/NN-name.<kind>` in the partner's own
 
 Its golden, beside it, is one of:
 
-- `NN-name.expected.json`  the canonical ticket (JSON, None fields left out, without the random ticket_id);
+- `NN-name.expected.json`  the canonical ticket as JSON, without the random ticket_id and without the fields
+                           left at their contract default (urgency 4, status RECEIVED, empty lists …), so a
+                           field the contract gains later does not rewrite every golden;
 - `NN-name.errors.json`    the errors, as a list of {field, rule, source_path};
 - `NN-name.returned.json`  the return to sender, {reason_code, reason};
 
@@ -64,16 +66,19 @@ def fixtures_of(adapter_id: str, directory: Path = FIXTURES_DIR) -> list[Fixture
     ]
 
 
-def read_payload(path: Path, spec: MappingSpec) -> Any:
-    """A fixture's payload as the adapter would hand it to `apply`."""
+def read_payload(path: Path, spec: MappingSpec, content_type: str | None = None) -> Any:
+    """A payload file as the adapter would hand it to `apply`; the Content-Type follows the file name
+    (see CONTENT_TYPES) unless given. An XML body yields its one `xml_record` element."""
     body = path.read_bytes()
-    suffix = next(s for s in CONTENT_TYPES if path.name.endswith(s))
-    if suffix == ".xml":
-        records = xml_records(body, CONTENT_TYPES[suffix], spec.xml_record or "")
+    if content_type is None:
+        suffix = next((s for s in CONTENT_TYPES if path.name.endswith(s)), ".json")
+        content_type = CONTENT_TYPES[suffix]
+    if "xml" in content_type.lower():
+        records = xml_records(body, content_type, spec.xml_record or "")
         if len(records) != 1:
-            raise ValueError(f"{path}: expected one <{spec.xml_record}> element, found {len(records)}")
+            raise ValueError(f"expected one <{spec.xml_record}> element (the spec's xml_record), found {len(records)}")
         return records[0]
-    return json.loads(decode_body(body, CONTENT_TYPES[suffix]))
+    return json.loads(decode_body(body, content_type))
 
 
 def _brief(errors: tuple[FieldError, ...]) -> list[dict[str, Any]]:
@@ -83,7 +88,7 @@ def _brief(errors: tuple[FieldError, ...]) -> list[dict[str, Any]]:
 def golden_of(result: MappingResult) -> tuple[str, Any, list[dict[str, Any]]]:
     """(kind, golden data, warnings) for a result, in the form the golden files keep."""
     if isinstance(result, Mapped):
-        ticket = result.ticket.model_dump(mode="json", exclude_none=True, exclude={"ticket_id"})
+        ticket = result.ticket.model_dump(mode="json", exclude_defaults=True, exclude={"ticket_id"})
         return "ok", ticket, _brief(result.warnings)
     if isinstance(result, Rejected):
         return "errors", _brief(result.errors), []

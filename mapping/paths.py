@@ -120,3 +120,11 @@ def _fanout_getter(steps: tuple[str | int | None, ...]) -> Getter:
         return walk(payload, 0)
 
     return get
+
+
+def assign(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    """Set `value` at a dotted target (as keys) inside nested dicts, creating the groups on the way."""
+    target = doc
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value

@@ -12,6 +12,7 @@ from contracts.codetables import default_code_tables
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from mapping.engine import Returned
+from mapping.paths import assign
 from mapping.spec import MappingSpec
 from mapping.steps import Note, StepError
 
@@ -88,7 +89,7 @@ def reverse(
         raise ReverseError(f"{spec.file}: the spec of {spec.adapter_id} has no reverse map")
     context = status_context(subject, event, at=at)
     out: dict[str, Any] = {}
-    _assign(out, plan.status_keys, plan.status_codes[Status(context["status"])])
+    assign(out, plan.status_keys, plan.status_codes[Status(context["status"])])
     for field in plan.fields:
         notes: list[Note] = []
         try:
@@ -96,7 +97,7 @@ def reverse(
         except StepError as err:
             raise ReverseError(f"{spec.file}: reverse field {field.target}: {err.message}") from None
         if value is not None:
-            _assign(out, field.keys, _jsonable(value))
+            assign(out, field.keys, _jsonable(value))
     return out
 
 
@@ -122,10 +123,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
     return value
-
-
-def _assign(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
-    target = doc
-    for key in keys[:-1]:
-        target = target.setdefault(key, {})
-    target[keys[-1]] = value

@@ -11,12 +11,11 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from contracts.codesets import NotAcceptedReason, Status
 from contracts.codetables import CodeTableError, CodeTables, Crosswalk, default_code_tables, load_crosswalk
-from contracts.yamldoc import YamlDocument, YamlDocumentError, parse_yaml
+from contracts.yamldoc import YamlDocument, YamlDocumentError, parse_yaml_document, render_key
 from mapping.conditions import Predicate, compile_condition, safe
 from mapping.paths import PathSyntaxError, compile_path
 from mapping.steps import (
@@ -123,12 +122,13 @@ def load_spec(path: Path, tables: CodeTables | None = None) -> MappingSpec:
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError([f"{file}: cannot read the spec: {err}"]) from err
     try:
-        doc = parse_yaml(text, file)
+        doc, duplicates = parse_yaml_document(text, file)
     except YamlDocumentError as err:
         raise SpecError([str(err)]) from err
-    duplicates = _duplicate_keys(text, file)
     if duplicates:
-        raise SpecError(duplicates)
+        # A target said twice would silently drop one rule.
+        raise SpecError([str(YamlDocumentError(file, message, key=render_key(at), line=line))
+                         for at, line, message in duplicates])
     return _Compiler(doc, path, tables or default_code_tables()).compile()
 
 
@@ -165,30 +165,6 @@ def spec_for(adapter_id: str, directory: Path | None = None) -> MappingSpec:
     if not path.is_file():
         raise SpecError([f"{path}: no mapping spec for adapter {adapter_id!r}"])
     return load_spec(path)
-
-
-def _duplicate_keys(text: str, file: str) -> list[str]:
-    # PyYAML keeps the last of two equal keys silently; in a spec that would drop a field rule unseen.
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return []
-    found: list[str] = []
-    stack: list[yaml.Node] = [root] if root is not None else []
-    while stack:
-        node = stack.pop()
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    found.append(f"{file}:{line}: {key}: key appears twice (first on line {seen[key]})")
-                seen.setdefault(key, line)
-                stack.append(value_node)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -409,6 +385,9 @@ class _Compiler:
             return first_of, " | ".join(dict.fromkeys(sources)) or None
         if isinstance(rule, str):
             rule = {"path": rule}
+        if isinstance(rule, bool):
+            self.problem(at, "YAML read this rule as true/false (yes, no, on and off are booleans): quote the path")
+            raise _Skip
         if not isinstance(rule, dict):
             self.problem(at, "a rule is a source path, a mapping with path/const/concat/template, or a list of them")
             raise _Skip
@@ -522,12 +501,16 @@ class _Compiler:
                     out.append(piece)
                     continue
                 value = piece(payload)
-                if is_absent(value):
-                    if missing is None:
-                        return None
-                    out.append(missing)
-                else:
-                    out.append(_as_text(value))
+                if not is_absent(value):
+                    try:
+                        out.append(_as_text(value))
+                        continue
+                    except (StepError, ValueError):
+                        if missing is None:
+                            raise  # a field reading the template reports it; a reason text does without
+                if missing is None:
+                    return None
+                out.append(missing)
             return "".join(out)
 
         return render, paths

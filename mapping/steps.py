@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -225,7 +226,7 @@ def _first(arg: Any, options: dict[str, Any], ctx: StepContext) -> Step:
 
 
 def _number_text(value: Any, rule: str) -> str:
-    if isinstance(value, bool) or isinstance(value, dict | list):
+    if isinstance(value, bool | dict | list):
         raise StepError(rule, f"expected a number, got {_kind(value)}", value)
     if isinstance(value, float):
         return repr(value)
@@ -318,6 +319,13 @@ DEFAULT_DATETIME_FORMATS = (
 _EPOCH_MS_FROM = 100_000_000_000  # larger numbers are milliseconds (after 1973-03-03 in ms)
 _EPOCH_TEXT = re.compile(r"^\d{9,13}$")
 _ZONE = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+_COMPACT = re.compile(r"^(%[YmdHMS])+$")
+
+
+@functools.cache
+def _compact_width(form: str) -> int | None:
+    """The length of text a separator-less pattern such as %Y%m%d%H%M%S reads, or None for other patterns."""
+    return sum(4 if directive == "Y" else 2 for directive in form[1::2]) if _COMPACT.match(form) else None
 
 
 def parse_zone(text: Any) -> tzinfo:
@@ -363,13 +371,18 @@ def _parse_moment(value: Any, formats: tuple[str, ...]) -> tuple[datetime, bool]
         if text is None:
             continue
         if form == "iso":
+            if text.isdigit():
+                continue  # ISO's basic form would read 1552702800 as the year 1552
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
                 continue
             return parsed, len(text) > 10
+        width = _compact_width(form)
+        if width is not None and len(text) != width:
+            continue  # strptime would read 1552702800 as %Y%m%d%H%M: compact forms must be zero-padded
         try:
-            parsed = datetime.strptime(text, form)  # noqa: DTZ007 - the zone is applied just after
+            parsed = datetime.strptime(text, form)  # the zone is applied just after
         except ValueError:
             continue
         return parsed, form not in DATE_ONLY_FORMATS
@@ -610,7 +623,8 @@ class StepKind:
 
 STEP_KINDS: dict[str, StepKind] = {
     "trim": StepKind(_trim, summary="strip leading and trailing white space"),
-    "fold": StepKind(_fold, frozenset({"lines"}), summary="fold runs of white space to one space (lines: keep line breaks)"),
+    "fold": StepKind(_fold, frozenset({"lines"}),
+                     summary="fold runs of white space to one space (lines: keep line breaks)"),
     "nfkc": StepKind(_nfkc, summary="Unicode NFKC: full-width digits and letters to ASCII"),
     "upper": StepKind(_upper, summary="upper case"),
     "lower": StepKind(_lower, summary="lower case"),
@@ -651,6 +665,8 @@ def build_step(item: Any, ctx: StepContext) -> tuple[Step, bool]:
     """One transform from its YAML form: `name`, or `{name: argument, option: value, ...}`.
 
     Returns the step and whether it works on a whole list."""
+    arg: Any
+    options: dict[str, Any]
     if isinstance(item, str):
         name, arg, options = item, None, {}
     elif isinstance(item, dict) and item:

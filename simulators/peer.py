@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -10,9 +11,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,17 @@ def credential(name: str) -> str:
 
 
 def load_fixtures(adapter_id: str) -> dict[str, dict[str, Any]]:
-    """The mapping fixtures of one partner (its own payload shape), by file stem, in file order."""
-    folder = FIXTURES_DIR / adapter_id
-    return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
+    """The mapping fixtures of one partner (its own payload shape), by name, in file order.
+
+    Only the payloads: `NN-name.json` (UTF-8) and `NN-name.gbk.json` (GBK), not the `.expected.json`,
+    `.errors.json`, … beside them."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((FIXTURES_DIR / adapter_id).glob("*.json")):
+        name, _, variant = path.stem.partition(".")
+        if variant not in ("", "gbk"):
+            continue
+        found[name] = json.loads(path.read_bytes().decode("gb18030" if variant == "gbk" else "utf-8"))
+    return found
 
 
 def now_iso() -> str:
@@ -247,11 +256,19 @@ def serve_in_thread(app: FastAPI, *, name: str, host: str = "127.0.0.1", port: i
         thread.join(startup_timeout)
 
 
-def serve_forever(app: FastAPI, *, name: str, host: str, port: int) -> None:
-    """Serve in the foreground until interrupted (the command line)."""
-    print(json.dumps({"event": f"{name} simulator listening", "url": f"http://{host}:{port}",
-                      "docs": f"http://{host}:{port}/docs"}, ensure_ascii=False), flush=True)
-    build_server(app, host, port).run()
+def run_cli(app: FastAPI, *, name: str, host: str, port: int, after_start: Callable[[], None] | None = None,
+            report: Callable[[], Sequence[Any]] | None = None) -> None:
+    """Serve until Ctrl-C (the command line); `after_start` runs once listening, e.g. pushing the seed tickets."""
+    with serve_in_thread(app, name=name, host=host, port=port) as url:
+        print(json.dumps({"event": f"{name} simulator listening", "url": url, "docs": f"{url}/docs"},
+                         ensure_ascii=False), flush=True)
+        if after_start is not None:
+            after_start()
+            for item in report() if report is not None else ():
+                print(json.dumps(asdict(item) if is_dataclass(item) and not isinstance(item, type) else item,
+                                 ensure_ascii=False, default=str), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
 
 
 class Pusher:
@@ -362,3 +379,74 @@ def mount_push(app: FastAPI, pusher: Pusher, seeds: dict[str, dict[str, Any]], n
     @app.get("/sim/tickets", tags=["simulator"])
     async def tickets() -> dict[str, Any]:
         return seeds
+
+
+# -- receiving deliveries from the gateway ----------------------------------------------------------
+@dataclass(frozen=True)
+class Delivered:
+    """One delivery the partner received from the gateway (a routed ticket, a closed case…)."""
+
+    number: str  # the partner's own number for it (case no, dispatch no…)
+    idempotency_key: str | None
+    received_at: str
+    body: Any
+    times: int = 1  # how often it arrived: more than one means the gateway retried
+
+
+class Inbox:
+    """Deliveries received, deduplicated on Idempotency-Key (a retry gets the same number back)."""
+
+    def __init__(self, number_prefix: str, *, api_key: str | None = None) -> None:
+        self.number_prefix = number_prefix
+        self.api_key = api_key  # when set, deliveries must carry it in X-Api-Key
+        self._lock = threading.Lock()
+        self._items: list[Delivered] = []
+        self._by_key: dict[str, int] = {}
+
+    def receive(self, key: str | None, body: Any) -> tuple[Delivered, bool]:
+        """The delivery (new or the earlier one with this key) and whether it is a repeat."""
+        with self._lock:
+            if key is not None and key in self._by_key:
+                index = self._by_key[key]
+                earlier = self._items[index]
+                self._items[index] = Delivered(**{**asdict(earlier), "times": earlier.times + 1})
+                return self._items[index], True
+            item = Delivered(number=f"{self.number_prefix}{len(self._items) + 1:06d}", idempotency_key=key,
+                             received_at=now_iso(), body=body)
+            if key is not None:
+                self._by_key[key] = len(self._items)
+            self._items.append(item)
+            return item, False
+
+    def items(self) -> list[Delivered]:
+        with self._lock:
+            return list(self._items)
+
+    def find(self, number: str) -> Delivered | None:
+        return next((item for item in self.items() if item.number == number), None)
+
+
+def mount_inbox(app: FastAPI, inbox: Inbox, path: str, *, faults: Faults | None = None,
+                number_field: str = "number") -> None:
+    """`POST <path>` receives deliveries from the gateway; `GET /sim/inbox` lists them."""
+
+    @app.post(path, tags=["partner API"])
+    async def receive(request: Request) -> JSONResponse:
+        if inbox.api_key is not None and not hmac.compare_digest(
+                request.headers.get("x-api-key", "").encode("utf-8"), inbox.api_key.encode("utf-8")):
+            return JSONResponse({"error": "unauthorized", "message": "X-Api-Key is missing or wrong"},
+                                status_code=401)
+        if faults is not None:
+            faulty = await apply_faults(faults)
+            if faulty is not None:
+                return faulty
+        try:
+            body = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            return JSONResponse({"error": "bad_request", "message": f"not JSON: {err}"}, status_code=400)
+        item, repeat = inbox.receive(request.headers.get("idempotency-key"), body)
+        return JSONResponse({number_field: item.number, "repeat": repeat}, status_code=200 if repeat else 201)
+
+    @app.get("/sim/inbox", tags=["simulator"])
+    async def list_inbox() -> list[dict[str, Any]]:
+        return [asdict(item) for item in inbox.items()]

@@ -75,6 +75,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.reset()
 
     # -- behaviour -------------------------------------------------------------------------------
@@ -170,11 +171,17 @@ class Receiver:
         self._server.close()
         for writer in list(self._connections):
             writer.transport.abort()
+        if self._handlers:  # aborted connections end their handlers; a sleeping one sees the EOF
+            await asyncio.wait(set(self._handlers), timeout=2)
         await self._server.wait_closed()
         self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             while await self._one_request(reader, writer):
                 pass

@@ -311,9 +311,12 @@ class DeliveryEngine:
         self.reaped = 0
 
     @classmethod
-    def from_config(cls, store: Store, config: DeliveryConfig, **kwargs: object) -> DeliveryEngine:
-        """An engine for a loaded delivery configuration; keyword arguments as for the constructor."""
-        return cls(store, config.destinations, settings=config.engine, **kwargs)  # type: ignore[arg-type]
+    def from_config(cls, store: Store, config: DeliveryConfig, *, senders: Mapping[str, Sender] | None = None,
+                    worker_id: str | None = None,
+                    listeners: Sequence[AttemptListener] = ()) -> DeliveryEngine:
+        """An engine for a loaded delivery configuration (engine timing and destinations)."""
+        return cls(store, config.destinations, settings=config.engine, senders=senders, worker_id=worker_id,
+                   listeners=listeners)
 
     def add_listener(self, listener: AttemptListener) -> None:
         self._listeners.append(listener)
@@ -364,7 +367,9 @@ class DeliveryEngine:
                 await sender.aclose()
         self._built_senders.clear()
         self._tasks.clear()
-        log.info("delivery engine stopped", extra={"worker_id": self.worker_id, "cancelled_sends": cancelled})
+        log.info("delivery engine stopped", extra={
+            "worker_id": self.worker_id, "cancelled_sends": cancelled, "reaped": self.reaped,
+            "lanes": {name: dict(lane.counters) for name, lane in self.lanes.items()}})
 
     @contextlib.asynccontextmanager
     async def run_in_app(self) -> AsyncIterator[DeliveryEngine]:

@@ -6,9 +6,10 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.delivery import RESPONSE_BODY_LIMIT
 from gateway.delivery.config import DestinationConfig
@@ -55,13 +56,27 @@ def error_class_of(exc: BaseException) -> str:
     return ErrorClass.SENDER_ERROR
 
 
+class HttpOptions(BaseModel):
+    """`options:` of a destination with `sender: http`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    verify: bool | str = True  # TLS: verify against the system CAs, a CA bundle file, or (never in production) not
+    trust_env: bool = False  # use HTTP(S)_PROXY and friends from the environment
+
+
 class HttpSender:
-    """POSTs the delivery body to the destination URL; redirects are not followed."""
+    """Sends the delivery body to the destination URL (POST by default); redirects are not followed."""
 
     def __init__(self, destination: DestinationConfig, *, client: httpx.AsyncClient | None = None,
                  header_hooks: Sequence[HeaderHook] = ()) -> None:
         if destination.url is None:
             raise ValueError(f"destination {destination.name}: the http sender needs a url")
+        try:
+            self.options = HttpOptions.model_validate(destination.options)
+        except ValidationError as err:
+            raise ValueError(f"destination {destination.name}: options: {err}") from err
         self.destination = destination
         self.url = str(destination.url)
         self._hooks = tuple(header_hooks)
@@ -72,7 +87,8 @@ class HttpSender:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=destination.concurrency,
                                 max_keepalive_connections=destination.concurrency),
-            trust_env=False,
+            verify=self.options.verify,
+            trust_env=self.options.trust_env,
         )
 
     async def send(self, claim: ClaimedDelivery) -> SendResult:
@@ -86,7 +102,7 @@ class HttpSender:
         try:
             # httpx's timeouts bound each read and write; the destination's total bounds the whole exchange.
             async with asyncio.timeout(self.destination.timeout.total):
-                request = self._client.build_request("POST", self.url, content=claim.body, headers=headers)
+                request = self._client.build_request(self.options.method, self.url, content=claim.body, headers=headers)
                 response = await self._client.send(request, stream=True, follow_redirects=False)
                 try:
                     raw = await _read_limited(response, RESPONSE_BODY_LIMIT)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.config import AdapterConfig, MissingCredential, digest_matches
 from contracts.errors import FieldError
+from gateway.routes.limits import HttpRefusal, check_declared_length, read_limited
 from mapping.payload import PayloadError, parse_json_body
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class IntakeOutcomeView(Protocol):
     def errors(self) -> Sequence[FieldError]: ...
 
     @property
-    def disposition(self) -> Any: ...
+    def returned(self) -> Any: ...  # mapping.Returned (reason_code, reason, source_ticket_no) for a 退单
 
 
 class TicketIntake(Protocol):
@@ -107,15 +108,6 @@ def from_app_state(request: Request) -> InboundContext:
     return context
 
 
-class _Refusal(Exception):
-    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-        self.headers = headers or {}
-
-
 def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
 
@@ -123,12 +115,12 @@ def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse
 _UNAUTHENTICATED = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}
 
 
-def _unauthorized(message: str) -> _Refusal:
-    return _Refusal(401, "unauthorized", message, _UNAUTHENTICATED)
+def _unauthorized(message: str) -> HttpRefusal:
+    return HttpRefusal(401, "unauthorized", message, _UNAUTHENTICATED)
 
 
-def _forbidden(adapter_id: str) -> _Refusal:
-    return _Refusal(403, "forbidden", f"these credentials are valid, but not for adapter {adapter_id!r}")
+def _forbidden(adapter_id: str) -> HttpRefusal:
+    return HttpRefusal(403, "forbidden", f"these credentials are valid, but not for adapter {adapter_id!r}")
 
 
 def _check_api_key(context: InboundContext, adapter_id: str, presented: str) -> None:
@@ -178,32 +170,10 @@ def _check_signature(context: InboundContext, adapter_id: str, signature: str, t
                         f"\"{TIMESTAMP_HEADER}.body\", hex, prefixed {SIGNATURE_PREFIX})")
 
 
-def _declared_length(request: Request, limit: int) -> None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return
-    if not raw.strip().isdigit():
-        raise _Refusal(400, "bad_request", f"Content-Length {raw[:20]!r} is not a number")
-    if int(raw) > limit:
-        raise _Refusal(413, "payload_too_large", f"the body is {int(raw)} bytes; the limit is {limit} bytes")
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    # Counted while reading as well: a chunked body has no Content-Length, and a declared one can lie.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Refusal(413, "payload_too_large", f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _check_media_type(content_type: str) -> None:
     media = content_type.split(";", 1)[0].strip().lower()
     if media and media not in JSON_MEDIA_TYPES and not media.endswith("+json"):
-        raise _Refusal(415, "unsupported_media_type",
+        raise HttpRefusal(415, "unsupported_media_type",
                        f"Content-Type {media!r} is not JSON; send application/json (charset=utf-8 or GBK)")
 
 
@@ -212,16 +182,13 @@ def _error_json(error: FieldError) -> dict[str, Any]:
             "value": error.value}
 
 
-def _disposition_json(disposition: Any) -> Any:
-    if disposition is None or isinstance(disposition, str | int | float | bool | dict | list):
-        return disposition
-    dump = getattr(disposition, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    fields = getattr(disposition, "__dataclass_fields__", None)
-    if fields is not None:
-        return {name: _disposition_json(getattr(disposition, name)) for name in fields}
-    return str(disposition)
+def _returned_json(returned: Any) -> dict[str, Any]:
+    if returned is None:
+        return {}
+    code = getattr(returned, "reason_code", None)
+    return {"reason_code": None if code is None else str(getattr(code, "value", code)),
+            "reason": getattr(returned, "reason", None),
+            "source_ticket_no": getattr(returned, "source_ticket_no", None)}
 
 
 def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
@@ -236,9 +203,10 @@ def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
                              "quarantine_id": outcome.quarantine_id,
                              "errors": [_error_json(e) for e in outcome.errors]}, status_code=422)
     if outcome.kind == "returned":
-        # A 退单 is a complete answer about this ticket, not a fault of the request: 200, never retried.
-        return JSONResponse({"ticket_id": outcome.ticket_id, "returned": True,
-                             "disposition": _disposition_json(outcome.disposition)}, status_code=200)
+        # A 退单 is a complete answer about this ticket, not a fault of the request: 200, and no retry. The
+        # raw payload is kept (quarantine_id) so that ops can see what was sent back and why.
+        return JSONResponse({"ticket_id": None, "returned": True, "quarantine_id": outcome.quarantine_id,
+                             **_returned_json(outcome.returned)}, status_code=200)
     raise ValueError(f"unknown intake outcome kind {outcome.kind!r}")
 
 
@@ -297,7 +265,7 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
             return _refuse(503, "adapter_not_configured",
                            f"adapter {adapter_id!r} has no usable credentials configured; tell the gateway's operators")
         try:
-            _declared_length(request, context.max_body_bytes)
+            check_declared_length(request, context.max_body_bytes)
             api_key = request.headers.get(API_KEY_HEADER)
             signature = request.headers.get(SIGNATURE_HEADER)
             if not api_key and not signature:
@@ -305,7 +273,7 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
                                     f"and {TIMESTAMP_HEADER}")
             if api_key:
                 _check_api_key(context, adapter_id, api_key)
-            body = await _read_limited(request, context.max_body_bytes)
+            body = await read_limited(request, context.max_body_bytes)
             if not api_key and signature:
                 _check_signature(context, adapter_id, signature, request.headers.get(TIMESTAMP_HEADER), body)
             content_type = request.headers.get("content-type", "application/json")
@@ -313,10 +281,10 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
             try:
                 payload = parse_json_body(body, content_type)
             except PayloadError as err:
-                raise _Refusal(400, "invalid_json", str(err)) from err
+                raise HttpRefusal(400, "invalid_json", str(err)) from err
             if not isinstance(payload, dict):
-                raise _Refusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
-        except _Refusal as refusal:
+                raise HttpRefusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
+        except HttpRefusal as refusal:
             log.info("push refused", extra={"adapter_id": adapter_id, "status": refusal.status,
                                             "error": refusal.error, "reason": refusal.message})
             return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status,

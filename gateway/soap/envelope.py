@@ -111,7 +111,8 @@ def build_envelope(body_child: etree._Element, header_children: Iterable[etree._
 
 def serialize(envelope: etree._Element, charset: str = "UTF-8") -> bytes:
     """The envelope as bytes with an XML declaration; characters the charset lacks become character references."""
-    return etree.tostring(envelope, xml_declaration=True, encoding=charset)
+    data = etree.tostring(envelope, xml_declaration=True, encoding=charset)
+    return data if isinstance(data, bytes) else data.encode(charset)
 
 
 def content_type(charset: str = "UTF-8") -> str:
@@ -132,4 +133,5 @@ def _clark_to_text(tag: object) -> str:
     if not isinstance(tag, str):
         return "a non-element node"
     qname = etree.QName(tag)
-    return f"{qname.localname} (namespace {qname.namespace})" if qname.namespace else f"{qname.localname} (no namespace)"
+    where = f"namespace {qname.namespace}" if qname.namespace else "no namespace"
+    return f"{qname.localname} ({where})"

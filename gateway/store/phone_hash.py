@@ -18,8 +18,13 @@ KEY_ENV = "HIG_PHONE_HASH_KEY"
 KEY_FILE = "phone-hash.key"
 
 
-def hash_phone(phone: str, key: bytes) -> str:
-    """HMAC-SHA256 of the number in E.164 form, hex; the same number in any written form hashes alike."""
+def hash_phone(phone: str, key: bytes, *, normalized: bool = False) -> str:
+    """HMAC-SHA256 of the number in E.164 form, hex; the same number in any written form hashes alike.
+
+    `normalized=True` skips parsing (slow: ~80 µs) for a phone a validated Ticket already holds in E.164.
+    """
+    if normalized:
+        return hmac.new(key, phone.encode("utf-8"), hashlib.sha256).hexdigest()
     try:
         canonical = normalize_phone(phone)
     except IdentifierError:

@@ -38,7 +38,7 @@ def from_ms(ms: int) -> datetime:
 
 def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | None]:
     """The searchable attributes of a ticket; the phone only as its keyed hash."""
-    phone = ticket.complainant.phone
+    phone = ticket.complainant.phone  # the contract keeps it in E.164
     return {
         "adapter_id": ticket.source.adapter_id,
         "status": ticket.lifecycle.status.value,
@@ -46,7 +46,7 @@ def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | Non
         "source_ticket_no": ticket.source.source_ticket_no,
         "respondent_uscc": ticket.respondent.uscc,
         "respondent_name": ticket.respondent.name,
-        "complainant_phone_hash": hash_phone(phone, phone_key) if phone else None,
+        "complainant_phone_hash": hash_phone(phone, phone_key, normalized=True) if phone else None,
     }
 
 

@@ -608,12 +608,13 @@ class RedisStore(Store):
         now = now_ms()
         for lane, ids in by_lane.items():
             keys = await self._ensure_lane(lane)
-            done = await self._eval(
-                redis_lua.REPLAY,
-                [keys.urgent, keys.normal, keys.dead, keys.state("dead"), keys.state("pending")],
-                [now, keys.record_prefix, *ids],
-            )
-            replayed.update(_s(d) for d in done)
+            for start in range(0, len(ids), _PAGE):
+                done = await self._eval(
+                    redis_lua.REPLAY,
+                    [keys.urgent, keys.normal, keys.dead, keys.state("dead"), keys.state("pending")],
+                    [now, keys.record_prefix, *ids[start:start + _PAGE]],
+                )
+                replayed.update(_s(d) for d in done)
         return [r.delivery_id for r in candidates if r.delivery_id in replayed]
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:

@@ -49,7 +49,7 @@ class EventRequest(BaseModel):
     # For tests of the gateway: force a sequence (an old one makes a stale event), reuse an event id,
     # or only record the event now (deliver=false) and send it later with POST /sim/events/{id}/resend.
     sequence: Annotated[int, Field(ge=0)] | None = None
-    event_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    event_id: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[0-9A-Za-z_\-]+$")] | None = None
     deliver: bool = True
 
 
@@ -222,7 +222,12 @@ class EventDispatcher:
     async def _deliver(self, record: EventRecord) -> None:
         number = record.event.national_registration_no or ""
         async with self._locks.setdefault(number, asyncio.Lock()):
-            await self._deliver_in_order(record)
+            try:
+                await self._deliver_in_order(record)
+            except Exception:  # a bug here must not leave the event "pending" for ever
+                log.exception("sending a status event failed", extra={"event_id": record.event.event_id})
+                record.state = "failed"
+                self.state.stats.events_failed += 1
         self._save()
 
     async def _deliver_in_order(self, record: EventRecord) -> None:

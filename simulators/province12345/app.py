@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +44,8 @@ REPLY_FIELDS = ("infoid", "replytype", "replycontent", "replytime", "replyorg", 
                 "isend", "satisfaction")
 # The steps of a work order's handling the province takes back: dispatch, reply, send back, extend, close.
 REPLY_TYPES = ("派单", "回单", "退单", "延期", "办结")
+# The province writes its elements in a default namespace (lxml-stubs does not type a None prefix).
+_DEFAULT_NS: Any = {None: NS}
 
 
 class Behaviour(BaseModel):
@@ -97,6 +101,7 @@ class Province12345:
     calls: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     max_in_flight: Counter[str] = field(default_factory=Counter)
+    call_log: list[tuple[str, float]] = field(default_factory=list)  # (operation, time.monotonic()) per call
     _nonces: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,7 +122,8 @@ class Province12345:
     def seed_fixtures(self, folder: Path = FIXTURES) -> int:
         """Hold every work order of the mapping fixtures (JSON, and the orders of the GBK envelope)."""
         count = 0
-        for file in sorted(folder.iterdir()):
+        # Only the payloads: NN-name.json and NN-name.xml, not the goldens beside them (NN-name.expected.json …).
+        for file in sorted(f for f in folder.iterdir() if f.name.count(".") == 1):
             if file.suffix == ".json":
                 self.add_order(json.loads(file.read_text(encoding="utf-8")))
                 count += 1
@@ -153,7 +159,8 @@ class Province12345:
     def record_reply(self, fields: dict[str, str]) -> RecordedReply:
         infoid, kind = fields.get("infoid", ""), fields.get("replytype", "")
         if kind not in REPLY_TYPES:
-            raise SoapFault.client(f"ReplyOrder: unknown replytype {kind!r}; expected one of {' / '.join(REPLY_TYPES)}")
+            raise SoapFault.client(f"ReplyOrder: unknown replytype {kind!r}; "
+                                   f"expected one of {' / '.join(REPLY_TYPES)}")
         with self._lock:
             if not any(o.infoid == infoid for o in self.orders):
                 raise SoapFault.client(f"ReplyOrder: no work order {infoid!r}")
@@ -185,6 +192,7 @@ class Province12345:
     def _enter(self, operation: str) -> None:
         with self._lock:
             self.calls[operation] += 1
+            self.call_log.append((operation, time.monotonic()))
             self.in_flight[operation] += 1
             self.max_in_flight[operation] = max(self.max_in_flight[operation], self.in_flight[operation])
 
@@ -239,14 +247,17 @@ class Province12345:
             return self._get_pending(request)
         if qname.localname == "AckOrders":
             ids = [(el.text or "").strip() for el in request.iter(f"{{{NS}}}infoid")]
-            result = etree.Element(f"{{{NS}}}AckOrdersResponse", nsmap={None: NS})
+            result = etree.Element(f"{{{NS}}}AckOrdersResponse", nsmap=_DEFAULT_NS)
             etree.SubElement(result, f"{{{NS}}}AckOrdersResult").text = str(self.ack(ids))
             return result
         if qname.localname == "ReplyOrder":
             fields = {etree.QName(el).localname: el.text or "" for el in request if isinstance(el.tag, str)}
+            unknown = sorted(set(fields) - set(REPLY_FIELDS))
+            if unknown:
+                raise SoapFault.client(f"ReplyOrder: unknown elements {', '.join(unknown)}")
             reply = self.record_reply(fields)
             log.info("province 12345: reply recorded", extra={"infoid": reply.infoid, "type": reply.type})
-            result = etree.Element(f"{{{NS}}}ReplyOrderResponse", nsmap={None: NS})
+            result = etree.Element(f"{{{NS}}}ReplyOrderResponse", nsmap=_DEFAULT_NS)
             inner = etree.SubElement(result, f"{{{NS}}}ReplyOrderResult")
             etree.SubElement(inner, f"{{{NS}}}code").text = "0"
             etree.SubElement(inner, f"{{{NS}}}message").text = "成功"
@@ -266,7 +277,7 @@ class Province12345:
         if since < 0 or limit < 1:
             raise SoapFault.client("GetPendingOrders: since must be ≥ 0 and max ≥ 1")
         batch, watermark, more = self.pending(since, limit)
-        response = etree.Element(f"{{{NS}}}GetPendingOrdersResponse", nsmap={None: NS})
+        response = etree.Element(f"{{{NS}}}GetPendingOrdersResponse", nsmap=_DEFAULT_NS)
         result = etree.SubElement(response, f"{{{NS}}}GetPendingOrdersResult")
         for order in batch:
             result.append(order_element(order.fields))
@@ -323,7 +334,18 @@ def create_app(province: Province12345) -> FastAPI:
             if len(body) > MAX_BODY:
                 fault = SoapFault.client(f"the body exceeds {MAX_BODY} bytes", http_status=413)
                 return Response(serialize(fault.envelope()), status_code=413, media_type=content_type())
-        status, payload, media = await province.handle(bytes(body), request.headers.get("content-type"))
+        # A caller that gave up (timed out) is no longer in flight: stop answering it, as a real server would.
+        answer = asyncio.create_task(province.handle(bytes(body), request.headers.get("content-type")))
+        while True:
+            done, _ = await asyncio.wait({answer}, timeout=0.05)
+            if done:
+                break
+            if await request.is_disconnected():
+                answer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await answer
+                return Response(status_code=499)
+        status, payload, media = answer.result()
         return Response(payload, status_code=status, headers={"Content-Type": media})
 
     @app.get("/sim/orders")

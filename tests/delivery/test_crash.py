@@ -4,6 +4,7 @@ processes on Redis never has one delivery in flight twice at once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DELIVERIES = 3000
+CONCURRENCY = 12  # per worker; httpx's pool costs more per request as it grows, 8-16 is its sweet spot here
 LEASE = 3.0  # total timeout 1.5 s + margin: a killed worker's deliveries come back after this
 
 
@@ -44,7 +46,7 @@ class Deployment:
             "region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
             f"data_dir: {root / 'data'}\n"
             f"store: {{kind: {kind}, sqlite_file: gateway.db, redis_url: '{REDIS_URL}'}}\n"
-            "logging: {level: WARNING, json_lines: true}\n", encoding="utf-8")
+            "logging: {level: INFO, json_lines: true}\n", encoding="utf-8")
         self.destinations_yaml.write_text(
             "engine: {reaper_interval: 0.5s, idle_poll_min: 10ms, idle_poll_max: 100ms, stop_grace: 5s}\n"
             "destinations:\n"
@@ -54,8 +56,8 @@ class Deployment:
             f"    lease: {LEASE}\n"
             "    retry: {initial_delay: 0.2s, max_delay: 1s, max_attempts: 100}\n"
             "    breaker: {enabled: false}\n"
-            "    concurrency: 32\n"
-            "    claim_batch: 32\n", encoding="utf-8")
+            f"    concurrency: {CONCURRENCY}\n"
+            f"    claim_batch: {CONCURRENCY}\n", encoding="utf-8")
         self.settings = load_settings(self.gateway_yaml)
 
     @asynccontextmanager
@@ -82,6 +84,15 @@ class Deployment:
 
     def log_of(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+    def delivered_by(self, name: str) -> int:
+        """How many deliveries a worker that stopped gracefully says it settled as delivered."""
+        for line in self.log_of(name).splitlines():
+            if line.startswith("{"):
+                event = json.loads(line)
+                if event.get("event") == "delivery engine stopped":
+                    return int(event["lanes"][self.lane].get("delivered", 0))
+        raise AssertionError(f"{name} did not log its stop:\n{self.log_of(name)[-2000:]}")
 
 
 async def wait_for(receiver: Receiver, distinct_keys: int, within: float) -> None:
@@ -122,19 +133,19 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
 async def test_a_worker_killed_mid_flight_loses_nothing(deployment: tuple[Deployment, Receiver],
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     dep, receiver = deployment
-    receiver.script(default=Action(delay=0.02))  # keeps requests in flight when the kill lands
+    receiver.script(default=Action(delay=0.01))  # keeps requests in flight when the kill lands
     async with dep.store() as store:
         keys = await enqueue_many(store, dep.lane, DELIVERIES)
         started = time.monotonic()
         with dep.worker("first") as first:
-            await wait_for(receiver, DELIVERIES // 3, within=60)
+            await wait_for(receiver, DELIVERIES // 3, within=90)
             first.send_signal(signal.SIGKILL)
             assert first.wait(timeout=10) == -signal.SIGKILL
         at_kill = receiver.stats()
-        in_flight_at_kill = len(await store.list_deliveries(
-            DeliveryFilter(state=DeliveryState.IN_FLIGHT, destination=dep.lane, limit=1000)))
+        leased_by_the_dead = {d.delivery_id for d in await store.list_deliveries(
+            DeliveryFilter(state=DeliveryState.IN_FLIGHT, destination=dep.lane, limit=1000))}
         with dep.worker("second") as second:
-            await wait_all_delivered(store, dep.lane, DELIVERIES, within=90)
+            await wait_all_delivered(store, dep.lane, DELIVERIES, within=120)
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=20) == 0, dep.log_of("second")
         elapsed = time.monotonic() - started
@@ -144,12 +155,16 @@ async def test_a_worker_killed_mid_flight_loses_nothing(deployment: tuple[Deploy
     counts = receiver.counts()
     assert len(delivered) == DELIVERIES
     assert set(counts) == set(keys), "every idempotency key reaches the receiver"
-    twice = sum(1 for key in keys if counts[key] > 1)
+    twice = {key for key in keys if counts[key] > 1}
+    # A key goes out twice only when the dead worker had it leased, or when an attempt failed (a timeout
+    # on a loaded machine) and was retried: then the store shows more than one attempt.
+    unexplained = [d for d in delivered if d.idempotency_key in twice
+                   and d.delivery_id not in leased_by_the_dead and d.attempts < 2]
+    assert unexplained == []
     with capsys.disabled():
-        print(f"\n[crash {dep.kind}] {DELIVERIES} deliveries; killed after {at_kill.distinct_keys} keys with "
-              f"{in_flight_at_kill} leased in flight; all delivered in {elapsed:.1f} s; "
-              f"received twice or more: {twice}; requests {receiver.stats().total}")
-    assert twice <= in_flight_at_kill + 32  # only what the dead worker had in hand can go out again
+        print(f"\n[crash {dep.kind}] {DELIVERIES} deliveries; SIGKILL after {at_kill.distinct_keys} keys, "
+              f"{len(leased_by_the_dead)} leased by the dead worker; all delivered {elapsed:.1f} s after the "
+              f"first start; keys received twice: {len(twice)}; requests: {receiver.stats().total}")
 
 
 async def test_two_workers_share_a_redis_lane_and_one_finishes_when_the_other_dies(
@@ -168,13 +183,15 @@ async def test_two_workers_share_a_redis_lane_and_one_finishes_when_the_other_di
                     assert beta.poll() is None
                     beta.send_signal(signal.SIGTERM)
                     assert beta.wait(timeout=20) == 0, dep.log_of("beta")
+                by_beta = dep.delivered_by("beta")
         finally:
             await drop_redis_namespace(dep.namespace)
         stats = receiver.stats()
         counts = receiver.counts()
-    assert set(counts) == set(keys)
+    assert set(counts) == set(keys), "every idempotency key reaches the receiver"
     assert stats.max_in_flight_per_key == 1, "no delivery is ever in flight twice at once"
-    assert stats.max_in_flight > 32  # both workers were really sending at the same time
+    assert 0 < by_beta < len(keys)  # the lane really was shared: alpha delivered the rest before it died
     with capsys.disabled():
-        print(f"\n[two workers redis] 1500 deliveries; max in flight at once {stats.max_in_flight}, per key "
-              f"{stats.max_in_flight_per_key}; received twice or more: {stats.keys_received_twice_or_more}")
+        print(f"\n[two workers redis] {len(keys)} deliveries; beta delivered {by_beta}, alpha the rest; "
+              f"max in flight at once {stats.max_in_flight}, per key {stats.max_in_flight_per_key}; "
+              f"keys received twice: {stats.keys_received_twice_or_more}")

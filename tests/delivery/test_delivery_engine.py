@@ -65,6 +65,22 @@ async def test_5xx_is_retried_until_success(store: Store, receiver: Receiver) ->
     assert receiver.counts()[key] == 3
 
 
+async def test_listeners_hear_every_settled_attempt_and_status_counts_them(
+        store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=503)])
+    dest = destination(receiver)
+    heard: list[tuple[str, int, str]] = []
+    [(delivery_id, _)] = await enqueue(store, dest.name, 1)
+    listener = lambda d, a, dec: heard.append((d, a.number, dec.kind.value))  # noqa: E731
+    async with running(store, dest, listeners=[listener]) as engine:
+        await settled(store, delivery_id)
+        counters = engine.status()[dest.name].counters
+    assert heard == [(dest.name, 1, "retry"), (dest.name, 2, "delivered")]
+    assert counters["attempts"] == 2
+    assert counters["retry"] == 1
+    assert counters["delivered"] == 1
+
+
 async def test_permanent_4xx_goes_to_dead_letters_with_every_attempt_kept(store: Store, receiver: Receiver) -> None:
     receiver.script(per_key=[Action(status=503), Action(status=422, body='{"error": "region_code 999999 unknown"}')])
     dest = destination(receiver)

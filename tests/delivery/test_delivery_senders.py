@@ -140,3 +140,13 @@ def test_sender_kinds_are_registered_by_name(receiver: Receiver) -> None:
 def test_an_unknown_sender_kind_is_named() -> None:
     with pytest.raises(ValueError, match="unknown sender kind 'carrier-pigeon'"):
         build_sender(DestinationConfig(name="x", sender="carrier-pigeon"))
+
+
+async def test_the_method_can_be_configured(receiver: Receiver) -> None:
+    await send_once(destination(receiver, options={"method": "PUT"}))
+    assert [r.method for r in receiver.requests()] == ["PUT"]
+
+
+def test_unknown_http_options_are_refused(receiver: Receiver) -> None:
+    with pytest.raises(ValueError, match="options"):
+        HttpSender(destination(receiver, options={"follow_redirects": True}))

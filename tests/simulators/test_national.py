@@ -110,15 +110,30 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def national() -> Iterator[str]:
+@pytest.fixture(scope="module")
+def shared_national() -> Iterator[str]:
     with run_national_simulator() as url:
         yield url
 
 
+@pytest.fixture
+def national(shared_national: str) -> str:
+    """The module's simulator, emptied and without faults, as if freshly started."""
+    HTTP.post(f"{shared_national}/sim/reset").raise_for_status()
+    HTTP.delete(f"{shared_national}/sim/faults").raise_for_status()
+    return shared_national
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False))
+def serve(app: FastAPI, port: int = 0) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=5)
@@ -434,11 +449,26 @@ def test_an_event_is_retried_with_backoff_while_the_gateway_fails() -> None:
 
 
 def test_an_event_reaches_a_gateway_that_comes_up_late() -> None:
-    receiver = GatewayReceiver(SECRET)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/api/v1/national/status"
-    with run_national_simulator(gateway_status_url=dead_url, secrets=[SECRET],
+    receiver, port = GatewayReceiver(SECRET), free_port()
+    status_url = f"http://127.0.0.1:{port}/api/v1/national/status"
+
+    def attempts(url: str) -> list[dict[str, Any]]:
+        events = HTTP.get(f"{url}/sim/events").json()["events"]
+        return events[0]["attempts"] if events else []
+
+    with run_national_simulator(gateway_status_url=status_url, secrets=[SECRET], event_retry_initial_seconds=0.05,
+                                event_retry_max_seconds=0.2, event_max_attempts=0) as url:
+        number = submit(url, fresh(ENQUIRY)).json()["national_registration_no"]
+        HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
+        wait_for(lambda: len(attempts(url)) >= 2)
+        assert all(a["error"].startswith("ConnectError") for a in attempts(url))
+        with serve(receiver.app(), port=port):
+            wait_for(lambda: len(receiver.accepted()) == 1)
+        assert HTTP.get(f"{url}/sim/events").json()["events"][0]["state"] == "delivered"
+
+
+def test_an_event_fails_after_its_attempts_when_the_gateway_stays_down() -> None:
+    with run_national_simulator(gateway_status_url=f"http://127.0.0.1:{free_port()}/status", secrets=[SECRET],
                                 event_retry_initial_seconds=0.05, event_max_attempts=3) as url:
         number = submit(url, fresh(ENQUIRY)).json()["national_registration_no"]
         HTTP.post(f"{url}/sim/tickets/{number}/events", json={"status": "CLOSED"})
@@ -446,7 +476,6 @@ def test_an_event_reaches_a_gateway_that_comes_up_late() -> None:
         record = HTTP.get(f"{url}/sim/events").json()["events"][0]
         assert len(record["attempts"]) == 3 and all(a["error"] for a in record["attempts"])
         assert stats(url)["events_failed"] == 1
-    assert receiver.deliveries == []
 
 
 def test_a_permanent_refusal_by_the_gateway_is_not_retried() -> None:
@@ -562,9 +591,7 @@ def test_a_state_file_keeps_numbers_and_keys_across_restarts(tmp_path: Path) -> 
 
 
 def test_the_command_line_serves_the_simulator_with_its_flags() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "simulators.national", "--port", str(port), "--seed", "1",
          "--fault-rate-limit-ratio", "1", "--fault-retry-after", "9", "--log-level", "WARNING"],
@@ -573,10 +600,11 @@ def test_the_command_line_serves_the_simulator_with_its_flags() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         def up() -> bool:
+            assert process.poll() is None, "the simulator exited"
             try:
                 return HTTP.get(f"{url}/healthz").status_code == 200
             except httpx.TransportError:
-                return process.poll() is None and False
+                return False
 
         wait_for(up, timeout=15)
         response = submit(url, fresh(ENQUIRY))

@@ -226,14 +226,14 @@ async def test_claim_order_is_priority_then_fresh_before_retry_then_due_time(sto
 
     late_retry, early_retry = await one("late-retry"), await one("early-retry")
     # Both fail once; the one settled first is due later.
-    for delivery_id, due in ((late_retry, 0.3), (early_retry, 0.15)):
+    for delivery_id, due in ((late_retry, 1.0), (early_retry, 0.5)):
         [c] = await store.claim("national", "w", 30)
         assert c.delivery_id == delivery_id
         await store.settle_retry(c, attempt(c, outcome=AttemptOutcome.RETRY, status_code=503), soon(due))
     fresh_a = await one("fresh-a")
     urgent = await one("urgent", priority=0)
     fresh_b = await one("fresh-b")
-    await asyncio.sleep(0.35)  # both retries are due now
+    await asyncio.sleep(1.1)  # both retries are due now
 
     order = []
     while claimed := await store.claim("national", "w", 30):
@@ -272,9 +272,9 @@ async def test_lanes_are_separate(store: Store) -> None:
 
 async def test_an_expired_lease_is_returned_by_the_reaper(store: Store) -> None:
     await store.enqueue("t1", "k1", [national()])
-    [first] = await store.claim("national", "crashed-worker", 0.2)
+    [first] = await store.claim("national", "crashed-worker", 0.6)
     assert await store.reap_expired_leases(datetime.now(UTC)) == 0
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.7)
 
     assert await store.reap_expired_leases(datetime.now(UTC)) == 1
     receipt = await store.get_delivery(first.delivery_id)
@@ -318,14 +318,14 @@ async def test_a_retry_is_not_claimable_before_it_is_due(store: Store) -> None:
     await store.enqueue("t1", "k1", [national()])
     [c] = await store.claim("national", "w", 30)
     await store.settle_retry(c, attempt(c, outcome=AttemptOutcome.RETRY, status_code=503, error_class="http_5xx"),
-                             soon(0.4))
+                             soon(1.0))
 
     receipt = await store.get_delivery(c.delivery_id)
     assert receipt is not None
     assert (receipt.state, receipt.attempts, receipt.last_error_class) == (DeliveryState.RETRYING, 1, "http_5xx")
     assert receipt.next_attempt_at is not None and receipt.next_attempt_at > datetime.now(UTC)
     assert await store.claim("national", "w", 30) == []
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.1)
     [again] = await store.claim("national", "w", 30)
     assert (again.delivery_id, again.attempts) == (c.delivery_id, 1)
 
@@ -442,24 +442,24 @@ async def test_cursor_round_trip(store: Store) -> None:
 
 
 async def test_a_lock_has_one_owner_until_released_or_expired(store: Store) -> None:
-    assert await store.try_lock("poll:prov-12345-soap", "gateway-a", 0.3)
-    assert not await store.try_lock("poll:prov-12345-soap", "gateway-b", 0.3)
-    assert await store.try_lock("poll:prov-12345-soap", "gateway-a", 0.3)  # renewal
+    assert await store.try_lock("poll:prov-12345-soap", "gateway-a", 1.0)
+    assert not await store.try_lock("poll:prov-12345-soap", "gateway-b", 1.0)
+    assert await store.try_lock("poll:prov-12345-soap", "gateway-a", 1.0)  # renewal
     await store.release_lock("poll:prov-12345-soap", "gateway-b")  # not the owner: no effect
-    assert not await store.try_lock("poll:prov-12345-soap", "gateway-b", 0.3)
+    assert not await store.try_lock("poll:prov-12345-soap", "gateway-b", 1.0)
 
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.1)
     assert await store.try_lock("poll:prov-12345-soap", "gateway-b", 5)
     await store.release_lock("poll:prov-12345-soap", "gateway-b")
     assert await store.try_lock("poll:prov-12345-soap", "gateway-a", 5)
 
 
 async def test_a_nonce_is_new_once_per_scope_until_its_ttl_ends(store: Store) -> None:
-    assert await store.remember_nonce("national-status", "msg_p5jXN8AQM9LWM0D4loKWxJek", 0.3)
-    assert not await store.remember_nonce("national-status", "msg_p5jXN8AQM9LWM0D4loKWxJek", 0.3)
-    assert await store.remember_nonce("city-12345-rest", "msg_p5jXN8AQM9LWM0D4loKWxJek", 0.3)
-    await asyncio.sleep(0.4)
-    assert await store.remember_nonce("national-status", "msg_p5jXN8AQM9LWM0D4loKWxJek", 0.3)
+    assert await store.remember_nonce("national-status", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1.0)
+    assert not await store.remember_nonce("national-status", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1.0)
+    assert await store.remember_nonce("city-12345-rest", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1.0)
+    await asyncio.sleep(1.1)
+    assert await store.remember_nonce("national-status", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1.0)
 
 
 # -- life cycle --------------------------------------------------------------------------------------

@@ -1,0 +1,257 @@
+"""SOAP push intake: `POST /soap/{adapter_id}` (SubmitTicket, WS-Security digest) and its WSDL at `?wsdl`.
+
+Answers follow SOAP 1.1: a result is HTTP 200; every Fault is HTTP 500 with faultcode soap:Client (the
+caller must change the request: bad XML, DTD, authentication, unknown operation, an order that does
+not map) or soap:Server (the gateway could not store the ticket: retry). Two refusals happen at the
+HTTP layer before any SOAP processing and keep their HTTP status, with a Fault body so that a SOAP
+client still reads the reason: 404 for an adapter that takes no SOAP pushes, 413 for an oversize body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from fastapi import APIRouter, Request, Response
+from lxml import etree
+
+from adapters.config import MissingCredential
+from contracts.errors import FieldError
+from gateway.routes.inbound import IntakeOutcomeView, TicketIntake
+from gateway.soap.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize, xml_safe
+from gateway.soap.wsdl import SUBMIT_TICKET, TNS, served_wsdl
+from gateway.soap.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
+from gateway.soap.xml import parse_xml
+from mapping.payload import PayloadError, xml_to_dict
+
+log = logging.getLogger(__name__)
+
+SOAP_PATH = "/soap/{adapter_id}"
+RAW_CONTENT_TYPE = "application/xml; charset=UTF-8"
+_FAULT_ERRORS_SHOWN = 5
+
+# remember_nonce(scope, nonce, ttl_seconds) -> True the first time (the Store method of that name).
+NonceStore = Callable[[str, str, float], Awaitable[bool]]
+
+
+@runtime_checkable
+class SoapPushSource(Protocol):
+    """What the SOAP route needs of an adapter (adapters.soap.SoapAdapter): whether it takes pushes, from whom."""
+
+    @property
+    def accepts_soap_push(self) -> bool: ...
+
+    def inbound_policy(self) -> UsernameTokenPolicy | None: ...
+
+
+@dataclass
+class SoapContext:
+    """What the SOAP route needs; the gateway builds it at start-up and puts it on app.state.soap."""
+
+    intake: TicketIntake
+    remember_nonce: NonceStore
+    max_body_bytes: int
+    policies: dict[str, UsernameTokenPolicy] = field(default_factory=dict)  # adapter id → who may push
+    missing: dict[str, str] = field(default_factory=dict)  # adapter id → why its credentials are unusable
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    @classmethod
+    def build(cls, adapters: Mapping[str, object], intake: TicketIntake, remember_nonce: NonceStore,
+              max_body_bytes: int, *, strict: bool = True) -> SoapContext:
+        """Read the WS-Security password of every adapter that takes SOAP pushes, now.
+
+        `adapters` are built adapters by id (any without `accepts_soap_push` is skipped); `remember_nonce`
+        is usually `store.remember_nonce`. `strict`: MissingCredential naming each unset variable;
+        otherwise those adapters answer a soap:Server Fault and the problem is logged.
+        """
+        context = cls(intake=intake, remember_nonce=remember_nonce, max_body_bytes=max_body_bytes)
+        for adapter_id, adapter in adapters.items():
+            if not isinstance(adapter, SoapPushSource) or not adapter.accepts_soap_push:
+                continue
+            try:
+                policy = adapter.inbound_policy()
+            except MissingCredential as err:
+                context.missing[adapter_id] = str(err)
+                continue
+            if policy is not None:
+                context.policies[adapter_id] = policy
+        if context.missing:
+            problems = [f"adapter {a}: {why}" for a, why in sorted(context.missing.items())]
+            if strict:
+                raise MissingCredential("; ".join(problems))
+            for problem in problems:
+                log.error("SOAP push adapter has no usable credentials; it answers a Server fault",
+                          extra={"problem": problem})
+        return context
+
+    def takes_pushes(self, adapter_id: str) -> bool:
+        return adapter_id in self.policies or adapter_id in self.missing
+
+
+def from_app_state(request: Request) -> SoapContext:
+    """The default: the context the gateway's lifespan put on `app.state.soap`."""
+    context = getattr(request.app.state, "soap", None)
+    if not isinstance(context, SoapContext):
+        raise RuntimeError("app.state.soap is not set: build a SoapContext in the gateway's lifespan")
+    return context
+
+
+def _fault_response(fault: SoapFault, charset: str = "UTF-8") -> Response:
+    return Response(serialize(fault.envelope(), charset), status_code=fault.http_status,
+                    headers={"Content-Type": content_type(charset)})
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return
+    if not raw.strip().isdigit():
+        raise SoapFault.client(f"Content-Length {xml_safe(raw[:20])!r} is not a number", http_status=400)
+    if int(raw) > limit:
+        raise SoapFault.client(f"the body is {int(raw)} bytes; the limit is {limit} bytes", http_status=413)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    # Counted while reading too: a chunked body has no Content-Length, and a declared one can lie.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise SoapFault.client(f"the body exceeds the limit of {limit} bytes", http_status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _element(parent: etree._Element, name: str, text: object) -> None:
+    if text is not None:
+        etree.SubElement(parent, f"{{{TNS}}}{name}").text = xml_safe(str(text), 4000)
+
+
+def submit_ticket_response(outcome: IntakeOutcomeView) -> etree._Element:
+    """The SubmitTicketResponse for a stored (or returned) order."""
+    response = etree.Element(f"{{{TNS}}}SubmitTicketResponse", nsmap={"hig": TNS})
+    _element(response, "ticketId", outcome.ticket_id)
+    _element(response, "status", outcome.kind)
+    if outcome.kind == "returned":
+        _element(response, "quarantineId", outcome.quarantine_id)
+        returned = getattr(outcome, "returned", None)
+        code = getattr(returned, "reason_code", None)
+        _element(response, "returnReasonCode", getattr(code, "value", code))
+        _element(response, "returnReason", getattr(returned, "reason", None))
+    return response
+
+
+def unmappable_fault(quarantine_id: str | None, errors: Sequence[FieldError]) -> SoapFault:
+    """A Client fault for an order that does not map: every field error in <detail>, the first few in the text."""
+    detail = etree.Element(f"{{{TNS}}}SubmitTicketFault", nsmap={"hig": TNS})
+    _element(detail, "quarantineId", quarantine_id)
+    for error in errors:
+        item = etree.SubElement(detail, f"{{{TNS}}}fieldError")
+        _element(item, "field", error.field)
+        _element(item, "rule", error.rule)
+        _element(item, "message", error.message)
+        _element(item, "value", error.value)
+        _element(item, "sourcePath", error.source_path)
+    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:_FAULT_ERRORS_SHOWN])
+    more = f" (and {len(errors) - _FAULT_ERRORS_SHOWN} more)" if len(errors) > _FAULT_ERRORS_SHOWN else ""
+    return SoapFault.client(f"the order does not map to the national standard and is kept in quarantine as "
+                            f"{quarantine_id}: {shown}{more}", detail=detail)
+
+
+def _wants_wsdl(request: Request) -> bool:
+    return any(key.lower() == "wsdl" for key in request.query_params)
+
+
+def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> APIRouter:
+    """The SOAP intake routes; `resolve` finds the SoapContext for a request (default: app.state.soap)."""
+    router = APIRouter(tags=["soap"])
+
+    @router.get(SOAP_PATH, summary="The WSDL of an adapter's SOAP endpoint (append ?wsdl)", response_model=None,
+                responses={200: {"content": {"text/xml": {}}, "description": "WSDL 1.1, schema inlined"},
+                           400: {"description": "?wsdl is missing"},
+                           404: {"description": "No adapter with this id takes SOAP pushes"}})
+    async def wsdl(adapter_id: str, request: Request) -> Response:
+        context = resolve(request)
+        if not context.takes_pushes(adapter_id):
+            return Response("no adapter with this id takes SOAP pushes at this gateway\n", status_code=404,
+                            media_type="text/plain; charset=utf-8")
+        if not _wants_wsdl(request):
+            return Response(f"GET {request.url.path}?wsdl returns the WSDL; SOAP requests are POSTed here\n",
+                            status_code=400, media_type="text/plain; charset=utf-8")
+        address = str(request.url.replace(query=""))
+        return Response(served_wsdl(address), media_type="text/xml; charset=UTF-8")
+
+    @router.post(SOAP_PATH, summary="A partner pushes one work order over SOAP 1.1 (SubmitTicket)",
+                 response_model=None,
+                 openapi_extra={"requestBody": {"required": True, "content": {"text/xml": {"schema": {
+                     "type": "string", "description": "A SOAP 1.1 Envelope; see GET ?wsdl"}}}}},
+                 responses={200: {"content": {"text/xml": {}}, "description": "SubmitTicketResponse"},
+                            404: {"content": {"text/xml": {}}, "description": "Fault: no such SOAP adapter"},
+                            413: {"content": {"text/xml": {}}, "description": "Fault: the body is too large"},
+                            500: {"content": {"text/xml": {}}, "description": "SOAP 1.1 Fault (Client or Server)"}})
+    async def submit(adapter_id: str, request: Request) -> Response:
+        context = resolve(request)
+        charset = "UTF-8"
+        if not context.takes_pushes(adapter_id):
+            return _fault_response(SoapFault.client(
+                f"no adapter {xml_safe(adapter_id[:64])!r} takes SOAP pushes at this gateway", http_status=404))
+        policy = context.policies.get(adapter_id)
+        if policy is None:
+            return _fault_response(SoapFault.server(f"adapter {adapter_id!r} has no usable credentials configured; "
+                                                    "tell the gateway's operators"))
+        header_type = request.headers.get("content-type")
+        try:
+            _declared_length(request, context.max_body_bytes)
+            body = await _read_limited(request, context.max_body_bytes)
+            root, decoded = parse_xml(body, header_type)
+            charset = decoded.charset if decoded.codec == "gb18030" else "UTF-8"
+            envelope = read_envelope(root, understood={SECURITY})
+
+            async def remember(nonce: str, ttl: float) -> bool:
+                return await context.remember_nonce(f"wsse:{adapter_id}", nonce, ttl)
+
+            await verify_username_token(envelope.header, policy, remember, now=context.clock())
+            order = _order_of(envelope.body_child)
+            try:
+                payload = xml_to_dict(order)
+            except PayloadError as err:
+                raise SoapFault.client(f"the order cannot be read: {err}") from err
+            # Kept as the raw payload: the order as received, without the Security header (its digest would
+            # let anyone who reads raw payloads guess the password offline).
+            raw = etree.tostring(order, xml_declaration=True, encoding="UTF-8")
+            outcome = await context.intake.accept(adapter_id, payload, raw_body=raw, content_type=RAW_CONTENT_TYPE)
+        except SoapFault as fault:
+            log.info("SOAP push refused", extra={"adapter_id": adapter_id, "faultcode": fault.code,
+                                                 "reason": fault.message, "status": fault.http_status})
+            return _fault_response(fault, charset)
+        except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+            log.exception("SOAP push intake failed", extra={"adapter_id": adapter_id})
+            return _fault_response(SoapFault.server("the ticket could not be stored; retry later"), charset)
+        log.info("SOAP push accepted", extra={"adapter_id": adapter_id, "ticket_id": outcome.ticket_id,
+                                              "outcome": outcome.kind, "quarantine_id": outcome.quarantine_id})
+        if outcome.kind == "quarantined":
+            return _fault_response(unmappable_fault(outcome.quarantine_id, list(outcome.errors)), charset)
+        envelope_out = build_envelope(submit_ticket_response(outcome))
+        return Response(serialize(envelope_out, charset), status_code=200,
+                        headers={"Content-Type": content_type(charset)})
+
+    return router
+
+
+def _order_of(request: etree._Element) -> etree._Element:
+    """The order inside a SubmitTicket; a Client fault naming what was sent instead."""
+    qname = etree.QName(request)
+    if request.tag != SUBMIT_TICKET:
+        if qname.localname == "SubmitTicket":
+            raise SoapFault.client(f"SubmitTicket is in namespace {qname.namespace or '(none)'}; this endpoint "
+                                   f"expects namespace {TNS}")
+        raise SoapFault.client(f"unknown operation {qname.localname} (namespace {qname.namespace or '(none)'}); "
+                               f"this endpoint offers SubmitTicket in namespace {TNS}")
+    order = request.find(f"{{{TNS}}}order")
+    if order is None:
+        raise SoapFault.client(f"SubmitTicket holds no order element in namespace {TNS}")
+    return order
