@@ -102,13 +102,12 @@ class Adapter(ABC):
         callback = self.config.callback
         if callback is None:
             return None
-        options: dict[str, object] = {"adapter_id": self.id, "adapter_kind": self.kind}
-        if callback.operation is not None:
-            options["operation"] = callback.operation
+        # An http lane's options are the http sender's own; a kind with its own sender reads the operation.
+        options: dict[str, object] = {"operation": callback.operation} if callback.operation is not None else {}
         return DestinationConfig(
             name=self.config.callback_lane,
             url=callback.url,
-            sender="http" if callback.url is not None else self.kind,
+            sender="http" if callback.url is not None and callback.operation is None else self.kind,
             options=options,
             timeout=callback.timeout,
             retry=callback.retry,

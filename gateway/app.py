@@ -1,10 +1,10 @@
-"""The FastAPI application: health, readiness and (as issues land) intake, status and ops routes."""
+"""The FastAPI application: partner intake (REST and SOAP), national status intake, health and readiness."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -12,30 +12,52 @@ from fastapi.responses import JSONResponse
 from contracts.codetables import default_code_tables
 from contracts.ticket import SCHEMA_VERSION
 from gateway.config import GatewaySettings
+from gateway.routes.inbound import InboundContext, inbound_router
+from gateway.routes.national import national_status_router
+from gateway.routes.soap import SoapContext, soap_router
+from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
-    """Build the gateway for one configuration; start-up loads and checks what it needs once."""
+def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the gateway for one configuration. Configuration is read and checked here, before serving."""
+    default_code_tables()  # loaded and checked once, at start-up
+    runtime = runtime or Runtime.build(settings)
+    max_body = settings.server.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tables = default_code_tables()
-        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-        app.state.ready = True
-        log.info("gateway started", extra={"region": settings.region.code, "code_tables": len(tables)})
-        yield
-        app.state.ready = False
+        async with AsyncExitStack() as stack:
+            if settings.demo.simulators:
+                from gateway.demo import run_demo_simulators
+
+                await stack.enter_async_context(run_demo_simulators(settings, runtime))
+            await runtime.start(workers=settings.workers, pollers=settings.pollers)
+            stack.push_async_callback(runtime.stop)
+            app.state.inbound = InboundContext.build(runtime.components.adapter_configs, runtime.intake, max_body,
+                                                     strict=False)
+            app.state.soap = SoapContext.build(runtime.adapters, runtime.intake, runtime.store.remember_nonce,
+                                               max_body, strict=False)
+            app.state.ready = True
+            log.info("gateway started", extra={"region": settings.region.code, "store": settings.store.kind,
+                                               "adapters": sorted(runtime.adapters)})
+            yield
+            app.state.ready = False
 
     app = FastAPI(
         title="Hotline Interop Gateway",
         version="0.1.0",
-        summary="Connects 12345 hotlines and enforcement, credit and emergency systems to the national 12315 platform.",
+        summary="Connects 12345 hotlines and enforcement, credit and emergency systems to the national 12315 "
+        "platform.",
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.runtime = runtime
     app.state.ready = False
+    app.include_router(inbound_router())
+    app.include_router(soap_router())
+    app.include_router(national_status_router(runtime.status, runtime.national_verifier(), max_body))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -44,10 +66,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/readyz", tags=["health"], response_model=None)
     async def readyz() -> JSONResponse:
-        """The gateway has loaded its configuration and can take tickets."""
+        """The gateway has loaded its configuration, opened its store and can take tickets."""
         ready = bool(app.state.ready)
-        body = {"status": "ready" if ready else "starting", "schema_version": SCHEMA_VERSION,
-                "region": settings.region.code, "store": settings.store.kind}
+        body: dict[str, object] = {"status": "ready" if ready else "starting", "schema_version": SCHEMA_VERSION,
+                                   "region": settings.region.code, "store": settings.store.kind}
+        if ready:
+            body["store_health"] = await runtime.store.health()
         return JSONResponse(body, status_code=200 if ready else 503)
 
     return app

@@ -48,6 +48,30 @@ class DeadlineSettings(_Section):
     due_soon_working_days: Annotated[int, Field(ge=0, le=30)] = 2
 
 
+class NationalSettings(_Section):
+    """The link to the national 12315 platform; its credentials come from the environment."""
+
+    token_env: str = "HIG_NATIONAL_TOKEN"  # bearer token the gateway presents when forwarding
+    status_secrets_env: str = "HIG_NATIONAL_STATUS_SECRETS"  # whsec_ secrets of signed status events
+    status_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
+
+
+class CreditLookupSettings(_Section):
+    """Enrich a respondent from the credit system by USCC, without holding the ticket up."""
+
+    url: str | None = None  # with {uscc}, e.g. http://127.0.0.1:8414/api/credit/{uscc}; None: no look-up
+    timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
+    api_key_env: str | None = None
+
+
+class DemoSettings(_Section):
+    """Start the simulators in-process, so `python main.py` is a whole demo on loopback."""
+
+    simulators: bool = False
+    national_port: int = 8316
+    national_auto_advance_seconds: Annotated[float, Field(gt=0)] = 3.0
+
+
 class GatewaySettings(BaseSettings):
     """Everything the gateway reads at start-up. Relative paths are relative to the config file."""
 
@@ -61,6 +85,13 @@ class GatewaySettings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     adapters_dir: str = "adapters"
+    delivery_file: str = "delivery.yaml"
+    routing_file: str = "routing.yaml"
+    national: NationalSettings = Field(default_factory=NationalSettings)
+    credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)
+    workers: bool = True  # run the delivery workers inside the API process
+    pollers: bool = True  # run the partner pollers inside the API process
+    demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod
     def settings_customise_sources(

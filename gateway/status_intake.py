@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from contracts.delivery import DeliveryKind
+from adapters.base import Adapter
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from gateway.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
@@ -19,13 +18,12 @@ from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
 
-CALLBACK_PREFIX = "callback:"
 _WRITE_ATTEMPTS = 5
 
 
-def callback_destination(adapter_id: str) -> str:
-    """The delivery lane of status callbacks to one adapter's partner system."""
-    return CALLBACK_PREFIX + adapter_id
+def callback_idempotency_key(ticket: Ticket, event: StatusEvent) -> str:
+    """One key per status of one ticket, so the partner dedupes resends but not the next status."""
+    return f"{ticket.idempotency_key}:{event.sequence}"
 
 
 class TicketNotFound(LookupError):
@@ -42,11 +40,11 @@ class StatusService:
     """Applies status events to stored tickets and enqueues the callback and routed deliveries atomically."""
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router,
-                 callback_adapters: frozenset[str]) -> None:
+                 adapters: Mapping[str, Adapter]) -> None:
         self.store = store
         self.specs = specs
         self.router = router
-        self.callback_adapters = callback_adapters  # adapters whose partner has a callback configured
+        self.adapters = adapters
 
     async def find(self, event: StatusEvent) -> Ticket:
         ticket_id = event.ticket_id
@@ -88,7 +86,8 @@ class StatusService:
         entries = self.router.status_outbox(ticket, event)
         adapter_id = ticket.source.adapter_id
         spec = self.specs.get(adapter_id)
-        if adapter_id in self.callback_adapters and spec is not None and spec.reverse is not None:
+        adapter = self.adapters.get(adapter_id)
+        if adapter is not None and adapter.writes_back and spec is not None and spec.reverse is not None:
             try:
                 fields = reverse(spec, ticket, event)
             except ReverseError as err:
@@ -96,9 +95,7 @@ class StatusService:
                 log.error("callback cannot be built", extra={"ticket_id": ticket.ticket_id,
                                                              "adapter_id": adapter_id, "reason": str(err)})
             else:
-                body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-                entries.append(OutboxEntry(destination=callback_destination(adapter_id), kind=DeliveryKind.CALLBACK,
-                                           body=body))
+                entries.append(adapter.callback_entry(fields, idempotency_key=callback_idempotency_key(ticket, event)))
         return entries
 
 

@@ -8,7 +8,17 @@ from decimal import Decimal
 from typing import Any
 
 from mapping.paths import PathSyntaxError, compile_path
-from mapping.steps import Note, SpecProblem, StepContext, StepError, build_step, chain_steps, is_absent, run_steps
+from mapping.steps import (
+    Note,
+    Pipeline,
+    SpecProblem,
+    StepContext,
+    StepError,
+    build_step,
+    chain_steps,
+    is_absent,
+    run_steps,
+)
 
 Predicate = Callable[[Any], bool]
 
@@ -130,9 +140,9 @@ def _test(node: dict[str, Any], ctx: StepContext) -> Predicate:
     return compare
 
 
-def _steps(node: Any, ctx: StepContext) -> list[Any]:
+def _steps(node: Any, ctx: StepContext) -> Pipeline:
     if node is None:
-        return []
+        return ()
     if not isinstance(node, list):
         raise SpecProblem("transforms is a list", ("transforms",))
     built = []

@@ -111,7 +111,7 @@ def _value(
     notes: list[Note] = []
     try:
         value = plan.produce(payload, notes)
-        if value is not None:
+        if value is not None and plan.coerce is not None:
             value = plan.coerce(value)
     except StepError as err:
         failed.append(field)

@@ -20,8 +20,8 @@ from mapping.conditions import Predicate, compile_condition, safe
 from mapping.paths import PathSyntaxError, compile_path
 from mapping.steps import (
     Note,
+    Pipeline,
     SpecProblem,
-    Step,
     StepContext,
     StepError,
     build_step,
@@ -67,7 +67,7 @@ class FieldPlan:
     keys: tuple[str, ...]
     source: str | None
     produce: Produce
-    coerce: Callable[[Any], Any]
+    coerce: Callable[[Any], Any] | None  # numbers to text, one value to a list, as the target needs
     items: tuple[FieldPlan, ...] = ()
     each: Callable[[Any], list[Any]] | None = None
 
@@ -262,9 +262,9 @@ class _Compiler:
             found[crosswalk.crosswalk] = crosswalk
         return found
 
-    def _named_steps(self, data: dict[str, Any], ctx: StepContext) -> dict[str, list[Step]]:
+    def _named_steps(self, data: dict[str, Any], ctx: StepContext) -> dict[str, Pipeline]:
         node = data.get("steps")
-        named: dict[str, list[Step]] = {}
+        named: dict[str, Pipeline] = {}
         if node is None:
             return named
         if not isinstance(node, dict):
@@ -303,7 +303,8 @@ class _Compiler:
             return None
         found = known.get(target)
         if found is None:
-            close = difflib.get_close_matches(target, list(known), n=3, cutoff=0.6)
+            writable = [path for path, field in known.items() if field.model is None and path not in RESERVED_TARGETS]
+            close = difflib.get_close_matches(target, writable, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             self.problem(at, f"unknown target field {target!r}: not a field of the canonical Ticket{hint}")
             return None
@@ -361,7 +362,7 @@ class _Compiler:
             return value if isinstance(value, list) else [value]
 
         return FieldPlan(
-            target=target.path, keys=keys, source=each_path, produce=_no_value, coerce=_same,
+            target=target.path, keys=keys, source=each_path, produce=_no_value, coerce=None,
             items=tuple(items), each=each,
         )
 
@@ -416,6 +417,10 @@ class _Compiler:
             self.problem((*at, "required"), "required is true or false")
             raise _Skip
         described = source or "(constant)"
+        if when is None and not has_default and not required:
+            lean = _lean(kind, rule, steps)
+            if lean is not None:
+                return lean, source
 
         def produce(payload: Any, notes: list[Note]) -> Any:
             if when is not None and not when(payload):
@@ -515,7 +520,7 @@ class _Compiler:
 
         return render, paths
 
-    def _pipeline(self, node: Any, ctx: StepContext, at: Loc) -> list[Step]:
+    def _pipeline(self, node: Any, ctx: StepContext, at: Loc) -> Pipeline:
         if not isinstance(node, list):
             self.problem(at, "transforms is a list such as [trim, {truncate: 4000}]")
             raise _Skip
@@ -637,8 +642,26 @@ class _Compiler:
             except _Skip:
                 continue
             plans.append(FieldPlan(target=key, keys=tuple(key.split(".")), source=source, produce=produce,
-                                   coerce=_same))
+                                   coerce=None))
         return ReversePlan(status_keys=tuple(status_target.split(".")), status_codes=codes, fields=tuple(plans))
+
+
+def _lean(kind: str, rule: dict[str, Any], steps: Pipeline) -> Produce | None:
+    """The common rules (a path and its transforms, or a constant) without the layers they do not use."""
+    if kind == "const":
+        constant = rule["const"]
+        return lambda payload, notes: constant
+    if kind != "path":
+        return None
+    get = compile_path(rule["path"])
+    if steps:
+        return lambda payload, notes: run_steps(steps, get(payload), notes)
+
+    def plain(payload: Any, notes: list[Note]) -> Any:
+        value = get(payload)
+        return None if is_absent(value) else value
+
+    return plain
 
 
 def _text_or_empty(render: Callable[[Any], Any]) -> Callable[[Any], str]:
@@ -653,10 +676,6 @@ def _no_value(payload: Any, notes: list[Note]) -> Any:
     return None
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
@@ -667,7 +686,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _coercer(target: TargetField) -> Callable[[Any], Any]:
+def _coercer(target: TargetField) -> Callable[[Any], Any] | None:
     """Partners send numbers where the contract keeps text (hotlineId: 880231); a list field takes one value."""
     if target.is_list:
         def as_list(value: Any) -> Any:
@@ -682,4 +701,4 @@ def _coercer(target: TargetField) -> Callable[[Any], Any]:
             return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
         return as_text
-    return _same
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from contracts.identifiers import (
 # A note is something a step wants the user to know without failing: (rule, message, value).
 Note = tuple[str, str, Any]
 Step = Callable[[Any, list[Note]], Any]
+Pipeline = tuple[tuple[Step, bool], ...]  # each step with whether it takes a list whole
 
 
 class StepError(Exception):
@@ -54,7 +54,10 @@ class StepContext:
     crosswalks: Mapping[str, Crosswalk]
     tables: CodeTables
     # Steps a spec declares in `steps:` so several fields can share one pipeline by name.
-    named: Mapping[str, list[Step]] = field(default_factory=dict)
+    named: Mapping[str, Pipeline] = field(default_factory=dict)
+
+
+_EMPTIABLE = (str, list, dict)
 
 
 def is_absent(value: Any) -> bool:
@@ -319,13 +322,55 @@ DEFAULT_DATETIME_FORMATS = (
 _EPOCH_MS_FROM = 100_000_000_000  # larger numbers are milliseconds (after 1973-03-03 in ms)
 _EPOCH_TEXT = re.compile(r"^\d{9,13}$")
 _ZONE = re.compile(r"^([+-])(\d{2}):(\d{2})$")
-_COMPACT = re.compile(r"^(%[YmdHMS])+$")
+_DIRECTIVE = re.compile(r"%(.)")
+_FIELD_PATTERN = {"Y": r"(\d{4})", "m": r"(\d{1,2})", "d": r"(\d{1,2})", "H": r"(\d{1,2})", "M": r"(\d{1,2})",
+                  "S": r"(\d{1,2})"}
+Reader = Callable[[str], tuple[datetime, bool] | None]
 
 
-@functools.cache
-def _compact_width(form: str) -> int | None:
-    """The length of text a separator-less pattern such as %Y%m%d%H%M%S reads, or None for other patterns."""
-    return sum(4 if directive == "Y" else 2 for directive in form[1::2]) if _COMPACT.match(form) else None
+def _literal(text: str) -> str:
+    # As in strptime, white space in a pattern matches any run of white space.
+    return "".join(r"\s+" if char.isspace() else re.escape(char) for char in text)
+
+
+def _reader(form: str) -> Reader:
+    """A parser for one strptime pattern. Patterns of %Y %m %d %H %M %S and literal text are compiled to a
+    regular expression (strptime is slow and lenient: it reads 1552702800 as %Y%m%d%H%M); others use strptime.
+    A pattern without separators (%Y%m%d%H%M%S) takes zero-padded fields only."""
+    directives = _DIRECTIVE.findall(form)
+    has_time = any(d in "HMS" for d in directives)
+    if not all(d in _FIELD_PATTERN for d in directives) or len(set(directives)) != len(directives):
+
+        def by_strptime(text: str) -> tuple[datetime, bool] | None:
+            try:
+                return datetime.strptime(text, form), has_time  # the caller applies the zone
+            except ValueError:
+                return None
+
+        return by_strptime
+    compact = _DIRECTIVE.sub("", form) == ""
+    pattern, order, position = "", [], 0
+    for match in _DIRECTIVE.finditer(form):
+        pattern += _literal(form[position:match.start()])
+        code = match.group(1)
+        pattern += r"(\d{2})" if compact and code != "Y" else _FIELD_PATTERN[code]
+        order.append(code)
+        position = match.end()
+    regex = re.compile(pattern + _literal(form[position:]))
+
+    def by_regex(text: str) -> tuple[datetime, bool] | None:
+        match = regex.fullmatch(text)
+        if match is None:
+            return None
+        parts = dict(zip(order, map(int, match.groups()), strict=True))
+        try:
+            moment = datetime(parts.get("Y", 1900), parts.get("m", 1), parts.get("d", 1),
+                              parts.get("H", 0), parts.get("M", 0), parts.get("S", 0))
+        except ValueError:
+            return None  # 2024-02-30 or 25:61: not a moment in this format
+        return moment, has_time
+
+    return by_regex
 
 
 def parse_zone(text: Any) -> tzinfo:
@@ -340,19 +385,18 @@ def parse_zone(text: Any) -> tzinfo:
     return timezone(-offset if sign == "-" else offset)
 
 
-def _formats(arg: Any, default: tuple[str, ...]) -> tuple[str, ...]:
-    if arg is None:
-        return default
-    formats = [arg] if isinstance(arg, str) else arg
-    if not isinstance(formats, list) or not formats or not all(isinstance(f, str) and f for f in formats):
+def _formats(arg: Any, default: tuple[str, ...]) -> tuple[tuple[str, Reader | None], ...]:
+    """The listed formats, each with its compiled reader ('iso' and 'epoch' are read in _parse_moment)."""
+    formats = default if arg is None else [arg] if isinstance(arg, str) else arg
+    if not isinstance(formats, list | tuple) or not formats or not all(isinstance(f, str) and f for f in formats):
         raise SpecProblem("formats are a list of strptime patterns, 'iso' or 'epoch', e.g. ['%Y/%m/%d %H:%M', iso]")
     for form in formats:
         if form not in ("iso", "epoch") and "%" not in form:
             raise SpecProblem(f"{form!r} is neither a strptime pattern (with %) nor 'iso' or 'epoch'")
-    return tuple(formats)
+    return tuple((form, None if form in ("iso", "epoch") else _reader(form)) for form in formats)
 
 
-def _parse_moment(value: Any, formats: tuple[str, ...]) -> tuple[datetime, bool] | None:
+def _parse_moment(value: Any, formats: tuple[tuple[str, Reader | None], ...]) -> tuple[datetime, bool] | None:
     """(datetime, had a time of day) by the first format that fits, or None."""
     if isinstance(value, datetime):
         return value, True
@@ -360,7 +404,11 @@ def _parse_moment(value: Any, formats: tuple[str, ...]) -> tuple[datetime, bool]
     text = str(value) if numeric and isinstance(value, int) else value if isinstance(value, str) else None
     if text is not None:
         text = unicodedata.normalize("NFKC", text).strip()
-    for form in formats:
+    for form, read in formats:
+        if read is not None:
+            if text is not None and (parsed := read(text)) is not None:
+                return parsed
+            continue
         if form == "epoch":
             if numeric or (text is not None and _EPOCH_TEXT.match(text)):
                 seconds = float(value if numeric else text)  # type: ignore[arg-type]
@@ -368,38 +416,26 @@ def _parse_moment(value: Any, formats: tuple[str, ...]) -> tuple[datetime, bool]
                     seconds /= 1000
                 return datetime.fromtimestamp(seconds, UTC), True
             continue
-        if text is None:
-            continue
-        if form == "iso":
-            if text.isdigit():
-                continue  # ISO's basic form would read 1552702800 as the year 1552
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                continue
-            return parsed, len(text) > 10
-        width = _compact_width(form)
-        if width is not None and len(text) != width:
-            continue  # strptime would read 1552702800 as %Y%m%d%H%M: compact forms must be zero-padded
+        if text is None or text.isdigit():
+            continue  # ISO's basic form would read 1552702800 as the year 1552
         try:
-            parsed = datetime.strptime(text, form)  # the zone is applied just after
+            moment = datetime.fromisoformat(text)
         except ValueError:
             continue
-        return parsed, form not in DATE_ONLY_FORMATS
+        return moment, len(text) > 10
     return None
 
 
 def _datetime(arg: Any, options: dict[str, Any], ctx: StepContext) -> Step:
     formats = _formats(arg, DEFAULT_DATETIME_FORMATS)
+    listed = ", ".join(form for form, _ in formats)
     zone = parse_zone(options["zone"]) if "zone" in options else ctx.zone
     end_of_day = bool(options.get("end_of_day", False))
 
     def to_datetime(value: Any, notes: list[Note]) -> Any:
         parsed = _parse_moment(value, formats)
         if parsed is None:
-            raise StepError(
-                "invalid_datetime", f"{value!r} matches none of the formats {', '.join(formats)}", value
-            )
+            raise StepError("invalid_datetime", f"{value!r} matches none of the formats {listed}", value)
         moment, has_time = parsed
         if not has_time and end_of_day:
             moment = datetime.combine(moment.date(), time(23, 59, 59))
@@ -412,6 +448,7 @@ def _datetime(arg: Any, options: dict[str, Any], ctx: StepContext) -> Step:
 
 def _date(arg: Any, options: dict[str, Any], ctx: StepContext) -> Step:
     formats = _formats(arg, DEFAULT_DATETIME_FORMATS)
+    listed = ", ".join(form for form, _ in formats)
     zone = parse_zone(options["zone"]) if "zone" in options else ctx.zone
 
     def to_date(value: Any, notes: list[Note]) -> Any:
@@ -419,7 +456,7 @@ def _date(arg: Any, options: dict[str, Any], ctx: StepContext) -> Step:
             return value
         parsed = _parse_moment(value, formats)
         if parsed is None:
-            raise StepError("invalid_date", f"{value!r} matches none of the formats {', '.join(formats)}", value)
+            raise StepError("invalid_date", f"{value!r} matches none of the formats {listed}", value)
         moment = parsed[0]
         return (moment.astimezone(zone) if moment.tzinfo else moment).date()
 
@@ -567,8 +604,13 @@ def _lookup(arg: Any, options: dict[str, Any], ctx: StepContext) -> Step:
         known = ", ".join(sorted(ctx.crosswalks)) or "none (add files under crosswalks/<source_system>/)"
         raise SpecProblem(f"unknown crosswalk {arg!r}; this spec's crosswalks: {known}")
     crosswalk = ctx.crosswalks[arg]
+    # The mapped case is a plain dict look-up; the crosswalk itself decides (and words) the unmapped rule.
+    codes = {entry.partner_code: entry.code for entry in crosswalk.entries}
 
     def lookup(value: Any, notes: list[Note]) -> Any:
+        key = _key(value) if not isinstance(value, bool) else None
+        if key is not None and key in codes:
+            return codes[key]
         result = crosswalk.lookup(value)
         if result.outcome is CrosswalkOutcome.MAPPED:
             return result.code
@@ -692,35 +734,27 @@ def build_step(item: Any, ctx: StepContext) -> tuple[Step, bool]:
     return step, kind.whole_list
 
 
-def chain_steps(built: list[tuple[Step, bool]]) -> list[Step]:
-    """Wrap item-wise steps so that a list value is transformed item by item, dropping what becomes empty."""
-    chained: list[Step] = []
-    for step, whole_list in built:
-        chained.append(step if whole_list else _each(step))
-    return chained
-
-
-def _each(step: Step) -> Step:
-    def each(value: Any, notes: list[Note]) -> Any:
-        if isinstance(value, list):
-            results = [step(item, notes) for item in value if not is_absent(item)]
-            return [item for item in results if not is_absent(item)]
-        return step(value, notes)
-
-    return each
+def chain_steps(built: list[tuple[Step, bool]]) -> Pipeline:
+    """The steps of one pipeline, each marked with whether it takes a list whole (join, first)."""
+    return tuple(built)
 
 
 # Anything a step meets in hostile input turns into a StepError, never an exception that escapes.
 _STEP_FAILURES = (ValueError, TypeError, ArithmeticError, OverflowError, OSError, IndexError, KeyError, RecursionError)
 
 
-def run_steps(steps: list[Step], value: Any, notes: list[Note]) -> Any:
-    """Run a pipeline; it stops at the first step that leaves nothing."""
-    for step in steps:
-        if is_absent(value):
+def run_steps(pipeline: Pipeline, value: Any, notes: list[Note]) -> Any:
+    """Run a pipeline; a list value goes item by item through item-wise steps, dropping what becomes empty.
+    The pipeline stops at the first step that leaves nothing."""
+    for step, whole_list in pipeline:
+        if value is None or (type(value) in _EMPTIABLE and not value):  # is_absent, inlined on the hot path
             return None
         try:
-            value = step(value, notes)
+            if whole_list or not isinstance(value, list):
+                value = step(value, notes)
+            else:
+                results = [step(item, notes) for item in value if not is_absent(item)]
+                value = [item for item in results if not is_absent(item)]
         except StepError:
             raise
         except _STEP_FAILURES as err:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import threading
 import time
 from collections import Counter, deque
@@ -333,17 +334,19 @@ def main(argv: list[str] | None = None) -> None:
     receiver.script(per_key=[failure] * args.fail_first, default=Action(status=args.status, delay=args.latency))
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await receiver.start()
         print(json.dumps({"event": "receiver listening", "url": receiver.url,
                           "control": receiver.url + CONTROL_PREFIX.strip("/") + "/stats"}), flush=True)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await receiver.stop()
             print(json.dumps({"event": "receiver stopped", **asdict(receiver.stats())}), flush=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

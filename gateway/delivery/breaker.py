@@ -33,9 +33,9 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Permit:
-    """Leave to make one call; hand it back with `record` or `release`."""
+    """Leave to make one call; hand it back with `record` or `release` (each permit is its own identity)."""
 
     probe: bool
     generation: int  # which closed/half-open period issued it; stale results are ignored
@@ -63,7 +63,7 @@ class CircuitBreaker:
         self._calls: deque[tuple[float, bool]] = deque()  # (when, failed)
         self._failures = 0
         self._opened_at = 0.0
-        self._probe_out = False
+        self._probe: Permit | None = None  # the one probe out while half-open
         self._generation = 0
         self.times_opened = 0
 
@@ -71,7 +71,7 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.config.cool_down:
             self._state = BreakerState.HALF_OPEN
-            self._probe_out = False
+            self._probe = None
         return self._state
 
     def reopens_in(self) -> float:
@@ -87,15 +87,15 @@ class CircuitBreaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return Permit(probe=False, generation=self._generation)
-        if state is BreakerState.HALF_OPEN and not self._probe_out:
-            self._probe_out = True
-            return Permit(probe=True, generation=self._generation)
+        if state is BreakerState.HALF_OPEN and self._probe is None:
+            self._probe = Permit(probe=True, generation=self._generation)
+            return self._probe
         return None
 
     def release(self, permit: Permit) -> None:
         """The permitted call was not made (nothing to send) or says nothing about the receiver's health."""
-        if permit.probe and permit.generation == self._generation:
-            self._probe_out = False
+        if permit is self._probe:
+            self._probe = None
 
     def record(self, permit: Permit, failed: bool) -> None:
         """The outcome of a permitted call."""
@@ -103,7 +103,9 @@ class CircuitBreaker:
             return  # issued before the breaker last changed state: says nothing about now
         now = self._clock()
         if permit.probe:
-            self._probe_out = False
+            if permit is not self._probe:
+                return  # released already, or superseded
+            self._probe = None
             if self.state is BreakerState.HALF_OPEN:
                 if failed:
                     self._open(now)
@@ -124,7 +126,7 @@ class CircuitBreaker:
             self._expire(self._clock())
         return BreakerSnapshot(state=self.state, calls_in_window=len(self._calls),
                                failures_in_window=self._failures, reopens_in=self.reopens_in(),
-                               times_opened=self.times_opened, probe_in_flight=self._probe_out)
+                               times_opened=self.times_opened, probe_in_flight=self._probe is not None)
 
     def _expire(self, now: float) -> None:
         horizon = now - self.config.window
@@ -135,7 +137,7 @@ class CircuitBreaker:
     def _open(self, now: float) -> None:
         self._state = BreakerState.OPEN
         self._opened_at = now
-        self._probe_out = False
+        self._probe = None
         self._generation += 1
         self.times_opened += 1
         self._calls.clear()

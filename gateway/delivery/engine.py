@@ -78,6 +78,7 @@ class Lane:
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
+        self._min_claim = max(1, min(destination.claim_batch, destination.concurrency) // 4)
 
     # -- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -125,9 +126,13 @@ class Lane:
     async def _dispatch_once(self) -> bool | None:
         """One round: True when deliveries were claimed, False when the lane was empty, None when it
         waited for something else (a free slot, the breaker, the rate limit, a Retry-After pause)."""
+        # Cleared before the state is read, so a wake-up arriving during this round is not lost.
+        self._wake.clear()
         free = self.destination.concurrency - len(self._in_flight)
-        if free <= 0:
-            await self._nap(None)
+        if free <= 0 or (self._in_flight and free < self._min_claim):
+            # A busy lane claims a few slots' worth at a time: one store round trip per finished send
+            # would cost more than the send. An idle lane claims at once.
+            await self._nap(self._settings.idle_poll_max)  # a finished send wakes it sooner
             return None
         pause = self._paused_until - self._clock()
         if pause > 0:
@@ -143,8 +148,8 @@ class Lane:
                 return None
             if state is BreakerState.HALF_OPEN:
                 probe = self.breaker.acquire()
-                if probe is None:  # the probe is still out
-                    await self._nap(None)
+                if probe is None:  # the probe is still out; its end wakes the lane
+                    await self._nap(self._settings.idle_poll_max)
                     return None
                 wanted = 1
         granted = wanted
@@ -183,21 +188,33 @@ class Lane:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            # Not settled: the lease runs out and the delivery is sent again. Say so, never silently.
+            self.counters["attempt_errors"] += 1
+            log.error("an attempt failed inside the engine; the delivery is retried after its lease",
+                      exc_info=task.exception(), extra={"destination": self.destination.name})
 
     def _release(self, permit: Permit | None) -> None:
         if permit is not None and self.breaker is not None:
             self.breaker.release(permit)
 
-    async def _nap(self, seconds: float | None) -> None:
-        """Sleep up to `seconds` (None: until woken); a finished send, new work or stop wakes it early."""
-        self._wake.clear()
-        if self._stopping or (seconds is not None and seconds <= 0):
+    async def _nap(self, seconds: float) -> None:
+        """Sleep up to `seconds`; a finished send, new work or stop wakes it early."""
+        if self._stopping or seconds <= 0:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     # -- one attempt -----------------------------------------------------------------------------
     async def _attempt(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
+        try:
+            await self._attempt_once(claim, permit)
+        finally:
+            # A probe that ended without a verdict (cancelled at stop, or an engine error) must not
+            # hold the half-open breaker forever; a recorded permit is a no-op to release.
+            self._release(permit)
+
+    async def _attempt_once(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
         dest = self.destination
         number = claim.attempts + 1
         started_at = self._wall()

@@ -77,8 +77,8 @@ class InboundContext:
     @classmethod
     def build(cls, adapters: Mapping[str, AdapterConfig], intake: TicketIntake, max_body_bytes: int, *,
               strict: bool = True, clock: Callable[[], float] = time.time) -> InboundContext:
-        """Read every push adapter's credentials now. `strict`: MissingCredential naming each unset variable;
-        otherwise those adapters answer 503 and the problem is logged."""
+        """Read every push adapter's credentials now. `strict`: MissingCredential naming each unset variable
+        (or missing mapping spec); otherwise those adapters answer 503 and the problem is logged."""
         context = cls(adapters=adapters, intake=intake, max_body_bytes=max_body_bytes, clock=clock)
         for adapter_id, config in adapters.items():
             if not (config.enabled and config.push):
@@ -91,6 +91,10 @@ class InboundContext:
                 )
             except MissingCredential as err:
                 context.missing[adapter_id] = str(err)
+                continue
+            knows = getattr(intake, "knows", None)  # IntakeService.knows: a mapping spec is loaded for it
+            if callable(knows) and not knows(adapter_id):
+                context.missing[adapter_id] = "intake has no mapping spec for it"
         if context.missing:
             problems = [f"adapter {a}: {why}" for a, why in sorted(context.missing.items())]
             if strict:

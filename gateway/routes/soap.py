@@ -172,8 +172,9 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
 
     @router.get(SOAP_PATH, summary="The WSDL of an adapter's SOAP endpoint (append ?wsdl)", response_model=None,
                 responses={200: {"content": {"text/xml": {}}, "description": "WSDL 1.1, schema inlined"},
-                           400: {"description": "?wsdl is missing"},
-                           404: {"description": "No adapter with this id takes SOAP pushes"}})
+                           400: {"content": {"text/plain": {}}, "description": "?wsdl is missing"},
+                           404: {"content": {"text/plain": {}},
+                                 "description": "No adapter with this id takes SOAP pushes"}})
     async def wsdl(adapter_id: str, request: Request) -> Response:
         context = resolve(request)
         if not context.takes_pushes(adapter_id):

@@ -226,8 +226,9 @@ class RedisStore(Store):
     async def _relay_backlog(self) -> int:
         """Relay whatever a crash left in the outbox; safe to run beside live intakes."""
         moved = 0
+        start = "-"
         while True:
-            batch = await self.redis.xrange(self.keys.outbox, "-", "+", count=200)
+            batch = await self.redis.xrange(self.keys.outbox, start, "+", count=200)
             if not batch:
                 return moved
             for outbox_id, raw in batch:
@@ -235,6 +236,7 @@ class RedisStore(Store):
                     continue
                 await self._relay(outbox_id, {_s(k): v for k, v in raw.items()})
                 moved += 1
+                start = f"({_s(outbox_id)}"
 
     # -- tickets ----------------------------------------------------------------------------------
     def _index_args(self, ticket: Ticket) -> list[str | bytes | int]:
@@ -430,6 +432,7 @@ class RedisStore(Store):
                 "consumer group of a lane was missing (Redis restarted without persistence?); re-created it",
                 extra={"lane": destination, "streams": recreated},
             )
+            await self._ensure_lane(destination, force=True)  # the lane registry may be gone too
         if deleted:
             log.warning("pending entries had been deleted from a lane stream; the lease reaper returns them",
                         extra={"lane": destination, "entries": deleted})

@@ -34,6 +34,18 @@ DEFAULT_PORT = 8413
 NUMBER_PATH = ("record_no",)
 CASE_PREFIX = "QDNZF-AJ-SIM-"
 DECISIONS = ("立案", "不立案")
+# The system's own 业务领域 by the national question category a case came with (longest prefix wins).
+DOMAINS = {"0602": "食品安全", "0603": "特种设备安全", "0604": "药品安全", "0101": "产品质量", "02": "价格监管",
+           "03": "计量", "04": "广告监管", "11": "知识产权"}
+DEFAULT_DOMAIN = "产品质量"
+
+
+def domain_of(question_category: object) -> str:
+    code = str(question_category or "")
+    for prefix in sorted(DOMAINS, key=len, reverse=True):
+        if code.startswith(prefix):
+            return DOMAINS[prefix]
+    return DEFAULT_DOMAIN
 
 
 def _local_time() -> str:
@@ -67,11 +79,14 @@ class EnforcementCaseSystem:
 
     def outcome_record(self, case: Delivered, *, decision: str, penalty: str | None = None,
                        confiscation: str | None = None, opinion: str | None = None,
-                       decision_doc_no: str | None = None, domain: str = "市场监管") -> dict[str, Any]:
-        """The record this system sends when a case is decided, in its own shape (see the fixtures)."""
+                       decision_doc_no: str | None = None, domain: str | None = None) -> dict[str, Any]:
+        """The record this system sends when a case is decided, in its own shape (see the fixtures).
+
+        A case arrives as the gateway's routed delivery {"rule", "ticket", "event"} (or a bare ticket)."""
         if decision not in DECISIONS:
             raise ValueError(f"decision is one of {', '.join(DECISIONS)}")
-        ticket = case.body if isinstance(case.body, dict) else {}
+        body = case.body if isinstance(case.body, dict) else {}
+        ticket = body["ticket"] if isinstance(body.get("ticket"), dict) else body
         source_no = (get_path(ticket, ("national_registration_no",))
                      or get_path(ticket, ("source", "source_ticket_no")))
         party = _compact({
@@ -83,7 +98,7 @@ class EnforcementCaseSystem:
         return _compact({
             "record_no": case.number,
             "record_type": "case",
-            "domain": domain,
+            "domain": domain or domain_of(get_path(ticket, ("problem", "question_category_code"))),
             "received_at": case.received_at,
             "source_clue_no": source_no,
             "handling_org": _compact({"code": get_path(ticket, ("routing", "handler_org_code")),

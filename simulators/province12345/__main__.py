@@ -1,4 +1,4 @@
-"""Command line: `python -m simulators.province12345 --port 8317 [--username U --password-env VAR] [--gbk]`."""
+"""Command line: `python -m simulators.province12345 --port 8317 [--no-auth] [--gbk] [--delay S]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import sys
 
 from gateway.logs import configure_logging
 from simulators.province12345.app import SOAP_PATH, BehaviourUpdate, Province12345
-from simulators.province12345.runner import build_server
+
+# The token the demo gateway presents (config/adapters/province-12345-soap.yaml, options.wsse). Anyone
+# reading this file knows the default password: it protects nothing and is for a loopback demo only.
+DEV_USERNAME = "hig-gateway"
+PASSWORD_ENV = "PARTNER_PROVINCE12345_WSSE_PASSWORD"  # noqa: S105 - the name of a variable
+DEV_PASSWORD = "dev-province12345-wsse-password"  # noqa: S105 - development only, see above
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,9 +21,10 @@ def parser() -> argparse.ArgumentParser:
                                 description="Provincial 12345 SOAP system simulator (development and tests only).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8317)
-    p.add_argument("--username", help="require a WS-Security UsernameToken with this username")
-    p.add_argument("--password-env", default="PROVINCE12345_SIM_PASSWORD",
-                   help="environment variable holding the UsernameToken password (with --username)")
+    p.add_argument("--username", default=DEV_USERNAME, help="the UsernameToken username callers must present")
+    p.add_argument("--password-env", default=PASSWORD_ENV,
+                   help=f"environment variable holding its password (unset: the development password {DEV_PASSWORD})")
+    p.add_argument("--no-auth", action="store_true", help="accept calls without a WS-Security UsernameToken")
     p.add_argument("--no-seed", action="store_true", help="start without the fixture work orders")
     p.add_argument("--gbk", action="store_true", help="answer in GBK instead of UTF-8")
     p.add_argument("--delay", type=float, default=0.0, help="seconds before every SOAP answer (a slow partner)")
@@ -27,14 +33,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from simulators.province12345.runner import build_server
+
     args = parser().parse_args(argv)
-    password = None
-    if args.username:
-        password = os.environ.get(args.password_env)
-        if not password:
-            print(f"province 12345 simulator: --username needs the password in ${args.password_env}", file=sys.stderr)
-            return 2
-    province = Province12345(username=args.username, password=password)
+    if args.no_auth:
+        province = Province12345()
+    else:
+        province = Province12345(username=args.username, password=os.environ.get(args.password_env) or DEV_PASSWORD)
     if not args.no_seed:
         province.seed_fixtures()
     province.update_behaviour(BehaviourUpdate(delay_seconds=args.delay,

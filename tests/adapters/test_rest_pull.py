@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from simulators import credit, legacy
 from simulators.credit import CreditSupervision
 from simulators.legacy import LegacyRegistration
 from tests.adapters.adapter_support import DEMO_ADAPTERS, PHONE_KEY, build_intake
+from tests.delivery.delivery_support import drop_redis_namespace, make_redis_store
 
 LEGACY = "legacy-registration"
 CREDIT = "credit-supervision"
@@ -233,9 +235,9 @@ async def test_a_partner_paged_by_offset_is_polled_without_acks(
     assert again.pulled == 0
 
 
-async def wait_for(condition: object, timeout: float = 10.0) -> None:
+async def wait_for(condition: object, within: float = 30.0) -> None:
     assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
@@ -255,3 +257,23 @@ async def test_a_partner_answering_in_gbk_is_read_in_gbk(
 
     assert [item.payload for item in batch.items] == [r.record for r in sim.records()]
     assert any("锦屏县市场监督管理局" in item.raw_body.decode("utf-8") for item in batch.items)
+
+
+async def test_two_gateway_processes_sharing_redis_do_not_poll_one_adapter_at_once(
+        legacy_adapter: RestAdapter, legacy_configs: dict[str, AdapterConfig],
+        legacy_system: LegacyRegistration) -> None:
+    namespace = f"test-poll-{uuid.uuid4().hex[:10]}"
+    first, second = make_redis_store(namespace), make_redis_store(namespace)
+    await first.open()
+    await second.open()
+    try:
+        intake_one, intake_two = build_intake(first, legacy_configs), build_intake(second, legacy_configs)
+        reports = await asyncio.gather(Poller(legacy_adapter, first, intake_one, owner="gw-1").poll_once(),
+                                       Poller(legacy_adapter, second, intake_two, owner="gw-2").poll_once())
+    finally:
+        await first.close()
+        await second.close()
+        await drop_redis_namespace(namespace)
+
+    assert sorted(r.ran for r in reports) == [False, True]
+    assert len(legacy_system.pulls()) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.delivery.breaker import BreakerConfig, BreakerState, CircuitBreaker, Permit
+from gateway.delivery.breaker import BreakerConfig, BreakerState, CircuitBreaker
 
 
 class FakeClock:
@@ -31,7 +31,9 @@ def call(b: CircuitBreaker, failed: bool) -> None:
 def test_starts_closed_and_lets_calls_through() -> None:
     b = breaker(FakeClock())
     assert b.state is BreakerState.CLOSED
-    assert b.acquire() == Permit(probe=False, generation=0)
+    permit = b.acquire()
+    assert permit is not None
+    assert not permit.probe
 
 
 def test_does_not_open_below_the_minimum_number_of_calls() -> None:
@@ -153,3 +155,18 @@ def test_disabled_breaker_never_opens() -> None:
     for _ in range(20):
         call(b, failed=True)
     assert b.state is BreakerState.CLOSED
+
+
+def test_a_probe_handed_back_twice_does_not_free_a_newer_probe() -> None:
+    clock = FakeClock()
+    b = breaker(clock)
+    for _ in range(4):
+        call(b, failed=True)
+    clock.advance(30)
+    first = b.acquire()
+    assert first is not None
+    b.release(first)
+    second = b.acquire()
+    assert second is not None
+    b.release(first)  # a late second release of the old probe
+    assert b.acquire() is None

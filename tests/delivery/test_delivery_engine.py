@@ -143,7 +143,7 @@ async def test_the_retry_is_scheduled_within_the_jitter_bounds(store: Store, rec
     for n, gap in enumerate(gaps, start=1):
         low, high = backoff_bounds(dest.retry, n)
         # The gap also holds the attempt's own round trip and the lane's poll interval.
-        assert low - 0.01 <= gap <= high + 0.3, (n, gap, low, high)
+        assert low - 0.01 <= gap <= high + 0.5, (n, gap, low, high)
 
 
 async def test_retry_after_is_honoured(store: Store, receiver: Receiver) -> None:
@@ -153,7 +153,7 @@ async def test_retry_after_is_honoured(store: Store, receiver: Receiver) -> None
     async with running(store, dest):
         await settled(store, delivery_id)
     first, second = (r.monotonic for r in receiver.requests(key))
-    assert 1.0 <= second - first < 1.6
+    assert 1.0 <= second - first < 2.0
 
 
 async def test_retry_after_is_bounded_by_the_policy(store: Store, receiver: Receiver) -> None:
@@ -165,7 +165,7 @@ async def test_retry_after_is_bounded_by_the_policy(store: Store, receiver: Rece
         receipt = await settled(store, delivery_id)
     first, second = (r.monotonic for r in receiver.requests(key))
     assert receipt.state is DeliveryState.DELIVERED
-    assert 0.5 <= second - first < 1.1
+    assert 0.5 <= second - first < 1.5  # not a day
 
 
 async def test_a_retry_after_pauses_the_whole_lane(store: Store, receiver: Receiver) -> None:
@@ -183,7 +183,7 @@ async def test_the_breaker_opens_on_failures_and_closes_when_the_receiver_recove
         store: Store, receiver: Receiver) -> None:
     receiver.set_outage(Action(status=503))
     dest = destination(receiver, concurrency=2,
-                       breaker={"enabled": True, "failure_ratio": 0.5, "window": 10, "min_calls": 4, "cool_down": 0.6},
+                       breaker={"enabled": True, "failure_ratio": 0.5, "window": 10, "min_calls": 4, "cool_down": 1.0},
                        retry={"initial_delay": 0.05, "max_delay": 0.05, "max_attempts": 100})
     ids = await enqueue(store, dest.name, 10)
     async with running(store, dest) as engine:
@@ -195,7 +195,7 @@ async def test_the_breaker_opens_on_failures_and_closes_when_the_receiver_recove
             return breaker.state is BreakerState.OPEN
         await eventually(opened, within=5, poll=0.005)
         sent_when_opened = len(receiver.requests())
-        await asyncio.sleep(0.45)  # inside the cool-down: nothing may go out
+        await asyncio.sleep(max(breaker.reopens_in() - 0.1, 0))  # the cool-down: nothing may go out
         assert len(receiver.requests()) <= sent_when_opened + 1  # at most one send already under way
         attempts_before = await total_attempts(store, ids)
 

@@ -162,12 +162,12 @@ class ZeepCall:
         await self.http.aclose()
 
 
-async def zeep_client(wsdl_url: str, wsse: Any = None, *, timeout: float = 10.0) -> ZeepCall:
+async def zeep_client(wsdl_url: str, wsse: Any = None, *, seconds: float = 10.0) -> ZeepCall:
     """Built as the tech notes say: WSDL loaded in a thread, AsyncServiceProxy on the binding QName."""
-    http = httpx.AsyncClient(timeout=timeout, trust_env=False)
+    http = httpx.AsyncClient(timeout=seconds, trust_env=False)
 
     def build() -> ZeepCall:
-        loader = httpx.Client(timeout=timeout, trust_env=False)
+        loader = httpx.Client(timeout=seconds, trust_env=False)
         transport = AsyncTransport(client=http, wsdl_client=loader)
         client = zeep.AsyncClient(wsdl_url, transport=transport, settings=zeep_settings(), wsse=wsse)
         loader.close()

@@ -4,6 +4,7 @@ adapter across processes; a slow partner times out without pollers piling up; st
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +27,8 @@ from tests.soap.conftest import ADAPTER_ID, PROVINCE_PASSWORD, PROVINCE_USER, po
 FIRST_PAGE = ["GZ12345-20240315-000123", "GZ12345-20240318-000517", "GZ12345-20240320-000042"]
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
@@ -126,11 +127,11 @@ async def test_the_poller_backs_off_exponentially_while_the_partner_fails(
             await scheduler.stop()
             await adapter.aclose()
     pulls = [at for op, at in state.call_log if op == "GetPendingOrders"]
-    gaps = [b - a for a, b in zip(pulls, pulls[1:], strict=False)][:4]
+    gaps = [b - a for a, b in itertools.pairwise(pulls)][:4]
     assert len(pulls) >= 5
     # 0.1, 0.2, 0.4, 0.8 s (no jitter configured): each wait at least the last one's double, give or take.
     assert gaps[0] >= 0.09
-    assert all(later >= earlier * 1.6 for earlier, later in zip(gaps, gaps[1:], strict=False))
+    assert all(later >= earlier * 1.6 for earlier, later in itertools.pairwise(gaps))
     assert status.consecutive_failures == 0
     assert status.last_error is not None and "soap:Server" in status.last_error
 
@@ -158,7 +159,7 @@ async def test_two_gateways_sharing_a_store_poll_one_adapter_from_one_of_them(
         other = b if holder is a else a
         await holder.stop()  # the holder shuts down and releases the lock: the other takes over
         other.wake()
-        await wait_for(lambda: other.status()[ADAPTER_ID].polls > 0, timeout=5)
+        await wait_for(lambda: other.status()[ADAPTER_ID].polls > 0, within=5)
     finally:
         await a.stop()
         await b.stop()
@@ -236,12 +237,12 @@ async def test_a_slow_partner_times_out_and_pollers_do_not_pile_up(
         adapter.pull = counting_pull  # type: ignore[method-assign]
         scheduler = await start_pollers([adapter], store, intake, owner="gateway-a")
         try:
-            await wait_for(lambda: scheduler.status()[ADAPTER_ID].consecutive_failures >= 3, timeout=10)
+            await wait_for(lambda: scheduler.status()[ADAPTER_ID].consecutive_failures >= 3, within=10)
             status = scheduler.status()[ADAPTER_ID]
         finally:
             await scheduler.stop()
             await adapter.aclose()
-        await wait_for(lambda: state.in_flight["GetPendingOrders"] == 0, timeout=5)
+        await wait_for(lambda: state.in_flight["GetPendingOrders"] == 0, within=5)
     assert most == 1  # one pull in flight per adapter, however slow the partner
     assert state.max_in_flight["GetPendingOrders"] == 1  # the timed-out call was abandoned, not left hanging
     assert status.last_error is not None and "Timeout" in status.last_error
@@ -282,7 +283,7 @@ async def test_an_adapter_without_a_reachable_wsdl_backs_off_instead_of_crashing
     adapter = SoapAdapter(polling_config("http://127.0.0.1:9/ws/order?wsdl", backoff_initial=0.05))
     scheduler = await start_pollers([adapter], store, intake, owner="gateway-a")
     try:
-        await wait_for(lambda: scheduler.status()[ADAPTER_ID].consecutive_failures >= 2, timeout=5)
+        await wait_for(lambda: scheduler.status()[ADAPTER_ID].consecutive_failures >= 2, within=5)
     finally:
         await scheduler.stop()
         await adapter.aclose()

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from adapters.base import PartnerUnavailable
+from adapters.config import parse_adapter_config
 from adapters.registry import default_registry
 from adapters.soap import FAULT_CLIENT, FAULT_SERVER, REQUEST_INVALID, SoapAdapter, SoapSender, fault_class
 from contracts.delivery import DeliveryKind
 from gateway.delivery.results import ErrorClass
 from gateway.store.base import ClaimedDelivery
 from simulators.province12345 import Province12345, RunningProvince, run_in_thread
-from tests.soap.conftest import PROVINCE_PASSWORD, PROVINCE_USER, adapter_config, polling_config
+from tests.soap.conftest import PROVINCE_PASSWORD, PROVINCE_USER, REPO, adapter_config, polling_config
 
 
 def claim(fields: dict[str, Any]) -> ClaimedDelivery:
@@ -35,6 +36,15 @@ async def test_the_registry_builds_the_soap_kind() -> None:
     adapter = default_registry.build(adapter_config())
     assert isinstance(adapter, SoapAdapter)
     await adapter.aclose()
+
+
+def test_the_demo_configuration_of_the_province_loads() -> None:
+    file = REPO / "config" / "adapters" / "province-12345-soap.yaml"
+    config = parse_adapter_config(file.read_text(encoding="utf-8"), file)
+    adapter = SoapAdapter(config)
+    assert adapter.pulls and adapter.writes_back and adapter.accepts_soap_push
+    assert adapter.options.wsse is not None
+    assert adapter.options.wsse.password_env == "PARTNER_PROVINCE12345_WSSE_PASSWORD"
 
 
 def test_a_soap_adapter_that_polls_needs_a_wsdl() -> None:

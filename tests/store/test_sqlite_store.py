@@ -99,13 +99,13 @@ async def test_using_a_store_before_open_says_so(tmp_path: Path) -> None:
 async def test_open_store_chooses_by_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HIG_PHONE_HASH_KEY", raising=False)
     region = {"code": "522600", "name": "黔东南苗族侗族自治州"}
-    sqlite_settings = GatewaySettings(region=region, data_dir=tmp_path)  # type: ignore[arg-type]
+    sqlite_settings = GatewaySettings(region=region, data_dir=tmp_path)
     store = open_store(sqlite_settings)
     assert isinstance(store, SqliteStore) and store.path == tmp_path / "gateway.db"
     async with store:
         await store.enqueue("t1", "k1", [national()])
     assert (tmp_path / "phone-hash.key").stat().st_mode & 0o777 == 0o600
 
-    redis_settings = GatewaySettings(region=region, data_dir=tmp_path,  # type: ignore[arg-type]
+    redis_settings = GatewaySettings(region=region, data_dir=tmp_path,
                                      store={"kind": "redis", "redis_url": "redis://127.0.0.1:6379/0"})
     assert isinstance(open_store(redis_settings, phone_hash_key=b"k"), RedisStore)
