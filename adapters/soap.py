@@ -35,6 +35,7 @@ from gateway.delivery.senders import error_class_of, truncate_body
 from gateway.soap.envelope import SoapFault
 from gateway.soap.wsse import UsernameTokenPolicy
 from gateway.soap.xml import decode_body, parse_xml
+from gateway.store.base import ClaimedDelivery
 from mapping.payload import PayloadError, xml_to_dict
 
 log = logging.getLogger(__name__)
@@ -373,7 +374,7 @@ class SoapSender:
         self.destination = destination
         self.operation = operation
 
-    async def send(self, claim: Any) -> SendResult:
+    async def send(self, claim: ClaimedDelivery) -> SendResult:
         started = time.monotonic()
 
         def result(status: int | None, error_class: str | None, body: str) -> SendResult:

@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the gateway for one configuration. Configuration is read and checked here, before serving."""
     default_code_tables()  # loaded and checked once, at start-up
-    runtime = runtime or Runtime.build(settings)
+    if runtime is None:
+        if settings.demo.simulators:
+            from adapters.config import load_adapters
+            from gateway.demo import ensure_demo_credentials
+
+            ensure_demo_credentials(settings, load_adapters(settings.resolve(settings.adapters_dir)))
+        runtime = Runtime.build(settings)
     max_body = settings.server.max_body_bytes
 
     @asynccontextmanager

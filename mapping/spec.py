@@ -45,7 +45,7 @@ _TOP_KEYS = {
     "steps", "return_when", "fields", "reverse",
 }
 _SOURCE_KEYS = ("path", "const", "concat", "template")
-_RULE_KEYS = {*_SOURCE_KEYS, "transforms", "default", "when", "required", "sep", "prefix", "each", "fields", "note"}
+_RULE_KEYS = {*_SOURCE_KEYS, "transforms", "default", "when", "required", "sep", "prefix", "each", "fields"}
 _SYSTEM_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _PARTNER_KEY = re.compile(r"^[^.\[\]\s]+(\.[^.\[\]\s]+)*$")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -322,7 +322,7 @@ class _Compiler:
             self.problem(at, f"each/fields write a list of groups; {full} is a single value")
             raise _Skip
         produce, source = self._rule(rule, ctx, at, target)
-        if source is not None:
+        if source is not None and not prefix:  # an item's source is indexed when it is mapped (engine._items)
             self.sources[full] = source
         return FieldPlan(target=target.path, keys=keys, source=source, produce=produce, coerce=_coercer(target))
 
@@ -333,7 +333,7 @@ class _Compiler:
         if not isinstance(rule, dict) or "each" not in rule or not isinstance(rule.get("fields"), dict):
             self.problem(at, f"{full} is a list of groups: write `each: <path to the partner's list>` and `fields:`")
             raise _Skip
-        extra = [key for key in rule if key not in ("each", "fields", "note")]
+        extra = [key for key in rule if key not in ("each", "fields")]
         if extra:
             self.problem((*at, extra[0]), "a list of groups takes only each and fields")
         each_path = rule["each"]
@@ -350,7 +350,7 @@ class _Compiler:
             if sub_field is None:
                 continue
             try:
-                items.append(self._plan(sub_field, sub_rule, ctx, sub_at, prefix=f"{full}[].",))
+                items.append(self._plan(sub_field, sub_rule, ctx, sub_at, prefix=f"{full}[]."))
             except _Skip:
                 continue
         self.sources[full] = each_path
@@ -586,7 +586,7 @@ class _Compiler:
         codes = ", ".join(code.value for code in NotAcceptedReason)
         for i, item in enumerate(node):
             at: Loc = ("return_when", i)
-            if not isinstance(item, dict) or set(item) - {"when", "reason_code", "reason", "note"}:
+            if not isinstance(item, dict) or set(item) - {"when", "reason_code", "reason"}:
                 self.problem(at, "each return rule has when, reason_code and reason")
                 continue
             try:

@@ -234,7 +234,10 @@ Four mapped fixture shapes in turn, {n} tickets per round, best of {rounds} inte
 | **ratio (engine / hand-written)** | **{ratio:.2f}** (target ≥ 0.50) |
 
 Command: `{COMMAND}` — Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs,
-load average {os.getloadavg()[0]:.1f} when measured.
+load average {os.getloadavg()[0]:.1f} when measured. Throughput moves with the machine's load, the ratio
+much less: on the shared 2-CPU development machine (load 4–7) repeated runs gave 0.63–0.84. The
+engine's extra cost is its per-field plan (about 35 small closures per ticket) and reading a time
+once per target that takes it; the contract's validation dominates both columns.
 """
 
 

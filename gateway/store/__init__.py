@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
+    AuditEntry,
+    AuditQuery,
     ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
@@ -18,6 +20,8 @@ from gateway.store.base import (
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
 
 __all__ = [
+    "AuditEntry",
+    "AuditQuery",
     "ClaimedDelivery",
     "ConcurrentUpdate",
     "DeliveryFilter",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -105,6 +106,36 @@ class QuarantinedPayload:
     body: bytes
     errors: tuple[FieldError, ...]
     resolved_ticket_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One operator action, kept for good: who (in which role) did what, when, to which tickets, and how it went."""
+
+    actor: str
+    role: str
+    action: str  # e.g. "replay", "replay.dry_run", "quarantine.remap", "config.reload"
+    at: datetime
+    ticket_ids: tuple[str, ...] = ()
+    outcome: str = "ok"
+    detail: Mapping[str, object] = field(default_factory=dict)  # JSON-able: ids, filter, counts, errors
+    entry_id: str | None = None  # given by the store
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit entries to list; None means any; newest first."""
+
+    actor: str | None = None
+    action: str | None = None
+    ticket_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+# How long per-minute counters are kept: the dashboard shows hours, not days.
+COUNTS_RETENTION_S = 3 * 24 * 3600
 
 
 class LeaseLost(RuntimeError):
@@ -227,6 +258,28 @@ class Store(ABC):
         Keys: one per DeliveryState value, and "oldest_waiting_age_s" (pending, retrying or in flight;
         0.0 when the lane is empty).
         """
+
+    # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
+    # Not abstract, like search_tickets, so that test doubles written before they existed still instantiate.
+    async def append_audit(self, entry: AuditEntry) -> str:
+        """Keep one audit entry (never trimmed); its id."""
+        raise NotImplementedError
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Audit entries matching every given field of the query, newest first."""
+        raise NotImplementedError
+
+    async def add_counts(self, counts: Mapping[datetime, Mapping[str, int]]) -> None:
+        """Add to per-minute counters (minute start, UTC) by series name; kept for COUNTS_RETENTION_S."""
+        raise NotImplementedError
+
+    async def read_counts(self, since: datetime, until: datetime | None = None) -> dict[datetime, dict[str, int]]:
+        """The per-minute counters of minutes starting in [since, until), by minute start (UTC)."""
+        raise NotImplementedError
+
+    async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" not yet resolved."""
+        raise NotImplementedError
 
     # -- pollers, nonces ---------------------------------------------------------------------------
     @abstractmethod

@@ -36,6 +36,12 @@ def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def minute_start_ms(at: datetime) -> int:
+    """The start of the minute `at` falls in, as epoch milliseconds (the key of per-minute counters)."""
+    ms = to_ms(at)
+    return ms - ms % 60_000
+
+
 def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | None]:
     """The searchable attributes of a ticket; the phone only as its keyed hash."""
     phone = ticket.complainant.phone  # the contract keeps it in E.164

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -34,6 +34,9 @@ from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store import redis_lua
 from gateway.store.base import (
+    COUNTS_RETENTION_S,
+    AuditEntry,
+    AuditQuery,
     ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
@@ -51,6 +54,7 @@ from gateway.store.records import (
     TICKET_INDEXES,
     attempt_to_record,
     from_ms,
+    minute_start_ms,
     now_ms,
     ticket_index_values,
     to_ms,
@@ -62,6 +66,7 @@ log = logging.getLogger(__name__)
 _STATES = tuple(s.value for s in DeliveryState)
 _WAITING = (DeliveryState.PENDING.value, DeliveryState.RETRYING.value, DeliveryState.IN_FLIGHT.value)
 _PAGE = 500
+_AUDIT_CLOCK_MARGIN_MS = 5 * 60_000
 
 
 def _s(value: Any) -> str:
@@ -635,6 +640,107 @@ class RedisStore(Store):
             oldest = [row[0][1] for row in replies[len(_STATES):] if row]
             lane_stats["oldest_waiting_age_s"] = max(0.0, (now - min(oldest)) / 1000) if oldest else 0.0
             stats[lane] = lane_stats
+        return stats
+
+    # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
+    async def append_audit(self, entry: AuditEntry) -> str:
+        entry_id = str(ULID())
+        at = to_ms(entry.at)
+        fields: dict[str, str | int] = {
+            "id": entry_id, "at": at, "actor": entry.actor, "role": entry.role, "action": entry.action,
+            "outcome": entry.outcome, "tickets": json.dumps(list(entry.ticket_ids)),
+            "detail": json.dumps(dict(entry.detail), ensure_ascii=False, default=str),
+        }
+        stream_id = _s(await self.redis.xadd(self.keys.audit, fields))  # type: ignore[arg-type]
+        if entry.ticket_ids:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for ticket_id in entry.ticket_ids:
+                    pipe.zadd(self.keys.audit_by_ticket(ticket_id), {stream_id: at})
+                await pipe.execute()
+        return entry_id
+
+    @staticmethod
+    def _audit_entry(raw: dict[Any, Any]) -> AuditEntry:
+        f = {_s(k): _s(v) for k, v in raw.items()}
+        return AuditEntry(entry_id=f["id"], at=from_ms(int(f["at"])), actor=f["actor"], role=f["role"],
+                          action=f["action"], outcome=f["outcome"], ticket_ids=tuple(json.loads(f["tickets"])),
+                          detail=json.loads(f["detail"]))
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        low = to_ms(query.since) if query.since else None
+        high = to_ms(query.until) if query.until else None
+
+        def keep(e: AuditEntry) -> bool:
+            at = to_ms(e.at)
+            return ((query.actor is None or e.actor == query.actor)
+                    and (query.action is None or e.action == query.action)
+                    and (query.ticket_id is None or query.ticket_id in e.ticket_ids)
+                    and (low is None or at >= low) and (high is None or at < high))
+
+        found: list[AuditEntry] = []
+        if query.ticket_id is not None:
+            stream_ids = cast(list[bytes],
+                              await self.redis.zrevrange(self.keys.audit_by_ticket(query.ticket_id), 0, -1))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream_id in stream_ids:
+                    pipe.xrange(self.keys.audit, stream_id, stream_id)
+                replies = await pipe.execute()
+            for reply in replies:
+                found += [e for _, raw in reply if keep(e := self._audit_entry(raw))]
+            return found[:query.limit]
+        # Newest first, page by page from the stream's end. Stream ids carry Redis' clock, the entries their
+        # own `at`: close, not equal, so `since` stops the scan only with a margin.
+        stop_below = low - _AUDIT_CLOCK_MARGIN_MS if low is not None else None
+        top = "+"
+        while len(found) < query.limit:
+            page = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                        await self.redis.xrevrange(self.keys.audit, top, "-", count=_PAGE))
+            if not page:
+                break
+            for entry_sid, raw in page:
+                if stop_below is not None and int(_s(entry_sid).split("-")[0]) < stop_below:
+                    return found[:query.limit]
+                entry = self._audit_entry(raw)
+                if keep(entry):
+                    found.append(entry)
+            top = f"({_s(page[-1][0])}"
+        return found[:query.limit]
+
+    async def add_counts(self, counts: Mapping[datetime, Mapping[str, int]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            queued = False
+            for minute, by_name in counts.items():
+                key = self.keys.minute_counts(minute_start_ms(minute))
+                for name, n in by_name.items():
+                    if n:
+                        pipe.hincrby(key, name, int(n))
+                        queued = True
+                pipe.expire(key, COUNTS_RETENTION_S)
+            if queued:
+                await pipe.execute()
+
+    async def read_counts(self, since: datetime, until: datetime | None = None) -> dict[datetime, dict[str, int]]:
+        first = minute_start_ms(since)
+        high = to_ms(until) if until is not None else now_ms() + 60_000
+        minutes = list(range(first, high, 60_000))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for minute in minutes:
+                pipe.hgetall(self.keys.minute_counts(minute))
+            replies = await pipe.execute()
+        return {from_ms(minute): {_s(k): int(v) for k, v in reply.items()}
+                for minute, reply in zip(minutes, replies, strict=True) if reply}
+
+    async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        stats: dict[str, dict[str, int]] = {}
+        for adapter_id in adapter_ids:
+            tickets = await self.redis.scard(self.keys.index("adapter_id", adapter_id))
+            ids = await self.redis.zrange(self.keys.quarantine_by_adapter(adapter_id), 0, -1)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for qid in ids:
+                    pipe.hexists(self.keys.quarantined(_s(qid)), "resolved")
+                resolved = await pipe.execute() if ids else []
+            stats[adapter_id] = {"tickets": int(tickets), "quarantined": len(ids),
+                                 "quarantine_open": sum(1 for r in resolved if not r)}
         return stats
 
     # -- pollers, nonces ---------------------------------------------------------------------------

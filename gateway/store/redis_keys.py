@@ -8,6 +8,7 @@ Slots (the part in braces decides the Redis Cluster slot):
   per-state indexes, the XAUTOCLAIM cursors, and each delivery's record and attempts. Claim, settle,
   reap and replay are each ONE Lua script over one lane's slot only.
 - `{quarantine}` — quarantined payloads and their indexes (one MULTI per write).
+- `{audit}` — the audit log stream and its per-ticket indexes (one MULTI per entry).
 - cursors, locks, nonces, the lane registry: single keys, no tag needed.
 The relay that moves an outbox entry from `{tickets}` into its lane is idempotent (the lane script
 creates the delivery record only if it does not exist), so a crash between the two slots repeats
@@ -100,6 +101,7 @@ class RedisKeys:
         self.namespace = namespace
         self._tickets = f"{namespace}:{{tickets}}"
         self._quarantine = f"{namespace}:{{quarantine}}"
+        self._audit = f"{namespace}:{{audit}}"
 
     @property
     def pattern(self) -> str:
@@ -157,6 +159,17 @@ class RedisKeys:
 
     def quarantine_by_adapter(self, adapter_id: str) -> str:
         return f"{self._quarantine}:by-adapter:{adapter_id}"
+
+    # -- the {audit} slot ---------------------------------------------------------------------------
+    @property
+    def audit(self) -> str:  # stream of audit entries, oldest first; never trimmed
+        return f"{self._audit}:log"
+
+    def audit_by_ticket(self, ticket_id: str) -> str:  # sorted set: audit stream ids about one ticket, by time
+        return f"{self._audit}:ticket:{ticket_id}"
+
+    def minute_counts(self, minute_ms: int) -> str:  # hash: series name -> count in that minute (expires)
+        return f"{self.namespace}:counts:{minute_ms}"
 
     # -- single keys ------------------------------------------------------------------------------
     def cursor(self, adapter_id: str) -> str:

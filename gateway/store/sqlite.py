@@ -7,7 +7,7 @@ import functools
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,6 +20,9 @@ from contracts.delivery import AttemptOutcome, AttemptReceipt, DeliveryKind, Del
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import (
+    COUNTS_RETENTION_S,
+    AuditEntry,
+    AuditQuery,
     ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
@@ -33,7 +36,14 @@ from gateway.store.base import (
     check_destination,
 )
 from gateway.store.phone_hash import hash_phone
-from gateway.store.records import attempt_to_record, from_ms, now_ms, ticket_index_values, to_ms
+from gateway.store.records import (
+    attempt_to_record,
+    from_ms,
+    minute_start_ms,
+    now_ms,
+    ticket_index_values,
+    to_ms,
+)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -153,6 +163,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (scope, nonce)
     );
     CREATE INDEX nonces_expiry ON nonces(expires_at);
+    """,
+    # 2: operations - the audit log of operator actions, per-minute counters for the dashboard's chart.
+    """
+    CREATE TABLE audit_log (
+        id         TEXT PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        actor      TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        ticket_ids TEXT NOT NULL,
+        detail     TEXT NOT NULL
+    );
+    CREATE INDEX audit_at ON audit_log(at);
+    CREATE TABLE audit_tickets (
+        ticket_id TEXT NOT NULL,
+        audit_id  TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, audit_id)
+    );
+    CREATE TABLE minute_counts (
+        minute INTEGER NOT NULL,
+        name   TEXT NOT NULL,
+        count  INTEGER NOT NULL,
+        PRIMARY KEY (minute, name)
+    );
     """,
 )
 
@@ -704,6 +739,100 @@ class SqliteStore(Store):
             " WHERE state IN ('pending', 'retrying', 'in_flight') GROUP BY destination"
         ):
             stats[destination]["oldest_waiting_age_s"] = max(0.0, (now - oldest) / 1000)
+        return stats
+
+    # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
+    async def append_audit(self, entry: AuditEntry) -> str:
+        entry_id = str(ULID())
+        detail = json.dumps(dict(entry.detail), ensure_ascii=False, default=str)
+        await self._run(self._append_audit_sync, entry_id, entry, detail)
+        return entry_id
+
+    def _append_audit_sync(self, entry_id: str, entry: AuditEntry, detail: str) -> None:
+        with self._write(acknowledged=True) as db:
+            db.execute(
+                "INSERT INTO audit_log (id, at, actor, role, action, outcome, ticket_ids, detail)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (entry_id, to_ms(entry.at), entry.actor, entry.role, entry.action, entry.outcome,
+                 json.dumps(list(entry.ticket_ids)), detail),
+            )
+            db.executemany("INSERT OR IGNORE INTO audit_tickets (ticket_id, audit_id) VALUES (?,?)",
+                           [(tid, entry_id) for tid in entry.ticket_ids])
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.actor is not None:
+            clauses.append("actor = ?")
+            params.append(query.actor)
+        if query.action is not None:
+            clauses.append("action = ?")
+            params.append(query.action)
+        if query.ticket_id is not None:
+            clauses.append("id IN (SELECT audit_id FROM audit_tickets WHERE ticket_id = ?)")
+            params.append(query.ticket_id)
+        if query.since is not None:
+            clauses.append("at >= ?")
+            params.append(to_ms(query.since))
+        if query.until is not None:
+            clauses.append("at < ?")
+            params.append(to_ms(query.until))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._run(
+            self._fetchall,
+            "SELECT id, at, actor, role, action, outcome, ticket_ids, detail FROM audit_log"  # noqa: S608
+            f" {where} ORDER BY at DESC, rowid DESC LIMIT ?",
+            (*params, query.limit),
+        )
+        return [
+            AuditEntry(entry_id=str(r[0]), at=from_ms(int(r[1])), actor=str(r[2]), role=str(r[3]),
+                       action=str(r[4]), outcome=str(r[5]), ticket_ids=tuple(json.loads(str(r[6]))),
+                       detail=json.loads(str(r[7])))
+            for r in rows
+        ]
+
+    async def add_counts(self, counts: Mapping[datetime, Mapping[str, int]]) -> None:
+        rows = [(minute_start_ms(minute), name, int(n)) for minute, by_name in counts.items()
+                for name, n in by_name.items() if n]
+        if rows:
+            await self._run(self._add_counts_sync, rows)
+
+    def _add_counts_sync(self, rows: list[tuple[int, str, int]]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO minute_counts (minute, name, count) VALUES (?,?,?)"
+                " ON CONFLICT(minute, name) DO UPDATE SET count = count + excluded.count",
+                rows,
+            )
+            db.execute("DELETE FROM minute_counts WHERE minute < ?", (now_ms() - COUNTS_RETENTION_S * 1000,))
+
+    async def read_counts(self, since: datetime, until: datetime | None = None) -> dict[datetime, dict[str, int]]:
+        high = to_ms(until) if until is not None else now_ms() + 60_000
+        rows = await self._run(
+            self._fetchall,
+            "SELECT minute, name, count FROM minute_counts WHERE minute >= ? AND minute < ? ORDER BY minute",
+            (minute_start_ms(since), high),
+        )
+        found: dict[datetime, dict[str, int]] = {}
+        for minute, name, count in rows:
+            found.setdefault(from_ms(int(minute)), {})[str(name)] = int(count)
+        return found
+
+    async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        return await self._run(self._intake_stats_sync, list(adapter_ids))
+
+    def _intake_stats_sync(self, adapter_ids: list[str]) -> dict[str, dict[str, int]]:
+        stats = {a: {"tickets": 0, "quarantined": 0, "quarantine_open": 0} for a in adapter_ids}
+        db = self._db
+        for adapter_id, count in db.execute("SELECT adapter_id, COUNT(*) FROM tickets GROUP BY adapter_id"):
+            if adapter_id in stats:
+                stats[adapter_id]["tickets"] = int(count)
+        for adapter_id, total, still_open in db.execute(
+            "SELECT adapter_id, COUNT(*), SUM(resolved_ticket_id IS NULL) FROM quarantine GROUP BY adapter_id"
+        ):
+            if adapter_id in stats:
+                stats[adapter_id]["quarantined"] = int(total)
+                stats[adapter_id]["quarantine_open"] = int(still_open or 0)
         return stats
 
     # -- pollers, nonces ---------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Operations and access: the ops API, the dashboard, metrics, roles and the audit log."""
