@@ -51,7 +51,7 @@ class DeadlineSettings(_Section):
 class NationalSettings(_Section):
     """The link to the national 12315 platform; its credentials come from the environment."""
 
-    token_env: str = "HIG_NATIONAL_TOKEN"  # bearer token the gateway presents when forwarding
+    token_env: str = "HIG_NATIONAL_TOKEN"  # noqa: S105 - the name of the variable, not a token
     status_secrets_env: str = "HIG_NATIONAL_STATUS_SECRETS"  # whsec_ secrets of signed status events
     status_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
 

@@ -1,0 +1,228 @@
+"""Requests and answers of the ops API: searches, ticket views, deliveries, replay, quarantine, reload and audit."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from contracts.codesets import Status
+from contracts.delivery import AttemptReceipt, DeliveryReceipt, DeliveryState
+from gateway.deadlines import CHINA_TZ
+from gateway.store.base import AuditQuery, DeliveryFilter, TicketQuery
+
+DeadlineFilter = Literal["overdue", "due_soon", "at_risk"]
+
+
+def _china_time(value: Any) -> Any:
+    """A day (2024-06-11) is its midnight in China; a time without a zone is China time."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) == 10:
+            try:
+                return datetime.combine(date.fromisoformat(text), time(), CHINA_TZ)
+            except ValueError:
+                return value
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            return value
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=CHINA_TZ)
+    return value
+
+
+OpsTime = Annotated[AwareDatetime, BeforeValidator(_china_time)]
+Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+Limit = Annotated[int, Field(ge=1, le=500)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="after")
+    def _since_before_until(self) -> _Request:
+        since, until = getattr(self, "since", None), getattr(self, "until", None)
+        if since is not None and until is not None and since >= until:
+            raise ValueError("since must be before until")
+        return self
+
+
+class TicketSearch(_Request):
+    """Every given field must match; phone in any written form (matched by its keyed hash); newest first."""
+
+    source_ticket_no: Text64 | None = None
+    national_registration_no: Text64 | None = None
+    complainant_phone: Annotated[str, Field(min_length=3, max_length=32)] | None = None
+    respondent_uscc: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    respondent_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    status: Status | None = None
+    adapter_id: Text64 | None = None
+    since: OpsTime | None = None
+    until: OpsTime | None = None
+    deadline: DeadlineFilter | None = None
+    limit: Limit = 50
+
+    def query(self, limit: int | None = None) -> TicketQuery:
+        return TicketQuery(
+            adapter_id=self.adapter_id, status=self.status.value if self.status else None,
+            national_registration_no=self.national_registration_no, source_ticket_no=self.source_ticket_no,
+            respondent_uscc=self.respondent_uscc.upper() if self.respondent_uscc else None,
+            respondent_name=self.respondent_name, complainant_phone=self.complainant_phone,
+            since=self.since, until=self.until, limit=limit or self.limit,
+        )
+
+
+class DeliverySearch(_Request):
+    state: DeliveryState | None = None
+    destination: Text64 | None = None
+    error_class: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    ticket_id: Text64 | None = None
+    since: OpsTime | None = None
+    until: OpsTime | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+    def filter(self) -> DeliveryFilter:
+        return DeliveryFilter(state=self.state, destination=self.destination, error_class=self.error_class,
+                              since=self.since, until=self.until, ticket_id=self.ticket_id, limit=self.limit)
+
+
+class ReplayFilter(_Request):
+    """Dead deliveries to replay: every given field must match."""
+
+    destination: Text64 | None = None
+    error_class: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    ticket_id: Text64 | None = None
+    since: OpsTime | None = None
+    until: OpsTime | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+    def filter(self) -> DeliveryFilter:
+        return DeliveryFilter(state=DeliveryState.DEAD, destination=self.destination, error_class=self.error_class,
+                              since=self.since, until=self.until, ticket_id=self.ticket_id, limit=self.limit)
+
+
+class ReplayRequest(_Request):
+    """Replay dead deliveries by id or by filter; a dry run says which would go, and changes nothing."""
+
+    delivery_ids: Annotated[list[Text64], Field(min_length=1, max_length=1000)] | None = None
+    filter: ReplayFilter | None = None
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _ids_or_filter(self) -> ReplayRequest:
+        if (self.delivery_ids is None) == (self.filter is None):
+            raise ValueError("give delivery_ids or filter (one of them)")
+        return self
+
+
+class AuditSearch(_Request):
+    actor: Text64 | None = None
+    action: Text64 | None = None
+    ticket_id: Text64 | None = None
+    since: OpsTime | None = None
+    until: OpsTime | None = None
+    limit: Limit = 100
+
+    def query(self) -> AuditQuery:
+        return AuditQuery(actor=self.actor, action=self.action, ticket_id=self.ticket_id, since=self.since,
+                          until=self.until, limit=self.limit)
+
+
+class QuarantineSearch(_Request):
+    adapter_id: Text64 | None = None
+    include_resolved: bool = False
+    limit: Limit = 100
+
+
+# -- answers ----------------------------------------------------------------------------------------------
+
+class TicketSummary(BaseModel):
+    """One line of a search result; personal fields as the asking role may see them."""
+
+    ticket_id: str
+    source_ticket_no: str
+    national_registration_no: str | None
+    adapter_id: str
+    business_type: str
+    urgency: str
+    status: Status
+    received_at: datetime
+    title: str | None
+    complainant_name: str | None
+    complainant_phone: str | None
+    respondent_name: str | None
+    respondent_uscc: str | None
+    handler_org_name: str | None
+    deadline_risk: Literal["overdue", "due_soon"] | None
+    due_on: date | None
+    masked: bool
+
+
+class DeliveryDetail(BaseModel):
+    delivery: DeliveryReceipt
+    attempts: list[AttemptReceipt]
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline
+    label: str  # Chinese, for the page
+    detail: str | None = None
+    tone: Literal["info", "ok", "warn", "bad"] = "info"
+
+
+class AuditView(BaseModel):
+    entry_id: str | None
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    outcome: str
+    ticket_ids: list[str]
+    detail: dict[str, Any]
+
+
+class TicketDetail(BaseModel):
+    ticket: dict[str, Any]
+    masked: bool
+    deadline_risk: Literal["overdue", "due_soon"] | None
+    due_on: date | None
+    deliveries: list[DeliveryDetail]
+    timeline: list[TimelineEntry]
+    audit: list[AuditView]
+
+
+class ReplayResult(BaseModel):
+    dry_run: bool
+    delivery_ids: list[str]
+    ticket_ids: list[str]
+    count: int
+    audit_id: str
+
+
+class QuarantineView(BaseModel):
+    quarantine_id: str
+    adapter_id: str
+    received_at: datetime
+    content_type: str
+    size: int
+    errors: list[dict[str, Any]]
+    resolved_ticket_id: str | None
+
+
+class RemapResult(BaseModel):
+    quarantine_id: str
+    outcome: Literal["created", "repeat", "still_rejected", "returned", "already_resolved"]
+    ticket_id: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    audit_id: str | None = None
+
+
+class ReloadResult(BaseModel):
+    reloaded: list[str]
+    adapters: list[str]
+    restart_required: list[str]
+    ops_users: int
+    audit_id: str
