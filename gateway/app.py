@@ -1,4 +1,4 @@
-"""The FastAPI application: partner intake (REST and SOAP), national status intake, health and readiness."""
+"""The FastAPI application: partner intake (REST and SOAP), national status intake, ops, metrics, health."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse
 from contracts.codetables import default_code_tables
 from contracts.ticket import SCHEMA_VERSION
 from gateway.config import GatewaySettings
+from gateway.ops.api import metrics_router, ops_api_router
+from gateway.ops.dashboard import dashboard_router
+from gateway.ops.service import OpsService
 from gateway.routes.inbound import InboundContext, inbound_router
 from gateway.routes.national import national_status_router
 from gateway.routes.soap import SoapContext, soap_router
@@ -31,6 +34,8 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
             ensure_demo_credentials(settings, load_adapters(settings.resolve(settings.adapters_dir)))
         runtime = Runtime.build(settings)
     max_body = settings.server.max_body_bytes
+    ops = OpsService.for_runtime(runtime)
+    ops.install()  # before start: pollers and routes take the intake that feeds metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +46,7 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
                 await stack.enter_async_context(run_demo_simulators(settings, runtime))
             await runtime.start(workers=settings.workers, pollers=settings.pollers)
             stack.push_async_callback(runtime.stop)
+            await stack.enter_async_context(ops.running())  # attempt metrics, the chart's per-minute counts
             app.state.inbound = InboundContext.build(runtime.components.adapter_configs, runtime.intake, max_body,
                                                      strict=False)
             app.state.soap = SoapContext.build(runtime.adapters, runtime.intake, runtime.store.remember_nonce,
@@ -60,10 +66,14 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.ops = ops
     app.state.ready = False
     app.include_router(inbound_router())
     app.include_router(soap_router())
     app.include_router(national_status_router(runtime.status, runtime.national_verifier(), max_body))
+    app.include_router(ops_api_router())
+    app.include_router(dashboard_router())
+    app.include_router(metrics_router())
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli_map import map_command
+from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
 from gateway.cli_worker import worker
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
@@ -15,6 +16,10 @@ cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the nationa
                   no_args_is_help=False, add_completion=False)
 schema_cli = typer.Typer(help="The national contract's JSON Schema.", add_completion=False)
 cli.add_typer(schema_cli, name="schema")
+cli.add_typer(tickets_cli, name="tickets")
+cli.add_typer(deliveries_cli, name="deliveries")
+cli.add_typer(quarantine_cli, name="quarantine")
+cli.add_typer(ops_cli, name="ops")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")

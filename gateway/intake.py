@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import ValidationError
-
-from contracts.errors import FieldError, field_errors
+from adapters.canonical import canonical_ticket
+from adapters.config import AdapterConfig
+from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
 from gateway.routing import Router
@@ -19,7 +19,6 @@ from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
 
-CANONICAL_ADAPTER = "canonical"
 Enricher = Callable[[Ticket], Awaitable[Ticket]]
 
 
@@ -47,21 +46,23 @@ class IntakeService:
     """Map, route, set deadlines, and store ticket + raw payload + outbox in one step."""
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
-                 calendar: WorkingDayCalendar, enrich: Enricher | None = None) -> None:
+                 calendar: WorkingDayCalendar, *, canonical: Mapping[str, AdapterConfig] | None = None,
+                 enrich: Enricher | None = None) -> None:
         self.store = store
         self.specs = specs
+        self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
         self.router = router
         self.rules = rules
         self.calendar = calendar
         self.enrich = enrich
 
     def knows(self, adapter_id: str) -> bool:
-        return adapter_id == CANONICAL_ADAPTER or adapter_id in self.specs
+        return adapter_id in self.canonical or adapter_id in self.specs
 
     def map(self, adapter_id: str, payload: object) -> MappingResult:
         """The mapping alone (pure): what intake would make of this payload."""
-        if adapter_id == CANONICAL_ADAPTER:
-            return _canonical(payload)
+        if adapter_id in self.canonical:
+            return canonical_ticket(payload, self.canonical[adapter_id])
         spec = self.specs.get(adapter_id)
         if spec is None:
             raise UnknownAdapter(adapter_id)
@@ -102,15 +103,3 @@ class IntakeService:
         deadlines = compute_deadlines(ticket.classification.business_type.value,
                                       ticket.source.source_received_at, None, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
-
-
-def _canonical(payload: object) -> MappingResult:
-    """A ticket already in the national standard: validated as it is."""
-    if not isinstance(payload, dict):
-        return Rejected((FieldError(field="(ticket)", rule="json_object",
-                                    message="a canonical ticket is a JSON object"),))
-    data: dict[str, Any] = dict(payload)
-    try:
-        return Mapped(Ticket.model_validate(data))
-    except ValidationError as err:
-        return Rejected(tuple(field_errors(err)))

@@ -122,8 +122,9 @@ class Runtime:
         if settings.credit_lookup.url:
             enricher = CreditEnricher(settings.credit_lookup.url,
                                       timeout_seconds=settings.credit_lookup.timeout_seconds)
+        canonical = {i: c for i, c in components.adapter_configs.items() if c.enabled and c.is_canonical}
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
-                               enrich=enricher)
+                               canonical=canonical, enrich=enricher)
         status = StatusService(store, components.specs, components.router, adapters)
         return cls(components, store, adapters, intake, status, enricher=enricher)
 

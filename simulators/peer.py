@@ -141,11 +141,16 @@ class CallbackRecorder:
         return {"callbacks": [asdict(c) for c in self.received()], "refused": [asdict(r) for r in self.refused()]}
 
 
-def mount_callbacks(app: FastAPI, recorder: CallbackRecorder, path: str = "/callbacks") -> None:
-    """`POST <path>` receives signed callbacks; `GET /sim/callbacks` lists them."""
+def mount_callbacks(app: FastAPI, recorder: CallbackRecorder, path: str = "/callbacks", *,
+                    faults: Faults | None = None) -> None:
+    """`POST <path>` receives signed callbacks (failing or slow with `faults`); `GET /sim/callbacks` lists them."""
 
     @app.post(path, tags=["callbacks"])
     async def receive_callback(request: Request) -> JSONResponse:
+        if faults is not None:
+            faulty = await apply_faults(faults)
+            if faulty is not None:
+                return faulty
         status, answer = recorder.receive(dict(request.headers), await request.body())
         return JSONResponse(answer, status_code=status)
 

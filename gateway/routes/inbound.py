@@ -100,7 +100,7 @@ class InboundContext:
             if strict:
                 raise MissingCredential("; ".join(problems))
             for problem in problems:
-                log.error("push adapter has no usable credentials; it answers 503", extra={"problem": problem})
+                log.error("push adapter cannot take pushes; it answers 503", extra={"problem": problem})
         return context
 
 
@@ -267,7 +267,8 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
             return _refuse(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this gateway")
         if adapter_id in context.missing or adapter_id not in context.credentials:
             return _refuse(503, "adapter_not_configured",
-                           f"adapter {adapter_id!r} has no usable credentials configured; tell the gateway's operators")
+                           f"adapter {adapter_id!r} is not ready to take pushes (its credentials or mapping are not "
+                           "configured); tell the gateway's operators")
         try:
             check_declared_length(request, context.max_body_bytes)
             api_key = request.headers.get(API_KEY_HEADER)

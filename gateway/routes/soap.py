@@ -21,6 +21,7 @@ from lxml import etree
 from adapters.config import MissingCredential
 from contracts.errors import FieldError
 from gateway.routes.inbound import IntakeOutcomeView, TicketIntake
+from gateway.routes.limits import HttpRefusal, read_limited
 from gateway.soap.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize, xml_safe
 from gateway.soap.wsdl import SUBMIT_TICKET, TNS, served_wsdl
 from gateway.soap.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
@@ -104,26 +105,12 @@ def _fault_response(fault: SoapFault, charset: str = "UTF-8") -> Response:
                     headers={"Content-Type": content_type(charset)})
 
 
-def _declared_length(request: Request, limit: int) -> None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return
-    if not raw.strip().isdigit():
-        raise SoapFault.client(f"Content-Length {xml_safe(raw[:20])!r} is not a number", http_status=400)
-    if int(raw) > limit:
-        raise SoapFault.client(f"the body is {int(raw)} bytes; the limit is {limit} bytes", http_status=413)
-
-
 async def _read_limited(request: Request, limit: int) -> bytes:
-    # Counted while reading too: a chunked body has no Content-Length, and a declared one can lie.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise SoapFault.client(f"the body exceeds the limit of {limit} bytes", http_status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body within the size limit; an oversize or malformed length is a Client fault (413/400)."""
+    try:
+        return await read_limited(request, limit)
+    except HttpRefusal as refusal:
+        raise SoapFault.client(xml_safe(refusal.message), http_status=refusal.status) from refusal
 
 
 def _element(parent: etree._Element, name: str, text: object) -> None:
@@ -206,7 +193,6 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
                                                     "tell the gateway's operators"))
         header_type = request.headers.get("content-type")
         try:
-            _declared_length(request, context.max_body_bytes)
             body = await _read_limited(request, context.max_body_bytes)
             root, decoded = parse_xml(body, header_type)
             charset = decoded.charset if decoded.codec == "gb18030" else "UTF-8"

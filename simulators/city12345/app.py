@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from simulators.peer import (
     DEFAULT_GATEWAY_URL,
     CallbackRecorder,
+    Faults,
     Pusher,
     PushResult,
     credential,
     load_fixtures,
     mount_callbacks,
+    mount_faults,
     mount_push,
     serve_in_thread,
     with_fresh_number,
@@ -36,6 +38,7 @@ class City12345:
         self.pusher = Pusher(gateway_url, adapter_id, api_key=api_key or credential("PARTNER_CITY12345_API_KEY"),
                              timeout=timeout)
         self.callbacks = CallbackRecorder(callback_secret or credential("PARTNER_CITY12345_CALLBACK_SECRET"))
+        self.faults = Faults()  # /sim/faults: the partner's endpoints fail or slow down
         self.url: str | None = None  # set while served
 
     @property
@@ -56,7 +59,8 @@ class City12345:
 def create_app(sim: City12345) -> FastAPI:
     app = FastAPI(title="City 12345 hotline simulator", version="1.0",
                   summary="Pushes camelCase tickets to the gateway; receives and verifies signed status callbacks.")
-    mount_callbacks(app, sim.callbacks)
+    mount_callbacks(app, sim.callbacks, faults=sim.faults)
+    mount_faults(app, sim.faults)
     mount_push(app, sim.pusher, sim.tickets, NUMBER_PATH)
     return app
 

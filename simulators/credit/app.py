@@ -120,7 +120,7 @@ class CreditSupervision:
 def create_app(sim: CreditSupervision) -> FastAPI:
     app = FastAPI(title="Credit supervision system simulator", version="1.0",
                   summary="Clues to pull by offset, closed cases received, look-ups by USCC; can be slow or down.")
-    mount_callbacks(app, sim.callbacks)
+    mount_callbacks(app, sim.callbacks, faults=sim.faults)
     mount_faults(app, sim.faults)
     mount_inbox(app, sim.cases, "/api/credit/cases", faults=sim.faults, number_field="record_id")
 

@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from simulators.peer import (
     DEFAULT_GATEWAY_URL,
     CallbackRecorder,
+    Faults,
     Inbox,
     Pusher,
     PushResult,
     credential,
     load_fixtures,
     mount_callbacks,
+    mount_faults,
     mount_inbox,
     mount_push,
     serve_in_thread,
@@ -40,6 +42,7 @@ class EmergencyCommand:
                              timeout=timeout)
         self.callbacks = CallbackRecorder(callback_secret or credential("PARTNER_EMERGENCY_CALLBACK_SECRET"))
         self.tickets = Inbox("YJZH-SIM-", api_key=inbox_api_key)
+        self.faults = Faults()  # /sim/faults: the partner's endpoints fail or slow down
         self.url: str | None = None
 
     def push(self, incident: dict[str, Any]) -> PushResult:
@@ -53,9 +56,10 @@ class EmergencyCommand:
 def create_app(sim: EmergencyCommand) -> FastAPI:
     app = FastAPI(title="Emergency command system simulator", version="1.0",
                   summary="Pushes incidents to the gateway; receives 特急 tickets (POST /api/tickets).")
-    mount_callbacks(app, sim.callbacks)
+    mount_callbacks(app, sim.callbacks, faults=sim.faults)
+    mount_faults(app, sim.faults)
     mount_push(app, sim.pusher, sim.incidents, NUMBER_PATH)
-    mount_inbox(app, sim.tickets, "/api/tickets", number_field="dispatch_no")
+    mount_inbox(app, sim.tickets, "/api/tickets", faults=sim.faults, number_field="dispatch_no")
     return app
 
 

@@ -16,6 +16,7 @@ from simulators.peer import (
     DEFAULT_GATEWAY_URL,
     CallbackRecorder,
     Delivered,
+    Faults,
     Inbox,
     Pusher,
     PushResult,
@@ -23,6 +24,7 @@ from simulators.peer import (
     get_path,
     load_fixtures,
     mount_callbacks,
+    mount_faults,
     mount_inbox,
     mount_push,
     serve_in_thread,
@@ -68,6 +70,7 @@ class EnforcementCaseSystem:
                              hmac_secret=hmac_secret or credential("PARTNER_ENFORCEMENT_HMAC_SECRET"))
         self.callbacks = CallbackRecorder(callback_secret or credential("PARTNER_ENFORCEMENT_CALLBACK_SECRET"))
         self.cases = Inbox(CASE_PREFIX, api_key=inbox_api_key)
+        self.faults = Faults()  # /sim/faults: the partner's endpoints fail or slow down
         self.url: str | None = None
 
     def push(self, record: dict[str, Any]) -> PushResult:
@@ -122,9 +125,10 @@ class EnforcementCaseSystem:
 def create_app(sim: EnforcementCaseSystem) -> FastAPI:
     app = FastAPI(title="Enforcement case system simulator", version="1.0",
                   summary="Receives filed reports as cases (POST /api/cases); pushes clues and outcomes, signed.")
-    mount_callbacks(app, sim.callbacks)
+    mount_callbacks(app, sim.callbacks, faults=sim.faults)
+    mount_faults(app, sim.faults)
     mount_push(app, sim.pusher, sim.records, NUMBER_PATH)
-    mount_inbox(app, sim.cases, "/api/cases", number_field="case_no")
+    mount_inbox(app, sim.cases, "/api/cases", faults=sim.faults, number_field="case_no")
 
     @app.post("/sim/cases/{case_no}/outcome", tags=["simulator"])
     async def report_outcome(case_no: str, request: Request) -> JSONResponse:

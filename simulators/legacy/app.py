@@ -131,7 +131,7 @@ def _error(status: int, code: int, message: str) -> JSONResponse:
 def create_app(sim: LegacyRegistration) -> FastAPI:
     app = FastAPI(title="Legacy registration system simulator", version="1.0",
                   summary="Records for a cursor puller (GET /api/records?since=), acks, signed status write-back.")
-    mount_callbacks(app, sim.callbacks)
+    mount_callbacks(app, sim.callbacks, faults=sim.faults)
     mount_faults(app, sim.faults)
 
     @app.get("/api/records", tags=["partner API"])

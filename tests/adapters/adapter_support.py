@@ -31,8 +31,9 @@ T = TypeVar("T")
 
 def build_intake(store: Store, configs: dict[str, AdapterConfig]) -> IntakeService:
     """The real intake service over the adapters' mapping specs."""
+    canonical = {i: c for i, c in configs.items() if c.enabled and c.is_canonical}
     return IntakeService(store, mapping_specs_for(configs), Router.from_files(ROUTING_FILE, "522600"),
-                         RuleBook.from_file(), WorkingDayCalendar.from_file())
+                         RuleBook.from_file(), WorkingDayCalendar.from_file(), canonical=canonical)
 
 
 @dataclass

@@ -172,3 +172,13 @@ async def test_a_status_change_reaches_the_partner_in_its_own_codes_through_the_
     assert received.body["handleStatus"] == "2"  # MEDIATED in the city's codes: 已办结
     assert received.body["handleResult"] == "0"  # 解决
     assert received.headers["idempotency-key"] == f"{ticket.idempotency_key}:evt-1"
+
+
+async def test_a_partner_that_is_down_answers_a_callback_with_a_retryable_status(
+        sender: Sender, city: City12345) -> None:
+    city.faults.down = True
+
+    result = await sender.send(claim(b'{"handleStatus": "1"}'))
+
+    assert result.status_code == 503
+    assert city.callbacks.received() == []

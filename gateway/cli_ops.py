@@ -1,0 +1,333 @@
+"""Ops on the command line: `tickets`, `deliveries`, `quarantine` and `ops` sub-commands, on the configured store."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from gateway.config import ConfigError, GatewaySettings, load_settings
+
+T = TypeVar("T")
+
+tickets_cli = typer.Typer(help="Find tickets and show one with its deliveries and timeline.", add_completion=False,
+                          no_args_is_help=True)
+deliveries_cli = typer.Typer(help="List and replay deliveries (dead letters).", add_completion=False,
+                             no_args_is_help=True)
+quarantine_cli = typer.Typer(help="List quarantined payloads and re-map them with the current specs.",
+                             add_completion=False, no_args_is_help=True)
+ops_cli = typer.Typer(help="Ops users: token hashes for config/ops-users.yaml.", add_completion=False,
+                      no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+REPLAY_BATCH = 100
+
+
+def _settings(config: Path | None) -> GatewaySettings:
+    try:
+        return load_settings(config)
+    except ConfigError as err:
+        typer.echo(f"configuration error:\n{err}", err=True)
+        raise typer.Exit(2) from err
+
+
+def _run(config: Path | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Open the configured store (no workers, no pollers), run `work(service, user)`, close."""
+    from gateway.ops.access import Authenticator, OpsUser, Role
+    from gateway.ops.service import OpsService
+    from gateway.runtime import Runtime
+
+    settings = _settings(config)
+
+    async def main() -> T:
+        runtime = Runtime.build(settings)
+        await runtime.start(workers=False, pollers=False)
+        try:
+            service = OpsService(runtime, Authenticator([]), users_file=settings.resolve("ops-users.yaml"))
+            # Whoever runs this can read the store itself; what they change is still audited under their name.
+            user = OpsUser(id=f"cli:{getpass.getuser()}", role=Role.ADMIN, name="command line")
+            return await work(service, user)
+        finally:
+            await runtime.stop()
+
+    return asyncio.run(main())
+
+
+def _fail(err: Exception) -> typer.Exit:
+    from gateway.ops.service import OpsError
+
+    if isinstance(err, OpsError):
+        typer.echo(json.dumps(err.body(), ensure_ascii=False), err=True)
+        return typer.Exit(1)
+    if isinstance(err, ValidationError):
+        for e in err.errors(include_url=False):
+            typer.echo(f"{'.'.join(str(p) for p in e['loc']) or '(options)'}: {e['msg']}", err=True)
+        return typer.Exit(2)
+    raise err
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+# -- tickets ---------------------------------------------------------------------------------------------
+
+@tickets_cli.command("show")
+def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ticket id")], config: ConfigOption = None,
+                 as_json: JsonOption = False) -> None:
+    """One ticket: its facts, deliveries with attempts, and timeline."""
+    from gateway.ops.service import OpsError
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.ticket_detail(ticket_id, user)
+
+    try:
+        detail = _run(config, work)
+    except OpsError as err:
+        raise _fail(err) from err
+    if as_json:
+        _echo_json(detail.model_dump(mode="json"))
+        return
+    t = detail.ticket
+    typer.echo(f"ticket {t['ticket_id']}  {t['source']['source_system']} {t['source']['source_ticket_no']}  "
+               f"status {t['lifecycle']['status']}")
+    typer.echo(f"  national no   {t.get('national_registration_no') or '-'}")
+    typer.echo(f"  handler       {t['routing'].get('handler_org_name') or '-'}")
+    if detail.deadline_risk:
+        typer.echo(f"  deadline      {detail.deadline_risk} (due {detail.due_on})")
+    typer.echo("deliveries:")
+    for d in detail.deliveries:
+        r = d.delivery
+        typer.echo(f"  {r.delivery_id}  {r.destination:<28} {r.state.value:<10} attempts {r.attempts}  "
+                   f"last {r.last_status_code or r.last_error_class or '-'}")
+    typer.echo("timeline:")
+    for e in detail.timeline:
+        typer.echo(f"  {e.at.isoformat(timespec='seconds')}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
+
+
+@tickets_cli.command("find")
+def tickets_find(
+    config: ConfigOption = None,
+    source_no: Annotated[str | None, typer.Option(help="the partner's ticket number")] = None,
+    national_no: Annotated[str | None, typer.Option(help="the national registration number")] = None,
+    phone: Annotated[str | None, typer.Option(help="the complainant's phone, in any written form")] = None,
+    uscc: Annotated[str | None, typer.Option(help="the respondent's unified social credit code")] = None,
+    respondent: Annotated[str | None, typer.Option(help="the respondent's name")] = None,
+    status: Annotated[str | None, typer.Option(help="e.g. RECEIVED, ACCEPTED, CLOSED")] = None,
+    adapter: Annotated[str | None, typer.Option(help="adapter id")] = None,
+    deadline: Annotated[str | None, typer.Option(help="overdue, due_soon or at_risk")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Find tickets; every given option must match."""
+    from gateway.ops.schemas import TicketSearch
+
+    raw = {"source_ticket_no": source_no, "national_registration_no": national_no, "complainant_phone": phone,
+           "respondent_uscc": uscc, "respondent_name": respondent, "status": status, "adapter_id": adapter,
+           "deadline": deadline, "limit": limit}
+    try:
+        search = TicketSearch.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.search(search, user)
+
+    found = _run(config, work)
+    if as_json:
+        _echo_json([s.model_dump(mode="json") for s in found])
+        return
+    for s in found:
+        typer.echo(f"{s.ticket_id}  {s.adapter_id:<22} {s.source_ticket_no:<28} {s.status.value:<12} "
+                   f"{s.deadline_risk or ''}")
+    typer.echo(f"{len(found)} ticket(s)")
+
+
+# -- deliveries ------------------------------------------------------------------------------------------
+
+@deliveries_cli.command("list")
+def deliveries_list(
+    config: ConfigOption = None,
+    state: Annotated[str | None, typer.Option(help="pending, in_flight, retrying, delivered or dead")] = "dead",
+    destination: Annotated[str | None, typer.Option(help="lane name, e.g. national or callback:<adapter>")] = None,
+    error_class: Annotated[str | None, typer.Option(help="e.g. http_503, timeout, connect_error")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliveries by state (dead letters by default), oldest first."""
+    from gateway.ops.schemas import DeliverySearch
+
+    try:
+        search = DeliverySearch.model_validate({k: v for k, v in {
+            "state": state, "destination": destination, "error_class": error_class, "limit": limit}.items()
+            if v is not None})
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.deliveries(search, user)
+
+    found = _run(config, work)
+    if as_json:
+        _echo_json([r.model_dump(mode="json") for r in found])
+        return
+    for r in found:
+        typer.echo(f"{r.delivery_id}  {r.destination:<28} {r.state.value:<10} ticket {r.ticket_id}  "
+                   f"attempts {r.attempts}  last {r.last_status_code or r.last_error_class or '-'}")
+    typer.echo(f"{len(found)} deliver{'y' if len(found) == 1 else 'ies'}")
+
+
+@deliveries_cli.command("replay")
+def deliveries_replay(
+    config: ConfigOption = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="a dead delivery's id (repeatable)")] = None,
+    destination: Annotated[str | None, typer.Option(help="only this lane")] = None,
+    error_class: Annotated[str | None, typer.Option(help="only dead letters whose last error was this")] = None,
+    ticket: Annotated[str | None, typer.Option(help="only this ticket's deliveries")] = None,
+    since: Annotated[str | None, typer.Option(help="created at or after (2024-06-11 or ISO time)")] = None,
+    until: Annotated[str | None, typer.Option(help="created before")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many by filter")] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be replayed")] = False,
+) -> None:
+    """Put dead deliveries back on their lanes, by id or by filter, in batches with progress; ends with a summary."""
+    from gateway.ops.schemas import ReplayFilter, ReplayRequest
+
+    by_filter = any(v is not None for v in (destination, error_class, ticket, since, until))
+    if not ids and not by_filter:
+        typer.echo("give --id, or a filter (--destination, --error-class, --ticket, --since, --until)", err=True)
+        raise typer.Exit(2)
+    try:
+        flt = ReplayFilter.model_validate({k: v for k, v in {
+            "destination": destination, "error_class": error_class, "ticket_id": ticket, "since": since,
+            "until": until, "limit": limit}.items() if v is not None}) if by_filter else None
+        if ids:
+            ReplayRequest(delivery_ids=list(ids))  # checks the ids' form before opening the store
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> dict[str, Any]:
+        # The set is fixed first (a dry run of the filter); the replay then goes in batches, with progress.
+        candidates = list(ids) if ids else (await service.replay(ReplayRequest(filter=flt, dry_run=True), user)
+                                            ).delivery_ids
+        done: list[str] = []
+        destinations: Counter[str] = Counter()
+        if not candidates:
+            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}}
+        with typer.progressbar(length=len(candidates), label="replaying" if not dry_run else "checking",
+                               file=sys.stderr) as bar:
+            for start in range(0, len(candidates), REPLAY_BATCH):
+                batch = candidates[start:start + REPLAY_BATCH]
+                result = await service.replay(ReplayRequest(delivery_ids=batch, dry_run=dry_run), user)
+                done += result.delivery_ids
+                for did in result.delivery_ids:
+                    receipt = await service.store.get_delivery(did)
+                    if receipt is not None:
+                        destinations[receipt.destination] += 1
+                bar.update(len(batch))
+        return {"matched": len(candidates), "replayed" if not dry_run else "would_replay": len(done),
+                "dry_run": dry_run, "destinations": dict(destinations)}
+
+    try:
+        summary = _run(config, work)
+    except Exception as err:
+        raise _fail(err) from err
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+# -- quarantine ------------------------------------------------------------------------------------------
+
+@quarantine_cli.command("list")
+def quarantine_list(config: ConfigOption = None,
+                    adapter: Annotated[str | None, typer.Option(help="only this adapter")] = None,
+                    include_resolved: Annotated[bool, typer.Option(help="also those already re-mapped")] = False,
+                    as_json: JsonOption = False) -> None:
+    """Quarantined payloads, newest first, with the errors naming each field."""
+    from gateway.ops.schemas import QuarantineSearch
+
+    search = QuarantineSearch(adapter_id=adapter, include_resolved=include_resolved, limit=500)
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.quarantine(search, user)
+
+    found = _run(config, work)
+    if as_json:
+        _echo_json([q.model_dump(mode="json") for q in found])
+        return
+    for q in found:
+        rules = ", ".join(f"{e['field']} ({e['rule']})" for e in q.errors)
+        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {q.received_at.isoformat(timespec='seconds')}  {rules}")
+    typer.echo(f"{len(found)} payload(s)")
+
+
+@quarantine_cli.command("remap")
+def quarantine_remap(
+    quarantine_id: Annotated[str | None, typer.Argument(help="one quarantined payload's id")] = None,
+    config: ConfigOption = None,
+    adapter: Annotated[str | None, typer.Option(help="every open payload of this adapter")] = None,
+) -> None:
+    """Map quarantined payloads again with the current specs; stored ones are resolved. Ends with a summary."""
+    if (quarantine_id is None) == (adapter is None):
+        typer.echo("give one quarantine id, or --adapter ID for all of an adapter's open payloads", err=True)
+        raise typer.Exit(2)
+
+    async def work(service: Any, user: Any) -> dict[str, Any]:
+        from gateway.ops.schemas import QuarantineSearch
+
+        if quarantine_id is not None:
+            targets = [quarantine_id]
+        else:
+            items = await service.quarantine(QuarantineSearch(adapter_id=adapter, limit=500), user)
+            targets = [q.quarantine_id for q in items]
+        outcomes: Counter[str] = Counter()
+        tickets: list[str] = []
+        problems: dict[str, list[str]] = {}
+        with typer.progressbar(targets, label="re-mapping", file=sys.stderr) as bar:
+            for qid in bar:
+                result = await service.remap(qid, user)
+                outcomes[result.outcome] += 1
+                if result.ticket_id:
+                    tickets.append(result.ticket_id)
+                if result.errors:
+                    problems[qid] = [f"{e['field']} ({e['rule']})" for e in result.errors]
+        return {"payloads": len(targets), "outcomes": dict(outcomes), "ticket_ids": tickets, "still_failing": problems}
+
+    try:
+        summary = _run(config, work)
+    except Exception as err:
+        raise _fail(err) from err
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+    if summary["outcomes"].get("still_rejected") or summary["outcomes"].get("returned"):
+        raise typer.Exit(1)
+
+
+# -- ops users -------------------------------------------------------------------------------------------
+
+@ops_cli.command("hash-token")
+def hash_token_command(
+    generate: Annotated[bool, typer.Option("--generate", help="make a new random token and print it too")] = False,
+) -> None:
+    """The scrypt hash of a token (read from stdin) for `token_hash:` in config/ops-users.yaml."""
+    import secrets
+
+    from gateway.ops.access import hash_token
+
+    if generate:
+        token = "hig_ops_" + secrets.token_urlsafe(32)
+        typer.echo(f"token (hand it to the user; it is not kept anywhere): {token}", err=True)
+    else:
+        token = sys.stdin.readline().strip()
+        if not token:
+            typer.echo("give the token on stdin, or --generate", err=True)
+            raise typer.Exit(2)
+    typer.echo(hash_token(token))

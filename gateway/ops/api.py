@@ -1,0 +1,194 @@
+"""The ops API under /api/v1: ticket search and detail, deliveries, replay, quarantine, re-map, reload, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from contracts.delivery import DeliveryReceipt
+from gateway.ops.access import OpsUser, Role
+from gateway.ops.schemas import (
+    AuditSearch,
+    AuditView,
+    DeliverySearch,
+    QuarantineSearch,
+    QuarantineView,
+    ReloadResult,
+    RemapResult,
+    ReplayRequest,
+    ReplayResult,
+    TicketDetail,
+    TicketSearch,
+    TicketSummary,
+)
+from gateway.ops.service import OpsError, OpsService, require
+
+SESSION_COOKIE = "hig_ops_token"
+
+
+def ops_service(request: Request) -> OpsService:
+    service: OpsService = request.app.state.ops
+    return service
+
+
+def presented_token(request: Request, *, cookie: bool) -> str | None:
+    """The bearer token of the Authorization header; else, where allowed, the dashboard's session cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) if cookie else None
+
+
+def authenticated(request: Request, required: Role, *, cookie: bool) -> OpsUser:
+    user = ops_service(request).authenticate(presented_token(request, cookie=cookie))
+    if user is None:
+        raise OpsError(401, "unauthenticated", "present an ops token: Authorization: Bearer <token>",
+                       field="Authorization")
+    require(user, required, f"{request.method} {request.url.path}")
+    request.state.ops_user = user
+    return user
+
+
+# Sync on purpose: FastAPI runs them on its thread pool, and checking a salted hash takes milliseconds of CPU.
+# The API takes the dashboard's cookie for reading only; a change needs the header (no cross-site form can set it).
+def viewer(request: Request) -> OpsUser:
+    return authenticated(request, Role.VIEWER, cookie=request.method == "GET")
+
+
+def operator(request: Request) -> OpsUser:
+    return authenticated(request, Role.OPERATOR, cookie=False)
+
+
+def admin(request: Request) -> OpsUser:
+    return authenticated(request, Role.ADMIN, cookie=request.method == "GET")
+
+
+Viewer = Annotated[OpsUser, Depends(viewer)]
+Operator = Annotated[OpsUser, Depends(operator)]
+Admin = Annotated[OpsUser, Depends(admin)]
+Service = Annotated[OpsService, Depends(ops_service)]
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "body", "path")]
+    return ".".join(parts) or "(request)"
+
+
+def validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
+    found = []
+    for e in err.errors():
+        value = e.get("input")
+        found.append({"field": _dotted(tuple(e.get("loc", ()))), "rule": e.get("type", "invalid"),
+                      "message": e.get("msg", ""),
+                      "value": value if isinstance(value, str | int | float | bool) or value is None else None})
+    return found
+
+
+class OpsRoute(APIRoute):
+    """Refusals as JSON naming the field: OpsError and request validation alike, dependencies included."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except OpsError as err:
+                headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+                return JSONResponse(err.body(), status_code=err.status, headers=headers)
+            except RequestValidationError as err:
+                errors = validation_errors(err)
+                first = errors[0]["field"] if errors else None
+                body = OpsError(422, "invalid_request", "the request has invalid fields", field=first,
+                                errors=errors).body()
+                return JSONResponse(jsonable_encoder(body), status_code=422)
+
+        return handle
+
+
+def ops_api_router() -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["ops"], route_class=OpsRoute)
+
+    @router.get("/tickets", response_model=list[TicketSummary])
+    async def search_tickets(search: Annotated[TicketSearch, Query()], user: Viewer,
+                             service: Service) -> list[TicketSummary]:
+        """Find tickets by source or national number, complainant phone, respondent USCC or name, status,
+        adapter, time received by the gateway, or deadline risk (overdue, due_soon, at_risk); newest first."""
+        return await service.search(search, user)
+
+    @router.get("/tickets/{ticket_id}", response_model=TicketDetail)
+    async def get_ticket(ticket_id: str, user: Viewer, service: Service) -> TicketDetail:
+        """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
+        return await service.ticket_detail(ticket_id, user)
+
+    @router.get("/deliveries", response_model=list[DeliveryReceipt])
+    async def list_deliveries(search: Annotated[DeliverySearch, Query()], user: Viewer,
+                              service: Service) -> list[DeliveryReceipt]:
+        """Deliveries by state (e.g. dead), destination, error class, ticket and creation time; oldest first."""
+        return await service.deliveries(search, user)
+
+    @router.post("/deliveries/replay", response_model=ReplayResult)
+    async def replay(request_body: ReplayRequest, user: Operator, service: Service) -> ReplayResult:
+        """Put dead deliveries back on their lanes, by id or by filter; `dry_run` only lists them (operator)."""
+        return await service.replay(request_body, user)
+
+    @router.get("/quarantine", response_model=list[QuarantineView])
+    async def list_quarantine(search: Annotated[QuarantineSearch, Query()], user: Viewer,
+                              service: Service) -> list[QuarantineView]:
+        """Payloads that could not be mapped, newest first, with the errors naming each field."""
+        return await service.quarantine(search, user)
+
+    @router.post("/quarantine/{quarantine_id}/remap", response_model=RemapResult,
+                 responses={422: {"model": RemapResult}})
+    async def remap(quarantine_id: str, user: Operator, service: Service) -> Response:
+        """Map a quarantined payload again with its adapter's current spec; stored, it resolves the entry."""
+        result = await service.remap(quarantine_id, user)
+        status = 422 if result.outcome in ("still_rejected", "returned") else 200
+        return JSONResponse(jsonable_encoder(result), status_code=status)
+
+    @router.post("/admin/reload", response_model=ReloadResult)
+    async def reload(user: Admin, service: Service) -> ReloadResult:
+        """Re-read adapters, mapping specs, routing, deadline rules, calendar and ops users (admin)."""
+        return await service.reload(user)
+
+    @router.get("/audit", response_model=list[AuditView])
+    async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:
+        """Operator actions: who did what, when, to which tickets (admin)."""
+        return await service.audit(search, user)
+
+    @router.get("/ops/overview")
+    async def overview(user: Viewer, service: Service) -> dict[str, Any]:
+        """What the dashboard shows, as JSON: per adapter and destination counts, circuit states, risks."""
+        board = await service.dashboard(user)
+        data = asdict(board)
+        data.pop("chart")
+        data["chart"] = {"starts": board.chart.starts, "values": board.chart.values}
+        encoded: dict[str, Any] = jsonable_encoder(data)
+        return encoded
+
+    return router
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus exposition of this app's own registry; gauges are read from the store at each scrape."""
+    from gateway.ops.metrics import CONTENT_TYPE
+
+    service = ops_service(request)
+    await service.refresh_metrics()
+    return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def metrics_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+    endpoint: Callable[[Request], Awaitable[Response]] = metrics_endpoint
+    router.add_api_route("/metrics", endpoint, methods=["GET"], include_in_schema=True,
+                         response_class=Response, summary="Prometheus metrics")
+    return router

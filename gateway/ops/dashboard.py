@@ -1,0 +1,259 @@
+"""The dashboard at /ops: server-rendered pages (Chinese labels, inline CSS/SVG/JS), signed in by a token cookie."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+
+from gateway.ops.access import OpsUser, Role
+from gateway.ops.api import SESSION_COOKIE, ops_service, presented_token
+from gateway.ops.risk import deadline_risk
+from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
+from gateway.ops.service import (
+    ACTION_LABELS,
+    CIRCUIT_LABELS,
+    RISK_LABELS,
+    STATE_LABELS,
+    STATUS_LABELS,
+    OpsError,
+    OpsService,
+)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+DEFAULT_REFRESH_SECONDS = 10
+MESSAGES = {
+    "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）", "remapped": "已重新映射并入库",
+    "still_rejected": "仍无法映射：请先修正映射规则并重新加载配置", "returned": "按映射规则应退回来源系统",
+    "already_resolved": "该隔离件此前已处理", "forbidden": "当前角色无权执行此操作", "bad_form": "表单已过期，请重试",
+    "login_failed": "令牌无效", "logged_out": "已退出",
+}
+BUSINESS_TYPES = {"01": "咨询", "02": "投诉", "03": "举报"}
+URGENCY = {"1": "特急", "2": "加急", "3": "平急", "4": "常规"}
+
+
+def _age(seconds: float) -> str:
+    if seconds <= 0:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} 秒"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} 分钟"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} 小时"
+    return f"{seconds / 86400:.1f} 天"
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["age"] = _age
+    env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
+    env.globals.update(STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS, CIRCUIT_LABELS=CIRCUIT_LABELS,
+                       RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
+                       URGENCY=URGENCY, Role=Role)
+    return env
+
+
+def _china() -> Any:
+    from gateway.deadlines import CHINA_TZ
+
+    return CHINA_TZ
+
+
+def csrf_token(service: OpsService, token: str) -> str:
+    """Ties a form to the signed-in token and this process; a cross-site form cannot know it."""
+    return hmac.new(service.csrf_key, hashlib.sha256(token.encode("utf-8")).digest(), hashlib.sha256).hexdigest()
+
+
+class Page:
+    """Renders the dashboard's templates for one request's user."""
+
+    def __init__(self) -> None:
+        self.env = _environment()
+
+    def render(self, name: str, request: Request, user: OpsUser | None, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        service = ops_service(request)
+        token = presented_token(request, cookie=True)
+        message = MESSAGES.get(request.query_params.get("msg", ""))
+        html = self.env.get_template(name).render(
+            user=user, csrf=csrf_token(service, token) if token and user else "", message=message,
+            region=service.runtime.settings.region.name, may_operate=bool(user and user.may(Role.OPERATOR)),
+            **context)
+        return HTMLResponse(html, status_code=status)
+
+
+def _signed_in(request: Request) -> OpsUser | None:
+    return ops_service(request).authenticate(presented_token(request, cookie=True))
+
+
+def _back(path: str, msg: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'msg': msg})}", status_code=303)
+
+
+def _check_form(request: Request, csrf: str, required: Role) -> OpsUser | str:
+    """The user behind a dashboard form, or the message key of why not."""
+    user = _signed_in(request)
+    token = presented_token(request, cookie=True)
+    if user is None or token is None:
+        return "login_failed"
+    if not hmac.compare_digest(csrf, csrf_token(ops_service(request), token)):
+        return "bad_form"
+    if not user.may(required):
+        return "forbidden"
+    return user
+
+
+def dashboard_router() -> APIRouter:
+    router = APIRouter(prefix="/ops", include_in_schema=False)
+    page = Page()
+
+    def login_redirect(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"/ops/login?next={quote(request.url.path)}", status_code=303)
+
+    @router.get("", response_class=HTMLResponse)
+    async def dashboard(request: Request) -> Response:
+        user = _signed_in(request)
+        if user is None:
+            return login_redirect(request)
+        refresh = _refresh(request)
+        board = await ops_service(request).dashboard(user, hours=_hours(request))
+        return page.render("dashboard.html", request, user, board=board, refresh=refresh, hours=_hours(request))
+
+    @router.get("/live", response_class=HTMLResponse)
+    async def live(request: Request) -> Response:
+        """The live part of the dashboard, fetched by the page every few seconds."""
+        user = _signed_in(request)
+        if user is None:
+            return Response(status_code=401)
+        board = await ops_service(request).dashboard(user, hours=_hours(request))
+        return page.render("_live.html", request, user, board=board)
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request) -> Response:
+        return page.render("login.html", request, None, next=_safe_next(request.query_params.get("next")))
+
+    @router.post("/login")
+    async def login(request: Request, token: Annotated[str, Form()] = "",
+                    next_path: Annotated[str, Form(alias="next")] = "/ops") -> Response:
+        user = ops_service(request).authenticate(token.strip())
+        if user is None:
+            return page.render("login.html", request, None, status=401, next=_safe_next(next_path),
+                               error=MESSAGES["login_failed"])
+        response = RedirectResponse(_safe_next(next_path), status_code=303)
+        response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https", max_age=12 * 3600)
+        return response
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = _back("/ops/login", "logged_out")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/tickets", response_class=HTMLResponse)
+    async def tickets(request: Request) -> Response:
+        user = _signed_in(request)
+        if user is None:
+            return login_redirect(request)
+        params = {k: v for k, v in request.query_params.items() if v.strip() and k != "msg"}
+        errors: list[dict[str, Any]] = []
+        results = None
+        if params:
+            try:
+                search = TicketSearch.model_validate(params)
+            except ValidationError as err:
+                errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(查询)", "message": e["msg"]}
+                          for e in err.errors(include_url=False)]
+            else:
+                results = await ops_service(request).search(search, user)
+        return page.render("tickets.html", request, user, params=params, results=results, errors=errors,
+                           statuses=STATUS_LABELS, status=422 if errors else 200)
+
+    @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+    async def ticket(ticket_id: str, request: Request) -> Response:
+        user = _signed_in(request)
+        if user is None:
+            return login_redirect(request)
+        service = ops_service(request)
+        try:
+            detail = await service.ticket_detail(ticket_id, user)
+        except OpsError as err:
+            return page.render("error.html", request, user, status=err.status, error=err.message)
+        stored = await service.store.get_ticket(ticket_id)
+        risk = deadline_risk(stored, service.clock(), service.runtime.components.calendar) if stored else None
+        return page.render("ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk)
+
+    @router.post("/deliveries/{delivery_id}/replay")
+    async def replay_one(delivery_id: str, request: Request, csrf: Annotated[str, Form()] = "",
+                         back: Annotated[str, Form()] = "/ops") -> Response:
+        checked = _check_form(request, csrf, Role.OPERATOR)
+        target = _safe_next(back)
+        if isinstance(checked, str):
+            return _back(target, checked)
+        try:
+            result = await ops_service(request).replay(ReplayRequest(delivery_ids=[delivery_id]), checked)
+        except OpsError:
+            return _back(target, "replay_none")
+        return _back(target, "replayed" if result.count else "replay_none")
+
+    @router.post("/destinations/{destination}/replay")
+    async def replay_lane(destination: str, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        checked = _check_form(request, csrf, Role.OPERATOR)
+        if isinstance(checked, str):
+            return _back("/ops", checked)
+        result = await ops_service(request).replay(
+            ReplayRequest(filter=ReplayFilter(destination=destination, limit=1000)), checked)
+        return _back("/ops", "replayed" if result.count else "replay_none")
+
+    @router.get("/quarantine", response_class=HTMLResponse)
+    async def quarantine(request: Request) -> Response:
+        user = _signed_in(request)
+        if user is None:
+            return login_redirect(request)
+        items = await ops_service(request).quarantine(QuarantineSearch(include_resolved=True), user)
+        return page.render("quarantine.html", request, user, items=items)
+
+    @router.post("/quarantine/{quarantine_id}/remap")
+    async def remap(quarantine_id: str, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        checked = _check_form(request, csrf, Role.OPERATOR)
+        if isinstance(checked, str):
+            return _back("/ops/quarantine", checked)
+        try:
+            result = await ops_service(request).remap(quarantine_id, checked)
+        except OpsError as err:
+            return page.render("error.html", request, checked, status=err.status, error=err.message)
+        if result.ticket_id and result.outcome in ("created", "repeat"):
+            return _back(f"/ops/tickets/{result.ticket_id}", "remapped")
+        return _back("/ops/quarantine", result.outcome)
+
+    return router
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this dashboard: never an open redirect."""
+    if value and value.startswith("/ops") and "//" not in value and "\\" not in value:
+        return value
+    return "/ops"
+
+
+def _refresh(request: Request) -> int:
+    try:
+        return max(2, min(int(request.query_params.get("refresh", DEFAULT_REFRESH_SECONDS)), 300))
+    except ValueError:
+        return DEFAULT_REFRESH_SECONDS
+
+
+def _hours(request: Request) -> float:
+    try:
+        return max(1.0, min(float(request.query_params.get("hours", 6)), 48.0))
+    except ValueError:
+        return 6.0
