@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
+from adapters.base import Adapter
 from adapters.canonical import canonical_ticket
 from adapters.config import AdapterConfig
+from contracts.base import CHINA_STANDARD_TIME
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, idempotency_key_of
 from gateway.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
 from gateway.routing import Router
 from gateway.store.base import Store
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.reverse import ReverseError, reverse
 from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
@@ -47,10 +51,11 @@ class IntakeService:
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
                  calendar: WorkingDayCalendar, *, canonical: Mapping[str, AdapterConfig] | None = None,
-                 enrich: Enricher | None = None) -> None:
+                 callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None) -> None:
         self.store = store
         self.specs = specs
         self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
+        self.callbacks = dict(callbacks or {})  # adapters whose partner hears a 退单 through its callback lane
         self.router = router
         self.rules = rules
         self.calendar = calendar
@@ -78,12 +83,29 @@ class IntakeService:
             return IntakeOutcome("quarantined", quarantine_id=quarantine_id, errors=result.errors,
                                  warnings=result.warnings)
         if isinstance(result, Returned):
+            # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
+            # and the callback's key (its ticket number) makes the second one a repeat it drops.
+            await self._tell_returned(adapter_id, result)
             note = FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=result.reason)
             quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, [note])
             log.info("ticket returned to sender", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
                                                          "reason_code": str(result.reason_code)})
             return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result)
         return await self.store_ticket(result, raw_body=raw_body, content_type=content_type)
+
+    async def _tell_returned(self, adapter_id: str, returned: Returned) -> None:
+        """Send a 退单 back through the partner's callback lane, in its own codes, when it has one."""
+        adapter = self.callbacks.get(adapter_id)
+        spec = self.specs.get(adapter_id)
+        if adapter is None or not adapter.writes_back or spec is None or spec.reverse is None:
+            return
+        try:
+            fields = reverse(spec, returned, at=datetime.now(CHINA_STANDARD_TIME))
+        except ReverseError as err:
+            log.error("退单 callback cannot be built", extra={"adapter_id": adapter_id, "reason": str(err)})
+            return
+        key = idempotency_key_of(spec.source_system, returned.source_ticket_no or "", "returned")
+        await self.store.enqueue(key, key, [adapter.callback_entry(fields, idempotency_key=key)])
 
     async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
         """Route, set deadlines and enrich a mapped ticket, then store it with its outbox."""

@@ -118,13 +118,13 @@ class Runtime:
         components = load_components(settings)
         store = store or open_store(settings)
         adapters = build_adapters(components.adapter_configs)
-        enricher = None
+        enricher: CreditEnricher | None = None
         if settings.credit_lookup.url:
             enricher = CreditEnricher(settings.credit_lookup.url,
                                       timeout_seconds=settings.credit_lookup.timeout_seconds)
         canonical = {i: c for i, c in components.adapter_configs.items() if c.enabled and c.is_canonical}
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
-                               canonical=canonical, enrich=enricher)
+                               canonical=canonical, callbacks=adapters, enrich=enricher)
         status = StatusService(store, components.specs, components.router, adapters)
         return cls(components, store, adapters, intake, status, enricher=enricher)
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.yamldoc import load_yaml_model
 from gateway.secrets import resolve_secret
@@ -68,12 +68,17 @@ class OpsUserConfig(BaseModel):
     token_hash: Annotated[str, Field(min_length=10, max_length=300)] | None = None
     token_env: EnvName | None = None
 
+    @field_validator("token_hash")
+    @classmethod
+    def _readable_hash(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_token_hash(value)  # a malformed hash is a configuration error, named at load
+        return value
+
     @model_validator(mode="after")
     def _one_token_source(self) -> OpsUserConfig:
         if (self.token_hash is None) == (self.token_env is None):
             raise ValueError("give exactly one of token_hash (from `python main.py ops hash-token`) or token_env")
-        if self.token_hash is not None:
-            parse_token_hash(self.token_hash)  # a malformed hash is a configuration error, named at load
         return self
 
 
