@@ -62,7 +62,8 @@ def _known_region(value: str) -> str:
 
 def _in_code_table(table: str) -> AfterValidator:
     def run(value: str) -> str:
-        if value not in default_code_tables()[table]:
+        # Any version counts: a ticket stored under a code since retired must stay readable.
+        if not default_code_tables()[table].valid_during(value, date.min):
             raise PydanticCustomError(
                 "unknown_code", "{value!r} is not a code of table {table}", {"value": value, "table": table}
             )
