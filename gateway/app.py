@@ -15,8 +15,9 @@ from gateway.config import GatewaySettings
 from gateway.ops.api import metrics_router, ops_api_router
 from gateway.ops.dashboard import dashboard_router
 from gateway.ops.service import OpsService
-from gateway.routes.inbound import InboundContext, inbound_router
-from gateway.routes.national import national_status_router
+from gateway.routes.inbound import INBOUND_PATH, InboundContext, inbound_router
+from gateway.routes.limits import BodyLimitMiddleware
+from gateway.routes.national import NATIONAL_STATUS_PATH, national_status_router
 from gateway.routes.soap import SoapContext, soap_router
 from gateway.runtime import Runtime
 
@@ -74,6 +75,9 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
     app.include_router(ops_api_router())
     app.include_router(dashboard_router())
     app.include_router(metrics_router())
+    # Every other route (the ops API, the dashboard's forms) gets the same body limit as the partner routes.
+    app.add_middleware(BodyLimitMiddleware, limit=max_body,
+                       exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -12,7 +12,12 @@ from typing import Any
 # Personal data that can appear in any message: mobile and landline numbers, ID numbers.
 _RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8,11}([0-9Xx])(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d|0\d{2,3}[- ]?)\d{4}(\d{3,4})(?!\d)")
-PERSONAL_FIELDS = frozenset({"name", "phone", "address", "id_number", "contact_name", "contact_phone"})
+PERSONAL_FIELDS = frozenset({
+    "name", "phone", "address", "id_number", "contact_name", "contact_phone",
+    # partners' own keys for the same data, should a payload's fields ever reach a log line
+    "id_card", "idcard", "mobile", "mobilephone", "telephone", "visitorname", "contactname", "contactphone",
+    "contactaddress", "contactidcard",
+})
 
 
 def mask_text(text: str) -> str:

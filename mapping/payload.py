@@ -62,19 +62,38 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
         body = body[len(codecs.BOM_UTF8):]
     try:
         return body.decode(codec)
-    except UnicodeDecodeError as err:
+    except LookupError:  # a codec that is not a text encoding: zlib, base64, rot13...
+        raise PayloadError(f"unknown charset {declared!r}: send UTF-8 or GBK/GB18030") from None
+    except UnicodeError as err:  # UnicodeDecodeError, or a codec's own UnicodeError (punycode, idna)
+        start = getattr(err, "start", 0)
         raise PayloadError(
-            f"the body is not valid {declared or 'UTF-8'} at byte {err.start}; "
+            f"the body is not valid {declared or 'UTF-8'} at byte {start}; "
             "send charset=GBK (or GB18030) in Content-Type if that is what it is"
         ) from None
 
 
+# A \uD800-\uDFFF escape: half of a surrogate pair, or, alone, a character no store or encoder can write.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
-    """A JSON body in whatever charset the Content-Type names."""
+    """A JSON body in whatever charset the Content-Type names (RFC 8259: no NaN or Infinity, no lone surrogates)."""
+    text = decode_body(body, content_type)
     try:
-        return json.loads(decode_body(body, content_type))
-    except (json.JSONDecodeError, RecursionError) as err:
+        value = json.loads(text, parse_constant=_not_json_constant)
+    except (ValueError, RecursionError) as err:  # ValueError: JSONDecodeError, or an int past 4300 digits
         raise PayloadError(f"the body is not JSON: {err}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("the body is not JSON that can be stored: a \\uD800-\\uDFFF escape is not part of "
+                               "a surrogate pair") from None
+    return value
 
 
 def _parser() -> etree.XMLParser:

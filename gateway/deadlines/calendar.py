@@ -57,6 +57,8 @@ class WorkingDayCalendar:
         self._override_years = frozenset(self._overrides.covered_years)
         self._package_years: dict[int, bool] = {}
         self._fallback_years: set[int] = set()
+        # Answers by date: chinesecalendar scans its whole holiday table on every call (bench/rest_intake).
+        self._days: dict[date, bool] = {}
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_OVERRIDES_PATH) -> WorkingDayCalendar:
@@ -88,6 +90,12 @@ class WorkingDayCalendar:
         """Whether ``day`` is a working day on the Chinese calendar (after overrides)."""
         if isinstance(day, datetime):
             raise TypeError("is_working_day takes a date; convert the datetime in China time first")
+        known = self._days.get(day)
+        if known is None:
+            known = self._days[day] = self._is_working_day(day)
+        return known
+
+    def _is_working_day(self, day: date) -> bool:
         if day in self._extra_holidays:
             return False
         if day in self._extra_workdays:

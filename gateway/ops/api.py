@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from contracts.delivery import DeliveryReceipt
 from gateway.ops.access import OpsUser, Role
@@ -82,13 +84,21 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(request)"
 
 
+def _encodable(text: str) -> str:
+    """Text that can be written as UTF-8: a JSON body read by FastAPI may hold lone surrogates ("\\ud800")."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
     found = []
     for e in err.errors():
         value = e.get("input")
-        found.append({"field": _dotted(tuple(e.get("loc", ()))), "rule": e.get("type", "invalid"),
-                      "message": e.get("msg", ""),
-                      "value": value if isinstance(value, str | int | float | bool) or value is None else None})
+        if isinstance(value, str):
+            value = _encodable(value)
+        found.append({"field": _encodable(_dotted(tuple(e.get("loc", ())))), "rule": e.get("type", "invalid"),
+                      "message": _encodable(str(e.get("msg", ""))),
+                      "value": value if isinstance(value, str | int | bool) or value is None
+                      or (isinstance(value, float) and math.isfinite(value)) else None})  # NaN is not JSON
     return found
 
 
@@ -110,12 +120,36 @@ class OpsRoute(APIRoute):
                 body = OpsError(422, "invalid_request", "the request has invalid fields", field=first,
                                 errors=errors).body()
                 return JSONResponse(jsonable_encoder(body), status_code=422)
+            except HTTPException as err:  # FastAPI's own refusal of a body it cannot parse (a Starlette one)
+                if err.status_code != 400:
+                    raise
+                return JSONResponse(OpsError(400, "invalid_body", "the body is not JSON", field="(body)").body(),
+                                    status_code=400)
 
         return handle
 
 
+def _refusal(description: str) -> dict[str, Any]:
+    """An OpsError answer in the OpenAPI document: `{"error", "message", "field"?, "errors"?}`."""
+    return {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"},
+                       "errors": {"type": "array", "items": {"type": "object"}}}}}}}
+
+
+# Every ops route may refuse these; the routes that look one thing up add 404.
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: _refusal("The body is not JSON"),
+    401: _refusal("No valid ops token: Authorization: Bearer <token>"),
+    403: _refusal("The user's role may not do this"),
+    413: _refusal("The body exceeds server.max_body_bytes"),
+    422: _refusal("Invalid fields, each named"),
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _refusal("No such ticket, delivery or quarantined payload")}
+
+
 def ops_api_router() -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["ops"], route_class=OpsRoute)
+    router = APIRouter(prefix="/api/v1", tags=["ops"], route_class=OpsRoute, responses=_REFUSALS)
 
     @router.get("/tickets", response_model=list[TicketSummary])
     async def search_tickets(search: Annotated[TicketSearch, Query()], user: Viewer,
@@ -124,7 +158,7 @@ def ops_api_router() -> APIRouter:
         adapter, time received by the gateway, or deadline risk (overdue, due_soon, at_risk); newest first."""
         return await service.search(search, user)
 
-    @router.get("/tickets/{ticket_id}", response_model=TicketDetail)
+    @router.get("/tickets/{ticket_id}", response_model=TicketDetail, responses=_NOT_FOUND)
     async def get_ticket(ticket_id: str, user: Viewer, service: Service) -> TicketDetail:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
@@ -135,7 +169,7 @@ def ops_api_router() -> APIRouter:
         """Deliveries by state (e.g. dead), destination, error class, ticket and creation time; oldest first."""
         return await service.deliveries(search, user)
 
-    @router.post("/deliveries/replay", response_model=ReplayResult)
+    @router.post("/deliveries/replay", response_model=ReplayResult, responses=_NOT_FOUND)
     async def replay(request_body: ReplayRequest, user: Operator, service: Service) -> ReplayResult:
         """Put dead deliveries back on their lanes, by id or by filter; `dry_run` only lists them (operator)."""
         return await service.replay(request_body, user)
@@ -147,7 +181,7 @@ def ops_api_router() -> APIRouter:
         return await service.quarantine(search, user)
 
     @router.post("/quarantine/{quarantine_id}/remap", response_model=RemapResult,
-                 responses={422: {"model": RemapResult}})
+                 responses={**_NOT_FOUND, 422: {"model": RemapResult}})
     async def remap(quarantine_id: str, user: Operator, service: Service) -> Response:
         """Map a quarantined payload again with its adapter's current spec; stored, it resolves the entry."""
         result = await service.remap(quarantine_id, user)

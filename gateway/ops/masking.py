@@ -51,12 +51,14 @@ def mask_personal(key: str, value: str) -> str:
     return masked
 
 
-def _mask_free_text(node: Any, key: str = "") -> Any:
+def _mask_free_text(node: Any, known: dict[str, str], key: str = "") -> Any:
     if isinstance(node, dict):
-        return {k: _mask_free_text(v, k) for k, v in node.items()}
+        return {k: _mask_free_text(v, known, k) for k, v in node.items()}
     if isinstance(node, list):
-        return [_mask_free_text(v, key) for v in node]
+        return [_mask_free_text(v, known, key) for v in node]
     if isinstance(node, str) and key not in _KEPT_KEYS and not key.endswith(_KEPT_SUFFIXES):
+        for clear, masked in known.items():  # a caller's own name or address quoted in the content
+            node = node.replace(clear, masked)
         return mask_text(node)
     return node
 
@@ -64,14 +66,27 @@ def _mask_free_text(node: Any, key: str = "") -> Any:
 def masked_ticket_json(ticket: Ticket) -> dict[str, Any]:
     """The ticket's JSON form with every personal field masked and phone/ID numbers masked inside free text."""
     data: dict[str, Any] = ticket.model_dump(mode="json")
+    known: dict[str, str] = {}
     for path in PERSONAL_PATHS:
         node: Any = data
         for part in path[:-1]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
-            node[path[-1]] = mask_personal(path[-1], node[path[-1]])
-    masked: dict[str, Any] = _mask_free_text(data)
+            clear = node[path[-1]]
+            node[path[-1]] = mask_personal(path[-1], clear)
+            if len(clear) >= 2:
+                known[clear] = node[path[-1]]
+    masked: dict[str, Any] = _mask_free_text(data, dict(sorted(known.items(), key=lambda kv: -len(kv[0]))))
     return masked
+
+
+def mask_in_text(ticket: Ticket, text: str) -> str:
+    """Free text of a ticket masked: its complainant's own name, address and numbers, and any phone or ID number."""
+    c = ticket.complainant
+    for key, clear in (("address", c.address), ("name", c.name), ("name", c.agent.name if c.agent else None)):
+        if clear and len(clear) >= 2:
+            text = text.replace(clear, mask_personal(key, clear))
+    return mask_text(text)
 
 
 def ticket_json(ticket: Ticket, role: Role) -> dict[str, Any]:

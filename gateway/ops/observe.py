@@ -16,7 +16,8 @@ class ObservedIntake(IntakeService):
     """The same intake (same store, specs, router, rules, calendar), telling a listener what became of each payload."""
 
     def __init__(self, inner: IntakeService, listener: IntakeListener) -> None:
-        super().__init__(inner.store, inner.specs, inner.router, inner.rules, inner.calendar, enrich=inner.enrich)
+        super().__init__(inner.store, inner.specs, inner.router, inner.rules, inner.calendar,
+                         canonical=inner.canonical, callbacks=inner.callbacks, enrich=inner.enrich)
         self.listener = listener
 
     async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str) -> IntakeOutcome:

@@ -22,7 +22,7 @@ from gateway.logs import mask_text
 from gateway.ops import counts as series
 from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
 from gateway.ops.counts import MinuteCounts
-from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
+from gateway.ops.masking import mask_in_text, masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.observe import ObservedIntake, observe_attempts
 from gateway.ops.risk import DeadlineRisk, deadline_risk
@@ -43,7 +43,7 @@ from gateway.ops.schemas import (
     TimelineEntry,
 )
 from gateway.pollers import PollerStatus
-from gateway.runtime import Runtime, load_components
+from gateway.runtime import Components, Runtime, load_components
 from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store, TicketQuery
 from mapping.engine import Mapped, Rejected, Returned
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 # Deadline risk is found by reading the newest tickets (there is no index of due dates yet): how many, how often.
 RISK_SCAN_LIMIT = 2000
 RISK_CACHE_SECONDS = 30.0
-CHART_STEP_MINUTES = 5
+CHART_POINTS = 72  # the chart's resolution: 6 hours in 5-minute steps, 1 hour in minutes
 
 STATE_LABELS = {"pending": "待发送", "in_flight": "发送中", "retrying": "重试中", "delivered": "已送达", "dead": "死信"}
 STATUS_LABELS = {
@@ -145,7 +145,7 @@ class RiskRow:
 
 @dataclass(frozen=True)
 class Chart:
-    """Counts per CHART_STEP_MINUTES over the last hours, drawn as inline SVG polylines."""
+    """Counts per step over the last hours, drawn as inline SVG polylines."""
 
     width: int
     height: int
@@ -153,6 +153,11 @@ class Chart:
     starts: list[datetime]
     values: dict[str, list[int]]
     peak: int
+    step_minutes: int = 5
+
+    @property
+    def hours(self) -> float:
+        return len(self.starts) * self.step_minutes / 60
 
     def points(self, name: str) -> str:
         data = self.values.get(name, [])
@@ -424,6 +429,7 @@ class OpsService:
         runtime = self.runtime
         try:
             components = await asyncio.to_thread(load_components, runtime.settings)
+            self._check_routing(components)
             auth = await asyncio.to_thread(Authenticator.from_file, self.users_file,
                                            runtime.settings.resolved_data_dir)
         except Exception as err:  # every configuration error names its file, line and key
@@ -449,6 +455,17 @@ class OpsService:
                                                                  "specs": sorted(components.specs)})
         return ReloadResult(reloaded=reloaded, adapters=sorted(components.specs), restart_required=restart,
                             ops_users=len(auth.users), audit_id=audit_id)
+
+    def _check_routing(self, components: Components) -> None:
+        """Routing may only name lanes that exist (start-up checks the same when it builds the lanes)."""
+        lanes = {d.name for d in components.delivery.destinations}
+        lanes |= {c.name for a in self.runtime.adapters.values() if (c := a.callback_destination()) is not None}
+        missing = components.router.destinations - lanes
+        if missing:
+            settings = components.settings
+            raise ValueError(f"{settings.resolve(settings.routing_file)}: routing names destinations that "
+                             f"{settings.resolve(settings.delivery_file)} does not define: "
+                             f"{', '.join(sorted(missing))}")
 
     # -- the dashboard and metrics ------------------------------------------------------------------------
     async def risks(self) -> list[tuple[Ticket, DeadlineRisk]]:
@@ -526,9 +543,10 @@ class OpsService:
     async def chart(self, hours: float) -> Chart:
         per_minute = await self.counts.read(hours)
         now = series.minute_of(self.clock())
-        step = timedelta(minutes=CHART_STEP_MINUTES)
-        buckets = max(int(hours * 60 / CHART_STEP_MINUTES), 2)
-        last = now - timedelta(minutes=now.minute % CHART_STEP_MINUTES)
+        minutes = max(1, round(hours * 60 / CHART_POINTS))  # ~CHART_POINTS points, whatever the span
+        step = timedelta(minutes=minutes)
+        buckets = max(int(hours * 60 / minutes), 2)
+        last = now - timedelta(minutes=(now.hour * 60 + now.minute) % minutes)
         first = last - step * (buckets - 1)
         starts = [first + step * i for i in range(buckets)]
         values = {name: [0] * buckets for name in series.SERIES}
@@ -539,7 +557,7 @@ class OpsService:
                     if name in values:
                         values[name][index] += n
         peak = max([max(v) for v in values.values()] + [1])
-        return Chart(width=720, height=180, top=10, starts=starts, values=values, peak=peak)
+        return Chart(width=720, height=180, top=10, starts=starts, values=values, peak=peak, step_minutes=minutes)
 
     async def refresh_metrics(self) -> None:
         """Set the gauges from the store and this process's engine and pollers, just before a scrape."""
@@ -572,7 +590,7 @@ def _transport(config: Any) -> Any:
 
 def _title(ticket: Ticket, masked: bool) -> str | None:
     text = ticket.registration.title or ticket.registration.content[:60]
-    return mask_text(text) if masked else text
+    return mask_in_text(ticket, text) if masked else text
 
 
 def _audit_view(entry: AuditEntry) -> AuditView:
@@ -608,7 +626,7 @@ def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequen
             entries.append(TimelineEntry(at=last, kind="dead", label=f"投递 {r.destination} 转入死信", tone="bad",
                                          detail=r.last_error_class))
     for e in ticket.lifecycle.events:
-        opinion = (mask_text(e.opinion) if masked else e.opinion) if e.opinion else None
+        opinion = (mask_in_text(ticket, e.opinion) if masked else e.opinion) if e.opinion else None
         entries.append(TimelineEntry(
             at=e.at, kind="status", tone="ok",
             label=f"状态：{STATUS_LABELS.get(e.from_status.value, e.from_status.value)} → "

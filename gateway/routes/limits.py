@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+
 from fastapi import Request
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class HttpRefusal(Exception):
@@ -32,9 +37,76 @@ async def read_limited(request: Request, limit: int) -> bytes:
     check_declared_length(request, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpRefusal(413, "payload_too_large", f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpRefusal(413, "payload_too_large", f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as err:  # a truncated body: the sender's fault, answered (to no one) and logged as such
+        raise HttpRefusal(400, "incomplete_body", f"the connection closed after {size} bytes of the body") from err
     return b"".join(chunks)
+
+
+class BodyLimitMiddleware:
+    """Every request body within `limit` bytes, for the routes that do not read theirs with `read_limited`.
+
+    FastAPI reads a JSON or form body whole before a route's dependencies run (authentication included),
+    so without this an anonymous client could make the gateway hold any amount of memory. A declared
+    Content-Length over the limit is refused at once; a chunked body is counted as it arrives and the
+    answer, whatever the route was about to say, becomes the 413. Paths under `exempt` are left alone:
+    their routes limit the body themselves and answer in their own format (a SOAP Fault, say).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = tuple(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope["path"]).startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        size = 0
+        over = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal size, over
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.limit:
+                    over = True
+                    return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced below
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._refuse(send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"error": "payload_too_large",
+                           "message": f"the body exceeds the limit of {self.limit} bytes"}).encode("utf-8")
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

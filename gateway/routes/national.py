@@ -18,6 +18,7 @@ from gateway.webhooks import WebhookVerificationError, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
+NATIONAL_STATUS_PATH = "/api/v1/national/status"
 EARLY_RETRY_SECONDS = 5
 _STATUS_OF_OUTCOME = {
     EventOutcome.APPLIED: 200,
@@ -33,9 +34,17 @@ def national_status_router(status: StatusService, verifier: WebhookVerifier, max
     router = APIRouter(tags=["national platform"])
 
     @router.post(
-        "/api/v1/national/status",
+        NATIONAL_STATUS_PATH,
         summary="The national platform reports a status change of a ticket",
-        responses={401: {"description": "missing or bad signature"}, 404: {"description": "unknown ticket"},
+        response_model=None,
+        # The route reads the raw body itself (the signature is over its bytes), so the body is declared here.
+        openapi_extra={"requestBody": {"required": True, "description": "A status event in the national schema "
+                                       "(contracts/schema), signed with the Standard Webhooks headers", "content": {
+                                           "application/json": {"schema": {"type": "object"}}}},
+                       "parameters": [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+                                      for name in ("webhook-id", "webhook-timestamp", "webhook-signature")]},
+        responses={200: {"description": "applied, a duplicate or stale event (acknowledged: do not resend)"},
+                   401: {"description": "missing or bad signature"}, 404: {"description": "unknown ticket"},
                    409: {"description": "illegal transition (recorded on the ticket)"},
                    413: {"description": "body too large"}, 422: {"description": "not a valid status event"},
                    425: {"description": "an earlier event is missing; retry after Retry-After seconds"}},

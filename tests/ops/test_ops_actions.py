@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.store.base import DeliveryFilter
 from tests.ops.ops_support import CONFIG, REPO, OpsGateway, city_complaint, running_gateway
 
 
@@ -121,8 +122,7 @@ async def test_a_quarantined_payload_is_remapped_with_the_fixed_spec_after_a_rel
         ticket = await gw.store.get_ticket(ticket_id)
         assert ticket is not None and ticket.source.source_ticket_no == "KL-REMAP-1"
         assert await gw.store.get_raw_payload(ticket_id) is not None
-        assert len(await gw.store.list_deliveries(__import__("gateway.store.base", fromlist=["x"]).DeliveryFilter(
-            ticket_id=ticket_id))) == 1
+        assert len(await gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id))) == 1
         assert (await gw.get("/api/v1/quarantine")).json() == []  # resolved
         resolved = (await gw.get("/api/v1/quarantine", include_resolved="true")).json()
         assert resolved[0]["resolved_ticket_id"] == ticket_id
@@ -137,7 +137,7 @@ async def test_a_quarantined_payload_is_remapped_with_the_fixed_spec_after_a_rel
 
 async def test_a_broken_configuration_is_refused_on_reload_naming_the_file_and_nothing_changes(
         tmp_path: Path) -> None:
-    config, spec = _config_with_broken_spec(tmp_path)
+    config, _spec = _config_with_broken_spec(tmp_path)
     async with running_gateway(tmp_path, config_dir=config) as gw:
         specs_before = gw.runtime.intake.specs
         routing = config / "routing.yaml"
@@ -156,7 +156,7 @@ async def test_a_changed_transport_is_named_as_needing_a_restart(tmp_path: Path)
     config, _ = _config_with_broken_spec(tmp_path)
     async with running_gateway(tmp_path, config_dir=config) as gw:
         adapter = config / "adapters" / "city-12345-rest.yaml"
-        adapter.write_text(adapter.read_text(encoding="utf-8").replace("concurrency", "concurrency")
-                           .replace("max_attempts: 8", "max_attempts: 9"), encoding="utf-8")
+        text = adapter.read_text(encoding="utf-8")
+        adapter.write_text(text.replace("max_attempts: 8", "max_attempts: 9"), encoding="utf-8")
         response = await gw.post("/api/v1/admin/reload", "admin")
         assert response.json()["restart_required"] == ["adapter:city-12345-rest"]

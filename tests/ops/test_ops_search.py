@@ -32,7 +32,7 @@ async def _three(gw: OpsGateway) -> tuple[str, str, str]:
 
 
 async def test_found_by_the_partners_source_ticket_number(gw: OpsGateway) -> None:
-    first, second, _ = await _three(gw)
+    _first, second, _ = await _three(gw)
     assert await _ids(gw, source_ticket_no="KL-SEARCH-2") == [second]
     assert await _ids(gw, source_ticket_no="KL-NOPE") == []
 
@@ -47,7 +47,7 @@ async def test_found_by_the_national_registration_number_once_the_platform_gave_
 
 
 async def test_found_by_the_complainants_phone_in_any_written_form(gw: OpsGateway) -> None:
-    first, second, third = await _three(gw)
+    first, _second, third = await _three(gw)
     for written in (COMPLAINANT["phone"], "+86 139 8501 2345", "139-8501-2345", "8613985012345"):
         assert await _ids(gw, complainant_phone=written) == [first], written
     assert await _ids(gw, complainant_phone="0855 8274966") == [third]

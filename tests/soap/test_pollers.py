@@ -262,17 +262,17 @@ async def test_a_status_change_goes_back_to_the_province_as_reply_order(
         await poller.poll_once()
         (ticket,) = await store.search_tickets(TicketQuery(source_ticket_no=FIRST_PAGE[0]))
         at = datetime.now(UTC)
-        for sequence, status in ((1, "ACCEPTED"), (2, "MEDIATING"), (3, "MEDIATED")):
+        for sequence, status in ((1, "ACCEPTED"), (2, "MEDIATING"), (3, "MEDIATED"), (4, "CLOSED")):
             await statuses.apply(StatusEvent(event_id=f"e-{sequence}", ticket_id=ticket.ticket_id, sequence=sequence,
                                              at=at, status=status, org="凯里市市场监督管理局",  # type: ignore[arg-type]
                                              actor="吴调解", opinion="经调解，商家退还餐费386元"))
         await engine.start()
-        await wait_for(lambda: len(province.province.replies_for(FIRST_PAGE[0])) == 3)
+        await wait_for(lambda: len(province.province.replies_for(FIRST_PAGE[0])) == 4)
     finally:
         await engine.stop()
         await adapter.aclose()
     replies = province.province.replies_for(FIRST_PAGE[0])
-    assert [r.type for r in replies] == ["回单", "回单", "办结"]
+    assert [r.type for r in replies] == ["回单", "回单", "回单", "办结"]  # 办结 once, and last
     assert replies[-1].fields["isend"] == "1"
     assert replies[-1].fields["replyorg"] == "凯里市市场监督管理局"
     assert replies[-1].fields["replycontent"] == "经调解，商家退还餐费386元"

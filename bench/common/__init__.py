@@ -1,0 +1,1 @@
+"""Shared pieces of the whole-gateway benchmarks: load generator, server processes, payloads, the docs writer."""

@@ -1,0 +1,142 @@
+"""The dashboard in headless Chromium: counts move after a push, the ticket page, a replay by an operator, a viewer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from gateway.app import create_app
+from simulators.peer import DEV_CREDENTIALS, serve_in_thread
+from tests.ops.ops_support import (
+    COMPLAINANT,
+    TOKENS,
+    Receiver,
+    base_settings,
+    build_runtime,
+    city_complaint,
+    delivery_file_for,
+    make_store,
+    receiver,
+)
+
+CHROMIUM = os.environ.get("HIG_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("HIG_CHROMEDRIVER", "/usr/bin/chromedriver")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         "--window-size=1400,1600")
+
+
+def chromium() -> WebDriver:
+    # Not skipped when missing: CI installs Debian's chromium and chromium-driver (.ci/run).
+    for path in (CHROMIUM, CHROMEDRIVER):
+        assert shutil.which(path), f"{path} is missing: apt-get install chromium chromium-driver"
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def peer() -> Iterator[Receiver]:
+    with receiver() as r:
+        r.accept = False  # the national platform refuses at first: the forward is dead-lettered
+        yield r
+
+
+@pytest.fixture
+def gateway_url(tmp_path: Path, peer: Receiver) -> Iterator[str]:
+    """The whole gateway (API, dashboard, delivery workers) on loopback, in a thread, on SQLite."""
+    settings = base_settings(tmp_path, workers=True, delivery_file=delivery_file_for(tmp_path, peer.url))
+    app = create_app(settings, runtime=build_runtime(settings, make_store("sqlite", tmp_path, "browser")))
+    with serve_in_thread(app, name="ops-browser-gateway") as url:
+        yield url
+
+
+def push(gateway_url: str, no: str) -> str:
+    response = httpx.post(f"{gateway_url}/api/v1/inbound/city-12345-rest/tickets",
+                          content=json.dumps(city_complaint(no), ensure_ascii=False).encode("utf-8"),
+                          headers={"Content-Type": "application/json; charset=utf-8",
+                                   "X-Api-Key": DEV_CREDENTIALS["PARTNER_CITY12345_API_KEY"]}, timeout=10)
+    assert response.status_code in (200, 201, 202), response.text
+    ticket_id: str = response.json()["ticket_id"]
+    return ticket_id
+
+
+def sign_in(driver: WebDriver, gateway_url: str, role: str, then: str = "/ops?refresh=2") -> None:
+    driver.get(f"{gateway_url}/ops/login?next={then}")
+    driver.find_element(By.ID, "token").send_keys(TOKENS[role])
+    driver.find_element(By.ID, "login").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "who"))
+
+
+def cell(driver: WebDriver, css: str) -> str:
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return found[0].text.strip() if found else ""
+
+
+def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_data(
+        browser: WebDriver, gateway_url: str, peer: Receiver) -> None:
+    wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+    sign_in(browser, gateway_url, "operator")
+    assert "运行总览" in browser.page_source
+    assert cell(browser, "#adapter-city-12345-rest .received") == "0"
+
+    ticket_id = push(gateway_url, "KL-BROWSER-1")
+    # The page refreshes itself: the count moves, then the refused forward shows as a dead letter.
+    wait.until(lambda d: cell(d, "#adapter-city-12345-rest .received") == "1")
+    wait.until(lambda d: cell(d, "#destination-national .dead") == "1")
+    assert cell(browser, "#total-dead") == "1"
+
+    browser.find_element(By.CSS_SELECTOR, f'#dead-letters a[href="/ops/tickets/{ticket_id}"]').click()
+    wait.until(lambda d: d.find_elements(By.ID, "timeline"))
+    kinds = [li.get_attribute("data-kind") for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    assert {"received", "stored", "attempt", "dead"} <= set(kinds)
+    assert cell(browser, "#complainant-name") == COMPLAINANT["name"]  # an operator sees the complainant
+
+    peer.accept = True  # the platform is fixed; the operator replays from the page
+    [button] = browser.find_elements(By.CSS_SELECTOR, "#deliveries button[id^=replay-]")
+    button.click()
+    wait.until(lambda d: "已重新投递" in cell(d, "#flash"))
+
+    def delivered(driver: WebDriver) -> bool:
+        driver.refresh()
+        return bool(driver.find_elements(By.CSS_SELECTOR, '#deliveries tr[data-state="delivered"]'))
+
+    wait.until(delivered)
+    labels = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    assert any("运维操作：重新投递" in text for text in labels)
+    assert any("第2次：成功" in text for text in labels)
+
+    browser.find_element(By.CSS_SELECTOR, "header form button").click()  # sign out
+    sign_in(browser, gateway_url, "viewer", then=f"/ops/tickets/{ticket_id}")
+    wait.until(lambda d: d.find_elements(By.ID, "complainant-name"))
+    assert cell(browser, "#who").endswith("（查看员）")
+    name, phone = cell(browser, "#complainant-name"), cell(browser, "#complainant-phone")
+    assert name.startswith("王") and "*" in name and name != COMPLAINANT["name"]
+    assert "****" in phone
+    source = browser.page_source
+    for clear in (COMPLAINANT["name"], "13985012345", COMPLAINANT["id_number"], "环城西路9号"):
+        assert clear not in source
+    assert not browser.find_elements(By.CSS_SELECTOR, "button[id^=replay-]")

@@ -1,0 +1,114 @@
+"""The dashboard at /ops over HTTP: sign-in, Chinese pages without outside resources, forms guarded, roles kept."""
+
+from __future__ import annotations
+
+import re
+
+from gateway.ops.dashboard import csrf_token
+from tests.ops.ops_support import COMPLAINANT, TOKENS, OpsGateway, city_complaint
+
+
+async def _sign_in(gw: OpsGateway, role: str) -> None:
+    response = await gw.client.post("/ops/login", data={"token": TOKENS[role], "next": "/ops"})
+    assert response.status_code == 303 and response.headers["location"] == "/ops"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
+    assert match, "no form with a csrf field on the page"
+    return match.group(1)
+
+
+async def test_the_dashboard_asks_for_sign_in_and_refuses_a_wrong_token(sqlite_gw: OpsGateway) -> None:
+    response = await sqlite_gw.client.get("/ops")
+    assert response.status_code == 303 and response.headers["location"] == "/ops/login?next=/ops"
+    wrong = await sqlite_gw.client.post("/ops/login", data={"token": "guess", "next": "/ops"})
+    assert wrong.status_code == 401 and "令牌无效" in wrong.text
+    evil = await sqlite_gw.client.post("/ops/login", data={"token": TOKENS["viewer"], "next": "//evil.example/ops"})
+    assert evil.headers["location"] == "/ops"  # never an open redirect
+
+
+async def test_the_dashboard_is_chinese_self_contained_and_shows_each_adapter_and_destination(
+        sqlite_gw: OpsGateway) -> None:
+    await sqlite_gw.push(city_complaint("KL-DASH-1"))
+    await _sign_in(sqlite_gw, "viewer")
+    page = await sqlite_gw.client.get("/ops")
+    assert page.status_code == 200
+    html = page.text
+    for label in ("运行总览", "按对接系统", "按投递目的地", "时限预警", "最近死信", "熔断", "最久未送达", "工单查询"):
+        assert label in html, label
+    assert "<svg" in html and "<polyline" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # no CDN, no outside resource
+    assert "<link" not in html
+    row = re.search(r'<tr id="adapter-city-12345-rest">.*?</tr>', html, re.S)
+    assert row and re.search(r'class="num received">1<', row.group(0))
+    assert re.search(r'<tr id="destination-national">.*?class="num pending">1<', html, re.S)
+    assert "重投" not in html  # a viewer gets no replay buttons
+    live = await sqlite_gw.client.get("/ops/live")
+    assert live.status_code == 200 and "按对接系统" in live.text and "<html" not in live.text
+
+
+async def test_a_viewers_search_and_ticket_page_show_personal_data_masked(sqlite_gw: OpsGateway) -> None:
+    outcome = await sqlite_gw.push(city_complaint("KL-DASH-2"))
+    await _sign_in(sqlite_gw, "viewer")
+    found = await sqlite_gw.client.get("/ops/tickets", params={"complainant_phone": "139 8501 2345"})
+    assert found.status_code == 200 and "KL-DASH-2" in found.text
+    page = await sqlite_gw.client.get(f"/ops/tickets/{outcome.ticket_id}")
+    for text in (found.text, page.text):
+        assert COMPLAINANT["name"] not in text and "13985012345" not in text and "200109098873" not in text
+    assert "个人信息已脱敏" in page.text and "处理时间线" in page.text
+
+
+async def test_an_operator_replays_a_dead_delivery_from_the_ticket_page(sqlite_gw: OpsGateway) -> None:
+    outcome = await sqlite_gw.push(city_complaint("KL-DASH-3"))
+    dead = await sqlite_gw.kill_delivery()
+    await _sign_in(sqlite_gw, "operator")
+    page = await sqlite_gw.client.get(f"/ops/tickets/{outcome.ticket_id}")
+    assert f'id="replay-{dead}"' in page.text and COMPLAINANT["name"] in page.text
+    forged = await sqlite_gw.client.post(f"/ops/deliveries/{dead}/replay",
+                                         data={"csrf": "0" * 64, "back": f"/ops/tickets/{outcome.ticket_id}"})
+    assert forged.headers["location"].endswith("msg=bad_form")
+    assert (await sqlite_gw.store.get_delivery(dead)).state.value == "dead"  # type: ignore[union-attr]
+    done = await sqlite_gw.client.post(f"/ops/deliveries/{dead}/replay",
+                                       data={"csrf": _csrf(page.text), "back": f"/ops/tickets/{outcome.ticket_id}"})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/ops/tickets/{outcome.ticket_id}?msg=replayed"
+    assert (await sqlite_gw.store.get_delivery(dead)).state.value == "pending"  # type: ignore[union-attr]
+    after = await sqlite_gw.client.get(done.headers["location"])
+    assert "已重新投递" in after.text and "运维操作：重新投递" in after.text
+
+
+async def test_a_viewer_cannot_replay_even_with_a_valid_form(sqlite_gw: OpsGateway) -> None:
+    await sqlite_gw.push(city_complaint("KL-DASH-4"))
+    dead = await sqlite_gw.kill_delivery()
+    await _sign_in(sqlite_gw, "viewer")
+    valid = csrf_token(sqlite_gw.service, TOKENS["viewer"])  # what the session's form would carry
+    response = await sqlite_gw.client.post(f"/ops/deliveries/{dead}/replay", data={"csrf": valid, "back": "/ops"})
+    assert response.headers["location"] == "/ops?msg=forbidden"
+    assert (await sqlite_gw.store.get_delivery(dead)).state.value == "dead"  # type: ignore[union-attr]
+
+
+async def test_an_operator_remaps_from_the_quarantine_page(sqlite_gw: OpsGateway) -> None:
+    outcome = await sqlite_gw.push(city_complaint("KL-DASH-5", appealTypeCode="99"))
+    assert outcome.kind == "quarantined"
+    await _sign_in(sqlite_gw, "operator")
+    page = await sqlite_gw.client.get("/ops/quarantine")
+    assert "classification.business_type" in page.text and "重新映射" in page.text
+    response = await sqlite_gw.client.post(f"/ops/quarantine/{outcome.quarantine_id}/remap",
+                                           data={"csrf": _csrf(page.text)})
+    assert response.headers["location"] == "/ops/quarantine?msg=still_rejected"
+
+
+async def test_the_chart_counts_each_event_once_before_and_after_the_counts_reach_the_store(
+        sqlite_gw: OpsGateway) -> None:
+    counts = sqlite_gw.service.counts
+    counts.add("intake", 3)
+    counts.add("failed")
+    before = await sqlite_gw.service.chart(hours=1)
+    await counts.flush()
+    after = await sqlite_gw.service.chart(hours=1)
+    assert (before.total("intake"), before.total("failed")) == (after.total("intake"), after.total("failed")) == (3, 1)
+    assert after.step_minutes == 1 and len(after.starts) == 60
+    assert (await sqlite_gw.service.chart(hours=6)).step_minutes == 5
