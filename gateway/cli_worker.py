@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 
+from adapters.base import Adapter
 from gateway.config import ConfigError, GatewaySettings, load_settings
-from gateway.delivery.config import DeliveryConfig, DeliveryConfigError, load_delivery_config
-
-DESTINATIONS_FILE = "destinations.yaml"
+from gateway.delivery.config import DeliveryConfig, DeliveryConfigError, DestinationConfig, load_delivery_config
+from gateway.delivery.senders import Sender
+from gateway.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def worker(
     config: Annotated[Path | None, typer.Option("--config", "-c",
                                                 help="gateway.yaml (default: config/gateway.yaml)")] = None,
     destinations: Annotated[Path | None, typer.Option(
-        help=f"the delivery destinations (default: {DESTINATIONS_FILE} next to gateway.yaml)")] = None,
+        help="the delivery destinations (default: the delivery_file of gateway.yaml)")] = None,
     worker_id: Annotated[str | None, typer.Option(help="name of this worker in leases and logs")] = None,
     redis_namespace: Annotated[str, typer.Option(help="key prefix on a shared Redis")] = "hig",
 ) -> None:
@@ -31,7 +32,7 @@ def worker(
 
     try:
         settings = load_settings(config)
-        delivery = load_delivery_config(destinations or settings.resolve(DESTINATIONS_FILE))
+        delivery = load_delivery_config(destinations or settings.resolve(settings.delivery_file))
     except (ConfigError, DeliveryConfigError) as err:
         typer.echo(f"configuration error:\n{err}", err=True)
         raise typer.Exit(2) from err
@@ -51,9 +52,38 @@ async def run_worker(settings: GatewaySettings, delivery: DeliveryConfig, *, wor
         loop.add_signal_handler(sig, stop.set)
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     async with open_store(settings, redis_namespace=redis_namespace) as store:
-        engine = DeliveryEngine.from_config(store, delivery, worker_id=worker_id)
-        async with engine.run_in_app():
-            log.info("worker running", extra={"worker_id": engine.worker_id, "store": settings.store.kind,
-                                              "destinations": [d.name for d in delivery.destinations]})
-            await stop.wait()
-            log.info("worker stopping", extra={"worker_id": engine.worker_id})
+        destinations, senders, adapters = _gateway_lanes(settings, delivery, store)
+        engine = DeliveryEngine(store, destinations, settings=delivery.engine, senders=senders, worker_id=worker_id)
+        try:
+            async with engine.run_in_app():
+                log.info("worker running", extra={"worker_id": engine.worker_id, "store": settings.store.kind,
+                                                  "destinations": [d.name for d in destinations]})
+                await stop.wait()
+                log.info("worker stopping", extra={"worker_id": engine.worker_id})
+        finally:
+            for adapter in adapters:
+                await adapter.aclose()
+
+
+def _gateway_lanes(settings: GatewaySettings, delivery: DeliveryConfig, store: Store
+                   ) -> tuple[list[DestinationConfig], dict[str, Sender], list[Adapter]]:
+    """The lanes as the gateway process composes them (gateway.runtime.lanes): the national destination with
+    its token, keeping the registration numbers it answers, and every adapter's callback lane. Where the
+    gateway's configuration (adapters, routing, rules) is not beside gateway.yaml, only the destinations
+    file's lanes, as they are written."""
+    from adapters.registry import build_adapters
+    from gateway.runtime import lanes, load_components
+
+    try:
+        components = load_components(settings)
+    except (OSError, ValueError) as err:
+        log.warning("no gateway configuration beside the destinations: only their lanes run, as written",
+                    extra={"reason": str(err).splitlines()[0] if str(err) else type(err).__name__})
+        return list(delivery.destinations), {}, []
+    if settings.demo.simulators:  # the demo's partner credentials, generated under the shared data dir
+        from gateway.demo import ensure_demo_credentials
+
+        ensure_demo_credentials(settings, components.adapter_configs)
+    adapters = build_adapters(components.adapter_configs)
+    destinations, senders = lanes(components, adapters, store, delivery.destinations, check_routing=False)
+    return destinations, senders, list(adapters.values())

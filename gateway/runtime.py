@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,15 +66,19 @@ def national_status_secrets(settings: GatewaySettings) -> list[str]:
                           "national-status-secret", generate=generate_secret)
 
 
-def lanes(components: Components, adapters: Mapping[str, Adapter], store: Store
+def lanes(components: Components, adapters: Mapping[str, Adapter], store: Store,
+          configured: Sequence[DestinationConfig] | None = None, *, check_routing: bool = True
           ) -> tuple[list[DestinationConfig], dict[str, Sender]]:
     """Every delivery lane: the configured destinations (national with its token and number keeping),
-    and one callback lane per adapter that writes status back, with that adapter's own sender."""
+    and one callback lane per adapter that writes status back, with that adapter's own sender.
+
+    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file);
+    `check_routing`: refuse destinations that routing names but the configuration lacks."""
     settings = components.settings
     national = components.router.config.national_destination
     destinations: list[DestinationConfig] = []
     senders: dict[str, Sender] = {}
-    for destination in components.delivery.destinations:
+    for destination in components.delivery.destinations if configured is None else configured:
         if destination.name == national:
             headers = {**destination.headers, "Authorization": f"Bearer {national_token(settings)}"}
             destination = destination.model_copy(update={"headers": headers})
@@ -89,7 +93,7 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Store
         if sender is not None:
             senders[callback.name] = sender
     missing = components.router.destinations - {d.name for d in destinations}
-    if missing:
+    if missing and check_routing:
         raise ValueError(f"{settings.resolve(settings.routing_file)}: routing names destinations that "
                          f"{settings.resolve(settings.delivery_file)} does not define: {', '.join(sorted(missing))}")
     return destinations, senders

@@ -31,7 +31,7 @@ class _Partner(BaseModel):
 
 class CityRespondent(_Partner):
     name: Short | None = None
-    creditCode: Annotated[str, Field(max_length=18)] | None = None  # noqa: N815 - the partner's own keys
+    creditCode: Annotated[str, Field(max_length=18)] | None = None
     address: Short | None = None
 
 
@@ -41,45 +41,45 @@ class CityGoods(_Partner):
     spec: Short | None = None
     quantity: Decimal | None = None
     amount: Decimal | None = None
-    buyDate: date | None = None  # noqa: N815
+    buyDate: date | None = None
 
 
 class CityAttachment(_Partner):
-    fileUrl: str  # noqa: N815
-    fileName: Short | None = None  # noqa: N815
-    mimeType: Short | None = None  # noqa: N815
-    fileSize: int | None = None  # noqa: N815
+    fileUrl: str
+    fileName: Short | None = None
+    mimeType: Short | None = None
+    fileSize: int | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{64}$")] | None = None
 
 
 class CityTicket(_Partner):
     """The city 12345 platform's push (camelCase JSON), as a hand-written pydantic model."""
 
-    hotlineId: int | None = None  # noqa: N815
-    hotlineNo: Annotated[str, Field(min_length=1, max_length=64)]  # noqa: N815
-    platformNo: Short | None = None  # noqa: N815
-    appealTypeCode: Literal["01", "02", "03", "04", "05", "06"]  # noqa: N815
-    appealTypeName: Short | None = None  # noqa: N815
-    appealTitle: Short | None = None  # noqa: N815
-    appealContent: Text  # noqa: N815
-    appealRequest: Text | None = None  # noqa: N815
-    hotlineSource: Short | None = None  # noqa: N815
-    urgentLevel: Literal["1", "2", "3", "4"] | None = None  # noqa: N815
-    areaCode: Annotated[str, Field(pattern=r"^\d{6}$")]  # noqa: N815
-    areaName: Short | None = None  # noqa: N815
-    eventAddress: Short | None = None  # noqa: N815
-    contactName: Short | None = None  # noqa: N815
-    contactPhone: Annotated[str, Field(pattern=r"^\+?[\d\- ]{5,20}$")] | None = None  # noqa: N815
-    contactSex: Literal["0", "1", "2"] | None = None  # noqa: N815
-    contactAddress: Short | None = None  # noqa: N815
-    contactIdCard: Annotated[str, Field(pattern=r"^\d{15}$|^\d{17}[\dXx]$")] | None = None  # noqa: N815
+    hotlineId: int | None = None
+    hotlineNo: Annotated[str, Field(min_length=1, max_length=64)]
+    platformNo: Short | None = None
+    appealTypeCode: Literal["01", "02", "03", "04", "05", "06"]
+    appealTypeName: Short | None = None
+    appealTitle: Short | None = None
+    appealContent: Text
+    appealRequest: Text | None = None
+    hotlineSource: Short | None = None
+    urgentLevel: Literal["1", "2", "3", "4"] | None = None
+    areaCode: Annotated[str, Field(pattern=r"^\d{6}$")]
+    areaName: Short | None = None
+    eventAddress: Short | None = None
+    contactName: Short | None = None
+    contactPhone: Annotated[str, Field(pattern=r"^\+?[\d\- ]{5,20}$")] | None = None
+    contactSex: Literal["0", "1", "2"] | None = None
+    contactAddress: Short | None = None
+    contactIdCard: Annotated[str, Field(pattern=r"^\d{15}$|^\d{17}[\dXx]$")] | None = None
     respondent: CityRespondent | None = None
     goods: CityGoods | None = None
-    acceptDeptCode: Short | None = None  # noqa: N815
-    acceptDeptName: Short | None = None  # noqa: N815
-    createTime: datetime  # noqa: N815
-    limitTime: datetime | None = None  # noqa: N815
-    handleStatus: Short | None = None  # noqa: N815
+    acceptDeptCode: Short | None = None
+    acceptDeptName: Short | None = None
+    createTime: datetime
+    limitTime: datetime | None = None
+    handleStatus: Short | None = None
     attachments: list[CityAttachment] = Field(default_factory=list)
 
 

@@ -157,14 +157,16 @@ def run_comparison(kind: Kind, *, rounds: int, seconds: float, connections: int,
 
 
 def intake_table(comparisons: list[Comparison]) -> str:
-    lines = ["| server | store | req/s | p50 ms | p99 ms | ratio (all rounds) | per-round ratios |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| server | store | req/s | p50 ms | p99 ms | server CPU per request | ratio (all rounds) | "
+             "per-round ratios |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for c in comparisons:
         g, b = c.gateway.total, c.baseline.total
         ratios = c.round_ratios
         lines.append(f"| gateway ({c.kind}) | {c.store} | {g.rate:,.0f} | {g.p50_ms:.1f} | {g.p99_ms:.1f} | "
-                     f"**{c.ratio:.2f}** | {min(ratios):.2f}–{max(ratios):.2f} |")
-        lines.append(f"| bare baseline | — | {b.rate:,.0f} | {b.p50_ms:.1f} | {b.p99_ms:.1f} | | |")
+                     f"{g.cpu_ms_per_request:.2f} ms | **{c.ratio:.2f}** | {min(ratios):.2f}–{max(ratios):.2f} |")
+        lines.append(f"| bare baseline | — | {b.rate:,.0f} | {b.p50_ms:.1f} | {b.p99_ms:.1f} | "
+                     f"{b.cpu_ms_per_request:.2f} ms | | |")
     return "\n".join(lines)
 
 

@@ -23,8 +23,8 @@ CITY_PATH = f"/api/v1/inbound/{CITY_ADAPTER}/tickets"
 SOAP_PATH = f"/soap/{PROVINCE_ADAPTER}"
 BASE_CITY_PATH = "/bare/city/tickets"
 BASE_PROVINCE_PATH = "/bare/province/tickets"
-PASSWORD_DIGEST = ("http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-                   "#PasswordDigest")
+_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+PASSWORD_DIGEST = f"{_PROFILE}#PasswordDigest"
 BASE64_BINARY = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 
 
@@ -72,4 +72,4 @@ def soap_envelope(order: dict[str, Any], username: str, password: str, created: 
               f"<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security>")
     return (f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP11_ENV}">'
             f"<soap:Header>{header}</soap:Header><soap:Body><SubmitTicket xmlns=\"{TNS}\"><order>"
-            f"{_order_xml(order)}</order></SubmitTicket></soap:Body></soap:Envelope>").encode("utf-8")
+            f"{_order_xml(order)}</order></SubmitTicket></soap:Body></soap:Envelope>").encode()

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -202,9 +203,9 @@ def start_receiver(log_dir: Path) -> Server:
                  ready_path="/_receiver/stats")
 
 
-def receiver_stats(server: Server) -> dict[str, object]:
+def receiver_stats(server: Server) -> dict[str, Any]:
     with httpx.Client(trust_env=False, timeout=10.0) as client:
-        stats: dict[str, object] = client.get(f"{server.url}/_receiver/stats").json()
+        stats: dict[str, Any] = client.get(f"{server.url}/_receiver/stats").json()
         return stats
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import payloads
-from bench.common.fill import fill, open_bench_store, settings_for, ticket_maker
+from bench.common.fill import TicketMaker, fill, open_bench_store, settings_for, ticket_maker
 from bench.common.procs import (
     Server,
     cpu_seconds,
@@ -39,10 +39,11 @@ from bench.common.procs import (
     start_receiver,
 )
 from bench.common.report import machine, write_section
+from gateway.config import GatewaySettings
 
 TITLE = "Delivery to a local receiver"
 TARGET = 0.7
-COMMAND = ".venv/bin/python -m bench.delivery.run --store both --write-docs"
+COMMAND = ".venv/bin/python -m bench.delivery.run --store both --n 2000 --rounds 3 --write-docs"
 NATIONAL_PATH = "/api/v1/tickets"
 
 
@@ -67,7 +68,7 @@ class StoreResult:
     rounds: list[Round] = field(default_factory=list)
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in self.rounds)
+        return float(statistics.median(getattr(r, attr) for r in self.rounds))
 
 
 def wait_for(receiver: Server, n: int, gateway: Server, timeout: float) -> tuple[float, float, float]:
@@ -76,7 +77,7 @@ def wait_for(receiver: Server, n: int, gateway: Server, timeout: float) -> tuple
     first_at = first_count = cpu_at_first = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        total = int(receiver_stats(receiver)["total"])  # type: ignore[call-overload]
+        total = int(receiver_stats(receiver)["total"])
         now = time.perf_counter()
         if total and not first_at:
             first_at, first_count, cpu_at_first = now, total, cpu_seconds(gateway.pid)
@@ -115,7 +116,8 @@ def one_store(store: str, args: argparse.Namespace, work: Path, receiver: Server
         settings = settings_for(genv.env)
         maker = ticket_maker(settings, f"{store[0].upper()}{r}{payloads.run_tag()}")
 
-        async def queue_tickets() -> list[tuple[bytes, str]]:
+        async def queue_tickets(settings: GatewaySettings = settings, maker: TicketMaker = maker
+                                ) -> list[tuple[bytes, str]]:
             bench_store = open_bench_store(settings)
             await bench_store.open()
             try:
@@ -140,7 +142,7 @@ def one_store(store: str, args: argparse.Namespace, work: Path, receiver: Server
         bare_seconds = asyncio.run(bare_posts(receiver.url + NATIONAL_PATH, bodies, token, args.concurrency))
         bare_cpu = time.process_time() - cpu_before
         one = Round(gateway_rate, args.n / bare_seconds, cpu / max(args.n - first, 1) * 1000,
-                    bare_cpu / args.n * 1000, int(stats["keys_received_twice_or_more"]))  # type: ignore[call-overload]
+                    bare_cpu / args.n * 1000, int(stats["keys_received_twice_or_more"]))
         result.rounds.append(one)
         print(f"  {store} round {r + 1}: gateway {one.gateway_rate:7,.0f}/s ({one.gateway_cpu_ms:.2f} ms CPU each), "
               f"bare httpx {one.bare_rate:7,.0f}/s ({one.bare_cpu_ms:.2f} ms CPU each), ratio {one.ratio:.2f}, "
@@ -163,8 +165,8 @@ def table(results: list[StoreResult]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=3000, help="tickets queued per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--n", type=int, default=1500, help="tickets queued per round")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8, help="the national lane's (and the bare client's)")
     parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="sqlite")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",

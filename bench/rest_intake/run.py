@@ -40,6 +40,10 @@ answered, every request a new ticket. {args.rounds} alternating rounds of {args.
 
 {intake_table(comparisons)}
 
+Server CPU per request is the server process's user + system CPU time over its rounds divided by the requests
+it answered: it moves much less with the machine's load than req/s does. Where the gateway's time goes, and
+what was changed, is in "Whole-gateway benchmarks: summary" above.
+
 Machine: {machine(first.load_start, last.load_end)}.
 
 Reproduce: `{COMMAND}` (`--quick` for a CI-sized run; `--rounds`, `--seconds`, `--connections`).

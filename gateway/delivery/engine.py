@@ -78,7 +78,6 @@ class Lane:
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
-        self._min_claim = 1  # TEMP
 
     # -- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -129,9 +128,7 @@ class Lane:
         # Cleared before the state is read, so a wake-up arriving during this round is not lost.
         self._wake.clear()
         free = self.destination.concurrency - len(self._in_flight)
-        if free <= 0 or (self._in_flight and free < self._min_claim):
-            # A busy lane claims a few slots' worth at a time: one store round trip per finished send
-            # would cost more than the send. An idle lane claims at once.
+        if free <= 0:
             await self._nap(self._settings.idle_poll_max)  # a finished send wakes it sooner
             return None
         pause = self._paused_until - self._clock()

@@ -106,7 +106,7 @@ def masked_errors(errors: Iterable[FieldError], role: Role) -> list[dict[str, An
     found: list[dict[str, Any]] = []
     for error in errors:
         item = error.model_dump(mode="json")
-        if role is not Role.ADMIN and role is not Role.OPERATOR and isinstance(item.get("value"), str):
+        if role is Role.VIEWER and isinstance(item.get("value"), str):
             last = error.field.rsplit(".", 1)[-1].lower()
             source = (error.source_path or "").lower()
             personal = last in PERSONAL_KEYS or source in PERSONAL_KEYS or last.endswith(("name", "phone", "address"))

@@ -609,8 +609,10 @@ def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequen
     ]
     if deliveries:
         first = min(d.delivery.created_at for d in deliveries)
+        at_intake = sorted({d.delivery.destination for d in deliveries
+                            if (d.delivery.created_at - first).total_seconds() < 1})
         entries.append(TimelineEntry(at=first, kind="stored", label="网关入库", tone="ok",
-                                     detail=f"{len(deliveries)} 项投递"))
+                                     detail="投递至 " + "、".join(at_intake)))
     for d in deliveries:
         r = d.delivery
         for a in d.attempts:

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from ulid import ULID
 
 from contracts.delivery import AttemptReceipt, DeliveryKind, DeliveryReceipt, DeliveryState
@@ -119,9 +119,8 @@ class RedisStore(Store):
         if sha is not None:
             try:
                 return await self.redis.evalsha(sha, len(keys), *keys, *args)
-            except ResponseError as err:
-                if not str(err).startswith("NOSCRIPT"):
-                    raise
+            except NoScriptError:  # redis-py's class for NOSCRIPT; its message no longer starts with the code
+                pass
         self._shas[script] = _s(await self.redis.script_load(script))
         return await self.redis.eval(script, len(keys), *keys, *args)
 

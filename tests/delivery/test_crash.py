@@ -174,9 +174,9 @@ async def test_two_workers_share_a_redis_lane_and_one_finishes_when_the_other_di
         receiver.script(default=Action(delay=0.01))
         try:
             async with dep.store() as store:
-                keys = await enqueue_many(store, dep.lane, 1500)
+                keys = await enqueue_many(store, dep.lane, 1200)
                 with dep.worker("alpha") as alpha, dep.worker("beta") as beta:
-                    await wait_for(receiver, 500, within=60)
+                    await wait_for(receiver, 400, within=60)
                     alpha.send_signal(signal.SIGKILL)
                     assert alpha.wait(timeout=10) == -signal.SIGKILL
                     await wait_all_delivered(store, dep.lane, len(keys), within=60)

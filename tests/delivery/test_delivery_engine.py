@@ -17,7 +17,8 @@ from gateway.delivery.breaker import BreakerState
 from gateway.delivery.config import DestinationConfig
 from gateway.delivery.engine import DeliveryEngine
 from gateway.delivery.policy import backoff_bounds
-from gateway.store.base import DeliveryFilter, Store
+from gateway.delivery.results import SendResult
+from gateway.store.base import ClaimedDelivery, DeliveryFilter, Store
 from simulators.receiver import Action, Receiver
 from tests.delivery.delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
 
@@ -285,6 +286,35 @@ async def test_stop_after_the_grace_leaves_unfinished_sends_to_their_lease(store
     assert receipt is not None
     assert receipt.state is DeliveryState.IN_FLIGHT  # until the lease runs out; then it is sent again
     assert receipt.attempts == 0
+
+
+class CancellationSwallowingSender:
+    """Ignores its first cancellation, as redis-py sometimes does (redis/redis-py#2028)."""
+
+    async def send(self, claim: ClaimedDelivery) -> SendResult:
+        try:
+            await asyncio.sleep(1.5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1.0)
+        return SendResult(status_code=200)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_stop_returns_even_when_a_send_ignores_its_cancellation(store: Store, receiver: Receiver) -> None:
+    dest = destination(receiver)
+    await enqueue(store, dest.name, 1)
+    engine = DeliveryEngine(store, [dest], settings=FAST_ENGINE, senders={dest.name: CancellationSwallowingSender()})
+    await engine.start()
+
+    async def sending() -> bool:
+        return engine.status()[dest.name].in_flight == 1
+    await eventually(sending)
+    started = time.monotonic()
+    await engine.stop(grace=0.1)
+    assert time.monotonic() - started < 1.6
+    await asyncio.sleep(1.2)  # let the stubborn send end before the store closes
 
 
 async def test_an_expired_lease_is_reaped_and_sent_again(store: Store, receiver: Receiver) -> None:

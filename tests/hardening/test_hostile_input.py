@@ -28,8 +28,16 @@ from gateway.soap.wsdl import TNS
 from gateway.soap.wsse import username_token
 from gateway.webhooks import WebhookSigner
 from simulators.peer import encode_json, load_fixtures, with_fresh_number
-from tests.hardening.live_gateway import CITY, CONFIG, GatewayFiles, GatewayProcess, rss_kib, running, serve, \
-    write_config
+from tests.hardening.live_gateway import (
+    CITY,
+    CONFIG,
+    GatewayFiles,
+    GatewayProcess,
+    rss_kib,
+    running,
+    serve,
+    write_config,
+)
 
 MAX_BODY = 1_048_576
 WITHIN_SECONDS = 5.0  # each refusal; they take milliseconds here, the margin is for a loaded CI machine
@@ -187,7 +195,10 @@ def good_city_push(live: Live) -> Request:
                    {"Content-Type": "application/json; charset=utf-8", "X-Api-Key": live.city_key})
 
 
-def order(infoid: str | None = None, content: str = "来电人反映在凯里市某商场购买的羽绒服掉毛严重，商家拒绝退货。") -> str:
+COMPLAINT = "来电人反映在凯里市某商场购买的羽绒服掉毛严重，商家拒绝退货。"
+
+
+def order(infoid: str | None = None, content: str = COMPLAINT) -> str:
     infoid = infoid or f"GZ12345-20240330-{uuid.uuid4().int % 1_000_000:06d}"
     return (f"<order><infoid>{infoid}</infoid><visittime>2024/03/30 10:00</visittime><way>来电</way>"
             "<aim>投诉</aim><questiontype>市场监管_消费维权_商品质量</questiontype>"
@@ -329,10 +340,7 @@ def test_an_xinclude_is_not_processed(live: Live) -> None:
 def test_an_oversize_soap_body_is_413_with_a_fault(live: Live, chunked: bool) -> None:
     body = envelope(live, submit(order(content="投" * MAX_BODY))).encode()
     request = soap(body)
-    if chunked:
-        answer = _send_chunked(live, request)
-    else:
-        answer = send(live, "soap:oversize", request)
+    answer = _send_chunked(live, request) if chunked else send(live, "soap:oversize", request)
     assert answer.status == 413
     assert answer.fault()[0] == "soap:Client"
     assert_bounded(answer)

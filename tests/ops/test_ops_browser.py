@@ -88,7 +88,7 @@ def sign_in(driver: WebDriver, gateway_url: str, role: str, then: str = "/ops?re
     driver.get(f"{gateway_url}/ops/login?next={then}")
     driver.find_element(By.ID, "token").send_keys(TOKENS[role])
     driver.find_element(By.ID, "login").click()
-    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "who"))
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "who"))
 
 
 def cell(driver: WebDriver, css: str) -> str:
@@ -98,7 +98,7 @@ def cell(driver: WebDriver, css: str) -> str:
 
 def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_data(
         browser: WebDriver, gateway_url: str, peer: Receiver) -> None:
-    wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+    wait = WebDriverWait(browser, 40, poll_frequency=0.2)
     sign_in(browser, gateway_url, "operator")
     assert "运行总览" in browser.page_source
     assert cell(browser, "#adapter-city-12345-rest .received") == "0"
