@@ -172,7 +172,9 @@ class CallbackConfig(_Section):
     secret_env: EnvName | None = None
     timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    # One at a time by default: a ticket's statuses then reach the partner in the order they happened
+    # (a retried one can still be overtaken by the next status; the partner sees the sequence in the key).
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 1
 
     @model_validator(mode="after")
     def _somewhere_to_call(self) -> CallbackConfig:
