@@ -12,36 +12,9 @@ from pydantic import ValidationError
 from contracts.errors import field_errors
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket, idempotency_key_of
+from tests.tickets import ticket_data
 
-COMPLAINT: dict[str, Any] = {
-    "source": {
-        "source_system": "city-12345",
-        "adapter_id": "city-12345-rest",
-        "source_ticket_no": "KL20240611000123",
-        "source_received_at": "2024-06-11T09:30:00+08:00",
-    },
-    "classification": {"business_type": "02", "channel": "09", "origin_hotline": "12345", "urgency": "4"},
-    "registration": {
-        "registered_at": "2024-06-11T09:35:00+08:00",
-        "title": "购买的电饭煲使用三天后无法加热",
-        "content": "消费者于2024年6月8日在凯里市某电器商行购买电饭煲一台，使用三天后无法加热，要求退货遭拒。",
-        "request": "退货并退还货款299元",
-    },
-    "complainant": {
-        "name": "杨某某",
-        "phone": "13800138000",
-        "address": "贵州省黔东南州凯里市北京东路1号",
-        "id_type": "01",
-        "id_number": "11010519491231002x",
-    },
-    "respondent": {
-        "name": "凯里市某电器商行",
-        "uscc": "91350100M000100Y43",
-        "operating_region_code": "522601",
-        "operating_address": "凯里市韶山南路2号",
-    },
-    "subject": {"goods_name": "电饭煲", "amount": "299.00"},
-}
+COMPLAINT: dict[str, Any] = ticket_data(complainant__id_type="01", complainant__id_number="11010519491231002x")
 
 
 def errors_of(data: dict[str, Any]) -> dict[str, str]:

@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from simulators.national import DEV_TOKEN, SimulatorConfig, run_national_simulator
+from tests.tickets import ticket_data
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -46,24 +47,7 @@ ENQUIRY: dict[str, Any] = {
         "content": "咨询网购商品七日无理由退货的运费由谁承担。",
     },
 }
-COMPLAINT: dict[str, Any] = {
-    "source": {
-        "source_system": "city-12345",
-        "adapter_id": "city-12345-rest",
-        "source_ticket_no": "KL20240611000123",
-        "source_received_at": "2024-06-11T09:30:00+08:00",
-    },
-    "classification": {"business_type": "02", "channel": "09", "origin_hotline": "12345", "urgency": "4"},
-    "registration": {
-        "registered_at": "2024-06-11T09:35:00+08:00",
-        "title": "购买的电饭煲使用三天后无法加热",
-        "content": "消费者于2024年6月8日在凯里市某电器商行购买电饭煲一台，使用三天后无法加热，要求退货遭拒。",
-        "request": "退货并退还货款299元",
-    },
-    "complainant": {"name": "杨某某", "phone": "13800138000", "address": "贵州省黔东南州凯里市北京东路1号"},
-    "respondent": {"name": "凯里市某电器商行", "operating_region_code": "522601"},
-    "subject": {"goods_name": "电饭煲", "amount": "299.00"},
-}
+COMPLAINT: dict[str, Any] = ticket_data(respondent={"name": "凯里市某电器商行", "operating_region_code": "522601"})
 REPORT: dict[str, Any] = {
     "source": {
         "source_system": "legacy-12331",
