@@ -61,11 +61,19 @@ def serve(config: ConfigOption = None,
 def check_config(file: Annotated[Path | None, typer.Argument(help="gateway.yaml to check")] = None) -> None:
     """Check a configuration file and everything it names; exit 2 naming each problem."""
     from contracts.codetables import default_code_tables
+    from gateway.runtime import load_components
 
     settings = _settings(file)
     tables = default_code_tables()
+    try:
+        components = load_components(settings)
+    except (OSError, ValueError) as err:  # every loader names file, line and key in its message
+        typer.echo(f"configuration error:\n{err}", err=True)
+        raise typer.Exit(2) from err
     typer.echo(f"ok: region {settings.region.code} {settings.region.name}, store {settings.store.kind}, "
-               f"{len(tables)} code tables")
+               f"{len(tables)} code tables, {len(components.adapter_configs)} adapters, "
+               f"{len(components.specs)} mapping specs, {len(components.delivery.destinations)} destinations, "
+               f"{len(components.router.config.rules)} routing rules")
 
 
 @schema_cli.command("export")

@@ -65,3 +65,18 @@ def test_main_py_with_no_command_serves_health_and_docs(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_check_config_names_a_broken_file_the_configuration_points_to(tmp_path: Path) -> None:
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    routing = config / "routing.yaml"
+    routing.write_text(routing.read_text(encoding="utf-8").replace("status: [FILED]", "status: [FILD]"),
+                       encoding="utf-8")
+    done = subprocess.run([sys.executable, "main.py", "check-config", str(config / "gateway.yaml")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{routing}:" in done.stderr
+    assert "rules[1].when.status[0]" in done.stderr
