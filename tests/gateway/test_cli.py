@@ -44,7 +44,8 @@ def test_schema_export_writes_the_contract_schemas(tmp_path: Path) -> None:
 
 def test_main_py_with_no_command_serves_health_and_docs(tmp_path: Path) -> None:
     port = free_port()
-    env = {"HIG_SERVER__PORT": str(port), "HIG_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env = {"HIG_SERVER__PORT": str(port), "HIG_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin",
+           "HIG_DEMO__SIMULATORS": "false", "HIG_POLLERS": "false"}  # the demo itself: tests/e2e/test_demo.py
     proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:

@@ -148,8 +148,6 @@ def write_config(root: Path, *, ports: Mapping[int, int] | None = None, store: M
     for destination in delivery["destinations"]:
         _merge(destination, (destinations or {}).get(destination["name"], {}))
     delivery_path.write_text(yaml.safe_dump(delivery, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    # `python main.py worker` reads its lanes from destinations.yaml beside gateway.yaml.
-    shutil.copy(delivery_path, config_dir / "destinations.yaml")
 
     gateway: dict[str, Any] = {
         "region": {"code": "522600", "name": "黔东南苗族侗族自治州"},
