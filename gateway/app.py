@@ -28,7 +28,7 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
     """Build the gateway for one configuration. Configuration is read and checked here, before serving."""
     default_code_tables()  # loaded and checked once, at start-up
     if runtime is None:
-        if settings.demo.simulators:
+        if settings.demo.simulators or settings.demo.generate_credentials:
             from adapters.config import load_adapters
             from gateway.demo import ensure_demo_credentials
 

@@ -80,7 +80,7 @@ def _gateway_lanes(settings: GatewaySettings, delivery: DeliveryConfig, store: S
         log.warning("no gateway configuration beside the destinations: only their lanes run, as written",
                     extra={"reason": str(err).splitlines()[0] if str(err) else type(err).__name__})
         return list(delivery.destinations), {}, []
-    if settings.demo.simulators:  # the demo's partner credentials, generated under the shared data dir
+    if settings.demo.generate_credentials:  # the demo's partner credentials, generated under the shared data dir
         from gateway.demo import ensure_demo_credentials
 
         ensure_demo_credentials(settings, components.adapter_configs)

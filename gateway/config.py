@@ -68,6 +68,8 @@ class DemoSettings(_Section):
     """Start the simulators in-process, so `python main.py` is a whole demo on loopback."""
 
     simulators: bool = False
+    # Give every unset partner credential a generated value under the data dir (never in production).
+    generate_credentials: bool = False
     national_port: int = 8316
     national_auto_advance_seconds: Annotated[float, Field(gt=0)] = 3.0
 

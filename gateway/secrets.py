@@ -40,3 +40,15 @@ def resolve_secret(env_var: str, data_dir: Path, name: str, generate: Callable[[
         log.warning("no %s in the environment: generated a development secret", env_var,
                     extra={"secret_file": str(path)})
     return [path.read_text(encoding="utf-8").strip()]
+
+
+def demo_secret(env_var: str, name: str) -> str | None:
+    """For a simulator started on its own beside the demo: the variable, else what the demo generated.
+
+    The demo's data dir is $HIG_DATA_DIR, else ./data, as for `python main.py`.
+    """
+    value = os.environ.get(env_var, "").strip()
+    if value:
+        return value
+    path = generated_secret_path(Path(os.environ.get("HIG_DATA_DIR") or "data"), name)
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import random
 import threading
 import time
@@ -25,10 +24,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from gateway.secrets import demo_secret
+
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "mapping" / "fixtures"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8315"
 
-# Development credentials shared by the simulators and the demo gateway (`.env.example` lists the same).
+# Last-resort credentials of a simulator run with neither the variable nor a demo gateway's generated file.
 # Anyone reading this file knows them: they protect nothing and must never be used outside a demo.
 DEV_CREDENTIALS: dict[str, str] = {
     "PARTNER_CITY12345_API_KEY": "dev-city12345-push-key",
@@ -46,8 +47,9 @@ DEV_CREDENTIALS: dict[str, str] = {
 
 
 def credential(name: str) -> str:
-    """A simulator's credential: the environment variable if set, else its development default."""
-    return os.environ.get(name) or DEV_CREDENTIALS[name]
+    """A simulator's credential: the environment variable, else the one the demo gateway generated under its
+    data dir (so a simulator started on its own pairs with `python main.py`), else its development default."""
+    return demo_secret(name, name.lower()) or DEV_CREDENTIALS[name]
 
 
 def load_fixtures(adapter_id: str) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.logs import configure_logging
+from gateway.secrets import demo_secret
 from simulators.national.config import DEV_TOKEN, DEV_WEBHOOK_SECRET, FaultPlan, SimulatorConfig
 from simulators.national.runner import build_server
 
@@ -22,9 +23,11 @@ def parser() -> argparse.ArgumentParser:
                    "http://127.0.0.1:8315/api/v1/national/status (none: events are only recorded)")
     p.add_argument("--secret", action="append", dest="secrets", metavar="WHSEC",
                    help="Standard Webhooks secret (whsec_<base64>); repeat for rotation, current first "
-                   f"(default: the development secret {DEV_WEBHOOK_SECRET})")
+                   "(default: $HIG_NATIONAL_STATUS_SECRETS, else the demo gateway's generated one, else the "
+                   "development secret)")
     auth = p.add_mutually_exclusive_group()
-    auth.add_argument("--token", default=DEV_TOKEN, help=f"token the national API accepts (default {DEV_TOKEN})")
+    auth.add_argument("--token", help="token the national API accepts (default: $HIG_NATIONAL_TOKEN, else the "
+                      f"demo gateway's generated one under $HIG_DATA_DIR/secrets, else {DEV_TOKEN})")
     auth.add_argument("--no-auth", action="store_true", help="accept national API calls without a token")
     p.add_argument("--api-key-header", default="X-API-Key",
                    help="header that may carry the token instead of 'Authorization: Bearer'")
@@ -54,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _demo_secrets() -> list[str]:
+    """The status-event secrets the demo gateway verifies with, so `python main.py` and this pair up."""
+    found = demo_secret("HIG_NATIONAL_STATUS_SECRETS", "national-status-secret")
+    return [s.strip() for s in found.split(",") if s.strip()] if found else [DEV_WEBHOOK_SECRET]
+
+
 def config_from(args: argparse.Namespace) -> SimulatorConfig:
     import time
 
@@ -69,8 +78,9 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
     )
     return SimulatorConfig(
         gateway_status_url=args.gateway_status_url,
-        secrets=args.secrets or [DEV_WEBHOOK_SECRET],
-        token=None if args.no_auth else args.token,
+        secrets=args.secrets or _demo_secrets(),
+        token=None if args.no_auth else (args.token or demo_secret("HIG_NATIONAL_TOKEN", "national-token")
+                                         or DEV_TOKEN),
         api_key_header=args.api_key_header,
         region_code=args.region,
         auto_advance_seconds=args.auto_advance,

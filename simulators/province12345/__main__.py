@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from gateway.logs import configure_logging
+from gateway.secrets import demo_secret
 from simulators.province12345.app import SOAP_PATH, BehaviourUpdate, Province12345
 
 # The token the demo gateway presents (config/adapters/province-12345-soap.yaml, options.wsse). Anyone
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_auth:
         province = Province12345()
     else:
-        province = Province12345(username=args.username, password=os.environ.get(args.password_env) or DEV_PASSWORD)
+        password = demo_secret(args.password_env, args.password_env.lower()) or DEV_PASSWORD
+        province = Province12345(username=args.username, password=password)
     if not args.no_seed:
         province.seed_fixtures()
     province.update_behaviour(BehaviourUpdate(delay_seconds=args.delay,
