@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,10 @@ class IntakeOutcome:
         return self.kind in ("created", "repeat")
 
 
+# adapter id, outcome kind ("created", "repeat", "quarantined", "returned" or "error"), seconds, the outcome
+IntakeListener = Callable[[str, str, float, IntakeOutcome | None], None]
+
+
 class UnknownAdapter(LookupError):
     """No mapping spec is configured for this adapter id."""
 
@@ -56,6 +61,7 @@ class IntakeService:
         self.specs = specs
         self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
         self.callbacks = dict(callbacks or {})  # adapters whose partner hears a 退单 through its callback lane
+        self.listeners: list[IntakeListener] = []  # told of every outcome (metrics, the ops chart)
         self.router = router
         self.rules = rules
         self.calendar = calendar
@@ -75,6 +81,23 @@ class IntakeService:
 
     async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
         """Take one payload. The outcome is only returned once whatever it says is durably stored."""
+        started = time.perf_counter()
+        try:
+            outcome = await self._accept(adapter_id, payload, raw_body=raw_body, content_type=content_type)
+        except Exception:
+            self._tell(adapter_id, "error", started, None)
+            raise
+        self._tell(adapter_id, outcome.kind, started, outcome)
+        return outcome
+
+    def _tell(self, adapter_id: str, kind: str, started: float, outcome: IntakeOutcome | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(adapter_id, kind, time.perf_counter() - started, outcome)
+            except Exception:
+                log.exception("intake listener failed", extra={"adapter_id": adapter_id})
+
+    async def _accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
         result = self.map(adapter_id, payload)
         if isinstance(result, Rejected):
             quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, list(result.errors))

@@ -73,7 +73,7 @@ class Lane:
         self._clock = clock
         self._wall = wall_clock
         self._rng = rng
-        self._listeners = tuple(listeners)
+        self._listeners = listeners  # the engine's own list: a listener added later reaches running lanes
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False

@@ -24,7 +24,6 @@ from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.masking import mask_in_text, masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
-from gateway.ops.observe import ObservedIntake, observe_attempts
 from gateway.ops.risk import DeadlineRisk, deadline_risk
 from gateway.ops.schemas import (
     AuditSearch,
@@ -222,14 +221,14 @@ class OpsService:
     # -- wiring -----------------------------------------------------------------------------------------
     def install(self) -> None:
         """Count every intake (before the runtime starts, so pollers and routes use the counting intake)."""
-        if not isinstance(self.runtime.intake, ObservedIntake):
-            self.runtime.intake = ObservedIntake(self.runtime.intake, self._on_intake)
+        if self._on_intake not in self.runtime.intake.listeners:
+            self.runtime.intake.listeners.append(self._on_intake)
 
     @asynccontextmanager
     async def running(self, flush_interval: float = 5.0) -> AsyncIterator[OpsService]:
         """While the gateway runs: delivery attempts feed metrics and the chart; counts are flushed to the store."""
         if self.runtime.engine is not None:
-            observe_attempts(self.runtime.engine, self._on_attempt)
+            self.runtime.engine.add_listener(self._on_attempt)
         task = asyncio.create_task(self.counts.run(flush_interval), name="ops-counts-flush")
         try:
             yield self

@@ -169,7 +169,7 @@ async def test_a_status_change_reaches_the_partner_in_its_own_codes_through_the_
     [received] = city.callbacks.received()
     assert received.verified
     assert received.body["hotlineNo"] == payload["hotlineNo"]
-    assert received.body["handleStatus"] == "2"  # MEDIATED in the city's codes: 已办结
+    assert received.body["handleStatus"] == "1"  # MEDIATED in the city's codes: 处理中 (已办结 comes with CLOSED)
     assert received.body["handleResult"] == "0"  # 解决
     assert received.headers["idempotency-key"] == f"{ticket.idempotency_key}:evt-1"
 
