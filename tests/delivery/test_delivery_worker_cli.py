@@ -21,9 +21,9 @@ def test_worker_refuses_a_bad_destinations_file(tmp_path: Path) -> None:
     assert "must exceed timeout.total" in result.output
 
 
-def test_worker_looks_for_destinations_next_to_the_gateway_config(tmp_path: Path) -> None:
+def test_worker_reads_the_delivery_file_the_gateway_config_names(tmp_path: Path) -> None:
     gateway_yaml = tmp_path / "gateway.yaml"
     gateway_yaml.write_text("region: {code: '522600', name: 黔东南苗族侗族自治州}\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["worker", "--config", str(gateway_yaml)])
     assert result.exit_code == 2
-    assert f"{tmp_path / 'destinations.yaml'}: cannot read" in result.output
+    assert f"{tmp_path / 'delivery.yaml'}: cannot read" in result.output
