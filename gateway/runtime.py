@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from adapters.base import Adapter
 from adapters.config import AdapterConfig, load_adapters, mapping_specs_for
@@ -162,6 +161,3 @@ class Runtime:
         if "store" in self.started:
             await self.store.close()
 
-
-def data_path(settings: GatewaySettings, name: str) -> Path:
-    return settings.resolved_data_dir / name

@@ -98,7 +98,3 @@ class StatusService:
                 entries.append(adapter.callback_entry(fields, idempotency_key=callback_idempotency_key(ticket, event)))
         return entries
 
-
-def is_retryable_later(decision: EventDecision) -> bool:
-    """An event that arrived before the one it follows: the sender should try again later."""
-    return decision.outcome is EventOutcome.EARLY

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import uvicorn
@@ -354,6 +354,39 @@ def with_fresh_number(payload: dict[str, Any], path: tuple[str, ...]) -> dict[st
     current = get_path(copy, path)
     set_path(copy, path, fresh_number(str(current) if current is not None else "SIM"))
     return copy
+
+
+class SeedSource(Protocol):
+    """A polled simulator's queue: records added as given or from a seed fixture (under a fresh number)."""
+
+    fixtures: dict[str, dict[str, Any]]
+
+    def add(self, record: dict[str, Any]) -> int: ...
+
+    def add_fixture(self, name: str, *, fresh: bool = False) -> int: ...
+
+
+def mount_seed(app: FastAPI, path: str, source: SeedSource, *, item: str, answer: str) -> None:
+    """`POST <path>` {item: {...}} or {"fixture": name, "fresh": true} queues a record; answers {answer: n}."""
+
+    async def add_seed(request: Request) -> JSONResponse:
+        try:
+            order = json.loads(await request.body() or b"{}")
+        except ValueError:
+            order = None
+        if not isinstance(order, dict):
+            order = {}
+        if isinstance(order.get(item), dict):
+            number = source.add(order[item])
+        elif order.get("fixture") in source.fixtures:
+            number = source.add_fixture(order["fixture"], fresh=bool(order.get("fresh")))
+        else:
+            return JSONResponse({"error": "bad_request", "message": f"give a {item}, or a fixture of: "
+                                 f"{', '.join(source.fixtures)}"}, status_code=400)
+        return JSONResponse({answer: number})
+
+    app.add_api_route(path, add_seed, methods=["POST"], tags=["simulator"],
+                      summary=f'Queue a {item}: {{"{item}": {{...}}}} or {{"fixture": name, "fresh": true}}')
 
 
 def mount_push(app: FastAPI, pusher: Pusher, seeds: dict[str, dict[str, Any]], number_path: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ from simulators.peer import (
     mount_callbacks,
     mount_faults,
     mount_inbox,
+    mount_seed,
     serve_in_thread,
     with_fresh_number,
 )
@@ -149,23 +150,7 @@ def create_app(sim: CreditSupervision) -> FastAPI:
                                 status_code=400)
         return JSONResponse(sim.lookup(code))
 
-    @app.post("/sim/clues", tags=["simulator"])
-    async def add_clue(request: Request) -> JSONResponse:
-        """Publish a clue: {"clue": {...}} or {"fixture": name, "fresh": true}."""
-        try:
-            order = json.loads(await request.body() or b"{}")
-        except ValueError:
-            order = None
-        if not isinstance(order, dict):
-            order = {}
-        if isinstance(order.get("clue"), dict):
-            offset = sim.add(order["clue"])
-        elif order.get("fixture") in sim.fixtures:
-            offset = sim.add_fixture(order["fixture"], fresh=bool(order.get("fresh")))
-        else:
-            return JSONResponse({"error": "bad_request", "message": f"give a clue, or a fixture of: "
-                                 f"{', '.join(sim.fixtures)}"}, status_code=400)
-        return JSONResponse({"offset": offset})
+    mount_seed(app, "/sim/clues", sim, item="clue", answer="offset")
 
     return app
 

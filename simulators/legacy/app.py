@@ -21,6 +21,7 @@ from simulators.peer import (
     load_fixtures,
     mount_callbacks,
     mount_faults,
+    mount_seed,
     now_iso,
     serve_in_thread,
     with_fresh_number,
@@ -169,23 +170,7 @@ def create_app(sim: LegacyRegistration) -> FastAPI:
         done, unknown = sim.ack([str(n) for n in numbers])
         return JSONResponse({"code": 0, "msg": "ok", "data": {"acked": done, "unknown": unknown}})
 
-    @app.post("/sim/records", tags=["simulator"])
-    async def add_record(request: Request) -> JSONResponse:
-        """Register a record: {"record": {...}} or {"fixture": name, "fresh": true}."""
-        try:
-            order = json.loads(await request.body() or b"{}")
-        except ValueError:
-            order = None
-        if not isinstance(order, dict):
-            order = {}
-        if isinstance(order.get("record"), dict):
-            seq = sim.add(order["record"])
-        elif order.get("fixture") in sim.fixtures:
-            seq = sim.add_fixture(order["fixture"], fresh=bool(order.get("fresh")))
-        else:
-            return JSONResponse({"error": "bad_request", "message": f"give a record, or a fixture of: "
-                                 f"{', '.join(sim.fixtures)}"}, status_code=400)
-        return JSONResponse({"seq": seq})
+    mount_seed(app, "/sim/records", sim, item="record", answer="seq")
 
     @app.get("/sim/records", tags=["simulator"])
     async def records() -> list[dict[str, Any]]:
