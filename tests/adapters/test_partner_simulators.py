@@ -185,11 +185,12 @@ def test_the_legacy_system_records_acks_by_registration_number() -> None:
 
 def test_a_polled_simulator_queues_a_seed_record_and_refuses_an_empty_order() -> None:
     from simulators.credit.app import run_in_thread as credit_system
-    from simulators.registry.app import run_in_thread as legacy_system
+    from simulators.legacy.app import run_in_thread as legacy_system
 
     with credit_system() as clues, legacy_system() as registry:
         before = len(registry.records())
-        queued = httpx.post(f"{registry.url}/sim/records", json={"fixture": next(iter(registry.fixtures)), "fresh": True})
+        seed = next(iter(registry.fixtures))
+        queued = httpx.post(f"{registry.url}/sim/records", json={"fixture": seed, "fresh": True})
         assert queued.status_code == 200
         assert len(registry.records()) == before + 1
         assert "seq" in queued.json()
