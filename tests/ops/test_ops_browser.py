@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -92,13 +93,25 @@ def sign_in(driver: WebDriver, gateway_url: str, role: str, then: str = "/ops?re
 
 
 def cell(driver: WebDriver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text.strip() if found else ""
+    # Read in one script call: the dashboard swaps its live section's HTML every two seconds, so an element
+    # found by one WebDriver call can be stale by the next.
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : '';", css)
+    return str(text)
+
+
+def click(wait: WebDriverWait[WebDriver], css: str) -> None:
+    """Click the element, finding it again when a live refresh replaced it between finding and clicking."""
+    def clicked(driver: WebDriver) -> bool:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait.until(clicked)
 
 
 def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_data(
         browser: WebDriver, gateway_url: str, peer: Receiver) -> None:
-    wait = WebDriverWait(browser, 40, poll_frequency=0.2)
+    wait = WebDriverWait(browser, 40, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
     sign_in(browser, gateway_url, "operator")
     assert "运行总览" in browser.page_source
     assert cell(browser, "#adapter-city-12345-rest .received") == "0"
@@ -109,7 +122,7 @@ def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_dat
     wait.until(lambda d: cell(d, "#destination-national .dead") == "1")
     assert cell(browser, "#total-dead") == "1"
 
-    browser.find_element(By.CSS_SELECTOR, f'#dead-letters a[href="/ops/tickets/{ticket_id}"]').click()
+    click(wait, f'#dead-letters a[href="/ops/tickets/{ticket_id}"]')
     wait.until(lambda d: d.find_elements(By.ID, "timeline"))
     kinds = [li.get_attribute("data-kind") for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")]
     assert {"received", "stored", "attempt", "dead"} <= set(kinds)
