@@ -135,8 +135,10 @@ class IntakeService:
         ticket = self.prepare(mapped.ticket)
         if self.enrich is not None:
             ticket = await self.enrich(ticket)
-        forward = ticket.model_dump_json().encode("utf-8")
-        outcome = await self.store.intake(ticket, raw_body, content_type, self.router.intake_outbox(ticket, forward))
+        ticket_json = ticket.model_dump_json()  # stored, and forwarded as it is
+        outcome = await self.store.intake(ticket, raw_body, content_type,
+                                          self.router.intake_outbox(ticket, ticket_json.encode("utf-8")),
+                                          ticket_json=ticket_json)
         log.info("ticket stored" if outcome.created else "ticket repeated",
                  extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id})
         return IntakeOutcome("created" if outcome.created else "repeat", ticket_id=outcome.ticket_id,

@@ -4,6 +4,9 @@ Samples only while a thread holds the GIL (`--gil`), so time spent waiting for a
 machine is not charged to the code. Writes a flame graph (SVG) or speedscope JSON; `--format raw`
 gives collapsed stacks to grep.
 
+`--kind delivery` profiles the delivery workers instead: tickets are queued in a fresh store first (as
+bench/delivery does), then a gateway with its workers on drains them to simulators/receiver.py while sampled.
+
 Run from the repository root (py-spy from requirements.txt):
   .venv/bin/python -m bench.profile.run --kind rest --seconds 15 --out /tmp/rest.svg
 """
@@ -20,14 +23,23 @@ import tempfile
 from pathlib import Path
 
 from bench.common import payloads
+from bench.common.fill import fill, open_bench_store, settings_for, ticket_maker
 from bench.common.intake import rest_factories, soap_factories
 from bench.common.load import closed_loop
-from bench.common.procs import gateway_env, redis_db, start_gateway
+from bench.common.procs import (
+    GatewayEnv,
+    delivery_file,
+    gateway_env,
+    receiver_stats,
+    redis_db,
+    start_gateway,
+    start_receiver,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kind", choices=("rest", "soap"), default="rest")
+    parser.add_argument("--kind", choices=("rest", "soap", "delivery"), default="rest")
     parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--seconds", type=int, default=15)
@@ -41,6 +53,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, \
             redis_db(args.redis_url) if args.store == "redis" else contextlib.nullcontext():
         work = Path(tmp)
+        if args.kind == "delivery":
+            profile_delivery(spy, args, work)
+            return
         genv = gateway_env(work / "data", store=args.store, redis_url=args.redis_url)
         tag = payloads.run_tag()
         if args.kind == "rest":
@@ -51,9 +66,7 @@ def main() -> None:
         try:
             _, index = asyncio.run(closed_loop("127.0.0.1", gateway.port, make, connections=args.connections,
                                                seconds=1.0))
-            recorder = subprocess.Popen([spy, "record", "--pid", str(gateway.pid), "--duration", str(args.seconds),
-                                         "--rate", "200", "--gil", "--nonblocking", "--format", args.format,
-                                         "--output", str(args.out)])
+            recorder = record(spy, gateway.pid, args)
             result, _ = asyncio.run(closed_loop("127.0.0.1", gateway.port, make, connections=args.connections,
                                                 seconds=args.seconds, start_index=index))
             recorder.wait()
@@ -61,6 +74,43 @@ def main() -> None:
                   f"profile in {args.out}")
         finally:
             gateway.stop()
+
+
+def record(spy: str, pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(args.seconds), "--rate", "200",
+                             "--gil", "--nonblocking", "--format", args.format, "--output", str(args.out)])
+
+
+def profile_delivery(spy: str, args: argparse.Namespace, work: Path) -> None:
+    """Queue enough tickets for the sampled seconds, then sample a gateway draining them to a receiver."""
+    n = args.seconds * 600
+    receiver = start_receiver(work)
+    try:
+        genv = gateway_env(work / "data", store=args.store, redis_url=args.redis_url, workers=True,
+                           delivery_file=delivery_file(work / "delivery.yaml", receiver.url + "/api/v1/tickets"),
+                           log_level="WARNING")
+        asyncio.run(queue(genv, n))
+        gateway = start_gateway(genv, work)
+        try:
+            recorder = record(spy, gateway.pid, args)
+            recorder.wait()
+            delivered = int(receiver_stats(receiver)["total"])
+            print(f"delivery under profile: {delivered:,} of {n:,} delivered in about {args.seconds} s; "
+                  f"profile in {args.out}")
+        finally:
+            gateway.stop()
+    finally:
+        receiver.stop()
+
+
+async def queue(genv: GatewayEnv, n: int) -> None:
+    settings = settings_for(genv.env)
+    store = open_bench_store(settings)
+    await store.open()
+    try:
+        await fill(store, ticket_maker(settings, payloads.run_tag()), n)
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":

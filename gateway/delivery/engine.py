@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # Called after every settled attempt (metrics, ops): destination, the attempt, what was decided.
 AttemptListener = Callable[[str, AttemptReceipt, Decision], None]
 
+# Attempts of a lane between claim and settle, as a multiple of its concurrency (the rest are settling).
+_MAX_SETTLING_FACTOR = 2
+
 # A sender gets this much beyond the destination's total timeout before the engine gives up on it;
 # the lease outlives the total timeout by more than a second, so the settle still lands in time.
 _SENDER_GRACE = 0.5
@@ -48,7 +51,7 @@ class LaneStatus:
     """One lane as ops and metrics see it."""
 
     destination: str
-    in_flight: int
+    in_flight: int  # sends in flight (at most `concurrency`)
     concurrency: int
     breaker: BreakerSnapshot | None
     tokens: float | None  # rate-limit tokens available now; None when unlimited
@@ -74,7 +77,11 @@ class Lane:
         self._wall = wall_clock
         self._rng = rng
         self._listeners = listeners  # the engine's own list: a listener added later reaches running lanes
+        # Every attempt task, from its claim until it is settled. A slot of `concurrency` is taken by a send
+        # only: a finished send frees its slot before its settle lands, so the lane claims the next delivery
+        # while the store records the last one. The settles waiting are bounded by _MAX_SETTLING_FACTOR.
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._sending = 0
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
@@ -95,7 +102,7 @@ class Lane:
     def status(self) -> LaneStatus:
         return LaneStatus(
             destination=self.destination.name,
-            in_flight=len(self._in_flight),
+            in_flight=self._sending,
             concurrency=self.destination.concurrency,
             breaker=self.breaker.snapshot() if self.breaker else None,
             tokens=self.bucket.tokens if self.bucket else None,
@@ -127,7 +134,8 @@ class Lane:
         waited for something else (a free slot, the breaker, the rate limit, a Retry-After pause)."""
         # Cleared before the state is read, so a wake-up arriving during this round is not lost.
         self._wake.clear()
-        free = self.destination.concurrency - len(self._in_flight)
+        concurrency = self.destination.concurrency
+        free = min(concurrency - self._sending, _MAX_SETTLING_FACTOR * concurrency - len(self._in_flight))
         if free <= 0:
             await self._nap(self._settings.idle_poll_max)  # a finished send wakes it sooner
             return None
@@ -173,6 +181,7 @@ class Lane:
             self._release(probe)
             return False
         self.counters["claimed"] += len(claims)
+        self._sending += len(claims)
         for i, claim in enumerate(claims):
             permit = probe if probe is not None and i == 0 else (
                 self.breaker.acquire() if self.breaker is not None else None)
@@ -204,14 +213,24 @@ class Lane:
 
     # -- one attempt -----------------------------------------------------------------------------
     async def _attempt(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
+        sending = True
+
+        def sent() -> None:
+            nonlocal sending
+            if sending:
+                sending = False
+                self._sending -= 1
+                self._wake.set()
+
         try:
-            await self._attempt_once(claim, permit)
+            await self._attempt_once(claim, permit, sent)
         finally:
+            sent()
             # A probe that ended without a verdict (cancelled at stop, or an engine error) must not
             # hold the half-open breaker forever; a recorded permit is a no-op to release.
             self._release(permit)
 
-    async def _attempt_once(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
+    async def _attempt_once(self, claim: ClaimedDelivery, permit: Permit | None, sent: Callable[[], None]) -> None:
         dest = self.destination
         number = claim.attempts + 1
         started_at = self._wall()
@@ -227,6 +246,7 @@ class Lane:
             result = SendResult(status_code=None, error_class=ErrorClass.SENDER_ERROR,
                                 body=truncate_body(f"{type(exc).__name__}: {exc}".encode()),
                                 duration=self._clock() - started)
+        sent()
         now = self._wall()
         decision = decide(dest.retry, number, claim.created_at, now, result, self._rng)
         attempt = AttemptReceipt(

@@ -300,8 +300,7 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
             log.exception("push intake failed", extra={"adapter_id": adapter_id})
             return JSONResponse({"error": "unavailable", "message": "the ticket could not be stored; retry later"},
                                 status_code=503, headers={"Retry-After": "30"})
-        log.info("push accepted", extra={"adapter_id": adapter_id, "ticket_id": outcome.ticket_id,
-                                         "outcome": outcome.kind, "quarantine_id": outcome.quarantine_id})
+        # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
         return outcome_response(outcome)
 
     return router

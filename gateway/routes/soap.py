@@ -218,8 +218,7 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
         except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
             log.exception("SOAP push intake failed", extra={"adapter_id": adapter_id})
             return _fault_response(SoapFault.server("the ticket could not be stored; retry later"), charset)
-        log.info("SOAP push accepted", extra={"adapter_id": adapter_id, "ticket_id": outcome.ticket_id,
-                                              "outcome": outcome.kind, "quarantine_id": outcome.quarantine_id})
+        # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
         if outcome.kind == "quarantined":
             return _fault_response(unmappable_fault(outcome.quarantine_id, list(outcome.errors)), charset)
         envelope_out = build_envelope(submit_ticket_response(outcome))

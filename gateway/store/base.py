@@ -171,8 +171,11 @@ class Store(ABC):
     # -- tickets ----------------------------------------------------------------------------------
     @abstractmethod
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry]) -> IntakeResult:
-        """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id."""
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+        """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id.
+
+        `ticket_json`: `ticket.model_dump_json()` when the caller has it already (intake forwards the same
+        JSON), so it is not made twice."""
 
     @abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...

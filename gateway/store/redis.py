@@ -251,7 +251,7 @@ class RedisStore(Store):
         return args
 
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry]) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
         assert ticket.idempotency_key is not None  # the contract fills it in
         ids, entry_args = _outbox_args(outbox, ticket.idempotency_key)
         now = now_ms()
@@ -260,7 +260,8 @@ class RedisStore(Store):
             redis_lua.INTAKE,
             [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
              k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
-            [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.last_sequence, now, raw_body,
+            [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
+             ticket.lifecycle.last_sequence, now, raw_body,
              raw_content_type, *self._index_args(ticket), *entry_args],
         )
         if int(reply[0]) == 0:

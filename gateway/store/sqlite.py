@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -189,12 +192,93 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (minute, name)
     );
     """,
+    # 3: running counts of deliveries per lane and state, and of tickets per adapter, kept by triggers in the
+    # same transactions as the rows, so /metrics and the dashboard read a few rows however long the history.
+    """
+    CREATE TABLE delivery_counts (
+        destination TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (destination, state)
+    ) WITHOUT ROWID;
+    INSERT INTO delivery_counts (destination, state, n)
+        SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state;
+    CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries BEGIN
+        INSERT INTO delivery_counts (destination, state, n) VALUES (NEW.destination, NEW.state, 1)
+            ON CONFLICT (destination, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER deliveries_count_update AFTER UPDATE OF state, destination ON deliveries
+        WHEN OLD.state IS NOT NEW.state OR OLD.destination IS NOT NEW.destination BEGIN
+        UPDATE delivery_counts SET n = n - 1 WHERE destination = OLD.destination AND state = OLD.state;
+        INSERT INTO delivery_counts (destination, state, n) VALUES (NEW.destination, NEW.state, 1)
+            ON CONFLICT (destination, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
+        UPDATE delivery_counts SET n = n - 1 WHERE destination = OLD.destination AND state = OLD.state;
+    END;
+    CREATE TABLE ticket_counts (
+        adapter_id TEXT PRIMARY KEY,
+        n          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO ticket_counts (adapter_id, n) SELECT adapter_id, COUNT(*) FROM tickets GROUP BY adapter_id;
+    CREATE TRIGGER tickets_count_insert AFTER INSERT ON tickets BEGIN
+        INSERT INTO ticket_counts (adapter_id, n) VALUES (NEW.adapter_id, 1)
+            ON CONFLICT (adapter_id) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER tickets_count_update AFTER UPDATE OF adapter_id ON tickets
+        WHEN OLD.adapter_id IS NOT NEW.adapter_id BEGIN
+        UPDATE ticket_counts SET n = n - 1 WHERE adapter_id = OLD.adapter_id;
+        INSERT INTO ticket_counts (adapter_id, n) VALUES (NEW.adapter_id, 1)
+            ON CONFLICT (adapter_id) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER tickets_count_delete AFTER DELETE ON tickets BEGIN
+        UPDATE ticket_counts SET n = n - 1 WHERE adapter_id = OLD.adapter_id;
+    END;
+    """,
 )
 
 _DELIVERY_COLUMNS = (
     "id, ticket_id, destination, kind, idempotency_key, state, attempts, created_at, due_at, delivered_at, "
     "last_error_class, last_status_code"
 )
+
+
+@dataclass(frozen=True)
+class _PendingWrite:
+    """One write waiting for its group's transaction, and the future its caller awaits on its own loop."""
+
+    write: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[Any]
+
+
+@dataclass
+class _WriteGroup:
+    """The writes waiting for the next transaction at one durability level."""
+
+    waiting: list[_PendingWrite] = field(default_factory=list)
+    flush_queued: bool = False
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, a trigger's body (with its own semicolons) kept whole."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"an incomplete SQL statement ends the migration script: {pending.strip()[:80]!r}")
+
+
+def _answer(done: asyncio.Future[Any], answer: object) -> None:
+    if done.done():  # its caller gave up (cancelled); what was written stays, as after any commit
+        return
+    if isinstance(answer, BaseException):
+        done.set_exception(answer)
+    else:
+        done.set_result(answer)
 
 
 class SqliteStore(Store):
@@ -208,6 +292,10 @@ class SqliteStore(Store):
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # Group commit: writes that arrive while the store thread is busy share the next transaction (and its
+        # fsync), keyed by whether they are acknowledged (synchronous=FULL) or not (NORMAL).
+        self._groups = {True: _WriteGroup(), False: _WriteGroup()}
+        self._groups_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -217,6 +305,46 @@ class SqliteStore(Store):
             raise RuntimeError("the SQLite store is not open; await store.open() first")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def _grouped(self, write: Callable[[sqlite3.Connection], T], *, acknowledged: bool) -> T:
+        """Run `write` on the store thread inside the next group transaction; its result once committed."""
+        if self._executor is None:
+            raise RuntimeError("the SQLite store is not open; await store.open() first")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        group = self._groups[acknowledged]
+        with self._groups_lock:
+            group.waiting.append(_PendingWrite(write, loop, done))
+            schedule = not group.flush_queued
+            group.flush_queued = True
+        if schedule:
+            self._executor.submit(self._flush_group_sync, acknowledged)
+        return await done
+
+    def _flush_group_sync(self, acknowledged: bool) -> None:
+        """Every write of the group waiting now, in one transaction with one commit (one fsync when
+        acknowledged), each in a savepoint of its own so that one failing write fails alone; each caller hears
+        only after the commit. Writes arriving meanwhile queue the group's next flush behind this one."""
+        group = self._groups[acknowledged]
+        with self._groups_lock:
+            batch, group.waiting = group.waiting, []
+            group.flush_queued = False
+        answers: list[tuple[_PendingWrite, object]] = []
+        try:
+            with self._write(acknowledged=acknowledged) as db:
+                for pending in batch:
+                    db.execute("SAVEPOINT grouped")
+                    try:
+                        answers.append((pending, pending.write(db)))
+                    except Exception as err:  # this write alone is undone and refused: the others go on
+                        db.execute("ROLLBACK TO grouped")
+                        answers.append((pending, err))
+                    db.execute("RELEASE grouped")
+        except BaseException as err:  # the transaction or its commit failed: nothing of the batch is stored
+            answers = [(pending, err) for pending in batch]
+        for pending, answer in answers:
+            with contextlib.suppress(RuntimeError):  # that caller's event loop is closed: nobody waits
+                pending.loop.call_soon_threadsafe(_answer, pending.done, answer)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -278,9 +406,8 @@ class SqliteStore(Store):
                     f"({len(MIGRATIONS)}); run a newer gateway or restore a backup"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(script):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
         except BaseException:
             db.execute("ROLLBACK")
@@ -321,41 +448,41 @@ class SqliteStore(Store):
 
     # -- tickets ----------------------------------------------------------------------------------
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry]) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
         for entry in outbox:
             check_destination(entry.destination)
-        body = ticket.model_dump_json()
-        return await self._run(self._intake_sync, ticket, body, raw_body, raw_content_type, outbox)
+        body = ticket.model_dump_json() if ticket_json is None else ticket_json
+        return await self._grouped(functools.partial(self._intake_in, ticket, body, raw_body, raw_content_type,
+                                                     outbox), acknowledged=True)
 
-    def _intake_sync(self, ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry]) -> IntakeResult:
+    def _intake_in(self, ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
+                   outbox: list[OutboxEntry], db: sqlite3.Connection) -> IntakeResult:
         assert ticket.idempotency_key is not None  # the contract fills it in
         now = now_ms()
         ix = ticket_index_values(ticket, self._phone_key)
-        with self._write(acknowledged=True) as db:
-            # The UNIQUE constraint decides a race, whichever connection or process loses it.
-            inserted = db.execute(
-                "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
-                " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
-                " last_sequence, created_at, updated_at, body)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
-                (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
-                 ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
-                 ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
-                 now, now, body),
+        # The UNIQUE constraint decides a race, whichever connection or process loses it.
+        inserted = db.execute(
+            "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
+            " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
+            " last_sequence, created_at, updated_at, body)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+            (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
+             ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
+             ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
+             now, now, body),
+        ).fetchone()
+        if inserted is None:
+            existing = db.execute(
+                "SELECT id FROM tickets WHERE idempotency_key = ?", (ticket.idempotency_key,)
             ).fetchone()
-            if inserted is None:
-                existing = db.execute(
-                    "SELECT id FROM tickets WHERE idempotency_key = ?", (ticket.idempotency_key,)
-                ).fetchone()
-                if existing is None:
-                    raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
-                return IntakeResult(ticket_id=existing[0], created=False)
-            db.execute(
-                "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
-                (ticket.ticket_id, raw_content_type, raw_body, now),
-            )
-            ids = self._insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
+            if existing is None:
+                raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
+            return IntakeResult(ticket_id=existing[0], created=False)
+        db.execute(
+            "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
+            (ticket.ticket_id, raw_content_type, raw_body, now),
+        )
+        ids = self._insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
         return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
 
     @staticmethod
@@ -530,77 +657,81 @@ class SqliteStore(Store):
     async def enqueue(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry]) -> tuple[str, ...]:
         for entry in entries:
             check_destination(entry.destination)
-        return await self._run(self._enqueue_sync, ticket_id, idempotency_key, entries)
+        return await self._grouped(functools.partial(self._enqueue_in, ticket_id, idempotency_key, entries),
+                                   acknowledged=True)
 
-    def _enqueue_sync(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry]) -> tuple[str, ...]:
-        with self._write(acknowledged=True) as db:
-            return self._insert_deliveries(db, ticket_id, idempotency_key, entries, now_ms())
+    def _enqueue_in(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry],
+                    db: sqlite3.Connection) -> tuple[str, ...]:
+        return self._insert_deliveries(db, ticket_id, idempotency_key, entries, now_ms())
 
     async def claim(self, destination: str, worker_id: str, lease_seconds: float,
                     limit: int = 1) -> list[ClaimedDelivery]:
-        return await self._run(self._claim_sync, destination, worker_id, lease_seconds, limit)
+        return await self._grouped(functools.partial(self._claim_in, destination, worker_id, lease_seconds, limit),
+                                   acknowledged=False)
 
-    def _claim_sync(self, destination: str, worker_id: str, lease_seconds: float,
-                    limit: int) -> list[ClaimedDelivery]:
+    def _claim_in(self, destination: str, worker_id: str, lease_seconds: float, limit: int,
+                  db: sqlite3.Connection) -> list[ClaimedDelivery]:
         now = now_ms()
         lease_until = now + int(lease_seconds * 1000)
         claimed: list[ClaimedDelivery] = []
-        with self._write() as db:
-            # One row per statement: the `id = (SELECT … LIMIT 1)` form is the fast one (tech notes).
-            for _ in range(limit):
-                token = secrets.token_hex(12)
-                row = db.execute(
-                    "UPDATE deliveries SET return_state = state, state = 'in_flight', lease_token = ?,"
-                    " lease_until = ?, worker_id = ?"
-                    " WHERE id = (SELECT id FROM deliveries WHERE destination = ?"
-                    "   AND state IN ('pending', 'retrying') AND due_at <= ?"
-                    "   ORDER BY claim_rank, due_at, rowid LIMIT 1)"
-                    " RETURNING id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
-                    " attempts, created_at, lease_token, lease_until",
-                    (token, lease_until, worker_id, destination, now),
-                ).fetchone()
-                if row is None:
-                    break
-                claimed.append(ClaimedDelivery(
-                    delivery_id=row[0], ticket_id=row[1], destination=row[2], kind=DeliveryKind(row[3]),
-                    idempotency_key=row[4], body=bytes(row[5]), content_type=row[6],
-                    headers=json.loads(row[7]), attempts=row[8], created_at=from_ms(row[9]),
-                    lease_token=row[10], lease_until=from_ms(row[11]),
-                ))
+        # One row per statement: the `id = (SELECT … LIMIT 1)` form is the fast one (tech notes).
+        for _ in range(limit):
+            token = secrets.token_hex(12)
+            row = db.execute(
+                "UPDATE deliveries SET return_state = state, state = 'in_flight', lease_token = ?,"
+                " lease_until = ?, worker_id = ?"
+                " WHERE id = (SELECT id FROM deliveries WHERE destination = ?"
+                "   AND state IN ('pending', 'retrying') AND due_at <= ?"
+                "   ORDER BY claim_rank, due_at, rowid LIMIT 1)"
+                " RETURNING id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
+                " attempts, created_at, lease_token, lease_until",
+                (token, lease_until, worker_id, destination, now),
+            ).fetchone()
+            if row is None:
+                break
+            claimed.append(ClaimedDelivery(
+                delivery_id=row[0], ticket_id=row[1], destination=row[2], kind=DeliveryKind(row[3]),
+                idempotency_key=row[4], body=bytes(row[5]), content_type=row[6],
+                headers=json.loads(row[7]), attempts=row[8], created_at=from_ms(row[9]),
+                lease_token=row[10], lease_until=from_ms(row[11]),
+            ))
         return claimed
 
     async def settle_delivered(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None:
-        await self._run(self._settle_sync, claim, attempt_to_record(claim, attempt), _DELIVERED, None)
+        await self._settle(claim, attempt, _DELIVERED, None)
 
     async def settle_retry(self, claim: ClaimedDelivery, attempt: AttemptReceipt, due_at: datetime) -> None:
-        await self._run(self._settle_sync, claim, attempt_to_record(claim, attempt), _RETRYING, to_ms(due_at))
+        await self._settle(claim, attempt, _RETRYING, to_ms(due_at))
 
     async def settle_dead(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None:
-        await self._run(self._settle_sync, claim, attempt_to_record(claim, attempt), _DEAD, None)
+        await self._settle(claim, attempt, _DEAD, None)
 
-    def _settle_sync(self, claim: ClaimedDelivery, attempt: AttemptReceipt, state: str,
-                     due_at: int | None) -> None:
+    async def _settle(self, claim: ClaimedDelivery, attempt: AttemptReceipt, state: str, due_at: int | None) -> None:
+        await self._grouped(functools.partial(self._settle_in, claim, attempt_to_record(claim, attempt), state,
+                                              due_at), acknowledged=False)
+
+    def _settle_in(self, claim: ClaimedDelivery, attempt: AttemptReceipt, state: str, due_at: int | None,
+                   db: sqlite3.Connection) -> None:
         now = now_ms()
-        with self._write() as db:
-            row = db.execute(
-                "UPDATE deliveries SET state = ?, attempts = attempts + 1, lease_token = NULL,"
-                " lease_until = NULL, worker_id = NULL, return_state = NULL,"
-                " last_error_class = ?, last_status_code = ?,"
-                " due_at = COALESCE(?, due_at), claim_rank = 2 * priority + 1,"
-                " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
-                " dead_at = CASE WHEN ? = 'dead' THEN ? ELSE dead_at END"
-                " WHERE id = ? AND state = 'in_flight' AND lease_token = ? RETURNING attempts",
-                (state, attempt.error_class, attempt.status_code, due_at, state, now, state, now,
-                 claim.delivery_id, claim.lease_token),
-            ).fetchone()
-            if row is None:
-                raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")
-            db.execute(
-                "INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, status_code,"
-                " error_class, outcome, response_body) VALUES (?,?,?,?,?,?,?,?)",
-                (claim.delivery_id, row[0], to_ms(attempt.started_at), attempt.duration_ms, attempt.status_code,
-                 attempt.error_class, attempt.outcome.value, attempt.response_body),
-            )
+        row = db.execute(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, lease_token = NULL,"
+            " lease_until = NULL, worker_id = NULL, return_state = NULL,"
+            " last_error_class = ?, last_status_code = ?,"
+            " due_at = COALESCE(?, due_at), claim_rank = 2 * priority + 1,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
+            " dead_at = CASE WHEN ? = 'dead' THEN ? ELSE dead_at END"
+            " WHERE id = ? AND state = 'in_flight' AND lease_token = ? RETURNING attempts",
+            (state, attempt.error_class, attempt.status_code, due_at, state, now, state, now,
+             claim.delivery_id, claim.lease_token),
+        ).fetchone()
+        if row is None:
+            raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")
+        db.execute(
+            "INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, status_code,"
+            " error_class, outcome, response_body) VALUES (?,?,?,?,?,?,?,?)",
+            (claim.delivery_id, row[0], to_ms(attempt.started_at), attempt.duration_ms, attempt.status_code,
+             attempt.error_class, attempt.outcome.value, attempt.response_body),
+        )
 
     async def reap_expired_leases(self, now: datetime) -> int:
         return await self._run(self._reap_sync, to_ms(now))
@@ -728,17 +859,18 @@ class SqliteStore(Store):
 
     def _lane_stats_sync(self) -> dict[str, dict[str, float]]:
         now = now_ms()
+        db = self._db
         stats: dict[str, dict[str, float]] = {}
-        for destination, state, count in self._db.execute(
-            "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
-        ):
+        for destination, state, count in db.execute("SELECT destination, state, n FROM delivery_counts"):
             lane = stats.setdefault(destination, _empty_stats())
             lane[state] = float(count)
-        for destination, oldest in self._db.execute(
-            "SELECT destination, MIN(created_at) FROM deliveries"
-            " WHERE state IN ('pending', 'retrying', 'in_flight') GROUP BY destination"
-        ):
-            stats[destination]["oldest_waiting_age_s"] = max(0.0, (now - oldest) / 1000)
+        for destination, lane in stats.items():
+            # One index probe per waiting state (deliveries_state: state, destination, created_at).
+            oldest = [row[0] for state in (_PENDING, _RETRYING, _IN_FLIGHT) if lane[state] > 0
+                      for row in db.execute("SELECT MIN(created_at) FROM deliveries WHERE state = ?"
+                                            " AND destination = ?", (state, destination)) if row[0] is not None]
+            if oldest:
+                lane["oldest_waiting_age_s"] = max(0.0, (now - min(oldest)) / 1000)
         return stats
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
@@ -824,7 +956,7 @@ class SqliteStore(Store):
     def _intake_stats_sync(self, adapter_ids: list[str]) -> dict[str, dict[str, int]]:
         stats = {a: {"tickets": 0, "quarantined": 0, "quarantine_open": 0} for a in adapter_ids}
         db = self._db
-        for adapter_id, count in db.execute("SELECT adapter_id, COUNT(*) FROM tickets GROUP BY adapter_id"):
+        for adapter_id, count in db.execute("SELECT adapter_id, n FROM ticket_counts"):
             if adapter_id in stats:
                 stats[adapter_id]["tickets"] = int(count)
         for adapter_id, total, still_open in db.execute(

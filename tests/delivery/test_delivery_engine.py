@@ -332,3 +332,41 @@ def test_the_engine_refuses_a_lease_shorter_than_the_timeout(receiver: Receiver)
     dest = destination(receiver).model_copy(update={"lease": 1.0})  # skips validation on purpose
     with pytest.raises(ValueError, match="lease must outlive"):
         DeliveryEngine(None, [dest])  # type: ignore[arg-type]
+
+
+class HeldSettles:
+    """The real store, except that settles wait until released: a store thread or Redis that is slow to write."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def settle_delivered(self, claim: ClaimedDelivery, attempt: Any) -> None:
+        self.waiting += 1
+        await self.release.wait()
+        await self._store.settle_delivered(claim, attempt)
+
+
+async def test_a_finished_send_frees_its_slot_before_its_settle_lands(store: Store, receiver: Receiver) -> None:
+    dest = destination(receiver, concurrency=2)
+    ids = await enqueue(store, dest.name, 8)
+    held = HeldSettles(store)
+    engine = DeliveryEngine(held, [dest], settings=FAST_ENGINE)  # type: ignore[arg-type]
+    await engine.start()
+    try:
+        # Sends go on while settles wait, up to twice the concurrency between claim and settle, then stop.
+        await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == 4, 5)
+        await asyncio.sleep(0.3)
+        assert len(receiver.requests()) == 4 and held.waiting == 4
+        assert engine.status()[dest.name].in_flight == 0  # no send in flight: all four are settling
+        held.release.set()
+        for delivery_id, _ in ids:
+            assert (await settled(store, delivery_id)).state is DeliveryState.DELIVERED
+        assert len(receiver.requests()) == 8
+    finally:
+        held.release.set()
+        await engine.stop()

@@ -89,7 +89,8 @@ def sign_in(driver: WebDriver, gateway_url: str, role: str, then: str = "/ops?re
     driver.get(f"{gateway_url}/ops/login?next={then}")
     driver.find_element(By.ID, "token").send_keys(TOKENS[role])
     driver.find_element(By.ID, "login").click()
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "who"))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#who[data-role="{role}"]') and "/ops/login" not in d.current_url)
 
 
 def cell(driver: WebDriver, css: str) -> str:
@@ -143,8 +144,9 @@ def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_dat
     assert any("第2次：成功" in text for text in labels)
 
     browser.find_element(By.CSS_SELECTOR, "header form button").click()  # sign out
+    wait.until(lambda d: d.find_elements(By.ID, "token") and not d.find_elements(By.ID, "who"))
     sign_in(browser, gateway_url, "viewer", then=f"/ops/tickets/{ticket_id}")
-    wait.until(lambda d: d.find_elements(By.ID, "complainant-name"))
+    wait.until(lambda d: d.find_elements(By.ID, "complainant-name"), message=f"no complainant on {browser.current_url}")
     assert cell(browser, "#who").endswith("（查看员）")
     name, phone = cell(browser, "#complainant-name"), cell(browser, "#complainant-phone")
     assert name.startswith("王") and "*" in name and name != COMPLAINANT["name"]

@@ -53,6 +53,14 @@ async def test_intake_stores_ticket_raw_payload_and_deliveries_in_one_step(store
                for r in receipts)
 
 
+async def test_intake_stores_the_ticket_json_it_is_given(store: Store) -> None:
+    ticket = make_ticket()
+    result = await store.intake(ticket, RAW, "application/json", [national()], ticket_json=ticket.model_dump_json())
+
+    assert result.created
+    assert await store.get_ticket(ticket.ticket_id) == ticket
+
+
 async def test_a_repeated_push_returns_the_existing_ticket_id_and_enqueues_nothing(store: Store) -> None:
     first = await store.intake(make_ticket(), RAW, "application/json", [national()])
     again = make_ticket()  # same source system, number and version; a new ticket id of its own

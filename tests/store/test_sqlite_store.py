@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from contracts.delivery import AttemptOutcome
 from gateway.config import GatewaySettings
 from gateway.store import open_store
 from gateway.store.phone_hash import hash_phone
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
 from tests.store.conftest import PHONE_KEY
-from tests.store.store_support import make_ticket, national
+from tests.store.store_support import attempt, make_ticket, national
 
 REPO = Path(__file__).resolve().parents[2]
 RAW = b'{"hotlineNo":"GZ-1"}'
@@ -24,7 +25,7 @@ RAW = b'{"hotlineNo":"GZ-1"}'
 _PUSHER = """
 import asyncio, json, sys
 from gateway.store.sqlite import SqliteStore
-from tests.store.store_support import make_ticket, national
+from tests.store.store_support import attempt, make_ticket, national
 
 async def main() -> None:
     store = SqliteStore(sys.argv[1], b"test-phone-hash-key")
@@ -109,3 +110,66 @@ async def test_open_store_chooses_by_settings(tmp_path: Path, monkeypatch: pytes
     redis_settings = GatewaySettings(region=region, data_dir=tmp_path,
                                      store={"kind": "redis", "redis_url": "redis://127.0.0.1:6379/0"})
     assert isinstance(open_store(redis_settings, phone_hash_key=b"k"), RedisStore)
+
+
+async def test_concurrent_intakes_share_commits_and_a_failing_one_fails_alone(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "group.db", PHONE_KEY)
+    await store.open()
+    try:
+        commits: list[str] = []
+        assert store._conn is not None
+        # Counted on the store's own thread, where its connection runs every statement.
+        await store._run(store._conn.set_trace_callback,
+                         lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+        first = make_ticket("GZ-GROUP-0")
+        clash = make_ticket("GZ-GROUP-CLASH").model_copy(update={"ticket_id": first.ticket_id})
+        tickets = [first, *(make_ticket(f"GZ-GROUP-{i}") for i in range(1, 40)), clash]
+        results = await asyncio.gather(*(store.intake(t, RAW, "application/json", [national()]) for t in tickets),
+                                       return_exceptions=True)
+        await store._run(store._conn.set_trace_callback, None)
+
+        *stored, refused = results
+        assert isinstance(refused, ValueError) and "another source ticket" in str(refused)
+        assert all(not isinstance(r, BaseException) and r.created for r in stored)
+        for ticket in tickets[:-1]:
+            assert await store.get_ticket(ticket.ticket_id) == ticket
+        assert await store.get_ticket(first.ticket_id) == first  # the clash did not touch the first
+        assert 1 <= len(commits) < len(tickets)  # 41 intakes, fewer fsyncs: they were committed in groups
+    finally:
+        await store.close()
+
+
+async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    for i in range(3):
+        await store.intake(make_ticket(f"GZ-OLD-{i}"), RAW, "application/json",
+                           [national(), national(destination="credit")])
+    [claimed] = await store.claim("national", "w", 60)
+    await store.settle_delivered(claimed, attempt(claimed))
+    await store.close()
+    with sqlite3.connect(path) as db:  # back to schema 2, as a gateway of that version left it
+        for name in ("deliveries_count_insert", "deliveries_count_update", "deliveries_count_delete",
+                     "tickets_count_insert", "tickets_count_update", "tickets_count_delete"):
+            db.execute(f"DROP TRIGGER {name}")
+        db.execute("DROP TABLE delivery_counts")
+        db.execute("DROP TABLE ticket_counts")
+        db.execute("PRAGMA user_version = 2")
+
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    try:
+        stats = await store.lane_stats()
+        assert (stats["national"]["delivered"], stats["national"]["pending"], stats["credit"]["pending"]) == (1, 2, 3)
+        assert (await store.intake_stats(["city-12345-rest"]))["city-12345-rest"]["tickets"] == 3
+        # and the triggers count from here on
+        [claimed] = await store.claim("credit", "w", 60)
+        stats = await store.lane_stats()
+        assert (stats["credit"]["pending"], stats["credit"]["in_flight"]) == (2, 1)
+        assert stats["credit"]["oldest_waiting_age_s"] >= 0.0
+        await store.settle_dead(claimed, attempt(claimed, outcome=AttemptOutcome.PERMANENT, status_code=400))
+        assert (await store.lane_stats())["credit"]["dead"] == 1
+        assert (await store.health())["schema_version"] == len(MIGRATIONS)
+    finally:
+        await store.close()
