@@ -26,8 +26,27 @@ _PARSE_REASONS = {
 }
 
 
+# Numbers already checked, by (text as written, default region), and each E.164 result as its own answer: a
+# ticket's phone is normalised by its mapping and then checked again by the contract, which then costs a
+# lookup rather than a second parse. Bounded; a full cache is simply emptied.
+_CHECKED: dict[tuple[str, str], str] = {}
+_CHECKED_MAX = 8192
+
+
 def normalize_phone(value: str, default_region: str = "CN") -> str:
     """The number in E.164 form (+8613800138000), or an IdentifierError saying why it cannot be called."""
+    known = _CHECKED.get((value, default_region))
+    if known is not None:
+        return known
+    e164 = _normalize(value, default_region)
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[(value, default_region)] = e164
+    _CHECKED[(e164, default_region)] = e164  # an E.164 number reads the same whatever the default region
+    return e164
+
+
+def _normalize(value: str, default_region: str) -> str:
     # NFKC turns full-width digits, brackets and plus signs, common in Chinese input, into ASCII.
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:

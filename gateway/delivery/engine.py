@@ -248,7 +248,8 @@ class Lane:
                                 duration=self._clock() - started)
         sent()
         now = self._wall()
-        decision = decide(dest.retry, number, claim.created_at, now, result, self._rng)
+        decision = decide(dest.retry, number - claim.budget_attempts, claim.budget_since or claim.created_at, now,
+                          result, self._rng)
         attempt = AttemptReceipt(
             delivery_id=claim.delivery_id, number=number, started_at=started_at,
             duration_ms=round(max(result.duration, 0.0) * 1000, 3), status_code=result.status_code,

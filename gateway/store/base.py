@@ -66,6 +66,10 @@ class ClaimedDelivery:
     created_at: datetime
     lease_token: str
     lease_until: datetime
+    # The retry policy's budget (max attempts, max age) counts from here: 0 and created_at at first, the
+    # attempts made so far and the moment of the replay once an operator replayed the dead letter.
+    budget_attempts: int = 0
+    budget_since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -449,7 +449,8 @@ class RedisStore(Store):
                 kind=DeliveryKind(_s(f["kind"])), idempotency_key=_s(f["idem"]), body=bytes(f["body"]),
                 content_type=_s(f["ctype"]), headers=json.loads(f["headers"]), attempts=int(f["attempts"]),
                 created_at=from_ms(int(f["created"])), lease_token=_s(f["lease_token"]),
-                lease_until=from_ms(int(f["lease_until"])),
+                lease_until=from_ms(int(f["lease_until"])), budget_attempts=int(f.get("budget_attempts", 0)),
+                budget_since=from_ms(int(f["budget_since"])) if "budget_since" in f else None,
             ))
         return claimed
 

@@ -260,11 +260,13 @@ local out = {}
 for i = 3, #ARGV do
   local did = ARGV[i]
   local rk = rp .. did
-  local f = redis.call('HMGET', rk, 'state', 'prio', 'created', 'dead_entry')
+  local f = redis.call('HMGET', rk, 'state', 'prio', 'created', 'dead_entry', 'attempts')
   if f[1] == 'dead' then
     local s = (tonumber(f[2]) <= 0) and KEYS[1] or KEYS[2]
     local eid = redis.call('XADD', s, '*', 'd', did)
-    redis.call('HSET', rk, 'state', 'pending', 'entry', eid, 'stream', s, 'due', now)
+    -- the retry policy's budget starts again from the replay; the attempts so far stay on record
+    redis.call('HSET', rk, 'state', 'pending', 'entry', eid, 'stream', s, 'due', now,
+      'budget_attempts', f[5] or '0', 'budget_since', now)
     redis.call('HDEL', rk, 'dead_entry', 'dead_at')
     if f[4] then redis.call('XDEL', KEYS[3], f[4]) end
     redis.call('ZREM', KEYS[4], did)

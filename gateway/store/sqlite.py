@@ -235,6 +235,11 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE ticket_counts SET n = n - 1 WHERE adapter_id = OLD.adapter_id;
     END;
     """,
+    # 4: a replayed dead letter gets the retry policy's whole budget again, counted from its replay.
+    """
+    ALTER TABLE deliveries ADD COLUMN budget_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN budget_since INTEGER;
+    """,
 )
 
 _DELIVERY_COLUMNS = (
@@ -684,7 +689,7 @@ class SqliteStore(Store):
                 "   AND state IN ('pending', 'retrying') AND due_at <= ?"
                 "   ORDER BY claim_rank, due_at, rowid LIMIT 1)"
                 " RETURNING id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
-                " attempts, created_at, lease_token, lease_until",
+                " attempts, created_at, lease_token, lease_until, budget_attempts, budget_since",
                 (token, lease_until, worker_id, destination, now),
             ).fetchone()
             if row is None:
@@ -693,7 +698,8 @@ class SqliteStore(Store):
                 delivery_id=row[0], ticket_id=row[1], destination=row[2], kind=DeliveryKind(row[3]),
                 idempotency_key=row[4], body=bytes(row[5]), content_type=row[6],
                 headers=json.loads(row[7]), attempts=row[8], created_at=from_ms(row[9]),
-                lease_token=row[10], lease_until=from_ms(row[11]),
+                lease_token=row[10], lease_until=from_ms(row[11]), budget_attempts=row[12],
+                budget_since=None if row[13] is None else from_ms(row[13]),
             ))
         return claimed
 
@@ -846,11 +852,12 @@ class SqliteStore(Store):
                 ).fetchall()
             ids = [str(r[0]) for r in rows]
             if not dry_run:
-                # A replayed delivery goes back as fresh work: an operator asked for it now.
+                # A replayed delivery goes back as fresh work: an operator asked for it now. Its attempts so far
+                # stay on record, and the retry policy's budget starts again from here.
                 db.executemany(
-                    "UPDATE deliveries SET state = 'pending', claim_rank = 2 * priority, due_at = ?, dead_at = NULL"
-                    " WHERE id = ? AND state = 'dead'",
-                    [(now, i) for i in ids],
+                    "UPDATE deliveries SET state = 'pending', claim_rank = 2 * priority, due_at = ?, dead_at = NULL,"
+                    " budget_attempts = attempts, budget_since = ? WHERE id = ? AND state = 'dead'",
+                    [(now, now, i) for i in ids],
                 )
         return ids
 

@@ -22,6 +22,7 @@ from contracts.identifiers import (
     region_chain,
     validate_uscc,
 )
+from contracts.identifiers import phone as phone_module
 
 # Registered codes whose MOD 31 check and embedded GB 11714 organisation-code check both hold.
 REGISTERED_USCCS = [
@@ -337,3 +338,19 @@ def test_known_province_prefixes(prefix: str, known: bool) -> None:
 )
 def test_region_table_includes_recently_created_and_special_divisions(code: str, name: str) -> None:
     assert lookup_region(code).name == name
+
+
+def test_a_normalised_phone_reads_the_same_again_and_errors_are_never_remembered() -> None:
+    first = normalize_phone("０８５５－８２７４９６６")
+    assert first == "+868558274966"
+    assert normalize_phone(first) == first
+    assert normalize_phone(first, "US") == first  # E.164 carries its country, whatever the default region
+    for _ in range(2):  # refused each time: only numbers that passed are remembered
+        with pytest.raises(IdentifierError):
+            normalize_phone("12345")
+
+
+def test_the_phone_memory_stays_bounded() -> None:
+    for i in range(9000):
+        normalize_phone(f"1380013{i:04d}")
+    assert 0 < len(phone_module._CHECKED) <= phone_module._CHECKED_MAX

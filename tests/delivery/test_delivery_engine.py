@@ -247,6 +247,22 @@ async def test_a_replayed_dead_letter_is_delivered(store: Store, receiver: Recei
     assert receiver.counts()[key] == 2
 
 
+async def test_a_replayed_dead_letter_gets_the_whole_retry_budget_again(store: Store, receiver: Receiver) -> None:
+    receiver.script(per_key=[Action(status=503)] * 3)  # down for two attempts, and for the first after replay
+    dest = destination(receiver, retry={"initial_delay": 0.05, "max_delay": 0.2, "jitter": "none", "max_attempts": 2})
+    [(delivery_id, key)] = await enqueue(store, dest.name, 1)
+    async with running(store, dest) as engine:
+        assert (await settled(store, delivery_id)).state is DeliveryState.DEAD  # two attempts: the budget
+        assert await store.replay(delivery_ids=[delivery_id]) == [delivery_id]
+        engine.wake(dest.name)
+        receipt = await settled(store, delivery_id)
+    # After the replay a failure is retried again (two more attempts), not dead-lettered at once.
+    assert receipt.state is DeliveryState.DELIVERED
+    attempts = await store.list_attempts(delivery_id)
+    assert [(a.number, a.status_code) for a in attempts] == [(1, 503), (2, 503), (3, 503), (4, 200)]
+    assert receiver.counts()[key] == 4
+
+
 async def test_lanes_are_independent(store: Store, receiver: Receiver) -> None:
     receiver.set_outage(None)
     slow = destination(receiver, name=None, concurrency=1, timeout={"connect": 0.5, "total": 0.5})

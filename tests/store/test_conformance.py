@@ -375,6 +375,24 @@ async def test_replay_by_id_touches_only_dead_deliveries(store: Store) -> None:
     assert receipt is not None and receipt.state is DeliveryState.PENDING and receipt.attempts == 1
 
 
+async def test_a_replayed_delivery_carries_a_retry_budget_counted_from_its_replay(store: Store) -> None:
+    [delivery_id] = await store.enqueue("t1", "k1", [national()])
+    [fresh] = await store.claim("national", "w", 30)
+    assert (fresh.budget_attempts, fresh.budget_since) == (0, None)  # the budget counts from creation
+    await store.settle_retry(fresh, attempt(fresh, outcome=AttemptOutcome.RETRY, status_code=503), soon(-1))
+    [second] = await store.claim("national", "w", 30)
+    await store.settle_dead(second, attempt(second, outcome=AttemptOutcome.RETRY, status_code=503))
+
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    assert await store.replay(delivery_ids=[delivery_id]) == [delivery_id]
+    [replayed] = await store.claim("national", "w", 30)
+    assert (replayed.attempts, replayed.budget_attempts) == (2, 2)
+    assert replayed.budget_since is not None and replayed.budget_since >= before
+    await store.settle_retry(replayed, attempt(replayed, outcome=AttemptOutcome.RETRY, status_code=503), soon(-1))
+    [again] = await store.claim("national", "w", 30)
+    assert (again.attempts, again.budget_attempts, again.budget_since) == (3, 2, replayed.budget_since)
+
+
 async def test_replay_without_filter_or_ids_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="filter or delivery ids"):
         await store.replay()

@@ -139,7 +139,7 @@ async def test_concurrent_intakes_share_commits_and_a_failing_one_fails_alone(tm
         await store.close()
 
 
-async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds(tmp_path: Path) -> None:
+async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_replay_budgets(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     store = SqliteStore(path, PHONE_KEY)
     await store.open()
@@ -155,6 +155,8 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds(tmp_path
             db.execute(f"DROP TRIGGER {name}")
         db.execute("DROP TABLE delivery_counts")
         db.execute("DROP TABLE ticket_counts")
+        db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
+        db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("PRAGMA user_version = 2")
 
     store = SqliteStore(path, PHONE_KEY)
@@ -171,5 +173,9 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds(tmp_path
         await store.settle_dead(claimed, attempt(claimed, outcome=AttemptOutcome.PERMANENT, status_code=400))
         assert (await store.lane_stats())["credit"]["dead"] == 1
         assert (await store.health())["schema_version"] == len(MIGRATIONS)
+        # schema 4: a delivery of the old file replays with a budget of its own
+        assert await store.replay(delivery_ids=[claimed.delivery_id]) == [claimed.delivery_id]
+        budgets = {c.delivery_id: c.budget_attempts for c in await store.claim("credit", "w", 60, limit=5)}
+        assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
     finally:
         await store.close()
