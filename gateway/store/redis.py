@@ -75,6 +75,13 @@ def _s(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def _enqueue_order(outbox_id: bytes | str) -> int:
+    """A delivery's place among its ticket's deliveries on a lane, from its outbox entry id (`ms-seq`, made in
+    the same step as the ticket change that enqueued it): ms * 1000 + seq, exact in a Redis score (a double)."""
+    ms, _, seq = _s(outbox_id).partition("-")
+    return int(ms) * 1000 + min(int(seq or 0), 999)
+
+
 def _pairs(flat: Sequence[Any]) -> dict[str, Any]:
     """A flat [field, value, field, value, …] reply as a dict keyed by text."""
     return {_s(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
@@ -213,7 +220,7 @@ class RedisStore(Store):
             redis_lua.RELAY,
             [keys.record(did), stream, keys.state(DeliveryState.PENDING.value)],
             [did, fields["ticket"], fields["kind"], fields["idem"], fields["body"], fields["ctype"],
-             fields["headers"], priority, fields["created"], lane],
+             fields["headers"], priority, fields["created"], lane, _enqueue_order(outbox_id), keys.order_prefix],
         )
         await self.redis.xdel(self.keys.outbox, outbox_id)
 
@@ -421,7 +428,8 @@ class RedisStore(Store):
         lease_ms = max(1, int(lease_seconds * 1000))
         script_keys = [*keys.streams, keys.delayed, keys.leases, keys.autoclaim_cursors,
                        keys.state("pending"), keys.state("retrying"), keys.state("in_flight")]
-        args = [GROUP, worker_id, now_ms(), lease_ms, limit, secrets.token_hex(12), keys.record_prefix]
+        args = [GROUP, worker_id, now_ms(), lease_ms, limit, secrets.token_hex(12), keys.record_prefix,
+                keys.order_prefix]
         try:
             reply = await self._eval(redis_lua.CLAIM, script_keys, args)
         except ResponseError as err:
@@ -462,10 +470,10 @@ class RedisStore(Store):
         done = await self._eval(
             redis_lua.SETTLE,
             [keys.record(claim.delivery_id), keys.attempts(claim.delivery_id), keys.leases, keys.delayed,
-             keys.dead, keys.state("in_flight"), keys.state(state.value)],
+             keys.dead, keys.state("in_flight"), keys.state(state.value), *keys.streams],
             [GROUP, claim.lease_token, state.value, record.model_dump_json(), record.error_class or "",
              "" if record.status_code is None else record.status_code, now,
-             to_ms(due_at) if due_at is not None else ""],
+             to_ms(due_at) if due_at is not None else "", keys.record_prefix, keys.order_prefix],
         )
         if int(done) == 0:
             raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")
@@ -621,7 +629,7 @@ class RedisStore(Store):
                 done = await self._eval(
                     redis_lua.REPLAY,
                     [keys.urgent, keys.normal, keys.dead, keys.state("dead"), keys.state("pending")],
-                    [now, keys.record_prefix, *ids[start:start + _PAGE]],
+                    [now, keys.record_prefix, keys.order_prefix, *ids[start:start + _PAGE]],
                 )
                 replayed.update(_s(d) for d in done)
         return [r.delivery_id for r in candidates if r.delivery_id in replayed]

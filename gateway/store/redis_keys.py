@@ -88,6 +88,10 @@ class LaneKeys:
     def attempts_prefix(self) -> str:
         return self._k("a:")
 
+    @property
+    def order_prefix(self) -> str:  # + ticket id: sorted set of its outstanding deliveries, in enqueue order
+        return self._k("o:")
+
     def attempts(self, delivery_id: str) -> str:  # list of attempt JSON, oldest first
         return self.attempts_prefix + delivery_id
 

@@ -83,27 +83,79 @@ ENQUEUE = _TICKET_COMMON + """
 return add_outbox(KEYS[1], KEYS[2], KEYS[3], ARGV[1], 3, ARGV[2])
 """
 
+# One ticket's deliveries on one lane go in the order they were enqueued. Each lane keeps, per ticket, a
+# sorted set (order prefix + ticket id) of the deliveries not yet delivered or dead, scored by enqueue order.
+# A delivery read from a stream while an earlier one of its ticket is outstanding is parked: its entry is
+# dropped and its record marked `parked` (its state stays pending or retrying); when the one ahead of it
+# is delivered or dead, SETTLE puts the next one back on its stream.
+_LANE_ORDER = """
+local function order_key(op, rk)
+  local t = redis.call('HGET', rk, 'ticket')
+  if t then return op .. t end
+  return nil
+end
+
+-- Put the ticket's first outstanding delivery back on its stream if it was parked; forget deliveries that
+-- are no longer outstanding (settled by an older gateway, or gone).
+local function unpark_head(ok, rp, streams)
+  while true do
+    local head = redis.call('ZRANGE', ok, 0, 0)[1]
+    if not head then return end
+    local hk = rp .. head
+    local h = redis.call('HMGET', hk, 'state', 'parked', 'prio')
+    if h[1] == 'pending' or h[1] == 'retrying' or h[1] == 'in_flight' then
+      if h[2] == '1' then
+        local urgent = tonumber(h[3]) <= 0
+        local s = urgent and streams[2] or streams[4]  -- streams: urgent, urgent-retry, normal, normal-retry
+        if h[1] == 'pending' then s = urgent and streams[1] or streams[3] end
+        local eid = redis.call('XADD', s, '*', 'd', head)
+        redis.call('HSET', hk, 'entry', eid, 'stream', s)
+        redis.call('HDEL', hk, 'parked')
+      end
+      return
+    end
+    redis.call('ZREM', ok, head)
+  end
+end
+
+-- Whether an earlier delivery of the same ticket on this lane is still outstanding.
+local function waits_behind(ok, did, rp, streams)
+  if not ok then return false end
+  local head = redis.call('ZRANGE', ok, 0, 0)[1]
+  if (not head) or head == did then return false end
+  local hs = redis.call('HGET', rp .. head, 'state')
+  if hs == 'pending' or hs == 'retrying' or hs == 'in_flight' then return true end
+  unpark_head(ok, rp, streams)  -- a stale head: drop it (and let a parked successor go)
+  head = redis.call('ZRANGE', ok, 0, 0)[1]
+  return head ~= nil and head ~= did
+end
+"""
+
 # Moves one outbox entry into its lane; a repeat (relay crashed and ran again) does nothing.
 # KEYS: record, target stream, state:pending
-# ARGV: delivery id, ticket id, kind, idempotency key, body, content type, headers, priority, created, lane
+# ARGV: delivery id, ticket id, kind, idempotency key, body, content type, headers, priority, created, lane,
+#       enqueue order (score), order prefix
 RELAY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local eid = redis.call('XADD', KEYS[2], '*', 'd', ARGV[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ticket', ARGV[2], 'kind', ARGV[3], 'idem', ARGV[4],
   'body', ARGV[5], 'ctype', ARGV[6], 'headers', ARGV[7], 'prio', ARGV[8], 'created', ARGV[9],
-  'due', ARGV[9], 'lane', ARGV[10], 'state', 'pending', 'attempts', 0, 'entry', eid, 'stream', KEYS[2])
+  'due', ARGV[9], 'lane', ARGV[10], 'state', 'pending', 'attempts', 0, 'entry', eid, 'stream', KEYS[2],
+  'order', ARGV[11])
 redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
+redis.call('ZADD', ARGV[12] .. ARGV[2], ARGV[11], ARGV[1])
 return 1
 """
 
 # KEYS: urgent, urgent-retry, normal, normal-retry, delayed, leases, autoclaim cursors,
 #       state:pending, state:retrying, state:in_flight
-# ARGV: group, consumer, now, lease ms, limit, token base, record prefix
+# ARGV: group, consumer, now, lease ms, limit, token base, record prefix, order prefix
 # -> {groups re-created, entries reported deleted, record1 (flat HGETALL), record2, ...}
-CLAIM = """
+CLAIM = _LANE_ORDER + """
 local g, consumer = ARGV[1], ARGV[2]
 local now, lease, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local rp = ARGV[7]
+local rp, op = ARGV[7], ARGV[8]
+local streams = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
 local out = {}
 local recreated, deleted = 0, 0
 
@@ -139,6 +191,12 @@ local function take(s, id, fields)
     if tonumber(f[3]) > now then return end  -- another worker still holds a live lease
     ret = f[5] or 'pending'
   elseif st == 'pending' or st == 'retrying' then
+    if waits_behind(order_key(op, rk), did, rp, streams) then  -- park it until the one ahead is settled
+      drop(s, id)
+      redis.call('HSET', rk, 'parked', '1')
+      redis.call('HDEL', rk, 'entry', 'stream')
+      return
+    end
     redis.call('ZREM', (st == 'pending') and KEYS[8] or KEYS[9], did)
     redis.call('ZADD', KEYS[10], f[4], did)
   else
@@ -183,11 +241,12 @@ table.insert(out, 1, recreated)
 return out
 """
 
-# KEYS: record, attempts, leases, delayed, dead stream, state:in_flight, state:<new state>
+# KEYS: record, attempts, leases, delayed, dead stream, state:in_flight, state:<new state>,
+#       urgent, urgent-retry, normal, normal-retry
 # ARGV: group, lease token, new state, attempt JSON, error class ('' none), status code ('' none),
-#       now, due (retrying only)
+#       now, due (retrying only), record prefix, order prefix
 # -> attempts after this one; 0 when the lease is no longer held
-SETTLE = """
+SETTLE = _LANE_ORDER + """
 local rk = KEYS[1]
 local f = redis.call('HMGET', rk, 'state', 'lease_token', 'entry', 'stream', 'created', 'id')
 if f[1] ~= 'in_flight' or f[2] ~= ARGV[2] then return 0 end
@@ -214,6 +273,13 @@ elseif state == 'retrying' then
 elseif state == 'dead' then
   local de = redis.call('XADD', KEYS[5], '*', 'd', did, 'error', ARGV[5], 'status', ARGV[6])
   redis.call('HSET', rk, 'dead_entry', de, 'dead_at', ARGV[7])
+end
+if state == 'delivered' or state == 'dead' then  -- no longer ahead of its ticket's next delivery
+  local ok = order_key(ARGV[10], rk)
+  if ok then
+    redis.call('ZREM', ok, did)
+    unpark_head(ok, ARGV[9], {KEYS[8], KEYS[9], KEYS[10], KEYS[11]})
+  end
 end
 return n
 """
@@ -252,16 +318,20 @@ end
 return n
 """
 
-# KEYS: urgent, normal, dead stream, state:dead, state:pending   ARGV: now, record prefix, ids...
+# KEYS: urgent, normal, dead stream, state:dead, state:pending
+# ARGV: now, record prefix, order prefix, ids...
 # -> the ids put back (only those that were dead)
 REPLAY = """
-local now, rp = ARGV[1], ARGV[2]
+local now, rp, op = ARGV[1], ARGV[2], ARGV[3]
 local out = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local did = ARGV[i]
   local rk = rp .. did
-  local f = redis.call('HMGET', rk, 'state', 'prio', 'created', 'dead_entry', 'attempts')
+  local f = redis.call('HMGET', rk, 'state', 'prio', 'created', 'dead_entry', 'attempts', 'order', 'ticket')
   if f[1] == 'dead' then
+    -- back in its place among its ticket's outstanding deliveries (if one after it is in flight, that one
+    -- finishes first; any others wait for this one)
+    if f[6] and f[7] then redis.call('ZADD', op .. f[7], f[6], did) end
     local s = (tonumber(f[2]) <= 0) and KEYS[1] or KEYS[2]
     local eid = redis.call('XADD', s, '*', 'd', did)
     -- the retry policy's budget starts again from the replay; the attempts so far stay on record

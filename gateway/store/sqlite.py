@@ -685,8 +685,13 @@ class SqliteStore(Store):
             row = db.execute(
                 "UPDATE deliveries SET return_state = state, state = 'in_flight', lease_token = ?,"
                 " lease_until = ?, worker_id = ?"
-                " WHERE id = (SELECT id FROM deliveries WHERE destination = ?"
+                " WHERE id = (SELECT id FROM deliveries AS d WHERE destination = ?"
                 "   AND state IN ('pending', 'retrying') AND due_at <= ?"
+                # One ticket's deliveries to one destination go in the order they were enqueued: a delivery
+                # waits while an earlier one of its ticket on its lane is still pending, retrying or in flight.
+                "   AND NOT EXISTS (SELECT 1 FROM deliveries AS e WHERE e.ticket_id = d.ticket_id"
+                "     AND e.destination = d.destination AND e.rowid < d.rowid"
+                "     AND e.state IN ('pending', 'retrying', 'in_flight'))"
                 "   ORDER BY claim_rank, due_at, rowid LIMIT 1)"
                 " RETURNING id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
                 " attempts, created_at, lease_token, lease_until, budget_attempts, budget_since",

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from contracts.delivery import AttemptOutcome, DeliveryState
+from contracts.delivery import AttemptOutcome, DeliveryKind, DeliveryState
 from gateway.delivery.breaker import BreakerState
 from gateway.delivery.config import DestinationConfig
 from gateway.delivery.engine import DeliveryEngine
 from gateway.delivery.policy import backoff_bounds
 from gateway.delivery.results import SendResult
-from gateway.store.base import ClaimedDelivery, DeliveryFilter, Store
+from gateway.store.base import ClaimedDelivery, DeliveryFilter, OutboxEntry, Store
 from simulators.receiver import Action, Receiver
 from tests.delivery.delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
 
@@ -386,3 +386,19 @@ async def test_a_finished_send_frees_its_slot_before_its_settle_lands(store: Sto
     finally:
         held.release.set()
         await engine.stop()
+
+
+async def test_a_tickets_status_callbacks_arrive_in_order_even_when_the_first_is_retried(
+        store: Store, receiver: Receiver) -> None:
+    receiver.script(sequence=[Action(status=503), Action(status=503)])  # the first two requests fail
+    dest = destination(receiver, concurrency=4)
+    keys = [f"ticket-7:{status}" for status in ("accepted", "mediating", "closed")]  # 受理, 调解, 办结
+    ids = await store.enqueue("ticket-7", "ticket-7", [
+        OutboxEntry(destination=dest.name, kind=DeliveryKind.CALLBACK, body=key.encode(), idempotency_key=key)
+        for key in keys])
+    async with running(store, dest):
+        for delivery_id in ids:
+            assert (await settled(store, delivery_id)).state is DeliveryState.DELIVERED
+    # Four sends could go at once, but 调解 waited until 受理 was answered 2xx, and 办结 until 调解 was.
+    assert [(r.key, r.answered) for r in receiver.requests()] == [
+        (keys[0], 503), (keys[0], 503), (keys[0], 200), (keys[1], 200), (keys[2], 200)]

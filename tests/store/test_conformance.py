@@ -13,6 +13,7 @@ from contracts.errors import FieldError
 from gateway.store.base import (
     AuditEntry,
     AuditQuery,
+    ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
     LeaseLost,
@@ -267,11 +268,51 @@ async def test_a_claim_carries_everything_needed_to_send(store: Store) -> None:
 
 
 async def test_a_claimed_delivery_is_not_claimed_again_while_leased(store: Store) -> None:
-    await store.enqueue("t1", "k1", [national() for _ in range(5)])
+    for n in range(5):  # five tickets: one ticket's deliveries to a lane go one after another
+        await store.enqueue(f"t{n}", f"k{n}", [national()])
     batches = await asyncio.gather(*(store.claim("national", f"w{i}", 30, limit=2) for i in range(6)))
     claimed = [c.delivery_id for batch in batches for c in batch]
     assert len(claimed) == 5 and len(set(claimed)) == 5
     assert await store.claim("national", "late", 30) == []
+
+
+async def test_one_tickets_deliveries_to_a_lane_go_in_the_order_they_were_enqueued(store: Store) -> None:
+    first, second, third = await store.enqueue("t1", "k1", [national(), national(priority=0), national()])
+    [other] = await store.enqueue("t2", "k2", [national()])
+    [credit] = await store.enqueue("t1", "k1", [national(destination="credit")])
+
+    async def claim(lane: str = "national") -> list[ClaimedDelivery]:
+        return await store.claim(lane, "w", 30, limit=10)
+
+    claimed = {c.delivery_id: c for c in await claim()}
+    assert set(claimed) == {first, other}  # even the urgent second waits for the first; other tickets do not
+    assert [c.delivery_id for c in await claim("credit")] == [credit]  # nor do other lanes
+    head = claimed[first]
+    await store.settle_retry(head, attempt(head, outcome=AttemptOutcome.RETRY, status_code=503), soon(-1))
+    [head] = await claim()  # a retry keeps its place at the head
+    assert head.delivery_id == first
+    await store.settle_delivered(head, attempt(head))
+    [head] = await claim()
+    assert head.delivery_id == second
+    await store.settle_dead(head, attempt(head, outcome=AttemptOutcome.PERMANENT, status_code=400))
+    [head] = await claim()  # a dead letter does not hold the rest back
+    assert head.delivery_id == third
+
+
+async def test_a_replayed_delivery_goes_ahead_of_its_tickets_later_ones(store: Store) -> None:
+    first, second, third = await store.enqueue("t1", "k1", [national(), national(), national()])
+    [head] = await store.claim("national", "w", 30, limit=10)
+    await store.settle_dead(head, attempt(head, outcome=AttemptOutcome.PERMANENT, status_code=400))
+    [in_flight] = await store.claim("national", "w", 30, limit=10)
+    assert in_flight.delivery_id == second
+
+    assert await store.replay(delivery_ids=[first]) == [first]
+    [replayed] = await store.claim("national", "w", 30, limit=10)  # the earliest again: ahead of the third
+    assert replayed.delivery_id == first
+    await store.settle_delivered(in_flight, attempt(in_flight))
+    assert await store.claim("national", "w", 30, limit=10) == []  # the third waits for the replayed first
+    await store.settle_delivered(replayed, attempt(replayed))
+    assert [c.delivery_id for c in await store.claim("national", "w", 30, limit=10)] == [third]
 
 
 async def test_lanes_are_separate(store: Store) -> None:

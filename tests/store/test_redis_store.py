@@ -32,7 +32,8 @@ async def redis_store(redis_namespace: str, redis_client: Redis) -> AsyncIterato
 
 async def test_a_deleted_consumer_group_is_recreated_and_claiming_continues(
         redis_store: RedisStore, redis_client: Redis, caplog: pytest.LogCaptureFixture) -> None:
-    ids = await redis_store.enqueue("t1", "k1", [national(), national(), national(priority=0)])
+    ids = [i for n, entry in enumerate([national(), national(), national(priority=0)])
+           for i in await redis_store.enqueue(f"t{n}", f"k{n}", [entry])]  # three tickets: none waits for another
     [held] = await redis_store.claim("national", "w1", 30)  # the urgent one, leased
     lane = redis_store.keys.lane("national")
     for stream in lane.streams:
