@@ -75,8 +75,9 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
     app.include_router(ops_api_router())
     app.include_router(dashboard_router())
     app.include_router(metrics_router())
-    # Every other route (the ops API, the dashboard's forms) gets the same body limit as the partner routes.
-    app.add_middleware(BodyLimitMiddleware, limit=max_body,
+    # Every other route (the ops API, the dashboard's forms) gets the same body limit as the partner routes,
+    # and every route a deadline for its body.
+    app.add_middleware(BodyLimitMiddleware, limit=max_body, timeout=settings.server.body_timeout_seconds,
                        exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH))
 
     @app.get("/healthz", tags=["health"])

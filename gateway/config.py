@@ -22,6 +22,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8315
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # The whole request body must arrive within this, or the answer is 408 (a stalled or trickled body).
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 
 class RegionSettings(_Section):

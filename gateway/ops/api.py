@@ -49,8 +49,13 @@ def presented_token(request: Request, *, cookie: bool) -> str | None:
     return request.cookies.get(SESSION_COOKIE) if cookie else None
 
 
+def client_of(request: Request) -> str:
+    """The client's address, as uvicorn saw it (behind a trusted proxy: the forwarded one)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def authenticated(request: Request, required: Role, *, cookie: bool) -> OpsUser:
-    user = ops_service(request).authenticate(presented_token(request, cookie=cookie))
+    user = ops_service(request).authenticate(presented_token(request, cookie=cookie), client_of(request))
     if user is None:
         raise OpsError(401, "unauthenticated", "present an ops token: Authorization: Bearer <token>",
                        field="Authorization")
@@ -112,8 +117,7 @@ class OpsRoute(APIRoute):
             try:
                 return await handler(request)
             except OpsError as err:
-                headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-                return JSONResponse(err.body(), status_code=err.status, headers=headers)
+                return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
             except RequestValidationError as err:
                 errors = validation_errors(err)
                 first = errors[0]["field"] if errors else None
@@ -142,8 +146,10 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: _refusal("The body is not JSON"),
     401: _refusal("No valid ops token: Authorization: Bearer <token>"),
     403: _refusal("The user's role may not do this"),
+    408: _refusal("The body did not arrive within server.body_timeout_seconds"),
     413: _refusal("The body exceeds server.max_body_bytes"),
     422: _refusal("Invalid fields, each named"),
+    429: _refusal("Too many failed sign-ins from this address: wait Retry-After seconds"),
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _refusal("No such ticket, delivery or quarantined payload")}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from pathlib import Path
@@ -14,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from gateway.ops.access import OpsUser, Role
-from gateway.ops.api import SESSION_COOKIE, ops_service, presented_token
+from gateway.ops.api import SESSION_COOKIE, client_of, ops_service, presented_token
 from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import (
@@ -92,7 +93,11 @@ class Page:
 
 
 def _signed_in(request: Request) -> OpsUser | None:
-    return ops_service(request).authenticate(presented_token(request, cookie=True))
+    """The user of the session cookie; None when there is none, or a throttled client presents an unknown one."""
+    try:
+        return ops_service(request).authenticate(presented_token(request, cookie=True), client_of(request))
+    except OpsError:
+        return None
 
 
 def _back(path: str, msg: str) -> RedirectResponse:
@@ -144,7 +149,13 @@ def dashboard_router() -> APIRouter:
     @router.post("/login")
     async def login(request: Request, token: Annotated[str, Form()] = "",
                     next_path: Annotated[str, Form(alias="next")] = "/ops") -> Response:
-        user = ops_service(request).authenticate(token.strip())
+        try:
+            user = await asyncio.to_thread(ops_service(request).authenticate, token.strip(), client_of(request))
+        except OpsError as refused:  # too many failed tries from this address
+            refusal = page.render("login.html", request, None, status=refused.status, next=_safe_next(next_path),
+                                  error=f"登录失败次数过多，请 {refused.retry_after} 秒后再试")
+            refusal.headers["Retry-After"] = str(refused.retry_after)
+            return refusal
         if user is None:
             return page.render("login.html", request, None, status=401, next=_safe_next(next_path),
                                error=MESSAGES["login_failed"])

@@ -41,6 +41,7 @@ from gateway.ops.schemas import (
     TicketSummary,
     TimelineEntry,
 )
+from gateway.ops.throttle import FailureThrottle
 from gateway.pollers import PollerStatus
 from gateway.runtime import Components, Runtime, load_components
 from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store, TicketQuery
@@ -71,13 +72,22 @@ class OpsError(Exception):
     """A refusal the caller can act on: HTTP status, a code, the field at fault, a sentence, details."""
 
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
-                 errors: Sequence[dict[str, Any]] = ()) -> None:
+                 errors: Sequence[dict[str, Any]] = (), retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
         self.errors = list(errors)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        if self.status == 401:
+            return {"WWW-Authenticate": "Bearer"}
+        if self.retry_after is not None:
+            return {"Retry-After": str(self.retry_after)}
+        return None
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
@@ -206,6 +216,7 @@ class OpsService:
         self.counts = MinuteCounts(runtime.store, clock=clock)
         self.clock = clock
         self.csrf_key = secrets.token_bytes(32)  # per process: a form older than a restart is refused
+        self.throttle = FailureThrottle()
         self._risk: tuple[float, list[tuple[Ticket, DeadlineRisk]]] | None = None
 
     @classmethod
@@ -255,8 +266,27 @@ class OpsService:
                 self.counts.add(series.DEAD)
 
     # -- access and audit -------------------------------------------------------------------------------
-    def authenticate(self, token: str | None) -> OpsUser | None:
-        return self.auth.authenticate(token)
+    def authenticate(self, token: str | None, client: str | None = None) -> OpsUser | None:
+        """The user a token belongs to, or None. A token not recognised costs a salted hash per user, so a
+        client (its address) with too many failed tries in a while is refused with a 429 first."""
+        if not token:
+            return None
+        known = self.auth.recognised(token)
+        if known is not None:
+            return known
+        if client is not None:
+            wait = self.throttle.retry_after(client)
+            if wait:
+                raise OpsError(429, "too_many_failed_sign_ins",
+                               f"too many failed sign-ins from this address; try again in {wait} s",
+                               field="Authorization", retry_after=wait)
+        user = self.auth.authenticate(token)
+        if client is not None:
+            if user is None:
+                self.throttle.failed(client)
+            else:
+                self.throttle.succeeded(client)
+        return user
 
     async def record(self, user: OpsUser, action: str, ticket_ids: Sequence[str], detail: dict[str, Any],
                      outcome: str = "ok") -> str:

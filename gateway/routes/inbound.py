@@ -254,6 +254,7 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
             401: _problem_doc("Missing or wrong credentials"),
             403: _problem_doc("Valid credentials of another adapter"),
             404: _problem_doc("No adapter with this id takes pushes"),
+            408: _problem_doc("The body did not arrive within server.body_timeout_seconds"),
             413: _problem_doc("The body exceeds server.max_body_bytes"),
             415: _problem_doc("The body is not JSON"),
             422: {"description": "Unmappable: per-field errors and the quarantine id of the kept raw payload"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 
@@ -49,64 +50,85 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 class BodyLimitMiddleware:
-    """Every request body within `limit` bytes, for the routes that do not read theirs with `read_limited`.
+    """Every request body within `limit` bytes and `timeout` seconds.
 
-    FastAPI reads a JSON or form body whole before a route's dependencies run (authentication included),
-    so without this an anonymous client could make the gateway hold any amount of memory. A declared
-    Content-Length over the limit is refused at once; a chunked body is counted as it arrives and the
-    answer, whatever the route was about to say, becomes the 413. Paths under `exempt` are left alone:
+    Size: FastAPI reads a JSON or form body whole before a route's dependencies run (authentication
+    included), so without this an anonymous client could make the gateway hold any amount of memory. A
+    declared Content-Length over the limit is refused at once; a chunked body is counted as it arrives and the
+    answer, whatever the route was about to say, becomes the 413. Paths under `exempt` are not counted here:
     their routes limit the body themselves and answer in their own format (a SOAP Fault, say).
+
+    Time, on every path: the whole body must arrive within `timeout` seconds of the request, or the answer is
+    a 408 and the connection is closed, so a client trickling its body (or stalling it) cannot hold a
+    connection and its buffers open for as long as it likes. Once the body is in, the route's own time is not
+    limited here.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = (), timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
         self.exempt = tuple(exempt)
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope["path"]).startswith(self.exempt):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
-            return
+        counted = not str(scope["path"]).startswith(self.exempt)
+        if counted:
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
+                await self._refuse(send, *self._too_large())
+                return
+        deadline = asyncio.get_running_loop().time() + self.timeout
         size = 0
-        over = False
+        body_done = False
+        refusal: tuple[int, str, str] | None = None
         started = False
 
-        async def counting_receive() -> Message:
-            nonlocal size, over
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal size, body_done, refusal
+            if body_done:  # later receives wait for a disconnect, as long as the route likes
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                refusal = (408, "request_timeout", f"the body did not arrive within {self.timeout:g} s")
+                return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced below
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 size += len(message.get("body", b""))
-                if size > self.limit:
-                    over = True
-                    return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced below
+                if counted and size > self.limit:
+                    refusal = self._too_large()
+                    return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if over:
+            if refusal is not None:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await self._refuse(send)
+                    await self._refuse(send, *refusal)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, guarded_receive, guarded_send)
         except Exception:
-            if not over:
+            if refusal is None:
                 raise
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, *refusal)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"error": "payload_too_large",
-                           "message": f"the body exceeds the limit of {self.limit} bytes"}).encode("utf-8")
-        await send({"type": "http.response.start", "status": 413,
+    def _too_large(self) -> tuple[int, str, str]:
+        return 413, "payload_too_large", f"the body exceeds the limit of {self.limit} bytes"
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, error: str, message: str) -> None:
+        body = json.dumps({"error": error, "message": message}).encode("utf-8")
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -117,6 +117,7 @@ def _demo_credentials(gateway_yaml: Path) -> dict[str, str]:
 
 def write_config(root: Path, *, ports: Mapping[int, int] | None = None, store: Mapping[str, Any] | None = None,
                  workers: bool = True, pollers: bool = False, max_body_bytes: int = 1_048_576,
+                 body_timeout_seconds: float = 30.0,
                  destinations: Mapping[str, Mapping[str, Any]] | None = None,
                  engine: Mapping[str, Any] | None = None,
                  adapters: Mapping[str, Mapping[str, Any]] | None = None) -> GatewayFiles:
@@ -151,7 +152,8 @@ def write_config(root: Path, *, ports: Mapping[int, int] | None = None, store: M
 
     gateway: dict[str, Any] = {
         "region": {"code": "522600", "name": "黔东南苗族侗族自治州"},
-        "server": {"host": "127.0.0.1", "port": port, "max_body_bytes": max_body_bytes},
+        "server": {"host": "127.0.0.1", "port": port, "max_body_bytes": max_body_bytes,
+                   "body_timeout_seconds": body_timeout_seconds},
         "data_dir": str(root / "data"),
         "store": {"kind": "sqlite", "sqlite_file": "gateway.db", **(store or {})},
         "logging": {"level": "INFO", "json_lines": True},

@@ -40,6 +40,7 @@ from tests.hardening.live_gateway import (
 )
 
 MAX_BODY = 1_048_576
+BODY_TIMEOUT = 1.5  # server.body_timeout_seconds of the gateway under test
 WITHIN_SECONDS = 5.0  # each refusal; they take milliseconds here, the margin is for a loaded CI machine
 PEAK_GROWTH_KIB = 64 * 1024  # growth of the process's peak RSS over one hostile request
 RSS_GROWTH_KIB = 160 * 1024  # resident memory after the whole suite, over the first measure
@@ -122,7 +123,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    files = write_config(tmp_path_factory.mktemp("hostile"), workers=False, pollers=False, max_body_bytes=MAX_BODY)
+    files = write_config(tmp_path_factory.mktemp("hostile"), workers=False, pollers=False, max_body_bytes=MAX_BODY,
+                         body_timeout_seconds=BODY_TIMEOUT)
     attacker = Attacker()
     try:
         with running(serve(files)) as process:
@@ -495,6 +497,34 @@ def test_a_stalled_body_does_not_hold_up_other_requests(live: Live) -> None:
             answer = send(live, "while-stalled", good_city_push(live))
             assert answer.status == 202
             assert_bounded(answer)
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickled"])
+@pytest.mark.parametrize("endpoint", ["inbound", "soap", "national-status", "ops-replay"])
+def test_a_body_that_does_not_arrive_in_time_is_408(live: Live, endpoint: str, trickle: bool) -> None:
+    full = CITY_BODY if endpoint != "soap" else envelope(live, submit(order())).encode()
+    request = (good_soap_push(live) if endpoint == "soap" else JSON_ENDPOINTS[endpoint](live, full))
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    with socket.create_connection(("127.0.0.1", live.files.port), timeout=WITHIN_SECONDS + BODY_TIMEOUT) as sock:
+        started = time.monotonic()
+        sock.sendall(_raw_head(request.path, headers, len(request.body)) + request.body[:100])
+        answer = b""
+        for byte in request.body[100:160] if trickle else b"":  # a byte every 0.1 s: alive, but far too slow
+            time.sleep(0.1)
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # closed on us after its answer
+                break
+        while not answer.endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b'"request_timeout"' in answer
+    assert BODY_TIMEOUT - 0.2 <= took < BODY_TIMEOUT + WITHIN_SECONDS
+    assert_still_serving(live)
 
 
 # -- odd characters in ids and adapter names ---------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from contracts.yamldoc import YamlFileError
 from gateway.ops.access import Authenticator, Role, hash_token, parse_token_hash
+from gateway.ops.throttle import MAX_FAILURES, FailureThrottle
 from gateway.secrets import generated_secret_path
 from tests.ops.ops_support import TOKENS, OpsGateway, city_complaint
 
@@ -133,3 +134,35 @@ def test_the_demo_users_file_keeps_no_token(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[2] / "config" / "ops-users.yaml").read_text(encoding="utf-8")
     assert "token_env: HIG_OPS_TOKEN_ADMIN" in text
     assert not any(token in text for token in TOKENS.values())
+
+
+async def test_too_many_failed_sign_ins_from_one_address_are_throttled(sqlite_gw: OpsGateway) -> None:
+    assert (await sqlite_gw.get("/api/v1/tickets", role="operator")).status_code == 200  # recognised from now on
+    for n in range(MAX_FAILURES):
+        guess = await sqlite_gw.client.get("/api/v1/tickets", headers={"Authorization": f"Bearer guess-{n}"})
+        assert guess.status_code == 401
+    throttled = await sqlite_gw.client.get("/api/v1/tickets", headers={"Authorization": "Bearer guess-again"})
+    assert throttled.status_code == 429 and throttled.json()["error"] == "too_many_failed_sign_ins"
+    assert 1 <= int(throttled.headers["retry-after"]) <= 300
+    # The dashboard's sign-in form says so too; an unknown token, even a valid one, is not checked meanwhile.
+    form = await sqlite_gw.client.post("/ops/login", data={"token": TOKENS["viewer"], "next": "/ops"})
+    assert form.status_code == 429 and "登录失败次数过多" in form.text and "retry-after" in form.headers
+    # A token already seen to be valid costs no hash check and is never throttled.
+    assert (await sqlite_gw.get("/api/v1/tickets", role="operator")).status_code == 200
+
+
+def test_the_failure_throttle_counts_within_its_window_and_forgets_after() -> None:
+    now = [1000.0]
+    throttle = FailureThrottle(max_failures=3, window=60.0, clock=lambda: now[0])
+    for _ in range(2):
+        throttle.failed("10.0.0.9")
+    assert throttle.retry_after("10.0.0.9") == 0
+    throttle.failed("10.0.0.9")
+    assert throttle.retry_after("10.0.0.9") == 60 and throttle.retry_after("10.0.0.10") == 0
+    now[0] += 30.5
+    assert throttle.retry_after("10.0.0.9") == 30
+    now[0] += 30
+    assert throttle.retry_after("10.0.0.9") == 0  # the first failure left the window
+    throttle.failed("10.0.0.9")
+    throttle.succeeded("10.0.0.9")  # a success forgets the address's failures
+    assert throttle.retry_after("10.0.0.9") == 0
