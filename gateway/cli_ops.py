@@ -245,6 +245,33 @@ def deliveries_replay(
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
+@deliveries_cli.command("compact")
+def deliveries_compact(
+    older_than_days: Annotated[int, typer.Option("--older-than-days", min=1,
+                                                 help="delivered deliveries created more than this many days ago")],
+    config: ConfigOption = None,
+) -> None:
+    """Drop the bodies of old delivered deliveries (copies of what was sent), keeping their records and attempts.
+
+    What `store.compact_delivered_after_days` does every hour when set; audited under your name."""
+    async def work(service: Any, user: Any) -> dict[str, Any]:
+        done = 0
+
+        def progress(count: int) -> None:
+            nonlocal done
+            done += count
+            typer.echo(f"compacted {done}", err=True)
+
+        count = await service.compact(older_than_days, user, progress=progress)
+        return {"compacted": count, "older_than_days": older_than_days}
+
+    try:
+        summary = _run(config, work)
+    except Exception as err:
+        raise _fail(err) from err
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
 # -- quarantine ------------------------------------------------------------------------------------------
 
 @quarantine_cli.command("list")

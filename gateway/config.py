@@ -37,6 +37,8 @@ class StoreSettings(_Section):
     kind: Literal["sqlite", "redis"] = "sqlite"
     sqlite_file: str = "gateway.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Delivered deliveries older than this lose their bodies (copies of what was sent); None keeps them all.
+    compact_delivered_after_days: Annotated[int, Field(ge=1)] | None = None
 
 
 class LoggingSettings(_Section):

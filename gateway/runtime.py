@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from adapters.base import Adapter
 from adapters.config import AdapterConfig, load_adapters, mapping_specs_for
 from adapters.registry import build_adapters
+from gateway.compaction import Compactor
 from gateway.config import GatewaySettings
 from gateway.deadlines import RuleBook, WorkingDayCalendar
 from gateway.delivery.config import DeliveryConfig, DestinationConfig, load_delivery_config
@@ -110,6 +111,7 @@ class Runtime:
     engine: DeliveryEngine | None = None
     pollers: PollScheduler | None = None
     enricher: CreditEnricher | None = None
+    compactor: Compactor | None = None
     started: list[str] = field(default_factory=list)
 
     @property
@@ -146,10 +148,16 @@ class Runtime:
             self.engine = DeliveryEngine(self.store, destinations, settings=self.components.delivery.engine,
                                          senders=senders)
             await self.engine.start()
+            days = self.settings.store.compact_delivered_after_days
+            if days is not None:
+                self.compactor = Compactor(self.store, days)
+                self.compactor.start()
         if pollers:
             self.pollers = await start_pollers(self.adapters.values(), self.store, self.intake)
 
     async def stop(self) -> None:
+        if self.compactor is not None:
+            await self.compactor.stop()
         if self.pollers is not None:
             await self.pollers.stop()
         if self.engine is not None:

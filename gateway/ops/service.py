@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from contracts.delivery import AttemptOutcome, AttemptReceipt, DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
+from gateway.compaction import compact_older_than
 from gateway.delivery.breaker import BreakerState
 from gateway.delivery.policy import Decision, DecisionKind
 from gateway.intake import IntakeOutcome
@@ -64,7 +65,7 @@ STATUS_LABELS = {
 }
 CIRCUIT_LABELS = {"closed": "正常", "open": "熔断", "half_open": "试探", "none": "—"}
 ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预演）", "quarantine.remap": "隔离件重新映射",
-                 "config.reload": "重新加载配置"}
+                 "config.reload": "重新加载配置", "compact": "压缩已送达投递"}
 RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
 
 
@@ -393,6 +394,14 @@ class OpsService:
                 self.runtime.engine.wake(destination)
         return ReplayResult(dry_run=request.dry_run, delivery_ids=ids, ticket_ids=ticket_ids, count=len(ids),
                             audit_id=audit_id)
+
+    async def compact(self, older_than_days: int, user: OpsUser,
+                      progress: Callable[[int], None] | None = None) -> int:
+        """Drop the bodies of delivered deliveries created more than `older_than_days` days ago (audited)."""
+        require(user, Role.ADMIN, "compacting delivered deliveries")
+        count = await compact_older_than(self.store, older_than_days, progress=progress)
+        await self.record(user, "compact", [], {"older_than_days": older_than_days, "compacted": count})
+        return count
 
     # -- quarantine -------------------------------------------------------------------------------------
     def quarantine_view(self, item: QuarantinedPayload, user: OpsUser) -> QuarantineView:

@@ -259,6 +259,14 @@ class Store(ABC):
         """Put dead deliveries back on their lanes (attempt history kept); the ids replayed or to be."""
 
     @abstractmethod
+    async def compact_delivered(self, created_before: datetime, limit: int = 500) -> int:
+        """Free the space of delivered deliveries created before `created_before`: their body (a copy of what
+        was sent) and their attempts' response bodies. Each keeps the rest: destination, state, idempotency key,
+        times, and every attempt's number, time, status and outcome. How many this call compacted, at most
+        `limit`; call again until it returns 0. Goes by creation time: a delivery delivered only after a
+        compaction passed its creation time may be left whole (Redis)."""
+
+    @abstractmethod
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         """Per destination: counts by state and the age in seconds of the oldest undelivered.
 

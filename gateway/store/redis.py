@@ -634,6 +634,21 @@ class RedisStore(Store):
                 replayed.update(_s(d) for d in done)
         return [r.delivery_id for r in candidates if r.delivery_id in replayed]
 
+    async def compact_delivered(self, created_before: datetime, limit: int = 500) -> int:
+        cutoff = to_ms(created_before)
+        compacted = 0
+        for lane in sorted(_s(x) for x in await cast(Awaitable[set[bytes]], self.redis.smembers(self.keys.lanes))):
+            keys = self.keys.lane(lane)
+            while compacted < limit:
+                ask = limit - compacted
+                done, scanned = await self._eval(
+                    redis_lua.COMPACT, [keys.state(DeliveryState.DELIVERED.value), keys.compacted_until],
+                    [cutoff, ask, keys.record_prefix, keys.attempts_prefix, now_ms()])
+                compacted += int(done)
+                if int(scanned) < ask:  # this lane is done up to the cutoff
+                    break
+        return compacted
+
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         now = now_ms()
         stats: dict[str, dict[str, float]] = {}

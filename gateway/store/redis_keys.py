@@ -89,6 +89,10 @@ class LaneKeys:
         return self._k("a:")
 
     @property
+    def compacted_until(self) -> str:  # string: delivered deliveries created before this (ms) are compacted
+        return self._k("compacted-until")
+
+    @property
     def order_prefix(self) -> str:  # + ticket id: sorted set of its outstanding deliveries, in enqueue order
         return self._k("o:")
 

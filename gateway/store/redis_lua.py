@@ -347,6 +347,42 @@ end
 return out
 """
 
+# Drops the bodies of delivered deliveries created before a cutoff, and their attempts' response bodies, keeping
+# the rest of each. Goes through the lane's delivered set in creation order from where the last call stopped.
+# KEYS: state:delivered, compacted-until   ARGV: cutoff ms, limit, record prefix, attempts prefix, now
+# -> {compacted, scanned}
+COMPACT = """
+local from = redis.call('GET', KEYS[2]) or '-inf'
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], from, '(' .. ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local n, last = 0, nil
+for i = 1, #items, 2 do
+  local did = items[i]
+  last = items[i + 1]
+  local rk = ARGV[3] .. did
+  local f = redis.call('HMGET', rk, 'state', 'compacted')
+  if f[1] == 'delivered' and not f[2] then
+    redis.call('HSET', rk, 'body', '', 'compacted', ARGV[5])
+    local ak = ARGV[4] .. did
+    for j = 0, redis.call('LLEN', ak) - 1 do
+      local a = cjson.decode(redis.call('LINDEX', ak, j))
+      if a['response_body'] ~= nil and a['response_body'] ~= cjson.null then
+        a['response_body'] = cjson.null
+        redis.call('LSET', ak, j, cjson.encode(a))
+      end
+    end
+    n = n + 1
+  end
+end
+local scanned = #items / 2
+if scanned < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[1])  -- all before the cutoff is done
+elseif last then
+  if last == from then last = tostring(tonumber(last) + 1) end  -- one creation time filled a whole batch
+  redis.call('SET', KEYS[2], last)
+end
+return {n, scanned}
+"""
+
 # KEYS: lock   ARGV: owner, ttl ms   -> 1 taken or renewed, 0 held by another owner
 TRY_LOCK = """
 local cur = redis.call('GET', KEYS[1])

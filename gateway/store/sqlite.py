@@ -240,6 +240,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries ADD COLUMN budget_attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE deliveries ADD COLUMN budget_since INTEGER;
     """,
+    # 5: compaction of old delivered deliveries (their bodies dropped, their records kept).
+    """
+    ALTER TABLE deliveries ADD COLUMN compacted_at INTEGER;
+    CREATE INDEX deliveries_compactable ON deliveries(created_at) WHERE state = 'delivered' AND compacted_at IS NULL;
+    """,
 )
 
 _DELIVERY_COLUMNS = (
@@ -865,6 +870,23 @@ class SqliteStore(Store):
                     [(now, now, i) for i in ids],
                 )
         return ids
+
+    async def compact_delivered(self, created_before: datetime, limit: int = 500) -> int:
+        return await self._grouped(functools.partial(self._compact_in, to_ms(created_before), limit),
+                                   acknowledged=False)
+
+    @staticmethod
+    def _compact_in(created_before: int, limit: int, db: sqlite3.Connection) -> int:
+        ids = [row[0] for row in db.execute(
+            "SELECT id FROM deliveries WHERE state = 'delivered' AND compacted_at IS NULL AND created_at < ?"
+            " ORDER BY created_at LIMIT ?", (created_before, limit))]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            db.execute(f"UPDATE deliveries SET body = X'', compacted_at = ? WHERE id IN ({marks})",  # noqa: S608
+                       (now_ms(), *ids))
+            db.execute(f"UPDATE attempts SET response_body = NULL WHERE delivery_id IN ({marks})",  # noqa: S608
+                       ids)
+        return len(ids)
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         return await self._run(self._lane_stats_sync)

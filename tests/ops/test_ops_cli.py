@@ -122,6 +122,17 @@ def test_a_missing_ticket_and_a_replay_without_target_are_told_plainly(tmp_path:
     assert nothing.returncode == 2 and "--id" in nothing.stderr
 
 
+def test_deliveries_compact_reports_and_is_audited(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+    _seed(gateway_yaml)  # dead deliveries only, and all new: nothing to compact
+    compact = _main("deliveries", "compact", "--older-than-days", "30", "--config", str(gateway_yaml))
+    assert compact.returncode == 0, compact.stderr
+    assert json.loads(compact.stdout.strip().splitlines()[-1]) == {"compacted": 0, "older_than_days": 30}
+    assert "compact" in [action for _, action, _ in _audit(gateway_yaml)]
+    refused = _main("deliveries", "compact", "--older-than-days", "0", "--config", str(gateway_yaml))
+    assert refused.returncode == 2 and "older-than-days" in refused.stderr
+
+
 def test_ops_hash_token_prints_a_salted_hash_the_users_file_accepts() -> None:
     done = subprocess.run([sys.executable, "main.py", "ops", "hash-token"], cwd=REPO, input="my-ops-token\n",
                           capture_output=True, text=True, timeout=60, check=False)

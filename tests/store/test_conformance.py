@@ -434,6 +434,31 @@ async def test_a_replayed_delivery_carries_a_retry_budget_counted_from_its_repla
     assert (again.attempts, again.budget_attempts, again.budget_since) == (3, 2, replayed.budget_since)
 
 
+async def test_old_delivered_deliveries_are_compacted_keeping_their_record(store: Store) -> None:
+    for n in range(3):
+        await store.enqueue(f"t{n}", f"k{n}", [national(), national(destination="credit")])
+    claims = await store.claim("national", "w", 30, limit=10) + await store.claim("credit", "w", 30, limit=10)
+    delivered, waiting = claims[:5], claims[5]
+    for c in delivered:
+        await store.settle_delivered(c, attempt(c, response_body='{"registration_no": "12315-1"}'))
+    await store.settle_retry(waiting, attempt(waiting, outcome=AttemptOutcome.RETRY, status_code=503), soon(60))
+
+    assert await store.compact_delivered(datetime.now(UTC) - timedelta(hours=1)) == 0  # none is that old
+    assert await store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1), limit=3) == 3
+    assert await store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1)) == 2
+    assert await store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1)) == 0
+    for c in delivered:
+        receipt = await store.get_delivery(c.delivery_id)
+        assert receipt is not None and receipt.state is DeliveryState.DELIVERED and receipt.attempts == 1
+        [kept] = await store.list_attempts(c.delivery_id)
+        assert (kept.number, kept.status_code, kept.outcome, kept.response_body) == (1, 200, AttemptOutcome.SUCCESS,
+                                                                                      None)
+    [retried] = await store.list_attempts(waiting.delivery_id)  # not delivered: left whole
+    assert retried.response_body == '{"code":0}'
+    stats = await store.lane_stats()
+    assert stats["national"]["delivered"] + stats["credit"]["delivered"] == 5
+
+
 async def test_replay_without_filter_or_ids_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="filter or delivery ids"):
         await store.replay()

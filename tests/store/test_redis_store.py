@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -192,3 +192,19 @@ async def test_namespaces_do_not_see_each_other(redis_store: RedisStore) -> None
 def test_a_namespace_with_braces_is_refused() -> None:
     with pytest.raises(ValueError, match="namespace"):
         RedisKeys("hig{x}")
+
+
+async def test_compaction_empties_the_body_and_goes_on_from_where_it_stopped(
+        redis_store: RedisStore, redis_client: Redis) -> None:
+    for n in range(4):
+        await redis_store.enqueue(f"t{n}", f"k{n}", [national()])
+    claims = await redis_store.claim("national", "w", 30, limit=10)
+    for c in claims:
+        await redis_store.settle_delivered(c, attempt(c))
+    lane = redis_store.keys.lane("national")
+    assert await redis_store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1), limit=2) == 2
+    assert await redis_client.get(lane.compacted_until) is not None  # the next call starts from here
+    assert await redis_store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1)) == 2
+    for c in claims:
+        body, compacted = await redis_client.hmget(lane.record(c.delivery_id), "body", "compacted")
+        assert body == b"" and compacted is not None

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,8 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
             db.execute(f"DROP TRIGGER {name}")
         db.execute("DROP TABLE delivery_counts")
         db.execute("DROP TABLE ticket_counts")
+        db.execute("DROP INDEX deliveries_compactable")
+        db.execute("ALTER TABLE deliveries DROP COLUMN compacted_at")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("PRAGMA user_version = 2")
@@ -177,5 +180,22 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert await store.replay(delivery_ids=[claimed.delivery_id]) == [claimed.delivery_id]
         budgets = {c.delivery_id: c.budget_attempts for c in await store.claim("credit", "w", 60, limit=5)}
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
+    finally:
+        await store.close()
+
+
+async def test_compaction_empties_the_body_and_keeps_the_row(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "compact.db", PHONE_KEY)
+    await store.open()
+    try:
+        await store.intake(make_ticket("GZ-COMPACT-1"), RAW, "application/json", [national()])
+        [claimed] = await store.claim("national", "w", 60)
+        await store.settle_delivered(claimed, attempt(claimed))
+        assert await store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1)) == 1
+        assert store._conn is not None
+        row = await store._run(store._fetchone, "SELECT length(body), compacted_at, state, idempotency_key"
+                               " FROM deliveries WHERE id = ?", (claimed.delivery_id,))
+        assert row is not None and row[0] == 0 and row[1] is not None
+        assert (row[2], row[3]) == ("delivered", claimed.idempotency_key)
     finally:
         await store.close()
