@@ -102,6 +102,9 @@ class Router:
         self.config = config
         self.organisations = organisations.organisations
         self.home_region = home_region
+        self._by_region: dict[str, list[Organisation]] = {}  # looked up once per ticket: no scan of the table
+        for org in self.organisations:
+            self._by_region.setdefault(org.region_code, []).append(org)
 
     @classmethod
     def from_files(cls, routing_file: Path, home_region: str) -> Router:
@@ -142,7 +145,7 @@ class Router:
         except IdentifierError:
             chain = [region]
         for code in reversed(chain):  # most specific region first
-            here = [o for o in self.organisations if o.region_code == code]
+            here = self._by_region.get(code, [])
             station = next((o for o in here if o.level is HandlerLevel.STATION
                             and any(area in address for area in o.areas)), None)
             if station is not None:

@@ -8,6 +8,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
 from contracts.identifiers.errors import IdentifierError
+from contracts.identifiers.memo import Remembered
 
 _KIND = "phone"
 
@@ -26,24 +27,11 @@ _PARSE_REASONS = {
 }
 
 
-# Numbers already checked, by (text as written, default region), and each E.164 result as its own answer: a
-# ticket's phone is normalised by its mapping and then checked again by the contract, which then costs a
-# lookup rather than a second parse. Bounded; a full cache is simply emptied.
-_CHECKED: dict[tuple[str, str], str] = {}
-_CHECKED_MAX = 8192
-
-
 def normalize_phone(value: str, default_region: str = "CN") -> str:
     """The number in E.164 form (+8613800138000), or an IdentifierError saying why it cannot be called."""
-    known = _CHECKED.get((value, default_region))
-    if known is not None:
-        return known
-    e164 = _normalize(value, default_region)
-    if len(_CHECKED) >= _CHECKED_MAX:
-        _CHECKED.clear()
-    _CHECKED[(value, default_region)] = e164
-    _CHECKED[(e164, default_region)] = e164  # an E.164 number reads the same whatever the default region
-    return e164
+    if default_region == "CN":
+        return _normalize_cn(value)
+    return _normalize(value, default_region)
 
 
 def _normalize(value: str, default_region: str) -> str:
@@ -77,3 +65,6 @@ def _normalize(value: str, default_region: str) -> str:
             _KIND, value, f"the phone number is not assigned in the {region} numbering plan{hint}"
         )
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+_normalize_cn = Remembered(lambda value: _normalize(value, "CN"))

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Literal
 
 from contracts.identifiers.errors import IdentifierError
+from contracts.identifiers.memo import Remembered
 from contracts.identifiers.regions import is_known_province
 
 _KIND = "resident_id"
@@ -32,6 +33,12 @@ def normalize_resident_id(value: str, *, today: date | None = None) -> str:
     is the county where the number was first issued, which has often been merged or renamed since,
     and the number stays valid for life.
     """
+    if today is None:  # a number valid today stays valid: its birth date only gets further away
+        return _normalize_today(value)
+    return _normalize(value, today)
+
+
+def _normalize(value: str, today: date | None) -> str:
     # NFKC folds the full-width digits and Ｘ that Chinese input methods produce.
     number = "".join(unicodedata.normalize("NFKC", value).split()).upper()
     if len(number) == 15:
@@ -63,6 +70,9 @@ def normalize_resident_id(value: str, *, today: date | None = None) -> str:
     if birth > (today or date.today()):
         raise IdentifierError(_KIND, value, f"birth date {birth.isoformat()} is in the future")
     return number
+
+
+_normalize_today = Remembered(lambda value: _normalize(value, None))
 
 
 def _birth_date(number: str, original: str) -> date:

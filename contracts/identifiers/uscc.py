@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from contracts.identifiers.errors import IdentifierError
+from contracts.identifiers.memo import Remembered
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {char: index for index, char in enumerate(USCC_ALPHABET)}
@@ -88,7 +89,7 @@ def registration_no_check_digit(first14: str) -> str:
     return str((11 - product % 11) % 10)
 
 
-def validate_uscc(value: str) -> str:
+def _validate_uscc(value: str) -> str:
     """The normalised unified social credit code, or an IdentifierError naming the rule it breaks."""
     code = _compact(value)
     if len(code) != 18:
@@ -125,6 +126,9 @@ def validate_uscc(value: str) -> str:
     if code[17] != expected:
         raise IdentifierError(_USCC, value, f"check character is {code[17]!r} but should be {expected!r}")
     return code
+
+
+validate_uscc = Remembered(_validate_uscc)
 
 
 def org_code_of_uscc(uscc: str) -> str:

@@ -342,14 +342,17 @@ class SqliteStore(Store):
         answers: list[tuple[_PendingWrite, object]] = []
         try:
             with self._write(acknowledged=acknowledged) as db:
-                for pending in batch:
-                    db.execute("SAVEPOINT grouped")
-                    try:
-                        answers.append((pending, pending.write(db)))
-                    except Exception as err:  # this write alone is undone and refused: the others go on
-                        db.execute("ROLLBACK TO grouped")
-                        answers.append((pending, err))
-                    db.execute("RELEASE grouped")
+                if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
+                    answers.append((batch[0], batch[0].write(db)))
+                else:
+                    for pending in batch:
+                        db.execute("SAVEPOINT grouped")
+                        try:
+                            answers.append((pending, pending.write(db)))
+                        except Exception as err:  # this write alone is undone and refused: the others go on
+                            db.execute("ROLLBACK TO grouped")
+                            answers.append((pending, err))
+                        db.execute("RELEASE grouped")
         except BaseException as err:  # the transaction or its commit failed: nothing of the batch is stored
             answers = [(pending, err) for pending in batch]
         for pending, answer in answers:

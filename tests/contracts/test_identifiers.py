@@ -23,6 +23,7 @@ from contracts.identifiers import (
     validate_uscc,
 )
 from contracts.identifiers import phone as phone_module
+from contracts.identifiers.memo import MAX_REMEMBERED
 
 # Registered codes whose MOD 31 check and embedded GB 11714 organisation-code check both hold.
 REGISTERED_USCCS = [
@@ -353,4 +354,17 @@ def test_a_normalised_phone_reads_the_same_again_and_errors_are_never_remembered
 def test_the_phone_memory_stays_bounded() -> None:
     for i in range(9000):
         normalize_phone(f"1380013{i:04d}")
-    assert 0 < len(phone_module._CHECKED) <= phone_module._CHECKED_MAX
+    assert 0 < len(phone_module._normalize_cn.known) <= MAX_REMEMBERED
+
+
+def test_remembered_id_numbers_and_credit_codes_check_the_same_and_errors_are_never_remembered() -> None:
+    legacy = "110105491231002"  # a 15-digit number becomes 18 characters
+    upgraded = normalize_resident_id(legacy)
+    assert len(upgraded) == 18 and normalize_resident_id(upgraded) == upgraded == normalize_resident_id(legacy)
+    uscc = validate_uscc(" 91440300708461136t ")  # normalised: trimmed, upper case
+    assert validate_uscc(uscc) == uscc
+    for _ in range(2):
+        with pytest.raises(IdentifierError):
+            validate_uscc("91440300708461136X")  # a wrong check character, refused each time
+        with pytest.raises(IdentifierError):
+            normalize_resident_id("110105491231002X")
