@@ -328,7 +328,13 @@ class SqliteStore(Store):
             schedule = not group.flush_queued
             group.flush_queued = True
         if schedule:
-            self._executor.submit(self._flush_group_sync, acknowledged)
+            try:
+                self._executor.submit(self._flush_group_sync, acknowledged)
+            except RuntimeError:  # the store is closing: take the write back, leave no flush expected
+                with self._groups_lock:
+                    group.waiting = [p for p in group.waiting if p.done is not done]
+                    group.flush_queued = False
+                raise
         return await done
 
     def _flush_group_sync(self, acknowledged: bool) -> None:
@@ -387,6 +393,7 @@ class SqliteStore(Store):
     async def open(self) -> None:
         if self._executor is not None:
             return
+        self._groups = {True: _WriteGroup(), False: _WriteGroup()}  # nothing left over from before a close
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-store-{self.path.name}")
         try:
             await self._run(self._open_sync)

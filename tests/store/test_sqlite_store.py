@@ -199,3 +199,22 @@ async def test_compaction_empties_the_body_and_keeps_the_row(tmp_path: Path) -> 
         assert (row[2], row[3]) == ("delivered", claimed.idempotency_key)
     finally:
         await store.close()
+
+
+async def test_intakes_racing_a_close_end_one_way_or_the_other_and_the_store_reopens(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "closing.db", PHONE_KEY)
+    await store.open()
+    intakes = [asyncio.ensure_future(store.intake(make_ticket(f"GZ-CLOSE-{i}"), RAW, "application/json",
+                                                  [national()])) for i in range(30)]
+    await asyncio.sleep(0)
+    await store.close()
+    outcomes = await asyncio.wait_for(asyncio.gather(*intakes, return_exceptions=True), 5)  # none hangs
+    stored = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert all(isinstance(o, RuntimeError) for o in outcomes if isinstance(o, BaseException))
+
+    await store.open()
+    try:
+        assert (await store.intake(make_ticket("GZ-AFTER"), RAW, "application/json", [national()])).created
+        assert (await store.lane_stats())["national"]["pending"] == len(stored) + 1
+    finally:
+        await store.close()
