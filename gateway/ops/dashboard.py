@@ -92,10 +92,18 @@ class Page:
         return HTMLResponse(html, status_code=status)
 
 
-def _signed_in(request: Request) -> OpsUser | None:
-    """The user of the session cookie; None when there is none, or a throttled client presents an unknown one."""
+async def _signed_in(request: Request) -> OpsUser | None:
+    """The user of the session cookie; None when there is none, or a throttled client presents an unknown one.
+    A token not seen before is checked on a worker thread (a salted hash per user), never on the event loop."""
+    service = ops_service(request)
+    token = presented_token(request, cookie=True)
+    if not token:
+        return None
+    known = service.auth.recognised(token)
+    if known is not None:
+        return known
     try:
-        return ops_service(request).authenticate(presented_token(request, cookie=True), client_of(request))
+        return await asyncio.to_thread(service.authenticate, token, client_of(request))
     except OpsError:
         return None
 
@@ -104,9 +112,9 @@ def _back(path: str, msg: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'msg': msg})}", status_code=303)
 
 
-def _check_form(request: Request, csrf: str, required: Role) -> OpsUser | str:
+async def _check_form(request: Request, csrf: str, required: Role) -> OpsUser | str:
     """The user behind a dashboard form, or the message key of why not."""
-    user = _signed_in(request)
+    user = await _signed_in(request)
     token = presented_token(request, cookie=True)
     if user is None or token is None:
         return "login_failed"
@@ -126,7 +134,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("", response_class=HTMLResponse)
     async def dashboard(request: Request) -> Response:
-        user = _signed_in(request)
+        user = await _signed_in(request)
         if user is None:
             return login_redirect(request)
         refresh = _refresh(request)
@@ -136,7 +144,7 @@ def dashboard_router() -> APIRouter:
     @router.get("/live", response_class=HTMLResponse)
     async def live(request: Request) -> Response:
         """The live part of the dashboard, fetched by the page every few seconds."""
-        user = _signed_in(request)
+        user = await _signed_in(request)
         if user is None:
             return Response(status_code=401)
         board = await ops_service(request).dashboard(user, hours=_hours(request))
@@ -172,7 +180,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/tickets", response_class=HTMLResponse)
     async def tickets(request: Request) -> Response:
-        user = _signed_in(request)
+        user = await _signed_in(request)
         if user is None:
             return login_redirect(request)
         params = {k: v for k, v in request.query_params.items() if v.strip() and k != "msg"}
@@ -191,7 +199,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
     async def ticket(ticket_id: str, request: Request) -> Response:
-        user = _signed_in(request)
+        user = await _signed_in(request)
         if user is None:
             return login_redirect(request)
         service = ops_service(request)
@@ -206,7 +214,7 @@ def dashboard_router() -> APIRouter:
     @router.post("/deliveries/{delivery_id}/replay")
     async def replay_one(delivery_id: str, request: Request, csrf: Annotated[str, Form()] = "",
                          back: Annotated[str, Form()] = "/ops") -> Response:
-        checked = _check_form(request, csrf, Role.OPERATOR)
+        checked = await _check_form(request, csrf, Role.OPERATOR)
         target = _safe_next(back)
         if isinstance(checked, str):
             return _back(target, checked)
@@ -218,7 +226,7 @@ def dashboard_router() -> APIRouter:
 
     @router.post("/destinations/{destination}/replay")
     async def replay_lane(destination: str, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        checked = _check_form(request, csrf, Role.OPERATOR)
+        checked = await _check_form(request, csrf, Role.OPERATOR)
         if isinstance(checked, str):
             return _back("/ops", checked)
         result = await ops_service(request).replay(
@@ -227,7 +235,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/quarantine", response_class=HTMLResponse)
     async def quarantine(request: Request) -> Response:
-        user = _signed_in(request)
+        user = await _signed_in(request)
         if user is None:
             return login_redirect(request)
         items = await ops_service(request).quarantine(QuarantineSearch(include_resolved=True), user)
@@ -235,7 +243,7 @@ def dashboard_router() -> APIRouter:
 
     @router.post("/quarantine/{quarantine_id}/remap")
     async def remap(quarantine_id: str, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        checked = _check_form(request, csrf, Role.OPERATOR)
+        checked = await _check_form(request, csrf, Role.OPERATOR)
         if isinstance(checked, str):
             return _back("/ops/quarantine", checked)
         try:
