@@ -60,7 +60,9 @@ Sync = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 # at-least-once delivery with an idempotency key already allows. bench/store measures both.
 ACKNOWLEDGED_SYNC: Sync = "FULL"
 
-# The claim order of a lane: priority first, then fresh before retries (rank = 2*priority + retry).
+# The claim order of a lane: priority first, then fresh before retries (rank = 2*priority + retry). A delivery
+# waiting behind an earlier one of its ticket on its lane is parked: its rank is raised by _PARKED.
+_PARKED = 100
 _PENDING = DeliveryState.PENDING.value
 _RETRYING = DeliveryState.RETRYING.value
 _IN_FLIGHT = DeliveryState.IN_FLIGHT.value
@@ -244,6 +246,41 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE deliveries ADD COLUMN compacted_at INTEGER;
     CREATE INDEX deliveries_compactable ON deliveries(created_at) WHERE state = 'delivered' AND compacted_at IS NULL;
+    """,
+    # 6: one ticket's deliveries to a lane go in order; those waiting behind an earlier one are parked (claim rank
+    # + 100 = _PARKED, outside the claim's index range) so that a claim never scans them, and the settle of the one
+    # ahead (delivered or dead) lets the next go. Kept by triggers, in the transaction of each write.
+    """
+    UPDATE deliveries SET claim_rank = claim_rank + 100
+     WHERE state IN ('pending', 'retrying') AND claim_rank < 100 AND EXISTS (
+           SELECT 1 FROM deliveries AS e WHERE e.ticket_id = deliveries.ticket_id
+              AND e.destination = deliveries.destination AND e.rowid < deliveries.rowid
+              AND e.state IN ('pending', 'retrying', 'in_flight'));
+    CREATE TRIGGER deliveries_order_park AFTER INSERT ON deliveries
+    WHEN EXISTS (SELECT 1 FROM deliveries AS e WHERE e.ticket_id = NEW.ticket_id
+                    AND e.destination = NEW.destination AND e.rowid < NEW.rowid
+                    AND e.state IN ('pending', 'retrying', 'in_flight')) BEGIN
+        UPDATE deliveries SET claim_rank = claim_rank + 100 WHERE rowid = NEW.rowid;
+    END;
+    CREATE TRIGGER deliveries_order_next AFTER UPDATE OF state ON deliveries
+    WHEN NEW.state IN ('delivered', 'dead') AND OLD.state NOT IN ('delivered', 'dead') BEGIN
+        UPDATE deliveries SET claim_rank = claim_rank - 100
+         WHERE rowid = (SELECT rowid FROM deliveries WHERE ticket_id = NEW.ticket_id
+                           AND destination = NEW.destination AND state IN ('pending', 'retrying', 'in_flight')
+                         ORDER BY rowid LIMIT 1)
+           AND claim_rank >= 100;
+    END;
+    CREATE TRIGGER deliveries_order_replay AFTER UPDATE OF state ON deliveries
+    WHEN OLD.state = 'dead' AND NEW.state = 'pending' BEGIN
+        UPDATE deliveries SET claim_rank = claim_rank + 100
+         WHERE ticket_id = NEW.ticket_id AND destination = NEW.destination AND rowid > NEW.rowid
+           AND state IN ('pending', 'retrying') AND claim_rank < 100;
+        UPDATE deliveries SET claim_rank = claim_rank + 100
+         WHERE rowid = NEW.rowid AND claim_rank < 100 AND EXISTS (
+               SELECT 1 FROM deliveries AS e WHERE e.ticket_id = NEW.ticket_id
+                  AND e.destination = NEW.destination AND e.rowid < NEW.rowid
+                  AND e.state IN ('pending', 'retrying', 'in_flight'));
+    END;
     """,
 )
 
@@ -701,16 +738,18 @@ class SqliteStore(Store):
                 "UPDATE deliveries SET return_state = state, state = 'in_flight', lease_token = ?,"
                 " lease_until = ?, worker_id = ?"
                 " WHERE id = (SELECT id FROM deliveries AS d WHERE destination = ?"
-                "   AND state IN ('pending', 'retrying') AND due_at <= ?"
+                "   AND state IN ('pending', 'retrying') AND due_at <= ? AND claim_rank < ?"
                 # One ticket's deliveries to one destination go in the order they were enqueued: a delivery
                 # waits while an earlier one of its ticket on its lane is still pending, retrying or in flight.
+                # Those waiting are parked outside the rank range (migration 6's triggers); the check here
+                # covers any the triggers did not park.
                 "   AND NOT EXISTS (SELECT 1 FROM deliveries AS e WHERE e.ticket_id = d.ticket_id"
                 "     AND e.destination = d.destination AND e.rowid < d.rowid"
                 "     AND e.state IN ('pending', 'retrying', 'in_flight'))"
                 "   ORDER BY claim_rank, due_at, rowid LIMIT 1)"
                 " RETURNING id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
                 " attempts, created_at, lease_token, lease_until, budget_attempts, budget_since",
-                (token, lease_until, worker_id, destination, now),
+                (token, lease_until, worker_id, destination, now, _PARKED),
             ).fetchone()
             if row is None:
                 break

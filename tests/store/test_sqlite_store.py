@@ -149,10 +149,13 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
                            [national(), national(destination="credit")])
     [claimed] = await store.claim("national", "w", 60)
     await store.settle_delivered(claimed, attempt(claimed))
+    await store.enqueue("t-old", "k-old", [national(destination="callback"), national(destination="callback")])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 2, as a gateway of that version left it
+        db.execute("UPDATE deliveries SET claim_rank = claim_rank - 100 WHERE claim_rank >= 100")  # none parked
         for name in ("deliveries_count_insert", "deliveries_count_update", "deliveries_count_delete",
-                     "tickets_count_insert", "tickets_count_update", "tickets_count_delete"):
+                     "tickets_count_insert", "tickets_count_update", "tickets_count_delete",
+                     "deliveries_order_park", "deliveries_order_next", "deliveries_order_replay"):
             db.execute(f"DROP TRIGGER {name}")
         db.execute("DROP TABLE delivery_counts")
         db.execute("DROP TABLE ticket_counts")
@@ -168,6 +171,9 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         stats = await store.lane_stats()
         assert (stats["national"]["delivered"], stats["national"]["pending"], stats["credit"]["pending"]) == (1, 2, 3)
         assert (await store.intake_stats(["city-12345-rest"]))["city-12345-rest"]["tickets"] == 3
+        parked = await store._run(store._fetchall, "SELECT claim_rank >= 100 FROM deliveries"
+                                  " WHERE destination = 'callback' ORDER BY rowid", ())
+        assert [bool(r[0]) for r in parked] == [False, True]  # schema 6 parked the one waiting
         # and the triggers count from here on
         [claimed] = await store.claim("credit", "w", 60)
         stats = await store.lane_stats()
@@ -216,5 +222,30 @@ async def test_intakes_racing_a_close_end_one_way_or_the_other_and_the_store_reo
     try:
         assert (await store.intake(make_ticket("GZ-AFTER"), RAW, "application/json", [national()])).created
         assert (await store.lane_stats())["national"]["pending"] == len(stored) + 1
+    finally:
+        await store.close()
+
+
+async def test_deliveries_waiting_behind_their_tickets_earlier_one_are_parked_out_of_the_claims_way(
+        tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "order.db", PHONE_KEY)
+    await store.open()
+    try:
+        first, second, third = await store.enqueue("t1", "k1", [national(), national(), national()])
+
+        async def ranks() -> dict[str, int]:
+            rows = await store._run(store._fetchall, "SELECT id, claim_rank FROM deliveries", ())
+            return {str(r[0]): int(r[1]) for r in rows}
+
+        assert [r >= 100 for r in (await ranks()).values()] == [False, True, True]
+        [head] = await store.claim("national", "w", 30, limit=10)
+        await store.settle_dead(head, attempt(head, outcome=AttemptOutcome.PERMANENT, status_code=400))
+        assert (await ranks())[second] < 100 and (await ranks())[third] >= 100  # the next one may go
+        [nxt] = await store.claim("national", "w", 30, limit=10)
+        assert nxt.delivery_id == second
+        await store.replay(delivery_ids=[first])  # the earliest again, ahead of the third
+        assert (await ranks())[first] < 100 and (await ranks())[third] >= 100
+        await store.settle_delivered(nxt, attempt(nxt))
+        assert (await ranks())[third] >= 100  # still behind the replayed first
     finally:
         await store.close()
