@@ -4,6 +4,7 @@ the national simulator; each on a free loopback port, its output in a log file, 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +21,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+
+# One phone hash key for every gateway and store of a benchmark run, as every gateway sharing a store must have
+# (a Redis store refuses a gateway with another key); the benchmark process and its children all read it.
+os.environ.setdefault("HIG_PHONE_HASH_KEY", secrets.token_hex(32))
 
 
 def free_port() -> int:

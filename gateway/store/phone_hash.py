@@ -33,6 +33,15 @@ def hash_phone(phone: str, key: bytes, *, normalized: bool = False) -> str:
     return hmac.new(key, canonical.encode("ascii", "ignore"), hashlib.sha256).hexdigest()
 
 
+class PhoneKeyMismatch(RuntimeError):
+    """The store's phone index was made with another key than this gateway's."""
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Tells keys apart without revealing them: HMAC-SHA256 of a constant under the key, hex."""
+    return hmac.new(key, b"hotline-interop-gateway phone-hash key fingerprint", hashlib.sha256).hexdigest()
+
+
 def load_phone_hash_key(data_dir: Path) -> bytes:
     """The key from HIG_PHONE_HASH_KEY, else from <data_dir>/phone-hash.key (made on first use, mode 0600).
 

@@ -49,7 +49,7 @@ from gateway.store.base import (
     UnknownTicket,
     check_destination,
 )
-from gateway.store.phone_hash import hash_phone
+from gateway.store.phone_hash import KEY_ENV, PhoneKeyMismatch, hash_phone, key_fingerprint
 from gateway.store.records import (
     TICKET_INDEXES,
     attempt_to_record,
@@ -143,9 +143,23 @@ class RedisStore(Store):
                 "enable appendonly (AOF) or RDB snapshots before this gateway takes real traffic",
                 extra={"redis_url": self._safe_url(), "persistence": self.persistence},
             )
+        await self._check_phone_key()
         for lane in sorted(_s(n) for n in await cast(Awaitable[set[bytes]], self.redis.smembers(self.keys.lanes))):
             await self._ensure_lane(lane, force=True)
         await self._relay_backlog()
+
+    async def _check_phone_key(self) -> None:
+        """Every gateway on one Redis must hash phones with one key, or a search by phone misses what another
+        stored: the first to open records the key's fingerprint, the others must match it or refuse to start."""
+        mine = key_fingerprint(self._phone_key)
+        if await self.redis.set(self.keys.phone_key_fingerprint, mine, nx=True):
+            return
+        recorded = await self.redis.get(self.keys.phone_key_fingerprint)
+        if recorded is not None and _s(recorded) != mine:
+            raise PhoneKeyMismatch(
+                f"this gateway's phone hash key is not the one the tickets in {self._safe_url()} (namespace "
+                f"{self.keys.namespace!r}) were indexed with: set {KEY_ENV} to the same value on every gateway "
+                "sharing this Redis (the key of the first one is in its <data_dir>/phone-hash.key)")
 
     def _safe_url(self) -> str:
         # Never log a password that may be in the URL.

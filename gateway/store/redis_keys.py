@@ -154,6 +154,10 @@ class RedisKeys:
         return LaneKeys(name=name, tag=f"{self.namespace}:{{lane:{name}}}")
 
     @property
+    def phone_key_fingerprint(self) -> str:  # string: HMAC of a constant under the phone hash key in use
+        return f"{self.namespace}:phone-key-fingerprint"
+
+    @property
     def lanes(self) -> str:  # set of lane names ever used
         return f"{self.namespace}:lanes"
 

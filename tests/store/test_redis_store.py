@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from contracts.delivery import AttemptOutcome, DeliveryState
 from gateway.store.base import DeliveryFilter
+from gateway.store.phone_hash import PhoneKeyMismatch
 from gateway.store.redis import RedisStore
 from gateway.store.redis_keys import GROUP, RedisKeys, key_slot
 from tests.store.conftest import PHONE_KEY, REDIS_URL, drop_namespace
@@ -208,3 +209,13 @@ async def test_compaction_empties_the_body_and_goes_on_from_where_it_stopped(
     for c in claims:
         body, compacted = await redis_client.hmget(lane.record(c.delivery_id), "body", "compacted")
         assert body == b"" and compacted is not None
+
+
+async def test_a_gateway_with_another_phone_key_refuses_to_open_the_same_redis(redis_store: RedisStore) -> None:
+    same = RedisStore(REDIS_URL, PHONE_KEY, namespace=redis_store.keys.namespace)
+    await same.open()  # the same key: fine
+    await same.close()
+    other = RedisStore(REDIS_URL, b"another-phone-hash-key-32-bytes!", namespace=redis_store.keys.namespace)
+    with pytest.raises(PhoneKeyMismatch, match="HIG_PHONE_HASH_KEY"):
+        await other.open()
+    await other.close()
