@@ -163,6 +163,9 @@ class TicketSummary(BaseModel):
 class DeliveryDetail(BaseModel):
     delivery: DeliveryReceipt
     attempts: list[AttemptReceipt]
+    # A waiting delivery goes only after the ticket's earlier one to the same destination is delivered or dead:
+    # that one's id, while it is still pending, retrying or in flight.
+    waits_for: str | None = None
 
 
 class TimelineEntry(BaseModel):

@@ -356,7 +356,8 @@ class OpsService:
             if masked:
                 attempts = [a.model_copy(update={"response_body": mask_text(a.response_body)})
                             if a.response_body else a for a in attempts]
-            deliveries.append(DeliveryDetail(delivery=receipt, attempts=attempts))
+            deliveries.append(DeliveryDetail(delivery=receipt, attempts=attempts, waits_for=_waits_for(receipt,
+                                                                                                    receipts)))
         audit = await self.store.list_audit(AuditQuery(ticket_id=ticket_id, limit=200))
         risk = self._risk_of(ticket)
         return TicketDetail(
@@ -611,6 +612,19 @@ class OpsService:
         if self.runtime.pollers is not None:
             self.metrics.set_pollers({a: p.consecutive_failures for a, p in self.runtime.pollers.status().items()})
 
+
+
+_OUTSTANDING = (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.IN_FLIGHT)
+
+
+def _waits_for(receipt: DeliveryReceipt, of_ticket: Sequence[DeliveryReceipt]) -> str | None:
+    """The ticket's earlier delivery to the same destination this waiting one goes after, if still outstanding
+    (one ticket's deliveries to a lane go in the order they were enqueued)."""
+    if receipt.state not in (DeliveryState.PENDING, DeliveryState.RETRYING):
+        return None
+    ahead = [r for r in of_ticket if r.destination == receipt.destination and r.state in _OUTSTANDING
+             and r.created_at < receipt.created_at]
+    return min(ahead, key=lambda r: r.created_at).delivery_id if ahead else None
 
 
 def payload_of(body: bytes, content_type: str) -> object:

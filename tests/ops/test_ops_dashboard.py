@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+from contracts.delivery import DeliveryKind
 from gateway.ops.dashboard import csrf_token
+from gateway.store.base import DeliveryFilter, OutboxEntry
 from tests.ops.ops_support import COMPLAINANT, TOKENS, OpsGateway, city_complaint
 
 
@@ -112,3 +115,19 @@ async def test_the_chart_counts_each_event_once_before_and_after_the_counts_reac
     assert (before.total("intake"), before.total("failed")) == (after.total("intake"), after.total("failed")) == (3, 1)
     assert after.step_minutes == 1 and len(after.starts) == 60
     assert (await sqlite_gw.service.chart(hours=6)).step_minutes == 5
+
+
+async def test_a_delivery_waiting_behind_its_tickets_earlier_one_says_so(gw: OpsGateway) -> None:
+    outcome = await gw.push(city_complaint("KL-WAITS-1"))
+    assert outcome.ticket_id is not None
+    [first] = await gw.store.list_deliveries(DeliveryFilter(ticket_id=outcome.ticket_id))
+    await asyncio.sleep(0.005)  # enqueued later, as a status change's delivery is
+    [second] = await gw.store.enqueue(outcome.ticket_id, "KL-WAITS-1:next", [OutboxEntry(
+        destination=first.destination, kind=DeliveryKind.FORWARD, body=b"{}", idempotency_key="KL-WAITS-1:next")])
+
+    detail = (await gw.get(f"/api/v1/tickets/{outcome.ticket_id}")).json()
+    waits = {d["delivery"]["delivery_id"]: d["waits_for"] for d in detail["deliveries"]}
+    assert waits == {first.delivery_id: None, second: first.delivery_id}
+    await _sign_in(gw, "viewer")
+    page = await gw.client.get(f"/ops/tickets/{outcome.ticket_id}")
+    assert page.status_code == 200 and page.text.count("等待同一工单的前一投递") == 1
