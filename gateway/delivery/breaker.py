@@ -92,6 +92,14 @@ class CircuitBreaker:
             return self._probe
         return None
 
+    def renew(self, permit: Permit | None) -> Permit | None:
+        """Leave for a call about to go now under a permit issued earlier: that permit while the breaker has
+        not changed state since, else what acquire() gives now."""
+        if permit is not None and permit.generation == self._generation and (
+                not permit.probe or permit is self._probe):
+            return permit
+        return self.acquire()
+
     def release(self, permit: Permit) -> None:
         """The permitted call was not made (nothing to send) or says nothing about the receiver's health."""
         if permit is self._probe:

@@ -11,9 +11,10 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from contracts.delivery import AttemptOutcome, AttemptReceipt
 from gateway.delivery.breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit
@@ -29,8 +30,13 @@ log = logging.getLogger(__name__)
 # Called after every settled attempt (metrics, ops): destination, the attempt, what was decided.
 AttemptListener = Callable[[str, AttemptReceipt, Decision], None]
 
-# Attempts of a lane between claim and settle, as a multiple of its concurrency (the rest are settling).
-_MAX_SETTLING_FACTOR = 2
+# A lane claims ahead: up to this many deliveries per unit of concurrency are claimed and not yet sent (the
+# ones being sent and the ones queued for the next free send worker), so that a worker finishing a send takes
+# the next at once, as a client's own loop does. httpcore checks every idle connection of the pool on every
+# request; connections left idle while the next claim comes from the store made each send cost more.
+_CLAIMED_FACTOR = 3
+# ...and up to this many more per unit of concurrency may be sent and settling (their settle not yet landed).
+_SETTLING_FACTOR = 3
 
 # A sender gets this much beyond the destination's total timeout before the engine gives up on it;
 # the lease outlives the total timeout by more than a second, so the settle still lands in time.
@@ -53,6 +59,7 @@ class LaneStatus:
     destination: str
     in_flight: int  # sends in flight (at most `concurrency`)
     concurrency: int
+    queued: int  # claimed ahead, waiting for a free send worker
     breaker: BreakerSnapshot | None
     tokens: float | None  # rate-limit tokens available now; None when unlimited
     paused_for: float  # seconds left of a pause asked for by a Retry-After
@@ -77,11 +84,14 @@ class Lane:
         self._wall = wall_clock
         self._rng = rng
         self._listeners = listeners  # the engine's own list: a listener added later reaches running lanes
-        # Every attempt task, from its claim until it is settled. A slot of `concurrency` is taken by a send
-        # only: a finished send frees its slot before its settle lands, so the lane claims the next delivery
-        # while the store records the last one. The settles waiting are bounded by _MAX_SETTLING_FACTOR.
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._sending = 0
+        # `concurrency` long-lived send workers take claimed deliveries from a queue, as a client's own
+        # workers would: a fresh task per delivery made each httpx send cost about half as much again. A
+        # claim counts against _CLAIMED_FACTOR until its send returns; its settle then runs in a task of its
+        # own (bounded by _SETTLING_FACTOR), so the worker sends the next while the store records the last.
+        self._claimed: asyncio.Queue[tuple[ClaimedDelivery, Permit | None] | None] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._settling: set[asyncio.Task[None]] = set()
+        self._sending = 0  # claimed deliveries not yet sent: queued or in a worker's hands
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
@@ -96,14 +106,18 @@ class Lane:
         self._wake.set()
 
     @property
-    def in_flight(self) -> set[asyncio.Task[None]]:
-        return self._in_flight
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """The tasks a graceful stop waits for: the send workers (which end once the queue is sent and their
+        settles landed) and the settles under way."""
+        return [*self._workers, *self._settling]
 
     def status(self) -> LaneStatus:
+        queued = min(self._claimed.qsize(), self._sending)  # the stop's end markers are no claims
         return LaneStatus(
             destination=self.destination.name,
-            in_flight=self._sending,
+            in_flight=self._sending - queued,
             concurrency=self.destination.concurrency,
+            queued=queued,
             breaker=self.breaker.snapshot() if self.breaker else None,
             tokens=self.bucket.tokens if self.bucket else None,
             paused_for=max(self._paused_until - self._clock(), 0.0),
@@ -114,6 +128,15 @@ class Lane:
     async def run(self) -> None:
         """Claim as many deliveries as there are free slots, breaker and rate limit permitting."""
         idle = self._settings.idle_poll_min
+        self._workers = [asyncio.create_task(self._send_worker(), name=f"sender:{self.destination.name}:{i}")
+                         for i in range(self.destination.concurrency)]
+        try:
+            await self._dispatch_until_stopped(idle)
+        finally:
+            for _ in self._workers:  # after every claim: the workers send what is queued, then end
+                self._claimed.put_nowait(None)
+
+    async def _dispatch_until_stopped(self, idle: float) -> None:
         while not self._stopping:
             try:
                 found = await self._dispatch_once()
@@ -135,7 +158,8 @@ class Lane:
         # Cleared before the state is read, so a wake-up arriving during this round is not lost.
         self._wake.clear()
         concurrency = self.destination.concurrency
-        free = min(concurrency - self._sending, _MAX_SETTLING_FACTOR * concurrency - len(self._in_flight))
+        free = min(_CLAIMED_FACTOR * concurrency - self._sending,
+                   (_CLAIMED_FACTOR + _SETTLING_FACTOR) * concurrency - self._sending - len(self._settling))
         if free <= 0:
             await self._nap(self._settings.idle_poll_max)  # a finished send wakes it sooner
             return None
@@ -185,20 +209,64 @@ class Lane:
         for i, claim in enumerate(claims):
             permit = probe if probe is not None and i == 0 else (
                 self.breaker.acquire() if self.breaker is not None else None)
-            task = asyncio.create_task(self._attempt(claim, permit),
-                                       name=f"delivery:{self.destination.name}:{claim.delivery_id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._finished)
+            self._claimed.put_nowait((claim, permit))
         return True
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+    async def _send_worker(self) -> None:
+        """Send claimed deliveries one after another until the dispatcher's end; then wait for the settles."""
+        while (item := await self._claimed.get()) is not None:
+            claim, permit = item
+            try:
+                go, permit = await self._clearance(claim, permit)
+                if go:
+                    await self._attempt(claim, permit)
+                else:
+                    self._sending -= 1
+                    self._wake.set()
+            except Exception as exc:
+                self._attempt_failed(exc)
+        await asyncio.gather(*self._settling, return_exceptions=True)  # a cancelled stop cancels them too
+
+    async def _clearance(self, claim: ClaimedDelivery, permit: Permit | None) -> tuple[bool, Permit | None]:
+        """Whether to send a claim taken from the queue now, and under which breaker permit.
+
+        A Retry-After pause or a breaker that opened after the claim is waited out while the lease still
+        leaves the send and its settle their time. When it no longer does (or the engine is stopping), the
+        claim is not sent: no attempt is counted, its lease runs out and the reaper returns it to the lane."""
+        dest = self.destination
+        send_by = claim.lease_until.timestamp() - dest.timeout.total - _SENDER_GRACE - (
+            dest.lease_seconds - dest.timeout.total - _SENDER_GRACE) / 2
+        while True:
+            wait = max(self._paused_until - self._clock(), 0.0)
+            if wait == 0.0 and self.breaker is not None:
+                renewed = self.breaker.renew(permit)
+                if renewed is None:
+                    wait = self.breaker.reopens_in() or self._settings.idle_poll_max
+                else:
+                    permit = renewed
+            if wait == 0.0:
+                return True, permit
+            room = send_by - self._wall().timestamp()
+            if room <= 0 or self._stopping:
+                self._release(permit)
+                self.counters["left_to_lease"] += 1
+                log.info("a claimed delivery was held back (paused lane or open breaker) and is left to its lease",
+                         extra={"destination": dest.name, "delivery_id": claim.delivery_id,
+                                "lease_until": claim.lease_until.isoformat()})
+                return False, None
+            await asyncio.sleep(min(wait, room))
+
+    def _attempt_failed(self, exc: BaseException) -> None:
+        # Not settled: the lease runs out and the delivery is sent again. Say so, never silently.
+        self.counters["attempt_errors"] += 1
+        log.error("an attempt failed inside the engine; the delivery is retried after its lease",
+                  exc_info=exc, extra={"destination": self.destination.name})
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
-            # Not settled: the lease runs out and the delivery is sent again. Say so, never silently.
-            self.counters["attempt_errors"] += 1
-            log.error("an attempt failed inside the engine; the delivery is retried after its lease",
-                      exc_info=task.exception(), extra={"destination": self.destination.name})
+            self._attempt_failed(cast(BaseException, task.exception()))
 
     def _release(self, permit: Permit | None) -> None:
         if permit is not None and self.breaker is not None:
@@ -213,24 +281,21 @@ class Lane:
 
     # -- one attempt -----------------------------------------------------------------------------
     async def _attempt(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
-        sending = True
-
-        def sent() -> None:
-            nonlocal sending
-            if sending:
-                sending = False
-                self._sending -= 1
-                self._wake.set()
-
+        """Send one delivery; its settle goes on in a task of its own while the worker takes the next."""
         try:
-            await self._attempt_once(claim, permit, sent)
+            settle = await self._send(claim, permit)
         finally:
-            sent()
+            self._sending -= 1
+            self._wake.set()
             # A probe that ended without a verdict (cancelled at stop, or an engine error) must not
             # hold the half-open breaker forever; a recorded permit is a no-op to release.
             self._release(permit)
+        task = asyncio.create_task(settle, name=f"settle:{self.destination.name}:{claim.delivery_id}")
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
 
-    async def _attempt_once(self, claim: ClaimedDelivery, permit: Permit | None, sent: Callable[[], None]) -> None:
+    async def _send(self, claim: ClaimedDelivery, permit: Permit | None) -> Coroutine[None, None, None]:
+        """Send, decide and tell the breaker; the settle still to run."""
         dest = self.destination
         number = claim.attempts + 1
         started_at = self._wall()
@@ -246,7 +311,6 @@ class Lane:
             result = SendResult(status_code=None, error_class=ErrorClass.SENDER_ERROR,
                                 body=truncate_body(f"{type(exc).__name__}: {exc}".encode()),
                                 duration=self._clock() - started)
-        sent()
         now = self._wall()
         decision = decide(dest.retry, number - claim.budget_attempts, claim.budget_since or claim.created_at, now,
                           result, self._rng)
@@ -257,7 +321,7 @@ class Lane:
             outcome=decision.outcome, response_body=result.body,
         )
         self._observe(result, decision, permit)
-        await self._settle(claim, attempt, decision)
+        return self._settle(claim, attempt, decision)
 
     def _observe(self, result: SendResult, decision: Decision, permit: Permit | None) -> None:
         dest = self.destination

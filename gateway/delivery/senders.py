@@ -15,6 +15,7 @@ from contracts.delivery import RESPONSE_BODY_LIMIT
 from gateway.delivery.config import DestinationConfig
 from gateway.delivery.policy import parse_retry_after
 from gateway.delivery.results import ErrorClass, SendResult, http_error_class
+from gateway.delivery.transport import delivery_transport
 from gateway.store.base import ClaimedDelivery
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -85,9 +86,10 @@ class HttpSender:
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout.total, connect=timeout.connect),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=destination.concurrency,
-                                max_keepalive_connections=destination.concurrency),
-            verify=self.options.verify,
+            transport=delivery_transport(
+                limits=httpx.Limits(max_connections=destination.concurrency,
+                                    max_keepalive_connections=destination.concurrency),
+                verify=self.options.verify, trust_env=self.options.trust_env),
             trust_env=self.options.trust_env,
         )
 

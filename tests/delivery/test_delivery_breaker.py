@@ -170,3 +170,23 @@ def test_a_probe_handed_back_twice_does_not_free_a_newer_probe() -> None:
     assert second is not None
     b.release(first)  # a late second release of the old probe
     assert b.acquire() is None
+
+
+def test_a_permit_issued_before_the_breaker_opened_is_not_renewed() -> None:
+    """A delivery claimed ahead goes under its old permit only while the breaker has not changed state since."""
+    clock = FakeClock()
+    b = breaker(clock)
+    early = b.acquire()
+    assert early is not None
+    assert b.renew(early) is early  # still closed: the same permit
+    for _ in range(4):
+        call(b, failed=True)
+    assert b.renew(early) is None  # opened since: no call may go
+    clock.advance(30)
+    probe = b.renew(early)
+    assert probe is not None and probe.probe  # half-open: it goes as the one probe...
+    assert b.renew(probe) is probe
+    assert b.renew(early) is None  # ...and no other with it
+    b.record(probe, failed=False)
+    renewed = b.renew(early)
+    assert renewed is not None and renewed is not early and not renewed.probe  # closed again: a fresh permit

@@ -15,7 +15,7 @@ import pytest
 from contracts.delivery import AttemptOutcome, DeliveryKind, DeliveryState
 from gateway.delivery.breaker import BreakerState
 from gateway.delivery.config import DestinationConfig
-from gateway.delivery.engine import DeliveryEngine
+from gateway.delivery.engine import _CLAIMED_FACTOR, _SETTLING_FACTOR, DeliveryEngine
 from gateway.delivery.policy import backoff_bounds
 from gateway.delivery.results import SendResult
 from gateway.store.base import ClaimedDelivery, DeliveryFilter, OutboxEntry, Store
@@ -178,6 +178,25 @@ async def test_a_retry_after_pauses_the_whole_lane(store: Store, receiver: Recei
             await settled(store, delivery_id)
     times = [r.monotonic for r in receiver.requests()]
     assert times[1] - times[0] >= 1.0  # the next delivery waited too, not only the throttled one
+
+
+async def test_a_claim_queued_behind_a_longer_pause_is_left_to_its_lease_without_an_attempt(
+        store: Store, receiver: Receiver) -> None:
+    # One send at a time, two more claimed ahead. The first is answered 429 with Retry-After 2 s: the lane
+    # pauses, and the two queued cannot wait that long within their 2.2 s leases. They are not sent, no
+    # attempt is counted; the reaper returns them and they go once the pause is over.
+    receiver.script(sequence=[Action(status=429, retry_after="2")])
+    dest = destination(receiver, concurrency=1, timeout={"connect": 0.5, "total": 1}, lease=2.2,
+                       retry={"retry_after_min": 0, "retry_after_max": 5})
+    ids = await enqueue(store, dest.name, 3)
+    async with running(store, dest) as engine:
+        receipts = [await settled(store, delivery_id, within=15) for delivery_id, _ in ids]
+        counters = engine.status()[dest.name].counters
+    assert [r.state for r in receipts] == [DeliveryState.DELIVERED] * 3
+    assert sorted(r.attempts for r in receipts) == [1, 1, 2]  # the throttled one twice, the held ones once
+    assert counters["left_to_lease"] == 2
+    times = [r.monotonic for r in receiver.requests()]
+    assert len(times) == 4 and times[1] - times[0] >= 2.0  # nothing went out during the pause
 
 
 async def test_the_breaker_opens_on_failures_and_closes_when_the_receiver_recovers(
@@ -369,20 +388,21 @@ class HeldSettles:
 
 async def test_a_finished_send_frees_its_slot_before_its_settle_lands(store: Store, receiver: Receiver) -> None:
     dest = destination(receiver, concurrency=2)
-    ids = await enqueue(store, dest.name, 8)
+    bound = (_CLAIMED_FACTOR + _SETTLING_FACTOR) * dest.concurrency  # between claim and settle, at most
+    ids = await enqueue(store, dest.name, bound + 4)
     held = HeldSettles(store)
     engine = DeliveryEngine(held, [dest], settings=FAST_ENGINE)  # type: ignore[arg-type]
     await engine.start()
     try:
-        # Sends go on while settles wait, up to twice the concurrency between claim and settle, then stop.
-        await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == 4, 5)
+        # Sends go on while settles wait, up to the bound between claim and settle, then stop.
+        await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == bound, 5)
         await asyncio.sleep(0.3)
-        assert len(receiver.requests()) == 4 and held.waiting == 4
-        assert engine.status()[dest.name].in_flight == 0  # no send in flight: all four are settling
+        assert len(receiver.requests()) == bound and held.waiting == bound
+        assert engine.status()[dest.name].in_flight == 0  # no send in flight: all of them are settling
         held.release.set()
         for delivery_id, _ in ids:
             assert (await settled(store, delivery_id)).state is DeliveryState.DELIVERED
-        assert len(receiver.requests()) == 8
+        assert len(receiver.requests()) == bound + 4
     finally:
         held.release.set()
         await engine.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -150,3 +152,34 @@ async def test_the_method_can_be_configured(receiver: Receiver) -> None:
 def test_unknown_http_options_are_refused(receiver: Receiver) -> None:
     with pytest.raises(ValueError, match="options"):
         HttpSender(destination(receiver, options={"follow_redirects": True}))
+
+
+async def test_an_idle_connection_the_receiver_hung_up_is_replaced_not_reused() -> None:
+    """The pool's check of idle connections (gateway/delivery/transport.py) still sees a server's hang-up: a
+    receiver that closes each keep-alive connection after its answer, without saying so, is sent to anew."""
+    connections = 0
+
+    async def answer_once_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(answer_once_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = HttpSender(DestinationConfig(name="hangs-up", url=f"http://127.0.0.1:{port}/in", concurrency=1))
+    try:
+        for i in range(3):
+            result = await sender.send(claim(f"key-{i}"))
+            assert result.status_code == 200, result
+            await asyncio.sleep(0.2)  # the hang-up has reached the idle connection
+    finally:
+        await sender.aclose()
+        server.close()
+        await server.wait_closed()
+    assert connections == 3
