@@ -30,13 +30,15 @@ log = logging.getLogger(__name__)
 # Called after every settled attempt (metrics, ops): destination, the attempt, what was decided.
 AttemptListener = Callable[[str, AttemptReceipt, Decision], None]
 
-# A lane claims ahead: up to this many deliveries per unit of concurrency are claimed and not yet sent (the
-# ones being sent and the ones queued for the next free send worker), so that a worker finishing a send takes
-# the next at once, as a client's own loop does. httpcore checks every idle connection of the pool on every
-# request; connections left idle while the next claim comes from the store made each send cost more.
-_CLAIMED_FACTOR = 3
-# ...and up to this many more per unit of concurrency may be sent and settling (their settle not yet landed).
-_SETTLING_FACTOR = 3
+# A lane claims ahead of its send workers, so that a worker finishing a send takes the next at once, as a
+# client's own loop does (httpcore checks every idle connection of its pool on every request, and
+# connections left idle while the next claim came from the store made each send cost more). Ahead means
+# about _AHEAD_SECONDS of sends at the lane's rate in the last second, at most _AHEAD_FACTOR × concurrency:
+# a slow destination gets no claims ahead, whose leases would run out in the queue.
+_AHEAD_SECONDS = 0.1
+_AHEAD_FACTOR = 4
+# Claimed and not yet settled (queued, being sent, or settling), at most, as a multiple of concurrency.
+_UNSETTLED_FACTOR = 8
 
 # A sender gets this much beyond the destination's total timeout before the engine gives up on it;
 # the lease outlives the total timeout by more than a second, so the settle still lands in time.
@@ -66,6 +68,31 @@ class LaneStatus:
     counters: dict[str, int] = field(default_factory=dict)
 
 
+class SendRate:
+    """Sends finished in the last whole second of the clock (0 once a second went by without any)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._second = 0
+        self._this = 0  # sends counted in `_second`
+        self._last = 0  # sends counted in the second before it
+
+    def count(self) -> None:
+        self._roll()
+        self._this += 1
+
+    def per_second(self) -> int:
+        self._roll()
+        return self._last
+
+    def _roll(self) -> None:
+        second = int(self._clock())
+        if second != self._second:
+            self._last = self._this if second == self._second + 1 else 0
+            self._this = 0
+            self._second = second
+
+
 class Lane:
     """Claims, sends and settles the deliveries of one destination, up to `concurrency` at once."""
 
@@ -86,12 +113,13 @@ class Lane:
         self._listeners = listeners  # the engine's own list: a listener added later reaches running lanes
         # `concurrency` long-lived send workers take claimed deliveries from a queue, as a client's own
         # workers would: a fresh task per delivery made each httpx send cost about half as much again. A
-        # claim counts against _CLAIMED_FACTOR until its send returns; its settle then runs in a task of its
-        # own (bounded by _SETTLING_FACTOR), so the worker sends the next while the store records the last.
+        # send's settle runs in a task of its own, so the worker sends the next while the store records the
+        # last; _AHEAD_* and _UNSETTLED_FACTOR bound what is claimed.
         self._claimed: asyncio.Queue[tuple[ClaimedDelivery, Permit | None] | None] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._settling: set[asyncio.Task[None]] = set()
         self._sending = 0  # claimed deliveries not yet sent: queued or in a worker's hands
+        self._send_rate = SendRate(clock)
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
@@ -158,8 +186,9 @@ class Lane:
         # Cleared before the state is read, so a wake-up arriving during this round is not lost.
         self._wake.clear()
         concurrency = self.destination.concurrency
-        free = min(_CLAIMED_FACTOR * concurrency - self._sending,
-                   (_CLAIMED_FACTOR + _SETTLING_FACTOR) * concurrency - self._sending - len(self._settling))
+        ahead = min(int(self._send_rate.per_second() * _AHEAD_SECONDS), _AHEAD_FACTOR * concurrency)
+        free = min(concurrency + ahead - self._sending,
+                   _UNSETTLED_FACTOR * concurrency - self._sending - len(self._settling))
         if free <= 0:
             await self._nap(self._settings.idle_poll_max)  # a finished send wakes it sooner
             return None
@@ -286,6 +315,7 @@ class Lane:
             settle = await self._send(claim, permit)
         finally:
             self._sending -= 1
+            self._send_rate.count()
             self._wake.set()
             # A probe that ended without a verdict (cancelled at stop, or an engine error) must not
             # hold the half-open breaker forever; a recorded permit is a no-op to release.

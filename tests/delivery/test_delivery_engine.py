@@ -15,7 +15,7 @@ import pytest
 from contracts.delivery import AttemptOutcome, DeliveryKind, DeliveryState
 from gateway.delivery.breaker import BreakerState
 from gateway.delivery.config import DestinationConfig
-from gateway.delivery.engine import _CLAIMED_FACTOR, _SETTLING_FACTOR, DeliveryEngine
+from gateway.delivery.engine import _UNSETTLED_FACTOR, DeliveryEngine, SendRate
 from gateway.delivery.policy import backoff_bounds
 from gateway.delivery.results import SendResult
 from gateway.store.base import ClaimedDelivery, DeliveryFilter, OutboxEntry, Store
@@ -182,21 +182,58 @@ async def test_a_retry_after_pauses_the_whole_lane(store: Store, receiver: Recei
 
 async def test_a_claim_queued_behind_a_longer_pause_is_left_to_its_lease_without_an_attempt(
         store: Store, receiver: Receiver) -> None:
-    # One send at a time, two more claimed ahead. The first is answered 429 with Retry-After 2 s: the lane
-    # pauses, and the two queued cannot wait that long within their 2.2 s leases. They are not sent, no
-    # attempt is counted; the reaper returns them and they go once the pause is over.
-    receiver.script(sequence=[Action(status=429, retry_after="2")])
+    # One send at a time. 80 quick answers give the lane a rate, so it claims ahead of its worker; then one
+    # is answered 429 with Retry-After 2 s. The lane pauses, and the claims queued behind it cannot wait
+    # that long within their 2.2 s leases: they are not sent and no attempt is counted; the reaper returns
+    # them and they go once the pause is over.
+    warm_up = [Action(delay=0.02)] * 80
+    receiver.script(sequence=[*warm_up, Action(status=429, retry_after="2")])
     dest = destination(receiver, concurrency=1, timeout={"connect": 0.5, "total": 1}, lease=2.2,
                        retry={"retry_after_min": 0, "retry_after_max": 5})
-    ids = await enqueue(store, dest.name, 3)
+    ids = await enqueue(store, dest.name, len(warm_up) + 6)
     async with running(store, dest) as engine:
-        receipts = [await settled(store, delivery_id, within=15) for delivery_id, _ in ids]
+        receipts = [await settled(store, delivery_id, within=20) for delivery_id, _ in ids]
         counters = engine.status()[dest.name].counters
-    assert [r.state for r in receipts] == [DeliveryState.DELIVERED] * 3
-    assert sorted(r.attempts for r in receipts) == [1, 1, 2]  # the throttled one twice, the held ones once
-    assert counters["left_to_lease"] == 2
-    times = [r.monotonic for r in receiver.requests()]
-    assert len(times) == 4 and times[1] - times[0] >= 2.0  # nothing went out during the pause
+    assert [r.state for r in receipts] == [DeliveryState.DELIVERED] * len(ids)
+    assert sorted(r.attempts for r in receipts) == [1] * (len(ids) - 1) + [2]  # only the throttled one twice
+    assert counters.get("left_to_lease", 0) >= 1
+    answered = [(r.monotonic, r.answered) for r in receiver.requests()]
+    throttled = next(i for i, (_, status) in enumerate(answered) if status == 429)
+    assert answered[throttled + 1][0] - answered[throttled][0] >= 2.0  # nothing went out during the pause
+
+
+async def test_a_slow_destination_gets_no_claims_ahead(store: Store, receiver: Receiver) -> None:
+    # Sends taking 0.3 s: about 7 a second on two workers, under one delivery's worth of _AHEAD_SECONDS, so
+    # nothing is claimed for the queue (where its lease would run down) beyond what the workers take.
+    receiver.script(default=Action(delay=0.3))
+    dest = destination(receiver, concurrency=2)
+    ids = await enqueue(store, dest.name, 10)
+    seen: list[tuple[int, int]] = []
+    async with running(store, dest) as engine:
+        async def all_settled() -> bool:
+            status = engine.status()[dest.name]
+            seen.append((status.in_flight, status.queued))
+            receipts = [await store.get_delivery(i) for i, _ in ids]
+            return all(r is not None and r.state is DeliveryState.DELIVERED for r in receipts)
+        await eventually(all_settled, within=10, poll=0.02)
+        counters = engine.status()[dest.name].counters
+    assert max(in_flight + queued for in_flight, queued in seen) == 2  # claimed: only what the workers take
+    assert counters.get("left_to_lease", 0) == 0 and counters["claimed"] == 10
+
+
+def test_the_send_rate_is_the_last_whole_seconds_count() -> None:
+    now = [100.2]
+    rate = SendRate(lambda: now[0])
+    for _ in range(5):
+        rate.count()
+    assert rate.per_second() == 0  # the second is not over
+    now[0] = 101.5
+    rate.count()
+    assert rate.per_second() == 5
+    now[0] = 102.0
+    assert rate.per_second() == 1
+    now[0] = 104.0  # a second went by without a send
+    assert rate.per_second() == 0
 
 
 async def test_the_breaker_opens_on_failures_and_closes_when_the_receiver_recovers(
@@ -388,7 +425,7 @@ class HeldSettles:
 
 async def test_a_finished_send_frees_its_slot_before_its_settle_lands(store: Store, receiver: Receiver) -> None:
     dest = destination(receiver, concurrency=2)
-    bound = (_CLAIMED_FACTOR + _SETTLING_FACTOR) * dest.concurrency  # between claim and settle, at most
+    bound = _UNSETTLED_FACTOR * dest.concurrency  # between claim and settle, at most
     ids = await enqueue(store, dest.name, bound + 4)
     held = HeldSettles(store)
     engine = DeliveryEngine(held, [dest], settings=FAST_ENGINE)  # type: ignore[arg-type]
