@@ -10,7 +10,6 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +46,7 @@ from gateway.store.records import (
     ticket_index_values,
     to_ms,
 )
+from gateway.store.store_thread import StoreThread, answer
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -319,13 +319,10 @@ def _statements(script: str) -> Iterator[str]:
         raise ValueError(f"an incomplete SQL statement ends the migration script: {pending.strip()[:80]!r}")
 
 
-def _answer(done: asyncio.Future[Any], answer: object) -> None:
-    if done.done():  # its caller gave up (cancelled); what was written stays, as after any commit
-        return
-    if isinstance(answer, BaseException):
-        done.set_exception(answer)
-    else:
-        done.set_result(answer)
+def _answer_all(answers: list[tuple[asyncio.Future[Any], object]]) -> None:
+    # A caller that gave up (cancelled) is not answered; what was written stays, as after any commit.
+    for done, result in answers:
+        answer(done, result)
 
 
 class SqliteStore(Store):
@@ -337,7 +334,7 @@ class SqliteStore(Store):
         self._phone_key = phone_hash_key
         self._ack_sync = acknowledged_sync
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: StoreThread | None = None
         self._conn: sqlite3.Connection | None = None
         # Group commit: writes that arrive while the store thread is busy share the next transaction (and its
         # fsync), keyed by whether they are acknowledged (synchronous=FULL) or not (NORMAL).
@@ -348,14 +345,13 @@ class SqliteStore(Store):
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         # Every sqlite3 call runs on the store's own thread: the event loop never blocks on disk, and
         # the one connection is only ever used from the thread that made it.
-        if self._executor is None:
+        if self._thread is None:
             raise RuntimeError("the SQLite store is not open; await store.open() first")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return await self._thread.run(functools.partial(fn, *args))
 
     async def _grouped(self, write: Callable[[sqlite3.Connection], T], *, acknowledged: bool) -> T:
         """Run `write` on the store thread inside the next group transaction; its result once committed."""
-        if self._executor is None:
+        if self._thread is None:
             raise RuntimeError("the SQLite store is not open; await store.open() first")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
@@ -366,7 +362,7 @@ class SqliteStore(Store):
             group.flush_queued = True
         if schedule:
             try:
-                self._executor.submit(self._flush_group_sync, acknowledged)
+                self._thread.submit(functools.partial(self._flush_group_sync, acknowledged))
             except RuntimeError:  # the store is closing: take the write back, leave no flush expected
                 with self._groups_lock:
                     group.waiting = [p for p in group.waiting if p.done is not done]
@@ -398,9 +394,12 @@ class SqliteStore(Store):
                         db.execute("RELEASE grouped")
         except BaseException as err:  # the transaction or its commit failed: nothing of the batch is stored
             answers = [(pending, err) for pending in batch]
-        for pending, answer in answers:
-            with contextlib.suppress(RuntimeError):  # that caller's event loop is closed: nobody waits
-                pending.loop.call_soon_threadsafe(_answer, pending.done, answer)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
+        for pending, result in answers:
+            by_loop.setdefault(pending.loop, []).append((pending.done, result))
+        for loop, results in by_loop.items():  # one wake-up of each waiting loop for the whole group
+            with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody waits
+                loop.call_soon_threadsafe(_answer_all, results)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -428,15 +427,15 @@ class SqliteStore(Store):
 
     # -- life cycle -------------------------------------------------------------------------------
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._thread is not None:
             return
         self._groups = {True: _WriteGroup(), False: _WriteGroup()}  # nothing left over from before a close
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-store-{self.path.name}")
+        self._thread = StoreThread(f"sqlite-store-{self.path.name}")
         try:
             await self._run(self._open_sync)
         except BaseException:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            self._thread.shutdown()
+            self._thread = None
             raise
 
     def _open_sync(self) -> None:
@@ -472,13 +471,13 @@ class SqliteStore(Store):
         db.execute("COMMIT")
 
     async def close(self) -> None:
-        if self._executor is None:
+        if self._thread is None:
             return
         try:
             await self._run(self._close_sync)
         finally:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            self._thread.shutdown()
+            self._thread = None
 
     def _close_sync(self) -> None:
         if self._conn is not None:
