@@ -206,13 +206,19 @@ receiver, {args.concurrency} in flight. {args.rounds} rounds per store; medians 
 - A gateway delivery is: claim (lease) from the store, POST, read the answer, settle (attempt recorded,
   state delivered), plus the national lane's look at the answer for a registration number (the receiver
   gives none, so no ticket write follows; against the real platform each success also updates the ticket).
-- The HTTP sender itself costs what a bare `client.post` does (measured side by side in one process:
-  0.65–0.76 ms CPU each for both). The rest of a gateway delivery's CPU is the claim and the settle (a
-  Lua script each on Redis; on SQLite a hop to the store's thread, several settles and claims sharing one
-  transaction), the attempt record, the breaker, metrics and the dashboard's counters.
-- A send frees its slot as soon as its answer is read: the lane claims the next delivery while the store
-  records the last one (up to twice the concurrency between claim and settle). Before that change the
-  lane waited for each settle, and SQLite claims and settles took 9–10 ms at the median with 8 in flight.
+- A lane sends through `concurrency` long-lived workers that take deliveries claimed a little ahead of them
+  (about 0.1 s of sends at the lane's recent rate), as the bare client's own workers take the next body. Until
+  2026-11-29 each delivery was a task of its own, claimed when a slot freed: the pool's connections then sat
+  idle between sends, and httpcore checks every idle connection on every request through anyio's attribute
+  table (encode/httpcore#928), so each send cost about half as much again as the bare client's. The
+  senders' transport now checks idle connections with a direct poll of the socket
+  (`gateway/delivery/transport.py`). Ratios before that change: 0.30 (SQLite) and 0.37 (Redis).
+- The rest of a gateway delivery's CPU is the claim and the settle (a Lua script each on Redis, its replies
+  parsed by hiredis; on SQLite jobs on the store's own thread, several settles and claims sharing one
+  transaction), the attempt record, the breaker, metrics and the dashboard's counters. A settle runs in a
+  task of its own while the worker sends the next delivery.
+- On SQLite the store's thread and the event loop share one interpreter lock: under a saturated loop a claim
+  waits tens of milliseconds for its turn, which is why the lane claims ahead.
 - Machine: {machine(load_start, machine_load())}.
 
 Reproduce: `{COMMAND}` (`--quick` for a CI-sized run; `--n`, `--rounds`, `--concurrency`).
