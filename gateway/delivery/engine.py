@@ -249,11 +249,14 @@ class Lane:
                 go, permit = await self._clearance(claim, permit)
                 if go:
                     await self._attempt(claim, permit)
-                else:
-                    self._sending -= 1
-                    self._wake.set()
             except Exception as exc:
                 self._attempt_failed(exc)
+            finally:  # sent, held back, failed or cancelled: the claim's slot is free
+                self._sending -= 1
+                self._wake.set()
+                # A probe that ended without a verdict (cancelled at stop, or an engine error) must not
+                # hold the half-open breaker forever; a recorded permit is a no-op to release.
+                self._release(permit)
         await asyncio.gather(*self._settling, return_exceptions=True)  # a cancelled stop cancels them too
 
     async def _clearance(self, claim: ClaimedDelivery, permit: Permit | None) -> tuple[bool, Permit | None]:
@@ -311,15 +314,8 @@ class Lane:
     # -- one attempt -----------------------------------------------------------------------------
     async def _attempt(self, claim: ClaimedDelivery, permit: Permit | None) -> None:
         """Send one delivery; its settle goes on in a task of its own while the worker takes the next."""
-        try:
-            settle = await self._send(claim, permit)
-        finally:
-            self._sending -= 1
-            self._send_rate.count()
-            self._wake.set()
-            # A probe that ended without a verdict (cancelled at stop, or an engine error) must not
-            # hold the half-open breaker forever; a recorded permit is a no-op to release.
-            self._release(permit)
+        settle = await self._send(claim, permit)
+        self._send_rate.count()
         task = asyncio.create_task(settle, name=f"settle:{self.destination.name}:{claim.delivery_id}")
         self._settling.add(task)
         task.add_done_callback(self._settled)

@@ -374,6 +374,40 @@ class CancellationSwallowingSender:
         return None
 
 
+class FirstAnswerBrokenSender:
+    """A buggy sender kind: its first call returns nothing usable; the others answer 200."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def send(self, claim: ClaimedDelivery) -> SendResult:
+        self.calls.append(claim.delivery_id)
+        if len(self.calls) == 1:
+            return None  # type: ignore[return-value]
+        return SendResult(status_code=200)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_engine_error_frees_the_send_slot_and_the_delivery_goes_after_its_lease(
+        store: Store, receiver: Receiver) -> None:
+    # One send worker. The first attempt breaks inside the engine: it is not settled, the worker goes on with
+    # the next delivery (its slot is free), and the broken one is sent again once its lease ran out.
+    dest = destination(receiver, concurrency=1, timeout={"connect": 0.5, "total": 1}, lease=2.2)
+    sender = FirstAnswerBrokenSender()
+    ids = await enqueue(store, dest.name, 3)
+    async with running(store, dest, senders={dest.name: sender}) as engine:
+        receipts = [await settled(store, delivery_id, within=10) for delivery_id, _ in ids]
+        counters = engine.status()[dest.name].counters
+        status = engine.status()[dest.name]
+    assert [r.state for r in receipts] == [DeliveryState.DELIVERED] * 3
+    assert counters["attempt_errors"] == 1
+    broken = sender.calls[0]
+    assert sender.calls.count(broken) == 2 and sender.calls[-1] == broken  # again, after the other two
+    assert status.in_flight == 0 and status.queued == 0
+
+
 async def test_stop_returns_even_when_a_send_ignores_its_cancellation(store: Store, receiver: Receiver) -> None:
     dest = destination(receiver)
     await enqueue(store, dest.name, 1)
