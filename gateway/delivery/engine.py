@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
 
 from contracts.delivery import AttemptOutcome, AttemptReceipt
 from gateway.delivery.breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit
@@ -155,16 +154,16 @@ class Lane:
     # -- the dispatcher --------------------------------------------------------------------------
     async def run(self) -> None:
         """Claim as many deliveries as there are free slots, breaker and rate limit permitting."""
-        idle = self._settings.idle_poll_min
         self._workers = [asyncio.create_task(self._send_worker(), name=f"sender:{self.destination.name}:{i}")
                          for i in range(self.destination.concurrency)]
         try:
-            await self._dispatch_until_stopped(idle)
+            await self._dispatch_until_stopped()
         finally:
             for _ in self._workers:  # after every claim: the workers send what is queued, then end
                 self._claimed.put_nowait(None)
 
-    async def _dispatch_until_stopped(self, idle: float) -> None:
+    async def _dispatch_until_stopped(self) -> None:
+        idle = self._settings.idle_poll_min
         while not self._stopping:
             try:
                 found = await self._dispatch_once()
@@ -266,8 +265,8 @@ class Lane:
         leaves the send and its settle their time. When it no longer does (or the engine is stopping), the
         claim is not sent: no attempt is counted, its lease runs out and the reaper returns it to the lane."""
         dest = self.destination
-        send_by = claim.lease_until.timestamp() - dest.timeout.total - _SENDER_GRACE - (
-            dest.lease_seconds - dest.timeout.total - _SENDER_GRACE) / 2
+        slack = dest.lease_seconds - dest.timeout.total - _SENDER_GRACE  # what the lease leaves beyond a send
+        send_by = claim.lease_until.timestamp() - dest.timeout.total - _SENDER_GRACE - slack / 2
         while True:
             wait = max(self._paused_until - self._clock(), 0.0)
             if wait == 0.0 and self.breaker is not None:
@@ -279,13 +278,12 @@ class Lane:
             if wait == 0.0:
                 return True, permit
             room = send_by - self._wall().timestamp()
-            if room <= 0 or self._stopping:
-                self._release(permit)
+            if room <= 0 or self._stopping:  # the worker hands the permit back
                 self.counters["left_to_lease"] += 1
                 log.info("a claimed delivery was held back (paused lane or open breaker) and is left to its lease",
                          extra={"destination": dest.name, "delivery_id": claim.delivery_id,
                                 "lease_until": claim.lease_until.isoformat()})
-                return False, None
+                return False, permit
             await asyncio.sleep(min(wait, room))
 
     def _attempt_failed(self, exc: BaseException) -> None:
@@ -297,8 +295,9 @@ class Lane:
     def _settled(self, task: asyncio.Task[None]) -> None:
         self._settling.discard(task)
         self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            self._attempt_failed(cast(BaseException, task.exception()))
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self._attempt_failed(error)
 
     def _release(self, permit: Permit | None) -> None:
         if permit is not None and self.breaker is not None:

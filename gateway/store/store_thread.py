@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def answer(done: asyncio.Future[Any], result: object) -> None:
@@ -28,7 +30,8 @@ def answer(done: asyncio.Future[Any], result: object) -> None:
 
 
 class StoreThread:
-    """One thread running submitted jobs in order until shut down. A job must not raise."""
+    """One thread running submitted jobs in order until shut down. A job answers its own caller; one that
+    raises is logged and the thread goes on."""
 
     def __init__(self, name: str) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -70,4 +73,7 @@ class StoreThread:
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
-            job()
+            try:
+                job()
+            except Exception:  # a job's bug must not end the thread: every later caller would wait forever
+                log.exception("a store thread job failed")

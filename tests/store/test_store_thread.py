@@ -64,3 +64,16 @@ async def test_a_waiter_that_gave_up_is_not_answered() -> None:
         assert waiter.cancelled()
     finally:
         thread.shutdown()
+
+
+async def test_a_job_that_raises_is_logged_and_the_thread_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    thread = StoreThread("test-store-thread")
+    try:
+        def broken() -> None:
+            raise RuntimeError("a bug in a job")
+
+        thread.submit(broken)
+        assert await asyncio.wait_for(thread.run(lambda: "still serving"), 5) == "still serving"
+        assert any("a store thread job failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    finally:
+        thread.shutdown()
