@@ -65,9 +65,10 @@ class _Backend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def delivery_transport(*, limits: httpx.Limits, verify: bool | str, trust_env: bool) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with these limits and TLS settings, its pool on the backend above."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=trust_env)
+def delivery_transport(*, limits: httpx.Limits, verify: bool | str, trust_env: bool,
+                       proxy: str | None = None) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with these limits, TLS settings and proxy, its pool on the backend above."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=trust_env, proxy=proxy)
     pool: Any = transport._pool  # httpx takes no network backend of its own (httpx 0.28, httpcore 1.0)
     if not isinstance(pool, httpcore.AsyncConnectionPool):
         raise TypeError(f"unexpected httpx pool {type(pool).__name__}; gateway/delivery/transport.py needs a look")

@@ -37,6 +37,7 @@ from gateway.store.base import (
     UnknownTicket,
     check_destination,
 )
+from gateway.store.loop_writer import LoopWriter, WriterBusy
 from gateway.store.phone_hash import hash_phone
 from gateway.store.records import (
     attempt_to_record,
@@ -329,7 +330,8 @@ class SqliteStore(Store):
     """Tickets, lanes and small coordination records in one SQLite file, for a single node."""
 
     def __init__(self, path: Path | str, phone_hash_key: bytes, *,
-                 acknowledged_sync: Sync = ACKNOWLEDGED_SYNC, busy_timeout_s: float = 10.0) -> None:
+                 acknowledged_sync: Sync = ACKNOWLEDGED_SYNC, busy_timeout_s: float = 10.0,
+                 checkpoint_every: int = 500) -> None:
         self.path = Path(path)
         self._phone_key = phone_hash_key
         self._ack_sync = acknowledged_sync
@@ -340,6 +342,9 @@ class SqliteStore(Store):
         # fsync), keyed by whether they are acknowledged (synchronous=FULL) or not (NORMAL).
         self._groups = {True: _WriteGroup(), False: _WriteGroup()}
         self._groups_lock = threading.Lock()
+        self._loop_writer: LoopWriter | None = None  # claims and settles, in place on the event loop's thread
+        self._checkpoint_every = checkpoint_every  # the loop writer's commits between checkpoints
+        self._checkpoint_queued = False
 
     # -- plumbing ---------------------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -369,6 +374,31 @@ class SqliteStore(Store):
                     group.flush_queued = False
                 raise
         return await done
+
+    async def _in_place(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """A short unacknowledged write (a claim, a settle) on the loop writer's connection, without a hop to
+        the store thread; grouped on that thread instead while another connection holds the write lock."""
+        if self._loop_writer is not None:
+            with contextlib.suppress(WriterBusy):
+                return self._loop_writer.write(write)
+        return await self._grouped(write, acknowledged=False)
+
+    def _checkpoint_soon(self) -> None:
+        """The loop writer never checkpoints (that fsyncs): the store thread does, in RESTART mode, so that
+        the next write starts the log afresh even while writes keep coming (a passive checkpoint is always a
+        few commits behind them, and the log would only grow). One at a time."""
+        if self._thread is None or self._checkpoint_queued:
+            return
+        self._checkpoint_queued = True
+        try:
+            self._thread.submit(self._checkpoint_sync)
+        except RuntimeError:  # closing: the last close checkpoints anyway
+            self._checkpoint_queued = False
+
+    def _checkpoint_sync(self) -> None:
+        self._checkpoint_queued = False
+        if self._conn is not None:
+            self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
 
     def _flush_group_sync(self, acknowledged: bool) -> None:
         """Every write of the group waiting now, in one transaction with one commit (one fsync when
@@ -437,6 +467,7 @@ class SqliteStore(Store):
             self._thread.shutdown()
             self._thread = None
             raise
+        self._loop_writer = LoopWriter(self.path, self._checkpoint_soon, checkpoint_every=self._checkpoint_every)
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,6 +504,9 @@ class SqliteStore(Store):
     async def close(self) -> None:
         if self._thread is None:
             return
+        if self._loop_writer is not None:
+            self._loop_writer.close()
+            self._loop_writer = None
         try:
             await self._run(self._close_sync)
         finally:
@@ -722,8 +756,7 @@ class SqliteStore(Store):
 
     async def claim(self, destination: str, worker_id: str, lease_seconds: float,
                     limit: int = 1) -> list[ClaimedDelivery]:
-        return await self._grouped(functools.partial(self._claim_in, destination, worker_id, lease_seconds, limit),
-                                   acknowledged=False)
+        return await self._in_place(functools.partial(self._claim_in, destination, worker_id, lease_seconds, limit))
 
     def _claim_in(self, destination: str, worker_id: str, lease_seconds: float, limit: int,
                   db: sqlite3.Connection) -> list[ClaimedDelivery]:
@@ -771,8 +804,8 @@ class SqliteStore(Store):
         await self._settle(claim, attempt, _DEAD, None)
 
     async def _settle(self, claim: ClaimedDelivery, attempt: AttemptReceipt, state: str, due_at: int | None) -> None:
-        await self._grouped(functools.partial(self._settle_in, claim, attempt_to_record(claim, attempt), state,
-                                              due_at), acknowledged=False)
+        await self._in_place(functools.partial(self._settle_in, claim, attempt_to_record(claim, attempt), state,
+                                               due_at))
 
     def _settle_in(self, claim: ClaimedDelivery, attempt: AttemptReceipt, state: str, due_at: int | None,
                    db: sqlite3.Connection) -> None:

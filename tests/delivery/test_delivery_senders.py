@@ -11,9 +11,9 @@ import pytest
 from contracts.delivery import DeliveryKind
 from gateway.delivery.config import DestinationConfig
 from gateway.delivery.results import ErrorClass
-from gateway.delivery.senders import HttpSender, build_sender, register_sender_kind, truncate_body
+from gateway.delivery.senders import USER_AGENT, HttpSender, build_sender, register_sender_kind, truncate_body
 from gateway.store.base import ClaimedDelivery
-from simulators.receiver import Action, Receiver
+from simulators.receiver import Action, Receiver, ReceiverThread
 from tests.delivery.delivery_support import TICKET_BODY, destination
 
 
@@ -69,6 +69,39 @@ async def test_header_hooks_add_headers_per_attempt(receiver: Receiver) -> None:
     (request,) = receiver.requests()
     assert request.headers["webhook-id"] == "d-1"
     assert request.headers["webhook-timestamp"].isdigit()
+
+
+async def test_a_destination_cannot_set_cookies_on_the_gateway(receiver: Receiver) -> None:
+    """The sender keeps no cookie jar: what one answer sets is not sent with the next delivery."""
+    receiver.script(default=Action(headers={"Set-Cookie": "session=abc123; Path=/"}))
+    sender = HttpSender(destination(receiver))
+    try:
+        await sender.send(claim("first"))
+        await sender.send(claim("second"))
+    finally:
+        await sender.aclose()
+    assert [r.key for r in receiver.requests()] == ["first", "second"]
+    assert all("cookie" not in r.headers for r in receiver.requests())
+    assert receiver.requests()[0].headers["user-agent"] == USER_AGENT
+
+
+async def test_trust_env_sends_through_the_environment_proxy_unless_no_proxy_names_the_host(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`options.trust_env`: HTTP_PROXY is used (the proxy gets the absolute URL), NO_PROXY exempts a host."""
+    with ReceiverThread() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        dest = destination(receiver, options={"trust_env": True})
+        await send_once(dest)
+        assert [r.path for r in proxy.requests()] == [str(dest.url)]
+        assert receiver.requests() == []
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        await send_once(dest)
+        assert len(proxy.requests()) == 1
+        assert [r.path for r in receiver.requests()] == ["/api/v1/tickets"]
+        await send_once(destination(receiver))  # without trust_env the environment is not read
+        assert len(proxy.requests()) == 1
 
 
 async def test_redirects_are_not_followed(receiver: Receiver) -> None:
