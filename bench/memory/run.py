@@ -199,9 +199,9 @@ Retry-After: 3600, so the lane pauses after its first attempts and the queue sta
 - The gateway's RSS does not grow with the queue: the step from "empty" to "full" is the national lane
   having started work (HTTP client, claims, the 503s), and was the same with 3,000 tickets queued
   (94 → 130 MiB on SQLite, 99 → 131 MiB on Redis, in a separate run).
-- `GET /metrics` reads lane statistics with `COUNT(*) … GROUP BY destination, state` over every delivery
-  ever stored (delivered ones are kept) on SQLite's one store thread, so a scrape's cost grows with the
-  history and holds intake and claims back while it runs; on Redis the counts are kept per state.
+- `GET /metrics` reads per-lane and per-adapter counts that the store keeps as it writes (SQLite triggers in
+  the same transactions; Redis counters per state), so a scrape does not count the history. What it still
+  reads per scrape is the age of each lane's oldest waiting delivery.
 - One ticket is stored three times over: the canonical ticket JSON (~3 KB with its deadlines), the raw
   partner payload (~1.4 KB) and the delivery body (the same ticket JSON, what will be sent), plus indexes.
 - Machine: {machine(load_start, machine_load())}.

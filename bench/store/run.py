@@ -288,13 +288,13 @@ machine load; {repeat} repetitions, medians shown. The bare client does the same
 - Claim+ack = lease one delivery, then record the attempt and mark it delivered (two transactions / round
   trips). The bare Redis variant skips the lease bookkeeping (lease sorted set, state indexes, XAUTOCLAIM
   sweep) that makes crashed work recoverable; that is what the ratio pays for.
-- SQLite's claim+ack pays two hops to the store's writer thread per delivery (claim, then settle); a bare
-  round trip to that thread measured {hop_us:.0f} µs in this run. The rest of the gap is the typed
-  records (ClaimedDelivery, AttemptReceipt) the store builds and checks and bare `sqlite3` never makes.
-  `claim(limit=n)` pays one hop for n claims. The claim also checks that no earlier delivery of the same
-  ticket to the same lane is still outstanding (one ticket's deliveries go in order).
+- SQLite's claim+ack runs in place on the event loop's own connection (gateway/store/loop_writer.py): no
+  hop to the store's thread, whose bare round trip measured {hop_us:.0f} µs in this run (intake still makes
+  one). The rest of the gap is the typed records (ClaimedDelivery, AttemptReceipt) the store builds and
+  checks and bare `sqlite3` never makes, and the claim's check that no earlier delivery of the same ticket to
+  the same lane is still outstanding (one ticket's deliveries go in order).
 - One at a time, as measured here, SQLite's group commit has nothing to group: every write is a transaction
-  of its own. With several writers waiting (intake under load, a lane's settles) they share one transaction
+  of its own. With several writers waiting (intake under load) they share one transaction
   and one fsync; `tests/store/test_sqlite_store.py` shows 41 concurrent intakes committed in fewer commits.
 - Machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {load} at the end of the run.
   Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, Redis \

@@ -121,6 +121,7 @@ class Lane:
         self._send_rate = SendRate(clock)
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()  # ends a held-back claim's wait for a pause: it is given back
         self._paused_until = 0.0
 
     # -- control ---------------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class Lane:
     def stop_claiming(self) -> None:
         self._stopping = True
         self._wake.set()
+        self._stopped.set()
 
     @property
     def in_flight(self) -> list[asyncio.Task[None]]:
@@ -263,7 +265,7 @@ class Lane:
 
         A Retry-After pause or a breaker that opened after the claim is waited out while the lease still
         leaves the send and its settle their time. When it no longer does (or the engine is stopping), the
-        claim is not sent: no attempt is counted, its lease runs out and the reaper returns it to the lane."""
+        claim is not sent: it is given back to the lane at once, with no attempt counted."""
         dest = self.destination
         slack = dest.lease_seconds - dest.timeout.total - _SENDER_GRACE  # what the lease leaves beyond a send
         send_by = claim.lease_until.timestamp() - dest.timeout.total - _SENDER_GRACE - slack / 2
@@ -279,12 +281,24 @@ class Lane:
                 return True, permit
             room = send_by - self._wall().timestamp()
             if room <= 0 or self._stopping:  # the worker hands the permit back
-                self.counters["left_to_lease"] += 1
-                log.info("a claimed delivery was held back (paused lane or open breaker) and is left to its lease",
-                         extra={"destination": dest.name, "delivery_id": claim.delivery_id,
-                                "lease_until": claim.lease_until.isoformat()})
+                await self._give_back(claim)
                 return False, permit
-            await asyncio.sleep(min(wait, room))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), min(wait, room))
+
+    async def _give_back(self, claim: ClaimedDelivery) -> None:
+        """A claim held back (paused lane, open breaker, stopping) goes back to the lane unsent; should the store
+        not take it back, its lease runs out and the reaper returns it."""
+        extra = {"destination": self.destination.name, "delivery_id": claim.delivery_id}
+        try:
+            released = await self._store.release(claim)
+        except Exception:
+            released = False
+            log.exception("a held-back claim could not be given back; it is left to its lease", extra=extra)
+        self.counters["released" if released else "left_to_lease"] += 1
+        log.info("a claimed delivery was held back (paused lane, open breaker or stopping) and given back unsent"
+                 if released else "a claimed delivery was held back and is left to its lease",
+                 extra={**extra, "lease_until": claim.lease_until.isoformat()})
 
     def _attempt_failed(self, exc: BaseException) -> None:
         # Not settled: the lease runs out and the delivery is sent again. Say so, never silently.
@@ -469,8 +483,9 @@ class DeliveryEngine:
                  extra={"worker_id": self.worker_id, "destinations": sorted(self.destinations)})
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop claiming; give sends in flight `grace` seconds to finish and settle, then cancel the rest
-        (their leases run out and another worker, or the next start, sends them again). Always returns:
+        """Stop claiming; claims still queued for a worker are given back unsent; give sends in flight `grace`
+        seconds to finish and settle, then cancel the rest (their leases run out and another worker, or the
+        next start, sends them again). Always returns:
         nothing here waits without a bound on a task that may ignore its cancellation."""
         grace = self.settings.stop_grace if grace is None else grace
         deadline = asyncio.get_running_loop().time() + grace

@@ -241,6 +241,11 @@ class Store(ABC):
     async def settle_dead(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None: ...
 
     @abstractmethod
+    async def release(self, claim: ClaimedDelivery) -> bool:
+        """Give a claim back unsent, before its lease runs out: it is due again at once, in the state it was
+        claimed from, and no attempt is counted. False when its lease is no longer held (nothing changes)."""
+
+    @abstractmethod
     async def reap_expired_leases(self, now: datetime) -> int:
         """Return deliveries whose lease ran out to their lane; how many."""
 

@@ -501,6 +501,15 @@ class RedisStore(Store):
     async def settle_dead(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None:
         await self._settle(claim, attempt, DeliveryState.DEAD, None)
 
+    async def release(self, claim: ClaimedDelivery) -> bool:
+        keys = self.keys.lane(claim.destination)
+        done = await self._eval(
+            redis_lua.RELEASE,
+            [*keys.streams, keys.leases, keys.state("in_flight"), keys.state("pending"), keys.state("retrying")],
+            [GROUP, keys.record(claim.delivery_id), claim.delivery_id, claim.lease_token],
+        )
+        return int(done) == 1
+
     async def _lanes(self) -> list[str]:
         return sorted(_s(n) for n in await cast(Awaitable[set[bytes]], self.redis.smembers(self.keys.lanes)))
 

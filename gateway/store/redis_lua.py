@@ -284,30 +284,40 @@ end
 return n
 """
 
+# A leased delivery back to the state it was claimed from (a fresh delivery stays ahead of retries), at the
+# end of its lane's stream, with no attempt counted. f: state, lease_until, entry, stream, return_state,
+# priority, created. KEYS as REAP's and RELEASE's.
+_PUT_BACK = """
+local function put_back(g, rk, did, f)
+  if f[3] and f[4] then
+    redis.call('XACK', f[4], g, f[3])
+    redis.call('XDEL', f[4], f[3])
+  end
+  local ret = f[5] or 'pending'
+  local urgent = tonumber(f[6]) <= 0
+  local s
+  if ret == 'pending' then s = urgent and KEYS[1] or KEYS[3] else s = urgent and KEYS[2] or KEYS[4] end
+  local eid = redis.call('XADD', s, '*', 'd', did)
+  redis.call('HSET', rk, 'state', ret, 'entry', eid, 'stream', s)
+  redis.call('HDEL', rk, 'lease_token', 'lease_until', 'worker', 'return_state')
+  redis.call('ZREM', KEYS[6], did)
+  redis.call('ZADD', (ret == 'pending') and KEYS[7] or KEYS[8], f[7], did)
+  redis.call('ZREM', KEYS[5], did)
+end
+"""
+_FIELDS = "'state', 'lease_until', 'entry', 'stream', 'return_state', 'prio', 'created'"
+
 # KEYS: urgent, urgent-retry, normal, normal-retry, leases, state:in_flight, state:pending, state:retrying
 # ARGV: group, now, record prefix, batch size   -> how many deliveries went back to their lane
-REAP = """
+REAP = _PUT_BACK + f"""
 local g, now, rp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 local n = 0
 for _, did in ipairs(ids) do
   local rk = rp .. did
-  local f = redis.call('HMGET', rk, 'state', 'lease_until', 'entry', 'stream', 'return_state', 'prio', 'created')
+  local f = redis.call('HMGET', rk, {_FIELDS})
   if f[1] == 'in_flight' and tonumber(f[2]) <= now then
-    if f[3] and f[4] then
-      redis.call('XACK', f[4], g, f[3])
-      redis.call('XDEL', f[4], f[3])
-    end
-    local ret = f[5] or 'pending'
-    local urgent = tonumber(f[6]) <= 0
-    local s
-    if ret == 'pending' then s = urgent and KEYS[1] or KEYS[3] else s = urgent and KEYS[2] or KEYS[4] end
-    local eid = redis.call('XADD', s, '*', 'd', did)
-    redis.call('HSET', rk, 'state', ret, 'entry', eid, 'stream', s)
-    redis.call('HDEL', rk, 'lease_token', 'lease_until', 'worker', 'return_state')
-    redis.call('ZREM', KEYS[6], did)
-    redis.call('ZADD', (ret == 'pending') and KEYS[7] or KEYS[8], f[7], did)
-    redis.call('ZREM', KEYS[5], did)
+    put_back(g, rk, did, f)
     n = n + 1
   elseif f[1] == 'in_flight' then
     redis.call('ZADD', KEYS[5], f[2], did)  -- re-leased since: keep it under its new end
@@ -316,6 +326,16 @@ for _, did in ipairs(ids) do
   end
 end
 return n
+"""
+
+# KEYS: as REAP's.  ARGV: group, record key, delivery id, lease token
+# -> 1 when the claim went back to its lane unsent, 0 when its lease is no longer held
+RELEASE = _PUT_BACK + f"""
+local rk, did = ARGV[2], ARGV[3]
+local f = redis.call('HMGET', rk, {_FIELDS}, 'lease_token')
+if f[1] ~= 'in_flight' or f[8] ~= ARGV[4] then return 0 end
+put_back(ARGV[1], rk, did, f)
+return 1
 """
 
 # KEYS: urgent, normal, dead stream, state:dead, state:pending

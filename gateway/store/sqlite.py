@@ -308,6 +308,12 @@ class _WriteGroup:
     flush_queued: bool = False
 
 
+# A leased delivery back to the state it was claimed from (a fresh delivery stays ahead of retries), with no
+# attempt counted: the reaper's and a release's.
+_PUT_BACK = ("state = COALESCE(return_state, 'pending'), lease_token = NULL, lease_until = NULL, worker_id = NULL,"
+             " return_state = NULL")
+
+
 def _statements(script: str) -> Iterator[str]:
     """The statements of a migration script, a trigger's body (with its own semicolons) kept whole."""
     pending = ""
@@ -830,18 +836,23 @@ class SqliteStore(Store):
              attempt.error_class, attempt.outcome.value, attempt.response_body),
         )
 
+    async def release(self, claim: ClaimedDelivery) -> bool:
+        return await self._in_place(functools.partial(self._release_in, claim))
+
+    @staticmethod
+    def _release_in(claim: ClaimedDelivery, db: sqlite3.Connection) -> bool:
+        return bool(db.execute(
+            f"UPDATE deliveries SET {_PUT_BACK} WHERE id = ? AND state = 'in_flight' AND lease_token = ?",  # noqa: S608
+            (claim.delivery_id, claim.lease_token),
+        ).rowcount)
+
     async def reap_expired_leases(self, now: datetime) -> int:
         return await self._run(self._reap_sync, to_ms(now))
 
     def _reap_sync(self, now: int) -> int:
         with self._write() as db:
-            # Back to the state it was claimed from, so a fresh delivery stays ahead of retries.
-            reaped = db.execute(
-                "UPDATE deliveries SET state = COALESCE(return_state, 'pending'), lease_token = NULL,"
-                " lease_until = NULL, worker_id = NULL, return_state = NULL"
-                " WHERE state = 'in_flight' AND lease_until <= ?",
-                (now,),
-            ).rowcount
+            reaped = db.execute(f"UPDATE deliveries SET {_PUT_BACK} WHERE state = 'in_flight' AND lease_until <= ?",  # noqa: S608
+                                (now,)).rowcount
             db.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
         return int(reaped)

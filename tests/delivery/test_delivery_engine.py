@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -180,12 +181,12 @@ async def test_a_retry_after_pauses_the_whole_lane(store: Store, receiver: Recei
     assert times[1] - times[0] >= 1.0  # the next delivery waited too, not only the throttled one
 
 
-async def test_a_claim_queued_behind_a_longer_pause_is_left_to_its_lease_without_an_attempt(
+async def test_a_claim_queued_behind_a_longer_pause_is_given_back_without_an_attempt(
         store: Store, receiver: Receiver) -> None:
     # One send at a time. 80 quick answers give the lane a rate, so it claims ahead of its worker; then one
     # is answered 429 with Retry-After 2 s. The lane pauses, and the claims queued behind it cannot wait
-    # that long within their 2.2 s leases: they are not sent and no attempt is counted; the reaper returns
-    # them and they go once the pause is over.
+    # that long within their 2.2 s leases: they are not sent, no attempt is counted, and they are given back
+    # to the lane at once (not left to the reaper); they go once the pause is over.
     warm_up = [Action(delay=0.02)] * 80
     receiver.script(sequence=[*warm_up, Action(status=429, retry_after="2")])
     dest = destination(receiver, concurrency=1, timeout={"connect": 0.5, "total": 1}, lease=2.2,
@@ -196,10 +197,35 @@ async def test_a_claim_queued_behind_a_longer_pause_is_left_to_its_lease_without
         counters = engine.status()[dest.name].counters
     assert [r.state for r in receipts] == [DeliveryState.DELIVERED] * len(ids)
     assert sorted(r.attempts for r in receipts) == [1] * (len(ids) - 1) + [2]  # only the throttled one twice
-    assert counters.get("left_to_lease", 0) >= 1
+    assert counters.get("released", 0) >= 1 and counters.get("left_to_lease", 0) == 0
     answered = [(r.monotonic, r.answered) for r in receiver.requests()]
     throttled = next(i for i, (_, status) in enumerate(answered) if status == 429)
     assert answered[throttled + 1][0] - answered[throttled][0] >= 2.0  # nothing went out during the pause
+
+
+async def test_claims_held_back_by_a_pause_are_given_back_at_stop_not_left_in_flight(
+        store: Store, receiver: Receiver) -> None:
+    # The lane claims ahead of its worker, then is paused for 30 s by a 429. Its queued claims may wait that
+    # long within their 60 s leases; stopping the engine ends the wait at once and gives them back, so the
+    # next start (or another worker) need not wait out their leases.
+    warm_up = [Action(delay=0.02)] * 80
+    receiver.script(sequence=[*warm_up, Action(status=429, retry_after="30")])
+    dest = destination(receiver, concurrency=1, lease=60, retry={"retry_after_min": 0, "retry_after_max": 60})
+    ids = await enqueue(store, dest.name, len(warm_up) + 6)
+    async with running(store, dest) as engine:
+        await eventually(lambda: _answered(receiver, 429), within=20)
+        await asyncio.sleep(0.3)
+        assert engine.status()[dest.name].queued >= 1
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 3
+    counters = engine.status()[dest.name].counters
+    states = Counter(r.state for r in [await store.get_delivery(i) for i, _ in ids] if r is not None)
+    assert counters.get("released", 0) >= 1 and counters.get("left_to_lease", 0) == 0, counters
+    assert states == {DeliveryState.DELIVERED: 80, DeliveryState.RETRYING: 1, DeliveryState.PENDING: 5}, states
+
+
+async def _answered(receiver: Receiver, status: int) -> bool:
+    return any(r.answered == status for r in receiver.requests())
 
 
 async def test_a_slow_destination_gets_no_claims_ahead(store: Store, receiver: Receiver) -> None:
@@ -218,7 +244,7 @@ async def test_a_slow_destination_gets_no_claims_ahead(store: Store, receiver: R
         await eventually(all_settled, within=10, poll=0.02)
         counters = engine.status()[dest.name].counters
     assert max(in_flight + queued for in_flight, queued in seen) == 2  # claimed: only what the workers take
-    assert counters.get("left_to_lease", 0) == 0 and counters["claimed"] == 10
+    assert counters.get("released", 0) == counters.get("left_to_lease", 0) == 0 and counters["claimed"] == 10
 
 
 def test_the_send_rate_is_the_last_whole_seconds_count() -> None:

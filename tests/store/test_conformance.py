@@ -336,6 +336,31 @@ async def test_an_expired_lease_is_returned_by_the_reaper(store: Store) -> None:
     assert again.attempts == 0
 
 
+async def test_a_released_claim_is_due_again_at_once_with_no_attempt_counted(store: Store) -> None:
+    head, _ = await store.enqueue("t1", "k1", [national(), national()])
+    [retried] = await store.enqueue("t2", "k2", [national()])
+    claimed = {c.delivery_id: c for c in await store.claim("national", "w", 30, limit=10)}
+    assert set(claimed) == {head, retried}  # t1's second waits for its first
+    late = claimed[retried]
+    await store.settle_retry(late, attempt(late, outcome=AttemptOutcome.RETRY, status_code=503), soon(-1))
+    [late] = await store.claim("national", "w", 30, limit=10)
+    first = claimed[head]
+
+    assert await store.release(first) is True
+    assert await store.release(late) is True
+    assert await store.release(first) is False  # no longer held: nothing changes
+    pending = await store.get_delivery(head)
+    retrying = await store.get_delivery(retried)
+    assert pending is not None and pending.state is DeliveryState.PENDING and pending.attempts == 0
+    assert retrying is not None and retrying.state is DeliveryState.RETRYING and retrying.attempts == 1
+    again = {c.delivery_id: c for c in await store.claim("national", "w2", 30, limit=10)}
+    assert set(again) == {head, retried}  # due at once, and in order still: t1's second waits for its first
+    assert again[head].lease_token != first.lease_token
+    assert await store.list_attempts(head) == []
+    with pytest.raises(LeaseLost):  # the old claim cannot settle what was given back and claimed anew
+        await store.settle_delivered(first, attempt(first))
+
+
 async def test_settling_with_a_lost_lease_raises_lease_lost(store: Store) -> None:
     await store.enqueue("t1", "k1", [national()])
     [late] = await store.claim("national", "slow-worker", 0.1)
