@@ -213,12 +213,16 @@ receiver, {args.concurrency} in flight. {args.rounds} rounds per store; medians 
   table (encode/httpcore#928), so each send cost about half as much again as the bare client's. The
   senders' transport now checks idle connections with a direct poll of the socket
   (`gateway/delivery/transport.py`). Ratios before that change: 0.30 (SQLite) and 0.37 (Redis).
-- The rest of a gateway delivery's CPU is the claim and the settle (a Lua script each on Redis, its replies
-  parsed by hiredis; on SQLite jobs on the store's own thread, several settles and claims sharing one
-  transaction), the attempt record, the breaker, metrics and the dashboard's counters. A settle runs in a
-  task of its own while the worker sends the next delivery.
-- On SQLite the store's thread and the event loop share one interpreter lock: under a saturated loop a claim
-  waits tens of milliseconds for its turn, which is why the lane claims ahead.
+- A send is one request on httpx's transport, called directly (`gateway/delivery/senders.py`): a delivery
+  needs none of the client's layers (redirects are not followed, credentials are headers, no cookie jar),
+  and they were about a fifth of a send's CPU. So a gateway send costs less than the bare client's
+  `client.post`; the claim and the settle (a Lua script each on Redis, its replies parsed by hiredis) take
+  that back. A settle runs in a task of its own while the worker sends the next delivery.
+- On SQLite, claims and settles are written in place by the event loop on a connection of its own
+  (`gateway/store/loop_writer.py`), at synchronous=NORMAL and never waiting for the write lock. Until
+  2026-11-29 (third session) they went to the store's thread, whose interpreter lock the busy event loop
+  held: measured in one process, 0.4–0.5 ms of CPU per delivery went to handing the lock back and forth,
+  more than the SQL itself (SQLite was at 0.47 of the bare client that morning, Redis at 0.63).
 - Machine: {machine(load_start, machine_load())}.
 
 Reproduce: `{COMMAND}` (`--quick` for a CI-sized run; `--n`, `--rounds`, `--concurrency`).

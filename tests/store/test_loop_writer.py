@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,14 @@ def finished_without_suspending(coro: Coroutine[Any, Any, T]) -> T:
         return stop.value  # type: ignore[no-any-return]
     coro.close()
     raise AssertionError("the coroutine suspended: it waited for something")
+
+
+def wal_table(path: Path) -> sqlite3.Connection:
+    """A WAL-mode file with one table `t (x)`, and a connection to it."""
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    return setup
 
 
 async def queued(store: SqliteStore, n: int) -> None:
@@ -107,52 +115,48 @@ async def test_the_loop_writers_commits_are_checkpointed_by_the_store_thread(tmp
     assert frames[20] * 10 < frames[10**9], frames
 
 
-def test_the_writer_does_not_wait_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
-    path = tmp_path / "busy.db"
-    setup = sqlite3.connect(path, isolation_level=None)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute("CREATE TABLE t (x INTEGER)")
+@pytest.fixture
+def table(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, LoopWriter]]:
+    """A connection to a WAL file with a table `t`, and a loop writer on the same file."""
+    path = tmp_path / "t.db"
+    setup = wal_table(path)
     writer = LoopWriter(path, lambda: None)
-    try:
-        setup.execute("BEGIN IMMEDIATE")
-        started = time.monotonic()
-        with pytest.raises(WriterBusy):
-            writer.write(lambda db: db.execute("INSERT INTO t VALUES (1)"))
-        assert time.monotonic() - started < 0.1
-        setup.execute("COMMIT")
-        writer.write(lambda db: db.execute("INSERT INTO t VALUES (2)"))
-        assert setup.execute("SELECT x FROM t").fetchall() == [(2,)]
-    finally:
-        writer.close()
-        setup.close()
+    yield setup, writer
+    writer.close()
+    setup.close()
 
 
-def test_a_failing_write_is_rolled_back_and_raised(tmp_path: Path) -> None:
-    path = tmp_path / "fail.db"
-    setup = sqlite3.connect(path, isolation_level=None)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute("CREATE TABLE t (x INTEGER)")
-    writer = LoopWriter(path, lambda: None)
+def rows_after_writing_2(setup: sqlite3.Connection, writer: LoopWriter) -> list[tuple[int]]:
+    writer.write(lambda db: db.execute("INSERT INTO t VALUES (2)"))
+    return list(setup.execute("SELECT x FROM t").fetchall())
+
+
+def test_the_writer_does_not_wait_for_a_lock_held_elsewhere(table: tuple[sqlite3.Connection, LoopWriter]) -> None:
+    setup, writer = table
+    setup.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(WriterBusy):
+        writer.write(lambda db: db.execute("INSERT INTO t VALUES (1)"))
+    assert time.monotonic() - started < 0.1
+    setup.execute("COMMIT")
+    assert rows_after_writing_2(setup, writer) == [(2,)]
+
+
+def test_a_failing_write_is_rolled_back_and_raised(table: tuple[sqlite3.Connection, LoopWriter]) -> None:
+    setup, writer = table
 
     def insert_then_fail(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO t VALUES (1)")
         raise LookupError("the lease is lost")
 
-    try:
-        with pytest.raises(LookupError, match="lease"):
-            writer.write(insert_then_fail)
-        writer.write(lambda db: db.execute("INSERT INTO t VALUES (2)"))  # no transaction was left open
-        assert setup.execute("SELECT x FROM t").fetchall() == [(2,)]
-    finally:
-        writer.close()
-        setup.close()
+    with pytest.raises(LookupError, match="lease"):
+        writer.write(insert_then_fail)
+    assert rows_after_writing_2(setup, writer) == [(2,)]  # 1 was undone, and no transaction was left open
 
 
 def test_checkpoints_are_asked_for_every_n_commits_and_other_threads_are_turned_away(tmp_path: Path) -> None:
     path = tmp_path / "every.db"
-    setup = sqlite3.connect(path, isolation_level=None)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute("CREATE TABLE t (x INTEGER)")
+    setup = wal_table(path)
     setup.close()
     asked: list[int] = []
     writer = LoopWriter(path, lambda: asked.append(writer.commits), checkpoint_every=3)
