@@ -38,7 +38,7 @@ from gateway.store.base import (
     check_destination,
 )
 from gateway.store.loop_writer import LoopWriter, WriterBusy
-from gateway.store.phone_hash import hash_phone
+from gateway.store.phone_hash import KEY_ENV, KEY_FILE, PhoneKeyMismatch, hash_phone, key_fingerprint
 from gateway.store.records import (
     attempt_to_record,
     from_ms,
@@ -283,6 +283,13 @@ MIGRATIONS: tuple[str, ...] = (
                   AND e.state IN ('pending', 'retrying', 'in_flight'));
     END;
     """,
+    # 7: facts about the file itself: the fingerprint of the key its phone index was made with.
+    """
+    CREATE TABLE store_facts (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 _DELIVERY_COLUMNS = (
@@ -486,7 +493,25 @@ class SqliteStore(Store):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         self._conn = conn
-        self._migrate()
+        try:
+            self._migrate()
+            self._check_phone_key()
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    def _check_phone_key(self) -> None:
+        """A search by phone finds only what was indexed with the same key: the first gateway to open the file
+        records its key's fingerprint (it does not reveal the key), and one with another key refuses to open it."""
+        mine = key_fingerprint(self._phone_key)
+        db = self._db
+        db.execute("INSERT OR IGNORE INTO store_facts (name, value) VALUES ('phone_key_fingerprint', ?)", (mine,))
+        recorded = db.execute("SELECT value FROM store_facts WHERE name = 'phone_key_fingerprint'").fetchone()[0]
+        if recorded != mine:
+            raise PhoneKeyMismatch(
+                f"this gateway's phone hash key is not the one the tickets in {self.path} were indexed with: set "
+                f"{KEY_ENV} to that key (a gateway without {KEY_ENV} keeps its key in <data_dir>/{KEY_FILE})")
 
     def _migrate(self) -> None:
         db = self._db

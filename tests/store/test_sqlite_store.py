@@ -14,7 +14,8 @@ import pytest
 from contracts.delivery import AttemptOutcome
 from gateway.config import GatewaySettings
 from gateway.store import open_store
-from gateway.store.phone_hash import hash_phone
+from gateway.store.base import TicketQuery
+from gateway.store.phone_hash import PhoneKeyMismatch, hash_phone
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
 from tests.store.conftest import PHONE_KEY
@@ -93,6 +94,23 @@ async def test_a_file_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
         await store.open()
 
 
+async def test_a_gateway_with_another_phone_key_refuses_to_open_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    first = SqliteStore(path, PHONE_KEY)
+    await first.open()
+    await first.intake(make_ticket(phone="13800138000"), RAW, "application/json", [national()])
+    await first.close()
+    other = SqliteStore(path, b"another-phone-hash-key-32-bytes!")
+    with pytest.raises(PhoneKeyMismatch, match="HIG_PHONE_HASH_KEY"):
+        await other.open()
+    again = SqliteStore(path, PHONE_KEY)  # the same key: fine, and the refusal changed nothing
+    await again.open()
+    try:
+        assert len(await again.search_tickets(TicketQuery(complainant_phone="13800138000"))) == 1
+    finally:
+        await again.close()
+
+
 async def test_using_a_store_before_open_says_so(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not open"):
         await SqliteStore(tmp_path / "gateway.db", PHONE_KEY).get_cursor("x")
@@ -163,6 +181,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN compacted_at")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
+        db.execute("DROP TABLE store_facts")
         db.execute("PRAGMA user_version = 2")
 
     store = SqliteStore(path, PHONE_KEY)
@@ -174,6 +193,8 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         parked = await store._run(store._fetchall, "SELECT claim_rank >= 100 FROM deliveries"
                                   " WHERE destination = 'callback' ORDER BY rowid", ())
         assert [bool(r[0]) for r in parked] == [False, True]  # schema 6 parked the one waiting
+        facts = await store._run(store._fetchall, "SELECT name FROM store_facts", ())
+        assert [r[0] for r in facts] == ["phone_key_fingerprint"]  # schema 7: recorded by the upgrade
         # and the triggers count from here on
         [claimed] = await store.claim("credit", "w", 60)
         stats = await store.lane_stats()
