@@ -15,10 +15,11 @@ from gateway.config import GatewaySettings
 from gateway.ops.api import metrics_router, ops_api_router
 from gateway.ops.dashboard import dashboard_router
 from gateway.ops.service import OpsService
-from gateway.routes.inbound import INBOUND_PATH, InboundContext, inbound_router
+from gateway.routes.fast_path import PushFastPath
+from gateway.routes.inbound import INBOUND_PATH, INBOUND_PUSH, InboundContext, inbound_router
 from gateway.routes.limits import BodyLimitMiddleware
 from gateway.routes.national import NATIONAL_STATUS_PATH, national_status_router
-from gateway.routes.soap import SoapContext, soap_router
+from gateway.routes.soap import SOAP_PUSH, SoapContext, soap_router
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
     app.include_router(ops_api_router())
     app.include_router(dashboard_router())
     app.include_router(metrics_router())
+    # Pushes are answered past FastAPI's routing; inside the body limit below, which gives their bodies a deadline.
+    app.add_middleware(PushFastPath, routes=[INBOUND_PUSH, SOAP_PUSH])
     # Every other route (the ops API, the dashboard's forms) gets the same body limit as the partner routes,
     # and every route a deadline for its body.
     app.add_middleware(BodyLimitMiddleware, limit=max_body, timeout=settings.server.body_timeout_seconds,

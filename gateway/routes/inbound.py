@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.config import AdapterConfig, MissingCredential, digest_matches
 from contracts.errors import FieldError
+from gateway.routes.fast_path import PushRoute
 from gateway.routes.limits import HttpRefusal, check_declared_length, read_limited
 from mapping.payload import PayloadError, parse_json_body
 
@@ -237,6 +238,54 @@ def _problem_doc(description: str) -> dict[str, Any]:
         "error": "code", "message": "what is wrong and what to do"}}}}
 
 
+async def answer_push(context: InboundContext, adapter_id: str, request: Request) -> JSONResponse:
+    """The answer to one push: authenticate, read and parse the body within its limits, take the ticket."""
+    config = context.adapters.get(adapter_id)
+    if config is None or not config.enabled or not config.push:
+        return _refuse(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this gateway")
+    if adapter_id in context.missing or adapter_id not in context.credentials:
+        return _refuse(503, "adapter_not_configured",
+                       f"adapter {adapter_id!r} is not ready to take pushes (its credentials or mapping are not "
+                       "configured); tell the gateway's operators")
+    try:
+        check_declared_length(request, context.max_body_bytes)
+        api_key = request.headers.get(API_KEY_HEADER)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not api_key and not signature:
+            raise _unauthorized(f"send an {API_KEY_HEADER} header, or sign the body with {SIGNATURE_HEADER} "
+                                f"and {TIMESTAMP_HEADER}")
+        if api_key:
+            _check_api_key(context, adapter_id, api_key)
+        body = await read_limited(request, context.max_body_bytes)
+        if not api_key and signature:
+            _check_signature(context, adapter_id, signature, request.headers.get(TIMESTAMP_HEADER), body)
+        content_type = request.headers.get("content-type", "application/json")
+        _check_media_type(content_type)
+        try:
+            payload = parse_json_body(body, content_type)
+        except PayloadError as err:
+            raise HttpRefusal(400, "invalid_json", str(err)) from err
+        if not isinstance(payload, dict):
+            raise HttpRefusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
+    except HttpRefusal as refusal:
+        log.info("push refused", extra={"adapter_id": adapter_id, "status": refusal.status,
+                                        "error": refusal.error, "reason": refusal.message})
+        return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status,
+                            headers=refusal.headers)
+    try:
+        outcome = await context.intake.accept(adapter_id, payload, raw_body=body, content_type=content_type)
+    except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+        log.exception("push intake failed", extra={"adapter_id": adapter_id})
+        return JSONResponse({"error": "unavailable", "message": "the ticket could not be stored; retry later"},
+                            status_code=503, headers={"Retry-After": "30"})
+    # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
+    return outcome_response(outcome)
+
+
+# The gateway answers pushes here without FastAPI's routing (gateway/routes/fast_path.py).
+INBOUND_PUSH = PushRoute(INBOUND_PATH, "inbound", InboundContext, answer_push)
+
+
 def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state) -> APIRouter:
     """The push intake route; `resolve` finds the InboundContext for a request (default: app.state.inbound)."""
     router = APIRouter(tags=["inbound"])
@@ -262,46 +311,6 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
         },
     )
     async def push_ticket(adapter_id: str, request: Request) -> JSONResponse:
-        context = resolve(request)
-        config = context.adapters.get(adapter_id)
-        if config is None or not config.enabled or not config.push:
-            return _refuse(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this gateway")
-        if adapter_id in context.missing or adapter_id not in context.credentials:
-            return _refuse(503, "adapter_not_configured",
-                           f"adapter {adapter_id!r} is not ready to take pushes (its credentials or mapping are not "
-                           "configured); tell the gateway's operators")
-        try:
-            check_declared_length(request, context.max_body_bytes)
-            api_key = request.headers.get(API_KEY_HEADER)
-            signature = request.headers.get(SIGNATURE_HEADER)
-            if not api_key and not signature:
-                raise _unauthorized(f"send an {API_KEY_HEADER} header, or sign the body with {SIGNATURE_HEADER} "
-                                    f"and {TIMESTAMP_HEADER}")
-            if api_key:
-                _check_api_key(context, adapter_id, api_key)
-            body = await read_limited(request, context.max_body_bytes)
-            if not api_key and signature:
-                _check_signature(context, adapter_id, signature, request.headers.get(TIMESTAMP_HEADER), body)
-            content_type = request.headers.get("content-type", "application/json")
-            _check_media_type(content_type)
-            try:
-                payload = parse_json_body(body, content_type)
-            except PayloadError as err:
-                raise HttpRefusal(400, "invalid_json", str(err)) from err
-            if not isinstance(payload, dict):
-                raise HttpRefusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
-        except HttpRefusal as refusal:
-            log.info("push refused", extra={"adapter_id": adapter_id, "status": refusal.status,
-                                            "error": refusal.error, "reason": refusal.message})
-            return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status,
-                                headers=refusal.headers)
-        try:
-            outcome = await context.intake.accept(adapter_id, payload, raw_body=body, content_type=content_type)
-        except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
-            log.exception("push intake failed", extra={"adapter_id": adapter_id})
-            return JSONResponse({"error": "unavailable", "message": "the ticket could not be stored; retry later"},
-                                status_code=503, headers={"Retry-After": "30"})
-        # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
-        return outcome_response(outcome)
+        return await answer_push(resolve(request), adapter_id, request)
 
     return router

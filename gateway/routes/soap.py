@@ -20,6 +20,7 @@ from lxml import etree
 
 from adapters.config import MissingCredential
 from contracts.errors import FieldError
+from gateway.routes.fast_path import PushRoute
 from gateway.routes.inbound import IntakeOutcomeView, TicketIntake
 from gateway.routes.limits import HttpRefusal, read_limited
 from gateway.soap.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize, xml_safe
@@ -153,6 +154,56 @@ def _wants_wsdl(request: Request) -> bool:
     return any(key.lower() == "wsdl" for key in request.query_params)
 
 
+async def answer_soap_push(context: SoapContext, adapter_id: str, request: Request) -> Response:
+    """The answer to one SOAP push: read and parse the envelope within its limits, check the UsernameToken,
+    take the order; a SOAP Fault for anything wrong."""
+    charset = "UTF-8"
+    if not context.takes_pushes(adapter_id):
+        return _fault_response(SoapFault.client(
+            f"no adapter {xml_safe(adapter_id[:64])!r} takes SOAP pushes at this gateway", http_status=404))
+    policy = context.policies.get(adapter_id)
+    if policy is None:
+        return _fault_response(SoapFault.server(f"adapter {adapter_id!r} has no usable credentials configured; "
+                                                "tell the gateway's operators"))
+    header_type = request.headers.get("content-type")
+    try:
+        body = await _read_limited(request, context.max_body_bytes)
+        root, decoded = parse_xml(body, header_type)
+        charset = decoded.charset if decoded.codec == "gb18030" else "UTF-8"
+        envelope = read_envelope(root, understood={SECURITY})
+
+        async def remember(nonce: str, ttl: float) -> bool:
+            return await context.remember_nonce(f"wsse:{adapter_id}", nonce, ttl)
+
+        await verify_username_token(envelope.header, policy, remember, now=context.clock())
+        order = _order_of(envelope.body_child)
+        try:
+            payload = xml_to_dict(order)
+        except PayloadError as err:
+            raise SoapFault.client(f"the order cannot be read: {err}") from err
+        # Kept as the raw payload: the order as received, without the Security header (its digest would
+        # let anyone who reads raw payloads guess the password offline).
+        raw = etree.tostring(order, xml_declaration=True, encoding="UTF-8")
+        outcome = await context.intake.accept(adapter_id, payload, raw_body=raw, content_type=RAW_CONTENT_TYPE)
+    except SoapFault as fault:
+        log.info("SOAP push refused", extra={"adapter_id": adapter_id, "faultcode": fault.code,
+                                             "reason": fault.message, "status": fault.http_status})
+        return _fault_response(fault, charset)
+    except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+        log.exception("SOAP push intake failed", extra={"adapter_id": adapter_id})
+        return _fault_response(SoapFault.server("the ticket could not be stored; retry later"), charset)
+    # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
+    if outcome.kind == "quarantined":
+        return _fault_response(unmappable_fault(outcome.quarantine_id, list(outcome.errors)), charset)
+    envelope_out = build_envelope(submit_ticket_response(outcome))
+    return Response(serialize(envelope_out, charset), status_code=200,
+                    headers={"Content-Type": content_type(charset)})
+
+
+# The gateway answers SOAP pushes here without FastAPI's routing (gateway/routes/fast_path.py).
+SOAP_PUSH = PushRoute(SOAP_PATH, "soap", SoapContext, answer_soap_push)
+
+
 def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> APIRouter:
     """The SOAP intake routes; `resolve` finds the SoapContext for a request (default: app.state.soap)."""
     router = APIRouter(tags=["soap"])
@@ -182,48 +233,7 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
                             413: {"content": {"text/xml": {}}, "description": "Fault: the body is too large"},
                             500: {"content": {"text/xml": {}}, "description": "SOAP 1.1 Fault (Client or Server)"}})
     async def submit(adapter_id: str, request: Request) -> Response:
-        context = resolve(request)
-        charset = "UTF-8"
-        if not context.takes_pushes(adapter_id):
-            return _fault_response(SoapFault.client(
-                f"no adapter {xml_safe(adapter_id[:64])!r} takes SOAP pushes at this gateway", http_status=404))
-        policy = context.policies.get(adapter_id)
-        if policy is None:
-            return _fault_response(SoapFault.server(f"adapter {adapter_id!r} has no usable credentials configured; "
-                                                    "tell the gateway's operators"))
-        header_type = request.headers.get("content-type")
-        try:
-            body = await _read_limited(request, context.max_body_bytes)
-            root, decoded = parse_xml(body, header_type)
-            charset = decoded.charset if decoded.codec == "gb18030" else "UTF-8"
-            envelope = read_envelope(root, understood={SECURITY})
-
-            async def remember(nonce: str, ttl: float) -> bool:
-                return await context.remember_nonce(f"wsse:{adapter_id}", nonce, ttl)
-
-            await verify_username_token(envelope.header, policy, remember, now=context.clock())
-            order = _order_of(envelope.body_child)
-            try:
-                payload = xml_to_dict(order)
-            except PayloadError as err:
-                raise SoapFault.client(f"the order cannot be read: {err}") from err
-            # Kept as the raw payload: the order as received, without the Security header (its digest would
-            # let anyone who reads raw payloads guess the password offline).
-            raw = etree.tostring(order, xml_declaration=True, encoding="UTF-8")
-            outcome = await context.intake.accept(adapter_id, payload, raw_body=raw, content_type=RAW_CONTENT_TYPE)
-        except SoapFault as fault:
-            log.info("SOAP push refused", extra={"adapter_id": adapter_id, "faultcode": fault.code,
-                                                 "reason": fault.message, "status": fault.http_status})
-            return _fault_response(fault, charset)
-        except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
-            log.exception("SOAP push intake failed", extra={"adapter_id": adapter_id})
-            return _fault_response(SoapFault.server("the ticket could not be stored; retry later"), charset)
-        # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
-        if outcome.kind == "quarantined":
-            return _fault_response(unmappable_fault(outcome.quarantine_id, list(outcome.errors)), charset)
-        envelope_out = build_envelope(submit_ticket_response(outcome))
-        return Response(serialize(envelope_out, charset), status_code=200,
-                        headers={"Content-Type": content_type(charset)})
+        return await answer_soap_push(resolve(request), adapter_id, request)
 
     return router
 

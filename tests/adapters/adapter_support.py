@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from adapters.config import AdapterConfig, load_adapters, mapping_specs_for
 from gateway.deadlines import RuleBook, WorkingDayCalendar
 from gateway.intake import IntakeService
-from gateway.routes.inbound import InboundContext, inbound_router
+from gateway.routes.fast_path import PushFastPath
+from gateway.routes.inbound import INBOUND_PUSH, InboundContext, inbound_router
 from gateway.routing import Router
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
@@ -74,6 +75,7 @@ def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int) -> t
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(inbound_router())
+    app.add_middleware(PushFastPath, routes=[INBOUND_PUSH])  # as the gateway serves pushes
     return app, configs
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from adapters.config import MissingCredential, load_adapters
-from gateway.routes.inbound import InboundContext, IntakeOutcomeView, inbound_router
+from gateway.routes.fast_path import PushFastPath
+from gateway.routes.inbound import INBOUND_PUSH, InboundContext, IntakeOutcomeView, from_app_state, inbound_router
 from simulators.peer import encode_json, hmac_headers, load_fixtures, serve_in_thread, with_fresh_number
 from tests.adapters.adapter_support import SPECS_DIR, GatewayUnderTest, copy_adapter_dir, serve_gateway
 from tests.tickets import ticket_data
@@ -205,6 +206,45 @@ def test_a_push_adapter_whose_credential_variable_is_unset_answers_503_in_a_leni
 
     assert response.status_code == 503
     assert response.json()["error"] == "adapter_not_configured"
+
+
+def test_the_fast_path_answers_pushes_as_the_route_does_and_leaves_the_rest_to_it(
+        dev_credentials: dict[str, str], tmp_path: Path) -> None:
+    """The gateway answers pushes in InboundFastPath, past FastAPI's routing; the FastAPI route documents the
+    push, answers it the same way where the fast path is not installed, and takes every other request."""
+    configs = load_adapters(copy_adapter_dir(tmp_path / "adapters", CITY))
+    routed: list[str] = []
+
+    def app_with(fast: bool) -> FastAPI:
+        app = FastAPI()
+        app.state.inbound = InboundContext.build(configs, intake=NO_INTAKE, max_body_bytes=4096, strict=False)
+
+        def resolve(request: Request) -> InboundContext:
+            routed.append(request.method)
+            return from_app_state(request)
+
+        app.include_router(inbound_router(resolve))
+        if fast:
+            app.add_middleware(PushFastPath, routes=[INBOUND_PUSH])
+        return app
+
+    answers = {}
+    for fast in (True, False):
+        with serve_in_thread(app_with(fast), name=f"inbound-fast-{fast}") as url:
+            target = f"{url}/api/v1/inbound/{CITY}/tickets"
+            with httpx.Client(trust_env=False) as client:
+                answers[fast] = [(r.status_code, r.json()) for r in (
+                    client.post(target, content=b"[1]", headers={"X-Api-Key": CITY_KEY}),
+                    client.post(target, content=b"{}", headers={"X-Api-Key": "wrong"}),
+                    client.post(f"{url}/api/v1/inbound/nobody/tickets", content=b"{}"),
+                )]
+                if fast:
+                    assert routed == []  # no push went through FastAPI's route
+                    assert client.get(target).status_code == 405  # the route's: only POST is a push
+                    assert routed == []
+    assert answers[True] == answers[False]
+    assert [status for status, _ in answers[True]] == [400, 401, 404]
+    assert routed == ["POST", "POST", "POST"]
 
 
 # -- the request itself -----------------------------------------------------------------------------

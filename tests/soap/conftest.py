@@ -23,7 +23,8 @@ from adapters.config import AdapterConfig
 from adapters.soap import SoapAdapter, zeep_settings
 from gateway.deadlines import RuleBook, WorkingDayCalendar
 from gateway.intake import IntakeService
-from gateway.routes.soap import SoapContext, soap_router
+from gateway.routes.fast_path import PushFastPath
+from gateway.routes.soap import SOAP_PUSH, SoapContext, soap_router
 from gateway.routing import Router
 from gateway.soap.wsdl import BINDING
 from gateway.store.sqlite import SqliteStore
@@ -146,6 +147,7 @@ async def gateway(store: SqliteStore, intake: IntakeService) -> AsyncIterator[Ga
     app = FastAPI()
     app.state.soap = context
     app.include_router(soap_router())
+    app.add_middleware(PushFastPath, routes=[SOAP_PUSH])  # as the gateway serves pushes
     async with serve(app) as url:
         yield Gateway(url, store, context)
 
