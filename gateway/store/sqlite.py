@@ -389,8 +389,8 @@ class SqliteStore(Store):
         return await done
 
     async def _in_place(self, write: Callable[[sqlite3.Connection], T]) -> T:
-        """A short unacknowledged write (a claim, a settle) on the loop writer's connection, without a hop to
-        the store thread; grouped on that thread instead while another connection holds the write lock."""
+        """A short unacknowledged write (a claim, a settle, a nonce) on the loop writer's connection, without a
+        hop to the store thread; grouped on that thread instead while another connection holds the write lock."""
         if self._loop_writer is not None:
             with contextlib.suppress(WriterBusy):
                 return self._loop_writer.write(write)
@@ -1156,17 +1156,18 @@ class SqliteStore(Store):
             db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
-        return await self._run(self._nonce_sync, scope, nonce, ttl_seconds)
+        # A short write at synchronous=NORMAL, as a claim is: in place, on the loop writer's connection.
+        return await self._in_place(functools.partial(self._nonce_in, scope, nonce, ttl_seconds))
 
-    def _nonce_sync(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
+    @staticmethod
+    def _nonce_in(scope: str, nonce: str, ttl_seconds: float, db: sqlite3.Connection) -> bool:
         now = now_ms()
-        with self._write() as db:
-            row = db.execute(
-                "INSERT INTO nonces (scope, nonce, expires_at) VALUES (?,?,?)"
-                " ON CONFLICT(scope, nonce) DO UPDATE SET expires_at = excluded.expires_at"
-                " WHERE nonces.expires_at <= ? RETURNING 1",
-                (scope, nonce, now + int(ttl_seconds * 1000), now),
-            ).fetchone()
+        row = db.execute(
+            "INSERT INTO nonces (scope, nonce, expires_at) VALUES (?,?,?)"
+            " ON CONFLICT(scope, nonce) DO UPDATE SET expires_at = excluded.expires_at"
+            " WHERE nonces.expires_at <= ? RETURNING 1",
+            (scope, nonce, now + int(ttl_seconds * 1000), now),
+        ).fetchone()
         return row is not None
 
 
