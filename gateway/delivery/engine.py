@@ -120,8 +120,7 @@ class Lane:
         self._sending = 0  # claimed deliveries not yet sent: queued or in a worker's hands
         self._send_rate = SendRate(clock)
         self._wake = asyncio.Event()
-        self._stopping = False
-        self._stopped = asyncio.Event()  # ends a held-back claim's wait for a pause: it is given back
+        self._stopping = asyncio.Event()  # also ends a held-back claim's wait for a pause: it is given back
         self._paused_until = 0.0
 
     # -- control ---------------------------------------------------------------------------------
@@ -130,9 +129,8 @@ class Lane:
         self._wake.set()
 
     def stop_claiming(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         self._wake.set()
-        self._stopped.set()
 
     @property
     def in_flight(self) -> list[asyncio.Task[None]]:
@@ -166,7 +164,7 @@ class Lane:
 
     async def _dispatch_until_stopped(self) -> None:
         idle = self._settings.idle_poll_min
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 found = await self._dispatch_once()
             except Exception:  # a bug or an unexpected store failure must not end the lane
@@ -280,25 +278,30 @@ class Lane:
             if wait == 0.0:
                 return True, permit
             room = send_by - self._wall().timestamp()
-            if room <= 0 or self._stopping:  # the worker hands the permit back
+            if room <= 0 or self._stopping.is_set():  # the worker hands the permit back
                 await self._give_back(claim)
                 return False, permit
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), min(wait, room))
+                await asyncio.wait_for(self._stopping.wait(), min(wait, room))
 
     async def _give_back(self, claim: ClaimedDelivery) -> None:
         """A claim held back (paused lane, open breaker, stopping) goes back to the lane unsent; should the store
         not take it back, its lease runs out and the reaper returns it."""
-        extra = {"destination": self.destination.name, "delivery_id": claim.delivery_id}
+        extra = {"destination": self.destination.name, "delivery_id": claim.delivery_id,
+                 "lease_until": claim.lease_until.isoformat()}
         try:
             released = await self._store.release(claim)
         except Exception:
-            released = False
+            self.counters["left_to_lease"] += 1
             log.exception("a held-back claim could not be given back; it is left to its lease", extra=extra)
-        self.counters["released" if released else "left_to_lease"] += 1
-        log.info("a claimed delivery was held back (paused lane, open breaker or stopping) and given back unsent"
-                 if released else "a claimed delivery was held back and is left to its lease",
-                 extra={**extra, "lease_until": claim.lease_until.isoformat()})
+            return
+        if released:
+            self.counters["released"] += 1
+            log.info("a claimed delivery was held back (paused lane, open breaker or stopping) and given back "
+                     "unsent", extra=extra)
+        else:  # its lease had run out meanwhile: the reaper (or another worker) has it already
+            self.counters["lease_lost"] += 1
+            log.info("a claimed delivery was held back past its lease; nothing to give back", extra=extra)
 
     def _attempt_failed(self, exc: BaseException) -> None:
         # Not settled: the lease runs out and the delivery is sent again. Say so, never silently.
@@ -319,7 +322,7 @@ class Lane:
 
     async def _nap(self, seconds: float) -> None:
         """Sleep up to `seconds`; a finished send, new work or stop wakes it early."""
-        if self._stopping or seconds <= 0:
+        if self._stopping.is_set() or seconds <= 0:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
@@ -483,9 +486,9 @@ class DeliveryEngine:
                  extra={"worker_id": self.worker_id, "destinations": sorted(self.destinations)})
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop claiming; claims still queued for a worker are given back unsent; give sends in flight `grace`
-        seconds to finish and settle, then cancel the rest (their leases run out and another worker, or the
-        next start, sends them again). Always returns:
+        """Stop claiming; the send workers send what is queued, except claims held back by a pause, which are
+        given back unsent at once; give sends in flight `grace` seconds to finish and settle, then cancel the
+        rest (their leases run out and another worker, or the next start, sends them again). Always returns:
         nothing here waits without a bound on a task that may ignore its cancellation."""
         grace = self.settings.stop_grace if grace is None else grace
         deadline = asyncio.get_running_loop().time() + grace

@@ -9,7 +9,7 @@ answer them the same way where this middleware is not installed, and take every 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -25,13 +25,19 @@ class PushRoute:
     context_attribute: str  # where the gateway's lifespan puts the route's context on app.state
     context_type: type
     answer: Callable[[Any, str, Request], Awaitable[Response]]  # (context, adapter id, request) -> response
+    _prefix: str = field(init=False, repr=False)
+    _suffix: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        prefix, suffix = self.path.split("{adapter_id}")
+        object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_suffix", suffix)
 
     def adapter_of(self, path: str) -> str | None:
         """The adapter id in `path`, as the route's `{adapter_id}` (one segment) would match it; else None."""
-        prefix, suffix = self.path.split("{adapter_id}")
-        if not (path.startswith(prefix) and path.endswith(suffix)):
+        if not (path.startswith(self._prefix) and path.endswith(self._suffix)):
             return None
-        adapter_id = path[len(prefix):len(path) - len(suffix)]
+        adapter_id = path[len(self._prefix):len(path) - len(self._suffix)]
         return adapter_id if adapter_id and "/" not in adapter_id else None
 
 
@@ -47,8 +53,10 @@ class PushFastPath:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path") and "app" in scope:
             for route in self.routes:
                 adapter_id = route.adapter_of(scope["path"])
+                if adapter_id is None:
+                    continue
                 context = getattr(scope["app"].state, route.context_attribute, None)
-                if adapter_id is not None and isinstance(context, route.context_type):
+                if isinstance(context, route.context_type):
                     response = await route.answer(context, adapter_id, Request(scope, receive))
                     await response(scope, receive, send)
                     return

@@ -1,4 +1,4 @@
-"""The event loop's own SQLite connection, for a lane's claims and settles.
+"""The event loop's own SQLite connection, for a lane's claims, settles and releases, and SOAP nonces.
 
 Those are short writes at synchronous=NORMAL (in WAL mode a commit appends to the WAL and does not fsync).
 Sent to the store's thread, each paid for two hand-offs, and the interpreter lock went back and forth
@@ -9,7 +9,7 @@ themselves. Here they run in place, on a connection of their own, and never wait
   group commit and its fsync), `WriterBusy` is raised at once and the caller hands the write to the
   store's thread, which may wait for the lock without holding up the loop.
 - No automatic checkpoint on this connection (a checkpoint fsyncs the database file). Every
-  `checkpoint_every` commits, `checkpoint_due` is called: the store runs a passive checkpoint on its thread.
+  `checkpoint_every` commits, `checkpoint_due` is called: the store runs a RESTART checkpoint on its thread.
 - The connection belongs to the first thread that writes through it. Any other thread gets `WriterBusy`.
 """
 
@@ -40,7 +40,6 @@ class LoopWriter:
         self._owner: int | None = None
         self._closed = False
         self._since_checkpoint = 0
-        self.commits = 0
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` inside one write transaction, committed before this returns; WriterBusy if it cannot start
@@ -59,7 +58,6 @@ class LoopWriter:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        self.commits += 1
         self._since_checkpoint += 1
         if self._since_checkpoint >= self._checkpoint_every:
             self._since_checkpoint = 0

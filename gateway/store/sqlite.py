@@ -355,7 +355,7 @@ class SqliteStore(Store):
         # fsync), keyed by whether they are acknowledged (synchronous=FULL) or not (NORMAL).
         self._groups = {True: _WriteGroup(), False: _WriteGroup()}
         self._groups_lock = threading.Lock()
-        self._loop_writer: LoopWriter | None = None  # claims and settles, in place on the event loop's thread
+        self._loop_writer: LoopWriter | None = None  # short NORMAL writes, in place on the event loop's thread
         self._checkpoint_every = checkpoint_every  # the loop writer's commits between checkpoints
         self._checkpoint_queued = False
 

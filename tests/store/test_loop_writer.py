@@ -158,12 +158,14 @@ def test_checkpoints_are_asked_for_every_n_commits_and_other_threads_are_turned_
     path = tmp_path / "every.db"
     setup = wal_table(path)
     setup.close()
-    asked: list[int] = []
-    writer = LoopWriter(path, lambda: asked.append(writer.commits), checkpoint_every=3)
+    asked: list[str] = []
+    writer = LoopWriter(path, lambda: asked.append("checkpoint"), checkpoint_every=3)
     try:
+        after_each = []
         for i in range(7):
             writer.write(lambda db, i=i: db.execute("INSERT INTO t VALUES (?)", (i,)))
-        assert asked == [3, 6]
+            after_each.append(len(asked))
+        assert after_each == [0, 0, 1, 1, 1, 2, 2]
         refused: list[BaseException] = []
 
         def from_another_thread() -> None:
