@@ -1,0 +1,177 @@
+"""The least a REST intake can be, as a server: the bare baseline's FastAPI and uvicorn, doing only the work
+the intake benchmark names (authenticate, map, store, enqueue) with bare libraries.
+
+One POST route takes the city 12345 platform's JSON: the API key compared in constant time, the body parsed,
+mapped by the hand-written function (`bench/common/hand_mapping.py`, the same tickets as the declarative spec)
+into the canonical Ticket with the contract's checks, serialised once, and stored durably with its raw
+payload and national delivery (`bench/floor/bare_store.py`: sqlite3 at synchronous=FULL, writes grouped into
+shared commits on one writer thread) before it answers 202. Nothing else of a gateway: no routing, deadlines,
+enrichment, idempotency look-up, body limits, logging, metrics or error bodies naming the field.
+
+`--store redis` writes the same three records with one MULTI/EXEC round trip instead (redis-py asyncio with
+hiredis, as the gateway); `--store none` writes nothing, which is not an intake: it shows what the write costs.
+
+    FLOOR_API_KEY=... FLOOR_SOAP_PASSWORD=... FLOOR_DB=/tmp/floor.db \\
+        python -m bench.floor.server --port 8398 [--store sqlite|redis|none]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hmac
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from lxml import etree
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from bench.common.hand_mapping import hand_written, province_hand_written
+from bench.floor.bare_store import BareStore, GroupCommit, Row
+from gateway.soap.envelope import SOAP11_ENV
+from gateway.soap.wsdl import TNS
+from gateway.soap.wsse import WSSE, WSU, password_digest
+
+FLOOR_CITY_PATH = "/floor/city/tickets"
+FLOOR_SOAP_PATH = "/floor/province/soap"
+FLOOR_SOAP_USER = "gz-12345"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_SECURITY = f"{{{SOAP11_ENV}}}Header/{{{WSSE}}}Security/{{{WSSE}}}UsernameToken"
+_ORDER = f"{{{SOAP11_ENV}}}Body/{{{TNS}}}SubmitTicket/{{{TNS}}}order"
+_FRESH = timedelta(minutes=5)
+
+
+class SoapRefused(Exception):
+    pass
+
+
+def _checked_order(envelope: bytes, password: str) -> tuple[dict[str, str | None], str]:
+    """The order of a SubmitTicket whose UsernameToken (PasswordDigest) holds: (order, nonce)."""
+    root = etree.fromstring(envelope, _PARSER)
+    token = root.find(_SECURITY)
+    order = root.find(_ORDER)
+    if token is None or order is None:
+        raise SoapRefused("not a SubmitTicket with a UsernameToken")
+    user = token.findtext(f"{{{WSSE}}}Username")
+    digest = token.findtext(f"{{{WSSE}}}Password") or ""
+    nonce = token.findtext(f"{{{WSSE}}}Nonce") or ""
+    created = token.findtext(f"{{{WSU}}}Created") or ""
+    moment = datetime.fromisoformat(created)
+    if abs(datetime.now(UTC) - moment) > _FRESH:
+        raise SoapRefused("Created is not fresh")
+    expected = password_digest(base64.b64decode(nonce), created, password)
+    if user != FLOOR_SOAP_USER or not hmac.compare_digest(digest.encode(), expected.encode()):
+        raise SoapRefused("the UsernameToken does not authenticate")
+    return {etree.QName(child).localname: child.text for child in order}, nonce
+
+
+def _soap_answer(ticket_id: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Body>'
+            f'<SubmitTicketResponse xmlns="{TNS}"><ticketId>{ticket_id}</ticketId><repeat>false</repeat>'
+            f"</SubmitTicketResponse></soap:Body></soap:Envelope>").encode()
+
+
+StoreKind = Literal["sqlite", "redis", "none"]
+Write = Callable[[Row], Awaitable[None]]
+
+
+async def _write_nothing(row: Row) -> None:
+    return None
+
+
+def _redis_writer(url: str) -> tuple[Write, Callable[[], Awaitable[None]]]:
+    client = Redis.from_url(url)
+
+    async def write(row: Row) -> None:
+        ticket_id, source_no, ticket_json, raw, nonce, _ = row
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.set(f"floor:ticket:{ticket_id}", ticket_json)
+            pipe.set(f"floor:source:{source_no}", ticket_id, nx=True)
+            pipe.set(f"floor:raw:{ticket_id}", raw)
+            pipe.xadd("floor:lane:national", {"ticket": ticket_id})
+            if nonce is not None:
+                pipe.set(f"floor:nonce:{nonce}", 1, nx=True, ex=600)
+            await pipe.execute()
+
+    return write, client.aclose
+
+
+def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path, redis_url: str) -> FastAPI:
+    app = FastAPI(title="intake floor")
+    write: Write
+    if store == "sqlite":
+        group = GroupCommit(BareStore(db_path))
+        write = group.write
+        app.router.on_shutdown.append(group.close)
+    elif store == "redis":
+        write, close = _redis_writer(redis_url)
+        app.router.on_shutdown.append(close)
+    else:
+        write = _write_nothing
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(FLOOR_CITY_PATH, status_code=202, response_model=None)
+    async def city(request: Request) -> JSONResponse:
+        if not hmac.compare_digest(request.headers.get("x-api-key", "").encode(), api_key.encode()):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        raw = await request.body()
+        try:
+            ticket = hand_written(json.loads(raw))
+        except (ValueError, ValidationError, KeyError, TypeError) as err:
+            return JSONResponse({"error": type(err).__name__}, status_code=422)
+        if ticket is None:
+            return JSONResponse({"error": "not for the market regulator"}, status_code=422)
+        ticket_id = str(uuid.uuid4())
+        await write((ticket_id, ticket.source.source_ticket_no, ticket.model_dump_json().encode(), raw, None,
+                     ticket.complainant.phone))
+        return JSONResponse({"ticket_id": ticket_id, "repeat": False}, status_code=202)
+
+    @app.post(FLOOR_SOAP_PATH, response_model=None)
+    async def province(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            order, nonce = _checked_order(raw, soap_password)
+            ticket = province_hand_written(order)
+        except (SoapRefused, etree.XMLSyntaxError, ValueError, ValidationError, KeyError, TypeError) as err:
+            return Response(_soap_fault(type(err).__name__), status_code=500, media_type="text/xml")
+        if ticket is None:
+            return Response(_soap_fault("returned"), status_code=500, media_type="text/xml")
+        ticket_id = str(uuid.uuid4())
+        await write((ticket_id, ticket.source.source_ticket_no, ticket.model_dump_json().encode(), raw, nonce,
+                     ticket.complainant.phone))
+        return Response(_soap_answer(ticket_id), media_type="text/xml; charset=utf-8")
+
+    return app
+
+
+def _soap_fault(reason: str) -> bytes:
+    return (f'<soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode>'
+            f"<faultstring>{reason}</faultstring></soap:Fault></soap:Body></soap:Envelope>").encode()
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8398)
+    parser.add_argument("--store", choices=("sqlite", "redis", "none"), default="sqlite")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    args = parser.parse_args()
+    app = create_app(os.environ["FLOOR_API_KEY"], os.environ["FLOOR_SOAP_PASSWORD"], args.store,
+                     Path(os.environ.get("FLOOR_DB", "floor.db")), args.redis_url)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()
