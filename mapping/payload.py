@@ -115,7 +115,7 @@ def parse_xml(body: bytes, content_type: str | None = None) -> etree._Element:
 
 
 def _local(tag: Any) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""  # "{namespace}name" or "name"
 
 
 def xml_to_dict(element: etree._Element) -> Any:

@@ -240,8 +240,8 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
 
 def _order_of(request: etree._Element) -> etree._Element:
     """The order inside a SubmitTicket; a Client fault naming what was sent instead."""
-    qname = etree.QName(request)
     if request.tag != SUBMIT_TICKET:
+        qname = etree.QName(request)
         if qname.localname == "SubmitTicket":
             raise SoapFault.client(f"SubmitTicket is in namespace {qname.namespace or '(none)'}; this endpoint "
                                    f"expects namespace {TNS}")
