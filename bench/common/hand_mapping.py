@@ -5,6 +5,7 @@ an intake could have. Both check first that it produces the same tickets as the 
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,8 +14,10 @@ from typing import Any
 
 import yaml
 
+from bench.common import payloads
 from contracts.identifiers import classify_enterprise_code, normalize_phone, normalize_resident_id, region_by_name
 from contracts.ticket import Ticket
+from mapping import Mapped, apply, spec_for
 
 ADAPTER = "city-12345-rest"
 CST = timezone(timedelta(hours=8))
@@ -243,3 +246,19 @@ def province_hand_written(order: dict[str, Any]) -> Ticket | None:
         }),
     }
     return Ticket.model_validate(doc)
+
+
+def check_against_specs(tag: str, n: int = 200) -> None:
+    """Refuse to measure with the hand-written mappings unless they make the specs' tickets for the benchmarks'
+    payloads (tickets 0 to n-1 of run `tag`)."""
+    pairs = ((payloads.CITY_ADAPTER, lambda i: json.loads(payloads.city_body(tag, i)), hand_written),
+             (payloads.PROVINCE_ADAPTER, lambda i: payloads.province_order(tag, i), province_hand_written))
+    for adapter, payload_of, hand in pairs:
+        spec = spec_for(adapter)
+        for i in range(n):
+            payload = payload_of(i)
+            mapped, written = apply(spec, payload), hand(payload)
+            if not isinstance(mapped, Mapped) or written is None or (
+                    mapped.ticket.model_dump(mode="json", exclude={"ticket_id"})
+                    != written.model_dump(mode="json", exclude={"ticket_id"})):
+                raise SystemExit(f"{adapter}: the hand-written mapping differs from the spec for ticket {i}")

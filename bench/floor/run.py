@@ -37,7 +37,7 @@ from lxml import etree
 
 from bench.common import payloads
 from bench.common.baseline import CityTicket, ProvinceOrder
-from bench.common.hand_mapping import hand_written, province_hand_written
+from bench.common.hand_mapping import check_against_specs
 from bench.common.intake import Side, alternate, rest_factories, soap_factories
 from bench.common.load import closed_loop
 from bench.common.procs import cpu_seconds, free_port, machine_load, redis_db, running, spawn, start_baseline
@@ -153,21 +153,6 @@ async def baseline_cpu_ms(kind: str, seconds: float, connections: int, work_dir:
         server.stop()
 
 
-def same_tickets(tag: str, n: int = 200) -> None:
-    """Refuse to measure the floor server unless its hand-written mappings make the specs' tickets."""
-    pairs = ((payloads.CITY_ADAPTER, lambda i: json.loads(payloads.city_body(tag, i)), hand_written),
-             (payloads.PROVINCE_ADAPTER, lambda i: payloads.province_order(tag, i), province_hand_written))
-    for adapter, payload_of, hand in pairs:
-        spec = spec_for(adapter)
-        for i in range(n):
-            payload = payload_of(i)
-            mapped, written = apply(spec, payload), hand(payload)
-            if not isinstance(mapped, Mapped) or written is None or (
-                    mapped.ticket.model_dump(mode="json", exclude={"ticket_id"})
-                    != written.model_dump(mode="json", exclude={"ticket_id"})):
-                raise SystemExit(f"{adapter}: the hand-written mapping differs from the spec for ticket {i}")
-
-
 FLOOR_STORES = {
     "sqlite": "SQLite, synchronous=FULL, group commit on a writer thread",
     "redis": "Redis, one MULTI/EXEC",
@@ -192,7 +177,7 @@ def measured_floor(kind: str, store: str, rounds: int, seconds: float, connectio
     """The minimal intake server (bench/floor/server.py) against the bare endpoint, alternating rounds under
     the intake benchmarks' load generator."""
     tag = payloads.run_tag()
-    same_tickets(tag)
+    check_against_specs(tag)
     api_key, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     if kind == "rest":
         make, bare_make = rest_factories(api_key, tag)
