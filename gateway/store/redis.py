@@ -5,7 +5,9 @@ Choice made for intake: the ticket, its raw payload, its idempotency record and 
 are written by ONE Lua script in the `{tickets}` slot (all ticket-level keys share that tag), so a
 repeated or racing push can never create a second ticket nor lose an outbox entry. Moving an outbox
 entry into its lane's `{lane:NAME}` slot is a second, idempotent step (the relay): done at once after
-intake, and again by open() and reap_expired_leases() for anything a crash left behind. One slot for
+intake, and again by open() and reap_expired_leases() for anything a crash left behind. The relays of
+intakes under way at the same moment go together (gateway/store/coalesce.py): their scripts pipelined in
+one round trip, then one XDEL of the entries whose relay succeeded (never of one that failed). One slot for
 all tickets caps ticket data at one Cluster node; a region's volume fits, and sharding that tag by
 idempotency-key prefix is the way out if it ever does not.
 
@@ -49,6 +51,7 @@ from gateway.store.base import (
     UnknownTicket,
     check_destination,
 )
+from gateway.store.coalesce import Coalescer
 from gateway.store.phone_hash import KEY_ENV, PhoneKeyMismatch, hash_phone, key_fingerprint
 from gateway.store.records import (
     TICKET_INDEXES,
@@ -112,6 +115,7 @@ class RedisStore(Store):
         self._owns_client = client is None
         self._lanes_ready: set[str] = set()
         self._shas: dict[str, str] = {}
+        self._relays: Coalescer[tuple[bytes | str, dict[str, Any]]] = Coalescer(self._relay_many)
         self.persistence: dict[str, object] = {}
 
     @property
@@ -183,6 +187,7 @@ class RedisStore(Store):
         return report
 
     async def close(self) -> None:
+        await self._relays.drain()
         if self._client is not None and self._owns_client:
             await self._client.aclose()
         if self._owns_client:
@@ -223,30 +228,64 @@ class RedisStore(Store):
         self._lanes_ready.add(lane)
         return keys
 
-    async def _relay(self, outbox_id: bytes | str, fields: dict[str, Any]) -> None:
-        """Move one outbox entry into its lane (idempotent), then drop it from the outbox."""
-        lane = _s(fields["lane"])
-        keys = await self._ensure_lane(lane)
-        priority = int(_s(fields["prio"]))
-        stream = keys.urgent if priority <= 0 else keys.normal
-        did = _s(fields["did"])
-        await self._eval(
-            redis_lua.RELAY,
-            [keys.record(did), stream, keys.state(DeliveryState.PENDING.value)],
-            [did, fields["ticket"], fields["kind"], fields["idem"], fields["body"], fields["ctype"],
-             fields["headers"], priority, fields["created"], lane, _enqueue_order(outbox_id), keys.order_prefix],
-        )
-        await self.redis.xdel(self.keys.outbox, outbox_id)
+    async def _relay_many(self, entries: list[tuple[bytes | str, dict[str, Any]]]) -> None:
+        """Move outbox entries into their lanes (idempotent), then drop those moved from the outbox; one round
+        trip for all the moves and one for the drop. An entry whose move failed stays in the outbox for the
+        backlog relay, and the first failure is raised once the others are done."""
+        calls: list[tuple[list[str], list[Any]]] = []
+        for outbox_id, fields in entries:
+            lane = _s(fields["lane"])
+            keys = await self._ensure_lane(lane)
+            priority = int(_s(fields["prio"]))
+            stream = keys.urgent if priority <= 0 else keys.normal
+            did = _s(fields["did"])
+            calls.append((
+                [keys.record(did), stream, keys.state(DeliveryState.PENDING.value)],
+                [did, fields["ticket"], fields["kind"], fields["idem"], fields["body"], fields["ctype"],
+                 fields["headers"], priority, fields["created"], lane, _enqueue_order(outbox_id), keys.order_prefix],
+            ))
+        results = await self._eval_many(redis_lua.RELAY, calls)
+        moved = [outbox_id for (outbox_id, _), result in zip(entries, results, strict=True)
+                 if not isinstance(result, Exception)]
+        if moved:
+            await self.redis.xdel(self.keys.outbox, *moved)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+
+    async def _eval_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """`script` once per call, pipelined in one round trip; each call's reply or its error, in order."""
+        if len(calls) == 1:
+            try:
+                return [await self._eval(script, *calls[0])]
+            except ResponseError as err:
+                return [err]
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = _s(await self.redis.script_load(script))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        for n, result in enumerate(results):
+            if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts meanwhile
+                try:
+                    results[n] = await self._eval(script, *calls[n])
+                except ResponseError as err:
+                    results[n] = err
+        return results
 
     async def _relay_new(self, outbox_ids: Sequence[Any], ids: list[str], args: list[str | bytes | int],
                          ticket_id: str, now: int) -> None:
+        entries: list[tuple[bytes | str, dict[str, Any]]] = []
         for n, (outbox_id, did) in enumerate(zip(outbox_ids, ids, strict=True)):
             b = 1 + n * 8
-            await self._relay(outbox_id, {
+            entries.append((outbox_id, {
                 "did": did, "lane": args[b + 1], "ticket": ticket_id, "kind": args[b + 2], "idem": args[b + 3],
                 "body": args[b + 4], "ctype": args[b + 5], "headers": args[b + 6], "prio": str(args[b + 7]),
                 "created": now,
-            })
+            }))
+        await self._relays.submit(entries)  # with the relays of other intakes under way at the same moment
 
     async def _relay_backlog(self) -> int:
         """Relay whatever a crash left in the outbox; safe to run beside live intakes."""
@@ -256,12 +295,13 @@ class RedisStore(Store):
             batch = await self.redis.xrange(self.keys.outbox, start, "+", count=200)
             if not batch:
                 return moved
-            for outbox_id, raw in batch:
-                if outbox_id is None or raw is None:
-                    continue
-                await self._relay(outbox_id, {_s(k): v for k, v in raw.items()})
-                moved += 1
-                start = f"({_s(outbox_id)}"
+            entries = [(outbox_id, {_s(k): v for k, v in raw.items()}) for outbox_id, raw in batch
+                       if outbox_id is not None and raw is not None]
+            if not entries:
+                return moved
+            await self._relay_many(entries)
+            moved += len(entries)
+            start = f"({_s(entries[-1][0])}"
 
     # -- tickets ----------------------------------------------------------------------------------
     def _index_args(self, ticket: Ticket) -> list[str | bytes | int]:
