@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gateway.store.coalesce import Coalescer
 from gateway.store.phone_hash import hash_phone
 
 # (ticket id, partner's ticket number, ticket JSON, raw payload, SOAP nonce, complainant's phone in E.164)
@@ -67,37 +68,19 @@ class BareStore:
 
 class GroupCommit:
     """Durable writes from an event loop with one hop to a writer thread per commit, not per write: the writes
-    that arrive while a commit runs all go into the next one. Each caller returns only after its commit."""
+    that arrive while a commit runs all go into the next one (the gateway's own Coalescer). Each caller returns
+    only after its commit."""
 
     def __init__(self, store: BareStore) -> None:
         self.store = store
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="floor-writer")
-        self._waiting: list[tuple[Row, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._commits: Coalescer[Row] = Coalescer(self._commit)
 
     async def write(self, row: Row) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((row, done))
-        if self._flushing is None:
-            self._flushing = loop.create_task(self._flush())
-        await done
+        await self._commits.submit((row,))
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                try:
-                    await loop.run_in_executor(self._thread, self.store.write, [row for row, _ in group])
-                except Exception as err:
-                    for _, done in group:
-                        done.set_exception(err)
-                else:
-                    for _, done in group:
-                        done.set_result(None)
-        finally:
-            self._flushing = None
+    async def _commit(self, rows: list[Row]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.store.write, rows)
 
     def close(self) -> None:
         self._thread.shutdown()
