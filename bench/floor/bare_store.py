@@ -79,8 +79,9 @@ class GroupCommit:
     async def write(self, row: Row) -> None:
         await self._commits.submit((row,))
 
-    async def _commit(self, rows: list[Row]) -> None:
+    async def _commit(self, rows: list[Row]) -> list[Exception | None]:
         await asyncio.get_running_loop().run_in_executor(self._thread, self.store.write, rows)
+        return [None] * len(rows)  # one transaction: it fails as a whole, by raising
 
     def close(self) -> None:
         self._thread.shutdown()

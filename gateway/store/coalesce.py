@@ -8,17 +8,21 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# One flush over many callers' items: for each item, in order, the error that kept it from going out, or None.
+Flush = Callable[[list[T]], Awaitable[Sequence[Exception | None]]]
+
 
 class Coalescer(Generic[T]):
     """Runs `flush(items)` over the items of every caller waiting when it starts, one flush at a time.
 
-    A caller returns when the flush that took its items has ended, or raises what that flush raised. The
-    first caller's items go out at once (no timer, no batch size to wait for): items coalesce only while a
-    flush is already under way, which is when a caller would otherwise queue for the connection anyway. A
-    caller that is cancelled leaves its items to be flushed all the same.
+    A caller returns when the flush that took its items has ended. It raises the first error the flush
+    reported for one of its own items, or what the flush raised as a whole; an item that failed does not fail
+    the other callers of its group. The first caller's items go out at once (no timer, no batch size to wait
+    for): items coalesce only while a flush is already under way, which is when a caller would otherwise queue
+    for the connection anyway. A caller that is cancelled leaves its items to be flushed all the same.
     """
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(self, flush: Flush[T]) -> None:
         self._flush = flush
         self._waiting: list[tuple[Sequence[T], asyncio.Future[None]]] = []
         self._running: asyncio.Task[None] | None = None
@@ -40,28 +44,33 @@ class Coalescer(Generic[T]):
             while self._waiting:
                 group, self._waiting = self._waiting, []
                 try:
-                    await self._flush([item for items, _ in group for item in items])
+                    errors = await self._flush([item for items, _ in group for item in items])
                 except Exception as err:  # every caller of the group hears it
-                    _settle(group, err)
+                    errors = [err] * sum(len(items) for items, _ in group)
                 except BaseException:  # cancelled (the loop is ending): so are its callers
-                    _settle(group, None, cancel=True)
+                    _cancel(group)
                     raise
-                else:
-                    _settle(group, None)
+                _answer(group, errors)
         finally:
             self._running = None
             left, self._waiting = self._waiting, []
-            _settle(left, None, cancel=True)  # only when cancelled: otherwise nothing is left
+            _cancel(left)  # only when cancelled: otherwise nothing is left
 
 
-def _settle(group: list[tuple[Sequence[T], asyncio.Future[None]]], error: Exception | None, *,
-            cancel: bool = False) -> None:
-    for _, done in group:
+def _answer(group: list[tuple[Sequence[T], asyncio.Future[None]]], errors: Sequence[Exception | None]) -> None:
+    start = 0
+    for items, done in group:
+        own = errors[start:start + len(items)]
+        start += len(items)
         if done.done():
             continue  # its caller was cancelled
-        if cancel:
-            done.cancel()
-        elif error is not None:
-            done.set_exception(error)
-        else:
+        failure = next((err for err in own if err is not None), None)
+        if failure is None:
             done.set_result(None)
+        else:
+            done.set_exception(failure)
+
+
+def _cancel(group: list[tuple[Sequence[T], asyncio.Future[None]]]) -> None:
+    for _, done in group:
+        done.cancel()  # a no-op for a future already settled

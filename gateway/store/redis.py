@@ -228,10 +228,10 @@ class RedisStore(Store):
         self._lanes_ready.add(lane)
         return keys
 
-    async def _relay_many(self, entries: list[tuple[bytes | str, dict[str, Any]]]) -> None:
+    async def _relay_many(self, entries: list[tuple[bytes | str, dict[str, Any]]]) -> list[Exception | None]:
         """Move outbox entries into their lanes (idempotent), then drop those moved from the outbox; one round
-        trip for all the moves and one for the drop. An entry whose move failed stays in the outbox for the
-        backlog relay, and the first failure is raised once the others are done."""
+        trip for all the moves and one for the drop. For each entry, the error that kept it from moving (it
+        stays in the outbox for the backlog relay) or None."""
         calls: list[tuple[list[str], list[Any]]] = []
         for outbox_id, fields in entries:
             lane = _s(fields["lane"])
@@ -244,14 +244,11 @@ class RedisStore(Store):
                 [did, fields["ticket"], fields["kind"], fields["idem"], fields["body"], fields["ctype"],
                  fields["headers"], priority, fields["created"], lane, _enqueue_order(outbox_id), keys.order_prefix],
             ))
-        results = await self._eval_many(redis_lua.RELAY, calls)
-        moved = [outbox_id for (outbox_id, _), result in zip(entries, results, strict=True)
-                 if not isinstance(result, Exception)]
+        errors = [r if isinstance(r, Exception) else None for r in await self._eval_many(redis_lua.RELAY, calls)]
+        moved = [outbox_id for (outbox_id, _), error in zip(entries, errors, strict=True) if error is None]
         if moved:
             await self.redis.xdel(self.keys.outbox, *moved)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        return errors
 
     async def _eval_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """`script` once per call, pipelined in one round trip; each call's reply or its error, in order."""
@@ -285,7 +282,8 @@ class RedisStore(Store):
                 "body": args[b + 4], "ctype": args[b + 5], "headers": args[b + 6], "prio": str(args[b + 7]),
                 "created": now,
             }))
-        await self._relays.submit(entries)  # with the relays of other intakes under way at the same moment
+        await self._relays.submit(entries)  # with the relays of other intakes under way at the same moment;
+        # it raises only what kept one of these entries from moving
 
     async def _relay_backlog(self) -> int:
         """Relay whatever a crash left in the outbox; safe to run beside live intakes."""
@@ -299,7 +297,9 @@ class RedisStore(Store):
                        if outbox_id is not None and raw is not None]
             if not entries:
                 return moved
-            await self._relay_many(entries)
+            failure = next((err for err in await self._relay_many(entries) if err is not None), None)
+            if failure is not None:
+                raise failure
             moved += len(entries)
             start = f"({_s(entries[-1][0])}"
 

@@ -191,10 +191,25 @@ async def test_a_relay_that_fails_for_one_entry_moves_the_others_and_keeps_the_f
     await redis_client.set(redis_store.keys.lane("national").order_prefix + "t-bad", "not a sorted set")
     ids = [await redis_client.xadd(redis_store.keys.outbox, {"x": "1"}) for _ in range(2)]
 
-    with pytest.raises(Exception, match="WRONGTYPE"):
-        await redis_store._relay_many([(ids[0], good), (ids[1], bad)])
+    errors = await redis_store._relay_many([(ids[0], good), (ids[1], bad)])
+    assert errors[0] is None and "WRONGTYPE" in str(errors[1])
     assert [entry_id for entry_id, _ in await redis_client.xrange(redis_store.keys.outbox)] == [ids[1]]
     assert await redis_client.hget(redis_store.keys.lane("national").record("d-good"), "state") == b"pending"
+
+
+async def test_an_intake_whose_relay_fails_fails_alone_among_intakes_relayed_with_it(
+        redis_store: RedisStore, redis_client: Redis) -> None:
+    tickets = [make_ticket(f"GZ-12345-20240611-{n:04d}") for n in range(12)]
+    doomed = tickets[5]
+    # Its delivery-order key is text where the relay script adds to a sorted set: its relay fails (WRONGTYPE).
+    await redis_client.set(redis_store.keys.lane("national").order_prefix + doomed.ticket_id, "not a sorted set")
+    results = await asyncio.gather(*(redis_store.intake(t, RAW, "application/json", [national()]) for t in tickets),
+                                   return_exceptions=True)
+
+    failed = [t for t, r in zip(tickets, results, strict=True) if isinstance(r, BaseException)]
+    assert failed == [doomed] and "WRONGTYPE" in str(results[5])
+    assert all(r.created for r in results if not isinstance(r, BaseException))
+    assert await redis_client.xlen(redis_store.keys.outbox) == 1  # the failed entry, kept for the backlog relay
 
 
 async def test_relaying_the_same_outbox_entry_twice_makes_one_delivery(
