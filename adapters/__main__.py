@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from adapters.config import DEFAULT_ADAPTERS_DIR, AdapterConfig, AdapterConfigError, load_adapters, mapping_specs_for
+from adapters.config import DEFAULT_ADAPTERS_DIR, AdapterConfig, AdapterConfigError
+from adapters.loading import load_adapters, mapping_specs_for
 from adapters.registry import default_registry
 from mapping.spec import SpecError
 

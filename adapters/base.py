@@ -11,10 +11,9 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from adapters.config import AdapterConfig
-from contracts.delivery import DeliveryKind
-from gateway.delivery.config import DestinationConfig
-from gateway.delivery.senders import Sender
-from gateway.store.base import OutboxEntry
+from adapters.destination import DestinationConfig
+from adapters.wire.senders import Sender
+from contracts.delivery import DeliveryKind, OutboxEntry
 
 ConfigKey = tuple[str | int, ...]
 

@@ -12,9 +12,9 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from adapters.base import Adapter, ConfigKey, PartnerUnavailable, PullBatch, PulledTicket
 from adapters.config import AdapterConfig
-from gateway.delivery.senders import HeaderHook, HttpSender, Sender
-from gateway.store.base import ClaimedDelivery
-from gateway.webhooks import WebhookSigner
+from adapters.wire.senders import HeaderHook, HttpSender, Sender
+from adapters.wire.webhooks import WebhookSigner
+from contracts.delivery import ClaimedDelivery
 from mapping.paths import Getter, compile_path
 from mapping.payload import PayloadError, parse_json_body
 

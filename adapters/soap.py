@@ -28,14 +28,13 @@ from zeep.wsse.username import UsernameToken
 
 from adapters.base import Adapter, ConfigKey, PartnerUnavailable, PullBatch, PulledTicket
 from adapters.config import AdapterConfig, EnvName, read_env
-from gateway.delivery.config import DestinationConfig, TimeoutConfig
-from gateway.delivery.policy import Duration, PositiveDuration
-from gateway.delivery.results import SendResult, http_error_class
-from gateway.delivery.senders import error_class_of, truncate_body
-from gateway.soap.envelope import SoapFault
-from gateway.soap.wsse import UsernameTokenPolicy
-from gateway.soap.xml import decode_body, parse_xml
-from gateway.store.base import ClaimedDelivery
+from adapters.destination import DestinationConfig, Duration, PositiveDuration, TimeoutConfig
+from adapters.wire.envelope import SoapFault
+from adapters.wire.results import SendResult, http_error_class
+from adapters.wire.senders import error_class_of, truncate_body
+from adapters.wire.wsse import UsernameTokenPolicy
+from adapters.wire.xml import decode_body, parse_xml
+from contracts.delivery import ClaimedDelivery
 from mapping.payload import PayloadError, xml_to_dict
 
 log = logging.getLogger(__name__)

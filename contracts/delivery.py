@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -60,3 +63,54 @@ class DeliveryReceipt(ContractModel):
     delivered_at: AwareDatetime | None = None
     last_error_class: str | None = None
     last_status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A delivery to make, written in the same step as the ticket change that caused it."""
+
+    destination: str  # lane name, e.g. "national", "enforcement", "callback:city-12345-rest"
+    kind: DeliveryKind
+    body: bytes  # exactly what will be sent
+    content_type: str = "application/json"
+    priority: int = 1  # 0 goes ahead of everything else on the lane (特急)
+    headers: dict[str, str] = field(default_factory=dict)
+    # What the receiver dedupes on; None means the ticket's own idempotency key (a status callback
+    # needs one of its own per event, or the partner would drop the second status as a repeat).
+    idempotency_key: str | None = None
+
+
+# A lane name becomes part of Redis keys and of a Redis Cluster hash tag: no braces, no spaces.
+LANE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+
+
+def check_destination(name: str) -> str:
+    """The lane name unchanged, or ValueError saying why it cannot name a lane."""
+    if not LANE_NAME.match(name):
+        raise ValueError(
+            f"destination {name!r} cannot name a delivery lane: use 1-64 of A-Z a-z 0-9 _ . : - "
+            "(no braces or spaces; it becomes part of a Redis hash tag)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker until `lease_until`; only the holder of `lease_token` may settle it."""
+
+    delivery_id: str
+    ticket_id: str
+    destination: str
+    kind: DeliveryKind
+    idempotency_key: str
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+    attempts: int  # attempts made before this one
+    created_at: datetime
+    lease_token: str
+    lease_until: datetime
+    # The retry policy's budget (max attempts, max age) counts from here: 0 and created_at at first, the
+    # attempts made so far and the moment of the replay once an operator replayed the dead letter.
+    budget_attempts: int = 0
+    budget_since: datetime | None = None

@@ -3,38 +3,48 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from adapters.loading import load_adapters
+from adapters.secrets import ensure_demo_credentials
 from contracts.codetables import default_code_tables
 from contracts.ticket import SCHEMA_VERSION
 from gateway.config import GatewaySettings
+from gateway.http.fast_path import PushFastPath
+from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, InboundContext, inbound_router
+from gateway.http.limits import BodyLimitMiddleware
+from gateway.http.national import NATIONAL_STATUS_PATH, national_status_router
+from gateway.http.soap import SOAP_PUSH, SoapContext, soap_router
 from gateway.ops.api import metrics_router, ops_api_router
 from gateway.ops.dashboard import dashboard_router
 from gateway.ops.service import OpsService
-from gateway.routes.fast_path import PushFastPath
-from gateway.routes.inbound import INBOUND_PATH, INBOUND_PUSH, InboundContext, inbound_router
-from gateway.routes.limits import BodyLimitMiddleware
-from gateway.routes.national import NATIONAL_STATUS_PATH, national_status_router
-from gateway.routes.soap import SOAP_PUSH, SoapContext, soap_router
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the gateway for one configuration. Configuration is read and checked here, before serving."""
+# Peers served beside the gateway for as long as it runs (the demo's simulators, wired in main.py).
+PeerStarter = Callable[[GatewaySettings, Runtime], AbstractAsyncContextManager[None]]
+
+
+def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
+               peers: PeerStarter | None = None) -> FastAPI:
+    """Build the gateway for one configuration. Configuration is read and checked here, before serving.
+
+    `peers`: started before the gateway's own workers when `demo.simulators` is set."""
     default_code_tables()  # loaded and checked once, at start-up
     if runtime is None:
         if settings.demo.simulators or settings.demo.generate_credentials:
-            from adapters.config import load_adapters
-            from gateway.demo import ensure_demo_credentials
-
-            ensure_demo_credentials(settings, load_adapters(settings.resolve(settings.adapters_dir)))
+            ensure_demo_credentials(settings.resolved_data_dir,
+                                    load_adapters(settings.resolve(settings.adapters_dir)))
         runtime = Runtime.build(settings)
+    if settings.demo.simulators and peers is None:
+        log.warning("demo.simulators is set, but this process was started without the simulators: "
+                    "start the gateway with `python main.py` to serve them")
     max_body = settings.server.max_body_bytes
     ops = OpsService.for_runtime(runtime)
     ops.install()  # before start: pollers and routes take the intake that feeds metrics
@@ -42,10 +52,8 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if settings.demo.simulators:
-                from gateway.demo import run_demo_simulators
-
-                await stack.enter_async_context(run_demo_simulators(settings, runtime))
+            if settings.demo.simulators and peers is not None:
+                await stack.enter_async_context(peers(settings, runtime))
             await runtime.start(workers=settings.workers, pollers=settings.pollers)
             stack.push_async_callback(runtime.stop)
             await stack.enter_async_context(ops.running())  # attempt metrics, the chart's per-minute counts

@@ -38,14 +38,17 @@ def _settings(config: Path | None) -> GatewaySettings:
 def default(ctx: typer.Context, config: ConfigOption = None) -> None:
     """With no command, serve the gateway."""
     if ctx.invoked_subcommand is None:
-        serve(config=config)
+        serve(ctx, config=config)
 
 
 @cli.command()
-def serve(config: ConfigOption = None,
+def serve(ctx: typer.Context, config: ConfigOption = None,
           host: Annotated[str | None, typer.Option(help="override server.host")] = None,
           port: Annotated[int | None, typer.Option(help="override server.port")] = None) -> None:
-    """Run the gateway (API and workers) on the configured store."""
+    """Run the gateway (API and workers) on the configured store.
+
+    The peers to serve beside it (the demo's simulators) come from whoever runs the command line: `main.py`
+    passes them as the context object."""
     import uvicorn
 
     from gateway.app import create_app
@@ -53,8 +56,8 @@ def serve(config: ConfigOption = None,
 
     settings = _settings(config)
     configure_logging(settings.logging.level, settings.logging.json_lines)
-    uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
-                log_config=None, access_log=False)
+    uvicorn.run(create_app(settings, peers=ctx.obj), host=host or settings.server.host,
+                port=port or settings.server.port, log_config=None, access_log=False)
 
 
 @cli.command("check-config")

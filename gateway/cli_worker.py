@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from adapters.base import Adapter
+from adapters.destination import DestinationConfig
+from adapters.wire.senders import Sender
 from gateway.config import ConfigError, GatewaySettings, load_settings
-from gateway.delivery.config import DeliveryConfig, DeliveryConfigError, DestinationConfig, load_delivery_config
-from gateway.delivery.senders import Sender
+from gateway.delivery.config import DeliveryConfig, DeliveryConfigError, load_delivery_config
 from gateway.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,9 @@ def _gateway_lanes(settings: GatewaySettings, delivery: DeliveryConfig, store: S
                     extra={"reason": str(err).splitlines()[0] if str(err) else type(err).__name__})
         return list(delivery.destinations), {}, []
     if settings.demo.generate_credentials:  # the demo's partner credentials, generated under the shared data dir
-        from gateway.demo import ensure_demo_credentials
+        from adapters.secrets import ensure_demo_credentials
 
-        ensure_demo_credentials(settings, components.adapter_configs)
+        ensure_demo_credentials(settings.resolved_data_dir, components.adapter_configs)
     adapters = build_adapters(components.adapter_configs)
     destinations, senders = lanes(components, adapters, store, delivery.destinations, check_routing=False)
     return destinations, senders, list(adapters.values())

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from adapters.base import Adapter, PulledTicket
 from gateway.delivery.engine import default_worker_id
-from gateway.routes.inbound import TicketIntake
+from gateway.http.inbound import TicketIntake
 from gateway.store.base import Store
 
 log = logging.getLogger(__name__)

@@ -7,23 +7,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adapters.base import Adapter
-from adapters.config import AdapterConfig, load_adapters, mapping_specs_for
+from adapters.config import AdapterConfig
+from adapters.destination import DestinationConfig
+from adapters.loading import load_adapters, mapping_specs_for
 from adapters.registry import build_adapters
+from adapters.secrets import resolve_secret
+from adapters.wire.senders import Sender, build_sender
+from adapters.wire.webhooks import WebhookVerifier, generate_secret
 from gateway.compaction import Compactor
 from gateway.config import GatewaySettings
-from gateway.deadlines import RuleBook, WorkingDayCalendar
-from gateway.delivery.config import DeliveryConfig, DestinationConfig, load_delivery_config
+from gateway.delivery.config import DeliveryConfig, load_delivery_config
 from gateway.delivery.engine import DeliveryEngine
-from gateway.delivery.senders import Sender, build_sender
-from gateway.enrichment import CreditEnricher
-from gateway.intake import IntakeService
-from gateway.national_link import NationalForwardSender
 from gateway.pollers import PollScheduler, start_pollers
-from gateway.routing import Router
-from gateway.secrets import resolve_secret
-from gateway.status_intake import StatusService
 from gateway.store import Store, open_store
-from gateway.webhooks import WebhookVerifier, generate_secret
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
+from gateway.tickets.enrichment import CreditEnricher
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.national_link import NationalForwardSender
+from gateway.tickets.routing import Router
+from gateway.tickets.status import StatusService
 from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)

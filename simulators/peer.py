@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from gateway.secrets import demo_secret
+from adapters.secrets import demo_secret
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "mapping" / "fixtures"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8315"

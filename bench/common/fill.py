@@ -13,12 +13,13 @@ from typing import cast
 from ulid import ULID
 
 from bench.common.payloads import CITY_ADAPTER, CITY_TICKET, city_body
+from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket, idempotency_key_of
 from gateway.config import GatewaySettings
-from gateway.intake import IntakeService
-from gateway.routing import Router
 from gateway.runtime import load_components
-from gateway.store.base import OutboxEntry, Store
+from gateway.store.base import Store
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.routing import Router
 from mapping.engine import Mapped, apply
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from gateway.soap.envelope import SOAP11_ENV
-from gateway.soap.wsdl import TNS
-from gateway.soap.wsse import WSSE, WSU, password_digest
+from adapters.wire.envelope import SOAP11_ENV
+from adapters.wire.wsse import WSSE, WSU, password_digest
+from gateway.http.wsdl import TNS
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "mapping" / "fixtures"

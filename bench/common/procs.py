@@ -128,10 +128,10 @@ class GatewayEnv:
 def gateway_env(data_dir: Path, *, store: str = "sqlite", redis_url: str | None = None, workers: bool = False,
                 delivery_file: Path | None = None, log_level: str = "INFO") -> GatewayEnv:
     """The demo configuration with HIG_* overrides: data under `data_dir`, no simulators, no pollers,
-    generated partner credentials (gateway.demo.ensure_demo_credentials) exported to the children."""
-    from adapters.config import load_adapters
+    generated partner credentials (adapters.secrets.ensure_demo_credentials) exported to the children."""
+    from adapters.loading import load_adapters
+    from adapters.secrets import ensure_demo_credentials
     from gateway.config import load_settings
-    from gateway.demo import ensure_demo_credentials
 
     overrides = {
         "HIG_DATA_DIR": str(data_dir),
@@ -149,7 +149,7 @@ def gateway_env(data_dir: Path, *, store: str = "sqlite", redis_url: str | None 
     os.environ.update(overrides)
     try:
         settings = load_settings()
-        ensure_demo_credentials(settings, load_adapters(settings.resolve(settings.adapters_dir)))
+        ensure_demo_credentials(settings.resolved_data_dir, load_adapters(settings.resolve(settings.adapters_dir)))
         env = dict(os.environ)
     finally:
         for key, value in saved.items():

@@ -35,6 +35,7 @@ from typing import Any
 
 from lxml import etree
 
+from adapters.wire.wsse import password_digest
 from bench.common import payloads
 from bench.common.baseline import CityTicket, ProvinceOrder
 from bench.common.hand_mapping import check_against_specs
@@ -45,7 +46,6 @@ from bench.common.report import machine, write_section
 from bench.floor.bare_store import BareStore
 from bench.floor.server import FLOOR_CITY_PATH, FLOOR_SOAP_PATH
 from contracts.ticket import Ticket
-from gateway.soap.wsse import password_digest
 from mapping import Mapped, apply, spec_for
 
 SECTION = "Intake floor: the least an intake can be"

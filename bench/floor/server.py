@@ -34,11 +34,11 @@ from lxml import etree
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from adapters.wire.envelope import SOAP11_ENV
+from adapters.wire.wsse import WSSE, WSU, password_digest
 from bench.common.hand_mapping import hand_written, province_hand_written
 from bench.floor.bare_store import BareStore, GroupCommit, Row
-from gateway.soap.envelope import SOAP11_ENV
-from gateway.soap.wsdl import TNS
-from gateway.soap.wsse import WSSE, WSU, password_digest
+from gateway.http.wsdl import TNS
 
 FLOOR_CITY_PATH = "/floor/city/tickets"
 FLOOR_SOAP_PATH = "/floor/province/soap"

@@ -27,9 +27,9 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from contracts.base import CHINA_STANDARD_TIME
-from contracts.delivery import AttemptOutcome, AttemptReceipt, DeliveryKind
+from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery, DeliveryKind, OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ClaimedDelivery, OutboxEntry, Store
+from gateway.store.base import Store
 from gateway.store.redis import RedisStore
 from gateway.store.redis_keys import GROUP, RedisKeys
 from gateway.store.sqlite import MIGRATIONS, SqliteStore

@@ -1,22 +1,12 @@
-"""Delivery: lanes per destination, retry policy, circuit breaker, rate limit, senders and the engine."""
+"""Delivery: one lane per destination, retry decisions, circuit breaker, rate limit and the engine."""
 
-from gateway.delivery.breaker import BreakerConfig, BreakerState, CircuitBreaker
-from gateway.delivery.config import (
-    DeliveryConfig,
-    DeliveryConfigError,
-    DestinationConfig,
-    EngineSettings,
-    TimeoutConfig,
-    load_delivery_config,
-)
+from gateway.delivery.breaker import BreakerState, CircuitBreaker
+from gateway.delivery.config import DeliveryConfig, DeliveryConfigError, EngineSettings, load_delivery_config
 from gateway.delivery.engine import DeliveryEngine, LaneStatus
-from gateway.delivery.policy import Decision, DecisionKind, RetryPolicy, decide
-from gateway.delivery.ratelimit import RateLimitConfig, TokenBucket
-from gateway.delivery.results import ErrorClass, SendResult
-from gateway.delivery.senders import HttpSender, Sender, build_sender, register_sender_kind
+from gateway.delivery.policy import Decision, DecisionKind, decide
+from gateway.delivery.ratelimit import TokenBucket
 
 __all__ = [
-    "BreakerConfig",
     "BreakerState",
     "CircuitBreaker",
     "Decision",
@@ -24,19 +14,9 @@ __all__ = [
     "DeliveryConfig",
     "DeliveryConfigError",
     "DeliveryEngine",
-    "DestinationConfig",
     "EngineSettings",
-    "ErrorClass",
-    "HttpSender",
     "LaneStatus",
-    "RateLimitConfig",
-    "RetryPolicy",
-    "SendResult",
-    "Sender",
-    "TimeoutConfig",
     "TokenBucket",
-    "build_sender",
     "decide",
     "load_delivery_config",
-    "register_sender_kind",
 ]

@@ -7,24 +7,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from gateway.delivery.policy import PositiveDuration
-
-
-class BreakerConfig(BaseModel):
-    """Open when at least `failure_ratio` of the calls in the last `window` failed (and there were
-    at least `min_calls`); stay open for `cool_down`; then let one probe through."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    failure_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
-    window: PositiveDuration = 30.0
-    min_calls: Annotated[int, Field(ge=1)] = 10
-    cool_down: PositiveDuration = 30.0
+from adapters.destination import BreakerConfig
 
 
 class BreakerState(StrEnum):

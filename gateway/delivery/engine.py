@@ -15,14 +15,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from contracts.delivery import AttemptOutcome, AttemptReceipt
+from adapters.destination import DestinationConfig
+from adapters.wire.results import ErrorClass, SendResult
+from adapters.wire.senders import Sender, build_sender, truncate_body
+from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery
 from gateway.delivery.breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit
-from gateway.delivery.config import DeliveryConfig, DestinationConfig, EngineSettings
+from gateway.delivery.config import DeliveryConfig, EngineSettings
 from gateway.delivery.policy import Decision, DecisionKind, bounded_retry_after, decide
 from gateway.delivery.ratelimit import TokenBucket
-from gateway.delivery.results import ErrorClass, SendResult
-from gateway.delivery.senders import Sender, build_sender, truncate_body
-from gateway.store.base import ClaimedDelivery, LeaseLost, Store
+from gateway.store.base import LeaseLost, Store
 
 log = logging.getLogger(__name__)
 

@@ -3,71 +3,15 @@
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from tenacity import RetryCallState, Retrying, wait_exponential
 
+from adapters.destination import RetryPolicy
+from adapters.wire.results import ErrorClass, SendResult
 from contracts.delivery import AttemptOutcome
-from gateway.delivery.results import ErrorClass, SendResult
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> object:
-    """Seconds from a number or a string like `500ms`, `5s`, `30m`, `2h`, `1d`; other values pass through."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"not a duration: {value!r} (use a number of seconds or e.g. 5s, 30m, 2h, 1d)")
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-
-
-class RetryPolicy(BaseModel):
-    """How one destination's failed attempts are retried, and when a delivery gives up."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backoff: Literal["exponential", "schedule"] = "exponential"
-    # exponential: the n-th retry waits up to initial_delay * exp_base**(n-1), capped at max_delay.
-    initial_delay: PositiveDuration = 5.0
-    exp_base: Annotated[float, Field(gt=1)] = 2.0
-    max_delay: PositiveDuration = 6 * 3600.0
-    # full: uniform in [0, cap]; equal: uniform in [cap/2, cap] (never retries at once); none: the cap.
-    jitter: Literal["full", "equal", "none"] = "equal"
-    # schedule: the n-th retry waits schedule[n-1] (the last entry repeats), ± schedule_jitter_percent.
-    schedule: tuple[PositiveDuration, ...] = ()
-    schedule_jitter_percent: Annotated[float, Field(ge=0, lt=100)] = 20.0
-    max_attempts: Annotated[int, Field(ge=1)] = 12
-    max_age: PositiveDuration = 3 * 86400.0  # no attempt starts later than created_at + max_age
-    retry_after_min: Duration = 1.0
-    retry_after_max: PositiveDuration = 3600.0
-    throttle_min_delay: Duration = 0.0  # 429, 408 and timeouts wait at least this long
-    retry_statuses: frozenset[int] = frozenset({408, 429})  # retried besides every 5xx
-    redirects: Literal["permanent", "retry"] = "permanent"  # redirects are never followed
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RetryPolicy:
-        if self.backoff == "schedule" and not self.schedule:
-            raise ValueError("backoff 'schedule' needs a non-empty schedule, e.g. [5s, 30s, 5m, 30m, 2h]")
-        if self.retry_after_min > self.retry_after_max:
-            raise ValueError("retry_after_min must not exceed retry_after_max")
-        if self.initial_delay > self.max_delay:
-            raise ValueError("initial_delay must not exceed max_delay")
-        if any(not 100 <= code <= 599 for code in self.retry_statuses):
-            raise ValueError("retry_statuses must be HTTP status codes (100-599)")
-        return self
 
 
 class DecisionKind(StrEnum):
@@ -141,22 +85,6 @@ def backoff_bounds(policy: RetryPolicy, attempt_number: int) -> tuple[float, flo
                                  exp_base=policy.exp_base)(_retry_state(n)))
     low = {"full": 0.0, "equal": cap / 2.0, "none": cap}[policy.jitter]
     return low, cap
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a Retry-After value (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is GMT by definition
-        return None
-    return max((when - now).total_seconds(), 0.0)
 
 
 def bounded_retry_after(policy: RetryPolicy, retry_after: float) -> float:

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class RateLimitConfig(BaseModel):
-    """`rate` sends per second per process (None: unlimited), with bursts of up to `burst`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rate: Annotated[float, Field(gt=0)] | None = None
-    burst: Annotated[int, Field(ge=1)] = 1
+from adapters.destination import RateLimitConfig
 
 
 class TokenBucket:

@@ -16,8 +16,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from adapters.secrets import resolve_secret
 from contracts.yamldoc import load_yaml_model
-from gateway.secrets import resolve_secret
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ def _environment() -> Environment:
 
 
 def _china() -> Any:
-    from gateway.deadlines import CHINA_TZ
+    from gateway.tickets.deadlines import CHINA_TZ
 
     return CHINA_TZ
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from contracts.codesets import Status
 from contracts.ticket import Deadline, Ticket
-from gateway.deadlines import WorkingDayCalendar, deadline_status
+from gateway.tickets.deadlines import WorkingDayCalendar, deadline_status
 
 Risk = Literal["overdue", "due_soon"]
 S = Status

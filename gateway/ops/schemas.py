@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from contracts.codesets import Status
 from contracts.delivery import AttemptReceipt, DeliveryReceipt, DeliveryState
-from gateway.deadlines import CHINA_TZ
 from gateway.store.base import AuditQuery, DeliveryFilter, TicketQuery
+from gateway.tickets.deadlines import CHINA_TZ
 
 DeadlineFilter = Literal["overdue", "due_soon", "at_risk"]
 

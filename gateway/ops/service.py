@@ -18,7 +18,6 @@ from contracts.ticket import Ticket
 from gateway.compaction import compact_older_than
 from gateway.delivery.breaker import BreakerState
 from gateway.delivery.policy import Decision, DecisionKind
-from gateway.intake import IntakeOutcome
 from gateway.logs import mask_text
 from gateway.ops import counts as series
 from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
@@ -46,6 +45,7 @@ from gateway.ops.throttle import FailureThrottle
 from gateway.pollers import PollerStatus
 from gateway.runtime import Components, Runtime, load_components
 from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store, TicketQuery
+from gateway.tickets.intake import IntakeOutcome
 from mapping.engine import Mapped, Rejected, Returned
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt
+from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
 from contracts.ticket import Ticket
-from gateway.store.base import ClaimedDelivery
 from gateway.store.phone_hash import hash_phone
 
 # The attributes a ticket is searched by; each store indexes exactly these.

@@ -31,7 +31,15 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 from ulid import ULID
 
-from contracts.delivery import AttemptReceipt, DeliveryKind, DeliveryReceipt, DeliveryState
+from contracts.delivery import (
+    AttemptReceipt,
+    ClaimedDelivery,
+    DeliveryKind,
+    DeliveryReceipt,
+    DeliveryState,
+    OutboxEntry,
+    check_destination,
+)
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store import redis_lua
@@ -39,17 +47,14 @@ from gateway.store.base import (
     COUNTS_RETENTION_S,
     AuditEntry,
     AuditQuery,
-    ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
     IntakeResult,
     LeaseLost,
-    OutboxEntry,
     QuarantinedPayload,
     Store,
     TicketQuery,
     UnknownTicket,
-    check_destination,
 )
 from gateway.store.coalesce import Coalescer
 from gateway.store.phone_hash import KEY_ENV, PhoneKeyMismatch, hash_phone, key_fingerprint

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.store.base import check_destination
+from contracts.delivery import check_destination
 
 GROUP = "workers"  # the consumer group on every lane stream
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")

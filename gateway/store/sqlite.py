@@ -18,24 +18,30 @@ from typing import Any, Literal, TypeVar
 
 from ulid import ULID
 
-from contracts.delivery import AttemptOutcome, AttemptReceipt, DeliveryKind, DeliveryReceipt, DeliveryState
+from contracts.delivery import (
+    AttemptOutcome,
+    AttemptReceipt,
+    ClaimedDelivery,
+    DeliveryKind,
+    DeliveryReceipt,
+    DeliveryState,
+    OutboxEntry,
+    check_destination,
+)
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import (
     COUNTS_RETENTION_S,
     AuditEntry,
     AuditQuery,
-    ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
     IntakeResult,
     LeaseLost,
-    OutboxEntry,
     QuarantinedPayload,
     Store,
     TicketQuery,
     UnknownTicket,
-    check_destination,
 )
 from gateway.store.loop_writer import LoopWriter, WriterBusy
 from gateway.store.phone_hash import KEY_ENV, KEY_FILE, PhoneKeyMismatch, hash_phone, key_fingerprint

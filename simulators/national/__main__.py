@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from gateway.logs import configure_logging
-from gateway.secrets import demo_secret
+from adapters.secrets import demo_secret
 from simulators.national.config import DEV_TOKEN, DEV_WEBHOOK_SECRET, FaultPlan, SimulatorConfig
 from simulators.national.runner import build_server
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ValueError) as err:
         print(f"national simulator: invalid options:\n{err}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s %(message)s")
     build_server(config, host=args.host, port=args.port).run()
     return 0
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.webhooks import decode_secret
+from adapters.wire.webhooks import decode_secret
 
 DEV_TOKEN = "dev-national-token"  # noqa: S105 - development only: anyone reading this file knows it
 DEV_WEBHOOK_SECRET = "whsec_ZGV2LW5hdGlvbmFsLTEyMzE1LXdlYmhvb2sta2V5ISE="  # noqa: S105 - development only

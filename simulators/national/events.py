@@ -15,10 +15,10 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from ulid import ULID
 
+from adapters.wire.webhooks import WebhookSigner
 from contracts.codesets import BusinessType, NotAcceptedReason, Status
 from contracts.identifiers import IdentifierError, lookup_region
 from contracts.status import TRANSITIONS, CaseResult, FollowUp, StatusEvent
-from gateway.webhooks import WebhookSigner
 from simulators.national.config import SimulatorConfig
 from simulators.national.registry import AttemptRecord, EventRecord, NationalState, RegisteredTicket, now_cst
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from gateway.logs import configure_logging
-from gateway.secrets import demo_secret
+from adapters.secrets import demo_secret
 from simulators.province12345.app import SOAP_PATH, BehaviourUpdate, Province12345
 
 # The token the demo gateway presents (config/adapters/province-12345-soap.yaml, options.wsse). Anyone
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         province.seed_fixtures()
     province.update_behaviour(BehaviourUpdate(delay_seconds=args.delay,
                                               response_charset="GBK" if args.gbk else "UTF-8"))
-    configure_logging(args.log_level)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s %(message)s")
     print(f"provincial 12345 simulator: WSDL at http://{args.host}:{args.port}{SOAP_PATH}?wsdl", file=sys.stderr)
     build_server(province, host=args.host, port=args.port).run()
     return 0

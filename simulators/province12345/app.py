@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.soap.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize
-from gateway.soap.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
-from gateway.soap.xml import parse_xml
+from adapters.wire.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize
+from adapters.wire.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
+from adapters.wire.xml import parse_xml
 from mapping.payload import xml_records
 
 log = logging.getLogger(__name__)

@@ -12,14 +12,15 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from adapters.config import AdapterConfig, load_adapters, mapping_specs_for
-from gateway.deadlines import RuleBook, WorkingDayCalendar
-from gateway.intake import IntakeService
-from gateway.routes.fast_path import PushFastPath
-from gateway.routes.inbound import INBOUND_PUSH, InboundContext, inbound_router
-from gateway.routing import Router
+from adapters.config import AdapterConfig
+from adapters.loading import load_adapters, mapping_specs_for
+from gateway.http.fast_path import PushFastPath
+from gateway.http.inbound import INBOUND_PUSH, InboundContext, inbound_router
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.routing import Router
 from simulators.peer import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]

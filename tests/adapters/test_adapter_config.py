@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.config import (
-    AdapterConfigError,
-    MissingCredential,
-    load_adapters,
-    load_env_file,
-    mapping_specs_for,
-)
+from adapters.config import AdapterConfigError, MissingCredential, load_env_file
+from adapters.loading import load_adapters, mapping_specs_for
 from mapping.spec import SpecError
 from simulators.peer import DEV_CREDENTIALS
 from tests.adapters.adapter_support import DEMO_ADAPTERS, REPO
@@ -71,7 +66,7 @@ def test_the_repository_holds_no_credential_values_in_adapter_files() -> None:
 
 
 def test_env_example_names_every_credential_the_demo_adapters_read_and_holds_no_value() -> None:
-    from gateway.demo import credential_variables
+    from adapters.secrets import credential_variables
 
     lines = (REPO / ".env.example").read_text(encoding="utf-8").splitlines()
     listed = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))

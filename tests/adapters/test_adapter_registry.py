@@ -13,7 +13,7 @@ from adapters.base import Adapter, PullBatch, PulledTicket
 from adapters.config import AdapterConfig
 from adapters.registry import ENTRY_POINT_GROUP, AdapterKindError, AdapterRegistry, build_adapters
 from adapters.rest import RestAdapter
-from gateway.delivery.senders import Sender
+from adapters.wire.senders import Sender
 
 
 class ParcelAdapter(Adapter):
@@ -192,7 +192,7 @@ def test_a_kind_offered_by_two_distributions_is_refused_as_ambiguous(site: Path)
 
 
 def test_an_adapter_file_may_use_a_third_party_kind(site: Path, tmp_path: Path) -> None:
-    from adapters.config import load_adapters
+    from adapters.loading import load_adapters
 
     install_distribution(site, "hig-plugin-ftpdrop", {"ftpdrop": "hig_plugin_ftpdrop:FtpDropAdapter"})
     folder = tmp_path / "adapters"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from adapters.canonical import canonical_ticket
-from adapters.config import load_adapters
+from adapters.loading import load_adapters
 from mapping.engine import Mapped, Rejected
 from tests.adapters.adapter_support import DEMO_ADAPTERS
 from tests.tickets import ticket_data

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from ulid import ULID
 
-from adapters.config import AdapterConfig, load_adapters
+from adapters.config import AdapterConfig
+from adapters.loading import load_adapters
 from adapters.rest import RestAdapter
-from contracts.delivery import DeliveryKind
+from adapters.wire.senders import Sender
+from contracts.delivery import ClaimedDelivery, DeliveryKind
 from contracts.status import StatusEvent
 from gateway.delivery.engine import DeliveryEngine
-from gateway.delivery.senders import Sender
-from gateway.store.base import ClaimedDelivery
 from gateway.store.sqlite import SqliteStore
 from mapping import reverse, spec_for
 from simulators import city12345

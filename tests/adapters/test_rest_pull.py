@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from adapters.base import PartnerUnavailable
-from adapters.config import AdapterConfig, load_adapters
+from adapters.config import AdapterConfig
+from adapters.loading import load_adapters
 from adapters.rest import RestAdapter
-from gateway.intake import IntakeOutcome, IntakeService
 from gateway.pollers import Poller, PollScheduler
 from gateway.store.base import TicketQuery
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.intake import IntakeOutcome, IntakeService
 from simulators import credit, legacy
 from simulators.credit import CreditSupervision
 from simulators.legacy import LegacyRegistration

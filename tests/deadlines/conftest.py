@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deadlines import CHINA_TZ, RuleBook, WorkingDayCalendar
+from gateway.tickets.deadlines import CHINA_TZ, RuleBook, WorkingDayCalendar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = REPO_ROOT / "config" / "deadline-rules.yaml"

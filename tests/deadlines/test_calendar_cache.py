@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from gateway.deadlines import WorkingDayCalendar
-from gateway.deadlines.calendar import CalendarOverrides, OverrideDay
+from gateway.tickets.deadlines import WorkingDayCalendar
+from gateway.tickets.deadlines.calendar import CalendarOverrides, OverrideDay
 
 
 def test_remembered_answers_equal_fresh_ones_across_years_overrides_and_fallback() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deadlines import CalendarOverrides, ConfigFileError, OverrideDay, WorkingDayCalendar
+from gateway.tickets.deadlines import CalendarOverrides, ConfigFileError, OverrideDay, WorkingDayCalendar
 
-CALENDAR_LOGGER = "gateway.deadlines.calendar"
+CALENDAR_LOGGER = "gateway.tickets.deadlines.calendar"
 
 
 def fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

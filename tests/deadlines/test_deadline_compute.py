@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from gateway.deadlines import (
+from gateway.tickets.deadlines import (
     CalendarOverrides,
     Deadline,
     ExtensionNotAllowed,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deadlines import ConfigFileError, NoRuleSetInForce, RuleBook
+from gateway.tickets.deadlines import ConfigFileError, NoRuleSetInForce, RuleBook
 
 LIMITS = """\
     limits:

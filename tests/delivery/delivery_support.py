@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from contracts.delivery import DeliveryKind, DeliveryReceipt, DeliveryState
-from gateway.delivery.config import DestinationConfig, EngineSettings
-from gateway.store.base import OutboxEntry, Store
+from adapters.destination import DestinationConfig
+from contracts.delivery import DeliveryKind, DeliveryReceipt, DeliveryState, OutboxEntry
+from gateway.delivery.config import EngineSettings
+from gateway.store.base import Store
 from simulators.receiver import Receiver
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

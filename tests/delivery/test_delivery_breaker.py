@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.delivery.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from adapters.destination import BreakerConfig
+from gateway.delivery.breaker import BreakerState, CircuitBreaker
 
 
 class FakeClock:

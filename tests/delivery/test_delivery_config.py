@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.delivery.config import DeliveryConfigError, DestinationConfig, load_delivery_config
+from adapters.destination import DestinationConfig
+from gateway.delivery.config import DeliveryConfigError, load_delivery_config
 
 
 def test_the_default_lease_outlives_the_total_timeout() -> None:

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from contracts.delivery import AttemptOutcome, DeliveryKind, DeliveryState
+from adapters.destination import DestinationConfig
+from adapters.wire.results import SendResult
+from contracts.delivery import AttemptOutcome, ClaimedDelivery, DeliveryKind, DeliveryState, OutboxEntry
 from gateway.delivery.breaker import BreakerState
-from gateway.delivery.config import DestinationConfig
 from gateway.delivery.engine import _UNSETTLED_FACTOR, DeliveryEngine, SendRate
 from gateway.delivery.policy import backoff_bounds
-from gateway.delivery.results import SendResult
-from gateway.store.base import ClaimedDelivery, DeliveryFilter, OutboxEntry, Store
+from gateway.store.base import DeliveryFilter, Store
 from simulators.receiver import Action, Receiver
 from tests.delivery.delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
 

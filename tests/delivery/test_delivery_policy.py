@@ -8,17 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from adapters.destination import RetryPolicy
+from adapters.wire.results import ErrorClass, SendResult, parse_retry_after
 from contracts.delivery import AttemptOutcome
-from gateway.delivery.policy import (
-    DecisionKind,
-    RetryPolicy,
-    backoff_bounds,
-    backoff_delay,
-    classify,
-    decide,
-    parse_retry_after,
-)
-from gateway.delivery.results import ErrorClass, SendResult
+from gateway.delivery.policy import DecisionKind, backoff_bounds, backoff_delay, classify, decide
 
 CREATED = datetime(2024, 6, 11, 9, 0, tzinfo=UTC)
 NOW = CREATED + timedelta(minutes=1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.delivery.ratelimit import RateLimitConfig, TokenBucket
+from adapters.destination import RateLimitConfig
+from gateway.delivery.ratelimit import TokenBucket
 
 
 class FakeClock:

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.delivery import DeliveryKind
-from gateway.delivery.config import DestinationConfig
-from gateway.delivery.results import ErrorClass
-from gateway.delivery.senders import USER_AGENT, HttpSender, build_sender, register_sender_kind, truncate_body
-from gateway.store.base import ClaimedDelivery
+from adapters.destination import DestinationConfig
+from adapters.wire.results import ErrorClass
+from adapters.wire.senders import USER_AGENT, HttpSender, build_sender, register_sender_kind, truncate_body
+from contracts.delivery import ClaimedDelivery, DeliveryKind
 from simulators.receiver import Action, Receiver, ReceiverThread
 from tests.delivery.delivery_support import TICKET_BODY, destination
 

@@ -23,10 +23,10 @@ import httpx
 import pytest
 import yaml
 
+from adapters.wire.webhooks import generate_secret
 from gateway.app import create_app
 from gateway.config import GatewaySettings, load_settings
 from gateway.runtime import Runtime
-from gateway.webhooks import generate_secret
 from simulators.city12345.app import City12345
 from simulators.city12345.app import run_in_thread as run_city
 from simulators.credit.app import CreditSupervision

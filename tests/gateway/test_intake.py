@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from adapters.config import load_adapters
+from adapters.loading import load_adapters
+from adapters.secrets import credential_variables, ensure_demo_credentials
 from contracts.delivery import DeliveryKind, DeliveryState
 from gateway.config import load_settings
-from gateway.demo import credential_variables, ensure_demo_credentials
-from gateway.intake import IntakeService
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.intake import IntakeService
 
 FIXTURES = Path(__file__).resolve().parents[2] / "mapping" / "fixtures"
 
@@ -34,7 +34,7 @@ async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     for config in configs.values():  # recorded as unset, so the generated credentials go away after the test
         for name, _ in credential_variables(config):
             monkeypatch.delenv(name, raising=False)
-    ensure_demo_credentials(settings, configs)
+    ensure_demo_credentials(settings.resolved_data_dir, configs)
     store = SqliteStore(tmp_path / "gateway.db", b"intake-test-key")
     runtime = Runtime.build(settings, store=store)
     await store.open()

@@ -9,7 +9,7 @@ import pytest
 from contracts.codesets import Status
 from contracts.status import TRANSITIONS, StatusEvent
 from contracts.ticket import Ticket
-from gateway.lifecycle import EventOutcome, apply_status_event
+from gateway.tickets.lifecycle import EventOutcome, apply_status_event
 from tests.tickets import make_ticket
 
 

@@ -12,7 +12,7 @@ from contracts.delivery import DeliveryKind
 from contracts.status import CaseResult, StatusEvent
 from contracts.ticket import Ticket
 from contracts.yamldoc import YamlFileError
-from gateway.routing import OrganisationTable, Router
+from gateway.tickets.routing import OrganisationTable, Router
 from tests.tickets import make_ticket
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

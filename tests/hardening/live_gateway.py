@@ -3,7 +3,7 @@
 A copy of the demo configuration goes to a temporary folder; every partner URL in it is pointed at a port
 the test chooses (a simulator it runs) or at a closed port, never at the demo's fixed ports, which another
 test or a developer's demo may be using. Credentials are generated the way the demo generates them
-(`gateway.demo.ensure_demo_credentials`) without touching this process's environment.
+(`adapters.secrets.ensure_demo_credentials`) without touching this process's environment.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import yaml
 
-from adapters.config import load_adapters
+from adapters.loading import load_adapters
+from adapters.secrets import credential_variables, ensure_demo_credentials
+from adapters.wire.webhooks import generate_secret
 from gateway.config import load_settings
-from gateway.demo import credential_variables, ensure_demo_credentials
-from gateway.webhooks import generate_secret
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -107,7 +107,7 @@ def _demo_credentials(gateway_yaml: Path) -> dict[str, str]:
         for config in configs.values():  # generate ours, whatever the developer's shell exports
             for variable, _ in credential_variables(config):
                 os.environ.pop(variable, None)
-        ensure_demo_credentials(settings, configs)
+        ensure_demo_credentials(settings.resolved_data_dir, configs)
         return {variable: os.environ[variable] for config in configs.values()
                 for variable, _ in credential_variables(config) if variable in os.environ}
     finally:

@@ -22,11 +22,12 @@ import httpx
 import pytest
 from lxml import etree
 
-from adapters.config import AdapterConfigError, load_adapters
-from gateway.soap.envelope import SOAP11_ENV, SOAP12_ENV
-from gateway.soap.wsdl import TNS
-from gateway.soap.wsse import username_token
-from gateway.webhooks import WebhookSigner
+from adapters.config import AdapterConfigError
+from adapters.loading import load_adapters
+from adapters.wire.envelope import SOAP11_ENV, SOAP12_ENV
+from adapters.wire.webhooks import WebhookSigner
+from adapters.wire.wsse import username_token
+from gateway.http.wsdl import TNS
 from simulators.peer import encode_json, load_fixtures, with_fresh_number
 from tests.hardening.live_gateway import (
     CITY,

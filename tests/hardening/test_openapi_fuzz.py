@@ -37,8 +37,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway.soap.envelope import SOAP11_ENV
-from gateway.webhooks import WebhookSigner
+from adapters.wire.envelope import SOAP11_ENV
+from adapters.wire.webhooks import WebhookSigner
 from tests.hardening.live_gateway import CITY, PROVINCE, GatewayFiles, running, serve, write_config
 
 EXAMPLES = 50  # per operation and phase: the whole run takes about a minute

@@ -23,15 +23,15 @@ from adapters.registry import build_adapters
 from contracts.delivery import AttemptOutcome, AttemptReceipt
 from gateway.app import create_app
 from gateway.config import CreditLookupSettings, DemoSettings, GatewaySettings, load_settings
-from gateway.deadlines import CHINA_TZ, deadline_status
 from gateway.delivery.config import load_delivery_config
-from gateway.intake import IntakeOutcome, IntakeService
 from gateway.ops.service import OpsService
 from gateway.runtime import Components, Runtime, load_components
-from gateway.status_intake import StatusService
 from gateway.store.base import Store
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.deadlines import CHINA_TZ, deadline_status
+from gateway.tickets.intake import IntakeOutcome, IntakeService
+from gateway.tickets.status import StatusService
 from simulators.peer import DEV_CREDENTIALS, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,7 +142,7 @@ def due_soon_receipt_day(runtime: Runtime) -> date:
     """A receipt day whose 7-working-day acceptance limit is due within the next two working days."""
     calendar = runtime.components.calendar
     rules = runtime.components.rules
-    from gateway.deadlines import compute_deadlines
+    from gateway.tickets.deadlines import compute_deadlines
 
     today = datetime.now(CHINA_TZ).date()
     for back in range(1, 40):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from contracts.delivery import DeliveryKind
+from contracts.delivery import DeliveryKind, OutboxEntry
 from gateway.ops.dashboard import csrf_token
-from gateway.store.base import DeliveryFilter, OutboxEntry
+from gateway.store.base import DeliveryFilter
 from tests.ops.ops_support import COMPLAINANT, TOKENS, OpsGateway, city_complaint
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.secrets import generated_secret_path
 from contracts.yamldoc import YamlFileError
 from gateway.ops.access import Authenticator, Role, hash_token, parse_token_hash
 from gateway.ops.throttle import MAX_FAILURES, FailureThrottle
-from gateway.secrets import generated_secret_path
 from tests.ops.ops_support import TOKENS, OpsGateway, city_complaint
 
 

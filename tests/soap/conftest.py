@@ -21,13 +21,13 @@ from zeep.transports import AsyncTransport
 
 from adapters.config import AdapterConfig
 from adapters.soap import SoapAdapter, zeep_settings
-from gateway.deadlines import RuleBook, WorkingDayCalendar
-from gateway.intake import IntakeService
-from gateway.routes.fast_path import PushFastPath
-from gateway.routes.soap import SOAP_PUSH, SoapContext, soap_router
-from gateway.routing import Router
-from gateway.soap.wsdl import BINDING
+from gateway.http.fast_path import PushFastPath
+from gateway.http.soap import SOAP_PUSH, SoapContext, soap_router
+from gateway.http.wsdl import BINDING
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.routing import Router
 from mapping.spec import load_spec
 from simulators.province12345 import Province12345, RunningProvince, run_in_thread
 

@@ -16,11 +16,11 @@ from adapters.base import PartnerUnavailable
 from adapters.soap import SoapAdapter
 from contracts.status import StatusEvent
 from gateway.delivery.engine import DeliveryEngine
-from gateway.intake import IntakeService
 from gateway.pollers import LockLost, Poller, poll_lock_name, start_pollers
-from gateway.status_intake import StatusService
 from gateway.store.base import TicketQuery
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.status import StatusService
 from simulators.province12345 import Province12345, RunningProvince, run_in_thread
 from tests.soap.conftest import ADAPTER_ID, PROVINCE_PASSWORD, PROVINCE_USER, polling_config
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from gateway.soap.wsse import username_token
+from adapters.wire.wsse import username_token
 from simulators.province12345 import NS
 from simulators.province12345.__main__ import DEV_PASSWORD, DEV_USERNAME, PASSWORD_ENV
 

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 
 from adapters.base import PartnerUnavailable
-from adapters.config import parse_adapter_config
+from adapters.loading import parse_adapter_config
 from adapters.registry import default_registry
 from adapters.soap import FAULT_CLIENT, FAULT_SERVER, REQUEST_INVALID, SoapAdapter, SoapSender, fault_class
-from contracts.delivery import DeliveryKind
-from gateway.delivery.results import ErrorClass
-from gateway.store.base import ClaimedDelivery
+from adapters.wire.results import ErrorClass
+from contracts.delivery import ClaimedDelivery, DeliveryKind
 from simulators.province12345 import Province12345, RunningProvince, run_in_thread
 from tests.soap.conftest import PROVINCE_PASSWORD, PROVINCE_USER, REPO, adapter_config, polling_config
 

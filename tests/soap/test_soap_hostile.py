@@ -9,9 +9,9 @@ import httpx
 import pytest
 from lxml import etree
 
-from gateway.soap.envelope import SOAP11_ENV, SOAP12_ENV
-from gateway.soap.wsdl import TNS
-from gateway.soap.wsse import username_token
+from adapters.wire.envelope import SOAP11_ENV, SOAP12_ENV
+from adapters.wire.wsse import username_token
+from gateway.http.wsdl import TNS
 from tests.soap.conftest import MAX_BODY, PARTNER_PASSWORD, PARTNER_USER, Gateway
 
 FAST = 2.0  # seconds: every refusal below must come well within this, on any machine that runs the suite

@@ -13,10 +13,10 @@ from zeep.exceptions import Fault
 from zeep.wsse.username import UsernameToken
 
 from adapters.soap import SoapAdapter
-from gateway.intake import IntakeService
-from gateway.routes.soap import SoapContext, soap_router
-from gateway.soap.wsdl import TNS
+from gateway.http.soap import SoapContext, soap_router
+from gateway.http.wsdl import TNS
 from gateway.store.sqlite import SqliteStore
+from gateway.tickets.intake import IntakeService
 from tests.soap.conftest import (
     ADAPTER_ID,
     MAX_BODY,

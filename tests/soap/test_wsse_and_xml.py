@@ -12,10 +12,10 @@ from zeep.wsse.username import UsernameToken
 
 from adapters.config import MissingCredential
 from adapters.soap import SoapAdapter
-from gateway.routes.soap import SoapContext
-from gateway.soap.envelope import SOAP11_ENV, SoapFault, build_envelope, read_envelope
-from gateway.soap.wsse import UsernameTokenPolicy, password_digest, username_token, verify_username_token
-from gateway.soap.xml import decode_body, parse_xml
+from adapters.wire.envelope import SOAP11_ENV, SoapFault, build_envelope, read_envelope
+from adapters.wire.wsse import UsernameTokenPolicy, password_digest, username_token, verify_username_token
+from adapters.wire.xml import decode_body, parse_xml
+from gateway.http.soap import SoapContext
 from tests.soap.conftest import PARTNER_PASSWORD_ENV, adapter_config
 
 POLICY = UsernameTokenPolicy(username="qdn-12345", password="口令-secret")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from contracts.base import CHINA_STANDARD_TIME
-from contracts.delivery import AttemptOutcome, AttemptReceipt, DeliveryKind
+from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery, DeliveryKind, OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ClaimedDelivery, OutboxEntry
 
 RESPONDENT_USCC = "91520100MA6DK2X98L"  # valid check character, letter registration authority
 

@@ -8,16 +8,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptOutcome, DeliveryKind, DeliveryState
+from contracts.delivery import (
+    RESPONSE_BODY_LIMIT,
+    AttemptOutcome,
+    ClaimedDelivery,
+    DeliveryKind,
+    DeliveryState,
+    OutboxEntry,
+)
 from contracts.errors import FieldError
 from gateway.store.base import (
     AuditEntry,
     AuditQuery,
-    ClaimedDelivery,
     ConcurrentUpdate,
     DeliveryFilter,
     LeaseLost,
-    OutboxEntry,
     Store,
     TicketQuery,
     UnknownTicket,

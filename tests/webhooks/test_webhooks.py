@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import standardwebhooks
 
-from gateway.webhooks import (
+from adapters.wire.webhooks import (
     WebhookSecretError,
     WebhookSigner,
     WebhookVerificationError,

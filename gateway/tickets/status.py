@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from adapters.base import Adapter
+from contracts.delivery import OutboxEntry
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
-from gateway.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
-from gateway.routing import Router
-from gateway.store.base import ConcurrentUpdate, OutboxEntry, Store
+from gateway.store.base import ConcurrentUpdate, Store
+from gateway.tickets.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
+from gateway.tickets.routing import Router
 from mapping.reverse import ReverseError, reverse
 from mapping.spec import MappingSpec
 

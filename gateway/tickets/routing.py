@@ -9,12 +9,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.codesets import BusinessType, HandlerLevel, Status, Urgency
-from contracts.delivery import DeliveryKind
+from contracts.delivery import DeliveryKind, OutboxEntry
 from contracts.identifiers import IdentifierError, region_chain
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from contracts.yamldoc import load_yaml_model
-from gateway.store.base import OutboxEntry
 
 NATIONAL = "national"
 URGENT_PRIORITY = 0

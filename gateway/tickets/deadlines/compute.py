@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from contracts.ticket import Deadline, DeadlineKind
-from gateway.deadlines.calendar import WorkingDayCalendar
-from gateway.deadlines.rules import LimitName, RuleBook
+from gateway.tickets.deadlines.calendar import WorkingDayCalendar
+from gateway.tickets.deadlines.rules import LimitName, RuleBook
 
 # China has had no daylight saving since 1991, so a fixed offset needs no tz database.
 CHINA_TZ = timezone(timedelta(hours=8), "CST")

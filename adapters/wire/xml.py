@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from gateway.soap.envelope import SoapFault
+from adapters.wire.envelope import SoapFault
 
 # What a body may be encoded in, by the names partners write, and the codec that reads it. GBK and
 # GB2312 are read as GB18030, their superset, so a rare character (e.g. 𠮷 in a name) never breaks a ticket.

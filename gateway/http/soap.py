@@ -19,14 +19,14 @@ from fastapi import APIRouter, Request, Response
 from lxml import etree
 
 from adapters.config import MissingCredential
+from adapters.wire.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize, xml_safe
+from adapters.wire.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
+from adapters.wire.xml import parse_xml
 from contracts.errors import FieldError
-from gateway.routes.fast_path import PushRoute
-from gateway.routes.inbound import IntakeOutcomeView, TicketIntake
-from gateway.routes.limits import HttpRefusal, read_limited
-from gateway.soap.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize, xml_safe
-from gateway.soap.wsdl import SUBMIT_TICKET, TNS, served_wsdl
-from gateway.soap.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
-from gateway.soap.xml import parse_xml
+from gateway.http.fast_path import PushRoute
+from gateway.http.inbound import IntakeOutcomeView, TicketIntake
+from gateway.http.limits import HttpRefusal, read_limited
+from gateway.http.wsdl import SUBMIT_TICKET, TNS, served_wsdl
 from mapping.payload import PayloadError, xml_to_dict
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,10 @@ from typing import Literal, Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contracts.delivery import RESPONSE_BODY_LIMIT
-from gateway.delivery.config import DestinationConfig
-from gateway.delivery.policy import parse_retry_after
-from gateway.delivery.results import ErrorClass, SendResult, http_error_class
-from gateway.delivery.transport import delivery_transport
-from gateway.store.base import ClaimedDelivery
+from adapters.destination import DestinationConfig
+from adapters.wire.results import ErrorClass, SendResult, http_error_class, parse_retry_after
+from adapters.wire.transport import delivery_transport
+from contracts.delivery import RESPONSE_BODY_LIMIT, ClaimedDelivery
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = "hotline-interop-gateway"

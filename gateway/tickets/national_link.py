@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway.delivery.results import SendResult
-from gateway.delivery.senders import Sender
-from gateway.store.base import ClaimedDelivery, ConcurrentUpdate, Store
+from adapters.wire.results import SendResult
+from adapters.wire.senders import Sender
+from contracts.delivery import ClaimedDelivery
+from gateway.store.base import ConcurrentUpdate, Store
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 
 from adapters.config import AdapterConfig, MissingCredential, digest_matches
 from contracts.errors import FieldError
-from gateway.routes.fast_path import PushRoute
-from gateway.routes.limits import HttpRefusal, check_declared_length, read_limited
+from gateway.http.fast_path import PushRoute
+from gateway.http.limits import HttpRefusal, check_declared_length, read_limited
 from mapping.payload import PayloadError, parse_json_body
 
 log = logging.getLogger(__name__)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 
@@ -31,3 +33,19 @@ class SendResult:
     error_class: str | None = None  # None for a 2xx; `http_<code>` or an ErrorClass otherwise
     retry_after: float | None = None  # seconds the receiver asked us to wait, unbounded as received
     duration: float = 0.0  # seconds from the start of the request to the end of the response
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a Retry-After value (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT by definition
+        return None
+    return max((when - now).total_seconds(), 0.0)

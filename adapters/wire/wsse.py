@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
-from gateway.soap.envelope import SoapFault
+from adapters.wire.envelope import SoapFault
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"

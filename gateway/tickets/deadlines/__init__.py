@@ -2,13 +2,13 @@
 
 from contracts.ticket import Deadline, DeadlineKind
 from contracts.yamldoc import YamlFileError as ConfigFileError
-from gateway.deadlines.calendar import (
+from gateway.tickets.deadlines.calendar import (
     DEFAULT_OVERRIDES_PATH,
     CalendarOverrides,
     OverrideDay,
     WorkingDayCalendar,
 )
-from gateway.deadlines.compute import (
+from gateway.tickets.deadlines.compute import (
     CHINA_TZ,
     BusinessType,
     DeadlineStatus,
@@ -19,7 +19,7 @@ from gateway.deadlines.compute import (
     deadline_status,
     extend,
 )
-from gateway.deadlines.rules import (
+from gateway.tickets.deadlines.rules import (
     DEFAULT_RULES_PATH,
     ExtensionRule,
     Limits,

@@ -15,9 +15,9 @@ from adapters.config import AdapterConfig
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.errors import FieldError
 from contracts.ticket import Ticket, idempotency_key_of
-from gateway.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
-from gateway.routing import Router
 from gateway.store.base import Store
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.tickets.routing import Router
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
 from mapping.reverse import ReverseError, reverse
 from mapping.spec import MappingSpec

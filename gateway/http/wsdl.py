@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.soap.xml import hardened_parser
+from adapters.wire.xml import hardened_parser
 
 WSDL_DIR = Path(__file__).resolve().parent.parent.parent / "contracts" / "wsdl"
 WSDL_FILE = WSDL_DIR / "hig-ticket-v1.wsdl"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+from pydantic import BaseModel
+
+from adapters.config import AdapterConfig
+from adapters.wire.webhooks import generate_secret
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +57,34 @@ def demo_secret(env_var: str, name: str) -> str | None:
         return value
     path = generated_secret_path(Path(os.environ.get("HIG_DATA_DIR") or "data"), name)
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
+def credential_variables(config: BaseModel) -> Iterator[tuple[str, bool]]:
+    """Every environment variable an adapter file names for a credential, and whether it is a webhook secret."""
+    for name, value in config:
+        if isinstance(value, BaseModel):
+            yield from credential_variables(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, dict) and isinstance(item.get("password_env"), str):
+                    yield item["password_env"], False
+                elif key.endswith("_env") and isinstance(item, str):
+                    yield item, False
+        elif name.endswith("_env") and isinstance(value, str):
+            yield value, name == "secret_env"
+
+
+def ensure_demo_credentials(data_dir: Path, adapters: Mapping[str, AdapterConfig]) -> list[str]:
+    """Give every unset partner credential a generated value kept under the data dir; the names set.
+
+    The demo's simulators read the same environment, so both sides agree without any value in the repo.
+    """
+    names: list[str] = []
+    for config in adapters.values():
+        for variable, webhook in credential_variables(config):
+            if os.environ.get(variable):
+                continue
+            value = resolve_secret(variable, data_dir, variable.lower(), generate=generate_secret if webhook else None)
+            os.environ[variable] = ",".join(value)
+            names.append(variable)
+    return names

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from adapters.wire.webhooks import WebhookVerificationError, WebhookVerifier
 from contracts.errors import field_errors
 from contracts.status import StatusEvent
-from gateway.lifecycle import EventOutcome
-from gateway.routes.limits import HttpRefusal, read_limited
-from gateway.status_intake import StatusService, TicketNotFound
-from gateway.webhooks import WebhookVerificationError, WebhookVerifier
+from gateway.http.limits import HttpRefusal, read_limited
+from gateway.tickets.lifecycle import EventOutcome
+from gateway.tickets.status import StatusService, TicketNotFound
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""On the wire to partners: HTTP senders, hardened XML, SOAP envelopes, WS-Security, webhook signing."""
