@@ -13,7 +13,7 @@ from contracts.yamldoc import load_yaml_model
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OVERRIDES_PATH = Path(__file__).resolve().parents[2] / "config" / "calendar-overrides.yaml"
+DEFAULT_OVERRIDES_PATH = Path(__file__).resolve().parents[3] / "config" / "calendar-overrides.yaml"
 
 
 class OverrideDay(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from contracts.yamldoc import load_yaml_model
 
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "config" / "deadline-rules.yaml"
+DEFAULT_RULES_PATH = Path(__file__).resolve().parents[3] / "config" / "deadline-rules.yaml"
 
 LimitName = Literal["acceptance", "mediation", "report_clue_check", "reporter_notice", "jurisdiction_dispute"]
 StartEvent = Literal["receipt", "acceptance", "filing_decision", "dispute"]
