@@ -250,13 +250,50 @@ class Deadline(ContractModel):
     extensions: Annotated[int, Field(ge=0)] = 0
 
 
+class Evidence(ContractModel):
+    """What made a rule decide: the ticket field it looked at and what matched there."""
+
+    field: Annotated[str, Field(max_length=100)]  # e.g. "registration.content", "respondent.credit_flags"
+    matched: Annotated[str, Field(max_length=200)]  # the phrase, code or value that matched
+
+
+JurisdictionOutcome = Literal["accept", "return", "review"]
+
+
+class JurisdictionDecision(ContractModel):
+    """Whose matter the ticket is (受理范围): market regulation's, another authority's (退单), or undecided."""
+
+    outcome: JurisdictionOutcome
+    rule_id: Annotated[str, Field(max_length=80)]
+    evidence: list[Evidence] = Field(default_factory=list, max_length=20)
+    reason: Annotated[str, Field(max_length=300)] | None = None  # in Chinese; a return names the authority
+    competent_authority: Annotated[str, Field(max_length=100)] | None = None
+    return_reason_code: Annotated[str, Field(max_length=20)] | None = None  # the 12345 return-reason code
+    decided_at: AwareDatetime
+    decided_by: Annotated[str, Field(max_length=100)] = "rules"  # or the operator who settled a review
+
+
+class RouteDecision(ContractModel):
+    """A destination the ticket was sent to besides the national platform, and the rule that chose it."""
+
+    destination: Annotated[str, Field(max_length=64)]
+    rule_id: Annotated[str, Field(max_length=80)]
+    trigger: Literal["intake", "status"]
+    urgent: bool = False
+    evidence: list[Evidence] = Field(default_factory=list, max_length=20)
+    at: AwareDatetime
+
+
 class Routing(ContractModel):
-    """Which organisation handles the ticket and by when."""
+    """Which organisation handles the ticket and by when, where else it went, and why."""
 
     handler_org_code: Annotated[str, Field(max_length=64)] | None = None
     handler_org_name: Annotated[str, Field(max_length=100)] | None = None
     handler_level: HandlerLevel | None = None
     deadlines: list[Deadline] = Field(default_factory=list)
+    jurisdiction: JurisdictionDecision | None = None
+    routes: list[RouteDecision] = Field(default_factory=list, max_length=100)
+    warnings: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=20)
 
 
 class Lifecycle(ContractModel):

@@ -212,8 +212,8 @@ receiver, {args.concurrency} in flight. {args.rounds} rounds per store; medians 
   idle between sends, and httpcore checks every idle connection on every request through anyio's attribute
   table (encode/httpcore#928), so each send cost about half as much again as the bare client's. The
   senders' transport now checks idle connections with a direct poll of the socket
-  (`gateway/delivery/transport.py`). Ratios before that change: 0.30 (SQLite) and 0.37 (Redis).
-- A send is one request on httpx's transport, called directly (`gateway/delivery/senders.py`): a delivery
+  (`adapters/wire/transport.py`). Ratios before that change: 0.30 (SQLite) and 0.37 (Redis).
+- A send is one request on httpx's transport, called directly (`adapters/wire/senders.py`): a delivery
   needs none of the client's layers (redirects are not followed, credentials are headers, no cookie jar),
   and they were about a fifth of a send's CPU. So a gateway send costs less than the bare client's
   `client.post`; the claim and the settle (a Lua script each on Redis, its replies parsed by hiredis) take

@@ -1,0 +1,88 @@
+"""Chinese text as rules see it: normalised once (full-width, case, spaces, common traditional forms), then
+matched against phrase sets with exclusions."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+# Traditional forms of characters that the shipped rules' phrases use, mapped to the simplified ones. Cheap
+# (one str.translate) and enough for a ticket typed on a traditional keyboard to meet the same phrases;
+# anything rarer is left as written.
+_TRADITIONAL = (
+    "藥药價价質质廣广鄰邻稅税醫医療疗糾纠紛纷護护環环燈灯號号車车務务勞劳動动爭争議议業业場场監监費费買买賣卖"
+    "網网購购貨货單单電电話话險险衛卫學学師师擾扰聲声員员據据證证無无營营經经標标計计妝妆設设備备飲饮髮发發发"
+    "過过問问題题報报舉举訴诉詐诈騙骗詢询諮咨權权專专約约條条預预貸贷銀银會会長长門门東东園园區区縣县鄉乡鎮镇"
+    "熱热氣气體体溫温廳厅廠厂壞坏處处罰罚應应災灾傷伤國国們们這这個个來来時时對对說说裡里後后還还沒没讓让錢钱"
+    "給给點点開开關关療疗衆众眾众險险寵宠物物濫滥噪噪鬧闹樓楼鋪铺價价格格餘余飯饭館馆廚厨蟲虫黴霉腸肠嘔呕瀉泻"
+    "級级別别嚴严違违規规紀纪錄录異异聯联絡络訊讯碼码遊游戲戏盜盗竊窃詳详細细術术雜杂誌志紅红綠绿黃黄藍蓝噸吨幣币"
+)
+_TO_SIMPLIFIED = str.maketrans(dict(zip(_TRADITIONAL[0::2], _TRADITIONAL[1::2], strict=True)))
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Full-width letters, digits and punctuation to half-width (NFKC), lower case, no spaces, simplified forms."""
+    folded = unicodedata.normalize("NFKC", text).lower().translate(_TO_SIMPLIFIED)
+    return _SPACES.sub("", folded)
+
+
+class PhraseSet(BaseModel):
+    """Matches a text that contains one of `any_of` or matches one of `patterns`, unless it contains one of
+    `none_of` (a 食品 mentioned inside a traffic complaint does not make it a food matter)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    any_of: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list)
+    patterns: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
+    none_of: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list)
+
+    _phrases: tuple[str, ...] = PrivateAttr(default=())
+    _regexes: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
+    _exclusions: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("any_of", "none_of")
+    @classmethod
+    def _phrases_say_something(cls, phrases: list[str]) -> list[str]:
+        for phrase in phrases:
+            if not normalise(phrase):
+                raise ValueError(f"phrase {phrase!r} is empty once spaces are removed: it would match every text")
+        return phrases
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile_and_discriminate(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from err
+            if compiled.search("") is not None:
+                raise ValueError(f"pattern {pattern!r} matches the empty text: it would match every text")
+        return patterns
+
+    @model_validator(mode="after")
+    def _compile(self) -> PhraseSet:
+        if not self.any_of and not self.patterns:
+            raise ValueError("a phrase set needs any_of or patterns")
+        self._phrases = tuple(normalise(p) for p in self.any_of)
+        self._regexes = tuple(re.compile(p) for p in self.patterns)
+        self._exclusions = tuple(normalise(p) for p in self.none_of)
+        return self
+
+    def find(self, normalised: str) -> str | None:
+        """The phrase or pattern text that matched in an already normalised text; None when none did or an
+        exclusion is present."""
+        if any(phrase in normalised for phrase in self._exclusions):
+            return None
+        for phrase in self._phrases:
+            if phrase in normalised:
+                return phrase
+        for regex in self._regexes:
+            match = regex.search(normalised)
+            if match is not None:
+                return match.group(0)
+        return None
