@@ -25,8 +25,9 @@ from contracts.ticket import RegionCode, SystemId
 from contracts.yamldoc import YamlDocument, YamlDocumentError, parse_yaml
 from gateway.delivery.config import TimeoutConfig
 from gateway.delivery.policy import PositiveDuration, RetryPolicy
+from mapping.loading import load_spec
 from mapping.paths import PathSyntaxError, parse_path
-from mapping.spec import MappingSpec, SpecError, load_spec
+from mapping.spec import MappingSpec, SpecError
 
 if TYPE_CHECKING:
     from adapters.registry import AdapterRegistry

@@ -28,7 +28,7 @@ from gateway.routes.soap import SOAP_PUSH, SoapContext, soap_router
 from gateway.routing import Router
 from gateway.soap.wsdl import BINDING
 from gateway.store.sqlite import SqliteStore
-from mapping.spec import load_spec
+from mapping.loading import load_spec
 from simulators.province12345 import Province12345, RunningProvince, run_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
