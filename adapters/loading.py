@@ -17,8 +17,9 @@ from adapters.config import (
 )
 from adapters.registry import AdapterKindError, AdapterRegistry, default_registry
 from contracts.yamldoc import YamlDocument, YamlDocumentError, parse_yaml
+from mapping.loading import load_spec
 from mapping.paths import PathSyntaxError, parse_path
-from mapping.spec import MappingSpec, SpecError, load_spec
+from mapping.spec import MappingSpec, SpecError
 
 
 def _pydantic_problems(doc: YamlDocument, err: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[str]:

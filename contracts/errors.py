@@ -1,10 +1,14 @@
-"""Contract errors as values a user can act on: which field, which rule, what was wrong."""
+"""Contract errors: the layer's exception root, and field errors as values a user can act on."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+
+class ContractError(ValueError):
+    """Root of every exception the contracts layer raises; a ValueError, so `except ValueError` still holds."""
 
 
 class FieldError(BaseModel):

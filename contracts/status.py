@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.base import ContractModel, Money
 from contracts.codesets import NotAcceptedReason, Satisfaction, Status
+from contracts.errors import ContractError
 
 S = Status
 
@@ -36,7 +37,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(ContractError):
     """A status change the national process does not allow."""
 
     def __init__(self, current: Status, target: Status) -> None:

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from contracts.errors import ContractError
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 KeyPath = tuple[str | int, ...]
@@ -23,7 +25,7 @@ def render_key(path: KeyPath) -> str:
     return text
 
 
-class YamlDocumentError(ValueError):
+class YamlDocumentError(ContractError):
     """A YAML file that is not well-formed, or whose content breaks a rule; names file, line and key."""
 
     def __init__(self, file: str, message: str, *, key: str | None = None, line: int | None = None) -> None:
@@ -128,7 +130,7 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     return document
 
 
-class YamlFileError(ValueError):
+class YamlFileError(ContractError):
     """A YAML file that cannot be used as the model it configures; every problem names file, line and key."""
 
     def __init__(self, problems: list[str]) -> None:

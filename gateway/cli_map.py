@@ -11,8 +11,9 @@ import typer
 from contracts.errors import FieldError
 from mapping.engine import Mapped, Rejected, Returned, apply
 from mapping.goldens import Fixture, FixtureCheck, check_fixture, fixtures_of, read_payload, write_golden
+from mapping.loading import FIXTURES_DIR, SPECS_DIR, load_spec, load_specs
 from mapping.payload import PayloadError
-from mapping.spec import FIXTURES_DIR, SPECS_DIR, MappingSpec, SpecError, load_spec, load_specs
+from mapping.spec import MappingSpec, SpecError
 
 
 def map_command(

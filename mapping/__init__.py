@@ -6,25 +6,21 @@
 """
 
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.errors import MappingError
+from mapping.loading import FIXTURES_DIR, SPECS_DIR, default_specs, load_spec, load_specs, spec_for
+from mapping.paths import PathSyntaxError
 from mapping.payload import PayloadError, decode_body, parse_json_body, xml_records, xml_to_dict
 from mapping.reverse import ReverseError, reverse, status_context
-from mapping.spec import (
-    FIXTURES_DIR,
-    SPECS_DIR,
-    MappingSpec,
-    SpecError,
-    default_specs,
-    load_spec,
-    load_specs,
-    spec_for,
-)
+from mapping.spec import MappingSpec, SpecError
 
 __all__ = [
     "FIXTURES_DIR",
     "SPECS_DIR",
     "Mapped",
+    "MappingError",
     "MappingResult",
     "MappingSpec",
+    "PathSyntaxError",
     "PayloadError",
     "Rejected",
     "Returned",

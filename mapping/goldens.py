@@ -27,8 +27,9 @@ from typing import Any
 
 from contracts.errors import FieldError
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.loading import FIXTURES_DIR
 from mapping.payload import decode_body, xml_records
-from mapping.spec import FIXTURES_DIR, MappingSpec
+from mapping.spec import MappingSpec
 
 GOLDEN_SUFFIXES = {"ok": ".expected.json", "errors": ".errors.json", "returned": ".returned.json"}
 WARNINGS_SUFFIX = ".warnings.json"

@@ -6,13 +6,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from mapping.errors import MappingError
+
 Getter = Callable[[Any], Any]
 
 # A key is any run of characters other than the separators; an index is a number or `*`.
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]|(\.)")
 
 
-class PathSyntaxError(ValueError):
+class PathSyntaxError(MappingError):
     """A path that cannot be read: says what is wrong and where."""
 
 

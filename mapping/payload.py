@@ -21,6 +21,8 @@ from typing import Any
 
 from lxml import etree
 
+from mapping.errors import MappingError
+
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9_\-:.]+)\"?", re.IGNORECASE)
 _XML_DECLARED = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9_\-.]+)[\"']")
@@ -30,7 +32,7 @@ _WIDER = {"gbk": "gb18030", "gb2312": "gb18030", "cp936": "gb18030", "x-gbk": "g
 MAX_XML_DEPTH = 64
 
 
-class PayloadError(ValueError):
+class PayloadError(MappingError):
     """A body that cannot be read as text or as the data it claims to be."""
 
 

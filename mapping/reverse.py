@@ -12,12 +12,13 @@ from contracts.codetables import default_code_tables
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from mapping.engine import Returned
+from mapping.errors import MappingError
 from mapping.paths import assign
 from mapping.spec import MappingSpec
 from mapping.steps import Note, StepError
 
 
-class ReverseError(ValueError):
+class ReverseError(MappingError):
     """The spec cannot express this status for its partner (a spec problem, not a partner's)."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contracts.errors import ContractError
 
-class IdentifierError(ValueError):
+
+class IdentifierError(ContractError):
     """An identifier broke a rule of its standard; ``reason`` says which, in a sentence a user can act on.
 
     ``reason`` never repeats ``value``: ID and phone numbers are personal data, and the reason is what

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mapping.spec import MappingSpec, load_spec
+from mapping.loading import load_spec
+from mapping.spec import MappingSpec
 from tests.mapping.mapping_support import HEADER, MINIMAL_FIELDS, SpecFactory, write_spec
 
 

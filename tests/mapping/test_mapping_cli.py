@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gateway.cli import cli
-from mapping.spec import FIXTURES_DIR, SPECS_DIR
+from mapping.loading import FIXTURES_DIR, SPECS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

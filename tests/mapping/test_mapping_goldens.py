@@ -9,7 +9,8 @@ import pytest
 from contracts.codesets import NotAcceptedReason, Urgency
 from mapping import Mapped, Rejected, Returned, apply, default_specs
 from mapping.goldens import Fixture, check_fixture, fixtures_of, read_payload
-from mapping.spec import FIXTURES_DIR, MappingSpec
+from mapping.loading import FIXTURES_DIR
+from mapping.spec import MappingSpec
 
 PARTNERS = [
     "city-12345-rest",

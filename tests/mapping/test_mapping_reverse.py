@@ -12,7 +12,7 @@ from contracts.status import CaseResult, FollowUp, StatusEvent
 from contracts.ticket import Ticket
 from mapping import Mapped, Returned, apply, default_specs, reverse
 from mapping.goldens import read_payload
-from mapping.spec import FIXTURES_DIR
+from mapping.loading import FIXTURES_DIR
 
 CST = timezone(timedelta(hours=8))
 AT = datetime(2024, 3, 20, 16, 0, tzinfo=CST)

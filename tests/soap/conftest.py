@@ -28,7 +28,7 @@ from gateway.store.sqlite import SqliteStore
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.intake import IntakeService
 from gateway.tickets.routing import Router
-from mapping.spec import load_spec
+from mapping.loading import load_spec
 from simulators.province12345 import Province12345, RunningProvince, run_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
