@@ -15,6 +15,7 @@ from adapters.config import AdapterConfig
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
+from gateway.errors import GatewayError
 from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
 from gateway.tickets.routing import Router
@@ -47,7 +48,7 @@ class IntakeOutcome:
 IntakeListener = Callable[[str, str, float, IntakeOutcome | None], None]
 
 
-class UnknownAdapter(LookupError):
+class UnknownAdapter(GatewayError, LookupError):
     """No mapping spec is configured for this adapter id."""
 
 
