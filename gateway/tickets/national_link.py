@@ -14,6 +14,7 @@ from gateway.tickets.updates import TicketChange, update_ticket
 
 log = logging.getLogger(__name__)
 
+
 def registration_number_of(body: str | None) -> str | None:
     """The `national_registration_no` of the platform's answer to a submission, if it gave one."""
     if not body:

@@ -21,6 +21,7 @@ from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
 
+
 class TicketNotFound(GatewayError, LookupError):
     """No stored ticket has the event's ticket id or national registration number."""
 
