@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from adapters.config import AdapterConfig
 from adapters.destination import DestinationConfig
+from adapters.errors import AdapterError
 from adapters.wire.senders import Sender
 from contracts.delivery import DeliveryKind, OutboxEntry
 
@@ -37,7 +38,7 @@ class PullBatch:
     has_more: bool = False  # the partner holds more right now: pull again without waiting the interval
 
 
-class PartnerUnavailable(Exception):
+class PartnerUnavailable(AdapterError):
     """The partner could not be pulled from or acknowledged to (network, 5xx, a reply we cannot read).
 
     Pollers back off and try again; nothing is acknowledged and the cursor does not move.

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from adapters.destination import PositiveDuration, RetryPolicy, TimeoutConfig
+from adapters.errors import AdapterError
 from contracts.ticket import RegionCode, SystemId
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class MissingCredential(RuntimeError):
+class MissingCredential(AdapterError, RuntimeError):
     """An adapter names an environment variable for a credential, and the environment does not set it."""
 
 
@@ -244,7 +245,7 @@ def resolve_mapping_spec(value: str, folder: Path | None, specs_dir: Path) -> Pa
     return specs_dir / f"{value}.yaml"
 
 
-class AdapterConfigError(ValueError):
+class AdapterConfigError(AdapterError, ValueError):
     """Adapter configuration that cannot be used; every problem names file, line and key."""
 
     def __init__(self, problems: list[str]) -> None:

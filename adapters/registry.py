@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from adapters.base import Adapter
 from adapters.config import AdapterConfig
+from adapters.errors import AdapterError
 
 ENTRY_POINT_GROUP = "hotline_gateway.adapters"
 
@@ -19,7 +20,7 @@ BUILTIN_KINDS: dict[str, str] = {
 }
 
 
-class AdapterKindError(LookupError):
+class AdapterKindError(AdapterError, LookupError):
     """A kind that is unknown, or whose class cannot be loaded; says which and why."""
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
+from gateway.errors import GatewayError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
 ENV_PREFIX = "HIG_"
@@ -126,7 +127,8 @@ class GatewaySettings(BaseSettings):
         return self.data_dir if self.data_dir.is_absolute() else Path.cwd() / self.data_dir
 
 
-ConfigError = YamlFileError
+class ConfigError(GatewayError, YamlFileError):
+    """A gateway configuration that cannot be used; every problem names file, line and key."""
 
 
 def load_settings(path: Path | None = None) -> GatewaySettings:
@@ -136,4 +138,7 @@ def load_settings(path: Path | None = None) -> GatewaySettings:
     def env_hint(key: KeyPath) -> str:
         return f" (or environment variable {ENV_PREFIX}{'__'.join(str(p) for p in key).upper()})"
 
-    return load_yaml_model(file, GatewaySettings, defaults={"config_dir": str(file.parent)}, hint=env_hint)
+    try:
+        return load_yaml_model(file, GatewaySettings, defaults={"config_dir": str(file.parent)}, hint=env_hint)
+    except YamlFileError as err:
+        raise ConfigError(err.problems) from err

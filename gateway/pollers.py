@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 
 from adapters.base import Adapter, PulledTicket
 from gateway.delivery.engine import default_worker_id
+from gateway.errors import GatewayError
 from gateway.http.inbound import TicketIntake
 from gateway.store.base import Store
 
 log = logging.getLogger(__name__)
 
 
-class LockLost(RuntimeError):
+class LockLost(GatewayError, RuntimeError):
     """Another gateway process took this adapter's poll lock; this process stops before telling the partner."""
 
 

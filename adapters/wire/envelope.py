@@ -9,6 +9,8 @@ from typing import Literal
 
 from lxml import etree
 
+from adapters.errors import AdapterError
+
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -17,7 +19,7 @@ SOAP_CONTENT_TYPE = "text/xml"
 FaultCode = Literal["Client", "Server", "VersionMismatch", "MustUnderstand"]
 
 
-class SoapFault(Exception):
+class SoapFault(AdapterError):
     """A SOAP 1.1 Fault to answer with: Client when the sender must change the request, Server otherwise.
 
     SOAP 1.1 (section 6.2) answers every Fault with HTTP 500; `http_status` differs only where the

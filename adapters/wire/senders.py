@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.destination import DestinationConfig
+from adapters.errors import AdapterError
 from adapters.wire.results import ErrorClass, SendResult, http_error_class, parse_retry_after
 from adapters.wire.transport import delivery_transport
 from contracts.delivery import RESPONSE_BODY_LIMIT, ClaimedDelivery
@@ -58,6 +59,10 @@ def error_class_of(exc: BaseException) -> str:
     return ErrorClass.SENDER_ERROR
 
 
+class SenderConfigError(AdapterError, ValueError):
+    """A destination no sender can be built for: an unknown sender kind, or options its kind cannot use."""
+
+
 class HttpOptions(BaseModel):
     """`options:` of a destination with `sender: http`."""
 
@@ -73,11 +78,11 @@ class HttpSender:
 
     def __init__(self, destination: DestinationConfig, *, header_hooks: Sequence[HeaderHook] = ()) -> None:
         if destination.url is None:
-            raise ValueError(f"destination {destination.name}: the http sender needs a url")
+            raise SenderConfigError(f"destination {destination.name}: the http sender needs a url")
         try:
             self.options = HttpOptions.model_validate(destination.options)
         except ValidationError as err:
-            raise ValueError(f"destination {destination.name}: options: {err}") from err
+            raise SenderConfigError(f"destination {destination.name}: options: {err}") from err
         self.destination = destination
         self.url = httpx.URL(str(destination.url))
         self._hooks = tuple(header_hooks)
@@ -168,6 +173,6 @@ def build_sender(destination: DestinationConfig) -> Sender:
     """The sender for a destination, from its registered kind."""
     factory = _KINDS.get(destination.sender)
     if factory is None:
-        raise ValueError(f"destination {destination.name}: unknown sender kind {destination.sender!r}; "
-                         f"known: {', '.join(sender_kinds())}")
+        raise SenderConfigError(f"destination {destination.name}: unknown sender kind {destination.sender!r}; "
+                                f"known: {', '.join(sender_kinds())}")
     return factory(destination)

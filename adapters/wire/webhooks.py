@@ -16,6 +16,8 @@ from typing import Literal
 
 from ulid import ULID
 
+from adapters.errors import AdapterError
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -32,11 +34,11 @@ FailureReason = Literal[
 ]
 
 
-class WebhookSecretError(ValueError):
+class WebhookSecretError(AdapterError, ValueError):
     """A configured secret is not `whsec_` followed by non-empty base64."""
 
 
-class WebhookVerificationError(Exception):
+class WebhookVerificationError(AdapterError):
     """A webhook was refused; `reason` is a stable code a caller can branch on, the message says why."""
 
     def __init__(self, reason: FailureReason, message: str) -> None:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from adapters.destination import DestinationConfig, Duration, PositiveDuration
 from contracts.yamldoc import YamlDocumentError, parse_yaml
+from gateway.errors import GatewayError
 
 
 class _Section(BaseModel):
@@ -39,7 +40,7 @@ class DeliveryConfig(_Section):
         return self
 
 
-class DeliveryConfigError(ValueError):
+class DeliveryConfigError(GatewayError, ValueError):
     """A delivery configuration that cannot be used; every problem named by file, line and key."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -10,8 +10,10 @@ from fastapi import Request
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import GatewayError
 
-class HttpRefusal(Exception):
+
+class HttpRefusal(GatewayError):
     """A request refused with a status, an error code and a sentence saying why."""
 
     def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:

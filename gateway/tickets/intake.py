@@ -14,12 +14,13 @@ from adapters.canonical import canonical_ticket
 from adapters.config import AdapterConfig
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.errors import FieldError
-from contracts.ticket import Ticket, idempotency_key_of
+from contracts.ticket import Ticket
+from gateway.errors import GatewayError
 from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
 from gateway.tickets.routing import Router
+from gateway.tickets.writeback import partner_writeback
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
-from mapping.reverse import ReverseError, reverse
 from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class IntakeOutcome:
 IntakeListener = Callable[[str, str, float, IntakeOutcome | None], None]
 
 
-class UnknownAdapter(LookupError):
+class UnknownAdapter(GatewayError, LookupError):
     """No mapping spec is configured for this adapter id."""
 
 
@@ -118,17 +119,10 @@ class IntakeService:
 
     async def _tell_returned(self, adapter_id: str, returned: Returned) -> None:
         """Send a 退单 back through the partner's callback lane, in its own codes, when it has one."""
-        adapter = self.callbacks.get(adapter_id)
-        spec = self.specs.get(adapter_id)
-        if adapter is None or not adapter.writes_back or spec is None or spec.reverse is None:
-            return
-        try:
-            fields = reverse(spec, returned, at=datetime.now(CHINA_STANDARD_TIME))
-        except ReverseError as err:
-            log.error("退单 callback cannot be built", extra={"adapter_id": adapter_id, "reason": str(err)})
-            return
-        key = idempotency_key_of(spec.source_system, returned.source_ticket_no or "", "returned")
-        await self.store.enqueue(key, key, [adapter.callback_entry(fields, idempotency_key=key)])
+        entry = partner_writeback(self.callbacks.get(adapter_id), self.specs.get(adapter_id), returned,
+                                  at=datetime.now(CHINA_STANDARD_TIME))
+        if entry is not None and entry.idempotency_key is not None:  # a write-back always has its own key
+            await self.store.enqueue(entry.idempotency_key, entry.idempotency_key, [entry])
 
     async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
         """Route, set deadlines and enrich a mapped ticket, then store it with its outbox."""

@@ -8,11 +8,11 @@ import logging
 from adapters.wire.results import SendResult
 from adapters.wire.senders import Sender
 from contracts.delivery import ClaimedDelivery
+from contracts.ticket import Ticket
 from gateway.store.base import ConcurrentUpdate, Store
+from gateway.tickets.updates import TicketChange, update_ticket
 
 log = logging.getLogger(__name__)
-
-_WRITE_ATTEMPTS = 5
 
 
 def registration_number_of(body: str | None) -> str | None:
@@ -29,22 +29,22 @@ def registration_number_of(body: str | None) -> str | None:
 
 async def record_registration_number(store: Store, ticket_id: str, number: str) -> bool:
     """Store the number on the ticket unless it already has one; True when the ticket changed."""
-    for _ in range(_WRITE_ATTEMPTS):
-        ticket = await store.get_ticket(ticket_id)
-        if ticket is None or ticket.national_registration_no == number:
-            return False
+
+    def keep_number(ticket: Ticket) -> tuple[bool, TicketChange | None]:
+        if ticket.national_registration_no == number:
+            return False, None
         if ticket.national_registration_no is not None:
             log.warning("national platform answered a second registration number",
                         extra={"ticket_id": ticket_id, "kept": ticket.national_registration_no, "offered": number})
-            return False
-        try:
-            await store.save_ticket(ticket.model_copy(update={"national_registration_no": number}), [],
-                                    expected_sequence=ticket.lifecycle.last_sequence)
-        except ConcurrentUpdate:
-            continue  # a status event landed meanwhile: read again
-        return True
-    log.error("could not record the national registration number", extra={"ticket_id": ticket_id})
-    return False
+            return False, None
+        return True, TicketChange(ticket.model_copy(update={"national_registration_no": number}))
+
+    try:
+        update = await update_ticket(store, ticket_id, keep_number)  # a status event may land meanwhile
+    except ConcurrentUpdate:
+        log.error("could not record the national registration number", extra={"ticket_id": ticket_id})
+        return False
+    return update is not None and update.saved
 
 
 class NationalForwardSender:

@@ -11,23 +11,18 @@ from adapters.base import Adapter
 from contracts.delivery import OutboxEntry
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
+from gateway.errors import GatewayError
 from gateway.store.base import ConcurrentUpdate, Store
 from gateway.tickets.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
 from gateway.tickets.routing import Router
-from mapping.reverse import ReverseError, reverse
+from gateway.tickets.updates import WRITE_ATTEMPTS, TicketChange, update_ticket
+from gateway.tickets.writeback import partner_writeback
 from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
 
-_WRITE_ATTEMPTS = 5
 
-
-def callback_idempotency_key(ticket: Ticket, event: StatusEvent) -> str:
-    """One key per status of one ticket, so the partner dedupes resends but not the next status."""
-    return f"{ticket.idempotency_key}:{event.sequence}"
-
-
-class TicketNotFound(LookupError):
+class TicketNotFound(GatewayError, LookupError):
     """No stored ticket has the event's ticket id or national registration number."""
 
 
@@ -58,44 +53,38 @@ class StatusService:
 
     async def apply(self, event: StatusEvent) -> StatusOutcome:
         """Apply one event; retried against concurrent writers so two events never overwrite each other."""
-        for _ in range(_WRITE_ATTEMPTS):
-            ticket = await self.find(event)
+
+        def change(ticket: Ticket) -> tuple[EventDecision, TicketChange | None]:
             decision = apply_status_event(ticket, event)
             if decision.outcome is EventOutcome.ILLEGAL:
-                rejected = record_rejection(ticket, event, decision.reason, datetime.now(UTC))
-                try:
-                    await self.store.save_ticket(rejected, [], expected_sequence=ticket.lifecycle.last_sequence)
-                except ConcurrentUpdate:
-                    continue
+                # The status stays; the rejected event is kept on the ticket's record.
+                return decision, TicketChange(record_rejection(ticket, event, decision.reason, datetime.now(UTC)))
             if not decision.changed:
-                log.info("status event not applied", extra={
-                    "ticket_id": ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
-                return StatusOutcome(decision)
-            outbox = self.outbox_for(decision.ticket, event)
-            try:
-                ids = await self.store.save_ticket(decision.ticket, outbox,
-                                                   expected_sequence=ticket.lifecycle.last_sequence)
-            except ConcurrentUpdate:
-                continue
-            log.info("status event applied", extra={"ticket_id": ticket.ticket_id, "status": str(event.status),
-                                                    "adapter_id": ticket.source.adapter_id})
-            return StatusOutcome(decision, ids)
-        raise ConcurrentUpdate(f"ticket changed {_WRITE_ATTEMPTS} times while applying event {event.event_id}")
+                return decision, None
+            return decision, TicketChange(decision.ticket, self.outbox_for(decision.ticket, event))
+
+        try:
+            update = await update_ticket(self.store, lambda: self.find(event), change)
+        except ConcurrentUpdate as err:
+            raise ConcurrentUpdate(
+                f"ticket changed {WRITE_ATTEMPTS} times while applying event {event.event_id}") from err
+        if update is None:  # find() raises first; this keeps the types honest
+            raise TicketNotFound(event.ticket_id or event.national_registration_no or "")
+        decision = update.verdict
+        if not decision.changed:
+            log.info("status event not applied", extra={
+                "ticket_id": decision.ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
+            return StatusOutcome(decision)
+        ticket = decision.ticket
+        log.info("status event applied", extra={"ticket_id": ticket.ticket_id, "status": str(event.status),
+                                                "adapter_id": ticket.source.adapter_id})
+        return StatusOutcome(decision, update.delivery_ids)
 
     def outbox_for(self, ticket: Ticket, event: StatusEvent) -> list[OutboxEntry]:
         """The callback to the originating partner, in its own codes, and the routed side deliveries."""
         entries = self.router.status_outbox(ticket, event)
         adapter_id = ticket.source.adapter_id
-        spec = self.specs.get(adapter_id)
-        adapter = self.adapters.get(adapter_id)
-        if adapter is not None and adapter.writes_back and spec is not None and spec.reverse is not None:
-            try:
-                fields = reverse(spec, ticket, event)
-            except ReverseError as err:
-                # A spec that cannot express a status is a configuration fault; the ticket still moves on.
-                log.error("callback cannot be built", extra={"ticket_id": ticket.ticket_id,
-                                                             "adapter_id": adapter_id, "reason": str(err)})
-            else:
-                entries.append(adapter.callback_entry(fields, idempotency_key=callback_idempotency_key(ticket, event)))
+        callback = partner_writeback(self.adapters.get(adapter_id), self.specs.get(adapter_id), ticket, event)
+        if callback is not None:
+            entries.append(callback)
         return entries
-

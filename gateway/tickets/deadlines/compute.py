@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from contracts.ticket import Deadline, DeadlineKind
+from gateway.errors import GatewayError
 from gateway.tickets.deadlines.calendar import WorkingDayCalendar
 from gateway.tickets.deadlines.rules import LimitName, RuleBook
 
@@ -30,7 +31,7 @@ _EVENT_WORDS = {
 }
 
 
-class ExtensionNotAllowed(ValueError):
+class ExtensionNotAllowed(GatewayError, ValueError):
     """The time limit has no extension rule, or its extensions are used up."""
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from contracts.yamldoc import load_yaml_model
+from gateway.errors import GatewayError
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[3] / "config" / "deadline-rules.yaml"
 
@@ -17,7 +18,7 @@ LimitName = Literal["acceptance", "mediation", "report_clue_check", "reporter_no
 StartEvent = Literal["receipt", "acceptance", "filing_decision", "dispute"]
 
 
-class NoRuleSetInForce(LookupError):
+class NoRuleSetInForce(GatewayError, LookupError):
     """No rule set in the rule book covers the requested date."""
 
 

@@ -1,0 +1,67 @@
+"""Changing a stored ticket: read it, change it, save it with its outbox, and do it again if someone wrote first."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from contracts.delivery import OutboxEntry
+from contracts.ticket import Ticket
+from gateway.store.base import ConcurrentUpdate, Store
+
+R = TypeVar("R")
+
+# Writers of one ticket are few (a status event, the national link's number): five reads are plenty.
+WRITE_ATTEMPTS = 5
+# Two writers that collided should not collide again in step; the waits stay well under a request's time.
+_WAIT = wait_random_exponential(multiplier=0.01, max=0.1)
+
+TicketLoader = Callable[[], Awaitable[Ticket | None]]
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """A ticket to save over the one read, and the deliveries to enqueue in the same step."""
+
+    ticket: Ticket
+    outbox: list[OutboxEntry] = field(default_factory=list)
+
+
+# What a change says of the ticket it was given (its own verdict), and what to save (None: nothing).
+Change = Callable[[Ticket], tuple[R, TicketChange | None]]
+
+
+@dataclass(frozen=True)
+class TicketUpdate(Generic[R]):
+    """How an update ended: the change's verdict on the last read, whether it saved, and the new deliveries."""
+
+    verdict: R
+    saved: bool
+    delivery_ids: tuple[str, ...] = ()
+
+
+async def update_ticket(store: Store, ticket: str | TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:
+    """Apply `change` to the stored ticket and save it, conditional on nobody having saved it meanwhile.
+
+    `ticket` is the ticket's id, or a loader that finds it. On ConcurrentUpdate the ticket is read again
+    and `change` applied again (so `change` must be pure); after WRITE_ATTEMPTS the last ConcurrentUpdate
+    is raised. None when there is no such ticket (a loader may raise instead)."""
+    load: TicketLoader = (lambda: store.get_ticket(ticket)) if isinstance(ticket, str) else ticket
+    retrying = AsyncRetrying(stop=stop_after_attempt(WRITE_ATTEMPTS), wait=_WAIT,
+                             retry=retry_if_exception_type(ConcurrentUpdate), reraise=True)
+    result: TicketUpdate[R] | None = await retrying(_read_change_save, store, load, change)
+    return result
+
+
+async def _read_change_save(store: Store, load: TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:
+    read = await load()
+    if read is None:
+        return None
+    verdict, changed = change(read)
+    if changed is None:
+        return TicketUpdate(verdict, saved=False)
+    ids = await store.save_ticket(changed.ticket, changed.outbox, expected_sequence=read.lifecycle.last_sequence)
+    return TicketUpdate(verdict, saved=True, delivery_ids=ids)
