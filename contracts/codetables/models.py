@@ -1,4 +1,4 @@
-"""National code tables: one code, one version of a table, every loaded version by table id, and the rules across entries and versions."""
+"""National code tables: entries, one version of a table, every version by id, and the rules across them."""
 
 from __future__ import annotations
 
