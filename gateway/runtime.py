@@ -131,6 +131,7 @@ class CurrentIntake:
 
     def accept(self, adapter_id: str, payload: object, *, raw_body: bytes,
                content_type: str) -> Coroutine[Any, Any, IntakeOutcome]:
+        # Not async: it hands back the intake's own coroutine, no extra frame on a push.
         return self._runtime.live.intake.accept(adapter_id, payload, raw_body=raw_body, content_type=content_type)
 
 
