@@ -14,11 +14,13 @@ from adapters.secrets import ensure_demo_credentials
 from contracts.codetables import default_code_tables
 from contracts.ticket import SCHEMA_VERSION
 from gateway.config import GatewaySettings
+from gateway.http.contexts import InboundContext, NationalContext, SoapContext
+from gateway.http.deps import GatewayStore, Ready, Settings
 from gateway.http.fast_path import PushFastPath
-from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, InboundContext, inbound_router
+from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, inbound_router
 from gateway.http.limits import BodyLimitMiddleware
 from gateway.http.national import NATIONAL_STATUS_PATH, national_status_router
-from gateway.http.soap import SOAP_PUSH, SoapContext, soap_router
+from gateway.http.soap import SOAP_PUSH, soap_router
 from gateway.ops.api import metrics_router, ops_api_router
 from gateway.ops.dashboard import dashboard_router
 from gateway.ops.service import OpsService
@@ -57,10 +59,11 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
             await runtime.start(workers=settings.workers, pollers=settings.pollers)
             stack.push_async_callback(runtime.stop)
             await stack.enter_async_context(ops.running())  # attempt metrics, the chart's per-minute counts
-            app.state.inbound = InboundContext.build(runtime.components.adapter_configs, runtime.intake, max_body,
-                                                     strict=False)
-            app.state.soap = SoapContext.build(runtime.adapters, runtime.intake, runtime.store.remember_nonce,
-                                               max_body, strict=False)
+            # Pushes reach the intake of the configuration in force through runtime.current_intake.
+            app.state.inbound = InboundContext.build(runtime.components.adapter_configs, runtime.current_intake,
+                                                     max_body, strict=False)
+            app.state.soap = SoapContext.build(runtime.adapters, runtime.current_intake,
+                                               runtime.store.remember_nonce, max_body, strict=False)
             app.state.ready = True
             log.info("gateway started", extra={"region": settings.region.code, "store": settings.store.kind,
                                                "adapters": sorted(runtime.adapters)})
@@ -77,10 +80,11 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.ops = ops
+    app.state.national = NationalContext(runtime.national_verifier(), max_body)
     app.state.ready = False
     app.include_router(inbound_router())
     app.include_router(soap_router())
-    app.include_router(national_status_router(runtime.status, runtime.national_verifier(), max_body))
+    app.include_router(national_status_router())
     app.include_router(ops_api_router())
     app.include_router(dashboard_router())
     app.include_router(metrics_router())
@@ -97,13 +101,12 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], response_model=None)
-    async def readyz() -> JSONResponse:
+    async def readyz(ready: Ready, settings: Settings, store: GatewayStore) -> JSONResponse:
         """The gateway has loaded its configuration, opened its store and can take tickets."""
-        ready = bool(app.state.ready)
         body: dict[str, object] = {"status": "ready" if ready else "starting", "schema_version": SCHEMA_VERSION,
                                    "region": settings.region.code, "store": settings.store.kind}
         if ready:
-            body["store_health"] = await runtime.store.health()
+            body["store_health"] = await store.health()
         return JSONResponse(body, status_code=200 if ready else 503)
 
     return app

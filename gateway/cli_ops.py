@@ -65,7 +65,7 @@ def _run(config: Path | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
 
 
 def _fail(err: Exception) -> typer.Exit:
-    from gateway.ops.service import OpsError
+    from gateway.ops.errors import OpsError
 
     if isinstance(err, OpsError):
         typer.echo(json.dumps(err.body(), ensure_ascii=False), err=True)
@@ -87,7 +87,7 @@ def _echo_json(data: Any) -> None:
 def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ticket id")], config: ConfigOption = None,
                  as_json: JsonOption = False) -> None:
     """One ticket: its facts, deliveries with attempts, and timeline."""
-    from gateway.ops.service import OpsError
+    from gateway.ops.errors import OpsError
 
     async def work(service: Any, user: Any) -> Any:
         return await service.ticket_detail(ticket_id, user)

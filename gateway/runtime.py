@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from adapters.base import Adapter
 from adapters.config import AdapterConfig
@@ -22,7 +24,7 @@ from gateway.pollers import PollScheduler, start_pollers
 from gateway.store import Store, open_store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
-from gateway.tickets.intake import IntakeService
+from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.national_link import NationalForwardSender
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
@@ -94,31 +96,76 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Store,
         sender = adapter.callback_sender()
         if sender is not None:
             senders[callback.name] = sender
-    missing = components.router.destinations - {d.name for d in destinations}
-    if missing and check_routing:
-        raise ValueError(f"{settings.resolve(settings.routing_file)}: routing names destinations that "
-                         f"{settings.resolve(settings.delivery_file)} does not define: {', '.join(sorted(missing))}")
+    if check_routing:
+        check_routed_lanes(components, {d.name for d in destinations})
     return destinations, senders
 
 
-@dataclass
-class Runtime:
-    """The running gateway's parts; `start()` and `stop()` bracket the life of the process."""
+def check_routed_lanes(components: Components, lanes: Iterable[str]) -> None:
+    """Routing may only name lanes that exist: a ValueError naming both files otherwise."""
+    missing = components.router.destinations - set(lanes)
+    if missing:
+        settings = components.settings
+        raise ValueError(f"{settings.resolve(settings.routing_file)}: routing names destinations that "
+                         f"{settings.resolve(settings.delivery_file)} does not define: {', '.join(sorted(missing))}")
+
+
+@dataclass(frozen=True)
+class Live:
+    """What a reload replaces, in one assignment: the configuration and the services that read it."""
 
     components: Components
-    store: Store
-    adapters: dict[str, Adapter]
     intake: IntakeService
     status: StatusService
-    engine: DeliveryEngine | None = None
-    pollers: PollScheduler | None = None
-    enricher: CreditEnricher | None = None
-    compactor: Compactor | None = None
-    started: list[str] = field(default_factory=list)
+
+
+class CurrentIntake:
+    """Intake as the latest reload left it, for what outlives a reload (push contexts, pollers). Each payload
+    goes to the intake of the moment, which maps, routes and stores it under one configuration."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def knows(self, adapter_id: str) -> bool:
+        return self._runtime.live.intake.knows(adapter_id)
+
+    def accept(self, adapter_id: str, payload: object, *, raw_body: bytes,
+               content_type: str) -> Coroutine[Any, Any, IntakeOutcome]:
+        # Not async: it hands back the intake's own coroutine, no extra frame on a push.
+        return self._runtime.live.intake.accept(adapter_id, payload, raw_body=raw_body, content_type=content_type)
+
+
+class Runtime:
+    """The running gateway's parts; `start()` and `stop()` bracket the life of the process, `reload()` swaps
+    in new configuration."""
+
+    def __init__(self, components: Components, store: Store, adapters: dict[str, Adapter], intake: IntakeService,
+                 status: StatusService, *, enricher: CreditEnricher | None = None) -> None:
+        self.live = Live(components, intake, status)
+        self.store = store
+        self.adapters = adapters
+        self.enricher = enricher
+        self.current_intake = CurrentIntake(self)
+        self.engine: DeliveryEngine | None = None
+        self.pollers: PollScheduler | None = None
+        self.compactor: Compactor | None = None
+        self.started: list[str] = []
+
+    @property
+    def components(self) -> Components:
+        return self.live.components
+
+    @property
+    def intake(self) -> IntakeService:
+        return self.live.intake
+
+    @property
+    def status(self) -> StatusService:
+        return self.live.status
 
     @property
     def settings(self) -> GatewaySettings:
-        return self.components.settings
+        return self.live.components.settings
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, store: Store | None = None) -> Runtime:
@@ -134,6 +181,26 @@ class Runtime:
                                canonical=canonical, callbacks=adapters, enrich=enricher)
         status = StatusService(store, components.specs, components.router, adapters)
         return cls(components, store, adapters, intake, status, enricher=enricher)
+
+    def check(self, components: Components) -> None:
+        """Whether this runtime could run on `components`: routing names only lanes it has (a ValueError)."""
+        lanes = {d.name for d in components.delivery.destinations}
+        lanes |= {c.name for a in self.adapters.values() if (c := a.callback_destination()) is not None}
+        check_routed_lanes(components, lanes)
+
+    def reload(self, components: Components) -> None:
+        """Run on `components` from now on: mapping specs, routing, deadline rules and calendar. The new intake
+        and status services are built in full, then swapped in with one assignment, so a request runs on the
+        old configuration or the new one, never a mix. Transports and lanes stay as started."""
+        self.check(components)
+        live = self.live
+        # Shallow copies: the store, listeners, canonical adapters, callbacks and enricher stay shared.
+        intake = copy.copy(live.intake)
+        intake.specs, intake.router = components.specs, components.router
+        intake.rules, intake.calendar = components.rules, components.calendar
+        status = copy.copy(live.status)
+        status.specs, status.router = components.specs, components.router
+        self.live = Live(components, intake, status)
 
     def national_verifier(self) -> WebhookVerifier:
         return WebhookVerifier(national_status_secrets(self.settings),
@@ -155,7 +222,7 @@ class Runtime:
                 self.compactor = Compactor(self.store, days)
                 self.compactor.start()
         if pollers:
-            self.pollers = await start_pollers(self.adapters.values(), self.store, self.intake)
+            self.pollers = await start_pollers(self.adapters.values(), self.store, self.current_intake)
 
     async def stop(self) -> None:
         if self.compactor is not None:

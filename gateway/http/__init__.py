@@ -1,1 +1,1 @@
-"""HTTP routes of the gateway, one module per surface; each module offers a router factory the app mounts."""
+"""HTTP routes of the gateway, one module per surface; their dependencies in deps.py, their contexts in contexts.py."""

@@ -1,10 +1,4 @@
-"""Partner pushes answered past FastAPI's routing, request handling and dependency machinery.
-
-Those cost about a third of a push's CPU, measured in one process: more than authentication, the body
-checks and the response together. The FastAPI routes stay. They document the pushes in the OpenAPI schema,
-answer them the same way where this middleware is not installed, and take every request it does not take
-(another method, a trailing slash, an app mounted under a root path, a gateway not yet started).
-"""
+"""Partner pushes answered past FastAPI's routing, request handling and dependencies (why: docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +37,12 @@ class PushRoute:
 
 class PushFastPath:
     """ASGI middleware answering POSTs to the given push routes itself. Install it inside BodyLimitMiddleware,
-    which bounds the time a body may take to arrive."""
+    which bounds the time a body may take to arrive.
+
+    The FastAPI routes stay: they document the pushes in the OpenAPI schema, answer them the same way where this
+    middleware is not installed, and take every request it does not (another method, a trailing slash, an app
+    mounted under a root path, a gateway not yet started). It reads its context from app.state as is, without
+    FastAPI's dependencies."""
 
     def __init__(self, app: ASGIApp, routes: Sequence[PushRoute]) -> None:
         self.app = app

@@ -5,21 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from adapters.config import AdapterConfig, MissingCredential, digest_matches
+from adapters.config import digest_matches
 from contracts.errors import FieldError
+from gateway.http.contexts import InboundContext, IntakeOutcomeView
+from gateway.http.contexts import TicketIntake as TicketIntake  # where pollers.py finds it
+from gateway.http.deps import Inbound
 from gateway.http.fast_path import PushRoute
 from gateway.http.limits import HttpRefusal, check_declared_length, read_limited
 from mapping.payload import PayloadError, parse_json_body
 
 log = logging.getLogger(__name__)
+
 
 INBOUND_PATH = "/api/v1/inbound/{adapter_id}/tickets"
 API_KEY_HEADER = "X-Api-Key"
@@ -27,90 +29,6 @@ SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_PREFIX = "sha256="
 JSON_MEDIA_TYPES = ("application/json", "text/json")
-
-
-class IntakeOutcomeView(Protocol):
-    """What the route reads of an intake outcome (gateway.intake.IntakeOutcome)."""
-
-    @property
-    def kind(self) -> str: ...  # "created" | "repeat" | "quarantined" | "returned"
-
-    @property
-    def ticket_id(self) -> str | None: ...
-
-    @property
-    def quarantine_id(self) -> str | None: ...
-
-    @property
-    def errors(self) -> Sequence[FieldError]: ...
-
-    @property
-    def returned(self) -> Any: ...  # mapping.Returned (reason_code, reason, source_ticket_no) for a 退单
-
-
-class TicketIntake(Protocol):
-    """Maps, stores and enqueues one partner ticket in one step (gateway.intake.IntakeService)."""
-
-    async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes,
-                     content_type: str) -> IntakeOutcomeView: ...
-
-
-@dataclass(frozen=True)
-class PushCredentials:
-    """One push adapter's inbound credentials, read from the environment once at start-up."""
-
-    api_key_digest: bytes | None
-    hmac_secret: bytes | None
-    hmac_tolerance_seconds: int
-
-
-@dataclass
-class InboundContext:
-    """What the inbound route needs; the gateway builds it at start-up and puts it on app.state.inbound."""
-
-    adapters: Mapping[str, AdapterConfig]
-    intake: TicketIntake
-    max_body_bytes: int
-    clock: Callable[[], float] = time.time
-    credentials: dict[str, PushCredentials] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)  # adapter id → why its credentials are unusable
-
-    @classmethod
-    def build(cls, adapters: Mapping[str, AdapterConfig], intake: TicketIntake, max_body_bytes: int, *,
-              strict: bool = True, clock: Callable[[], float] = time.time) -> InboundContext:
-        """Read every push adapter's credentials now. `strict`: MissingCredential naming each unset variable
-        (or missing mapping spec); otherwise those adapters answer 503 and the problem is logged."""
-        context = cls(adapters=adapters, intake=intake, max_body_bytes=max_body_bytes, clock=clock)
-        for adapter_id, config in adapters.items():
-            if not (config.enabled and config.push):
-                continue
-            try:
-                context.credentials[adapter_id] = PushCredentials(
-                    api_key_digest=config.auth.api_key_digest(),
-                    hmac_secret=config.auth.hmac_secret(),
-                    hmac_tolerance_seconds=config.auth.hmac_tolerance_seconds,
-                )
-            except MissingCredential as err:
-                context.missing[adapter_id] = str(err)
-                continue
-            knows = getattr(intake, "knows", None)  # IntakeService.knows: a mapping spec is loaded for it
-            if callable(knows) and not knows(adapter_id):
-                context.missing[adapter_id] = "intake has no mapping spec for it"
-        if context.missing:
-            problems = [f"adapter {a}: {why}" for a, why in sorted(context.missing.items())]
-            if strict:
-                raise MissingCredential("; ".join(problems))
-            for problem in problems:
-                log.error("push adapter cannot take pushes; it answers 503", extra={"problem": problem})
-        return context
-
-
-def from_app_state(request: Request) -> InboundContext:
-    """The default: the context the gateway's lifespan put on `app.state.inbound`."""
-    context = getattr(request.app.state, "inbound", None)
-    if not isinstance(context, InboundContext):
-        raise RuntimeError("app.state.inbound is not set: build an InboundContext in the gateway's lifespan")
-    return context
 
 
 def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
@@ -282,13 +200,14 @@ async def answer_push(context: InboundContext, adapter_id: str, request: Request
     return outcome_response(outcome)
 
 
-# The gateway answers pushes here without FastAPI's routing (gateway/routes/fast_path.py).
+# The gateway answers pushes here without FastAPI's routing (gateway/http/fast_path.py).
 INBOUND_PUSH = PushRoute(INBOUND_PATH, "inbound", InboundContext, answer_push)
 
 
-def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state) -> APIRouter:
-    """The push intake route; `resolve` finds the InboundContext for a request (default: app.state.inbound)."""
-    router = APIRouter(tags=["inbound"])
+def inbound_router(*dependencies: Callable[..., object]) -> APIRouter:
+    """The push intake route; `dependencies` run before it for every request it takes (FastAPI's router
+    dependencies: a test sees which requests reach the route rather than the fast path)."""
+    router = APIRouter(tags=["inbound"], dependencies=[Depends(d) for d in dependencies])
 
     @router.post(
         INBOUND_PATH,
@@ -310,7 +229,7 @@ def inbound_router(resolve: Callable[[Request], InboundContext] = from_app_state
             503: _problem_doc("The adapter's credentials are not configured, or the store is unavailable"),
         },
     )
-    async def push_ticket(adapter_id: str, request: Request) -> JSONResponse:
-        return await answer_push(resolve(request), adapter_id, request)
+    async def push_ticket(adapter_id: str, request: Request, context: Inbound) -> JSONResponse:
+        return await answer_push(context, adapter_id, request)
 
     return router

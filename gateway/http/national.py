@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from adapters.wire.webhooks import WebhookVerificationError, WebhookVerifier
+from adapters.wire.webhooks import WebhookVerificationError
 from contracts.errors import field_errors
 from contracts.status import StatusEvent
+from gateway.http.deps import National, Status
 from gateway.http.limits import HttpRefusal, read_limited
 from gateway.tickets.lifecycle import EventOutcome
-from gateway.tickets.status import StatusService, TicketNotFound
+from gateway.tickets.status import TicketNotFound
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ _STATUS_OF_OUTCOME = {
 }
 
 
-def national_status_router(status: StatusService, verifier: WebhookVerifier, max_body_bytes: int) -> APIRouter:
-    """The status intake route; `verifier` holds the active secrets shared with the national platform."""
+def national_status_router() -> APIRouter:
+    """The status intake route; app.state.national holds the secrets shared with the national platform."""
     router = APIRouter(tags=["national platform"])
 
     @router.post(
@@ -49,13 +50,13 @@ def national_status_router(status: StatusService, verifier: WebhookVerifier, max
                    413: {"description": "body too large"}, 422: {"description": "not a valid status event"},
                    425: {"description": "an earlier event is missing; retry after Retry-After seconds"}},
     )
-    async def receive_status(request: Request) -> JSONResponse:
+    async def receive_status(request: Request, national: National, status: Status) -> JSONResponse:
         try:
-            body = await read_limited(request, max_body_bytes)
+            body = await read_limited(request, national.max_body_bytes)
         except HttpRefusal as refusal:
             return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status)
         try:
-            verifier.verify(request.headers, body)
+            national.verifier.verify(request.headers, body)
         except WebhookVerificationError as err:
             log.warning("status event signature refused", extra={"reason": str(err)})
             return JSONResponse({"error": "unauthorized", "message": str(err)}, status_code=401)

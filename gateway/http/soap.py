@@ -1,30 +1,20 @@
-"""SOAP push intake: `POST /soap/{adapter_id}` (SubmitTicket, WS-Security digest) and its WSDL at `?wsdl`.
-
-Answers follow SOAP 1.1: a result is HTTP 200; every Fault is HTTP 500 with faultcode soap:Client (the
-caller must change the request: bad XML, DTD, authentication, unknown operation, an order that does
-not map) or soap:Server (the gateway could not store the ticket: retry). Two refusals happen at the
-HTTP layer before any SOAP processing and keep their HTTP status, with a Fault body so that a SOAP
-client still reads the reason: 404 for an adapter that takes no SOAP pushes, 413 for an oversize body.
-"""
+"""SOAP push intake: `POST /soap/{adapter_id}` (SubmitTicket, WS-Security digest) and its WSDL at `?wsdl`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Request, Response
 from lxml import etree
 
-from adapters.config import MissingCredential
 from adapters.wire.envelope import SoapFault, build_envelope, content_type, read_envelope, serialize, xml_safe
-from adapters.wire.wsse import SECURITY, UsernameTokenPolicy, verify_username_token
+from adapters.wire.wsse import SECURITY, verify_username_token
 from adapters.wire.xml import parse_xml
 from contracts.errors import FieldError
+from gateway.http.contexts import IntakeOutcomeView, SoapContext
+from gateway.http.deps import Soap
 from gateway.http.fast_path import PushRoute
-from gateway.http.inbound import IntakeOutcomeView, TicketIntake
 from gateway.http.limits import HttpRefusal, read_limited
 from gateway.http.wsdl import SUBMIT_TICKET, TNS, served_wsdl
 from mapping.payload import PayloadError, xml_to_dict
@@ -34,72 +24,6 @@ log = logging.getLogger(__name__)
 SOAP_PATH = "/soap/{adapter_id}"
 RAW_CONTENT_TYPE = "application/xml; charset=UTF-8"
 _FAULT_ERRORS_SHOWN = 5
-
-# remember_nonce(scope, nonce, ttl_seconds) -> True the first time (the Store method of that name).
-NonceStore = Callable[[str, str, float], Awaitable[bool]]
-
-
-@runtime_checkable
-class SoapPushSource(Protocol):
-    """What the SOAP route needs of an adapter (adapters.soap.SoapAdapter): whether it takes pushes, from whom."""
-
-    @property
-    def accepts_soap_push(self) -> bool: ...
-
-    def inbound_policy(self) -> UsernameTokenPolicy | None: ...
-
-
-@dataclass
-class SoapContext:
-    """What the SOAP route needs; the gateway builds it at start-up and puts it on app.state.soap."""
-
-    intake: TicketIntake
-    remember_nonce: NonceStore
-    max_body_bytes: int
-    policies: dict[str, UsernameTokenPolicy] = field(default_factory=dict)  # adapter id → who may push
-    missing: dict[str, str] = field(default_factory=dict)  # adapter id → why its credentials are unusable
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    @classmethod
-    def build(cls, adapters: Mapping[str, object], intake: TicketIntake, remember_nonce: NonceStore,
-              max_body_bytes: int, *, strict: bool = True) -> SoapContext:
-        """Read the WS-Security password of every adapter that takes SOAP pushes, now.
-
-        `adapters` are built adapters by id (any without `accepts_soap_push` is skipped); `remember_nonce`
-        is usually `store.remember_nonce`. `strict`: MissingCredential naming each unset variable;
-        otherwise those adapters answer a soap:Server Fault and the problem is logged.
-        """
-        context = cls(intake=intake, remember_nonce=remember_nonce, max_body_bytes=max_body_bytes)
-        for adapter_id, adapter in adapters.items():
-            if not isinstance(adapter, SoapPushSource) or not adapter.accepts_soap_push:
-                continue
-            try:
-                policy = adapter.inbound_policy()
-            except MissingCredential as err:
-                context.missing[adapter_id] = str(err)
-                continue
-            if policy is not None:
-                context.policies[adapter_id] = policy
-        if context.missing:
-            problems = [f"adapter {a}: {why}" for a, why in sorted(context.missing.items())]
-            if strict:
-                raise MissingCredential("; ".join(problems))
-            for problem in problems:
-                log.error("SOAP push adapter has no usable credentials; it answers a Server fault",
-                          extra={"problem": problem})
-        return context
-
-    def takes_pushes(self, adapter_id: str) -> bool:
-        return adapter_id in self.policies or adapter_id in self.missing
-
-
-def from_app_state(request: Request) -> SoapContext:
-    """The default: the context the gateway's lifespan put on `app.state.soap`."""
-    context = getattr(request.app.state, "soap", None)
-    if not isinstance(context, SoapContext):
-        raise RuntimeError("app.state.soap is not set: build a SoapContext in the gateway's lifespan")
-    return context
-
 
 def _fault_response(fault: SoapFault, charset: str = "UTF-8") -> Response:
     return Response(serialize(fault.envelope(), charset), status_code=fault.http_status,
@@ -156,7 +80,13 @@ def _wants_wsdl(request: Request) -> bool:
 
 async def answer_soap_push(context: SoapContext, adapter_id: str, request: Request) -> Response:
     """The answer to one SOAP push: read and parse the envelope within its limits, check the UsernameToken,
-    take the order; a SOAP Fault for anything wrong."""
+    take the order; a SOAP Fault for anything wrong.
+
+    As SOAP 1.1 has it: a result is HTTP 200; every Fault is HTTP 500 with faultcode soap:Client (the caller must
+    change the request: bad XML, DTD, authentication, unknown operation, an order that does not map) or
+    soap:Server (the gateway could not store the ticket: retry). Two refusals come before any SOAP processing and
+    keep their HTTP status, with a Fault body a SOAP client still reads: 404 for an adapter that takes no SOAP
+    pushes, 413 for an oversize body."""
     charset = "UTF-8"
     if not context.takes_pushes(adapter_id):
         return _fault_response(SoapFault.client(
@@ -200,12 +130,12 @@ async def answer_soap_push(context: SoapContext, adapter_id: str, request: Reque
                     headers={"Content-Type": content_type(charset)})
 
 
-# The gateway answers SOAP pushes here without FastAPI's routing (gateway/routes/fast_path.py).
+# The gateway answers SOAP pushes here without FastAPI's routing (gateway/http/fast_path.py).
 SOAP_PUSH = PushRoute(SOAP_PATH, "soap", SoapContext, answer_soap_push)
 
 
-def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> APIRouter:
-    """The SOAP intake routes; `resolve` finds the SoapContext for a request (default: app.state.soap)."""
+def soap_router() -> APIRouter:
+    """The SOAP intake routes: the WSDL, and the push (answered the same way by the fast path)."""
     router = APIRouter(tags=["soap"])
 
     @router.get(SOAP_PATH, summary="The WSDL of an adapter's SOAP endpoint (append ?wsdl)", response_model=None,
@@ -213,8 +143,7 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
                            400: {"content": {"text/plain": {}}, "description": "?wsdl is missing"},
                            404: {"content": {"text/plain": {}},
                                  "description": "No adapter with this id takes SOAP pushes"}})
-    async def wsdl(adapter_id: str, request: Request) -> Response:
-        context = resolve(request)
+    async def wsdl(adapter_id: str, request: Request, context: Soap) -> Response:
         if not context.takes_pushes(adapter_id):
             return Response("no adapter with this id takes SOAP pushes at this gateway\n", status_code=404,
                             media_type="text/plain; charset=utf-8")
@@ -232,8 +161,8 @@ def soap_router(resolve: Callable[[Request], SoapContext] = from_app_state) -> A
                             404: {"content": {"text/xml": {}}, "description": "Fault: no such SOAP adapter"},
                             413: {"content": {"text/xml": {}}, "description": "Fault: the body is too large"},
                             500: {"content": {"text/xml": {}}, "description": "SOAP 1.1 Fault (Client or Server)"}})
-    async def submit(adapter_id: str, request: Request) -> Response:
-        return await answer_soap_push(resolve(request), adapter_id, request)
+    async def submit(adapter_id: str, request: Request, context: Soap) -> Response:
+        return await answer_soap_push(context, adapter_id, request)
 
     return router
 

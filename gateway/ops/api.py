@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +15,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from contracts.delivery import DeliveryReceipt
-from gateway.ops.access import OpsUser, Role
+from gateway.ops.deps import Admin, Operator, Service, Viewer
+from gateway.ops.errors import OpsError
+from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
@@ -30,58 +32,6 @@ from gateway.ops.schemas import (
     TicketSearch,
     TicketSummary,
 )
-from gateway.ops.service import OpsError, OpsService, require
-
-SESSION_COOKIE = "hig_ops_token"
-
-
-def ops_service(request: Request) -> OpsService:
-    service: OpsService = request.app.state.ops
-    return service
-
-
-def presented_token(request: Request, *, cookie: bool) -> str | None:
-    """The bearer token of the Authorization header; else, where allowed, the dashboard's session cookie."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(SESSION_COOKIE) if cookie else None
-
-
-def client_of(request: Request) -> str:
-    """The client's address, as uvicorn saw it (behind a trusted proxy: the forwarded one)."""
-    return request.client.host if request.client is not None else "unknown"
-
-
-def authenticated(request: Request, required: Role, *, cookie: bool) -> OpsUser:
-    user = ops_service(request).authenticate(presented_token(request, cookie=cookie), client_of(request))
-    if user is None:
-        raise OpsError(401, "unauthenticated", "present an ops token: Authorization: Bearer <token>",
-                       field="Authorization")
-    require(user, required, f"{request.method} {request.url.path}")
-    request.state.ops_user = user
-    return user
-
-
-# Sync on purpose: FastAPI runs them on its thread pool, and checking a salted hash takes milliseconds of CPU.
-# The API takes the dashboard's cookie for reading only; a change needs the header (no cross-site form can set it).
-def viewer(request: Request) -> OpsUser:
-    return authenticated(request, Role.VIEWER, cookie=request.method == "GET")
-
-
-def operator(request: Request) -> OpsUser:
-    return authenticated(request, Role.OPERATOR, cookie=False)
-
-
-def admin(request: Request) -> OpsUser:
-    return authenticated(request, Role.ADMIN, cookie=request.method == "GET")
-
-
-Viewer = Annotated[OpsUser, Depends(viewer)]
-Operator = Annotated[OpsUser, Depends(operator)]
-Admin = Annotated[OpsUser, Depends(admin)]
-Service = Annotated[OpsService, Depends(ops_service)]
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -217,18 +167,14 @@ def ops_api_router() -> APIRouter:
     return router
 
 
-async def metrics_endpoint(request: Request) -> Response:
+async def metrics_endpoint(service: Service) -> Response:
     """Prometheus exposition of this app's own registry; gauges are read from the store at each scrape."""
-    from gateway.ops.metrics import CONTENT_TYPE
-
-    service = ops_service(request)
     await service.refresh_metrics()
     return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def metrics_router() -> APIRouter:
     router = APIRouter(tags=["health"])
-    endpoint: Callable[[Request], Awaitable[Response]] = metrics_endpoint
-    router.add_api_route("/metrics", endpoint, methods=["GET"], include_in_schema=True,
+    router.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=True,
                          response_class=Response, summary="Prometheus metrics")
     return router

@@ -15,18 +15,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from gateway.ops.access import OpsUser, Role
-from gateway.ops.api import SESSION_COOKIE, client_of, ops_service, presented_token
+from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
+from gateway.ops.errors import OpsError
 from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
-from gateway.ops.service import (
-    ACTION_LABELS,
-    CIRCUIT_LABELS,
-    RISK_LABELS,
-    STATE_LABELS,
-    STATUS_LABELS,
-    OpsError,
-    OpsService,
-)
+from gateway.ops.service import OpsService
+from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
@@ -80,9 +74,8 @@ class Page:
     def __init__(self) -> None:
         self.env = _environment()
 
-    def render(self, name: str, request: Request, user: OpsUser | None, status: int = 200,
+    def render(self, service: OpsService, name: str, request: Request, user: OpsUser | None, status: int = 200,
                **context: Any) -> HTMLResponse:
-        service = ops_service(request)
         token = presented_token(request, cookie=True)
         message = MESSAGES.get(request.query_params.get("msg", ""))
         html = self.env.get_template(name).render(
@@ -92,80 +85,67 @@ class Page:
         return HTMLResponse(html, status_code=status)
 
 
-async def _signed_in(request: Request) -> OpsUser | None:
-    """The user of the session cookie; None when there is none, or a throttled client presents an unknown one.
-    A token not seen before is checked on a worker thread (a salted hash per user), never on the event loop."""
-    service = ops_service(request)
-    token = presented_token(request, cookie=True)
-    if not token:
-        return None
-    known = service.auth.recognised(token)
-    if known is not None:
-        return known
-    try:
-        return await asyncio.to_thread(service.authenticate, token, client_of(request))
-    except OpsError:
-        return None
-
-
 def _back(path: str, msg: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'msg': msg})}", status_code=303)
 
 
-async def _check_form(request: Request, csrf: str, required: Role) -> OpsUser | str:
+async def _check_form(service: OpsService, request: Request, csrf: str, required: Role) -> OpsUser | str:
     """The user behind a dashboard form, or the message key of why not."""
-    user = await _signed_in(request)
+    user = await signed_in(request)
     token = presented_token(request, cookie=True)
     if user is None or token is None:
         return "login_failed"
-    if not hmac.compare_digest(csrf, csrf_token(ops_service(request), token)):
+    if not hmac.compare_digest(csrf, csrf_token(service, token)):
         return "bad_form"
     if not user.may(required):
         return "forbidden"
     return user
 
 
+page = Page()
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/ops/login?next={quote(request.url.path)}", status_code=303)
+
+
 def dashboard_router() -> APIRouter:
     router = APIRouter(prefix="/ops", include_in_schema=False)
-    page = Page()
-
-    def login_redirect(request: Request) -> RedirectResponse:
-        return RedirectResponse(f"/ops/login?next={quote(request.url.path)}", status_code=303)
 
     @router.get("", response_class=HTMLResponse)
-    async def dashboard(request: Request) -> Response:
-        user = await _signed_in(request)
+    async def dashboard(request: Request, user: SignedIn, service: Service) -> Response:
         if user is None:
-            return login_redirect(request)
+            return _login_redirect(request)
         refresh = _refresh(request)
-        board = await ops_service(request).dashboard(user, hours=_hours(request))
-        return page.render("dashboard.html", request, user, board=board, refresh=refresh, hours=_hours(request))
+        board = await service.dashboard(user, hours=_hours(request))
+        return page.render(service, "dashboard.html", request, user, board=board, refresh=refresh,
+                           hours=_hours(request))
 
     @router.get("/live", response_class=HTMLResponse)
-    async def live(request: Request) -> Response:
+    async def live(request: Request, user: SignedIn, service: Service) -> Response:
         """The live part of the dashboard, fetched by the page every few seconds."""
-        user = await _signed_in(request)
         if user is None:
             return Response(status_code=401)
-        board = await ops_service(request).dashboard(user, hours=_hours(request))
-        return page.render("_live.html", request, user, board=board)
+        board = await service.dashboard(user, hours=_hours(request))
+        return page.render(service, "_live.html", request, user, board=board)
 
     @router.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
-        return page.render("login.html", request, None, next=_safe_next(request.query_params.get("next")))
+    async def login_form(request: Request, service: Service) -> Response:
+        return page.render(service, "login.html", request, None, next=_safe_next(request.query_params.get("next")))
 
     @router.post("/login")
-    async def login(request: Request, token: Annotated[str, Form()] = "",
+    async def login(request: Request, service: Service, token: Annotated[str, Form()] = "",
                     next_path: Annotated[str, Form(alias="next")] = "/ops") -> Response:
         try:
-            user = await asyncio.to_thread(ops_service(request).authenticate, token.strip(), client_of(request))
+            user = await asyncio.to_thread(service.authenticate, token.strip(), client_of(request))
         except OpsError as refused:  # too many failed tries from this address
-            refusal = page.render("login.html", request, None, status=refused.status, next=_safe_next(next_path),
+            refusal = page.render(service, "login.html", request, None, status=refused.status,
+                                  next=_safe_next(next_path),
                                   error=f"登录失败次数过多，请 {refused.retry_after} 秒后再试")
             refusal.headers["Retry-After"] = str(refused.retry_after)
             return refusal
         if user is None:
-            return page.render("login.html", request, None, status=401, next=_safe_next(next_path),
+            return page.render(service, "login.html", request, None, status=401, next=_safe_next(next_path),
                                error=MESSAGES["login_failed"])
         response = RedirectResponse(_safe_next(next_path), status_code=303)
         response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
@@ -179,10 +159,9 @@ def dashboard_router() -> APIRouter:
         return response
 
     @router.get("/tickets", response_class=HTMLResponse)
-    async def tickets(request: Request) -> Response:
-        user = await _signed_in(request)
+    async def tickets(request: Request, user: SignedIn, service: Service) -> Response:
         if user is None:
-            return login_redirect(request)
+            return _login_redirect(request)
         params = {k: v for k, v in request.query_params.items() if v.strip() and k != "msg"}
         errors: list[dict[str, Any]] = []
         results = None
@@ -193,63 +172,62 @@ def dashboard_router() -> APIRouter:
                 errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(查询)", "message": e["msg"]}
                           for e in err.errors(include_url=False)]
             else:
-                results = await ops_service(request).search(search, user)
-        return page.render("tickets.html", request, user, params=params, results=results, errors=errors,
+                results = await service.search(search, user)
+        return page.render(service, "tickets.html", request, user, params=params, results=results, errors=errors,
                            statuses=STATUS_LABELS, status=422 if errors else 200)
 
     @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
-    async def ticket(ticket_id: str, request: Request) -> Response:
-        user = await _signed_in(request)
+    async def ticket(ticket_id: str, request: Request, user: SignedIn, service: Service) -> Response:
         if user is None:
-            return login_redirect(request)
-        service = ops_service(request)
+            return _login_redirect(request)
         try:
             detail = await service.ticket_detail(ticket_id, user)
         except OpsError as err:
-            return page.render("error.html", request, user, status=err.status, error=err.message)
+            return page.render(service, "error.html", request, user, status=err.status, error=err.message)
         stored = await service.store.get_ticket(ticket_id)
         risk = deadline_risk(stored, service.clock(), service.runtime.components.calendar) if stored else None
-        return page.render("ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk)
+        return page.render(service, "ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk)
 
     @router.post("/deliveries/{delivery_id}/replay")
-    async def replay_one(delivery_id: str, request: Request, csrf: Annotated[str, Form()] = "",
+    async def replay_one(delivery_id: str, request: Request, service: Service, csrf: Annotated[str, Form()] = "",
                          back: Annotated[str, Form()] = "/ops") -> Response:
-        checked = await _check_form(request, csrf, Role.OPERATOR)
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
         target = _safe_next(back)
         if isinstance(checked, str):
             return _back(target, checked)
         try:
-            result = await ops_service(request).replay(ReplayRequest(delivery_ids=[delivery_id]), checked)
+            result = await service.replay(ReplayRequest(delivery_ids=[delivery_id]), checked)
         except OpsError:
             return _back(target, "replay_none")
         return _back(target, "replayed" if result.count else "replay_none")
 
     @router.post("/destinations/{destination}/replay")
-    async def replay_lane(destination: str, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        checked = await _check_form(request, csrf, Role.OPERATOR)
+    async def replay_lane(destination: str, request: Request, service: Service,
+                          csrf: Annotated[str, Form()] = "") -> Response:
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
         if isinstance(checked, str):
             return _back("/ops", checked)
-        result = await ops_service(request).replay(
+        result = await service.replay(
             ReplayRequest(filter=ReplayFilter(destination=destination, limit=1000)), checked)
         return _back("/ops", "replayed" if result.count else "replay_none")
 
     @router.get("/quarantine", response_class=HTMLResponse)
-    async def quarantine(request: Request) -> Response:
-        user = await _signed_in(request)
+    async def quarantine(request: Request, user: SignedIn, service: Service) -> Response:
         if user is None:
-            return login_redirect(request)
-        items = await ops_service(request).quarantine(QuarantineSearch(include_resolved=True), user)
-        return page.render("quarantine.html", request, user, items=items)
+            return _login_redirect(request)
+        items = await service.quarantine(QuarantineSearch(include_resolved=True), user)
+        return page.render(service, "quarantine.html", request, user, items=items)
 
     @router.post("/quarantine/{quarantine_id}/remap")
-    async def remap(quarantine_id: str, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        checked = await _check_form(request, csrf, Role.OPERATOR)
+    async def remap(quarantine_id: str, request: Request, service: Service,
+                    csrf: Annotated[str, Form()] = "") -> Response:
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
         if isinstance(checked, str):
             return _back("/ops/quarantine", checked)
         try:
-            result = await ops_service(request).remap(quarantine_id, checked)
+            result = await service.remap(quarantine_id, checked)
         except OpsError as err:
-            return page.render("error.html", request, checked, status=err.status, error=err.message)
+            return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
         if result.ticket_id and result.outcome in ("created", "repeat"):
             return _back(f"/ops/tickets/{result.ticket_id}", "remapped")
         return _back("/ops/quarantine", result.outcome)

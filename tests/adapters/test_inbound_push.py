@@ -14,8 +14,9 @@ from fastapi import FastAPI, Request
 
 from adapters.config import MissingCredential
 from adapters.loading import load_adapters
+from gateway.http.deps import inbound_context as from_app_state
 from gateway.http.fast_path import PushFastPath
-from gateway.http.inbound import INBOUND_PUSH, InboundContext, IntakeOutcomeView, from_app_state, inbound_router
+from gateway.http.inbound import INBOUND_PUSH, InboundContext, IntakeOutcomeView, inbound_router
 from simulators.peer import encode_json, hmac_headers, load_fixtures, serve_in_thread, with_fresh_number
 from tests.adapters.adapter_support import SPECS_DIR, GatewayUnderTest, copy_adapter_dir, serve_gateway
 from tests.tickets import ticket_data

@@ -1,0 +1,50 @@
+"""Live reload: the configuration read and checked in full, and what of it only a restart applies."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.config import AdapterConfig
+from gateway.ops.access import Authenticator
+from gateway.runtime import Components, Runtime, load_components
+
+# What a reload applies while the gateway runs; transports and lanes need a restart (restart_required).
+RELOADED = ("adapters", "mapping_specs", "routing", "deadline_rules", "calendar", "ops_users")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """Everything a reload applies, read and checked, not yet in force."""
+
+    components: Components
+    auth: Authenticator
+
+
+async def read_configuration(runtime: Runtime, users_file: Path) -> Configuration:
+    """Adapters, mapping specs, routing, deadline rules, calendar and ops users, read again off the event loop
+    and checked against the running lanes; every error names its file, line and key."""
+    settings = runtime.settings
+    components = await asyncio.to_thread(load_components, settings)
+    runtime.check(components)
+    auth = await asyncio.to_thread(Authenticator.from_file, users_file, settings.resolved_data_dir)
+    return Configuration(components, auth)
+
+
+def restart_required(old: Components, new: Components) -> list[str]:
+    """What changed that only a restart applies: an adapter's transport (or the adapter itself), the lanes."""
+    restart: list[str] = []
+    for adapter_id in sorted(set(old.adapter_configs) | set(new.adapter_configs)):
+        before, after = old.adapter_configs.get(adapter_id), new.adapter_configs.get(adapter_id)
+        if before is None or after is None or _transport(before) != _transport(after):
+            restart.append(f"adapter:{adapter_id}")
+    if old.delivery != new.delivery:
+        restart.append("delivery")
+    return restart
+
+
+def _transport(config: AdapterConfig) -> dict[str, Any]:
+    """What of an adapter's configuration only a restart applies (all but its mapping spec and description)."""
+    return config.model_dump(exclude={"mapping_spec", "description"})

@@ -1,0 +1,163 @@
+"""What ops pages and the API show: rows of the dashboard, a ticket's timeline, and their Chinese labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from contracts.delivery import AttemptOutcome, DeliveryReceipt, DeliveryState
+from contracts.ticket import Ticket
+from gateway.ops.chart import Chart
+from gateway.ops.masking import mask_in_text
+from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
+from gateway.pollers import PollerStatus
+from gateway.store.base import AuditEntry
+
+STATE_LABELS = {"pending": "待发送", "in_flight": "发送中", "retrying": "重试中", "delivered": "已送达", "dead": "死信"}
+STATUS_LABELS = {
+    "RECEIVED": "已接收", "DISPATCHED": "已派单", "ACCEPTED": "已受理", "NOT_ACCEPTED": "不予受理",
+    "MEDIATING": "调解中", "MEDIATED": "调解成功", "MEDIATION_TERMINATED": "终止调解", "FILED": "已立案",
+    "NOT_FILED": "不予立案",
+    "EXTENDED": "已延期", "RETURNED": "已退回", "TRANSFERRED_OUT": "已转出", "WITHDRAWN": "已撤回", "CLOSED": "已办结",
+}
+CIRCUIT_LABELS = {"closed": "正常", "open": "熔断", "half_open": "试探", "none": "—"}
+ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预演）", "quarantine.remap": "隔离件重新映射",
+                 "config.reload": "重新加载配置", "compact": "压缩已送达投递"}
+RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
+
+
+@dataclass(frozen=True)
+class LaneRow:
+    destination: str
+    pending: int
+    in_flight: int
+    retrying: int
+    delivered: int
+    dead: int
+    oldest_waiting_s: float
+    circuit: str  # closed / open / half_open / none (no breaker, or no worker in this process)
+
+    @property
+    def circuit_label(self) -> str:
+        return CIRCUIT_LABELS.get(self.circuit, self.circuit)
+
+    @property
+    def undelivered(self) -> int:
+        return self.pending + self.in_flight + self.retrying
+
+
+@dataclass(frozen=True)
+class AdapterRow:
+    adapter_id: str
+    description: str | None
+    kind: str
+    enabled: bool
+    received: int  # stored tickets plus payloads still in quarantine
+    mapped: int
+    quarantined: int  # open
+    quarantined_total: int
+    callback: LaneRow | None
+    poller: PollerStatus | None
+
+
+@dataclass(frozen=True)
+class RiskRow:
+    ticket_id: str
+    source_ticket_no: str
+    adapter_id: str
+    status: str
+    risk: Literal["overdue", "due_soon"]
+    kind: str
+    due_on: str
+    handler: str | None
+
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    generated_at: datetime
+    region: str
+    adapters: list[AdapterRow]
+    destinations: list[LaneRow]
+    at_risk: list[RiskRow]
+    overdue: int
+    due_soon: int
+    dead: list[DeliveryReceipt]
+    chart: Chart
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+
+_OUTSTANDING = (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.IN_FLIGHT)
+
+
+def waits_for(receipt: DeliveryReceipt, of_ticket: Sequence[DeliveryReceipt]) -> str | None:
+    """The ticket's earlier delivery to the same destination this waiting one goes after, if still outstanding
+    (one ticket's deliveries to a lane go in the order they were enqueued)."""
+    if receipt.state not in (DeliveryState.PENDING, DeliveryState.RETRYING):
+        return None
+    ahead = [r for r in of_ticket if r.destination == receipt.destination and r.state in _OUTSTANDING
+             and r.created_at < receipt.created_at]
+    return min(ahead, key=lambda r: r.created_at).delivery_id if ahead else None
+
+
+
+def title_of(ticket: Ticket, masked: bool) -> str | None:
+    text = ticket.registration.title or ticket.registration.content[:60]
+    return mask_in_text(ticket, text) if masked else text
+
+
+def audit_view(entry: AuditEntry) -> AuditView:
+    return AuditView(entry_id=entry.entry_id, at=entry.at, actor=entry.actor, role=entry.role, action=entry.action,
+                     outcome=entry.outcome, ticket_ids=list(entry.ticket_ids), detail=dict(entry.detail))
+
+
+
+def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequence[AuditEntry],
+             masked: bool) -> list[TimelineEntry]:
+    """What happened to a ticket, oldest first: receipt, storing, every attempt, every status, every ops action."""
+    entries = [
+        TimelineEntry(at=ticket.source.source_received_at, kind="received", label="来源系统受理",
+                      detail=f"{ticket.source.source_system} {ticket.source.source_ticket_no}"),
+        TimelineEntry(at=ticket.registration.registered_at, kind="registered", label="登记",
+                      detail=ticket.routing.handler_org_name),
+    ]
+    if deliveries:
+        first = min(d.delivery.created_at for d in deliveries)
+        at_intake = sorted({d.delivery.destination for d in deliveries
+                            if (d.delivery.created_at - first).total_seconds() < 1})
+        entries.append(TimelineEntry(at=first, kind="stored", label="网关入库", tone="ok",
+                                     detail="投递至 " + "、".join(at_intake)))
+    for d in deliveries:
+        r = d.delivery
+        for a in d.attempts:
+            ok = a.outcome is AttemptOutcome.SUCCESS
+            code = a.status_code if a.status_code is not None else (a.error_class or "无响应")
+            tone: Literal["ok", "warn", "bad"] = "ok" if ok else (
+                "bad" if a.outcome is AttemptOutcome.PERMANENT else "warn")
+            entries.append(TimelineEntry(at=a.started_at, kind="attempt", tone=tone,
+                                         label=f"投递 {r.destination} 第{a.number}次：{'成功' if ok else '失败'}",
+                                         detail=f"{code}，{a.duration_ms:.0f} ms"))
+        if r.state is DeliveryState.DEAD:
+            last = d.attempts[-1].started_at if d.attempts else r.created_at
+            entries.append(TimelineEntry(at=last, kind="dead", label=f"投递 {r.destination} 转入死信", tone="bad",
+                                         detail=r.last_error_class))
+    for e in ticket.lifecycle.events:
+        opinion = (mask_in_text(ticket, e.opinion) if masked else e.opinion) if e.opinion else None
+        entries.append(TimelineEntry(
+            at=e.at, kind="status", tone="ok",
+            label=f"状态：{STATUS_LABELS.get(e.from_status.value, e.from_status.value)} → "
+                  f"{STATUS_LABELS.get(e.to_status.value, e.to_status.value)}",
+            detail=" ".join(x for x in (e.org, opinion) if x) or None))
+    for rejected in ticket.lifecycle.rejected_events:
+        entries.append(TimelineEntry(at=rejected.received_at, kind="rejected_event", tone="warn",
+                                     label=f"拒收状态事件 {STATUS_LABELS.get(rejected.status.value, rejected.status)}",
+                                     detail=rejected.reason))
+    for entry in audit:
+        entries.append(TimelineEntry(at=entry.at, kind="audit", tone="info",
+                                     label=f"运维操作：{ACTION_LABELS.get(entry.action, entry.action)}",
+                                     detail=f"{entry.actor}（{entry.role}） {entry.outcome}"))
+    entries.sort(key=lambda e: e.at)
+    return entries
