@@ -1,4 +1,6 @@
-"""The routes' dependencies: what the gateway keeps on app.state, as `Annotated[…, Depends]` parameters."""
+"""The routes' dependencies: what the gateway keeps on app.state, as `Annotated[…, Depends]` parameters.
+
+Async because each only reads app.state: FastAPI runs a plain function on its thread pool."""
 
 from __future__ import annotations
 
@@ -14,22 +16,22 @@ from gateway.tickets.status import StatusService
 T = TypeVar("T")
 
 
-def gateway_settings(request: Request) -> GatewaySettings:
+async def gateway_settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def readiness(request: Request) -> bool:
+async def readiness(request: Request) -> bool:
     """Whether the lifespan has started the gateway (and not yet stopped it)."""
     return bool(request.app.state.ready)
 
 
-def gateway_store(request: Request) -> Store:
+async def gateway_store(request: Request) -> Store:
     store: Store = request.app.state.runtime.store
     return store
 
 
-def status_service(request: Request) -> StatusService:
+async def status_service(request: Request) -> StatusService:
     """The status service of the configuration in force (a reload replaces it)."""
     status: StatusService = request.app.state.runtime.status
     return status
@@ -42,15 +44,15 @@ def _context(request: Request, name: str, kind: type[T]) -> T:
     return context
 
 
-def inbound_context(request: Request) -> InboundContext:
+async def inbound_context(request: Request) -> InboundContext:
     return _context(request, "inbound", InboundContext)
 
 
-def soap_context(request: Request) -> SoapContext:
+async def soap_context(request: Request) -> SoapContext:
     return _context(request, "soap", SoapContext)
 
 
-def national_context(request: Request) -> NationalContext:
+async def national_context(request: Request) -> NationalContext:
     return _context(request, "national", NationalContext)
 
 

@@ -221,9 +221,9 @@ def test_the_fast_path_answers_pushes_as_the_route_does_and_leaves_the_rest_to_i
         app = FastAPI()
         app.state.inbound = InboundContext.build(configs, intake=NO_INTAKE, max_body_bytes=4096, strict=False)
 
-        def resolve(request: Request) -> InboundContext:
+        async def resolve(request: Request) -> InboundContext:
             routed.append(request.method)
-            return from_app_state(request)
+            return await from_app_state(request)
 
         app.include_router(inbound_router(resolve))
         if fast:
