@@ -35,7 +35,7 @@ SOAP_PATH = "/soap/{adapter_id}"
 RAW_CONTENT_TYPE = "application/xml; charset=UTF-8"
 _FAULT_ERRORS_SHOWN = 5
 
-# remember_nonce(scope, nonce, ttl_seconds) -> True the first time (the Store method of that name).
+# remember_nonce(scope, nonce, ttl_seconds) -> True the first time (Coordination.remember_nonce of the store).
 NonceStore = Callable[[str, str, float], Awaitable[bool]]
 
 
