@@ -15,7 +15,7 @@ from adapters.destination import DestinationConfig
 from adapters.wire.senders import Sender
 from gateway.config import ConfigError, GatewaySettings, load_settings
 from gateway.delivery.config import DeliveryConfig, DeliveryConfigError, load_delivery_config
-from gateway.store.base import Store
+from gateway.store import TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def run_worker(settings: GatewaySettings, delivery: DeliveryConfig, *, wor
                 await adapter.aclose()
 
 
-def _gateway_lanes(settings: GatewaySettings, delivery: DeliveryConfig, store: Store
+def _gateway_lanes(settings: GatewaySettings, delivery: DeliveryConfig, store: TicketStore
                    ) -> tuple[list[DestinationConfig], dict[str, Sender], list[Adapter]]:
     """The lanes as the gateway process composes them (gateway.runtime.lanes): the national destination with
     its token, keeping the registration numbers it answers, and every adapter's callback lane. Where the

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from gateway.store.base import Store
+from gateway.store import LaneStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ LOCK = "compaction"
 BATCH = 500
 
 
-async def compact_older_than(store: Store, days: int, *, pause: float = 0.0,
+async def compact_older_than(store: LaneStore, days: int, *, pause: float = 0.0,
                              now: Callable[[], datetime] = lambda: datetime.now(UTC),
                              progress: Callable[[int], None] | None = None) -> int:
     """Compact every delivered delivery created more than `days` days ago; how many."""

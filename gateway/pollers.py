@@ -15,7 +15,7 @@ from adapters.base import Adapter, PulledTicket
 from gateway.delivery.engine import default_worker_id
 from gateway.errors import GatewayError
 from gateway.http.inbound import TicketIntake
-from gateway.store.base import Store
+from gateway.store import Coordination
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Poller:
     then the cursor moves. A failure on the way leaves the cursor where it was, so the next poll brings the
     unstored items again (and the stored ones as repeats, which intake recognises)."""
 
-    def __init__(self, adapter: Adapter, store: Store, intake: TicketIntake, *, owner: str | None = None,
+    def __init__(self, adapter: Adapter, store: Coordination, intake: TicketIntake, *, owner: str | None = None,
                  rng: random.Random | None = None) -> None:
         poll = adapter.config.poll
         if poll is None:
@@ -218,7 +218,7 @@ class Poller:
 class PollScheduler:
     """Runs a Poller for every adapter that pulls; start it in the gateway's lifespan, stop it on shutdown."""
 
-    def __init__(self, adapters: Iterable[Adapter], store: Store, intake: TicketIntake, *,
+    def __init__(self, adapters: Iterable[Adapter], store: Coordination, intake: TicketIntake, *,
                  owner: str | None = None) -> None:
         self.owner = owner or default_worker_id()
         self.pollers: dict[str, Poller] = {
@@ -250,7 +250,7 @@ class PollScheduler:
         return {key: poller.status for key, poller in self.pollers.items()}
 
 
-async def start_pollers(adapters: Iterable[Adapter], store: Store, intake: TicketIntake, *,
+async def start_pollers(adapters: Iterable[Adapter], store: Coordination, intake: TicketIntake, *,
                         owner: str | None = None) -> PollScheduler:
     """Start a poller for every adapter that pulls (call from the gateway's lifespan); `await scheduler.stop()`
     on shutdown. Processes sharing one store (Redis) poll each adapter from one process at a time."""

@@ -21,7 +21,7 @@ from gateway.config import GatewaySettings
 from gateway.delivery.config import DeliveryConfig, load_delivery_config
 from gateway.delivery.engine import DeliveryEngine
 from gateway.pollers import PollScheduler, start_pollers
-from gateway.store import Store, open_store
+from gateway.store import Store, TicketStore, open_store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
 from gateway.tickets.intake import IntakeOutcome, IntakeService
@@ -70,7 +70,7 @@ def national_status_secrets(settings: GatewaySettings) -> list[str]:
                           "national-status-secret", generate=generate_secret)
 
 
-def lanes(components: Components, adapters: Mapping[str, Adapter], store: Store,
+def lanes(components: Components, adapters: Mapping[str, Adapter], store: TicketStore,
           configured: Sequence[DestinationConfig] | None = None, *, check_routing: bool = True
           ) -> tuple[list[DestinationConfig], dict[str, Sender]]:
     """Every delivery lane: the configured destinations (national with its token and number keeping),

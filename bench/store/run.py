@@ -30,8 +30,7 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery, DeliveryKind, OutboxEntry
 from contracts.ticket import Ticket
 from gateway.store.base import Store
-from gateway.store.redis import RedisStore
-from gateway.store.redis_keys import GROUP, RedisKeys
+from gateway.store.redis import GROUP, RedisKeys, RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
 from gateway.store.store_thread import StoreThread
 

@@ -23,7 +23,7 @@ from gateway.delivery.breaker import BreakerSnapshot, BreakerState, CircuitBreak
 from gateway.delivery.config import DeliveryConfig, EngineSettings
 from gateway.delivery.policy import Decision, DecisionKind, bounded_retry_after, decide
 from gateway.delivery.ratelimit import TokenBucket
-from gateway.store.base import LeaseLost, Store
+from gateway.store import LaneStore, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class SendRate:
 class Lane:
     """Claims, sends and settles the deliveries of one destination, up to `concurrency` at once."""
 
-    def __init__(self, destination: DestinationConfig, sender: Sender, store: Store, worker_id: str,
+    def __init__(self, destination: DestinationConfig, sender: Sender, store: LaneStore, worker_id: str,
                  settings: EngineSettings, *, clock: Callable[[], float], wall_clock: Callable[[], datetime],
                  rng: random.Random, listeners: Sequence[AttemptListener]) -> None:
         self.destination = destination
@@ -424,7 +424,7 @@ class DeliveryEngine:
     worker at a time. Breakers and rate limits are per process.
     """
 
-    def __init__(self, store: Store, destinations: Sequence[DestinationConfig], *,
+    def __init__(self, store: LaneStore, destinations: Sequence[DestinationConfig], *,
                  settings: EngineSettings | None = None, senders: Mapping[str, Sender] | None = None,
                  worker_id: str | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], datetime] = _utc_now, rng: random.Random | None = None,
@@ -454,7 +454,7 @@ class DeliveryEngine:
         self.reaped = 0
 
     @classmethod
-    def from_config(cls, store: Store, config: DeliveryConfig, *, senders: Mapping[str, Sender] | None = None,
+    def from_config(cls, store: LaneStore, config: DeliveryConfig, *, senders: Mapping[str, Sender] | None = None,
                     worker_id: str | None = None,
                     listeners: Sequence[AttemptListener] = ()) -> DeliveryEngine:
         """An engine for a loaded delivery configuration (engine timing and destinations)."""

@@ -93,7 +93,7 @@ class InboundContext:
         return context
 
 
-# remember_nonce(scope, nonce, ttl_seconds) -> True the first time (the Store method of that name).
+# remember_nonce(scope, nonce, ttl_seconds) -> True the first time (the store's Coordination.remember_nonce).
 NonceStore = Callable[[str, str, float], Awaitable[bool]]
 
 

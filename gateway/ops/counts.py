@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from gateway.store.base import Store
+from gateway.store import OpsLedger
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def minute_of(at: datetime) -> datetime:
 class MinuteCounts:
     """Adds in memory (no store write per event) and flushes every few seconds, so several processes add up."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, store: OpsLedger, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self._clock = clock
         self._pending: dict[datetime, Counter[str]] = {}

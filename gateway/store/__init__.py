@@ -1,4 +1,4 @@
-"""Durable storage of the gateway: the Store interface and the factory choosing SQLite or Redis."""
+"""Durable storage of the gateway: the store interface by role, its errors, and the factory choosing SQLite or Redis."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ from gateway.config import GatewaySettings
 from gateway.store.base import (
     AuditEntry,
     AuditQuery,
-    ConcurrentUpdate,
+    Coordination,
     DeliveryFilter,
     IntakeResult,
-    LeaseLost,
+    LaneStore,
+    OpsLedger,
     QuarantinedPayload,
+    QuarantineStore,
     Store,
+    StoreLifecycle,
     TicketQuery,
+    TicketStore,
+)
+from gateway.store.errors import (
+    ConcurrentUpdate,
+    LeaseLost,
+    PhoneKeyMismatch,
+    StoreError,
+    UnknownQuarantine,
     UnknownTicket,
 )
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
@@ -21,12 +32,21 @@ __all__ = [
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
+    "Coordination",
     "DeliveryFilter",
     "IntakeResult",
+    "LaneStore",
     "LeaseLost",
+    "OpsLedger",
+    "PhoneKeyMismatch",
+    "QuarantineStore",
     "QuarantinedPayload",
     "Store",
+    "StoreError",
+    "StoreLifecycle",
     "TicketQuery",
+    "TicketStore",
+    "UnknownQuarantine",
     "UnknownTicket",
     "hash_phone",
     "open_store",

@@ -1,4 +1,4 @@
-"""The store interface: the one seam between the gateway and durable storage (SQLite or Redis)."""
+"""The store interface, one small ABC per role (tickets, quarantine, lanes, ops, coordination); Store joins them."""
 
 from __future__ import annotations
 
@@ -7,10 +7,42 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
+from typing import Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
+from gateway.store.errors import (
+    ConcurrentUpdate,
+    LeaseLost,
+    PhoneKeyMismatch,
+    StoreError,
+    UnknownQuarantine,
+    UnknownTicket,
+)
+
+__all__ = [
+    "COUNTS_RETENTION_S",
+    "AuditEntry",
+    "AuditQuery",
+    "ConcurrentUpdate",
+    "Coordination",
+    "DeliveryFilter",
+    "IntakeResult",
+    "LaneStore",
+    "LeaseLost",
+    "OpsLedger",
+    "PhoneKeyMismatch",
+    "QuarantineStore",
+    "QuarantinedPayload",
+    "Store",
+    "StoreError",
+    "StoreLifecycle",
+    "TicketQuery",
+    "TicketStore",
+    "UnknownQuarantine",
+    "UnknownTicket",
+]
 
 
 @dataclass(frozen=True)
@@ -90,18 +122,9 @@ class AuditQuery:
 COUNTS_RETENTION_S = 3 * 24 * 3600
 
 
-class LeaseLost(RuntimeError):
-    """The lease expired and was taken by another worker; the result of this attempt is not recorded."""
+class StoreLifecycle(ABC):
+    """Opening, closing and the health of a store; `async with store: …` opens and closes it."""
 
-
-class UnknownTicket(LookupError):
-    """No ticket with this id is stored."""
-
-
-class Store(ABC):
-    """Durable state of the gateway. Every method is atomic on its own."""
-
-    # -- life cycle -------------------------------------------------------------------------------
     @abstractmethod
     async def open(self) -> None: ...
 
@@ -112,7 +135,7 @@ class Store(ABC):
     async def health(self) -> dict[str, object]:
         """What an operator should know: reachable, persistent, warnings."""
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -120,7 +143,10 @@ class Store(ABC):
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    # -- tickets ----------------------------------------------------------------------------------
+
+class TicketStore(ABC):
+    """Tickets and their raw payloads: intake, lookup, optimistic save, search."""
+
     @abstractmethod
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
                      outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
@@ -146,15 +172,17 @@ class Store(ABC):
         A ticket that was never stored raises UnknownTicket.
         """
 
+    @abstractmethod
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         """Tickets matching every given field of the query, newest stored first."""
-        # Not abstract so that test doubles written before it existed still instantiate.
-        raise NotImplementedError
 
     @abstractmethod
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
 
-    # -- quarantine -------------------------------------------------------------------------------
+
+class QuarantineStore(ABC):
+    """Payloads that could not be mapped, kept with their errors until an operator resolves them."""
+
     @abstractmethod
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str: ...
@@ -166,9 +194,13 @@ class Store(ABC):
     async def list_quarantined(self, adapter_id: str | None = None, limit: int = 100) -> list[QuarantinedPayload]: ...
 
     @abstractmethod
-    async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None: ...
+    async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
+        """Mark the payload resolved by this ticket; UnknownQuarantine for an id never stored."""
 
-    # -- delivery lanes ---------------------------------------------------------------------------
+
+class LaneStore(ABC):
+    """Delivery lanes: deliveries enqueued, leased, settled, released, reaped, listed, replayed, compacted."""
+
     @abstractmethod
     async def enqueue(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry]) -> tuple[str, ...]: ...
 
@@ -227,29 +259,34 @@ class Store(ABC):
         0.0 when the lane is empty).
         """
 
-    # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
-    # Not abstract, like search_tickets, so that test doubles written before they existed still instantiate.
+
+class OpsLedger(ABC):
+    """What operations keep and read: the audit log, per-minute counters, intake totals per adapter."""
+
+    @abstractmethod
     async def append_audit(self, entry: AuditEntry) -> str:
         """Keep one audit entry (never trimmed); its id."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
         """Audit entries matching every given field of the query, newest first."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def add_counts(self, counts: Mapping[datetime, Mapping[str, int]]) -> None:
         """Add to per-minute counters (minute start, UTC) by series name; kept for COUNTS_RETENTION_S."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def read_counts(self, since: datetime, until: datetime | None = None) -> dict[datetime, dict[str, int]]:
         """The per-minute counters of minutes starting in [since, until), by minute start (UTC)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" not yet resolved."""
-        raise NotImplementedError
 
-    # -- pollers, nonces ---------------------------------------------------------------------------
+
+class Coordination(ABC):
+    """What processes sharing one store agree on: poll cursors, named locks, nonces seen."""
+
     @abstractmethod
     async def get_cursor(self, adapter_id: str) -> str | None: ...
 
@@ -268,5 +305,5 @@ class Store(ABC):
         """True the first time a nonce is seen in its scope within ttl; False for a replay."""
 
 
-class ConcurrentUpdate(RuntimeError):
-    """The ticket changed since it was read; read it again and re-apply."""
+class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, Coordination, ABC):
+    """Durable state of the gateway: every role in one backend. Every method is atomic on its own."""

@@ -11,6 +11,9 @@ import unicodedata
 from pathlib import Path
 
 from contracts.identifiers import IdentifierError, normalize_phone
+from gateway.store.errors import PhoneKeyMismatch
+
+__all__ = ["KEY_ENV", "KEY_FILE", "PhoneKeyMismatch", "hash_phone", "key_fingerprint", "load_phone_hash_key"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,6 @@ def hash_phone(phone: str, key: bytes, *, normalized: bool = False) -> str:
         # A number the contract would refuse still gets a stable hash, so a search never crashes.
         canonical = "".join(ch for ch in unicodedata.normalize("NFKC", phone) if ch.isdigit() or ch == "+")
     return hmac.new(key, canonical.encode("ascii", "ignore"), hashlib.sha256).hexdigest()
-
-
-class PhoneKeyMismatch(RuntimeError):
-    """The store's phone index was made with another key than this gateway's."""
 
 
 def key_fingerprint(key: bytes) -> str:

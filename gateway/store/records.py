@@ -1,4 +1,4 @@
-"""Conversions shared by both stores: times as epoch milliseconds, ticket index values, attempt bodies."""
+"""Conversions shared by both stores: times as epoch milliseconds, attempt bodies (ticket index values re-exported)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,8 @@ import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
-from contracts.ticket import Ticket
-from gateway.store.phone_hash import hash_phone
-
-# The attributes a ticket is searched by; each store indexes exactly these.
-TICKET_INDEXES = (
-    "adapter_id",
-    "status",
-    "national_registration_no",
-    "source_ticket_no",
-    "respondent_uscc",
-    "respondent_name",
-    "complainant_phone_hash",
-)
+from gateway.store.ticket_index import TICKET_INDEXES as TICKET_INDEXES
+from gateway.store.ticket_index import ticket_index_values as ticket_index_values
 
 
 def now_ms() -> int:
@@ -39,20 +28,6 @@ def minute_start_ms(at: datetime) -> int:
     """The start of the minute `at` falls in, as epoch milliseconds (the key of per-minute counters)."""
     ms = to_ms(at)
     return ms - ms % 60_000
-
-
-def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | None]:
-    """The searchable attributes of a ticket; the phone only as its keyed hash."""
-    phone = ticket.complainant.phone  # the contract keeps it in E.164
-    return {
-        "adapter_id": ticket.source.adapter_id,
-        "status": ticket.lifecycle.status.value,
-        "national_registration_no": ticket.national_registration_no,
-        "source_ticket_no": ticket.source.source_ticket_no,
-        "respondent_uscc": ticket.respondent.uscc,
-        "respondent_name": ticket.respondent.name,
-        "complainant_phone_hash": hash_phone(phone, phone_key, normalized=True) if phone else None,
-    }
 
 
 def truncate_utf8(text: str, limit: int = RESPONSE_BODY_LIMIT) -> str:

@@ -9,7 +9,7 @@ from adapters.wire.results import SendResult
 from adapters.wire.senders import Sender
 from contracts.delivery import ClaimedDelivery
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, Store
+from gateway.store import ConcurrentUpdate, TicketStore
 from gateway.tickets.updates import TicketChange, update_ticket
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def registration_number_of(body: str | None) -> str | None:
     return number if isinstance(number, str) and 0 < len(number) <= 64 else None
 
 
-async def record_registration_number(store: Store, ticket_id: str, number: str) -> bool:
+async def record_registration_number(store: TicketStore, ticket_id: str, number: str) -> bool:
     """Store the number on the ticket unless it already has one; True when the ticket changed."""
 
     def keep_number(ticket: Ticket) -> tuple[bool, TicketChange | None]:
@@ -50,7 +50,7 @@ async def record_registration_number(store: Store, ticket_id: str, number: str) 
 class NationalForwardSender:
     """Sends like the lane's own sender; on success, keeps the registration number on the ticket."""
 
-    def __init__(self, inner: Sender, store: Store) -> None:
+    def __init__(self, inner: Sender, store: TicketStore) -> None:
         self.inner = inner
         self.store = store
 

@@ -12,7 +12,7 @@ from contracts.delivery import OutboxEntry
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from gateway.errors import GatewayError
-from gateway.store.base import ConcurrentUpdate, Store
+from gateway.store import ConcurrentUpdate, TicketStore
 from gateway.tickets.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
 from gateway.tickets.routing import Router
 from gateway.tickets.updates import WRITE_ATTEMPTS, TicketChange, update_ticket
@@ -35,7 +35,7 @@ class StatusOutcome:
 class StatusService:
     """Applies status events to stored tickets and enqueues the callback and routed deliveries atomically."""
 
-    def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router,
+    def __init__(self, store: TicketStore, specs: Mapping[str, MappingSpec], router: Router,
                  adapters: Mapping[str, Adapter]) -> None:
         self.store = store
         self.specs = specs

@@ -10,7 +10,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, Store
+from gateway.store import ConcurrentUpdate, TicketStore
 
 R = TypeVar("R")
 
@@ -43,7 +43,7 @@ class TicketUpdate(Generic[R]):
     delivery_ids: tuple[str, ...] = ()
 
 
-async def update_ticket(store: Store, ticket: str | TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:
+async def update_ticket(store: TicketStore, ticket: str | TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:
     """Apply `change` to the stored ticket and save it, conditional on nobody having saved it meanwhile.
 
     `ticket` is the ticket's id, or a loader that finds it. On ConcurrentUpdate the ticket is read again
@@ -56,7 +56,7 @@ async def update_ticket(store: Store, ticket: str | TicketLoader, change: Change
     return result
 
 
-async def _read_change_save(store: Store, load: TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:
+async def _read_change_save(store: TicketStore, load: TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:
     read = await load()
     if read is None:
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.store.redis_keys import GROUP, RedisKeys
+from gateway.store.redis import GROUP, RedisKeys
 from tests.faults.fault_support import (
     FAST_NATIONAL,
     NATIONAL_LANE,

@@ -1,4 +1,7 @@
-"""Fixtures for the store specifications: both stores (a temp SQLite file, a namespaced real Redis) and tickets."""
+"""Fixtures for the store specifications: both stores (a temp SQLite file, a namespaced real Redis) and tickets.
+
+`store` and `open_store` run each test once per backend (tests/store/conformance/ holds the specification by
+role); another backend joins by adding its kind to `store_kind` and opening it in `open_store`."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ from redis.asyncio import Redis
 from contracts.delivery import AttemptOutcome, DeliveryState
 from gateway.store.base import DeliveryFilter
 from gateway.store.phone_hash import PhoneKeyMismatch
-from gateway.store.redis import RedisStore
-from gateway.store.redis_keys import GROUP, RedisKeys, key_slot
+from gateway.store.redis import GROUP, RedisKeys, RedisStore, key_slot
 from tests.store.conftest import PHONE_KEY, REDIS_URL, drop_namespace
 from tests.store.store_support import attempt, make_ticket, national, soon
 

@@ -1,0 +1,29 @@
+"""The store's errors: one root, StoreError, beneath the gateway's; each keeps the builtin it always derived from."""
+
+from __future__ import annotations
+
+from gateway.errors import GatewayError
+
+
+class StoreError(GatewayError):
+    """Something the store cannot do with what it was asked; callers that need not tell the cases apart catch this."""
+
+
+class LeaseLost(StoreError, RuntimeError):
+    """The lease expired and was taken by another worker; the result of this attempt is not recorded."""
+
+
+class ConcurrentUpdate(StoreError, RuntimeError):
+    """The ticket changed since it was read; read it again and re-apply."""
+
+
+class UnknownTicket(StoreError, LookupError):
+    """No ticket with this id is stored."""
+
+
+class UnknownQuarantine(StoreError, KeyError):
+    """No quarantined payload with this id is stored."""
+
+
+class PhoneKeyMismatch(StoreError, RuntimeError):
+    """The store's phone index was made with another key than this gateway's."""

@@ -1,0 +1,96 @@
+"""The Redis store's life cycle: open (persistence and phone-key checks, lanes, crash backlog), close, health."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from gateway.store.base import StoreLifecycle
+from gateway.store.errors import PhoneKeyMismatch
+from gateway.store.phone_hash import KEY_ENV, key_fingerprint
+from gateway.store.redis.connection import RedisConnection, text
+
+log = logging.getLogger("gateway.store.redis")  # one logger name for the whole Redis store
+
+
+class RedisLifecycle(RedisConnection, StoreLifecycle):
+    """Opening, closing and the health of the Redis store."""
+
+    async def open(self) -> None:
+        if self._client is None:
+            self._client = Redis.from_url(self.url, decode_responses=False)
+        await self.redis.ping()
+        self.persistence = await self._check_persistence()
+        if not self.persistence["persistent"]:
+            log.warning(
+                "REDIS DOES NOT PERSIST: a Redis restart loses every stored ticket and queued delivery; "
+                "enable appendonly (AOF) or RDB snapshots before this gateway takes real traffic",
+                extra={"redis_url": self._safe_url(), "persistence": self.persistence},
+            )
+        await self._check_phone_key()
+        for lane in await self._lanes():
+            await self._ensure_lane(lane, force=True)
+        await self._relay_backlog()
+
+    async def _check_phone_key(self) -> None:
+        """Every gateway on one Redis must hash phones with one key, or a search by phone misses what another
+        stored: the first to open records the key's fingerprint, the others must match it or refuse to start."""
+        mine = key_fingerprint(self._phone_key)
+        if await self.redis.set(self.keys.phone_key_fingerprint, mine, nx=True):
+            return
+        recorded = await self.redis.get(self.keys.phone_key_fingerprint)
+        if recorded is not None and text(recorded) != mine:
+            raise PhoneKeyMismatch(
+                f"this gateway's phone hash key is not the one the tickets in {self._safe_url()} (namespace "
+                f"{self.keys.namespace!r}) were indexed with: set {KEY_ENV} to the same value on every gateway "
+                "sharing this Redis (the key of the first one is in its <data_dir>/phone-hash.key)")
+
+    def _safe_url(self) -> str:
+        # Never log a password that may be in the URL.
+        _, sep, tail = self.url.rpartition("@")
+        return f"redis://***@{tail}" if sep else self.url
+
+    async def _check_persistence(self) -> dict[str, object]:
+        report: dict[str, object] = {}
+        try:
+            appendonly = {text(k): text(v) for k, v in (await self.redis.config_get("appendonly")).items()}
+            save = {text(k): text(v) for k, v in (await self.redis.config_get("save")).items()}
+            report["appendonly"] = appendonly.get("appendonly") == "yes"
+            report["rdb_save"] = save.get("save", "")
+        except ResponseError as err:  # CONFIG is often disabled on managed Redis
+            report["config_error"] = str(err)
+        info = await self.redis.info("persistence")
+        report["aof_enabled"] = bool(int(info.get("aof_enabled", 0)))
+        report["rdb_last_bgsave_status"] = info.get("rdb_last_bgsave_status")
+        report["rdb_changes_since_last_save"] = info.get("rdb_changes_since_last_save")
+        report["persistent"] = bool(report["aof_enabled"] or report.get("appendonly") or report.get("rdb_save"))
+        return report
+
+    async def close(self) -> None:
+        await self._relays.drain()
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+        if self._owns_client:
+            self._client = None
+
+    async def health(self) -> dict[str, object]:
+        warnings: list[str] = []
+        try:
+            await self.redis.ping()
+        except Exception as err:  # health reports, it does not raise
+            return {"store": "redis", "reachable": False, "persistent": False, "warnings": [str(err)]}
+        self.persistence = await self._check_persistence()
+        if not self.persistence["persistent"]:
+            warnings.append("Redis keeps nothing on disk (no AOF, no RDB save points): a restart loses all data")
+        backlog = await self.redis.xlen(self.keys.outbox)
+        return {
+            "store": "redis",
+            "reachable": True,
+            "persistent": self.persistence["persistent"],
+            "persistence": self.persistence,
+            "namespace": self.keys.namespace,
+            "outbox_backlog": backlog,
+            "warnings": warnings,
+        }

@@ -1,0 +1,16 @@
+"""RedisStore: the shared store, composed of one mixin per role over one connection (design: docs/redis-store.md)."""
+
+from __future__ import annotations
+
+from gateway.store.base import Store
+from gateway.store.redis.coordination import RedisCoordination
+from gateway.store.redis.lanes import RedisLanes
+from gateway.store.redis.lifecycle import RedisLifecycle
+from gateway.store.redis.ops import RedisOpsLedger
+from gateway.store.redis.quarantine import RedisQuarantine
+from gateway.store.redis.tickets import RedisTickets
+
+
+class RedisStore(RedisLifecycle, RedisTickets, RedisQuarantine, RedisLanes, RedisOpsLedger, RedisCoordination,
+                 Store):
+    """Tickets and delivery lanes in Redis, shared by several gateway processes on several machines."""

@@ -1,0 +1,50 @@
+"""What tickets are searched by: the index names, a ticket's values for them, a TicketQuery's values to match."""
+
+from __future__ import annotations
+
+from contracts.ticket import Ticket
+from gateway.store.base import TicketQuery
+from gateway.store.phone_hash import hash_phone
+
+# The attributes a ticket is searched by; each store indexes exactly these (SQLite: columns of that name).
+TICKET_INDEXES = (
+    "adapter_id",
+    "status",
+    "national_registration_no",
+    "source_ticket_no",
+    "respondent_uscc",
+    "respondent_name",
+    "complainant_phone_hash",
+)
+
+
+def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | None]:
+    """The searchable attributes of a ticket; the phone only as its keyed hash."""
+    phone = ticket.complainant.phone  # the contract keeps it in E.164
+    return {
+        "adapter_id": ticket.source.adapter_id,
+        "status": ticket.lifecycle.status.value,
+        "national_registration_no": ticket.national_registration_no,
+        "source_ticket_no": ticket.source.source_ticket_no,
+        "respondent_uscc": ticket.respondent.uscc,
+        "respondent_name": ticket.respondent.name,
+        "complainant_phone_hash": hash_phone(phone, phone_key, normalized=True) if phone else None,
+    }
+
+
+def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
+    """The indexes a query asks to match exactly, by name (in TICKET_INDEXES order), with the value each must have.
+
+    Only the fields the query gives; the phone, in whatever form it was written, as its keyed hash."""
+    given = {
+        "adapter_id": query.adapter_id,
+        "status": query.status,
+        "national_registration_no": query.national_registration_no,
+        "source_ticket_no": query.source_ticket_no,
+        "respondent_uscc": query.respondent_uscc,
+        "respondent_name": query.respondent_name,
+        "complainant_phone_hash": (
+            hash_phone(query.complainant_phone, phone_key) if query.complainant_phone else None
+        ),
+    }
+    return {name: value for name, value in given.items() if value is not None}
