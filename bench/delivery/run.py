@@ -219,7 +219,7 @@ receiver, {args.concurrency} in flight. {args.rounds} rounds per store; medians 
   `client.post`; the claim and the settle (a Lua script each on Redis, its replies parsed by hiredis) take
   that back. A settle runs in a task of its own while the worker sends the next delivery.
 - On SQLite, claims and settles are written in place by the event loop on a connection of its own
-  (`gateway/store/loop_writer.py`), at synchronous=NORMAL and never waiting for the write lock. Until
+  (`gateway/store/sqlite/loop_writer.py`), at synchronous=NORMAL and never waiting for the write lock. Until
   2026-11-29 (third session) they went to the store's thread, whose interpreter lock the busy event loop
   held: measured in one process, 0.4–0.5 ms of CPU per delivery went to handing the lock back and forth,
   more than the SQL itself (SQLite was at 0.47 of the bare client that morning, Redis at 0.63).

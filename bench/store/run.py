@@ -31,8 +31,7 @@ from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery, 
 from contracts.ticket import Ticket
 from gateway.store.base import Store
 from gateway.store.redis import GROUP, RedisKeys, RedisStore
-from gateway.store.sqlite import MIGRATIONS, SqliteStore
-from gateway.store.store_thread import StoreThread
+from gateway.store.sqlite import MIGRATIONS, SqliteStore, StoreThread
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -287,7 +286,7 @@ machine load; {repeat} repetitions, medians shown. The bare client does the same
 - Claim+ack = lease one delivery, then record the attempt and mark it delivered (two transactions / round
   trips). The bare Redis variant skips the lease bookkeeping (lease sorted set, state indexes, XAUTOCLAIM
   sweep) that makes crashed work recoverable; that is what the ratio pays for.
-- SQLite's claim+ack runs in place on the event loop's own connection (gateway/store/loop_writer.py): no
+- SQLite's claim+ack runs in place on the event loop's own connection (gateway/store/sqlite/loop_writer.py): no
   hop to the store's thread, whose bare round trip measured {hop_us:.0f} µs in this run (intake still makes
   one). The rest of the gap is the typed records (ClaimedDelivery, AttemptReceipt) the store builds and
   checks and bare `sqlite3` never makes, and the claim's check that no earlier delivery of the same ticket to

@@ -1,4 +1,4 @@
-"""Conversions shared by both stores: times as epoch milliseconds, attempt bodies (ticket index values re-exported)."""
+"""Conversions shared by both stores: times as epoch milliseconds, attempt bodies."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
-from gateway.store.ticket_index import TICKET_INDEXES as TICKET_INDEXES
-from gateway.store.ticket_index import ticket_index_values as ticket_index_values
 
 
 def now_ms() -> int:

@@ -1,5 +1,5 @@
 """A lane's claims and settles on SQLite run in place on the event loop's own connection, never wait for the
-write lock there, and leave checkpoints to the store's thread (gateway/store/loop_writer.py)."""
+write lock there, and leave checkpoints to the store's thread (gateway/store/sqlite/loop_writer.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from gateway.store.loop_writer import LoopWriter, WriterBusy
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite import LoopWriter, SqliteStore, WriterBusy
 from tests.store.conftest import PHONE_KEY
 from tests.store.store_support import attempt, make_ticket, national
 

@@ -136,16 +136,16 @@ async def test_concurrent_intakes_share_commits_and_a_failing_one_fails_alone(tm
     await store.open()
     try:
         commits: list[str] = []
-        assert store._conn is not None
+        assert store._executor.conn is not None
         # Counted on the store's own thread, where its connection runs every statement.
-        await store._run(store._conn.set_trace_callback,
-                         lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+        await store._executor.run(store._executor.conn.set_trace_callback,
+                                  lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
         first = make_ticket("GZ-GROUP-0")
         clash = make_ticket("GZ-GROUP-CLASH").model_copy(update={"ticket_id": first.ticket_id})
         tickets = [first, *(make_ticket(f"GZ-GROUP-{i}") for i in range(1, 40)), clash]
         results = await asyncio.gather(*(store.intake(t, RAW, "application/json", [national()]) for t in tickets),
                                        return_exceptions=True)
-        await store._run(store._conn.set_trace_callback, None)
+        await store._executor.run(store._executor.conn.set_trace_callback, None)
 
         *stored, refused = results
         assert isinstance(refused, ValueError) and "another source ticket" in str(refused)
@@ -190,10 +190,10 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         stats = await store.lane_stats()
         assert (stats["national"]["delivered"], stats["national"]["pending"], stats["credit"]["pending"]) == (1, 2, 3)
         assert (await store.intake_stats(["city-12345-rest"]))["city-12345-rest"]["tickets"] == 3
-        parked = await store._run(store._fetchall, "SELECT claim_rank >= 100 FROM deliveries"
-                                  " WHERE destination = 'callback' ORDER BY rowid", ())
+        parked = await store._executor.run(store._executor.fetchall, "SELECT claim_rank >= 100 FROM deliveries"
+                                           " WHERE destination = 'callback' ORDER BY rowid", ())
         assert [bool(r[0]) for r in parked] == [False, True]  # schema 6 parked the one waiting
-        facts = await store._run(store._fetchall, "SELECT name FROM store_facts", ())
+        facts = await store._executor.run(store._executor.fetchall, "SELECT name FROM store_facts", ())
         assert [r[0] for r in facts] == ["phone_key_fingerprint"]  # schema 7: recorded by the upgrade
         # and the triggers count from here on
         [claimed] = await store.claim("credit", "w", 60)
@@ -219,9 +219,9 @@ async def test_compaction_empties_the_body_and_keeps_the_row(tmp_path: Path) -> 
         [claimed] = await store.claim("national", "w", 60)
         await store.settle_delivered(claimed, attempt(claimed))
         assert await store.compact_delivered(datetime.now(UTC) + timedelta(seconds=1)) == 1
-        assert store._conn is not None
-        row = await store._run(store._fetchone, "SELECT length(body), compacted_at, state, idempotency_key"
-                               " FROM deliveries WHERE id = ?", (claimed.delivery_id,))
+        assert store._executor.conn is not None
+        row = await store._executor.run(store._executor.fetchone, "SELECT length(body), compacted_at, state,"
+                                        " idempotency_key FROM deliveries WHERE id = ?", (claimed.delivery_id,))
         assert row is not None and row[0] == 0 and row[1] is not None
         assert (row[2], row[3]) == ("delivered", claimed.idempotency_key)
     finally:
@@ -257,7 +257,7 @@ async def test_deliveries_waiting_behind_their_tickets_earlier_one_are_parked_ou
         first, second, third = await store.enqueue("t1", "k1", [national(), national(), national()])
 
         async def ranks() -> dict[str, int]:
-            rows = await store._run(store._fetchall, "SELECT id, claim_rank FROM deliveries", ())
+            rows = await store._executor.run(store._executor.fetchall, "SELECT id, claim_rank FROM deliveries", ())
             return {str(r[0]): int(r[1]) for r in rows}
 
         assert [r >= 100 for r in (await ranks()).values()] == [False, True, True]

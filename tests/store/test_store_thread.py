@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gateway.store.store_thread import StoreThread
+from gateway.store.sqlite import StoreThread
 
 
 async def test_jobs_run_in_order_on_one_thread_and_answer_their_waiters() -> None:

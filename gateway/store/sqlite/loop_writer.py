@@ -1,17 +1,4 @@
-"""The event loop's own SQLite connection, for a lane's claims, settles and releases, and SOAP nonces.
-
-Those are short writes at synchronous=NORMAL (in WAL mode a commit appends to the WAL and does not fsync).
-Sent to the store's thread, each paid for two hand-offs, and the interpreter lock went back and forth
-between that thread and a busy event loop: measured, 0.4 ms of CPU per delivery, more than the writes
-themselves. Here they run in place, on a connection of their own, and never wait:
-
-- `BEGIN IMMEDIATE` with no busy timeout. While another connection holds the write lock (an intake's
-  group commit and its fsync), `WriterBusy` is raised at once and the caller hands the write to the
-  store's thread, which may wait for the lock without holding up the loop.
-- No automatic checkpoint on this connection (a checkpoint fsyncs the database file). Every
-  `checkpoint_every` commits, `checkpoint_due` is called: the store runs a RESTART checkpoint on its thread.
-- The connection belongs to the first thread that writes through it. Any other thread gets `WriterBusy`.
-"""
+"""The event loop's own SQLite connection: a lane's claims, settles and releases, and SOAP nonces, in place."""
 
 from __future__ import annotations
 
@@ -30,7 +17,13 @@ class WriterBusy(Exception):
 
 
 class LoopWriter:
-    """Writes in place on the calling thread's connection; each write is a transaction of its own."""
+    """Writes in place on the calling thread's connection; each write is a transaction of its own.
+
+    Short writes at synchronous=NORMAL, spared the hop to the store's thread (docs/sqlite-store.md): they never
+    wait for the write lock (WriterBusy at once, and the caller hands the write to the store's thread), never
+    checkpoint (`checkpoint_due` every `checkpoint_every` commits asks the store's thread to), and belong to
+    the first thread that writes (any other gets WriterBusy).
+    """
 
     def __init__(self, path: Path, checkpoint_due: Callable[[], None], *, checkpoint_every: int = 500) -> None:
         self._path = path

@@ -1,0 +1,101 @@
+"""The SQLite store's tickets: intake, updates, searches and raw payloads."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from contracts.delivery import OutboxEntry
+from contracts.ticket import Ticket
+from gateway.store.base import ConcurrentUpdate, IntakeResult, TicketQuery, UnknownTicket
+from gateway.store.records import now_ms
+from gateway.store.sqlite.executor import Executor
+from gateway.store.sqlite.lanes import insert_deliveries
+from gateway.store.sqlite.where import ms, where
+from gateway.store.ticket_index import query_index_values, ticket_index_values
+
+
+def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
+           phone_key: bytes, db: sqlite3.Connection) -> IntakeResult:
+    """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again."""
+    assert ticket.idempotency_key is not None  # the contract fills it in
+    now = now_ms()
+    ix = ticket_index_values(ticket, phone_key)
+    # The UNIQUE constraint decides a race, whichever connection or process loses it.
+    inserted = db.execute(
+        "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
+        " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
+        " last_sequence, created_at, updated_at, body)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+        (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
+         ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
+         ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
+         now, now, body),
+    ).fetchone()
+    if inserted is None:
+        existing = db.execute(
+            "SELECT id FROM tickets WHERE idempotency_key = ?", (ticket.idempotency_key,)
+        ).fetchone()
+        if existing is None:
+            raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
+        return IntakeResult(ticket_id=existing[0], created=False)
+    db.execute(
+        "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
+        (ticket.ticket_id, raw_content_type, raw_body, now),
+    )
+    ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
+    return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
+
+
+def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_sequence: int | None,
+         phone_key: bytes, db: sqlite3.Connection) -> tuple[str, ...]:
+    """Replace a stored ticket (at the sequence expected, when given) and enqueue its outbox."""
+    now = now_ms()
+    ix = ticket_index_values(ticket, phone_key)
+    row = db.execute("SELECT last_sequence, idempotency_key FROM tickets WHERE id = ?",
+                     (ticket.ticket_id,)).fetchone()
+    if row is None:
+        raise UnknownTicket(ticket.ticket_id)
+    if expected_sequence is not None and row[0] != expected_sequence:
+        raise ConcurrentUpdate(
+            f"ticket {ticket.ticket_id} is at sequence {row[0]}, not {expected_sequence}"
+        )
+    db.execute(
+        "UPDATE tickets SET national_registration_no=?, status=?, respondent_uscc=?, respondent_name=?,"
+        " complainant_phone_hash=?, last_sequence=?, updated_at=?, body=? WHERE id=?",
+        (ix["national_registration_no"], ix["status"], ix["respondent_uscc"], ix["respondent_name"],
+         ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body, ticket.ticket_id),
+    )
+    return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
+
+
+async def get_ticket(x: Executor, ticket_id: str) -> Ticket | None:
+    row = await x.run(x.fetchone, "SELECT body FROM tickets WHERE id = ?", (ticket_id,))
+    return Ticket.model_validate_json(row[0]) if row else None
+
+
+async def find_ticket_id(x: Executor, *, idempotency_key: str | None,
+                         national_registration_no: str | None) -> str | None:
+    if idempotency_key is not None:
+        row = await x.run(x.fetchone, "SELECT id FROM tickets WHERE idempotency_key = ?", (idempotency_key,))
+    elif national_registration_no is not None:
+        row = await x.run(
+            x.fetchone,
+            "SELECT id FROM tickets WHERE national_registration_no = ? ORDER BY created_at LIMIT 1",
+            (national_registration_no,),
+        )
+    else:
+        raise ValueError("find_ticket_id needs idempotency_key or national_registration_no")
+    return str(row[0]) if row else None
+
+
+async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> list[Ticket]:
+    exact = [(f"{index} = ?", value) for index, value in query_index_values(query, phone_key).items()]
+    condition, params = where([*exact, ("created_at >= ?", ms(query.since)), ("created_at < ?", ms(query.until))])
+    sql = f"SELECT body FROM tickets {condition} ORDER BY created_at DESC, rowid DESC LIMIT ?"  # noqa: S608
+    rows = await x.run(x.fetchall, sql, (*params, query.limit))
+    return [Ticket.model_validate_json(str(row[0])) for row in rows]
+
+
+async def get_raw_payload(x: Executor, ticket_id: str) -> tuple[bytes, str] | None:
+    row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_payloads WHERE ticket_id = ?", (ticket_id,))
+    return (bytes(row[0]), str(row[1])) if row else None
