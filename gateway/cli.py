@@ -9,6 +9,7 @@ import typer
 
 from gateway.cli_map import map_command
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
+from gateway.cli_organisations import organisations_cli
 from gateway.cli_worker import worker
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
@@ -20,6 +21,7 @@ cli.add_typer(tickets_cli, name="tickets")
 cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(quarantine_cli, name="quarantine")
 cli.add_typer(ops_cli, name="ops")
+cli.add_typer(organisations_cli, name="organisations")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")

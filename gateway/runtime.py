@@ -16,6 +16,7 @@ from adapters.registry import build_adapters
 from adapters.secrets import resolve_secret
 from adapters.wire.senders import Sender, build_sender
 from adapters.wire.webhooks import WebhookVerifier, generate_secret
+from contracts.yamldoc import YamlFileError
 from gateway.compaction import Compactor
 from gateway.config import GatewaySettings
 from gateway.delivery.config import DeliveryConfig, load_delivery_config
@@ -24,6 +25,7 @@ from gateway.pollers import PollScheduler, start_pollers
 from gateway.store import Store, TicketStore, open_store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
+from gateway.tickets.handlers import adapter_region_problems
 from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.national_link import NationalForwardSender
 from gateway.tickets.routing import Router
@@ -50,11 +52,17 @@ def load_components(settings: GatewaySettings) -> Components:
     """Read every configuration file the gateway needs; each raises an error naming file, line and key."""
     adapter_configs = load_adapters(settings.resolve(settings.adapters_dir))
     routing_file = settings.resolve(settings.routing_file)
+    router = Router.from_files(routing_file, settings.region.code)
+    # An adapter's tickets must find a handler below the province: never a silent province assignment.
+    unhandled = adapter_region_problems(adapter_configs, router.handlers,
+                                        routing_file.parent / router.config.organisations_file)
+    if unhandled:
+        raise YamlFileError(unhandled)
     return Components(
         settings=settings,
         adapter_configs=adapter_configs,
         specs=mapping_specs_for(adapter_configs),
-        router=Router.from_files(routing_file, settings.region.code),
+        router=router,
         rules=RuleBook.from_file(settings.resolve(settings.deadlines.rules_file)),
         calendar=WorkingDayCalendar.from_file(settings.resolve(settings.deadlines.calendar_overrides)),
         delivery=load_delivery_config(settings.resolve(settings.delivery_file)),

@@ -9,6 +9,7 @@ from contracts.identifiers.regions import (
     lookup_region,
     region_by_name,
     region_chain,
+    regions_within,
 )
 from contracts.identifiers.resident_id import (
     birth_date_of,
@@ -44,6 +45,7 @@ __all__ = [
     "org_code_of_uscc",
     "region_by_name",
     "region_chain",
+    "regions_within",
     "registration_no_check_digit",
     "resident_id_check_char",
     "uscc_check_char",

@@ -29,6 +29,7 @@ class Region:
 class _RegionTable:
     by_code: dict[str, Region]
     by_name: dict[str, tuple[Region, ...]]
+    children: dict[str, tuple[Region, ...]]
 
 
 @functools.cache
@@ -36,6 +37,7 @@ def _table() -> _RegionTable:
     text = resources.files("contracts.identifiers").joinpath("data/regions.csv").read_text(encoding="utf-8")
     by_code: dict[str, Region] = {}
     by_name: dict[str, list[Region]] = {}
+    children: dict[str, list[Region]] = {}
     for row in csv.DictReader(io.StringIO(text)):
         level = _LEVELS.get(row["level"])
         if level is None:
@@ -45,7 +47,10 @@ def _table() -> _RegionTable:
         )
         by_code[region.code] = region
         by_name.setdefault(region.name, []).append(region)
-    return _RegionTable(by_code, {name: tuple(regions) for name, regions in by_name.items()})
+        if region.parent_code is not None:
+            children.setdefault(region.parent_code, []).append(region)
+    return _RegionTable(by_code, {name: tuple(regions) for name, regions in by_name.items()},
+                        {code: tuple(sorted(regions, key=_by_code)) for code, regions in children.items()})
 
 
 def lookup_region(code: str) -> Region:
@@ -66,6 +71,14 @@ def region_chain(code: str) -> list[Region]:
         chain.append(lookup_region(parent))
     chain.reverse()
     return chain
+
+
+def regions_within(code: str) -> list[Region]:
+    """The region and every region under it, each parent before its children, in code order."""
+    found = [lookup_region(code)]
+    for region in _table().children.get(found[0].code, ()):
+        found.extend(regions_within(region.code))
+    return found
 
 
 def region_by_name(name: str, within: str | None = None) -> Region:

@@ -1,4 +1,4 @@
-"""Routing rules: which organisation handles a ticket, and which systems besides the national platform hear of it."""
+"""Routing rules: which systems besides the national platform hear of a ticket; the handler comes from `handlers`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.codesets import BusinessType, HandlerLevel, Status, Urgency
+from contracts.codesets import BusinessType, Status, Urgency
 from contracts.delivery import DeliveryKind, OutboxEntry
-from contracts.identifiers import IdentifierError, region_chain
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from contracts.yamldoc import load_yaml_model
+from gateway.tickets.handlers import Handlers, OrganisationTable, load_organisations
 
 NATIONAL = "national"
 URGENT_PRIORITY = 0
@@ -22,30 +22,6 @@ NORMAL_PRIORITY = 1
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Organisation(_Strict):
-    code: Annotated[str, Field(min_length=1, max_length=64)]
-    name: Annotated[str, Field(min_length=1, max_length=100)]
-    level: HandlerLevel
-    region_code: Annotated[str, Field(pattern=r"^\d{6}$")]
-    parent: str | None = None
-    areas: list[str] = Field(default_factory=list)  # streets and towns a station covers
-
-
-class OrganisationTable(_Strict):
-    organisations: list[Organisation]
-
-    @model_validator(mode="after")
-    def _codes_unique_and_parents_known(self) -> OrganisationTable:
-        codes = [o.code for o in self.organisations]
-        repeated = sorted({c for c in codes if codes.count(c) > 1})
-        if repeated:
-            raise ValueError(f"organisation codes must be unique: {', '.join(repeated)}")
-        unknown = sorted({o.parent for o in self.organisations if o.parent and o.parent not in codes})
-        if unknown:
-            raise ValueError(f"unknown parent organisations: {', '.join(unknown)}")
-        return self
 
 
 class Condition(_Strict):
@@ -99,60 +75,22 @@ class Router:
 
     def __init__(self, config: RoutingConfig, organisations: OrganisationTable, home_region: str) -> None:
         self.config = config
-        self.organisations = organisations.organisations
+        self.handlers = Handlers(organisations, home_region)
+        self.organisations = self.handlers.organisations
         self.home_region = home_region
-        self._by_region: dict[str, list[Organisation]] = {}  # looked up once per ticket: no scan of the table
-        for org in self.organisations:
-            self._by_region.setdefault(org.region_code, []).append(org)
 
     @classmethod
     def from_files(cls, routing_file: Path, home_region: str) -> Router:
         config = load_yaml_model(routing_file, RoutingConfig)
-        table = load_yaml_model(routing_file.parent / config.organisations_file, OrganisationTable)
-        return cls(config, table, home_region)
+        return cls(config, load_organisations(routing_file.parent / config.organisations_file), home_region)
 
     @property
     def destinations(self) -> set[str]:
         return {self.config.national_destination} | {r.destination for r in self.config.rules}
 
     def assign_handler(self, ticket: Ticket) -> Ticket:
-        """Set the handling organisation from the ticket's region: the lowest level present for it.
-
-        Complaints go where the respondent operates; reports where the conduct happened (the rules'
-        jurisdiction articles). A region outside this gateway's area is left to the national platform.
-        """
-        if ticket.classification.business_type is BusinessType.REPORT:
-            region = ticket.occurrence.incident_region_code or ticket.respondent.operating_region_code
-        else:
-            region = ticket.respondent.operating_region_code or ticket.occurrence.incident_region_code
-        region = region or ticket.complainant.region_code or self.home_region
-        org = self._organisation_for(region, self._address_of(ticket))
-        routing = ticket.routing.model_copy(update={
-            "handler_org_code": org.code if org else None,
-            "handler_org_name": org.name if org else None,
-            "handler_level": org.level if org else HandlerLevel.NATION,
-        })
-        return ticket.model_copy(update={"routing": routing})
-
-    def _address_of(self, ticket: Ticket) -> str:
-        parts = (ticket.respondent.operating_address, ticket.occurrence.incident_address)
-        return " ".join(p for p in parts if p)
-
-    def _organisation_for(self, region: str, address: str) -> Organisation | None:
-        try:
-            chain = [r.code for r in region_chain(region)]
-        except IdentifierError:
-            chain = [region]
-        for code in reversed(chain):  # most specific region first
-            here = self._by_region.get(code, [])
-            station = next((o for o in here if o.level is HandlerLevel.STATION
-                            and any(area in address for area in o.areas)), None)
-            if station is not None:
-                return station
-            office = next((o for o in here if o.level is not HandlerLevel.STATION), None)
-            if office is not None:
-                return office
-        return None
+        """Set the handling organisation (`handlers.Handlers.assign`): never silently the province."""
+        return self.handlers.assign(ticket)
 
     def intake_outbox(self, ticket: Ticket, forward_body: bytes) -> list[OutboxEntry]:
         """A new ticket: forward it to the national platform, plus what intake rules add (e.g. 特急)."""

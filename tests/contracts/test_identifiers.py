@@ -20,6 +20,7 @@ from contracts.identifiers import (
     org_code_of_uscc,
     region_by_name,
     region_chain,
+    regions_within,
     validate_uscc,
 )
 from contracts.identifiers import phone as phone_module
@@ -368,3 +369,16 @@ def test_remembered_id_numbers_and_credit_codes_check_the_same_and_errors_are_ne
             validate_uscc("91440300708461136X")  # a wrong check character, refused each time
         with pytest.raises(IdentifierError):
             normalize_resident_id("110105491231002X")
+
+
+def test_regions_within_a_prefecture_are_it_and_its_counties_in_code_order() -> None:
+    within = [(r.code, r.name) for r in regions_within("522700")]
+    assert within[:3] == [("522700", "黔南布依族苗族自治州"), ("522701", "都匀市"), ("522702", "福泉市")]
+    assert len(within) == 13 and within[-1] == ("522732", "三都水族自治县")
+
+
+def test_regions_within_a_province_list_each_prefecture_before_its_counties() -> None:
+    codes = [r.code for r in regions_within("520000")]
+    assert len(codes) == 98 and codes[0] == "520000"
+    assert codes.index("522700") < codes.index("522701") < codes.index("522702")
+

@@ -12,7 +12,8 @@ from contracts.delivery import DeliveryKind
 from contracts.status import CaseResult, StatusEvent
 from contracts.ticket import Ticket
 from contracts.yamldoc import YamlFileError
-from gateway.tickets.routing import OrganisationTable, Router
+from gateway.tickets.handlers import OrganisationTable
+from gateway.tickets.routing import Router
 from tests.tickets import make_ticket
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -93,8 +94,8 @@ def test_a_closed_case_with_a_penalty_goes_to_credit_and_one_without_does_not(ro
 
 
 def test_a_rule_with_an_unknown_status_is_rejected_at_load_naming_file_line_and_key(tmp_path: Path) -> None:
-    (tmp_path / "organisations.yaml").write_text((CONFIG / "organisations.yaml").read_text(encoding="utf-8"),
-                                                 encoding="utf-8")
+    for name in ("organisations.yaml", "organisations-520000.yaml"):
+        (tmp_path / name).write_text((CONFIG / name).read_text(encoding="utf-8"), encoding="utf-8")
     bad = tmp_path / "routing.yaml"
     bad.write_text("rules:\n  - name: x\n    trigger: status\n    when: {status: [FILD]}\n    destination: y\n",
                    encoding="utf-8")
