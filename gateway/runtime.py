@@ -48,14 +48,19 @@ def load_components(settings: GatewaySettings) -> Components:
     """Read every configuration file the gateway needs; each raises an error naming file, line and key."""
     adapter_configs = load_adapters(settings.resolve(settings.adapters_dir))
     routing_file = settings.resolve(settings.routing_file)
+    router = Router.from_files(routing_file, settings.region.code)
+    delivery = load_delivery_config(settings.resolve(settings.delivery_file))
+    # A rule naming a lane no file defines is found now, at its line, not when the first ticket matches it.
+    callbacks = {c.callback_lane for c in adapter_configs.values() if c.callback is not None}
+    router.check_lanes({d.name for d in delivery.destinations} | callbacks, settings.resolve(settings.delivery_file))
     return Components(
         settings=settings,
         adapter_configs=adapter_configs,
         specs=mapping_specs_for(adapter_configs),
-        router=Router.from_files(routing_file, settings.region.code),
+        router=router,
         rules=RuleBook.from_file(settings.resolve(settings.deadlines.rules_file)),
         calendar=WorkingDayCalendar.from_file(settings.resolve(settings.deadlines.calendar_overrides)),
-        delivery=load_delivery_config(settings.resolve(settings.delivery_file)),
+        delivery=delivery,
     )
 
 

@@ -71,9 +71,9 @@ class StatusService:
                 log.info("status event not applied", extra={
                     "ticket_id": ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
                 return StatusOutcome(decision)
-            outbox = self.outbox_for(decision.ticket, event)
+            routed, outbox = self.outbox_for(decision.ticket, event)
             try:
-                ids = await self.store.save_ticket(decision.ticket, outbox,
+                ids = await self.store.save_ticket(routed, outbox,
                                                    expected_sequence=ticket.lifecycle.last_sequence)
             except ConcurrentUpdate:
                 continue
@@ -82,9 +82,10 @@ class StatusService:
             return StatusOutcome(decision, ids)
         raise ConcurrentUpdate(f"ticket changed {_WRITE_ATTEMPTS} times while applying event {event.event_id}")
 
-    def outbox_for(self, ticket: Ticket, event: StatusEvent) -> list[OutboxEntry]:
-        """The callback to the originating partner, in its own codes, and the routed side deliveries."""
-        entries = self.router.status_outbox(ticket, event)
+    def outbox_for(self, ticket: Ticket, event: StatusEvent) -> tuple[Ticket, list[OutboxEntry]]:
+        """The callback to the originating partner, in its own codes, and the routed side deliveries; with the
+        ticket that records each route's rule and evidence."""
+        ticket, entries = self.router.status_routes(ticket, event)
         adapter_id = ticket.source.adapter_id
         spec = self.specs.get(adapter_id)
         adapter = self.adapters.get(adapter_id)
@@ -97,5 +98,5 @@ class StatusService:
                                                              "adapter_id": adapter_id, "reason": str(err)})
             else:
                 entries.append(adapter.callback_entry(fields, idempotency_key=callback_idempotency_key(ticket, event)))
-        return entries
+        return ticket, entries
 

@@ -80,4 +80,4 @@ def test_check_config_names_a_broken_file_the_configuration_points_to(tmp_path: 
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"{routing}:" in done.stderr
-    assert "rules[1].when.status[0]" in done.stderr
+    assert "rules[7].when.status[0]" in done.stderr  # enforcement-filed-report
