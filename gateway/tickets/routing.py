@@ -210,9 +210,13 @@ class Router:
                      for rule, evidence in chosen.values()]
         routes = [*ticket.routing.routes, *(d for _, d in decisions)][-ROUTES_KEPT:]
         ticket = ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"routes": routes})})
+        # A key per route, not the ticket's: a side system may hear one ticket more than once (credit: a listed
+        # respondent at intake, a penalty at closing), and must not drop the second as a resend of the first.
+        occasion = "intake" if event is None else str(event.sequence)
         entries = [OutboxEntry(destination=rule.destination, kind=DeliveryKind.ROUTED,
                                body=routed_body(ticket, event, rule.name, decision),
-                               priority=URGENT_PRIORITY if rule.urgent else NORMAL_PRIORITY)
+                               priority=URGENT_PRIORITY if rule.urgent else NORMAL_PRIORITY,
+                               idempotency_key=f"{ticket.idempotency_key}:{rule.destination}:{occasion}")
                    for rule, decision in decisions]
         return ticket, entries
 

@@ -176,7 +176,9 @@ def test_routes_of_later_status_events_are_added_to_earlier_ones(router: Router)
         update={"status": Status.CLOSED, "result": result})})
     event = StatusEvent(event_id="e", ticket_id="t", sequence=2, at="2024-07-01T10:00:00+08:00",
                         status=Status.CLOSED, result=result)
-    routed, _ = router.status_routes(closed, event)
+    routed, (closing,) = router.status_routes(closed, event)
+    (listed,) = router.intake_routes(make_ticket(respondent__credit_flags=["经营异常"]))[1]
+    assert closing.idempotency_key != listed.idempotency_key  # credit must not drop the second as a resend
     assert [(r.rule_id, r.trigger) for r in routed.routing.routes] == [
         ("credit-listed-respondent", "intake"), ("credit-closed-with-penalty", "status")]
     Ticket.model_validate(routed.model_dump())  # still a valid ticket
