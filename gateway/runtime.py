@@ -58,6 +58,10 @@ def load_components(settings: GatewaySettings) -> Components:
                                         routing_file.parent / router.config.organisations_file)
     if unhandled:
         raise YamlFileError(unhandled)
+    delivery = load_delivery_config(settings.resolve(settings.delivery_file))
+    # A rule naming a lane no file defines is found now, at its line, not when the first ticket matches it.
+    callbacks = {c.callback_lane for c in adapter_configs.values() if c.callback is not None}
+    router.check_lanes({d.name for d in delivery.destinations} | callbacks, settings.resolve(settings.delivery_file))
     return Components(
         settings=settings,
         adapter_configs=adapter_configs,
@@ -65,7 +69,7 @@ def load_components(settings: GatewaySettings) -> Components:
         router=router,
         rules=RuleBook.from_file(settings.resolve(settings.deadlines.rules_file)),
         calendar=WorkingDayCalendar.from_file(settings.resolve(settings.deadlines.calendar_overrides)),
-        delivery=load_delivery_config(settings.resolve(settings.delivery_file)),
+        delivery=delivery,
     )
 
 

@@ -293,6 +293,12 @@ class OpsService:
                                         "message": result.reason}])
         assert isinstance(result, Mapped)
         outcome = await intake.store_ticket(result, raw_body=item.body, content_type=item.content_type)
+        if outcome.returned is not None:  # a routing rule (action return) sent it back: 退单
+            audit_id = await self.record(user, "quarantine.remap", [], {**detail, "reason_code":
+                                         outcome.returned.reason_code}, outcome="returned")
+            return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id,
+                               errors=[{"field": "(ticket)", "rule": f"returned:{outcome.returned.reason_code}",
+                                        "message": outcome.returned.reason}])
         assert outcome.ticket_id is not None
         await self.store.resolve_quarantined(quarantine_id, outcome.ticket_id)
         audit_id = await self.record(user, "quarantine.remap", [outcome.ticket_id], {**detail, "kind": outcome.kind})

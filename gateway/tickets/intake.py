@@ -18,7 +18,7 @@ from contracts.ticket import Ticket
 from gateway.errors import GatewayError
 from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
-from gateway.tickets.routing import Router
+from gateway.tickets.routing import Router, RuleReturn
 from gateway.tickets.writeback import partner_writeback
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
 from mapping.spec import MappingSpec
@@ -107,15 +107,23 @@ class IntakeService:
             return IntakeOutcome("quarantined", quarantine_id=quarantine_id, errors=result.errors,
                                  warnings=result.warnings)
         if isinstance(result, Returned):
-            # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
-            # and the callback's key (its ticket number) makes the second one a repeat it drops.
-            await self._tell_returned(adapter_id, result)
-            note = FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=result.reason)
-            quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, [note])
-            log.info("ticket returned to sender", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
-                                                         "reason_code": str(result.reason_code)})
-            return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result)
+            return await self._send_back(adapter_id, result, raw_body=raw_body, content_type=content_type)
         return await self.store_ticket(result, raw_body=raw_body, content_type=content_type)
+
+    async def _send_back(self, adapter_id: str, result: Returned, *, raw_body: bytes, content_type: str,
+                         rule: RuleReturn | None = None) -> IntakeOutcome:
+        """退单: the partner hears it through its callback lane, the payload is kept, the push is answered returned."""
+        # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
+        # and the callback's key (its ticket number) makes the second one a repeat it drops.
+        await self._tell_returned(adapter_id, result)
+        said = result.reason if rule is None else f"{result.reason} (routing rule {rule.rule_id})"
+        note = FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=said)
+        quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, [note])
+        log.info("ticket returned to sender", extra={
+            "adapter_id": adapter_id, "quarantine_id": quarantine_id, "reason_code": str(result.reason_code),
+            "rule_id": rule.rule_id if rule else None,
+            "evidence": [e.model_dump() for e in rule.evidence] if rule else None})
+        return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result)
 
     async def _tell_returned(self, adapter_id: str, returned: Returned) -> None:
         """Send a 退单 back through the partner's callback lane, in its own codes, when it has one."""
@@ -125,14 +133,19 @@ class IntakeService:
             await self.store.enqueue(entry.idempotency_key, entry.idempotency_key, [entry])
 
     async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
-        """Route, set deadlines and enrich a mapped ticket, then store it with its outbox."""
+        """Set handler and deadlines, enrich, route a mapped ticket, then store it with its outbox; or send it
+        back when a routing rule says so."""
         ticket = self.prepare(mapped.ticket)
         if self.enrich is not None:
-            ticket = await self.enrich(ticket)
+            ticket = await self.enrich(ticket)  # before the rules: they read the respondent's credit flags
+        sent_back = self.router.returned(ticket)
+        if sent_back is not None:
+            return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
+                                         content_type=content_type, rule=sent_back)
+        ticket, routed = self.router.intake_routes(ticket)  # the ticket records each route's rule and evidence
         ticket_json = ticket.model_dump_json()  # stored, and forwarded as it is
-        outcome = await self.store.intake(ticket, raw_body, content_type,
-                                          self.router.intake_outbox(ticket, ticket_json.encode("utf-8")),
-                                          ticket_json=ticket_json)
+        outbox = [self.router.forward_entry(ticket, ticket_json.encode("utf-8")), *routed]
+        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json)
         log.info("ticket stored" if outcome.created else "ticket repeated",
                  extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id})
         return IntakeOutcome("created" if outcome.created else "repeat", ticket_id=outcome.ticket_id,

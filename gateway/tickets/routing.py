@@ -3,55 +3,44 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.codesets import BusinessType, Status, Urgency
+from contracts.base import CHINA_STANDARD_TIME
+from contracts.codesets import Urgency
 from contracts.delivery import DeliveryKind, OutboxEntry
 from contracts.status import StatusEvent
-from contracts.ticket import Ticket
+from contracts.ticket import Evidence, RouteDecision, Ticket
 from contracts.yamldoc import load_yaml_model
 from gateway.tickets.handlers import Handlers, OrganisationTable, load_organisations
+from gateway.tickets.route_rules import Condition, RoutingRule, TicketText, check_lanes, unique_rule_ids
+from mapping.engine import Returned
+
+__all__ = ["Condition", "OrganisationTable", "Router", "RoutingConfig", "RoutingRule", "RuleReturn"]
 
 NATIONAL = "national"
 URGENT_PRIORITY = 0
 NORMAL_PRIORITY = 1
+ROUTES_KEPT = 100  # Routing.routes: the latest decisions when a long-lived ticket has had more
+
+
+@dataclass(frozen=True)
+class RuleReturn:
+    """A routing rule sent the ticket back (退单): what the partner hears, and which rule said so on what."""
+
+    returned: Returned
+    rule_id: str
+    evidence: tuple[Evidence, ...]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Condition(_Strict):
-    """All given fields must match; a list means any of its values."""
-
-    business_type: list[BusinessType] | None = None
-    urgency: list[Urgency] | None = None
-    status: list[Status] | None = None
-    has_penalty: bool | None = None
-    region_prefix: Annotated[str, Field(pattern=r"^\d{2,6}$")] | None = None
-
-    def matches(self, ticket: Ticket) -> bool:
-        result = ticket.lifecycle.result
-        penalised = result is not None and bool(result.penalty_amount or result.confiscation_amount)
-        region = ticket.respondent.operating_region_code or ticket.occurrence.incident_region_code or ""
-        return all((
-            self.business_type is None or ticket.classification.business_type in self.business_type,
-            self.urgency is None or ticket.classification.urgency in self.urgency,
-            self.status is None or ticket.lifecycle.status in self.status,
-            self.has_penalty is None or penalised == self.has_penalty,
-            self.region_prefix is None or region.startswith(self.region_prefix),
-        ))
-
-
-class RoutingRule(_Strict):
-    name: Annotated[str, Field(min_length=1)]
-    trigger: Literal["intake", "status"]
-    when: Condition = Field(default_factory=Condition)
-    destination: Annotated[str, Field(min_length=1, max_length=64)]
-    urgent: bool = False  # goes on the lane ahead of normal traffic
 
 
 class RoutingConfig(_Strict):
@@ -59,11 +48,20 @@ class RoutingConfig(_Strict):
     organisations_file: str = "organisations.yaml"
     rules: list[RoutingRule] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _rule_ids_unique(self) -> RoutingConfig:
+        repeated = unique_rule_ids(self.rules)
+        if repeated:
+            raise ValueError(f"rule ids must be unique (a route names its rule): {', '.join(repeated)}")
+        return self
 
-def routed_body(ticket: Ticket, event: StatusEvent | None, rule: str) -> bytes:
-    """What a side system receives: the canonical ticket, the event that triggered it, and why."""
+
+def routed_body(ticket: Ticket, event: StatusEvent | None, rule: str, route: RouteDecision | None = None) -> bytes:
+    """What a side system receives: the canonical ticket, the event that triggered it, and why (the rule's name,
+    and its decision with the evidence)."""
     document = {
         "rule": rule,
+        "route": route.model_dump(mode="json") if route is not None else None,
         "ticket": ticket.model_dump(mode="json"),
         "event": event.model_dump(mode="json") if event is not None else None,
     }
@@ -73,8 +71,10 @@ def routed_body(ticket: Ticket, event: StatusEvent | None, rule: str) -> bytes:
 class Router:
     """Applies the routing configuration; pure once loaded."""
 
-    def __init__(self, config: RoutingConfig, organisations: OrganisationTable, home_region: str) -> None:
+    def __init__(self, config: RoutingConfig, organisations: OrganisationTable, home_region: str, *,
+                 file: Path | None = None) -> None:
         self.config = config
+        self.file = file  # the routing file, for errors that name its lines
         self.handlers = Handlers(organisations, home_region)
         self.organisations = self.handlers.organisations
         self.home_region = home_region
@@ -82,7 +82,8 @@ class Router:
     @classmethod
     def from_files(cls, routing_file: Path, home_region: str) -> Router:
         config = load_yaml_model(routing_file, RoutingConfig)
-        return cls(config, load_organisations(routing_file.parent / config.organisations_file), home_region)
+        return cls(config, load_organisations(routing_file.parent / config.organisations_file), home_region,
+                   file=routing_file)
 
     @property
     def destinations(self) -> set[str]:
@@ -92,23 +93,75 @@ class Router:
         """Set the handling organisation (`handlers.Handlers.assign`): never silently the province."""
         return self.handlers.assign(ticket)
 
+    def intake_routes(self, ticket: Ticket) -> tuple[Ticket, list[OutboxEntry]]:
+        """A new ticket's side deliveries, and the ticket with each one's decision (rule and evidence) on it."""
+        return self._routes("intake", ticket, None)
+
+    def status_routes(self, ticket: Ticket, event: StatusEvent) -> tuple[Ticket, list[OutboxEntry]]:
+        """A status change's side deliveries (filed → enforcement, …), and the ticket with their decisions."""
+        return self._routes("status", ticket, event)
+
+    def forward_entry(self, ticket: Ticket, forward_body: bytes) -> OutboxEntry:
+        """The national platform's delivery: ahead of normal traffic for 特急, or when a rule routed the ticket
+        urgently (a mass food poisoning sent without the 特急 code is no less urgent for the platform)."""
+        urgent = ticket.classification.urgency is Urgency.CRITICAL or any(
+            r.urgent for r in ticket.routing.routes if r.trigger == "intake")
+        return OutboxEntry(destination=self.config.national_destination, kind=DeliveryKind.FORWARD,
+                           body=forward_body, priority=URGENT_PRIORITY if urgent else NORMAL_PRIORITY)
+
     def intake_outbox(self, ticket: Ticket, forward_body: bytes) -> list[OutboxEntry]:
         """A new ticket: forward it to the national platform, plus what intake rules add (e.g. 特急)."""
-        urgent = ticket.classification.urgency is Urgency.CRITICAL
-        entries = [OutboxEntry(destination=self.config.national_destination, kind=DeliveryKind.FORWARD,
-                               body=forward_body, priority=URGENT_PRIORITY if urgent else NORMAL_PRIORITY)]
-        entries += self._rule_entries("intake", ticket, None)
-        return entries
+        routed, entries = self.intake_routes(ticket)
+        return [self.forward_entry(routed, forward_body), *entries]
 
     def status_outbox(self, ticket: Ticket, event: StatusEvent) -> list[OutboxEntry]:
         """A status change: side deliveries the status rules ask for (filed → enforcement, …)."""
-        return self._rule_entries("status", ticket, event)
+        return self.status_routes(ticket, event)[1]
 
-    def _rule_entries(self, trigger: str, ticket: Ticket, event: StatusEvent | None) -> list[OutboxEntry]:
-        return [
-            OutboxEntry(destination=rule.destination, kind=DeliveryKind.ROUTED,
-                        body=routed_body(ticket, event, rule.name),
-                        priority=URGENT_PRIORITY if rule.urgent else NORMAL_PRIORITY)
-            for rule in self.config.rules
-            if rule.trigger == trigger and rule.when.matches(ticket)
-        ]
+    def returned(self, ticket: Ticket) -> RuleReturn | None:
+        """The first intake rule with action return that the ticket meets: the ticket goes back to its sender."""
+        text = TicketText(ticket)
+        for rule in self.config.rules:
+            if rule.action != "return" or rule.trigger != "intake" or rule.return_reason is None:
+                continue
+            evidence = rule.when.evidence(ticket, text)
+            if evidence is not None:
+                returned = Returned(reason_code=rule.return_reason.code, reason=rule.return_reason.reason,
+                                    source_ticket_no=ticket.source.source_ticket_no)
+                return RuleReturn(returned, rule.rule_id, tuple(evidence))
+        return None
+
+    def _routes(self, trigger: Literal["intake", "status"], ticket: Ticket,
+                event: StatusEvent | None) -> tuple[Ticket, list[OutboxEntry]]:
+        # One delivery per destination and trigger: the first rule that matches decides (rules are listed most
+        # pressing first), so a 特急 mass poisoning reaches emergency command once, not once per rule.
+        text = TicketText(ticket)
+        chosen: dict[str, tuple[RoutingRule, list[Evidence]]] = {}
+        for rule in self.config.rules:
+            if rule.trigger != trigger or rule.action != "route" or rule.destination in chosen:
+                continue
+            evidence = rule.when.evidence(ticket, text)
+            if evidence is not None:
+                chosen[rule.destination] = (rule, evidence)
+        if not chosen:
+            return ticket, []
+        at = datetime.now(CHINA_STANDARD_TIME)
+        decisions = [(rule, RouteDecision(destination=rule.destination, rule_id=rule.rule_id, trigger=trigger,
+                                          urgent=rule.urgent, evidence=evidence, at=at))
+                     for rule, evidence in chosen.values()]
+        routes = [*ticket.routing.routes, *(d for _, d in decisions)][-ROUTES_KEPT:]
+        ticket = ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"routes": routes})})
+        # A key per route, not the ticket's: a side system may hear one ticket more than once (credit: a listed
+        # respondent at intake, a penalty at closing), and must not drop the second as a resend of the first.
+        occasion = "intake" if event is None else str(event.sequence)
+        entries = [OutboxEntry(destination=rule.destination, kind=DeliveryKind.ROUTED,
+                               body=routed_body(ticket, event, rule.name, decision),
+                               priority=URGENT_PRIORITY if rule.urgent else NORMAL_PRIORITY,
+                               idempotency_key=f"{ticket.idempotency_key}:{rule.destination}:{occasion}")
+                   for rule, decision in decisions]
+        return ticket, entries
+
+    def check_lanes(self, lanes: set[str], lanes_file: Path) -> None:
+        """Every destination the routing file names is a lane; YamlFileError naming line and key otherwise."""
+        if self.file is not None:
+            check_lanes(self.file, self.config.rules, self.config.national_destination, lanes, lanes_file)

@@ -61,7 +61,8 @@ class StatusService:
                 return decision, TicketChange(record_rejection(ticket, event, decision.reason, datetime.now(UTC)))
             if not decision.changed:
                 return decision, None
-            return decision, TicketChange(decision.ticket, self.outbox_for(decision.ticket, event))
+            routed, outbox = self.outbox_for(decision.ticket, event)
+            return decision, TicketChange(routed, outbox)
 
         try:
             update = await update_ticket(self.store, lambda: self.find(event), change)
@@ -80,11 +81,12 @@ class StatusService:
                                                 "adapter_id": ticket.source.adapter_id})
         return StatusOutcome(decision, update.delivery_ids)
 
-    def outbox_for(self, ticket: Ticket, event: StatusEvent) -> list[OutboxEntry]:
-        """The callback to the originating partner, in its own codes, and the routed side deliveries."""
-        entries = self.router.status_outbox(ticket, event)
+    def outbox_for(self, ticket: Ticket, event: StatusEvent) -> tuple[Ticket, list[OutboxEntry]]:
+        """The callback to the originating partner, in its own codes, and the routed side deliveries; with the
+        ticket that records each route's rule and evidence."""
+        ticket, entries = self.router.status_routes(ticket, event)
         adapter_id = ticket.source.adapter_id
         callback = partner_writeback(self.adapters.get(adapter_id), self.specs.get(adapter_id), ticket, event)
         if callback is not None:
             entries.append(callback)
-        return entries
+        return ticket, entries

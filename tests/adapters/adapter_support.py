@@ -31,10 +31,10 @@ PHONE_KEY = b"adapter-tests-phone-key"
 T = TypeVar("T")
 
 
-def build_intake(store: Store, configs: dict[str, AdapterConfig]) -> IntakeService:
+def build_intake(store: Store, configs: dict[str, AdapterConfig], routing_file: Path = ROUTING_FILE) -> IntakeService:
     """The real intake service over the adapters' mapping specs."""
     canonical = {i: c for i, c in configs.items() if c.enabled and c.is_canonical}
-    return IntakeService(store, mapping_specs_for(configs), Router.from_files(ROUTING_FILE, "522600"),
+    return IntakeService(store, mapping_specs_for(configs), Router.from_files(routing_file, "522600"),
                          RuleBook.from_file(), WorkingDayCalendar.from_file(), canonical=canonical)
 
 
@@ -58,14 +58,15 @@ class GatewayUnderTest:
         return asyncio.run_coroutine_threadsafe(coro, self.app.state.loop).result(timeout=10)
 
 
-def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int) -> tuple[FastAPI, dict[str, AdapterConfig]]:
+def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int,
+                routing_file: Path = ROUTING_FILE) -> tuple[FastAPI, dict[str, AdapterConfig]]:
     configs = load_adapters(adapters_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = SqliteStore(data_dir / "gateway.db", PHONE_KEY)
         await store.open()
-        intake = build_intake(store, configs)
+        intake = build_intake(store, configs, routing_file)
         app.state.loop = asyncio.get_running_loop()
         app.state.store = store
         app.state.inbound = InboundContext.build(configs, intake, max_body_bytes)
@@ -81,9 +82,9 @@ def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int) -> t
 
 
 @contextmanager
-def serve_gateway(data_dir: Path, adapters_dir: Path = DEMO_ADAPTERS, *,
-                  max_body_bytes: int = 64 * 1024) -> Iterator[GatewayUnderTest]:
-    app, configs = gateway_app(adapters_dir, data_dir, max_body_bytes=max_body_bytes)
+def serve_gateway(data_dir: Path, adapters_dir: Path = DEMO_ADAPTERS, *, max_body_bytes: int = 64 * 1024,
+                  routing_file: Path = ROUTING_FILE) -> Iterator[GatewayUnderTest]:
+    app, configs = gateway_app(adapters_dir, data_dir, max_body_bytes=max_body_bytes, routing_file=routing_file)
     with serve_in_thread(app, name="gateway-under-test") as url:
         yield GatewayUnderTest(url=url, app=app, configs=configs)
 

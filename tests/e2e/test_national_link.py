@@ -219,8 +219,16 @@ def test_tickets_from_every_partner_are_forwarded_once_closed_routed_and_answere
         emergency = routed_ticket_ids(world.emergency.tickets.items())
         enforcement = routed_ticket_ids(world.enforcement.cases.items())
         credit = routed_ticket_ids(world.credit.cases.items())
-        assert set(emergency) == urgent and set(enforcement) == reports and set(credit) == penalised
-        assert max([*emergency.values(), *enforcement.values(), *credit.values()]) == 1  # once per ticket
+        # Each side system received exactly the routes recorded on the tickets (rule and evidence), once each.
+        recorded = {lane: Counter(i for i, t in tickets.items() for r in t["routing"]["routes"]
+                                  if r["destination"] == lane) for lane in ("emergency", "enforcement", "credit")}
+        assert emergency == recorded["emergency"] and enforcement == recorded["enforcement"]
+        assert credit == recorded["credit"], (credit - recorded["credit"], recorded["credit"] - credit)
+        assert all(r["rule_id"] and r["evidence"] for t in tickets.values() for r in t["routing"]["routes"])
+        assert urgent <= set(emergency) and set(enforcement) == reports and penalised <= set(credit)
+        assert max([*emergency.values(), *enforcement.values()]) == 1  # once per ticket
+        # credit hears a ticket at most twice: a listed respondent at intake, a penalty at closing
+        assert max(credit.values()) <= 2
 
         # -- every origin holds the final status in its own codes, from verified callbacks, none twice -----------
         callbacks_sent = 0

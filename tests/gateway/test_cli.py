@@ -80,4 +80,19 @@ def test_check_config_names_a_broken_file_the_configuration_points_to(tmp_path: 
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"{routing}:" in done.stderr
-    assert "rules[1].when.status[0]" in done.stderr
+    assert "rules[7].when.status[0]" in done.stderr  # enforcement-filed-report
+
+
+def test_check_config_names_a_routing_rule_whose_lane_delivery_does_not_define(tmp_path: Path) -> None:
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    routing = config / "routing.yaml"
+    text = routing.read_text(encoding="utf-8").replace("destination: enforcement", "destination: enforcment")
+    routing.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    destination: enforcment") + 1
+    done = subprocess.run([sys.executable, "main.py", "check-config", str(config / "gateway.yaml")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{routing}:{line}: rules[7].destination: unknown lane 'enforcment'" in done.stderr

@@ -29,6 +29,9 @@ def fixture(adapter_id: str, name: str) -> tuple[dict[str, Any], bytes]:
 @pytest.fixture
 async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IntakeService]:
     monkeypatch.setenv("HIG_DATA_DIR", str(tmp_path / "data"))
+    # No credit look-up: a credit simulator left running on its demo port would put the fixture's respondent on
+    # the 失信 list, and routing would add a credit delivery.
+    monkeypatch.setenv("HIG_CREDIT_LOOKUP__URL", "")
     settings = load_settings()
     configs = load_adapters(settings.resolve(settings.adapters_dir))
     for config in configs.values():  # recorded as unset, so the generated credentials go away after the test
