@@ -17,7 +17,8 @@ CREDIT_REPAIR = {"appealTypeCode": "03", "appealTypeName": "咨询", "appealTitl
 
 def routing_with_return(folder: Path) -> Path:
     folder.mkdir()
-    shutil.copy(ROUTING_FILE.parent / "organisations.yaml", folder / "organisations.yaml")
+    for name in ("organisations.yaml", "organisations-520000.yaml"):
+        shutil.copy(ROUTING_FILE.parent / name, folder / name)
     text = ROUTING_FILE.read_text(encoding="utf-8")
     assert "action: route                         # or: return" in text
     routing = folder / "routing.yaml"

@@ -28,6 +28,12 @@ def router() -> Router:
     return Router.from_files(CONFIG / "routing.yaml", home_region="522600")
 
 
+def copy_organisations(folder: Path) -> None:
+    """The organisation files routing.yaml names: the hand-configured one and the generated table it includes."""
+    for name in ("organisations.yaml", "organisations-520000.yaml"):
+        shutil.copy(CONFIG / name, folder / name)
+
+
 def saying(content: str, **changes: Any) -> Ticket:
     return make_ticket(registration__content=content, **changes)
 
@@ -186,7 +192,7 @@ def test_routes_of_later_status_events_are_added_to_earlier_ones(router: Router)
 
 def test_a_credit_repair_request_is_returned_when_the_configuration_says_return(tmp_path: Path) -> None:
     routing = tmp_path / "routing.yaml"
-    shutil.copy(CONFIG / "organisations.yaml", tmp_path / "organisations.yaml")
+    copy_organisations(tmp_path)
     routing.write_text((CONFIG / "routing.yaml").read_text(encoding="utf-8").replace(
         "action: route                         # or: return", "action: return"), encoding="utf-8")
     router = Router.from_files(routing, "522600")
@@ -200,7 +206,7 @@ def test_a_credit_repair_request_is_returned_when_the_configuration_says_return(
 
 # -- a broken rules file ------------------------------------------------------------------------------------------
 def broken(tmp_path: Path, rule: str) -> Path:
-    shutil.copy(CONFIG / "organisations.yaml", tmp_path / "organisations.yaml")
+    copy_organisations(tmp_path)
     routing = tmp_path / "routing.yaml"
     routing.write_text("national_destination: national\nrules:\n"
                        "  - id: fine\n    name: fine\n    trigger: intake\n    when: {urgency: ['1']}\n"
