@@ -9,6 +9,7 @@ import typer
 
 from gateway.cli_map import map_command
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
+from gateway.cli_review import review_cli
 from gateway.cli_worker import worker
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
@@ -16,6 +17,7 @@ cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the nationa
                   no_args_is_help=False, add_completion=False)
 schema_cli = typer.Typer(help="The national contract's JSON Schema.", add_completion=False)
 cli.add_typer(schema_cli, name="schema")
+tickets_cli.add_typer(review_cli, name="review")
 cli.add_typer(tickets_cli, name="tickets")
 cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(quarantine_cli, name="quarantine")

@@ -23,6 +23,7 @@ from gateway.store import Store, open_store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
 from gateway.tickets.intake import IntakeService
+from gateway.tickets.jurisdiction import JurisdictionRules
 from gateway.tickets.national_link import NationalForwardSender
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
@@ -42,6 +43,7 @@ class Components:
     rules: RuleBook
     calendar: WorkingDayCalendar
     delivery: DeliveryConfig
+    jurisdiction: JurisdictionRules
 
 
 def load_components(settings: GatewaySettings) -> Components:
@@ -56,6 +58,7 @@ def load_components(settings: GatewaySettings) -> Components:
         rules=RuleBook.from_file(settings.resolve(settings.deadlines.rules_file)),
         calendar=WorkingDayCalendar.from_file(settings.resolve(settings.deadlines.calendar_overrides)),
         delivery=load_delivery_config(settings.resolve(settings.delivery_file)),
+        jurisdiction=JurisdictionRules.from_file(settings.resolve(settings.jurisdiction_file)),
     )
 
 
@@ -131,7 +134,8 @@ class Runtime:
                                       timeout_seconds=settings.credit_lookup.timeout_seconds)
         canonical = {i: c for i, c in components.adapter_configs.items() if c.enabled and c.is_canonical}
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
-                               canonical=canonical, callbacks=adapters, enrich=enricher)
+                               canonical=canonical, callbacks=adapters, enrich=enricher,
+                               jurisdiction=components.jurisdiction)
         status = StatusService(store, components.specs, components.router, adapters)
         return cls(components, store, adapters, intake, status, enricher=enricher)
 

@@ -65,7 +65,8 @@ STATUS_LABELS = {
 }
 CIRCUIT_LABELS = {"closed": "正常", "open": "熔断", "half_open": "试探", "none": "—"}
 ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预演）", "quarantine.remap": "隔离件重新映射",
-                 "config.reload": "重新加载配置", "compact": "压缩已送达投递"}
+                 "config.reload": "重新加载配置", "compact": "压缩已送达投递",
+                 "jurisdiction.review": "受理范围人工判定"}
 RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
 
 
@@ -485,11 +486,13 @@ class OpsService:
         intake, status = runtime.intake, runtime.status
         intake.specs, intake.router, intake.rules, intake.calendar = (components.specs, components.router,
                                                                      components.rules, components.calendar)
+        intake.jurisdiction = components.jurisdiction
         status.specs, status.router = components.specs, components.router
         runtime.components = components
         self.auth = auth
         self._risk = None
-        reloaded = ["adapters", "mapping_specs", "routing", "deadline_rules", "calendar", "ops_users"]
+        reloaded = ["adapters", "mapping_specs", "routing", "jurisdiction_rules", "deadline_rules", "calendar",
+                    "ops_users"]
         audit_id = await self.record(user, "config.reload", [], {"restart_required": restart,
                                                                  "specs": sorted(components.specs)})
         return ReloadResult(reloaded=reloaded, adapters=sorted(components.specs), restart_required=restart,

@@ -13,10 +13,13 @@ from adapters.base import Adapter
 from adapters.canonical import canonical_ticket
 from adapters.config import AdapterConfig
 from contracts.base import CHINA_STANDARD_TIME
+from contracts.codesets import NotAcceptedReason
+from contracts.delivery import OutboxEntry
 from contracts.errors import FieldError
-from contracts.ticket import Ticket, idempotency_key_of
+from contracts.ticket import JurisdictionDecision, Ticket, idempotency_key_of
 from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.tickets.jurisdiction import JurisdictionRules, screen
 from gateway.tickets.routing import Router
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
 from mapping.reverse import ReverseError, reverse
@@ -29,21 +32,23 @@ Enricher = Callable[[Ticket], Awaitable[Ticket]]
 
 @dataclass(frozen=True)
 class IntakeOutcome:
-    """What became of one payload; every kind but `created`/`repeat` leaves the raw payload in quarantine."""
+    """What became of one payload: `created`/`repeat` stored and sent on, `review` stored and held for an operator
+    (the jurisdiction screen could not decide), `quarantined`/`returned` kept as a raw payload in quarantine."""
 
-    kind: Literal["created", "repeat", "quarantined", "returned"]
+    kind: Literal["created", "repeat", "quarantined", "returned", "review"]
     ticket_id: str | None = None
     quarantine_id: str | None = None
     errors: tuple[FieldError, ...] = ()
     warnings: tuple[FieldError, ...] = ()
     returned: Returned | None = None
+    decision: JurisdictionDecision | None = None  # the jurisdiction screen's, when it ran
 
     @property
     def stored(self) -> bool:
-        return self.kind in ("created", "repeat")
+        return self.kind in ("created", "repeat", "review")
 
 
-# adapter id, outcome kind ("created", "repeat", "quarantined", "returned" or "error"), seconds, the outcome
+# adapter id, outcome kind ("created", "repeat", "review", "quarantined", "returned" or "error"), seconds, the outcome
 IntakeListener = Callable[[str, str, float, IntakeOutcome | None], None]
 
 
@@ -52,11 +57,12 @@ class UnknownAdapter(LookupError):
 
 
 class IntakeService:
-    """Map, route, set deadlines, and store ticket + raw payload + outbox in one step."""
+    """Map, screen jurisdiction, route, set deadlines, and store ticket + raw payload + outbox in one step."""
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
                  calendar: WorkingDayCalendar, *, canonical: Mapping[str, AdapterConfig] | None = None,
-                 callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None) -> None:
+                 callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None,
+                 jurisdiction: JurisdictionRules | None = None) -> None:
         self.store = store
         self.specs = specs
         self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
@@ -66,6 +72,7 @@ class IntakeService:
         self.rules = rules
         self.calendar = calendar
         self.enrich = enrich
+        self.jurisdiction = jurisdiction  # None: no screen (every mapped ticket goes on)
 
     def knows(self, adapter_id: str) -> bool:
         return adapter_id in self.canonical or adapter_id in self.specs
@@ -106,43 +113,79 @@ class IntakeService:
             return IntakeOutcome("quarantined", quarantine_id=quarantine_id, errors=result.errors,
                                  warnings=result.warnings)
         if isinstance(result, Returned):
-            # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
-            # and the callback's key (its ticket number) makes the second one a repeat it drops.
-            await self._tell_returned(adapter_id, result)
-            note = FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=result.reason)
-            quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, [note])
-            log.info("ticket returned to sender", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
-                                                         "reason_code": str(result.reason_code)})
-            return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result)
-        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type)
+            return await self._return(adapter_id, result, raw_body=raw_body, content_type=content_type)
+        decision = self.screen(result.ticket)
+        if decision is not None and decision.outcome == "return":
+            returned = returned_by(result.ticket, decision)
+            return await self._return(adapter_id, returned, raw_body=raw_body, content_type=content_type,
+                                      decision=decision)
+        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type, decision=decision)
 
-    async def _tell_returned(self, adapter_id: str, returned: Returned) -> None:
-        """Send a 退单 back through the partner's callback lane, in its own codes, when it has one."""
+    def screen(self, ticket: Ticket) -> JurisdictionDecision | None:
+        """The jurisdiction screen's decision on a mapped ticket (None when no rules are configured)."""
+        return None if self.jurisdiction is None else screen(ticket, self.jurisdiction)
+
+    async def _return(self, adapter_id: str, returned: Returned, *, raw_body: bytes, content_type: str,
+                      decision: JurisdictionDecision | None = None) -> IntakeOutcome:
+        """A 退单, from the spec's return rule or the jurisdiction screen: the partner hears it on its callback
+        lane, and the raw payload is kept in quarantine with the reason (and the screen's rule and evidence)."""
+        # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
+        # and the callback's key (its ticket number) makes the second one a repeat it drops.
+        await self._tell_returned(adapter_id, returned)
+        notes = [FieldError(field="(ticket)", rule=f"returned:{returned.reason_code}", message=returned.reason)]
+        if decision is not None:
+            matched = "；".join(f"{e.field}={e.matched}" for e in decision.evidence)
+            notes.append(FieldError(field="routing.jurisdiction", rule=f"jurisdiction:{decision.rule_id}",
+                                    message=f"主管部门：{decision.competent_authority or '-'}；命中：{matched or '-'}"))
+        quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, notes)
+        log.info("ticket returned to sender", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
+                                                     "reason_code": str(returned.reason_code),
+                                                     "rule": decision.rule_id if decision else "spec"})
+        return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=returned, decision=decision)
+
+    def returned_callback(self, adapter_id: str, returned: Returned) -> OutboxEntry | None:
+        """The 退单 write-back to the partner, in its own codes, on its callback lane; None when it has none."""
         adapter = self.callbacks.get(adapter_id)
         spec = self.specs.get(adapter_id)
         if adapter is None or not adapter.writes_back or spec is None or spec.reverse is None:
-            return
+            return None
         try:
             fields = reverse(spec, returned, at=datetime.now(CHINA_STANDARD_TIME))
         except ReverseError as err:
             log.error("退单 callback cannot be built", extra={"adapter_id": adapter_id, "reason": str(err)})
-            return
+            return None
         key = idempotency_key_of(spec.source_system, returned.source_ticket_no or "", "returned")
-        await self.store.enqueue(key, key, [adapter.callback_entry(fields, idempotency_key=key)])
+        return adapter.callback_entry(fields, idempotency_key=key)
 
-    async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
-        """Route, set deadlines and enrich a mapped ticket, then store it with its outbox."""
+    async def _tell_returned(self, adapter_id: str, returned: Returned) -> None:
+        """Send a 退单 back through the partner's callback lane, in its own codes, when it has one."""
+        entry = self.returned_callback(adapter_id, returned)
+        if entry is not None and entry.idempotency_key is not None:
+            await self.store.enqueue(entry.idempotency_key, entry.idempotency_key, [entry])
+
+    async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str,
+                           decision: JurisdictionDecision | None = None) -> IntakeOutcome:
+        """Route, set deadlines and enrich a mapped ticket, then store it with its outbox. A ticket the screen
+        put to review is stored with its decision and no outbox: nothing is sent until an operator settles it."""
         ticket = self.prepare(mapped.ticket)
+        held = decision is not None and decision.outcome == "review"
+        if decision is not None:
+            ticket = with_jurisdiction(ticket, decision)
         if self.enrich is not None:
             ticket = await self.enrich(ticket)
         ticket_json = ticket.model_dump_json()  # stored, and forwarded as it is
-        outcome = await self.store.intake(ticket, raw_body, content_type,
-                                          self.router.intake_outbox(ticket, ticket_json.encode("utf-8")),
-                                          ticket_json=ticket_json)
-        log.info("ticket stored" if outcome.created else "ticket repeated",
-                 extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id})
-        return IntakeOutcome("created" if outcome.created else "repeat", ticket_id=outcome.ticket_id,
-                             warnings=mapped.warnings)
+        outbox = [] if held else self.router.intake_outbox(ticket, ticket_json.encode("utf-8"))
+        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json)
+        kind: Literal["created", "repeat", "review"] = (
+            "repeat" if not outcome.created else "review" if held else "created")
+        log.info({"created": "ticket stored", "repeat": "ticket repeated", "review": "ticket held for review"}[kind],
+                 extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id,
+                        **({"rule": decision.rule_id} if decision is not None else {})})
+        return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
+
+    def forward_outbox(self, ticket: Ticket) -> list[OutboxEntry]:
+        """What a ticket taken on sends: the national forward and what the intake routing rules add."""
+        return self.router.intake_outbox(ticket, ticket.model_dump_json().encode("utf-8"))
 
     def prepare(self, ticket: Ticket) -> Ticket:
         """The handling organisation and statutory deadlines, from the ticket's own facts."""
@@ -150,3 +193,15 @@ class IntakeService:
         deadlines = compute_deadlines(ticket.classification.business_type.value,
                                       ticket.source.source_received_at, None, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
+
+
+def with_jurisdiction(ticket: Ticket, decision: JurisdictionDecision) -> Ticket:
+    """The ticket with the jurisdiction decision recorded on its routing."""
+    return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"jurisdiction": decision})})
+
+
+def returned_by(ticket: Ticket, decision: JurisdictionDecision) -> Returned:
+    """The 退单 a return decision sends the partner, as a spec's return rule would: the national not-accepted
+    reason and the reason naming the likely competent authority."""
+    code = NotAcceptedReason(decision.return_reason_code or NotAcceptedReason.NOT_MARKET_SUPERVISION.value)
+    return Returned(code, decision.reason or code.value, ticket.source.source_ticket_no)
