@@ -78,7 +78,8 @@ def check_config(file: Annotated[Path | None, typer.Argument(help="gateway.yaml 
     typer.echo(f"ok: region {settings.region.code} {settings.region.name}, store {settings.store.kind}, "
                f"{len(tables)} code tables, {len(components.adapter_configs)} adapters, "
                f"{len(components.specs)} mapping specs, {len(components.delivery.destinations)} destinations, "
-               f"{len(components.router.config.rules)} routing rules")
+               f"{len(components.router.config.rules)} routing rules, "
+               f"{len(components.jurisdiction.rules)} jurisdiction rules")
 
 
 @schema_cli.command("export")
