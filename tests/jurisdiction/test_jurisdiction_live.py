@@ -41,7 +41,8 @@ def city_order(number: str, title: str, content: str, *, respondent: dict[str, s
 
 
 NOISE = ("广场舞噪音扰民", "小区旁边广场每天晚上七点到十点跳广场舞，音响开得很大，老人小孩无法休息，多次沟通无果。")
-MEDICAL_BEAUTY = ("医美机构注射玻尿酸后出现结节", "在某医疗美容诊所注射玻尿酸后面部出现结节，诊所说是个人体质问题，拒绝处理。")
+MEDICAL_BEAUTY = ("医美机构注射玻尿酸后出现结节",
+                  "在某医疗美容诊所注射玻尿酸后面部出现结节，诊所说是个人体质问题，拒绝处理。")
 CLINIC = {"name": "凯里某医疗美容诊所有限公司", "creditCode": "91522601MA6DL4KQ33", "address": "凯里市韶山南路8号"}
 
 
