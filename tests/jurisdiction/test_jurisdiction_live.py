@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.e2e_support import ENVIRONMENT, VIEWER_TOKEN, World, running_world, wait_for
@@ -154,3 +155,15 @@ def test_an_accepted_push_records_the_rule_that_accepted_it(world: World) -> Non
     assert result.status == 202 and "review" not in result.body
     decision = world.ticket(result.body["ticket_id"])["ticket"]["routing"]["jurisdiction"]
     assert decision["outcome"] == "accept" and decision["rule_id"] == "accept.food"
+
+
+def test_the_dashboards_ticket_page_shows_the_rule_and_its_evidence(world: World) -> None:
+    ticket_id = push_review(world, "KL12345-JUR-REVIEW-06")
+    with httpx.Client(base_url=world.gateway_url, trust_env=False, timeout=10) as browser:
+        signed_in = browser.post("/ops/login", data={"token": VIEWER_TOKEN, "next": "/ops"})
+        assert signed_in.status_code == 303
+        page = browser.get(f"/ops/tickets/{ticket_id}")
+
+    assert page.status_code == 200
+    assert 'data-outcome="review"' in page.text and "review.medical-beauty" in page.text
+    assert "命中 “医美”" in page.text and "待人工判定" in page.text
