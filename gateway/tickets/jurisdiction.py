@@ -14,8 +14,10 @@ The decision's evidence lists what every matching rule matched.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -85,11 +87,12 @@ class Condition(_Strict):
                 raise ValueError(f"{name} is empty: give at least one value or leave it out")
         return self
 
-    def evidence(self, facts: _Facts) -> list[Evidence] | None:
-        """What matched, one item per condition; None when some condition does not match."""
+    def evidence(self, facts: _Facts, text: _TextMatcher | None) -> list[Evidence] | None:
+        """What matched, one item per condition; None when some condition does not match. `text`: this
+        condition's phrase set, compiled (JurisdictionRules.compiled)."""
         found: list[Evidence] = []
-        if self.text is not None:
-            phrase = self.text.find(facts.text)
+        if text is not None:
+            phrase = text.find(facts.text, facts.present)
             if phrase is None:
                 return None
             found.append(Evidence(field=facts.field_of(phrase), matched=phrase[:200]))
@@ -163,10 +166,91 @@ class JurisdictionRules(_Strict):
                              f"{', '.join(repeated)}")
         return self
 
+    @cached_property
+    def compiled(self) -> tuple[tuple[_CompiledRule, ...], _PhraseIndex]:
+        """Each rule with its phrase set as plain tuples, and the index of all phrases, built once: the screen
+        runs on every intake, and a pydantic model's private attributes cost microseconds per read."""
+        rules = tuple(_CompiledRule.of(rule) for rule in self.rules)
+        return rules, _PhraseIndex.of([r.text for r in rules if r.text is not None])
+
     @classmethod
     def from_file(cls, path: Path) -> JurisdictionRules:
         """Read and check the rules file; YamlFileError names file, line and key of each problem."""
         return load_yaml_model(path, cls)
+
+
+@dataclass(frozen=True, slots=True)
+class _TextMatcher:
+    """A PhraseSet's phrases, patterns and exclusions, normalised and compiled. `find` answers as PhraseSet.find,
+    given the phrases present in the text (found once for every rule: _PhraseIndex)."""
+
+    phrases: tuple[str, ...]
+    phrase_set: frozenset[str]
+    regexes: tuple[re.Pattern[str], ...]
+    exclusions: frozenset[str]
+
+    @classmethod
+    def of(cls, phrases: PhraseSet) -> _TextMatcher:
+        normalised = tuple(normalise(p) for p in phrases.any_of)
+        return cls(normalised, frozenset(normalised), tuple(re.compile(p) for p in phrases.patterns),
+                   frozenset(normalise(p) for p in phrases.none_of))
+
+    def find(self, normalised: str, present: frozenset[str]) -> str | None:
+        if present:
+            if not self.exclusions.isdisjoint(present):
+                return None
+            if not self.phrase_set.isdisjoint(present):
+                return next(p for p in self.phrases if p in present)
+        for regex in self.regexes:
+            match = regex.search(normalised)
+            if match is not None:
+                return match.group(0)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    rule: JurisdictionRule
+    text: _TextMatcher | None
+    # When the rule needs one of these phrases (a phrase set without patterns): a text holding none of them
+    # skips the rule without looking further.
+    needs: frozenset[str] | None
+
+    @classmethod
+    def of(cls, rule: JurisdictionRule) -> _CompiledRule:
+        text = None if rule.when.text is None else _TextMatcher.of(rule.when.text)
+        needs = text.phrase_set if text is not None and not text.regexes else None
+        return cls(rule, text, needs)
+
+
+@dataclass(frozen=True, slots=True)
+class _PhraseIndex:
+    """Every phrase of every rule by its first two characters (one-character phrases by that character): a
+    text is searched only for the phrases whose start occurs in it, once per screening, however many rules
+    share a phrase."""
+
+    by_start: dict[str, tuple[str, ...]]
+    starts: frozenset[str]
+    singles: frozenset[str]
+
+    @classmethod
+    def of(cls, matchers: list[_TextMatcher]) -> _PhraseIndex:
+        grouped: dict[str, set[str]] = {}
+        singles: set[str] = set()
+        for matcher in matchers:
+            for phrase in (*matcher.phrases, *matcher.exclusions):
+                if len(phrase) == 1:
+                    singles.add(phrase)
+                else:
+                    grouped.setdefault(phrase[:2], set()).add(phrase)
+        return cls({c: tuple(sorted(p)) for c, p in grouped.items()}, frozenset(grouped), frozenset(singles))
+
+    def present(self, text: str) -> frozenset[str]:
+        pairs = self.starts.intersection([text[i:i + 2] for i in range(len(text) - 1)])
+        found = {p for pair in pairs for p in self.by_start[pair] if p in text}
+        if self.singles:
+            found.update(self.singles.intersection(text))
+        return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -174,7 +258,8 @@ class _Facts:
     """The ticket as the rules read it, computed once per screening."""
 
     text: str
-    fields: tuple[tuple[str, str], ...]  # (field, normalised text), to name where a phrase was found
+    present: frozenset[str]  # the rules' phrases found in the text
+    fields: tuple[tuple[str, str], ...]  # (field, its text as given), to name where a phrase was found
     question: str | None
     industry: str | None
     object: str | None
@@ -184,13 +269,15 @@ class _Facts:
     respondent_named: bool
 
     @classmethod
-    def of(cls, ticket: Ticket) -> _Facts:
+    def of(cls, ticket: Ticket, index: _PhraseIndex) -> _Facts:
         registration = ticket.registration
         parts = (registration.title or "", registration.content, registration.request or "",
                  "_".join(registration.keywords))
-        fields = tuple((name, normalise(part)) for name, part in zip(TEXT_FIELDS, parts, strict=True) if part)
+        fields = tuple((name, part) for name, part in zip(TEXT_FIELDS, parts, strict=True) if part)
+        text = normalise(_SEPARATOR.join(part for _, part in fields))  # one pass: normalising has a cost per call
         return cls(
-            text=_SEPARATOR.join(text for _, text in fields),
+            text=text,
+            present=index.present(text),
             fields=fields,
             question=ticket.problem.question_category_code,
             industry=ticket.respondent.industry_code,
@@ -202,22 +289,30 @@ class _Facts:
         )
 
     def field_of(self, matched: str) -> str:
-        return next((name for name, text in self.fields if matched in text), "registration")
+        parts = self.text.split(_SEPARATOR)
+        if len(parts) != len(self.fields):  # a field holds the separator itself: normalise each (rare)
+            parts = [normalise(text) for _, text in self.fields]
+        return next((name for (name, _), part in zip(self.fields, parts, strict=True) if matched in part),
+                    "registration")
 
 
 def screen(ticket: Ticket, rules: JurisdictionRules, *, now: datetime | None = None) -> JurisdictionDecision:
     """Decide whose matter a ticket is, by the precedence in this module's docstring. Pure."""
     at = now or datetime.now(UTC)
-    facts = _Facts.of(ticket)
+    compiled, index = rules.compiled
+    facts = _Facts.of(ticket, index)
     matched: list[tuple[JurisdictionRule, list[Evidence]]] = []
-    for rule in rules.rules:
-        evidence = rule.when.evidence(facts)
+    present = facts.present
+    for item in compiled:
+        if item.needs is not None and item.needs.isdisjoint(present):
+            continue
+        evidence = item.rule.when.evidence(facts, item.text)
         if evidence is not None:
-            matched.append((rule, evidence))
+            matched.append((item.rule, evidence))
     if not matched:
         return JurisdictionDecision(outcome=rules.default.outcome, rule_id=DEFAULT_RULE,
                                     reason=rules.default.reason, decided_at=at)
-    evidence = [Evidence(field=e.field, matched=e.matched) for _, found in matched for e in found][:_EVIDENCE_MAX]
+    evidence = [e for _, found in matched for e in found][:_EVIDENCE_MAX]
     by_outcome: dict[str, list[JurisdictionRule]] = {"accept": [], "return": [], "review": []}
     for rule, _ in matched:
         by_outcome[rule.outcome].append(rule)

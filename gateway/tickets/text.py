@@ -21,12 +21,15 @@ _TRADITIONAL = (
     "級级別别嚴严違违規规紀纪錄录異异聯联絡络訊讯碼码遊游戲戏盜盗竊窃詳详細细術术雜杂誌志紅红綠绿黃黄藍蓝噸吨幣币"
 )
 _TO_SIMPLIFIED = str.maketrans(dict(zip(_TRADITIONAL[0::2], _TRADITIONAL[1::2], strict=True)))
+_TRADITIONAL_CHARS = frozenset(_TRADITIONAL[0::2])
 _SPACES = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
     """Full-width letters, digits and punctuation to half-width (NFKC), lower case, no spaces, simplified forms."""
-    folded = unicodedata.normalize("NFKC", text).lower().translate(_TO_SIMPLIFIED)
+    folded = unicodedata.normalize("NFKC", text).lower()
+    if not _TRADITIONAL_CHARS.isdisjoint(folded):  # translate looks up every character: only when it matters
+        folded = folded.translate(_TO_SIMPLIFIED)
     return _SPACES.sub("", folded)
 
 
