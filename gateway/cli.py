@@ -10,6 +10,7 @@ import typer
 from gateway.cli_map import map_command
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
 from gateway.cli_organisations import organisations_cli
+from gateway.cli_review import review_cli
 from gateway.cli_worker import worker
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
@@ -17,6 +18,7 @@ cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the nationa
                   no_args_is_help=False, add_completion=False)
 schema_cli = typer.Typer(help="The national contract's JSON Schema.", add_completion=False)
 cli.add_typer(schema_cli, name="schema")
+tickets_cli.add_typer(review_cli, name="review")
 cli.add_typer(tickets_cli, name="tickets")
 cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(quarantine_cli, name="quarantine")
@@ -78,7 +80,8 @@ def check_config(file: Annotated[Path | None, typer.Argument(help="gateway.yaml 
     typer.echo(f"ok: region {settings.region.code} {settings.region.name}, store {settings.store.kind}, "
                f"{len(tables)} code tables, {len(components.adapter_configs)} adapters, "
                f"{len(components.specs)} mapping specs, {len(components.delivery.destinations)} destinations, "
-               f"{len(components.router.config.rules)} routing rules")
+               f"{len(components.router.config.rules)} routing rules, "
+               f"{len(components.jurisdiction.rules)} jurisdiction rules")
 
 
 @schema_cli.command("export")

@@ -94,6 +94,7 @@ class GatewaySettings(BaseSettings):
     adapters_dir: str = "adapters"
     delivery_file: str = "delivery.yaml"
     routing_file: str = "routing.yaml"
+    jurisdiction_file: str = "jurisdiction.yaml"  # the jurisdiction screen's rules (accept / return / review)
     national: NationalSettings = Field(default_factory=NationalSettings)
     credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)
     workers: bool = True  # run the delivery workers inside the API process

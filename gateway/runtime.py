@@ -27,6 +27,7 @@ from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
 from gateway.tickets.handlers import adapter_region_problems
 from gateway.tickets.intake import IntakeOutcome, IntakeService
+from gateway.tickets.jurisdiction import JurisdictionRules
 from gateway.tickets.national_link import NationalForwardSender
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
@@ -46,6 +47,7 @@ class Components:
     rules: RuleBook
     calendar: WorkingDayCalendar
     delivery: DeliveryConfig
+    jurisdiction: JurisdictionRules
 
 
 def load_components(settings: GatewaySettings) -> Components:
@@ -70,6 +72,7 @@ def load_components(settings: GatewaySettings) -> Components:
         rules=RuleBook.from_file(settings.resolve(settings.deadlines.rules_file)),
         calendar=WorkingDayCalendar.from_file(settings.resolve(settings.deadlines.calendar_overrides)),
         delivery=delivery,
+        jurisdiction=JurisdictionRules.from_file(settings.resolve(settings.jurisdiction_file)),
     )
 
 
@@ -210,6 +213,7 @@ class Runtime:
         intake = copy.copy(live.intake)
         intake.specs, intake.router = components.specs, components.router
         intake.rules, intake.calendar = components.rules, components.calendar
+        intake.jurisdiction = components.jurisdiction
         status = copy.copy(live.status)
         status.specs, status.router = components.specs, components.router
         self.live = Live(components, intake, status)

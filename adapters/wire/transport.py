@@ -1,12 +1,9 @@
 """The HTTP transport of the delivery senders: httpx's own, with a cheaper check of idle connections.
 
-httpcore's pool asks every idle connection, on every request it starts and every response it closes,
-whether its socket is readable (the server hung up). Its asyncio backend answers through anyio, which
-builds the stream's whole attribute table (with a getpeername() call) for each question: about 20 µs per
-idle connection per question. A lane whose connections wait a moment between sends (claims come from
-the store) paid about 0.5 ms of CPU per delivery for it (upstream: encode/httpcore#928). The stream here
-keeps its socket from the first question and polls it directly, as httpcore itself then does; reads,
-writes, TLS and every other answer are the wrapped stream's.
+httpcore's pool asks every idle connection, on each request and response, whether the server hung up; its
+asyncio backend answers through anyio at a cost per question that a busy lane pays on every delivery
+(encode/httpcore#928; the figures are in docs/benchmarks.md). The stream here keeps its socket from the
+first question and polls it directly; reads, writes, TLS and every other answer are the wrapped stream's.
 """
 
 # ruff: noqa: ASYNC109 - these methods implement httpcore's interface, which names its parameter `timeout`

@@ -21,7 +21,7 @@ class IntakeOutcomeView(Protocol):
     """What the route reads of an intake outcome (gateway.intake.IntakeOutcome)."""
 
     @property
-    def kind(self) -> str: ...  # "created" | "repeat" | "quarantined" | "returned"
+    def kind(self) -> str: ...  # "created" | "repeat" | "review" | "quarantined" | "returned"
 
     @property
     def ticket_id(self) -> str | None: ...

@@ -120,6 +120,9 @@ def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
         return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False}, status_code=202)
     if outcome.kind == "repeat":
         return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": True}, status_code=200)
+    if outcome.kind == "review":
+        # Stored, but whose matter it is needs an operator: nothing is forwarded until one settles it.
+        return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False, "review": True}, status_code=202)
     if outcome.kind == "quarantined":
         return JSONResponse({"error": "unmappable", "message": "the ticket does not map to the national standard; "
                              "it is kept in quarantine for review",
@@ -217,7 +220,8 @@ def inbound_router(*dependencies: Callable[..., object]) -> APIRouter:
         openapi_extra=_REQUEST_BODY_DOC,
         responses={
             200: {"description": "A repeat of a stored ticket (same id), or a ticket returned to sender (退单)"},
-            202: {"description": "Stored durably; the gateway's ticket id"},
+            202: {"description": "Stored durably; the gateway's ticket id (`review`: true when it waits for an "
+                                 "operator's jurisdiction decision before it is forwarded)"},
             400: _problem_doc("The body is not JSON, or not a JSON object"),
             401: _problem_doc("Missing or wrong credentials"),
             403: _problem_doc("Valid credentials of another adapter"),

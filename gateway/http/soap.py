@@ -44,7 +44,7 @@ def _element(parent: etree._Element, name: str, text: object) -> None:
 
 
 def submit_ticket_response(outcome: IntakeOutcomeView) -> etree._Element:
-    """The SubmitTicketResponse for a stored (or returned) order."""
+    """The SubmitTicketResponse for a stored, held for review, or returned order (status says which)."""
     response = etree.Element(f"{{{TNS}}}SubmitTicketResponse", nsmap={"hig": TNS})
     _element(response, "ticketId", outcome.ticket_id)
     _element(response, "status", outcome.kind)

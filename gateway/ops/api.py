@@ -18,6 +18,7 @@ from contracts.delivery import DeliveryReceipt
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
 from gateway.ops.metrics import CONTENT_TYPE
+from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
@@ -32,6 +33,7 @@ from gateway.ops.schemas import (
     TicketSearch,
     TicketSummary,
 )
+from gateway.tickets.review import Settlement
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -118,6 +120,20 @@ def ops_api_router() -> APIRouter:
     async def get_ticket(ticket_id: str, user: Viewer, service: Service) -> TicketDetail:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
+
+    @router.get("/reviews", response_model=list[ReviewView])
+    async def reviews(user: Viewer, service: Service,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReviewView]:
+        """Tickets held by the jurisdiction screen for an operator's decision, with the rule and evidence."""
+        return await pending_reviews(service, user, limit)
+
+    @router.post("/tickets/{ticket_id}/jurisdiction", response_model=ReviewResult,
+                 responses={**_NOT_FOUND, 409: _refusal("The ticket is not waiting for a jurisdiction review")})
+    async def settle_jurisdiction(ticket_id: str, settlement: Settlement, user: Operator,
+                                  service: Service) -> ReviewResult:
+        """Settle a review (operator): accept → forwarded and routed as a normal ticket; return → 退单 to the
+        partner with the reason and the competent authority."""
+        return await settle(service, ticket_id, settlement, user)
 
     @router.get("/deliveries", response_model=list[DeliveryReceipt])
     async def list_deliveries(search: Annotated[DeliverySearch, Query()], user: Viewer,

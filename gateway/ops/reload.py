@@ -12,7 +12,7 @@ from gateway.ops.access import Authenticator
 from gateway.runtime import Components, Runtime, load_components
 
 # What a reload applies while the gateway runs; transports and lanes need a restart (restart_required).
-RELOADED = ("adapters", "mapping_specs", "routing", "deadline_rules", "calendar", "ops_users")
+RELOADED = ("adapters", "mapping_specs", "routing", "jurisdiction_rules", "deadline_rules", "calendar", "ops_users")
 
 
 @dataclass(frozen=True)

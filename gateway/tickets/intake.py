@@ -13,11 +13,14 @@ from adapters.base import Adapter
 from adapters.canonical import canonical_ticket
 from adapters.config import AdapterConfig
 from contracts.base import CHINA_STANDARD_TIME
+from contracts.codesets import NotAcceptedReason
+from contracts.delivery import OutboxEntry
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
 from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.tickets.jurisdiction import JurisdictionRules, screen
 from gateway.tickets.routing import Router, RuleReturn
 from gateway.tickets.writeback import partner_writeback
 from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
@@ -30,21 +33,23 @@ Enricher = Callable[[Ticket], Awaitable[Ticket]]
 
 @dataclass(frozen=True)
 class IntakeOutcome:
-    """What became of one payload; every kind but `created`/`repeat` leaves the raw payload in quarantine."""
+    """What became of one payload: `created`/`repeat` stored and sent on, `review` stored and held for an operator
+    (the jurisdiction screen could not decide), `quarantined`/`returned` kept as a raw payload in quarantine."""
 
-    kind: Literal["created", "repeat", "quarantined", "returned"]
+    kind: Literal["created", "repeat", "quarantined", "returned", "review"]
     ticket_id: str | None = None
     quarantine_id: str | None = None
     errors: tuple[FieldError, ...] = ()
     warnings: tuple[FieldError, ...] = ()
     returned: Returned | None = None
+    decision: JurisdictionDecision | None = None  # the jurisdiction screen's, when it ran
 
     @property
     def stored(self) -> bool:
-        return self.kind in ("created", "repeat")
+        return self.kind in ("created", "repeat", "review")
 
 
-# adapter id, outcome kind ("created", "repeat", "quarantined", "returned" or "error"), seconds, the outcome
+# adapter id, outcome kind ("created", "repeat", "review", "quarantined", "returned" or "error"), seconds, the outcome
 IntakeListener = Callable[[str, str, float, IntakeOutcome | None], None]
 
 
@@ -53,11 +58,12 @@ class UnknownAdapter(GatewayError, LookupError):
 
 
 class IntakeService:
-    """Map, route, set deadlines, and store ticket + raw payload + outbox in one step."""
+    """Map, screen jurisdiction, route, set deadlines, and store ticket + raw payload + outbox in one step."""
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
                  calendar: WorkingDayCalendar, *, canonical: Mapping[str, AdapterConfig] | None = None,
-                 callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None) -> None:
+                 callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None,
+                 jurisdiction: JurisdictionRules | None = None) -> None:
         self.store = store
         self.specs = specs
         self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
@@ -67,6 +73,7 @@ class IntakeService:
         self.rules = rules
         self.calendar = calendar
         self.enrich = enrich
+        self.jurisdiction = jurisdiction  # None: no screen (every mapped ticket goes on)
 
     def knows(self, adapter_id: str) -> bool:
         return adapter_id in self.canonical or adapter_id in self.specs
@@ -108,48 +115,83 @@ class IntakeService:
                                  warnings=result.warnings)
         if isinstance(result, Returned):
             return await self._send_back(adapter_id, result, raw_body=raw_body, content_type=content_type)
-        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type)
+        decision = self.screen(result.ticket)
+        if decision is not None and decision.outcome == "return":
+            return await self._send_back(adapter_id, returned_by(result.ticket, decision), raw_body=raw_body,
+                                         content_type=content_type, decision=decision)
+        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type, decision=decision)
+
+    def screen(self, ticket: Ticket) -> JurisdictionDecision | None:
+        """The jurisdiction screen's decision on a mapped ticket (None when no rules are configured)."""
+        return None if self.jurisdiction is None else screen(ticket, self.jurisdiction)
 
     async def _send_back(self, adapter_id: str, result: Returned, *, raw_body: bytes, content_type: str,
-                         rule: RuleReturn | None = None) -> IntakeOutcome:
-        """退单: the partner hears it through its callback lane, the payload is kept, the push is answered returned."""
+                         rule: RuleReturn | None = None, decision: JurisdictionDecision | None = None
+                         ) -> IntakeOutcome:
+        """退单, from the spec's return rule, the jurisdiction screen or a routing rule: the partner hears it
+        through its callback lane, the payload is kept with the reason (and the rule and its evidence), the push
+        is answered returned."""
         # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
         # and the callback's key (its ticket number) makes the second one a repeat it drops.
         await self._tell_returned(adapter_id, result)
         said = result.reason if rule is None else f"{result.reason} (routing rule {rule.rule_id})"
-        note = FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=said)
-        quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, [note])
+        notes = [FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=said)]
+        if decision is not None:
+            matched = "；".join(f"{e.field}={e.matched}" for e in decision.evidence)
+            notes.append(FieldError(field="routing.jurisdiction", rule=f"jurisdiction:{decision.rule_id}",
+                                    message=f"主管部门：{decision.competent_authority or '-'}；命中：{matched or '-'}"))
+        quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, notes)
+        evidence = rule.evidence if rule is not None else decision.evidence if decision is not None else ()
         log.info("ticket returned to sender", extra={
             "adapter_id": adapter_id, "quarantine_id": quarantine_id, "reason_code": str(result.reason_code),
-            "rule_id": rule.rule_id if rule else None,
-            "evidence": [e.model_dump() for e in rule.evidence] if rule else None})
-        return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result)
+            "rule_id": rule.rule_id if rule else decision.rule_id if decision else "spec",
+            "evidence": [e.model_dump() for e in evidence]})
+        return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result, decision=decision)
+
+    def returned_callback(self, adapter_id: str, returned: Returned) -> OutboxEntry | None:
+        """The 退单 write-back to the partner, in its own codes, on its callback lane; None when it has none."""
+        return partner_writeback(self.callbacks.get(adapter_id), self.specs.get(adapter_id), returned,
+                                 at=datetime.now(CHINA_STANDARD_TIME))
 
     async def _tell_returned(self, adapter_id: str, returned: Returned) -> None:
         """Send a 退单 back through the partner's callback lane, in its own codes, when it has one."""
-        entry = partner_writeback(self.callbacks.get(adapter_id), self.specs.get(adapter_id), returned,
-                                  at=datetime.now(CHINA_STANDARD_TIME))
+        entry = self.returned_callback(adapter_id, returned)
         if entry is not None and entry.idempotency_key is not None:  # a write-back always has its own key
             await self.store.enqueue(entry.idempotency_key, entry.idempotency_key, [entry])
 
-    async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
+    async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str,
+                           decision: JurisdictionDecision | None = None) -> IntakeOutcome:
         """Set handler and deadlines, enrich, route a mapped ticket, then store it with its outbox; or send it
-        back when a routing rule says so."""
+        back when a routing rule says so. A ticket the screen put to review is stored with its decision and no
+        outbox: nothing is sent (nor routed) until an operator settles it."""
         ticket = self.prepare(mapped.ticket)
+        held = decision is not None and decision.outcome == "review"
+        if decision is not None:
+            ticket = with_jurisdiction(ticket, decision)
         if self.enrich is not None:
             ticket = await self.enrich(ticket)  # before the rules: they read the respondent's credit flags
         sent_back = self.router.returned(ticket)
         if sent_back is not None:
             return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
                                          content_type=content_type, rule=sent_back)
-        ticket, routed = self.router.intake_routes(ticket)  # the ticket records each route's rule and evidence
-        ticket_json = ticket.model_dump_json()  # stored, and forwarded as it is
-        outbox = [self.router.forward_entry(ticket, ticket_json.encode("utf-8")), *routed]
+        if held:
+            ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
+        else:
+            ticket, ticket_json, outbox = self.forward_outbox(ticket)
         outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json)
-        log.info("ticket stored" if outcome.created else "ticket repeated",
-                 extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id})
-        return IntakeOutcome("created" if outcome.created else "repeat", ticket_id=outcome.ticket_id,
-                             warnings=mapped.warnings)
+        kind: Literal["created", "repeat", "review"] = (
+            "repeat" if not outcome.created else "review" if held else "created")
+        log.info({"created": "ticket stored", "repeat": "ticket repeated", "review": "ticket held for review"}[kind],
+                 extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id,
+                        **({"rule": decision.rule_id} if decision is not None else {})})
+        return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
+
+    def forward_outbox(self, ticket: Ticket) -> tuple[Ticket, str, list[OutboxEntry]]:
+        """What a ticket taken on sends — the national forward first, then what the intake routing rules add —
+        with the ticket that records each route's rule and evidence, and its JSON (stored, and forwarded as it is)."""
+        routed, entries = self.router.intake_routes(ticket)
+        ticket_json = routed.model_dump_json()
+        return routed, ticket_json, [self.router.forward_entry(routed, ticket_json.encode("utf-8")), *entries]
 
     def prepare(self, ticket: Ticket) -> Ticket:
         """The handling organisation and statutory deadlines, from the ticket's own facts."""
@@ -157,3 +199,15 @@ class IntakeService:
         deadlines = compute_deadlines(ticket.classification.business_type.value,
                                       ticket.source.source_received_at, None, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
+
+
+def with_jurisdiction(ticket: Ticket, decision: JurisdictionDecision) -> Ticket:
+    """The ticket with the jurisdiction decision recorded on its routing."""
+    return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"jurisdiction": decision})})
+
+
+def returned_by(ticket: Ticket, decision: JurisdictionDecision) -> Returned:
+    """The 退单 a return decision sends the partner, as a spec's return rule would: the national not-accepted
+    reason and the reason naming the likely competent authority."""
+    code = NotAcceptedReason(decision.return_reason_code or NotAcceptedReason.NOT_MARKET_SUPERVISION.value)
+    return Returned(code, decision.reason or code.value, ticket.source.source_ticket_no)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -21,12 +22,15 @@ _TRADITIONAL = (
     "級级別别嚴严違违規规紀纪錄录異异聯联絡络訊讯碼码遊游戲戏盜盗竊窃詳详細细術术雜杂誌志紅红綠绿黃黄藍蓝噸吨幣币"
 )
 _TO_SIMPLIFIED = str.maketrans(dict(zip(_TRADITIONAL[0::2], _TRADITIONAL[1::2], strict=True)))
+_TRADITIONAL_CHARS = frozenset(_TRADITIONAL[0::2])
 _SPACES = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
     """Full-width letters, digits and punctuation to half-width (NFKC), lower case, no spaces, simplified forms."""
-    folded = unicodedata.normalize("NFKC", text).lower().translate(_TO_SIMPLIFIED)
+    folded = unicodedata.normalize("NFKC", text).lower()
+    if not _TRADITIONAL_CHARS.isdisjoint(folded):  # translate looks up every character: only when it matters
+        folded = folded.translate(_TO_SIMPLIFIED)
     return _SPACES.sub("", folded)
 
 
@@ -40,9 +44,7 @@ class PhraseSet(BaseModel):
     patterns: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
     none_of: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list)
 
-    _phrases: tuple[str, ...] = PrivateAttr(default=())
-    _regexes: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
-    _exclusions: tuple[str, ...] = PrivateAttr(default=())
+    _matcher: _Matcher = PrivateAttr()
 
     @field_validator("any_of", "none_of")
     @classmethod
@@ -68,20 +70,33 @@ class PhraseSet(BaseModel):
     def _compile(self) -> PhraseSet:
         if not self.any_of and not self.patterns:
             raise ValueError("a phrase set needs any_of or patterns")
-        self._phrases = tuple(normalise(p) for p in self.any_of)
-        self._regexes = tuple(re.compile(p) for p in self.patterns)
-        self._exclusions = tuple(normalise(p) for p in self.none_of)
+        self._matcher = _Matcher(tuple(normalise(p) for p in self.any_of), tuple(re.compile(p) for p in self.patterns),
+                                 tuple(normalise(p) for p in self.none_of))
         return self
 
     def find(self, normalised: str) -> str | None:
         """The phrase or pattern text that matched in an already normalised text; None when none did or an
         exclusion is present."""
-        if any(phrase in normalised for phrase in self._exclusions):
-            return None
-        for phrase in self._phrases:
+        return self._matcher.find(normalised)
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """A phrase set compiled: normalised phrases and exclusions, compiled patterns. A plain object, because a
+    pydantic model's private attributes cost microseconds a read and rules run on every ticket."""
+
+    phrases: tuple[str, ...]
+    regexes: tuple[re.Pattern[str], ...]
+    exclusions: tuple[str, ...]
+
+    def find(self, normalised: str) -> str | None:
+        for phrase in self.exclusions:
+            if phrase in normalised:
+                return None
+        for phrase in self.phrases:
             if phrase in normalised:
                 return phrase
-        for regex in self._regexes:
+        for regex in self.regexes:
             match = regex.search(normalised)
             if match is not None:
                 return match.group(0)

@@ -1,0 +1,88 @@
+"""Settling a jurisdiction review: an operator accepts a held ticket (it goes on as a normal ticket) or returns it
+(the partner gets the 退单 write-back). Either way one store write carries the ticket and what it sends."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.codesets import NotAcceptedReason, Status
+from contracts.delivery import OutboxEntry
+from contracts.ticket import JurisdictionDecision, Ticket
+from gateway.errors import GatewayError
+from gateway.tickets.intake import IntakeService, returned_by, with_jurisdiction
+
+log = logging.getLogger(__name__)
+
+
+class Settlement(BaseModel):
+    """An operator's decision on a ticket held for review."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outcome: Literal["accept", "return"]
+    reason: Annotated[str, Field(min_length=2, max_length=300)]  # Chinese; on a return the partner reads it
+    competent_authority: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    return_reason_code: NotAcceptedReason = NotAcceptedReason.NOT_MARKET_SUPERVISION
+
+    @model_validator(mode="after")
+    def _return_names_authority(self) -> Settlement:
+        if self.outcome == "return" and not self.competent_authority:
+            raise ValueError("a return names the likely competent authority (competent_authority)")
+        return self
+
+
+class ReviewRefused(GatewayError, LookupError):
+    """The ticket cannot be settled: it does not exist, or it is not waiting for review."""
+
+    def __init__(self, code: Literal["not_found", "not_under_review"], message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Settled:
+    ticket: Ticket
+    decision: JurisdictionDecision
+    delivery_ids: tuple[str, ...]
+
+
+def is_under_review(ticket: Ticket) -> bool:
+    decision = ticket.routing.jurisdiction
+    return decision is not None and decision.outcome == "review" and ticket.lifecycle.status is Status.RECEIVED
+
+
+async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settlement, *, actor: str,
+                        now: datetime | None = None) -> Settled:
+    """Record the operator's decision on a held ticket and enqueue what it sends, in one store write:
+    accept → the national forward and the intake routing rules' deliveries; return → the status RETURNED and
+    the partner's 退单 write-back on its callback lane (none for partners without one)."""
+    ticket = await intake.store.get_ticket(ticket_id)
+    if ticket is None:
+        raise ReviewRefused("not_found", f"no ticket {ticket_id}")
+    held = ticket.routing.jurisdiction
+    if held is None or not is_under_review(ticket):
+        state = "no jurisdiction decision" if held is None else f"{held.outcome} by {held.decided_by}"
+        raise ReviewRefused("not_under_review", f"ticket {ticket_id} is not waiting for review ({state})")
+    decision = JurisdictionDecision(
+        outcome=settlement.outcome, rule_id=held.rule_id, evidence=held.evidence, reason=settlement.reason,
+        competent_authority=settlement.competent_authority if settlement.outcome == "return" else None,
+        return_reason_code=settlement.return_reason_code.value if settlement.outcome == "return" else None,
+        decided_at=now or datetime.now(UTC), decided_by=actor[:100])
+    settled = with_jurisdiction(ticket, decision)
+    outbox: list[OutboxEntry]
+    if settlement.outcome == "accept":
+        settled, _, outbox = intake.forward_outbox(settled)
+    else:
+        settled = settled.model_copy(update={
+            "lifecycle": settled.lifecycle.model_copy(update={"status": Status.RETURNED})})
+        callback = intake.returned_callback(ticket.source.adapter_id, returned_by(ticket, decision))
+        outbox = [] if callback is None else [callback]
+    ids = await intake.store.save_ticket(settled, outbox, expected_sequence=ticket.lifecycle.last_sequence)
+    log.info("jurisdiction review settled", extra={"ticket_id": ticket_id, "adapter_id": ticket.source.adapter_id,
+                                                   "outcome": settlement.outcome, "actor": actor})
+    return Settled(settled, decision, ids)
