@@ -8,7 +8,7 @@ from adapters.canonical import canonical_ticket
 from adapters.loading import load_adapters
 from mapping.engine import Mapped, Rejected
 from tests.adapters.adapter_support import DEMO_ADAPTERS
-from tests.tickets import ticket_data
+from tests.sample_tickets import ticket_data
 
 CANONICAL = load_adapters(DEMO_ADAPTERS)["canonical"]
 

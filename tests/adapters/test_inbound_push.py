@@ -19,7 +19,7 @@ from gateway.http.fast_path import PushFastPath
 from gateway.http.inbound import INBOUND_PUSH, InboundContext, IntakeOutcomeView, inbound_router
 from simulators.peer import encode_json, hmac_headers, load_fixtures, serve_in_thread, with_fresh_number
 from tests.adapters.adapter_support import SPECS_DIR, GatewayUnderTest, copy_adapter_dir, serve_gateway
-from tests.tickets import ticket_data
+from tests.sample_tickets import ticket_data
 
 CITY = "city-12345-rest"
 CITY_KEY = "dev-city12345-push-key"

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from contracts.errors import field_errors
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket, idempotency_key_of
-from tests.tickets import ticket_data
+from tests.sample_tickets import ticket_data
 
 COMPLAINT: dict[str, Any] = ticket_data(complainant__id_type="01", complainant__id_number="11010519491231002x")
 

@@ -13,7 +13,7 @@ import yaml
 
 from contracts.ticket import Ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
-from tests.tickets import ticket_data
+from tests.sample_tickets import ticket_data
 
 REPO = Path(__file__).resolve().parents[2]
 LABELLED = Path(__file__).with_name("labelled.yaml")

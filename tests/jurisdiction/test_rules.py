@@ -13,7 +13,7 @@ import yaml
 
 from contracts.yamldoc import YamlFileError
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
-from tests.tickets import make_ticket
+from tests.sample_tickets import make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from simulators.national import DEV_TOKEN, SimulatorConfig, run_national_simulator
-from tests.tickets import ticket_data
+from tests.sample_tickets import ticket_data
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"

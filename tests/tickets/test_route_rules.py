@@ -18,7 +18,7 @@ from gateway.config import load_settings
 from gateway.runtime import load_components
 from gateway.tickets.route_rules import Condition, TicketText
 from gateway.tickets.routing import Router
-from tests.tickets import make_ticket
+from tests.sample_tickets import make_ticket
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 

@@ -10,7 +10,7 @@ from contracts.codesets import Status
 from contracts.status import TRANSITIONS, StatusEvent
 from contracts.ticket import Ticket
 from gateway.tickets.lifecycle import EventOutcome, apply_status_event
-from tests.tickets import make_ticket
+from tests.sample_tickets import make_ticket
 
 
 def event(seq: int, status: Status, **extra: Any) -> StatusEvent:

@@ -92,7 +92,7 @@ async def test_a_pulled_ticket_outside_market_supervision_is_returned_through_th
 
 
 async def test_a_canonical_sender_cannot_speak_for_another_adapter(intake: IntakeService) -> None:
-    from tests.tickets import ticket_data
+    from tests.sample_tickets import ticket_data
 
     data = ticket_data()
     data["source"]["adapter_id"] = "city-12345-rest"

@@ -14,7 +14,7 @@ from contracts.ticket import Ticket
 from contracts.yamldoc import YamlFileError
 from gateway.tickets.handlers import OrganisationTable
 from gateway.tickets.routing import Router
-from tests.tickets import make_ticket
+from tests.sample_tickets import make_ticket
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 

@@ -30,7 +30,7 @@ from gateway.tickets.intake import IntakeService
 from gateway.tickets.routing import Router
 from simulators.peer import encode_json
 from tests.adapters.adapter_support import SPECS_DIR, serve_gateway
-from tests.tickets import make_ticket
+from tests.sample_tickets import make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"

@@ -15,7 +15,7 @@ from gateway.store.base import ConcurrentUpdate, Store
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.lifecycle import EventOutcome, apply_status_event
 from gateway.tickets.updates import TicketChange, update_ticket
-from tests.tickets import make_ticket
+from tests.sample_tickets import make_ticket
 
 PHONE_KEY = b"test-phone-hash-key"
 RAW = b'{"gdbh":"KL20240611000123"}'
