@@ -16,9 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from bench.common import payloads
+from bench.common import payloads, rules_mix
 from bench.common.load import LoadResult, RequestFactory, closed_loop
-from bench.common.procs import Server, cpu_seconds, gateway_env, machine_load, redis_db, start_baseline, start_gateway
+from bench.common.procs import (
+    GatewayEnv,
+    Server,
+    cpu_seconds,
+    gateway_env,
+    machine_load,
+    redis_db,
+    start_baseline,
+    start_gateway,
+)
+from bench.common.rules_mix import Mix, rules_off_files
 
 Kind = Literal["rest", "soap"]
 PROVINCE_USER = "gz-12345"  # config/adapters/province-12345-soap.yaml: options.inbound_wsse.username
@@ -101,29 +111,38 @@ def soap_factories(password: str, tag: str) -> tuple[RequestFactory, RequestFact
     return gateway, bare
 
 
+async def alternate_sides(sides: list[tuple[str, Server, RequestFactory]], *, rounds: int, seconds: float,
+                          connections: int, warmup: float = 1.0, expect: tuple[int, ...] = (200, 202),
+                          start_index: int = 0, progress: Callable[[str], None] = print
+                          ) -> tuple[dict[str, Side], int]:
+    """Rounds of `seconds` on each server in turn, in the given order on even rounds and the reverse on odd
+    ones (A B C, C B A, …), after a warm-up of each; the sides by name and the next unused request index."""
+    measured = {name: Side(name) for name, _, _ in sides}
+    index = start_index
+    for _, server, make in sides:
+        _, index = await closed_loop("127.0.0.1", server.port, make, connections=connections, seconds=warmup,
+                                     start_index=index, expect=expect)
+    width = max(len(name) for name, _, _ in sides)
+    for r in range(rounds):
+        for name, server, make in sides if r % 2 == 0 else sides[::-1]:
+            cpu_before = cpu_seconds(server.pid)
+            result, index = await closed_loop("127.0.0.1", server.port, make, connections=connections,
+                                              seconds=seconds, start_index=index, expect=expect)
+            result.cpu = cpu_seconds(server.pid) - cpu_before
+            measured[name].rounds.append(result)
+            progress(f"  round {r + 1} {name:{width}}: {result.rate:8,.0f} req/s  p99 {result.p99_ms:6.1f} ms  "
+                     f"CPU {result.cpu_ms_per_request:5.2f} ms/req")
+    return measured, index
+
+
 async def alternate(gateway: tuple[Server, RequestFactory], baseline: tuple[Server, RequestFactory], *,
                     rounds: int, seconds: float, connections: int, warmup: float = 1.0,
                     expect: tuple[int, ...] = (200, 202),
                     progress: Callable[[str], None] = print) -> tuple[Side, Side]:
     """Rounds of `seconds` on each server in turn (the order flips every round); a warm-up first."""
-    sides = {"gateway": Side("gateway"), "baseline": Side("baseline")}
-    servers = {"gateway": gateway, "baseline": baseline}
-    index = 0
-    for name in ("baseline", "gateway"):
-        server, make = servers[name]
-        _, index = await closed_loop("127.0.0.1", server.port, make, connections=connections, seconds=warmup,
-                                     start_index=index, expect=expect)
-    for r in range(rounds):
-        order = ("baseline", "gateway") if r % 2 == 0 else ("gateway", "baseline")
-        for name in order:
-            server, make = servers[name]
-            cpu_before = cpu_seconds(server.pid)
-            result, index = await closed_loop("127.0.0.1", server.port, make, connections=connections,
-                                              seconds=seconds, start_index=index, expect=expect)
-            result.cpu = cpu_seconds(server.pid) - cpu_before
-            sides[name].rounds.append(result)
-            progress(f"  round {r + 1} {name:8}: {result.rate:8,.0f} req/s  p99 {result.p99_ms:6.1f} ms  "
-                     f"CPU {result.cpu_ms_per_request:5.2f} ms/req")
+    sides, _ = await alternate_sides([("baseline", *baseline), ("gateway", *gateway)], rounds=rounds,
+                                     seconds=seconds, connections=connections, warmup=warmup, expect=expect,
+                                     progress=progress)
     return sides["gateway"], sides["baseline"]
 
 
@@ -197,3 +216,105 @@ def run_from_arguments(kind: Kind, args: argparse.Namespace) -> list[Comparison]
             comparisons.append(run_comparison(kind, rounds=args.rounds, seconds=args.seconds,
                                               connections=args.connections, store=store))
     return comparisons
+
+
+# -- screening and routing: the same gateway with and without its rules, and the bare endpoint --------------
+
+RULES_SIDES = ("rules", "no-rules", "bare")
+
+
+@dataclass
+class RulesComparison:
+    """One store and payload mix: the gateway with the shipped jurisdiction and routing rules, the same gateway
+    without them (bench.common.rules_mix.rules_off_files) and the bare endpoint, in alternating rounds."""
+
+    store: str
+    mix: str
+    sides: dict[str, Side]
+    connections: int
+    seconds: float
+    load_start: str
+    load_end: str = ""
+
+    def ratio(self, side: str, against: str) -> float:
+        return self.sides[side].total.rate / self.sides[against].total.rate
+
+    def round_ratios(self, side: str, against: str) -> list[float]:
+        return [a.rate / b.rate for a, b in zip(self.sides[side].rounds, self.sides[against].rounds, strict=True)
+                if b.rate]
+
+    @property
+    def cpu_cost(self) -> float:
+        """Server CPU per request with the rules over without, minus one: the share the rules add."""
+        return self.sides["rules"].total.cpu_ms_per_request / self.sides["no-rules"].total.cpu_ms_per_request - 1
+
+    def lines(self) -> list[str]:
+        lines = [f"REST intake on {self.store}, {self.mix} payloads: {len(self.sides['bare'].rounds)} rounds x "
+                 f"{self.seconds:g} s each side, {self.connections} connections"]
+        for name in RULES_SIDES:
+            t = self.sides[name].total
+            lines.append(f"  {name:8}: {t.rate:8,.0f} req/s  p50 {t.p50_ms:6.1f} ms  p99 {t.p99_ms:6.1f} ms  "
+                         f"CPU {t.cpu_ms_per_request:5.2f} ms/req  {dict(t.statuses)}")
+        for side, against in (("rules", "no-rules"), ("rules", "bare"), ("no-rules", "bare")):
+            ratios = self.round_ratios(side, against)
+            lines.append(f"  {side} / {against}: {self.ratio(side, against):5.2f}  (rounds {min(ratios):.2f}-"
+                         f"{max(ratios):.2f}, median {statistics.median(ratios):.2f})")
+        lines.append(f"  CPU per request, rules / no-rules: {self.cpu_cost:+.1%}")
+        return lines
+
+
+def run_rules_comparison(*, rounds: int, seconds: float, connections: int, mixes: tuple[Mix, ...],
+                         store: str = "sqlite", redis_url: str | None = None) -> list[RulesComparison]:
+    """Start the bare endpoint and two gateways (workers off) on the same store kind, one with the shipped
+    rules, one without; per payload mix, alternate load over the three."""
+    with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
+        base = Path(tmp)
+        jurisdiction_off, routing_off = rules_off_files(base / "config")
+        with_rules = gateway_env(base / "data-rules", store=store, redis_url=redis_url, workers=False)
+        without = gateway_env(base / "data-no-rules", store=store, redis_url=redis_url, workers=False)
+        comparisons = []
+        baseline = start_baseline(base)
+        try:
+            ruled = start_gateway(with_rules, base, name="gateway-rules")
+            try:
+                plain = start_gateway(without, base, name="gateway-no-rules",
+                                      HIG_JURISDICTION_FILE=str(jurisdiction_off), HIG_ROUTING_FILE=str(routing_off))
+                try:
+                    index = 0
+                    for mix in mixes:
+                        tag = payloads.run_tag()
+                        load_start = machine_load()
+                        sides = [("rules", ruled, rules_mix_factory(mix, tag, with_rules)),
+                                 ("no-rules", plain, rules_mix_factory(mix, tag, without)),
+                                 ("bare", baseline, rules_mix_factory(mix, tag, None))]
+                        measured, index = asyncio.run(alternate_sides(sides, rounds=rounds, seconds=seconds,
+                                                                      connections=connections, start_index=index))
+                        comparison = RulesComparison(store, mix, measured, connections, seconds, load_start,
+                                                     machine_load())
+                        for line in comparison.lines():
+                            print(line)
+                        comparisons.append(comparison)
+                finally:
+                    plain.stop()
+            finally:
+                ruled.stop()
+        finally:
+            baseline.stop()
+        return comparisons
+
+
+def rules_mix_factory(mix: Mix, tag: str, genv: GatewayEnv | None) -> RequestFactory:
+    """Request i of a mix to a gateway (with its partner key), or to the bare endpoint when `genv` is None."""
+    if genv is None:
+        bare_headers = {"Content-Type": "application/json"}
+
+        def bare(i: int) -> tuple[str, dict[str, str], bytes]:
+            return payloads.BASE_CITY_PATH, bare_headers, rules_mix.city_body(mix, tag, i)
+
+        return bare
+    headers = {"Content-Type": "application/json", "X-Api-Key": genv.env["PARTNER_CITY12345_API_KEY"]}
+
+    def gateway(i: int) -> tuple[str, dict[str, str], bytes]:
+        return payloads.CITY_PATH, headers, rules_mix.city_body(mix, tag, i)
+
+    return gateway
