@@ -3,7 +3,7 @@ and the evidence each match leaves on the ticket's route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
 from functools import cached_property
@@ -16,7 +16,7 @@ from contracts.codesets import BusinessType, NotAcceptedReason, Status, Urgency
 from contracts.codetables import default_code_tables
 from contracts.ticket import Evidence, Ticket
 from contracts.yamldoc import YamlDocumentError, YamlFileError, parse_yaml
-from gateway.tickets.headcount import most_people
+from gateway.tickets.headcount import Headcount, most_people
 from gateway.tickets.text import PhraseSet, normalise
 
 _MATCHED_MAX = 200  # Evidence.matched
@@ -73,15 +73,25 @@ class TicketText:
     def whole(self) -> str:
         return "\n".join(text for _, text in self.parts)  # normalised text has no line breaks: no match spans two
 
+    @cached_property
+    def most_people(self) -> tuple[str, Headcount] | None:
+        """The largest count of people the text mentions, with the field it is in (read once per ticket)."""
+        return max(((field, count) for field, part in self.parts if (count := most_people(part)) is not None),
+                   key=lambda found: found[1].people, default=None)
+
     def field_of(self, matched: str) -> str:
         return next((name for name, text in self.parts if matched in text), "registration")
 
 
-def _evidence(field: str, matched: object) -> Evidence:
-    return Evidence(field=field, matched=str(matched)[:_MATCHED_MAX])
+# A match as (field, what matched): made into Evidence only once the whole rule matched (a model costs microseconds).
+Found = tuple[str, str]
 
 
-def _prefixed(field: str, value: str | None, prefixes: list[str] | None) -> list[Evidence] | None:
+def _evidence(field: str, matched: object) -> Found:
+    return field, str(matched)[:_MATCHED_MAX]
+
+
+def _prefixed(field: str, value: str | None, prefixes: list[str] | None) -> list[Found] | None:
     """[] when not asked; the evidence when the value begins with one of the prefixes; None when it does not."""
     if prefixes is None:
         return []
@@ -117,17 +127,28 @@ class Condition(_Strict):
     def matches(self, ticket: Ticket) -> bool:
         return self.evidence(ticket, TicketText(ticket)) is not None
 
+    @cached_property
+    def checks(self) -> tuple[Callable[[Ticket, TicketText], list[Found] | None], ...]:
+        """The checks of the fields this condition gives, cheap ones first; worked out once, not per ticket."""
+        given = {
+            self._fields: (self.business_type, self.urgency, self.status, self.has_penalty, self.region_prefix),
+            self._codes: (self.industry_prefix, self.respondent_type, self.question_prefix, self.object_prefix),
+            self._amount: (self.amount_at_least,), self._credit: (self.credit_flags,), self._text: (self.text,),
+            self._people: (self.people_at_least,),
+        }
+        return tuple(check for check, values in given.items() if any(v is not None for v in values))
+
     def evidence(self, ticket: Ticket, text: TicketText) -> list[Evidence] | None:
         """What matched, field by field; None as soon as one field does not (cheap fields are tried first)."""
-        found: list[Evidence] = []
-        for check in (self._fields, self._codes, self._amount, self._credit, self._text, self._people):
+        found: list[Found] = []
+        for check in self.checks:
             matched = check(ticket, text)
             if matched is None:
                 return None
             found += matched
-        return found[:_EVIDENCE_MAX]
+        return [Evidence(field=field, matched=value) for field, value in found[:_EVIDENCE_MAX]]
 
-    def _fields(self, ticket: Ticket, _: TicketText) -> list[Evidence] | None:
+    def _fields(self, ticket: Ticket, _: TicketText) -> list[Found] | None:
         found = []
         c, life = ticket.classification, ticket.lifecycle
         for field, value, allowed in (("classification.business_type", c.business_type, self.business_type),
@@ -153,7 +174,7 @@ class Condition(_Strict):
             found.append(_evidence(field, region))
         return found
 
-    def _codes(self, ticket: Ticket, _: TicketText) -> list[Evidence] | None:
+    def _codes(self, ticket: Ticket, _: TicketText) -> list[Found] | None:
         found = []
         for field, value, prefixes in (
                 ("respondent.industry_code", ticket.respondent.industry_code, self.industry_prefix),
@@ -166,29 +187,28 @@ class Condition(_Strict):
             found += matched
         return found
 
-    def _amount(self, ticket: Ticket, _: TicketText) -> list[Evidence] | None:
+    def _amount(self, ticket: Ticket, _: TicketText) -> list[Found] | None:
         if self.amount_at_least is None:
             return []
         amount = ticket.subject.amount
         return [_evidence("subject.amount", amount)] if amount is not None and amount >= self.amount_at_least else None
 
-    def _credit(self, ticket: Ticket, _: TicketText) -> list[Evidence] | None:
+    def _credit(self, ticket: Ticket, _: TicketText) -> list[Found] | None:
         if self.credit_flags is None:
             return []
         flags = [f for f in ticket.respondent.credit_flags if any(part in f for part in self.credit_flags)]
         return [_evidence("respondent.credit_flags", f) for f in flags] or None
 
-    def _text(self, _: Ticket, text: TicketText) -> list[Evidence] | None:
+    def _text(self, _: Ticket, text: TicketText) -> list[Found] | None:
         if self.text is None:
             return []
         matched = self.text.find(text.whole)
         return None if matched is None else [_evidence(text.field_of(matched), matched)]
 
-    def _people(self, _: Ticket, text: TicketText) -> list[Evidence] | None:
+    def _people(self, _: Ticket, text: TicketText) -> list[Found] | None:
         if self.people_at_least is None:
             return []
-        best = max(((field, count) for field, part in text.parts if (count := most_people(part)) is not None),
-                   key=lambda found: found[1].people, default=None)
+        best = text.most_people
         if best is None or best[1].people < self.people_at_least:
             return None
         return [_evidence(best[0], best[1].phrase)]

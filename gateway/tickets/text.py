@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Traditional forms of characters that the shipped rules' phrases use, mapped to the simplified ones. Cheap
 # (one str.translate) and enough for a ticket typed on a traditional keyboard to meet the same phrases;
@@ -44,8 +45,6 @@ class PhraseSet(BaseModel):
     patterns: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
     none_of: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list)
 
-    _matcher: _Matcher = PrivateAttr()
-
     @field_validator("any_of", "none_of")
     @classmethod
     def _phrases_say_something(cls, phrases: list[str]) -> list[str]:
@@ -70,20 +69,24 @@ class PhraseSet(BaseModel):
     def _compile(self) -> PhraseSet:
         if not self.any_of and not self.patterns:
             raise ValueError("a phrase set needs any_of or patterns")
-        self._matcher = _Matcher(tuple(normalise(p) for p in self.any_of), tuple(re.compile(p) for p in self.patterns),
-                                 tuple(normalise(p) for p in self.none_of))
         return self
+
+    @cached_property
+    def matcher(self) -> _Matcher:
+        """The set compiled, once: kept in the instance's __dict__, so later reads are plain attribute reads (a
+        pydantic private attribute costs microseconds a read, and rules run on every ticket)."""
+        return _Matcher(tuple(normalise(p) for p in self.any_of), tuple(re.compile(p) for p in self.patterns),
+                        tuple(normalise(p) for p in self.none_of))
 
     def find(self, normalised: str) -> str | None:
         """The phrase or pattern text that matched in an already normalised text; None when none did or an
         exclusion is present."""
-        return self._matcher.find(normalised)
+        return self.matcher.find(normalised)
 
 
 @dataclass(frozen=True, slots=True)
 class _Matcher:
-    """A phrase set compiled: normalised phrases and exclusions, compiled patterns. A plain object, because a
-    pydantic model's private attributes cost microseconds a read and rules run on every ticket."""
+    """A phrase set compiled: normalised phrases and exclusions, compiled patterns."""
 
     phrases: tuple[str, ...]
     regexes: tuple[re.Pattern[str], ...]
