@@ -193,7 +193,8 @@ class Runtime:
                                       timeout_seconds=settings.credit_lookup.timeout_seconds)
         canonical = {i: c for i, c in components.adapter_configs.items() if c.enabled and c.is_canonical}
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
-                               canonical=canonical, callbacks=adapters, enrich=enricher)
+                               canonical=canonical, callbacks=adapters, enrich=enricher,
+                               jurisdiction=components.jurisdiction)
         status = StatusService(store, components.specs, components.router, adapters)
         return cls(components, store, adapters, intake, status, enricher=enricher)
 

@@ -93,7 +93,8 @@ def build_runtime(settings: GatewaySettings, store: Store) -> Runtime:
     """What Runtime.build makes, on a given store and with cached components."""
     components = components_for(settings)
     adapters = build_adapters(components.adapter_configs)
-    intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar)
+    intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
+                           callbacks=adapters, jurisdiction=components.jurisdiction)
     status = StatusService(store, components.specs, components.router, adapters)
     return Runtime(components, store, adapters, intake, status)
 
