@@ -303,7 +303,8 @@ def quarantine_remap(
     config: ConfigOption = None,
     adapter: Annotated[str | None, typer.Option(help="every open payload of this adapter")] = None,
 ) -> None:
-    """Map quarantined payloads again with the current specs; stored ones are resolved. Ends with a summary."""
+    """Map quarantined payloads again with the current specs, through the jurisdiction screen as a push: stored ones
+    (created, or held for review) are resolved, returned ones sent their 退单. Ends with a summary."""
     if (quarantine_id is None) == (adapter is None):
         typer.echo("give one quarantine id, or --adapter ID for all of an adapter's open payloads", err=True)
         raise typer.Exit(2)
@@ -319,22 +320,26 @@ def quarantine_remap(
         outcomes: Counter[str] = Counter()
         tickets: list[str] = []
         problems: dict[str, list[str]] = {}
+        returned: dict[str, str] = {}
         with typer.progressbar(targets, label="re-mapping", file=sys.stderr) as bar:
             for qid in bar:
                 result = await service.remap(qid, user)
                 outcomes[result.outcome] += 1
                 if result.ticket_id:
                     tickets.append(result.ticket_id)
-                if result.errors:
+                if result.outcome == "returned":  # 退单 sent to the partner: done, not a failure
+                    returned[qid] = "; ".join(e["message"] for e in result.errors)
+                elif result.errors:
                     problems[qid] = [f"{e['field']} ({e['rule']})" for e in result.errors]
-        return {"payloads": len(targets), "outcomes": dict(outcomes), "ticket_ids": tickets, "still_failing": problems}
+        return {"payloads": len(targets), "outcomes": dict(outcomes), "ticket_ids": tickets, "still_failing": problems,
+                "returned": returned}
 
     try:
         summary = _run(config, work)
     except Exception as err:
         raise _fail(err) from err
     typer.echo(json.dumps(summary, ensure_ascii=False))
-    if summary["outcomes"].get("still_rejected") or summary["outcomes"].get("returned"):
+    if summary["outcomes"].get("still_rejected"):
         raise typer.Exit(1)
 
 

@@ -155,9 +155,11 @@ def ops_api_router() -> APIRouter:
     @router.post("/quarantine/{quarantine_id}/remap", response_model=RemapResult,
                  responses={**_NOT_FOUND, 422: {"model": RemapResult}})
     async def remap(quarantine_id: str, user: Operator, service: Service) -> Response:
-        """Map a quarantined payload again with its adapter's current spec; stored, it resolves the entry."""
+        """Map a quarantined payload again with its adapter's current spec and take it as a push is taken (the
+        jurisdiction screen included): stored (`created`, or `review` held for an operator), it resolves the
+        entry; `returned` sent the partner its 退单; `still_rejected` (422) names the failing fields."""
         result = await service.remap(quarantine_id, user)
-        status = 422 if result.outcome in ("still_rejected", "returned") else 200
+        status = 422 if result.outcome == "still_rejected" else 200
         return JSONResponse(jsonable_encoder(result), status_code=status)
 
     @router.post("/admin/reload", response_model=ReloadResult)

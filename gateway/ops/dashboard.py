@@ -14,22 +14,33 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
+from contracts.codetables import default_code_tables
 from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
+from gateway.ops.review import pending_reviews, settle
 from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
 from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS
+from gateway.tickets.review import Settlement, is_under_review
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
 MESSAGES = {
     "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）", "remapped": "已重新映射并入库",
-    "still_rejected": "仍无法映射：请先修正映射规则并重新加载配置", "returned": "按映射规则应退回来源系统",
+    "still_rejected": "仍无法映射：请先修正映射规则并重新加载配置",
+    "returned": "按规则退回来源系统（退单），该件保留在隔离区",
     "already_resolved": "该隔离件此前已处理", "forbidden": "当前角色无权执行此操作", "bad_form": "表单已过期，请重试",
     "login_failed": "令牌无效", "logged_out": "已退出",
+    "remapped_review": "已重新映射并入库，受理范围待人工判定（尚未转报）",
+    "review_accepted": "已判定受理：工单已转报全国平台并按规则分送",
+    "review_returned": "已判定退回：退单已发回来源系统",
+    "not_under_review": "该工单已不在待判定状态（可能已被他人处理）",
+    "review_invalid": "判定未提交：理由至少 2 个字；退回须填写主管部门",
 }
+# The not-accepted reasons (不予受理原因) an operator returning a held ticket chooses from, from the code table.
+RETURN_REASONS = {e.code: e.label for e in default_code_tables()["not_accepted_reason"].roots()}
 BUSINESS_TYPES = {"01": "咨询", "02": "投诉", "03": "举报"}
 URGENCY = {"1": "特急", "2": "加急", "3": "平急", "4": "常规"}
 
@@ -53,7 +64,7 @@ def _environment() -> Environment:
     env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
     env.globals.update(STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS, CIRCUIT_LABELS=CIRCUIT_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
-                       URGENCY=URGENCY, Role=Role)
+                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, Role=Role)
     return env
 
 
@@ -186,7 +197,38 @@ def dashboard_router() -> APIRouter:
             return page.render(service, "error.html", request, user, status=err.status, error=err.message)
         stored = await service.store.get_ticket(ticket_id)
         risk = deadline_risk(stored, service.clock(), service.runtime.components.calendar) if stored else None
-        return page.render(service, "ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk)
+        return page.render(service, "ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk,
+                           under_review=stored is not None and is_under_review(stored))
+
+    @router.get("/reviews", response_class=HTMLResponse)
+    async def reviews(request: Request, user: SignedIn, service: Service) -> Response:
+        if user is None:
+            return _login_redirect(request)
+        return page.render(service, "reviews.html", request, user, reviews=await pending_reviews(service, user))
+
+    @router.post("/tickets/{ticket_id}/jurisdiction")
+    async def settle_review(ticket_id: str, request: Request, service: Service, csrf: Annotated[str, Form()] = "",
+                            outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+                            competent_authority: Annotated[str, Form()] = "",
+                            return_reason_code: Annotated[str, Form()] = "1") -> Response:
+        """An operator's accept / return of a held ticket: the same settlement, role check and audit as the API's."""
+        target = f"/ops/tickets/{quote(ticket_id)}"
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
+        if isinstance(checked, str):
+            return _back(target, checked)
+        try:
+            settlement = Settlement.model_validate({
+                "outcome": outcome, "reason": reason.strip(), "return_reason_code": return_reason_code,
+                "competent_authority": competent_authority.strip() or None})
+        except ValidationError:
+            return _back(target, "review_invalid")
+        try:
+            await settle(service, ticket_id, settlement, checked)
+        except OpsError as err:
+            if err.status == 409:
+                return _back(target, "not_under_review")
+            return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
+        return _back(target, "review_accepted" if settlement.outcome == "accept" else "review_returned")
 
     @router.post("/deliveries/{delivery_id}/replay")
     async def replay_one(delivery_id: str, request: Request, service: Service, csrf: Annotated[str, Form()] = "",
@@ -228,8 +270,9 @@ def dashboard_router() -> APIRouter:
             result = await service.remap(quarantine_id, checked)
         except OpsError as err:
             return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
-        if result.ticket_id and result.outcome in ("created", "repeat"):
-            return _back(f"/ops/tickets/{result.ticket_id}", "remapped")
+        if result.ticket_id and result.outcome in ("created", "repeat", "review"):
+            return _back(f"/ops/tickets/{result.ticket_id}",
+                         "remapped_review" if result.outcome == "review" else "remapped")
         return _back("/ops/quarantine", result.outcome)
 
     return router

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from contracts.codesets import Status
 from contracts.delivery import AttemptReceipt, DeliveryReceipt, DeliveryState
+from contracts.ticket import JurisdictionDecision
 from gateway.store.base import AuditQuery, DeliveryFilter, TicketQuery
 from gateway.tickets.deadlines import CHINA_TZ
 
@@ -216,10 +217,15 @@ class QuarantineView(BaseModel):
 
 
 class RemapResult(BaseModel):
+    """What a re-map did: `created`/`repeat` stored and sent on, `review` stored and held for an operator's
+    jurisdiction decision, `returned` sent back to the partner (退单; the entry keeps the payload),
+    `still_rejected` (the errors), `already_resolved`."""
+
     quarantine_id: str
-    outcome: Literal["created", "repeat", "still_rejected", "returned", "already_resolved"]
+    outcome: Literal["created", "repeat", "review", "still_rejected", "returned", "already_resolved"]
     ticket_id: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
+    jurisdiction: JurisdictionDecision | None = None  # the jurisdiction screen's decision, when it ran
     audit_id: str | None = None
 
 

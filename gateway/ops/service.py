@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from contracts.delivery import AttemptReceipt, DeliveryReceipt
 from contracts.ticket import Ticket
@@ -45,7 +45,6 @@ from gateway.ops.views import Dashboard, audit_view, timeline, title_of, waits_f
 from gateway.runtime import Runtime
 from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store
 from gateway.tickets.intake import IntakeOutcome
-from mapping.engine import Mapped, Rejected, Returned
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
 
 log = logging.getLogger(__name__)
@@ -277,35 +276,37 @@ class OpsService:
             await self.record(user, "quarantine.remap", [], {**detail, "error": str(err)}, outcome="unreadable")
             raise OpsError(422, "unreadable_payload", f"the kept payload cannot be read: {err}",
                            field="quarantine_id") from err
-        result = intake.map(item.adapter_id, payload)
-        if isinstance(result, Rejected):
-            errors = masked_errors(result.errors, user.role)
+        # The same path as a push (mapping, the jurisdiction screen, routing): a 退单 reaches the partner, a
+        # ticket held for review is stored and waits for an operator; the payload stays in this entry otherwise.
+        outcome = await intake.accept(item.adapter_id, payload, raw_body=item.body, content_type=item.content_type,
+                                      kept=quarantine_id)
+        errors = masked_errors(outcome.errors, user.role)
+        if outcome.kind == "quarantined":
             audit_id = await self.record(user, "quarantine.remap", [],
-                                         {**detail, "rules": sorted({e.rule for e in result.errors})},
+                                         {**detail, "rules": sorted({e.rule for e in outcome.errors})},
                                          outcome="still_rejected")
             return RemapResult(quarantine_id=quarantine_id, outcome="still_rejected", errors=errors,
                                audit_id=audit_id)
-        if isinstance(result, Returned):
-            audit_id = await self.record(user, "quarantine.remap", [], {**detail, "reason_code": result.reason_code},
-                                         outcome="returned")
-            return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id,
-                               errors=[{"field": "(ticket)", "rule": f"returned:{result.reason_code}",
-                                        "message": result.reason}])
-        assert isinstance(result, Mapped)
-        outcome = await intake.store_ticket(result, raw_body=item.body, content_type=item.content_type)
-        if outcome.returned is not None:  # a routing rule (action return) sent it back: 退单
-            audit_id = await self.record(user, "quarantine.remap", [], {**detail, "reason_code":
-                                         outcome.returned.reason_code}, outcome="returned")
-            return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id,
-                               errors=[{"field": "(ticket)", "rule": f"returned:{outcome.returned.reason_code}",
-                                        "message": outcome.returned.reason}])
-        assert outcome.ticket_id is not None
+        if outcome.kind == "returned":  # the spec's return rule, the jurisdiction screen or a routing rule: 退单
+            assert outcome.returned is not None
+            decision = outcome.decision
+            audit_id = await self.record(user, "quarantine.remap", [], {
+                **detail, "reason_code": outcome.returned.reason_code,
+                **({"rule_id": decision.rule_id, "competent_authority": decision.competent_authority}
+                   if decision is not None else {})}, outcome="returned")
+            if self.runtime.engine is not None:
+                self.runtime.engine.wake()  # the 退单 write-back is on the partner's callback lane
+            return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id, errors=errors,
+                               jurisdiction=decision)
+        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "review")
         await self.store.resolve_quarantined(quarantine_id, outcome.ticket_id)
-        audit_id = await self.record(user, "quarantine.remap", [outcome.ticket_id], {**detail, "kind": outcome.kind})
-        if self.runtime.engine is not None:
+        audit_id = await self.record(user, "quarantine.remap", [outcome.ticket_id], {
+            **detail, "kind": outcome.kind,
+            **({"rule_id": outcome.decision.rule_id} if outcome.decision is not None else {})})
+        if self.runtime.engine is not None and outcome.kind != "review":
             self.runtime.engine.wake()
-        kind: Literal["created", "repeat"] = "created" if outcome.kind == "created" else "repeat"
-        return RemapResult(quarantine_id=quarantine_id, outcome=kind, ticket_id=outcome.ticket_id, audit_id=audit_id)
+        return RemapResult(quarantine_id=quarantine_id, outcome=outcome.kind, ticket_id=outcome.ticket_id,
+                           audit_id=audit_id, jurisdiction=outcome.decision)
 
     # -- configuration ------------------------------------------------------------------------------------
     async def reload(self, user: OpsUser) -> ReloadResult:

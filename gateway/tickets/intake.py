@@ -87,15 +87,23 @@ class IntakeService:
             raise UnknownAdapter(adapter_id)
         return apply(spec, payload)
 
-    async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
-        """Take one payload. The outcome is only returned once whatever it says is durably stored."""
+    async def accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str,
+                     kept: str | None = None) -> IntakeOutcome:
+        """Take one payload. The outcome is only returned once whatever it says is durably stored.
+
+        A payload already kept in quarantine (`kept`, its entry's id: an operator's re-map) goes the same way —
+        mapping, the jurisdiction screen, routing — except that a rejection or a 退单 leaves it in that entry
+        rather than quarantining it again, and the listeners are not told: they counted it when it came in."""
         started = time.perf_counter()
         try:
-            outcome = await self._accept(adapter_id, payload, raw_body=raw_body, content_type=content_type)
+            outcome = await self._accept(adapter_id, payload, raw_body=raw_body, content_type=content_type,
+                                         kept=kept)
         except Exception:
-            self._tell(adapter_id, "error", started, None)
+            if kept is None:
+                self._tell(adapter_id, "error", started, None)
             raise
-        self._tell(adapter_id, outcome.kind, started, outcome)
+        if kept is None:
+            self._tell(adapter_id, outcome.kind, started, outcome)
         return outcome
 
     def _tell(self, adapter_id: str, kind: str, started: float, outcome: IntakeOutcome | None) -> None:
@@ -105,32 +113,35 @@ class IntakeService:
             except Exception:
                 log.exception("intake listener failed", extra={"adapter_id": adapter_id})
 
-    async def _accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str) -> IntakeOutcome:
+    async def _accept(self, adapter_id: str, payload: object, *, raw_body: bytes, content_type: str,
+                      kept: str | None) -> IntakeOutcome:
         result = self.map(adapter_id, payload)
         if isinstance(result, Rejected):
-            quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, list(result.errors))
+            quarantine_id = kept or await self.store.quarantine(adapter_id, raw_body, content_type,
+                                                                list(result.errors))
             log.info("ticket quarantined", extra={"adapter_id": adapter_id, "quarantine_id": quarantine_id,
                                                   "rules": sorted({e.rule for e in result.errors})})
             return IntakeOutcome("quarantined", quarantine_id=quarantine_id, errors=result.errors,
                                  warnings=result.warnings)
         if isinstance(result, Returned):
-            return await self._send_back(adapter_id, result, raw_body=raw_body, content_type=content_type)
+            return await self._send_back(adapter_id, result, raw_body=raw_body, content_type=content_type, kept=kept)
         decision = self.screen(result.ticket)
         if decision is not None and decision.outcome == "return":
             return await self._send_back(adapter_id, returned_by(result.ticket, decision), raw_body=raw_body,
-                                         content_type=content_type, decision=decision)
-        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type, decision=decision)
+                                         content_type=content_type, decision=decision, kept=kept)
+        return await self.store_ticket(result, raw_body=raw_body, content_type=content_type, decision=decision,
+                                       kept=kept)
 
     def screen(self, ticket: Ticket) -> JurisdictionDecision | None:
         """The jurisdiction screen's decision on a mapped ticket (None when no rules are configured)."""
         return None if self.jurisdiction is None else screen(ticket, self.jurisdiction)
 
     async def _send_back(self, adapter_id: str, result: Returned, *, raw_body: bytes, content_type: str,
-                         rule: RuleReturn | None = None, decision: JurisdictionDecision | None = None
-                         ) -> IntakeOutcome:
+                         rule: RuleReturn | None = None, decision: JurisdictionDecision | None = None,
+                         kept: str | None = None) -> IntakeOutcome:
         """退单, from the spec's return rule, the jurisdiction screen or a routing rule: the partner hears it
-        through its callback lane, the payload is kept with the reason (and the rule and its evidence), the push
-        is answered returned."""
+        through its callback lane, the payload is kept with the reason (and the rule and its evidence) — or stays
+        in the entry that already keeps it (`kept`) — and the push is answered returned."""
         # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
         # and the callback's key (its ticket number) makes the second one a repeat it drops.
         await self._tell_returned(adapter_id, result)
@@ -140,13 +151,14 @@ class IntakeService:
             matched = "；".join(f"{e.field}={e.matched}" for e in decision.evidence)
             notes.append(FieldError(field="routing.jurisdiction", rule=f"jurisdiction:{decision.rule_id}",
                                     message=f"主管部门：{decision.competent_authority or '-'}；命中：{matched or '-'}"))
-        quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, notes)
+        quarantine_id = kept or await self.store.quarantine(adapter_id, raw_body, content_type, notes)
         evidence = rule.evidence if rule is not None else decision.evidence if decision is not None else ()
         log.info("ticket returned to sender", extra={
             "adapter_id": adapter_id, "quarantine_id": quarantine_id, "reason_code": str(result.reason_code),
             "rule_id": rule.rule_id if rule else decision.rule_id if decision else "spec",
             "evidence": [e.model_dump() for e in evidence]})
-        return IntakeOutcome("returned", quarantine_id=quarantine_id, returned=result, decision=decision)
+        return IntakeOutcome("returned", quarantine_id=quarantine_id, errors=tuple(notes), returned=result,
+                             decision=decision)
 
     def returned_callback(self, adapter_id: str, returned: Returned) -> OutboxEntry | None:
         """The 退单 write-back to the partner, in its own codes, on its callback lane; None when it has none."""
@@ -160,7 +172,7 @@ class IntakeService:
             await self.store.enqueue(entry.idempotency_key, entry.idempotency_key, [entry])
 
     async def store_ticket(self, mapped: Mapped, *, raw_body: bytes, content_type: str,
-                           decision: JurisdictionDecision | None = None) -> IntakeOutcome:
+                           decision: JurisdictionDecision | None = None, kept: str | None = None) -> IntakeOutcome:
         """Set handler and deadlines, enrich, route a mapped ticket, then store it with its outbox; or send it
         back when a routing rule says so. A ticket the screen put to review is stored with its decision and no
         outbox: nothing is sent (nor routed) until an operator settles it."""
@@ -173,7 +185,7 @@ class IntakeService:
         sent_back = self.router.returned(ticket)
         if sent_back is not None:
             return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
-                                         content_type=content_type, rule=sent_back)
+                                         content_type=content_type, rule=sent_back, kept=kept)
         if held:
             ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
         else:

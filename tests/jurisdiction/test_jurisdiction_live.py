@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,49 @@ def test_the_dashboards_ticket_page_shows_the_rule_and_its_evidence(world: World
     assert page.status_code == 200
     assert 'data-outcome="review"' in page.text and "review.medical-beauty" in page.text
     assert "命中 “医美”" in page.text and "待人工判定" in page.text
+
+
+@contextmanager
+def dashboard(world: World, token: str) -> Iterator[httpx.Client]:
+    """A client signed in to the dashboard: it carries the session cookie as a browser does."""
+    with httpx.Client(base_url=world.gateway_url, trust_env=False, timeout=10) as browser:
+        assert browser.post("/ops/login", data={"token": token, "next": "/ops"}).status_code == 303
+        yield browser
+
+
+def form_token(html: str) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
+    assert match, "no form with a csrf field on the page"
+    return match.group(1)
+
+
+def test_an_operator_accepting_a_review_from_the_dashboard_sends_it_to_the_national_platform(world: World) -> None:
+    ticket_id = push_review(world, "KL12345-JUR-REVIEW-07")
+    key = world.ticket(ticket_id)["ticket"]["idempotency_key"]
+    with dashboard(world, ENVIRONMENT["HIG_OPS_TOKEN_OPERATOR"]) as browser:
+        listed = browser.get("/ops/reviews")
+        assert f'id="review-{ticket_id}"' in listed.text
+        page = browser.get(f"/ops/tickets/{ticket_id}")
+        done = browser.post(f"/ops/tickets/{ticket_id}/jurisdiction", data={
+            "csrf": form_token(page.text), "outcome": "accept", "reason": "医美消费争议，由市场监管受理"})
+        assert done.status_code == 303 and done.headers["location"].endswith("msg=review_accepted")
+        assert f'id="review-{ticket_id}"' not in browser.get("/ops/reviews").text
+
+    wait_for("the national platform to register the accepted ticket", lambda: key in national_keys(world), 20)
+    audit = world.ticket(ticket_id)["audit"]
+    assert [(a["action"], a["actor"]) for a in audit] == [("jurisdiction.review", "duty-operator")]
+
+
+def test_an_operator_returning_a_review_from_the_dashboard_sends_the_city_its_return(world: World) -> None:
+    number = "KL12345-JUR-REVIEW-08"
+    ticket_id = push_review(world, number)
+    with dashboard(world, ENVIRONMENT["HIG_OPS_TOKEN_OPERATOR"]) as browser:
+        page = browser.get(f"/ops/tickets/{ticket_id}")
+        done = browser.post(f"/ops/tickets/{ticket_id}/jurisdiction", data={
+            "csrf": form_token(page.text), "outcome": "return", "competent_authority": "卫生健康部门",
+            "return_reason_code": "1", "reason": "注射后并发症属于医疗行为，请转卫生健康部门处理"})
+        assert done.headers["location"].endswith("msg=review_returned")
+
+    callback = wait_for("the 退单 callback", lambda: city_callbacks(world, number) or None, 15)[0]
+    assert callback["handleStatus"] == "3" and "卫生健康部门" in callback["handleOpinion"]
+    assert world.ticket(ticket_id)["ticket"]["lifecycle"]["status"] == "RETURNED"

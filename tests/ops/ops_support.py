@@ -93,7 +93,8 @@ def build_runtime(settings: GatewaySettings, store: Store) -> Runtime:
     """What Runtime.build makes, on a given store and with cached components."""
     components = components_for(settings)
     adapters = build_adapters(components.adapter_configs)
-    intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar)
+    intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
+                           callbacks=adapters, jurisdiction=components.jurisdiction)
     status = StatusService(store, components.specs, components.router, adapters)
     return Runtime(components, store, adapters, intake, status)
 
@@ -266,3 +267,22 @@ def delivery_file_for(tmp: Path, url: str) -> Path:
     path = tmp / "delivery.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
+
+
+# -- matters the jurisdiction screen does not simply accept ------------------------------------------------
+
+NOISE = ("广场舞噪音扰民", "小区旁边广场每天晚上七点到十点跳广场舞，音响开得很大，老人小孩无法休息，多次沟通无果。")
+MEDICAL_BEAUTY = ("医美机构注射玻尿酸后出现结节",
+                  "在某医疗美容诊所注射玻尿酸后面部出现结节，诊所说是个人体质问题，拒绝处理。")
+CLINIC = {"name": "凯里某医疗美容诊所有限公司", "creditCode": "91522601MA6DL4KQ33", "address": "凯里市韶山南路8号"}
+
+
+def city_matter(no: str, title: str, content: str, *, respondent: dict[str, str] | None = None) -> dict[str, Any]:
+    """A city 12345 order about another matter than the fixture's food complaint (no goods; a respondent or none)."""
+    payload = city_complaint(no, appealTitle=title, appealContent=content, appealRequest="请尽快处理")
+    payload.pop("goods")
+    if respondent is None:
+        payload.pop("respondent")
+    else:
+        payload["respondent"] = respondent
+    return payload

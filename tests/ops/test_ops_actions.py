@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.store.base import DeliveryFilter
-from tests.ops.ops_support import CONFIG, REPO, OpsGateway, city_complaint, running_gateway
+from tests.ops.ops_support import (
+    CLINIC,
+    CONFIG,
+    MEDICAL_BEAUTY,
+    NOISE,
+    REPO,
+    OpsGateway,
+    city_complaint,
+    city_matter,
+    running_gateway,
+)
 
 
 async def _dead(gw: OpsGateway, *numbers: str) -> dict[str, str]:
@@ -160,3 +171,41 @@ async def test_a_changed_transport_is_named_as_needing_a_restart(tmp_path: Path)
         adapter.write_text(text.replace("max_attempts: 8", "max_attempts: 9"), encoding="utf-8")
         response = await gw.post("/api/v1/admin/reload", "admin")
         assert response.json()["restart_required"] == ["adapter:city-12345-rest"]
+
+
+async def test_a_remapped_payload_goes_through_the_jurisdiction_screen_like_a_push(tmp_path: Path,
+                                                                                  store_kind: str) -> None:
+    config, spec = _config_with_broken_spec(tmp_path)
+    async with running_gateway(tmp_path, store_kind=store_kind, config_dir=config) as gw:
+        noise = await gw.push(city_matter("KL-REMAP-NOISE", *NOISE))
+        held = await gw.push(city_matter("KL-REMAP-REVIEW", *MEDICAL_BEAUTY, respondent=CLINIC))
+        assert noise.kind == held.kind == "quarantined"
+        spec.write_text(spec.read_text(encoding="utf-8").replace("{path: hotlineNumber,", "{path: hotlineNo,"),
+                        encoding="utf-8")
+        assert (await gw.post("/api/v1/admin/reload", "admin")).status_code == 200
+
+        returned = await gw.post(f"/api/v1/quarantine/{noise.quarantine_id}/remap", "operator")
+        reviewed = await gw.post(f"/api/v1/quarantine/{held.quarantine_id}/remap", "operator")
+
+        # Another authority's matter: not stored, the city hears its 退单 naming the authority.
+        assert returned.status_code == 200, returned.text
+        assert returned.json()["outcome"] == "returned" and returned.json()["ticket_id"] is None
+        assert returned.json()["jurisdiction"]["rule_id"] == "return.noise-neighbours"
+        [callback] = await gw.store.claim("callback:city-12345-rest", "test-worker", 30)
+        body = json.loads(callback.body)
+        assert body["hotlineNo"] == "KL-REMAP-NOISE" and body["handleStatus"] == "3"
+        assert "生态环境部门" in body["handleOpinion"]
+        # Held for review: stored with the decision, nothing sent, waiting on the review list.
+        assert reviewed.status_code == 200, reviewed.text
+        assert reviewed.json()["outcome"] == "review"
+        ticket_id = reviewed.json()["ticket_id"]
+        ticket = await gw.store.get_ticket(ticket_id)
+        assert ticket is not None and ticket.routing.jurisdiction is not None
+        assert ticket.routing.jurisdiction.rule_id == "review.medical-beauty"
+        assert await gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id)) == []
+        assert ticket_id in [r["ticket"]["ticket_id"] for r in (await gw.get("/api/v1/reviews")).json()]
+        # The held one's entry is resolved by its ticket; the returned one stays, as a pushed 退单's does.
+        open_ids = [q["quarantine_id"] for q in (await gw.get("/api/v1/quarantine")).json()]
+        assert open_ids == [noise.quarantine_id]
+        outcomes = {(e["action"], e["outcome"]) for e in (await gw.get("/api/v1/audit", "admin")).json()}
+        assert {("quarantine.remap", "returned"), ("quarantine.remap", "ok")} <= outcomes

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+
+import httpx
 
 from contracts.delivery import DeliveryKind, OutboxEntry
 from gateway.ops.dashboard import csrf_token
 from gateway.store.base import DeliveryFilter
-from tests.ops.ops_support import COMPLAINANT, TOKENS, OpsGateway, city_complaint
+from tests.ops.ops_support import (
+    CLINIC,
+    COMPLAINANT,
+    MEDICAL_BEAUTY,
+    TOKENS,
+    OpsGateway,
+    city_complaint,
+    city_matter,
+)
 
 
 async def _sign_in(gw: OpsGateway, role: str) -> None:
@@ -131,3 +142,141 @@ async def test_a_delivery_waiting_behind_its_tickets_earlier_one_says_so(gw: Ops
     await _sign_in(gw, "viewer")
     page = await gw.client.get(f"/ops/tickets/{outcome.ticket_id}")
     assert page.status_code == 200 and page.text.count("等待同一工单的前一投递") == 1
+
+
+# -- jurisdiction reviews from the dashboard ------------------------------------------------------------------
+
+async def _held(gw: OpsGateway, no: str) -> str:
+    """A medical-beauty complaint: the screen holds it for an operator's review."""
+    outcome = await gw.push(city_matter(no, *MEDICAL_BEAUTY, respondent=CLINIC))
+    assert outcome.kind == "review" and outcome.ticket_id is not None
+    return outcome.ticket_id
+
+
+async def _settle_form(gw: OpsGateway, ticket_id: str, **fields: str) -> httpx.Response:
+    page = await gw.client.get(f"/ops/tickets/{ticket_id}")
+    return await gw.client.post(f"/ops/tickets/{ticket_id}/jurisdiction", data={"csrf": _csrf(page.text), **fields})
+
+
+async def test_the_review_page_lists_a_held_ticket_with_its_rule_evidence_and_reason(sqlite_gw: OpsGateway) -> None:
+    ticket_id = await _held(sqlite_gw, "KL-REVIEW-LIST-1")
+    accepted = await sqlite_gw.push(city_complaint("KL-REVIEW-LIST-2"))  # a food complaint: not held
+    await _sign_in(sqlite_gw, "viewer")
+
+    page = await sqlite_gw.client.get("/ops/reviews")
+
+    assert page.status_code == 200 and "待判定工单" in page.text
+    row = re.search(rf'<tr id="review-{ticket_id}" data-rule="review.medical-beauty">.*?</tr>', page.text, re.S)
+    assert row, page.text
+    assert "KL-REVIEW-LIST-1" in row.group(0) and "registration.title" in row.group(0) and "医美" in row.group(0)
+    assert f"review-{accepted.ticket_id}" not in page.text
+    assert '<a href="/ops/reviews">待判定</a>' in page.text  # in the header of every page
+
+
+async def test_an_operator_accepts_a_held_ticket_from_its_page_and_it_goes_to_the_national_platform(
+        sqlite_gw: OpsGateway) -> None:
+    ticket_id = await _held(sqlite_gw, "KL-REVIEW-ACCEPT-1")
+    assert await sqlite_gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id)) == []
+    await _sign_in(sqlite_gw, "operator")
+    page = await sqlite_gw.client.get(f"/ops/tickets/{ticket_id}")
+    assert 'id="accept-form"' in page.text and 'id="return-form"' in page.text
+
+    done = await _settle_form(sqlite_gw, ticket_id, outcome="accept", reason="医美消费争议，由市场监管受理")
+
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/ops/tickets/{ticket_id}?msg=review_accepted"
+    [forward] = await sqlite_gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id))
+    assert forward.destination == "national"
+    ticket = await sqlite_gw.store.get_ticket(ticket_id)
+    assert ticket is not None and ticket.routing.jurisdiction is not None
+    decision = ticket.routing.jurisdiction
+    assert (decision.outcome, decision.rule_id, decision.decided_by) == ("accept", "review.medical-beauty",
+                                                                           "duty-operator")  # config/ops-users.yaml
+    after = await sqlite_gw.client.get(done.headers["location"])
+    assert "已判定受理" in after.text and 'id="accept-form"' not in after.text
+    assert "运维操作：受理范围人工判定" in after.text
+    [entry] = (await sqlite_gw.get("/api/v1/audit", "admin", action="jurisdiction.review")).json()
+    assert (entry["actor"], entry["role"], entry["ticket_ids"]) == ("duty-operator", "operator", [ticket_id])
+
+
+async def test_an_operator_returns_a_held_ticket_and_the_city_gets_its_return_with_the_default_reason_code(
+        sqlite_gw: OpsGateway) -> None:
+    ticket_id = await _held(sqlite_gw, "KL-REVIEW-RETURN-1")
+    await _sign_in(sqlite_gw, "operator")
+    page = await sqlite_gw.client.get(f"/ops/tickets/{ticket_id}")
+    assert re.search(r'<option value="1" selected>1 不属于市场监督管理部门职责</option>', page.text)
+
+    done = await _settle_form(sqlite_gw, ticket_id, outcome="return", competent_authority="卫生健康部门",
+                              reason="注射后并发症属于医疗行为，请转卫生健康部门处理", return_reason_code="1")
+
+    assert done.headers["location"] == f"/ops/tickets/{ticket_id}?msg=review_returned"
+    ticket = await sqlite_gw.store.get_ticket(ticket_id)
+    assert ticket is not None and ticket.lifecycle.status.value == "RETURNED"
+    [callback] = await sqlite_gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id))
+    assert callback.destination == "callback:city-12345-rest"
+    [claim] = await sqlite_gw.store.claim("callback:city-12345-rest", "test-worker", 30)
+    body = json.loads(claim.body)
+    assert body["hotlineNo"] == "KL-REVIEW-RETURN-1" and body["handleStatus"] == "3"
+    assert "卫生健康部门" in body["handleOpinion"]
+
+
+async def test_a_return_without_the_competent_authority_is_refused_and_the_ticket_stays_held(
+        sqlite_gw: OpsGateway) -> None:
+    ticket_id = await _held(sqlite_gw, "KL-REVIEW-RETURN-2")
+    await _sign_in(sqlite_gw, "operator")
+
+    done = await _settle_form(sqlite_gw, ticket_id, outcome="return", competent_authority=" ", reason="不属于本部门")
+
+    assert done.headers["location"] == f"/ops/tickets/{ticket_id}?msg=review_invalid"
+    ticket = await sqlite_gw.store.get_ticket(ticket_id)
+    assert ticket is not None and ticket.routing.jurisdiction is not None
+    assert ticket.routing.jurisdiction.outcome == "review"
+    assert await sqlite_gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id)) == []
+
+
+async def test_a_viewer_sees_no_review_forms_and_is_refused_if_it_posts_one(sqlite_gw: OpsGateway) -> None:
+    ticket_id = await _held(sqlite_gw, "KL-REVIEW-VIEWER-1")
+    await _sign_in(sqlite_gw, "viewer")
+    page = await sqlite_gw.client.get(f"/ops/tickets/{ticket_id}")
+    assert "待判定" in page.text and 'id="accept-form"' not in page.text and 'name="csrf"' not in page.text
+
+    valid = csrf_token(sqlite_gw.service, TOKENS["viewer"])  # what the session's form would carry
+    refused = await sqlite_gw.client.post(f"/ops/tickets/{ticket_id}/jurisdiction",
+                                          data={"csrf": valid, "outcome": "accept", "reason": "属于消费争议"})
+
+    assert refused.headers["location"] == f"/ops/tickets/{ticket_id}?msg=forbidden"
+    ticket = await sqlite_gw.store.get_ticket(ticket_id)
+    assert ticket is not None and ticket.routing.jurisdiction is not None
+    assert ticket.routing.jurisdiction.outcome == "review"
+    assert await sqlite_gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id)) == []
+
+
+async def test_a_ticket_settled_meanwhile_is_not_settled_twice_from_a_stale_page(sqlite_gw: OpsGateway) -> None:
+    ticket_id = await _held(sqlite_gw, "KL-REVIEW-TWICE-1")
+    await _sign_in(sqlite_gw, "operator")
+    page = await sqlite_gw.client.get(f"/ops/tickets/{ticket_id}")
+    form = {"csrf": _csrf(page.text), "outcome": "accept", "reason": "属于消费争议"}
+    first = await sqlite_gw.client.post(f"/ops/tickets/{ticket_id}/jurisdiction", data=form)
+    assert first.headers["location"].endswith("msg=review_accepted")
+
+    second = await sqlite_gw.client.post(f"/ops/tickets/{ticket_id}/jurisdiction", data=form)
+
+    assert second.headers["location"] == f"/ops/tickets/{ticket_id}?msg=not_under_review"
+    assert len(await sqlite_gw.store.list_deliveries(DeliveryFilter(ticket_id=ticket_id))) == 1
+
+
+async def test_routing_warnings_are_shown_on_the_ticket_page_and_in_the_api(sqlite_gw: OpsGateway) -> None:
+    outcome = await sqlite_gw.push(city_complaint("KL-WARN-1"))
+    assert outcome.ticket_id is not None
+    stored = await sqlite_gw.store.get_ticket(outcome.ticket_id)
+    assert stored is not None
+    warning = "no market-supervision organisation below the province is configured for region 522701 都匀市"
+    warned = stored.model_copy(update={"routing": stored.routing.model_copy(update={"warnings": [warning]})})
+    await sqlite_gw.store.save_ticket(warned, [], expected_sequence=stored.lifecycle.last_sequence)
+    await _sign_in(sqlite_gw, "viewer")
+
+    page = await sqlite_gw.client.get(f"/ops/tickets/{outcome.ticket_id}")
+    detail = await sqlite_gw.get(f"/api/v1/tickets/{outcome.ticket_id}")
+
+    assert re.search(r'<div class="warnings" id="routing-warnings">.*?522701 都匀市', page.text, re.S)
+    assert detail.json()["ticket"]["routing"]["warnings"] == [warning]
