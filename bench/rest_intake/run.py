@@ -151,10 +151,8 @@ bound by its CPU means a throughput ratio of {min(implied):.2f}–{max(implied):
 ticket, less than the server's difference: inside the server the same work measures dearer than in a tight
 loop (as "Intake floor" found for every step), and the rules' results make the stored and forwarded ticket larger (the
 decision's evidence, each route with its evidence; a routed ticket also stores one more delivery with the ticket
-in its body). Where the time goes (cProfile, fixture payload): routing evaluates every intake rule's conditions
-in turn (six checks each), and each text condition's `PhraseSet.find` reads the pydantic private attribute
-`_matcher` (`__getattr__` with `hasattr` probes, microseconds a read), the cost the screen removed by compiling
-its phrase sets (docs/jurisdiction.md, "Cost"); the screen's fixed part (one `normalise()`, the list of every
+in its body). Where the time goes (cProfile, fixture payload): routing evaluates each intake rule's given
+checks in turn and the screen its indexed phrases; the screen's fixed part (one `normalise()`, the list of every
 two-character pair of the text for its phrase index, the decision) is most of what it costs with no rules."""
 
 
@@ -196,10 +194,14 @@ tickets intake gives it, best of 7 passes of 2000 calls:
 
 {verdict(comparisons, costs)}
 
-- A first run the same hour (load average 2.9–3.0) gave with / without 0.95 and 0.98 on SQLite, 0.85 and 0.89 on
-  Redis (fixture, realistic), single rounds 0.73–1.13, and CPU per request +10 %, +15 %, +13 %, +24 %; in process
-  the rules added 159 and 179 µs per ticket. Both runs had the test suite on the machine: CPU per request was about
-  twice that of "Intake over REST" (bare endpoint 0.57–0.76 ms against 0.41 ms), so compare ratios, not ms.
+- Earlier runs (2026-12-06, with the test suite on the machine, before routing's phrase sets and checks were
+  compiled once per rule) gave with / without 0.85–0.98 and CPU per request +10 % to +24 %; in process routing then
+  cost 120–155 µs per ticket, now 53–73.
+- Against the code before issue 15 (4790323: no screen, no content routing, the 黔东南-only organisation table), the
+  REST quick benchmark on SQLite measured 0.34 / 0.34 / 0.34 of the bare endpoint in three alternating runs and
+  this code 0.30 / 0.28 / 0.29 (CPU 1.79–1.84 against 2.13–2.30 ms per request): the whole business layer — the
+  screen's fixed part, the decision and evidence on every stored and forwarded ticket, the province-wide handler
+  table, the rules — costs about 15 % of intake throughput, more than the 10 % the issue allows.
 - The gateway "without rules" still runs the screen with no rules: there is no setting that turns it off, and a
   file with only the default is the nearest. That screen still normalises the text, looks for the (no) phrases
   and records its default decision on the ticket (the row "no rules" above); the with / without ratio leaves
