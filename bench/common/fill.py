@@ -40,8 +40,8 @@ class TicketMaker:
 
     def intake_args(self, i: int) -> tuple[Ticket, bytes, list[OutboxEntry]]:
         ticket = self.ticket(i)
-        forward = ticket.model_dump_json().encode("utf-8")
-        return ticket, city_body(self.tag, i), self.router.intake_outbox(ticket, forward)
+        ticket, _, outbox = self.router.intake_outbox(ticket)
+        return ticket, city_body(self.tag, i), outbox
 
 
 def ticket_maker(settings: GatewaySettings, tag: str) -> TicketMaker:

@@ -189,7 +189,7 @@ class IntakeService:
         if held:
             ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
         else:
-            ticket, ticket_json, outbox = self.forward_outbox(ticket)
+            ticket, ticket_json, outbox = self.router.intake_outbox(ticket)
         outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json)
         kind: Literal["created", "repeat", "review"] = (
             "repeat" if not outcome.created else "review" if held else "created")
@@ -197,13 +197,6 @@ class IntakeService:
                  extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id,
                         **({"rule": decision.rule_id} if decision is not None else {})})
         return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
-
-    def forward_outbox(self, ticket: Ticket) -> tuple[Ticket, str, list[OutboxEntry]]:
-        """What a ticket taken on sends — the national forward first, then what the intake routing rules add —
-        with the ticket that records each route's rule and evidence, and its JSON (stored, and forwarded as it is)."""
-        routed, entries = self.router.intake_routes(ticket)
-        ticket_json = routed.model_dump_json()
-        return routed, ticket_json, [self.router.forward_entry(routed, ticket_json.encode("utf-8")), *entries]
 
     def prepare(self, ticket: Ticket) -> Ticket:
         """The handling organisation and statutory deadlines, from the ticket's own facts."""

@@ -76,7 +76,7 @@ async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settl
     settled = with_jurisdiction(ticket, decision)
     outbox: list[OutboxEntry]
     if settlement.outcome == "accept":
-        settled, _, outbox = intake.forward_outbox(settled)
+        settled, _, outbox = intake.router.intake_outbox(settled)
     else:
         settled = settled.model_copy(update={
             "lifecycle": settled.lifecycle.model_copy(update={"status": Status.RETURNED})})

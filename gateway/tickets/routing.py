@@ -109,14 +109,12 @@ class Router:
         return OutboxEntry(destination=self.config.national_destination, kind=DeliveryKind.FORWARD,
                            body=forward_body, priority=URGENT_PRIORITY if urgent else NORMAL_PRIORITY)
 
-    def intake_outbox(self, ticket: Ticket, forward_body: bytes) -> list[OutboxEntry]:
-        """A new ticket: forward it to the national platform, plus what intake rules add (e.g. 特急)."""
+    def intake_outbox(self, ticket: Ticket) -> tuple[Ticket, str, list[OutboxEntry]]:
+        """What a ticket taken on sends — the national forward first, then what the intake rules add (特急, …) —
+        with the ticket that records each route's rule and evidence, and its JSON (stored, and forwarded as is)."""
         routed, entries = self.intake_routes(ticket)
-        return [self.forward_entry(routed, forward_body), *entries]
-
-    def status_outbox(self, ticket: Ticket, event: StatusEvent) -> list[OutboxEntry]:
-        """A status change: side deliveries the status rules ask for (filed → enforcement, …)."""
-        return self.status_routes(ticket, event)[1]
+        ticket_json = routed.model_dump_json()
+        return routed, ticket_json, [self.forward_entry(routed, ticket_json.encode("utf-8")), *entries]
 
     def returned(self, ticket: Ticket) -> RuleReturn | None:
         """The first intake rule with action return that the ticket meets: the ticket goes back to its sender."""

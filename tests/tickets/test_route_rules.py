@@ -159,7 +159,7 @@ def test_a_credit_repair_request_is_routed_to_credit_supervision_by_default(rout
 
 def test_an_ordinary_complaint_goes_nowhere_but_the_national_platform(router: Router) -> None:
     assert routes(router, make_ticket()) == []
-    assert [e.destination for e in router.intake_outbox(make_ticket(), b"{}")] == ["national"]
+    assert [e.destination for e in router.intake_outbox(make_ticket())[2]] == ["national"]
 
 
 def test_a_status_route_is_recorded_with_the_status_trigger(router: Router) -> None:

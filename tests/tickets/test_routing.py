@@ -55,12 +55,12 @@ def test_a_business_in_another_province_is_left_to_the_national_platform(router:
 
 
 def test_every_new_ticket_is_forwarded_to_the_national_platform(router: Router) -> None:
-    (entry,) = router.intake_outbox(make_ticket(), b"{}")
+    (entry,) = router.intake_outbox(make_ticket())[2]
     assert (entry.destination, entry.kind, entry.priority) == ("national", DeliveryKind.FORWARD, 1)
 
 
 def test_a_critical_ticket_also_goes_to_emergency_command_ahead_of_normal_traffic(router: Router) -> None:
-    entries = router.intake_outbox(make_ticket(classification__urgency="1"), b"{}")
+    entries = router.intake_outbox(make_ticket(classification__urgency="1"))[2]
     assert {(e.destination, e.priority) for e in entries} == {("national", 0), ("emergency", 0)}
 
 
@@ -76,21 +76,21 @@ def _at(status: Status, ticket_kind: str = "report", result: CaseResult | None =
 
 
 def test_a_filed_report_goes_to_the_enforcement_system_with_the_event(router: Router) -> None:
-    (entry,) = router.status_outbox(_at(Status.FILED), _event(Status.FILED))
+    (entry,) = router.status_routes(_at(Status.FILED), _event(Status.FILED))[1]
     body = json.loads(entry.body)
     assert entry.destination == "enforcement"
     assert body["event"]["status"] == "FILED" and body["ticket"]["classification"]["business_type"] == "03"
 
 
 def test_a_filed_complaint_is_not_sent_to_enforcement(router: Router) -> None:
-    assert router.status_outbox(_at(Status.FILED, "complaint"), _event(Status.FILED)) == []
+    assert router.status_routes(_at(Status.FILED, "complaint"), _event(Status.FILED))[1] == []
 
 
 def test_a_closed_case_with_a_penalty_goes_to_credit_and_one_without_does_not(router: Router) -> None:
     penalty = CaseResult(penalty_amount="20000.00", closed_at="2024-07-01T10:00:00+08:00")
-    (entry,) = router.status_outbox(_at(Status.CLOSED, result=penalty), _event(Status.CLOSED, penalty))
+    (entry,) = router.status_routes(_at(Status.CLOSED, result=penalty), _event(Status.CLOSED, penalty))[1]
     assert entry.destination == "credit"
-    assert router.status_outbox(_at(Status.CLOSED, result=CaseResult(text="调解成功")), _event(Status.CLOSED)) == []
+    assert router.status_routes(_at(Status.CLOSED, result=CaseResult(text="调解成功")), _event(Status.CLOSED))[1] == []
 
 
 def test_a_rule_with_an_unknown_status_is_rejected_at_load_naming_file_line_and_key(tmp_path: Path) -> None:
