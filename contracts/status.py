@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -11,6 +11,9 @@ from contracts.codesets import NotAcceptedReason, Satisfaction, Status
 from contracts.errors import ContractError
 
 S = Status
+
+# The statutory time limits a ticket can run under (their lengths are rules: gateway/tickets/deadlines).
+DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
 
 # Which status may follow which. EXTENDED is a state of its own (the deadline moved) from which the
 # ticket continues where it was; RETURNED tickets may be dispatched again.
@@ -90,6 +93,7 @@ class StatusEvent(ContractModel):
     not_accepted_reason: NotAcceptedReason | None = None
     result: CaseResult | None = None
     follow_up: FollowUp | None = None
+    extends: DeadlineKind | None = None  # an EXTENDED event names the time limit it extends
 
     @model_validator(mode="after")
     def _reason_goes_with_refusal(self) -> StatusEvent:
@@ -99,6 +103,8 @@ class StatusEvent(ContractModel):
             raise ValueError("not_accepted_reason: a NOT_ACCEPTED event needs a reason code 1-7 (Art. 15)")
         if self.status is not Status.NOT_ACCEPTED and self.not_accepted_reason is not None:
             raise ValueError("not_accepted_reason: only a NOT_ACCEPTED event carries a reason")
+        if self.extends is not None and self.status is not Status.EXTENDED:
+            raise ValueError("extends: only an EXTENDED event names a time limit to extend")
         return self
 
 
@@ -113,6 +119,7 @@ class AppliedEvent(ContractModel):
     org: str | None = None
     actor: str | None = None
     opinion: str | None = None
+    extends: DeadlineKind | None = None
 
 
 class RejectedEvent(ContractModel):

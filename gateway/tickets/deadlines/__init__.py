@@ -18,7 +18,9 @@ from gateway.tickets.deadlines.compute import (
     deadline_from,
     deadline_status,
     extend,
+    limit_of,
 )
+from gateway.tickets.deadlines.lifecycle import deadlines_through, with_deadlines
 from gateway.tickets.deadlines.rules import (
     DEFAULT_RULES_PATH,
     ExtensionRule,
@@ -52,5 +54,8 @@ __all__ = [
     "compute_deadlines",
     "deadline_from",
     "deadline_status",
+    "deadlines_through",
     "extend",
+    "limit_of",
+    "with_deadlines",
 ]
