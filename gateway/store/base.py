@@ -5,9 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
@@ -31,6 +31,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "OnTimeCount",
     "OpsLedger",
     "PhoneKeyMismatch",
     "QuarantineStore",
@@ -78,7 +79,23 @@ class TicketQuery:
     complainant_phone: str | None = None  # in any form a partner writes it; hashed before the lookup
     since: datetime | None = None  # stored at or after (intake time)
     until: datetime | None = None  # stored before
+    # The earliest due day of the ticket's running time limits (China time), at or after / before; either one
+    # given leaves out tickets with no running limit.
+    due_from: date | None = None
+    due_before: date | None = None
+    order: Literal["newest", "due"] = "newest"  # "due": earliest due day first, then newest
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class OnTimeCount:
+    """How the time limits of one kind held by one handling organisation ended in a span of days."""
+
+    handler_org_code: str  # "" when the ticket has no handler
+    handler_org_name: str
+    kind: str
+    met: int
+    missed: int
 
 
 @dataclass(frozen=True)
@@ -174,7 +191,16 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
-        """Tickets matching every given field of the query, newest stored first."""
+        """Tickets matching every given field of the query, newest stored first (or by due day: query.order)."""
+
+    @abstractmethod
+    async def count_tickets(self, query: TicketQuery) -> int:
+        """How many tickets match every given field of the query (its limit and order aside)."""
+
+    @abstractmethod
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        """Time limits that ended on a day from first_day to last_day (inclusive, China time), met and missed,
+        by handling organisation and kind, as the tickets stand now (a ticket saved again is counted once)."""
 
     @abstractmethod
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...

@@ -138,6 +138,17 @@ class RedisKeys:
         return f"{self._tickets}:by-time"
 
     @property
+    def tickets_by_due(self) -> str:  # sorted set: ticket id scored by its running limits' earliest due day (ordinal)
+        return f"{self._tickets}:by-due"
+
+    @property
+    def on_time_prefix(self) -> str:
+        return f"{self._tickets}:on-time:"
+
+    def on_time(self, day: str) -> str:  # hash: "org code\torg name\tkind\tmet|missed" -> limits ended that day
+        return f"{self.on_time_prefix}{day}"
+
+    @property
     def outbox(self) -> str:  # stream of deliveries not yet moved into their lane
         return f"{self._tickets}:outbox"
 

@@ -6,7 +6,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from ulid import ULID
@@ -25,6 +25,7 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    OnTimeCount,
     QuarantinedPayload,
     Store,
     TicketQuery,
@@ -94,6 +95,12 @@ class SqliteStore(Store):
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
+
+    async def count_tickets(self, query: TicketQuery) -> int:
+        return await tickets.count_tickets(self._executor, query, self._phone_key)
+
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        return await tickets.on_time_counts(self._executor, first_day, last_day)
 
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         return await tickets.get_raw_payload(self._executor, ticket_id)

@@ -1,6 +1,7 @@
 """Statutory deadline engine: Chinese working-day calendar, dated rule sets and deadline computation."""
 
-from contracts.ticket import Deadline, DeadlineKind
+from contracts.status import DeadlineKind
+from contracts.ticket import Deadline
 from contracts.yamldoc import YamlFileError as ConfigFileError
 from gateway.tickets.deadlines.calendar import (
     DEFAULT_OVERRIDES_PATH,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
-from contracts.ticket import Deadline, DeadlineKind
+from contracts.status import DeadlineKind
+from contracts.ticket import Deadline
 from gateway.errors import GatewayError
 from gateway.tickets.deadlines.calendar import WorkingDayCalendar
 from gateway.tickets.deadlines.rules import LimitName, RuleBook, TimeLimit
