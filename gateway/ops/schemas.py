@@ -14,6 +14,7 @@ from gateway.store.base import AuditQuery, DeliveryFilter, TicketQuery
 from gateway.tickets.deadlines import CHINA_TZ
 
 DeadlineFilter = Literal["overdue", "due_soon", "at_risk"]
+MAX_ON_TIME_DAYS = 366
 
 
 def _china_time(value: Any) -> Any:
@@ -73,6 +74,24 @@ class TicketSearch(_Request):
             respondent_name=self.respondent_name, complainant_phone=self.complainant_phone,
             since=self.since, until=self.until, limit=limit or self.limit,
         )
+
+
+class OnTimeSearch(BaseModel):
+    """The days whose ended time limits count (China time, both inclusive); by default the last 30 up to today."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: date | None = None
+    until: date | None = None
+
+    @model_validator(mode="after")
+    def _a_span_of_days(self) -> OnTimeSearch:
+        if self.since is not None and self.until is not None:
+            if self.since > self.until:
+                raise ValueError("since must not be after until")
+            if (self.until - self.since).days >= MAX_ON_TIME_DAYS:
+                raise ValueError(f"since to until spans at most {MAX_ON_TIME_DAYS} days")
+        return self
 
 
 class DeliverySearch(_Request):
