@@ -169,6 +169,10 @@ class RedisKeys:
         return f"{self.namespace}:phone-key-fingerprint"
 
     @property
+    def due_index_filled(self) -> str:  # string: set once tickets stored before the due-day index were indexed
+        return f"{self._tickets}:by-due-filled"
+
+    @property
     def lanes(self) -> str:  # set of lane names ever used
         return f"{self.namespace}:lanes"
 

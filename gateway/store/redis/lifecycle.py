@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import date
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -33,6 +35,31 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
         for lane in await self._lanes():
             await self._ensure_lane(lane, force=True)
         await self._relay_backlog()
+        await self._fill_due_index()
+
+    async def _fill_due_index(self, batch: int = 1000) -> None:
+        """Once per store: tickets stored before the due-day index existed enter it, as SQLite's migration 8 fills
+        its column: those still RECEIVED or DISPATCHED, by the earliest due day of their intake deadlines."""
+        if not await self.redis.set(self.keys.due_index_filled, "1", nx=True):
+            return
+        start, filled = 0, 0
+        while ids := [text(t) for t in await self.redis.zrange(self.keys.tickets_by_time, start, start + batch - 1)]:
+            start += batch
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in ids:
+                    pipe.hmget(self.keys.ticket(tid), ["ix:status", "json"])
+                rows: list[list[bytes | None]] = await pipe.execute()
+            due: dict[str, int] = {}
+            for tid, (status, body) in zip(ids, rows, strict=True):
+                if body is None or status not in (b"RECEIVED", b"DISPATCHED"):
+                    continue
+                days = [d["due_on"] for d in json.loads(body).get("routing", {}).get("deadlines", [])]
+                if days:
+                    due[tid] = date.fromisoformat(min(days)).toordinal()
+            if due:
+                filled += int(await self.redis.zadd(self.keys.tickets_by_due, due, nx=True) or 0)
+        if filled:
+            log.info("due-day index filled for tickets stored before it", extra={"tickets": filled})
 
     async def _check_phone_key(self) -> None:
         """Every gateway on one Redis must hash phones with one key, or a search by phone misses what another
