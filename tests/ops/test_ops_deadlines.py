@@ -148,6 +148,20 @@ async def test_the_dashboard_draws_the_on_time_rates_in_chinese(gw: OpsGateway) 
     assert '<tr id="on-time-acceptance"><td>受理时限</td>' in html
 
 
+async def test_the_ticket_page_shows_each_limit_its_end_and_a_refused_extension(gw: OpsGateway) -> None:
+    platform = Platform(gw)
+    report = await pushed(gw, "KL-LIFE-5", appealTypeCode="03")
+    await platform.send(report, "EXTENDED", "2024-09-18", extends="clue_check")
+    await platform.send(report, "EXTENDED", "2024-10-14", extends="clue_check")
+    await platform.send(report, "CLOSED", "2024-10-16")
+
+    login = await gw.client.post("/ops/login", data={"token": TOKENS["viewer"], "next": "/ops"})
+    assert login.status_code == 303
+    page = (await gw.client.get(f"/ops/tickets/{report}")).text
+    assert "线索核查时限：到期 2024-10-15" in page
+    assert "超期（2024-10-16 已办结）" in page and "已延期 1 次" in page and "延期未生效（2024-10-14）" in page
+
+
 async def test_a_span_of_days_the_wrong_way_round_is_refused_naming_the_field(gw: OpsGateway) -> None:
     refused = await gw.get("/api/v1/ops/on-time", since="2024-11-30", until="2024-11-01")
     assert refused.status_code == 422
