@@ -113,10 +113,20 @@ class RedisTickets(RedisConnection, TicketStore):
         by_due = query.order == "due" or due_low is not None or due_high is not None
         if by_due:
             # The due range first: a range of days holds few tickets, the exact sets may hold many.
-            raw = await self.redis.zrangebyscore(
-                self.keys.tickets_by_due, "-inf" if due_low is None else due_low,
-                "+inf" if due_high is None else f"({due_high}", withscores=True)
-            due_of: dict[str, float] = {text(pair[0]): float(pair[1]) for pair in raw}
+            bottom, top = "-inf" if due_low is None else due_low, "+inf" if due_high is None else f"({due_high}"
+            only_due = query.order == "due" and not sets and low is None and high is None and limit is not None
+            by_due_key = self.keys.tickets_by_due
+            if only_due:
+                # The most pressing `limit`, and every ticket due on the last day they reach (newest first there).
+                pairs = _scored(await self.redis.zrangebyscore(by_due_key, bottom, top, withscores=True,
+                                                               start=0, num=limit))
+                if pairs and len(pairs) == limit:
+                    last = pairs[-1][1]
+                    pairs = [p for p in pairs if p[1] < last] + _scored(
+                        await self.redis.zrangebyscore(by_due_key, last, last, withscores=True))
+            else:
+                pairs = _scored(await self.redis.zrangebyscore(by_due_key, bottom, top, withscores=True))
+            due_of = dict(pairs)
             ids = list(due_of)
             for key in sets:
                 if not ids:
@@ -189,3 +199,8 @@ class RedisTickets(RedisConnection, TicketStore):
         body, ctype = await cast(Awaitable[list[bytes | None]],
                                  self.redis.hmget(self.keys.raw(ticket_id), ["body", "ctype"]))
         return (body, text(ctype)) if body is not None else None
+
+
+def _scored(reply: object) -> list[tuple[str, float]]:
+    """A WITHSCORES range reply as (member, score) pairs."""
+    return [(text(member), float(score)) for member, score in cast(list[tuple[bytes, float]], reply)]

@@ -3,6 +3,7 @@ on-time counts of ended limits by day, handling organisation and kind, on every 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from contracts.ticket import Deadline, DeadlineOutcome, Ticket
@@ -54,6 +55,18 @@ async def test_tickets_are_found_and_counted_by_the_due_day_of_their_running_lim
     assert await store.count_tickets(TicketQuery(due_before=date(2024, 9, 1), adapter_id="city-12345-rest")) == 1
     assert await store.count_tickets(TicketQuery()) == 4
     assert await store.count_tickets(TicketQuery(adapter_id="city-12345-rest")) == 3
+
+
+async def test_by_due_day_the_newest_comes_first_within_a_day_and_the_limit_may_cut_a_day(store: Store) -> None:
+    earliest = handled("KL-TIE-0", limit("acceptance", date(2024, 6, 18)))
+    same_day = [handled(f"KL-TIE-{i}", limit("acceptance", date(2024, 6, 20))) for i in (1, 2, 3)]
+    for ticket in (earliest, *same_day):
+        await store.intake(ticket, RAW, "application/json", [])
+        await asyncio.sleep(0.01)
+    first, second, third = (t.ticket_id for t in same_day)
+    assert await ids(store, order="due", limit=3) == [earliest.ticket_id, third, second]
+    assert await ids(store, order="due", due_before=date(2024, 6, 21), limit=10) == [
+        earliest.ticket_id, third, second, first]
 
 
 async def test_a_saved_ticket_whose_limit_ended_leaves_the_due_index_and_an_extended_one_moves(store: Store) -> None:
