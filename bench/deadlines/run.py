@@ -184,6 +184,9 @@ fixture's complaint, an ACCEPTED event that ends acceptance and starts mediation
 
 {status_table}
 
+- Most of a status event's deadline work is counting working days (`WorkingDayCalendar.add_working_days` walks
+  the calendar day by day: 45 working days for mediation). A status event through the gateway also verifies its
+  signature and writes the ticket with its outbox durably, which this in-process figure leaves out.
 - Machine: {machine(load_start, machine_load())}.
 
 Reproduce: `{COMMAND}` (`--n`, `--rounds`).
