@@ -302,6 +302,9 @@ class Lifecycle(ContractModel):
     status: Status = Status.RECEIVED
     not_accepted_reason: NotAcceptedReason | None = None
     last_sequence: Annotated[int, Field(ge=-1)] = -1
+    # How many times the gateway has saved the ticket since intake (the store counts): a conditional save names
+    # the revision it read, so two writers that read the same ticket cannot both write (no lost update).
+    revision: Annotated[int, Field(ge=0)] = 0
     events: list[AppliedEvent] = Field(default_factory=list)
     rejected_events: list[RejectedEvent] = Field(default_factory=list)
     result: CaseResult | None = None

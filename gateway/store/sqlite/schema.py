@@ -229,6 +229,10 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 8: a ticket's revision, the count of its saves: conditional saves compare it (lifecycle.revision).
+    """
+    ALTER TABLE tickets ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
