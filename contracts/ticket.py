@@ -368,6 +368,11 @@ class Ticket(ContractModel):
             object.__setattr__(self.complainant, "confidential", True)
         return self
 
+    def held_for_review(self) -> bool:
+        """Whether the ticket waits for an operator's jurisdiction decision (stored, not forwarded)."""
+        decision = self.routing.jurisdiction
+        return decision is not None and decision.outcome == "review" and self.lifecycle.status is Status.RECEIVED
+
 
 def legal_violations(ticket: Ticket) -> list[tuple[str, str, str]]:
     """The national rules a ticket breaks, as (field, rule, message); empty when it keeps them all."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
@@ -76,6 +76,7 @@ class TicketQuery:
     respondent_uscc: str | None = None
     respondent_name: str | None = None
     complainant_phone: str | None = None  # in any form a partner writes it; hashed before the lookup
+    held: Literal["review"] | None = None  # "review": waiting for an operator's jurisdiction decision
     since: datetime | None = None  # stored at or after (intake time)
     until: datetime | None = None  # stored before
     limit: int = 100

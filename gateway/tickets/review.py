@@ -52,11 +52,6 @@ class Settled:
     delivery_ids: tuple[str, ...]
 
 
-def is_under_review(ticket: Ticket) -> bool:
-    decision = ticket.routing.jurisdiction
-    return decision is not None and decision.outcome == "review" and ticket.lifecycle.status is Status.RECEIVED
-
-
 async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settlement, *, actor: str,
                         now: datetime | None = None) -> Settled:
     """Record the operator's decision on a held ticket and enqueue what it sends, in one store write:
@@ -66,7 +61,7 @@ async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settl
 
     def settle(ticket: Ticket) -> tuple[tuple[Ticket, JurisdictionDecision], TicketChange]:
         held = ticket.routing.jurisdiction
-        if held is None or not is_under_review(ticket):
+        if held is None or not ticket.held_for_review():
             state = "no jurisdiction decision" if held is None else f"{held.outcome} by {held.decided_by}"
             raise ReviewRefused("not_under_review", f"ticket {ticket_id} is not waiting for review ({state})")
         decision = JurisdictionDecision(

@@ -23,12 +23,12 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     # The UNIQUE constraint decides a race, whichever connection or process loses it.
     inserted = db.execute(
         "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
-        " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
+        " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash, held,"
         " last_sequence, created_at, updated_at, body)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
         (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
          ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
-         ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
+         ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
          now, now, body),
     ).fetchone()
     if inserted is None:
@@ -59,9 +59,9 @@ def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision
         raise ConcurrentUpdate(f"ticket {ticket.ticket_id} is at revision {row[0]}, not {expected_revision}")
     db.execute(
         "UPDATE tickets SET national_registration_no=?, status=?, respondent_uscc=?, respondent_name=?,"
-        " complainant_phone_hash=?, last_sequence=?, revision=?, updated_at=?, body=? WHERE id=?",
+        " complainant_phone_hash=?, held=?, last_sequence=?, revision=?, updated_at=?, body=? WHERE id=?",
         (ix["national_registration_no"], ix["status"], ix["respondent_uscc"], ix["respondent_name"],
-         ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, ticket.lifecycle.revision, now, body,
+         ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence, ticket.lifecycle.revision, now, body,
          ticket.ticket_id),
     )
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.delivery import DeliveryKind, DeliveryState, OutboxEntry
+from contracts.ticket import JurisdictionDecision
 from gateway.store import ConcurrentUpdate, DeliveryFilter, Store, TicketQuery, UnknownTicket
 from tests.store.conformance.conformance_support import RAW
 from tests.store.store_support import RESPONDENT_USCC, make_ticket, national
@@ -157,6 +158,31 @@ async def test_each_save_counts_a_revision_so_two_writers_of_one_read_cannot_bot
     await store.save_ticket(stored, [], expected_revision=1)
     again = await store.get_ticket(ticket.ticket_id)
     assert again is not None and again.lifecycle.revision == 2
+
+
+async def test_tickets_held_for_review_are_found_by_index_until_settled(store: Store) -> None:
+    """The operators' review list is an indexed search: held tickets are found however many others arrived
+    since, and a settled one drops out."""
+    decided = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    held = [make_ticket(f"GZ-HELD-{i}") for i in range(2)]
+    for ticket in held:
+        ticket.routing.jurisdiction = JurisdictionDecision(outcome="review", rule_id="review.medical-beauty",
+                                                           reason="医美：需人工判断", decided_at=decided)
+        await store.intake(ticket, RAW, "application/json", [])
+    accepted = make_ticket("GZ-ACCEPTED")
+    accepted.routing.jurisdiction = JurisdictionDecision(outcome="accept", rule_id="accept.food", decided_at=decided)
+    await store.intake(accepted, RAW, "application/json", [])
+    for i in range(5):
+        await store.intake(make_ticket(f"GZ-LATER-{i}"), RAW, "application/json", [])
+
+    found = await store.search_tickets(TicketQuery(held="review"))
+    assert sorted(t.ticket_id for t in found) == sorted(t.ticket_id for t in held)
+
+    settled = held[0].model_copy(deep=True)
+    assert settled.routing.jurisdiction is not None
+    settled.routing.jurisdiction = settled.routing.jurisdiction.model_copy(update={"outcome": "accept"})
+    await store.save_ticket(settled, [], expected_revision=0)
+    assert [t.ticket_id for t in await store.search_tickets(TicketQuery(held="review"))] == [held[1].ticket_id]
 
 
 async def test_saving_a_ticket_never_stored_raises_unknown_ticket(store: Store) -> None:
