@@ -183,7 +183,10 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
-        _drop_schema_8(db)
+        _drop_schema_10(db)
+        db.execute("DROP INDEX tickets_held")
+        db.execute("ALTER TABLE tickets DROP COLUMN held")
+        db.execute("ALTER TABLE tickets DROP COLUMN revision")
         db.execute("PRAGMA user_version = 2")
 
     store = SqliteStore(path, PHONE_KEY)
@@ -213,13 +216,13 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         await store.close()
 
 
-def _drop_schema_8(db: sqlite3.Connection) -> None:
+def _drop_schema_10(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX tickets_next_due")
     db.execute("ALTER TABLE tickets DROP COLUMN next_due_on")
     db.execute("DROP TABLE deadline_outcomes")
 
 
-async def test_a_schema_7_file_indexes_the_due_days_of_tickets_still_awaiting_acceptance(tmp_path: Path) -> None:
+async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_acceptance(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     store = SqliteStore(path, PHONE_KEY)
     await store.open()
@@ -231,9 +234,9 @@ async def test_a_schema_7_file_indexes_the_due_days_of_tickets_still_awaiting_ac
     for ticket in (waiting, accepted, enquiry):
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
-    with sqlite3.connect(path) as db:  # back to schema 7, as a gateway of that version left it
-        _drop_schema_8(db)
-        db.execute("PRAGMA user_version = 7")
+    with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_10(db)
+        db.execute("PRAGMA user_version = 9")
 
     store = SqliteStore(path, PHONE_KEY)
     await store.open()

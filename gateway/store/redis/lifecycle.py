@@ -38,7 +38,7 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
         await self._fill_due_index()
 
     async def _fill_due_index(self, batch: int = 1000) -> None:
-        """Once per store: tickets stored before the due-day index existed enter it, as SQLite's migration 8 fills
+        """Once per store: tickets stored before the due-day index existed enter it, as SQLite's migration 10 fills
         its column: those still RECEIVED or DISPATCHED, by the earliest due day of their intake deadlines."""
         if not await self.redis.set(self.keys.due_index_filled, "1", nx=True):
             return
