@@ -68,7 +68,7 @@ class Board:
                 await store.count_tickets(self.risk_query("due_soon")))
 
     async def on_time(self, since: date | None = None, until: date | None = None) -> OnTimeReport:
-        """办理时效 over the days given, by default the last ON_TIME_DAYS days up to today."""
+        """办理时效 over the days given (both inclusive), by default the last ON_TIME_DAYS days up to today."""
         until = until or self.today()
         since = since or until - timedelta(days=ON_TIME_DAYS - 1)
         return on_time_report(await self.runtime.store.on_time_counts(since, until), since, until)

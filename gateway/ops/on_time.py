@@ -14,6 +14,8 @@ from gateway.store.base import OnTimeCount
 LIMIT_LABELS = {"acceptance": "受理时限", "mediation": "调解时限", "clue_check": "线索核查时限",
                 "reporter_notice": "告知举报人时限", "jurisdiction_dispute": "管辖争议时限"}
 NO_HANDLER = "（未指定承办单位）"
+# The longest span of days one answer covers (Redis reads one hash per day).
+MAX_ON_TIME_DAYS = 366
 # The dashboard's bars: this wide at 100 %, this many organisations at most (the worst rates first).
 BAR_WIDTH = 360
 BAR_ROWS = 15

@@ -14,7 +14,6 @@ from gateway.store.base import AuditQuery, DeliveryFilter, TicketQuery
 from gateway.tickets.deadlines import CHINA_TZ
 
 DeadlineFilter = Literal["overdue", "due_soon", "at_risk"]
-MAX_ON_TIME_DAYS = 366
 
 
 def _china_time(value: Any) -> Any:
@@ -83,15 +82,6 @@ class OnTimeSearch(BaseModel):
 
     since: date | None = None
     until: date | None = None
-
-    @model_validator(mode="after")
-    def _a_span_of_days(self) -> OnTimeSearch:
-        if self.since is not None and self.until is not None:
-            if self.since > self.until:
-                raise ValueError("since must not be after until")
-            if (self.until - self.since).days >= MAX_ON_TIME_DAYS:
-                raise ValueError(f"since to until spans at most {MAX_ON_TIME_DAYS} days")
-        return self
 
 
 class DeliverySearch(_Request):

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,13 @@ from gateway.delivery.policy import Decision, DecisionKind
 from gateway.logs import mask_text
 from gateway.ops import counts as series
 from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
-from gateway.ops.board import Board
+from gateway.ops.board import ON_TIME_DAYS, Board
 from gateway.ops.chart import Chart
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.errors import OpsError, require
 from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
-from gateway.ops.on_time import OnTimeReport
+from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
 from gateway.ops.schemas import (
     AuditSearch,
@@ -177,7 +177,15 @@ class OpsService:
         return [self.summary(t, user) for t in await self.store.search_tickets(query)]
 
     async def on_time(self, search: OnTimeSearch) -> OnTimeReport:
-        return await self.board.on_time(search.since, search.until)
+        """办理时效 from `since` to `until` (days, both inclusive): by default the last ON_TIME_DAYS up to today."""
+        until = search.until or self.board.today()
+        since = search.since or until - timedelta(days=ON_TIME_DAYS - 1)
+        if since > until:
+            raise OpsError(422, "invalid_request", f"since ({since}) must not be after until ({until})", field="since")
+        if (until - since).days >= MAX_ON_TIME_DAYS:
+            raise OpsError(422, "invalid_request", f"since to until spans at most {MAX_ON_TIME_DAYS} days",
+                           field="since")
+        return await self.board.on_time(since, until)
 
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)

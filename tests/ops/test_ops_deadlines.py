@@ -165,7 +165,12 @@ async def test_the_ticket_page_shows_each_limit_its_end_and_a_refused_extension(
 async def test_a_span_of_days_the_wrong_way_round_is_refused_naming_the_field(gw: OpsGateway) -> None:
     refused = await gw.get("/api/v1/ops/on-time", since="2024-11-30", until="2024-11-01")
     assert refused.status_code == 422
-    assert "since must not be after until" in refused.text
+    assert (refused.json()["field"], refused.json()["message"]) == (
+        "since", "since (2024-11-30) must not be after until (2024-11-01)")
+    too_long = await gw.get("/api/v1/ops/on-time", since="2020-01-01")  # until today
+    assert too_long.status_code == 422 and too_long.json()["field"] == "since"
+    not_a_day = await gw.get("/api/v1/ops/on-time", since="30/11/2024")
+    assert not_a_day.status_code == 422 and not_a_day.json()["field"] == "since"
 
 
 def _today() -> str:
