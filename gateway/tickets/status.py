@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from adapters.base import Adapter
+from contracts.codesets import Status
 from contracts.delivery import OutboxEntry
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
@@ -82,14 +83,24 @@ class StatusService:
                 "ticket_id": decision.ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
             return StatusOutcome(decision)
         ticket = decision.ticket
-        refused = [e for d in ticket.routing.deadlines for e in d.extension_log
-                   if e.event_id == event.event_id and not e.applied]
-        if refused:
-            log.warning("extension not applied", extra={"ticket_id": ticket.ticket_id, "event_id": event.event_id,
-                                                        "reason": refused[-1].note})
+        if event.status is Status.EXTENDED:
+            self._log_extension(ticket, event)
         log.info("status event applied", extra={"ticket_id": ticket.ticket_id, "status": str(event.status),
                                                 "adapter_id": ticket.source.adapter_id})
         return StatusOutcome(decision, update.delivery_ids)
+
+    @staticmethod
+    def _log_extension(ticket: Ticket, event: StatusEvent) -> None:
+        """An EXTENDED event that moved no due day is flagged in the log (it is kept on the limit it names)."""
+        logged = [e for d in ticket.routing.deadlines for e in d.extension_log if e.event_id == event.event_id]
+        if not logged:
+            reason = f"the ticket runs under no {event.extends or 'running'} limit"
+        elif not logged[-1].applied:
+            reason = logged[-1].note
+        else:
+            return
+        log.warning("extension not applied", extra={"ticket_id": ticket.ticket_id, "event_id": event.event_id,
+                                                    "reason": reason})
 
     def outbox_for(self, ticket: Ticket, event: StatusEvent) -> tuple[Ticket, list[OutboxEntry]]:
         """The callback to the originating partner, in its own codes, and the routed side deliveries; with the

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -160,6 +161,18 @@ async def test_the_ticket_page_shows_each_limit_its_end_and_a_refused_extension(
     page = (await gw.client.get(f"/ops/tickets/{report}")).text
     assert "线索核查时限：到期 2024-10-15" in page
     assert "超期（2024-10-16 已办结）" in page and "已延期 1 次" in page and "延期未生效（2024-10-14）" in page
+
+
+async def test_an_extension_of_a_limit_the_ticket_does_not_run_under_changes_nothing_and_is_flagged(
+        gw: OpsGateway, caplog: pytest.LogCaptureFixture) -> None:
+    complaint = await pushed(gw, "KL-LIFE-6")
+    with caplog.at_level(logging.WARNING, logger="gateway.tickets.status"):
+        await Platform(gw).send(complaint, "EXTENDED", "2024-09-02", extends="mediation")
+    found = await limits(gw, complaint)
+    assert list(found) == ["acceptance"]
+    assert (found["acceptance"]["due_on"], found["acceptance"]["extension_log"]) == ("2024-09-06", [])
+    [flagged] = [r for r in caplog.records if r.getMessage() == "extension not applied"]
+    assert flagged.__dict__["reason"] == "the ticket runs under no mediation limit"
 
 
 async def test_a_span_of_days_the_wrong_way_round_is_refused_naming_the_field(gw: OpsGateway) -> None:
