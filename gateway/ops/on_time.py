@@ -4,7 +4,7 @@ organisation and per limit, from the store's on-time counts; and the dashboard's
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -61,6 +61,7 @@ class OnTimeReport(BaseModel):
     until: date
     by_org: list[OnTimeRate]
     by_limit: list[OnTimeRate]
+    by_org_and_limit: list[OnTimeRate]  # key "org code/kind", in the order of by_org, then of the law
     met: int
     missed: int
 
@@ -69,7 +70,7 @@ class OnTimeReport(BaseModel):
         return sorted(self.by_org, key=lambda r: (r.rate, -r.ended))[:BAR_ROWS]
 
 
-def on_time_report(counts: Iterable[OnTimeCount], since: date, until: date) -> OnTimeReport:
+def on_time_report(counts: Sequence[OnTimeCount], since: date, until: date) -> OnTimeReport:
     """The rates per organisation (most limits first) and per limit (in the order of the law) from the counts."""
     names: dict[str, str] = {}
     orgs: dict[str, Counter[str]] = defaultdict(Counter)
@@ -84,5 +85,10 @@ def on_time_report(counts: Iterable[OnTimeCount], since: date, until: date) -> O
     order = {kind: i for i, kind in enumerate(LIMIT_LABELS)}
     by_limit = [OnTimeRate(key=kind, label=LIMIT_LABELS.get(kind, kind), met=t["met"], missed=t["missed"])
                 for kind, t in sorted(limits.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))]
-    return OnTimeReport(since=since, until=until, by_org=by_org, by_limit=by_limit,
+    place = {r.key: i for i, r in enumerate(by_org)}
+    by_both = [OnTimeRate(key=f"{c.handler_org_code}/{c.kind}",
+                          label=f"{names[c.handler_org_code]} · {LIMIT_LABELS.get(c.kind, c.kind)}", met=c.met,
+                          missed=c.missed)
+               for c in sorted(counts, key=lambda c: (place[c.handler_org_code], order.get(c.kind, len(order))))]
+    return OnTimeReport(since=since, until=until, by_org=by_org, by_limit=by_limit, by_org_and_limit=by_both,
                         met=sum(r.met for r in by_limit), missed=sum(r.missed for r in by_limit))

@@ -132,6 +132,8 @@ async def test_limits_end_met_or_missed_and_on_time_rates_follow_per_organisatio
     assert [(r["key"], r["met"], r["missed"], r["rate"]) for r in body["by_org"]] == [(handler, 2, 1, 0.6667)]
     assert [(r["key"], r["met"], r["missed"]) for r in body["by_limit"]] == [
         ("acceptance", 1, 0), ("mediation", 0, 1), ("clue_check", 1, 0)]
+    assert [(r["key"], r["met"], r["missed"]) for r in body["by_org_and_limit"]] == [
+        (f"{handler}/acceptance", 1, 0), (f"{handler}/mediation", 0, 1), (f"{handler}/clue_check", 1, 0)]
     november = (await gw.get("/api/v1/ops/on-time", since="2024-11-01", until="2024-11-30")).json()
     assert [(r["key"], r["met"], r["missed"]) for r in november["by_limit"]] == [("mediation", 0, 1)]
 
