@@ -22,4 +22,5 @@ class ContractModel(BaseModel):
         str_strip_whitespace=True,
         validate_assignment=True,
         use_enum_values=False,
+        allow_inf_nan=False,  # 1e999 in JSON reads as inf: a value no ticket holds and no JSON answer can carry
     )

@@ -93,7 +93,7 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
     # Every other route (the ops API, the dashboard's forms) gets the same body limit as the partner routes,
     # and every route a deadline for its body.
     app.add_middleware(BodyLimitMiddleware, limit=max_body, timeout=settings.server.body_timeout_seconds,
-                       exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH))
+                       exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH), soap=("/soap/",))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

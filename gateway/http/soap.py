@@ -99,7 +99,7 @@ async def answer_soap_push(context: SoapContext, adapter_id: str, request: Reque
     try:
         body = await _read_limited(request, context.max_body_bytes)
         root, decoded = parse_xml(body, header_type)
-        charset = decoded.charset if decoded.codec == "gb18030" else "UTF-8"
+        charset = decoded.answer_charset
         envelope = read_envelope(root, understood={SECURITY})
 
         async def remember(nonce: str, ttl: float) -> bool:
