@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -25,8 +26,19 @@ from gateway.ops.api import metrics_router, ops_api_router
 from gateway.ops.dashboard import dashboard_router
 from gateway.ops.service import OpsService
 from gateway.runtime import Runtime
+from gateway.store import Store
 
 log = logging.getLogger(__name__)
+
+
+async def store_health(store: Store, within: float) -> dict[str, object]:
+    """The store's health within `within` seconds; a store that does not answer in time is not ready."""
+    try:
+        async with asyncio.timeout(within):
+            return await store.health()
+    except TimeoutError:
+        return {"store": type(store).__name__, "reachable": False, "writable": False,
+                "warnings": [f"the store did not answer within {within:g} s"]}
 
 
 # Peers served beside the gateway for as long as it runs (the demo's simulators, wired in main.py).
@@ -100,13 +112,24 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get("/readyz", tags=["health"], response_model=None,
+             responses={503: {"description": "Starting, or the store cannot take a ticket now (`reason` says why)"}})
     async def readyz(ready: Ready, settings: Settings, store: GatewayStore) -> JSONResponse:
-        """The gateway has loaded its configuration, opened its store and can take tickets."""
+        """The gateway has loaded its configuration, opened its store, and the store can take a ticket now."""
         body: dict[str, object] = {"status": "ready" if ready else "starting", "schema_version": SCHEMA_VERSION,
                                    "region": settings.region.code, "store": settings.store.kind}
-        if ready:
-            body["store_health"] = await store.health()
-        return JSONResponse(body, status_code=200 if ready else 503)
+        if not ready:
+            return JSONResponse(body, status_code=503)
+        timeouts = settings.store.timeouts  # a health check connects, and reads and writes once each
+        health = await store_health(store, timeouts.connect_seconds + 2 * timeouts.operation_seconds)
+        body["store_health"] = health
+        if not (health.get("reachable") and health.get("writable")):
+            # A load balancer must stop sending pushes here: each would be answered 503.
+            body["status"] = "store_unavailable"
+            warnings = health.get("warnings")
+            listed = [str(w) for w in warnings] if isinstance(warnings, list) else []
+            body["reason"] = "; ".join(listed) or "the store cannot take writes"
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     return app

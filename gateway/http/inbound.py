@@ -29,6 +29,10 @@ SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_PREFIX = "sha256="
 JSON_MEDIA_TYPES = ("application/json", "text/json")
+# An intake that failed past the mapping: a store that timed out may have written the ticket all the same. The
+# repeat of a push is recognised by its idempotency key, so sending it again is always safe (docs/integrators.md).
+OUTCOME_UNKNOWN = ("the gateway could not confirm that the ticket was stored (it may have been); send the same "
+                   "ticket again later: a repeat is recognised and answered with its ticket id, never stored twice")
 
 
 def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
@@ -195,10 +199,10 @@ async def answer_push(context: InboundContext, adapter_id: str, request: Request
                             headers=refusal.headers)
     try:
         outcome = await context.intake.accept(adapter_id, payload, raw_body=body, content_type=content_type)
-    except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+    except Exception:  # not the partner's fault; the store may have taken the ticket before failing to answer
         log.exception("push intake failed", extra={"adapter_id": adapter_id})
-        return JSONResponse({"error": "unavailable", "message": "the ticket could not be stored; retry later"},
-                            status_code=503, headers={"Retry-After": "30"})
+        return JSONResponse({"error": "unavailable", "message": OUTCOME_UNKNOWN, "stored": "unknown",
+                             "retry_safe": True}, status_code=503, headers={"Retry-After": "30"})
     # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
     return outcome_response(outcome)
 
@@ -230,7 +234,8 @@ def inbound_router(*dependencies: Callable[..., object]) -> APIRouter:
             413: _problem_doc("The body exceeds server.max_body_bytes"),
             415: _problem_doc("The body is not JSON"),
             422: {"description": "Unmappable: per-field errors and the quarantine id of the kept raw payload"},
-            503: _problem_doc("The adapter's credentials are not configured, or the store is unavailable"),
+            503: _problem_doc("The adapter's credentials are not configured, or the store did not confirm the write "
+                              "(`stored`: `unknown`, `retry_safe`: true: send the same ticket again)"),
         },
     )
     async def push_ticket(adapter_id: str, request: Request, context: Inbound) -> JSONResponse:

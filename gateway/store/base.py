@@ -133,7 +133,8 @@ class StoreLifecycle(ABC):
 
     @abstractmethod
     async def health(self) -> dict[str, object]:
-        """What an operator should know: reachable, persistent, warnings."""
+        """What an operator should know, and never raises: `reachable`, `writable` (the store can take a ticket
+        now: /readyz answers 503 when it cannot), `persistent`, `warnings` (why, when either is false)."""
 
     async def __aenter__(self) -> Self:
         await self.open()
