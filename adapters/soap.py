@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import zeep
@@ -87,6 +88,9 @@ class SoapOptions(BaseModel):
     inbound_wsse: WsseCredentials | None = None
     created_max_age_seconds: PositiveDuration = 300.0
     clock_skew_seconds: Duration = 60.0
+    # A wsu:Created without an offset is UTC (WS-Security); "+08:00" reads it as Beijing time, for a partner whose
+    # system writes its wall clock without a zone (it would otherwise be refused as 8 hours in the future).
+    zoneless_created: Literal["UTC", "+08:00"] = "UTC"
     # Pulling: poll.operation(since_param=<cursor>, max_param=<batch size>) answers record elements and a watermark.
     record_element: _NAME = "order"
     since_param: _NAME = "since"
@@ -203,6 +207,7 @@ class SoapAdapter(Adapter):
             password=creds.password(f"the WS-Security password partner {self.id} pushes with"),
             max_age_seconds=self.options.created_max_age_seconds,
             future_skew_seconds=self.options.clock_skew_seconds,
+            zoneless_offset=timedelta(hours=8) if self.options.zoneless_created == "+08:00" else timedelta(0),
         )
 
     # -- the zeep client ---------------------------------------------------------------------------
