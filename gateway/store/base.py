@@ -302,6 +302,15 @@ class Coordination(ABC):
     async def release_lock(self, name: str, owner: str) -> None: ...
 
     @abstractmethod
+    async def lock_holder(self, name: str) -> str | None:
+        """The owner of the named lock while it is unexpired, else None."""
+
+    @abstractmethod
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        """Give the lock to `owner` if `stale_owner` (known dead: a killed process) still holds it, in one atomic
+        step; False if anyone else holds it by now."""
+
+    @abstractmethod
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         """True the first time a nonce is seen in its scope within ttl; False for a replay."""
 
