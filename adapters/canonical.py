@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adapters.config import AdapterConfig
-from contracts.base import CHINA_STANDARD_TIME
+from contracts.base import CHINA_STANDARD_TIME, CONTROL_CHARACTER_RULE, control_characters
 from contracts.errors import FieldError, field_errors
 from contracts.ticket import Ticket
 from mapping.engine import Mapped, Rejected
@@ -30,6 +30,8 @@ def canonical_ticket(payload: Any, config: AdapterConfig, *, now: datetime | Non
     errors = [FieldError(field=key, rule="gateway_owned", source_path=key, value=None,
                          message=f"{key} is set by the gateway, not by the sender")
               for key in GATEWAY_OWNED if key in payload]
+    errors += [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
+               for path, message in control_characters(payload)]  # the policy in contracts/base.py
     doc = dict(payload)
     source = doc.get("source")
     if source is None:

@@ -30,6 +30,7 @@ from adapters.wire.webhooks import WebhookSigner
 from adapters.wire.wsse import username_token
 from gateway.http.wsdl import TNS
 from simulators.peer import encode_json, load_fixtures, with_fresh_number
+from tests.sample_tickets import ticket_data
 from tests.hardening.live_gateway import (
     CITY,
     CONFIG,
@@ -477,6 +478,39 @@ def test_a_wrong_password_in_x_gbk_gets_a_fault_in_gbk(live: Live) -> None:
     code, _ = answer.fault()
     assert code == "soap:Client"
     assert_still_serving(live)
+
+
+# The control-character policy (contracts/base.py, docs/integrators.md): refused wherever the text is, and named.
+@pytest.mark.parametrize("control", ["\\u0000", "\\u001b[2J", "\\u007f", "\\u0085"], ids=["nul", "escape", "del", "c1"])
+def test_an_escaped_control_character_in_a_text_field_is_refused_naming_the_field(live: Live, control: str) -> None:
+    seed = with_fresh_number(CITY_SEED, ("hotlineNo",))
+    body = encode_json(seed).replace(b'"appealContent":"', b'"appealContent":"' + control.encode() + b"", 1)
+    assert control.encode() in body
+    answer = send(live, f"inbound:control-{control}", _inbound(live, body))
+    assert answer.status == 422, answer.text
+    errors = json.loads(answer.body)["errors"]
+    assert [(e["source_path"], e["rule"]) for e in errors] == [("appealContent", "control_character")], errors
+    assert "U+00" in errors[0]["message"]
+
+
+def test_a_control_character_in_a_canonical_ticket_is_refused(live: Live) -> None:
+    payload = ticket_data("complaint", no=f"NAT-{time.time_ns()}")
+    payload["source"].update(source_system="canonical", adapter_id="canonical")
+    payload["registration"]["title"] = "羽绒服\u0000掉毛"
+    request = Request("POST", "/api/v1/inbound/canonical/tickets", encode_json(payload),
+                      {"Content-Type": "application/json", "X-Api-Key": live.files.credentials["PARTNER_CANONICAL_API_KEY"]})
+    answer = send(live, "canonical:control", request)
+    assert answer.status == 422, answer.text
+    assert [e["rule"] for e in json.loads(answer.body)["errors"]] == ["control_character"]
+
+
+def test_a_control_character_in_a_status_event_is_refused(live: Live) -> None:
+    body = (b'{"event_id":"e-ctl","ticket_id":"t1","sequence":1,"at":"2024-03-30T10:00:00+08:00",'
+            b'"status":"ACCEPTED","opinion":"\\u001b]0;owned\\u0007"}')
+    answer = send(live, "national:control", _national(live, body))
+    assert answer.status == 422, answer.text
+    assert [(e["field"], e["message"][:30]) for e in json.loads(answer.body)["errors"]] == [
+        ("opinion", "Value error, text holds the co")], answer.text
 
 
 def test_malformed_gbk_json_is_400(live: Live) -> None:
