@@ -30,7 +30,6 @@ from adapters.wire.webhooks import WebhookSigner
 from adapters.wire.wsse import username_token
 from gateway.http.wsdl import TNS
 from simulators.peer import encode_json, load_fixtures, with_fresh_number
-from tests.sample_tickets import ticket_data
 from tests.hardening.live_gateway import (
     CITY,
     CONFIG,
@@ -41,6 +40,7 @@ from tests.hardening.live_gateway import (
     serve,
     write_config,
 )
+from tests.sample_tickets import ticket_data
 
 MAX_BODY = 1_048_576
 BODY_TIMEOUT = 1.5  # server.body_timeout_seconds of the gateway under test
@@ -497,8 +497,9 @@ def test_a_control_character_in_a_canonical_ticket_is_refused(live: Live) -> Non
     payload = ticket_data("complaint", no=f"NAT-{time.time_ns()}")
     payload["source"].update(source_system="canonical", adapter_id="canonical")
     payload["registration"]["title"] = "羽绒服\u0000掉毛"
+    key = live.files.credentials["PARTNER_CANONICAL_API_KEY"]
     request = Request("POST", "/api/v1/inbound/canonical/tickets", encode_json(payload),
-                      {"Content-Type": "application/json", "X-Api-Key": live.files.credentials["PARTNER_CANONICAL_API_KEY"]})
+                      {"Content-Type": "application/json", "X-Api-Key": key})
     answer = send(live, "canonical:control", request)
     assert answer.status == 422, answer.text
     assert [e["rule"] for e in json.loads(answer.body)["errors"]] == ["control_character"]
