@@ -6,9 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from adapters.loading import load_adapters
 from adapters.secrets import ensure_demo_credentials
@@ -18,7 +22,7 @@ from gateway.config import GatewaySettings
 from gateway.http.contexts import InboundContext, NationalContext, SoapContext
 from gateway.http.deps import GatewayStore, Ready, Settings
 from gateway.http.fast_path import PushFastPath
-from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, inbound_router
+from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, document_canonical_pushes, inbound_router
 from gateway.http.limits import BodyLimitMiddleware
 from gateway.http.national import NATIONAL_STATUS_PATH, national_status_router
 from gateway.http.soap import SOAP_PUSH, soap_router
@@ -29,6 +33,15 @@ from gateway.runtime import Runtime
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of `app` takes on the request's path (HEAD with GET, as Starlette serves it)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches({**scope, "method": "GET"})[0] is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def store_health(store: Store, within: float) -> dict[str, object]:
@@ -106,6 +119,27 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
     # and every route a deadline for its body.
     app.add_middleware(BodyLimitMiddleware, limit=max_body, timeout=settings.server.body_timeout_seconds,
                        exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH), soap=("/soap/",))
+
+    canonical_pushes = [i for i, c in runtime.components.adapter_configs.items() if c.enabled and c.push
+                        and c.is_canonical]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)
+            document_canonical_pushes(document, canonical_pushes)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refusal(request: Request, err: StarletteHTTPException) -> Response:
+        """FastAPI's own refusals as JSON; a 405 lists in Allow the methods of every route on the path (Starlette
+        names only the first route that matched it: GET for /soap/{id}, whose POST is documented too)."""
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=headers)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

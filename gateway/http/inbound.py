@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from adapters.canonical import canonical_push_schema
 from adapters.config import digest_matches
 from contracts.errors import FieldError
 from gateway.http.contexts import InboundContext, IntakeOutcomeView
@@ -205,6 +207,28 @@ async def answer_push(context: InboundContext, adapter_id: str, request: Request
                              "retry_safe": True}, status_code=503, headers={"Retry-After": "30"})
     # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
     return outcome_response(outcome)
+
+
+def document_canonical_pushes(openapi: dict[str, Any], adapter_ids: Iterable[str]) -> None:
+    """Give each canonical adapter its own push path in the OpenAPI document, its body typed as the national
+    ticket (the generic path's body is any object: what a partner's own shape holds is its mapping spec's)."""
+    generic = openapi.get("paths", {}).get(INBOUND_PATH, {}).get("post")
+    if generic is None:
+        return
+    prefix = "CanonicalPush."
+    schema = canonical_push_schema(f"#/components/schemas/{prefix}")
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in schema.pop("$defs", {}).items():
+        components[prefix + name] = definition
+    components["CanonicalTicketPush"] = schema
+    for adapter_id in sorted(adapter_ids):
+        operation = copy.deepcopy(generic)
+        operation["operationId"] = f"push_ticket_{adapter_id.replace('-', '_')}"
+        operation["summary"] = f"The canonical adapter {adapter_id} takes one ticket in the national standard"
+        operation["parameters"] = [p for p in operation.get("parameters", []) if p.get("in") != "path"]
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/CanonicalTicketPush"}}}}
+        openapi["paths"][INBOUND_PATH.replace("{adapter_id}", adapter_id)] = {"post": operation}
 
 
 # The gateway answers pushes here without FastAPI's routing (gateway/http/fast_path.py).

@@ -140,6 +140,9 @@ def soap_router() -> APIRouter:
     router = APIRouter(tags=["soap"])
 
     @router.get(SOAP_PATH, summary="The WSDL of an adapter's SOAP endpoint (append ?wsdl)", response_model=None,
+                openapi_extra={"parameters": [{
+                    "name": "wsdl", "in": "query", "required": True, "allowEmptyValue": True,
+                    "schema": {"type": "string"}, "description": "present (any value, usually none): ?wsdl"}]},
                 responses={200: {"content": {"text/xml": {}}, "description": "WSDL 1.1, schema inlined"},
                            400: {"content": {"text/plain": {}}, "description": "?wsdl is missing"},
                            404: {"content": {"text/plain": {}},
