@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from contracts.base import ContractModel, Money
+from contracts.base import ContractModel, Money, no_control_characters
 from contracts.codesets import NotAcceptedReason, Satisfaction, Status
 from contracts.errors import ContractError
 
@@ -69,6 +69,8 @@ class CaseResult(ContractModel):
     confiscation_amount: Money | None = None  # 没收
     closed_at: AwareDatetime | None = None
 
+    _text_is_text = field_validator("text", "mediation_agreement_no")(no_control_characters)
+
 
 class FollowUp(ContractModel):
     """The follow-up visit (回访) with the complainant's satisfaction."""
@@ -76,6 +78,8 @@ class FollowUp(ContractModel):
     visited_at: AwareDatetime
     satisfaction: Satisfaction
     comment: Annotated[str, Field(max_length=1000)] | None = None
+
+    _text_is_text = field_validator("comment")(no_control_characters)
 
 
 class StatusEvent(ContractModel):
@@ -94,6 +98,9 @@ class StatusEvent(ContractModel):
     result: CaseResult | None = None
     follow_up: FollowUp | None = None
     extends: DeadlineKind | None = None  # an EXTENDED event names the time limit it extends
+
+    _text_is_text = field_validator("event_id", "ticket_id", "national_registration_no", "org", "actor",
+                                    "opinion")(no_control_characters)
 
     @model_validator(mode="after")
     def _reason_goes_with_refusal(self) -> StatusEvent:

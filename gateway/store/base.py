@@ -151,7 +151,8 @@ class StoreLifecycle(ABC):
 
     @abstractmethod
     async def health(self) -> dict[str, object]:
-        """What an operator should know: reachable, persistent, warnings."""
+        """What an operator should know, and never raises: `reachable`, `writable` (the store can take a ticket
+        now: /readyz answers 503 when it cannot), `persistent`, `warnings` (why, when either is false)."""
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -327,6 +328,15 @@ class Coordination(ABC):
 
     @abstractmethod
     async def release_lock(self, name: str, owner: str) -> None: ...
+
+    @abstractmethod
+    async def lock_holder(self, name: str) -> str | None:
+        """The owner of the named lock while it is unexpired, else None."""
+
+    @abstractmethod
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        """Give the lock to `owner` if `stale_owner` (known dead: a killed process) still holds it, in one atomic
+        step; False if anyone else holds it by now."""
 
     @abstractmethod
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:

@@ -159,6 +159,10 @@ class RedisKeys:
     def ticket_deliveries(self, ticket_id: str) -> str:  # hash: delivery id -> lane name
         return f"{self._tickets}:td:{ticket_id}"
 
+    @property
+    def health_probe(self) -> str:  # string, expires: written by health() in the slot intake writes to
+        return f"{self._tickets}:health-probe"
+
     # -- lanes ------------------------------------------------------------------------------------
     def lane(self, name: str) -> LaneKeys:
         check_destination(name)

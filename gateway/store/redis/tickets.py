@@ -56,6 +56,8 @@ class RedisTickets(RedisConnection, TicketStore):
         )
         if int(reply[0]) == 0:
             return IntakeResult(ticket_id=text(reply[1]), created=False)
+        if self.wait_aof:
+            await self._wait_aof()
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
 

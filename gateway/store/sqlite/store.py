@@ -213,6 +213,13 @@ class SqliteStore(Store):
     async def release_lock(self, name: str, owner: str) -> None:
         await self._executor.write(functools.partial(coordination.release_lock, name, owner))
 
+    async def lock_holder(self, name: str) -> str | None:
+        return await coordination.lock_holder(self._executor, name)
+
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        return await self._executor.write(
+            functools.partial(coordination.take_over_lock, name, stale_owner, owner, ttl_seconds))
+
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         # A short write at synchronous=NORMAL, as a claim is: in place, on the loop writer's connection.
         return await self._executor.in_place(

@@ -48,7 +48,8 @@ def _fallback_note(calendar: WorkingDayCalendar, start: date, end: date) -> str:
     if not years:
         return ""
     listed = ", ".join(str(y) for y in years)
-    return f"; counted Monday-Friday for {listed} (no holiday data)"
+    return (f"; counted Monday-Friday less 元旦, 劳动节 and 国庆节 for {listed} (no holiday data: the moving "
+            "holidays are not counted)")
 
 
 def deadline_from(
