@@ -12,7 +12,7 @@ from gateway.delivery.breaker import BreakerState
 from gateway.ops.chart import Chart, chart_of
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.metrics import OpsMetrics
-from gateway.ops.risk import DeadlineRisk, deadline_risk
+from gateway.tickets.risk import DeadlineRisk, deadline_risk
 from gateway.ops.views import AdapterRow, Dashboard, LaneRow, RiskRow
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, TicketQuery

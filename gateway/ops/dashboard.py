@@ -19,7 +19,7 @@ from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
 from gateway.ops.review import pending_reviews, settle
-from gateway.ops.risk import deadline_risk
+from gateway.tickets.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
 from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS

@@ -1,0 +1,170 @@
+"""Alert rules: each looks at one part of the running gateway and says which conditions hold now (facts)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gateway.alerts.config import (
+    BreakerRule,
+    DeadLettersRule,
+    DueSoonRule,
+    OverdueRule,
+    PollerRule,
+    QuarantineRule,
+)
+from gateway.store import LaneStore, OpsLedger, TicketQuery, TicketStore
+from gateway.tickets.deadlines import WorkingDayCalendar
+from gateway.tickets.risk import deadline_risk
+
+# How many of a condition's examples (ticket numbers, lanes) an alert carries.
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class AlertFact:
+    """A condition that holds now: one rule about one subject (a lane, an adapter, the tickets), with a count."""
+
+    rule: str
+    subject: str
+    severity: str
+    count: int
+    summary: str  # one line for an operator, in Chinese
+    details: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}:{self.subject}"
+
+
+class AlertRule(Protocol):
+    """A source of alerts. The monitor asks every rule each round; a fact found is an alert firing (or still
+    firing, with its count), a fact no longer found resolves its alert. A new source (e.g. the sender's echo:
+    a partner not hearing back past a threshold) is one more class with these two members."""
+
+    name: str
+
+    async def facts(self, now: datetime) -> Sequence[AlertFact]: ...
+
+
+# -- what the rules read from the running gateway (given by the composition root) -------------------------
+
+class BreakerView(Protocol):
+    state: str  # "closed", "open" or "half_open"
+    times_opened: int
+
+
+class PollerView(Protocol):
+    consecutive_failures: int
+    last_error: str | None
+
+
+BreakerStates = Callable[[], Mapping[str, BreakerView]]
+PollerStates = Callable[[], Mapping[str, PollerView]]
+DeadlineBasis = Callable[[], tuple[WorkingDayCalendar, int]]  # the calendar in force, due-soon working days
+
+
+class DeadLetters:
+    """Lanes holding dead letters (the store's counts: every process's dead letters)."""
+
+    name = "dead_letters"
+
+    def __init__(self, store: LaneStore, config: DeadLettersRule) -> None:
+        self._store, self._config = store, config
+
+    async def facts(self, now: datetime) -> list[AlertFact]:
+        stats = await self._store.lane_stats()
+        return [AlertFact(self.name, lane, self._config.severity, dead,
+                          f"通道 {lane} 有 {dead} 条死信：投递已放弃，等待重放")
+                for lane, counts in sorted(stats.items())
+                if (dead := int(counts.get("dead", 0))) >= self._config.min_count]
+
+
+class OpenBreakers:
+    """Lanes whose circuit breaker (in this process) is open or probing."""
+
+    name = "breaker_open"
+
+    def __init__(self, breakers: BreakerStates, config: BreakerRule) -> None:
+        self._breakers, self._config = breakers, config
+
+    async def facts(self, now: datetime) -> list[AlertFact]:
+        found = []
+        for lane, breaker in sorted(self._breakers().items()):
+            if breaker.state in ("open", "half_open"):
+                probing = "，正在试探" if breaker.state == "half_open" else ""
+                found.append(AlertFact(self.name, lane, self._config.severity, breaker.times_opened,
+                                       f"通道 {lane} 熔断已打开{probing}：接收方持续失败，暂停投递"))
+        return found
+
+
+class FailingPollers:
+    """Pulling adapters whose poller failed N times in a row (in this process)."""
+
+    name = "poller_failing"
+
+    def __init__(self, pollers: PollerStates, config: PollerRule) -> None:
+        self._pollers, self._config = pollers, config
+
+    async def facts(self, now: datetime) -> list[AlertFact]:
+        return [AlertFact(self.name, adapter_id, self._config.severity, poller.consecutive_failures,
+                          f"接口 {adapter_id} 拉取工单连续失败 {poller.consecutive_failures} 次",
+                          (poller.last_error[:200],) if poller.last_error else ())
+                for adapter_id, poller in sorted(self._pollers().items())
+                if poller.consecutive_failures >= self._config.consecutive_failures]
+
+
+class GrowingQuarantine:
+    """Adapters with many payloads in quarantine (could not be mapped, not yet re-mapped)."""
+
+    name = "quarantine_growing"
+
+    def __init__(self, store: OpsLedger, adapter_ids: Callable[[], Sequence[str]], config: QuarantineRule) -> None:
+        self._store, self._adapter_ids, self._config = store, adapter_ids, config
+
+    async def facts(self, now: datetime) -> list[AlertFact]:
+        stats = await self._store.intake_stats(list(self._adapter_ids()))
+        return [AlertFact(self.name, adapter_id, self._config.severity, n,
+                          f"接口 {adapter_id} 有 {n} 件报文未能映射，隔离待处理")
+                for adapter_id, counts in sorted(stats.items())
+                if (n := counts.get("quarantine_open", 0)) >= self._config.min_open]
+
+
+class DeadlineRisks:
+    """Open tickets past a statutory time limit (one alert), or due soon (another), among the newest scanned.
+
+    Reading tickets costs more than the other rules: the scan runs every `scan_every` seconds, and between
+    scans the last one's facts stand."""
+
+    name = "deadlines"
+    SCAN_LIMIT = 2000
+
+    def __init__(self, store: TicketStore, basis: DeadlineBasis, overdue: OverdueRule, due_soon: DueSoonRule, *,
+                 scan_every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store, self._basis = store, basis
+        self._overdue, self._due_soon = overdue, due_soon
+        self._scan_every, self._clock = scan_every, clock
+        self._last: tuple[float, list[AlertFact]] | None = None
+
+    async def facts(self, now: datetime) -> list[AlertFact]:
+        if self._last is not None and self._clock() - self._last[0] < self._scan_every:
+            return self._last[1]
+        calendar, within = self._basis()
+        overdue: list[str] = []
+        due_soon: list[str] = []
+        for ticket in await self._store.search_tickets(TicketQuery(limit=self.SCAN_LIMIT)):
+            risk = deadline_risk(ticket, now, calendar, due_soon_within=within)
+            if risk is not None:
+                (overdue if risk.risk == "overdue" else due_soon).append(ticket.source.source_ticket_no)
+        found = []
+        if self._overdue.enabled and len(overdue) >= self._overdue.min_count:
+            found.append(AlertFact("ticket_overdue", "tickets", self._overdue.severity, len(overdue),
+                                   f"{len(overdue)} 件工单已超过法定时限", tuple(overdue[:EXAMPLES])))
+        if self._due_soon.enabled and len(due_soon) >= self._due_soon.min_count:
+            found.append(AlertFact("ticket_due_soon", "tickets", self._due_soon.severity, len(due_soon),
+                                   f"{len(due_soon)} 件工单将在 {within} 个工作日内到期", tuple(due_soon[:EXAMPLES])))
+        self._last = (self._clock(), found)
+        return found
