@@ -18,17 +18,13 @@ from contracts.delivery import DeliveryKind, OutboxEntry
 from gateway.alerts.config import AlertsConfig
 from gateway.alerts.notices import AlertChange, AnyChannel, Change, render
 from gateway.alerts.rules import AlertFact, AlertRule
-from gateway.store import AlertLedger, AlertRecord, Coordination, LaneStore, StoreLifecycle
+from gateway.store import AlertRecord, Store
 
 log = logging.getLogger(__name__)
 
 LOCK = "alerts"  # one monitor per store evaluates and sends; the others stand by
 STORE_RULE = "store_unreachable"
 RECENT_RESOLVED = 200  # resolved alerts looked at for channels still owed their resolution
-
-
-class MonitorStore(StoreLifecycle, AlertLedger, LaneStore, Coordination):
-    """The roles the monitor uses (a Store has them all)."""
 
 
 # Called with a channel's name and the changes of each message enqueued for it (metrics).
@@ -64,7 +60,7 @@ class ChannelWindow:
 class AlertMonitor:
     """Evaluates the rules every `evaluate_every`, in the one process holding the `alerts` lock of the store."""
 
-    def __init__(self, config: AlertsConfig, store: MonitorStore, rules: Sequence[AlertRule], *, region: str,
+    def __init__(self, config: AlertsConfig, store: Store, rules: Sequence[AlertRule], *, region: str,
                  owner: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic,
                  enqueued: Callable[[str], None] | None = None) -> None:

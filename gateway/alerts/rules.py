@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.alerts.config import (
+    AlertsConfig,
     BreakerRule,
     DeadLettersRule,
     DueSoonRule,
@@ -16,7 +17,7 @@ from gateway.alerts.config import (
     PollerRule,
     QuarantineRule,
 )
-from gateway.store import LaneStore, OpsLedger, TicketQuery, TicketStore
+from gateway.store import LaneStore, OpsLedger, Store, TicketQuery, TicketStore
 from gateway.tickets.deadlines import WorkingDayCalendar
 from gateway.tickets.risk import deadline_risk
 
@@ -53,13 +54,19 @@ class AlertRule(Protocol):
 # -- what the rules read from the running gateway (given by the composition root) -------------------------
 
 class BreakerView(Protocol):
-    state: str  # "closed", "open" or "half_open"
-    times_opened: int
+    @property
+    def state(self) -> str: ...  # "closed", "open" or "half_open"
+
+    @property
+    def times_opened(self) -> int: ...
 
 
 class PollerView(Protocol):
-    consecutive_failures: int
-    last_error: str | None
+    @property
+    def consecutive_failures(self) -> int: ...
+
+    @property
+    def last_error(self) -> str | None: ...
 
 
 BreakerStates = Callable[[], Mapping[str, BreakerView]]
@@ -168,3 +175,22 @@ class DeadlineRisks:
                                    f"{len(due_soon)} 件工单将在 {within} 个工作日内到期", tuple(due_soon[:EXAMPLES])))
         self._last = (self._clock(), found)
         return found
+
+
+def standard_rules(config: AlertsConfig, store: Store, *, breakers: BreakerStates, pollers: PollerStates,
+                   adapter_ids: Callable[[], Sequence[str]], deadline_basis: DeadlineBasis) -> list[AlertRule]:
+    """The rules alerts.yaml enables, reading the running gateway through the given views."""
+    rules = config.rules
+    found: list[AlertRule] = []
+    if rules.dead_letters.enabled:
+        found.append(DeadLetters(store, rules.dead_letters))
+    if rules.breaker_open.enabled:
+        found.append(OpenBreakers(breakers, rules.breaker_open))
+    if rules.poller_failing.enabled:
+        found.append(FailingPollers(pollers, rules.poller_failing))
+    if rules.quarantine_growing.enabled:
+        found.append(GrowingQuarantine(store, adapter_ids, rules.quarantine_growing))
+    if rules.ticket_overdue.enabled or rules.ticket_due_soon.enabled:
+        found.append(DeadlineRisks(store, deadline_basis, rules.ticket_overdue, rules.ticket_due_soon,
+                                   scan_every=config.deadline_scan_every))
+    return found

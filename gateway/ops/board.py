@@ -12,10 +12,10 @@ from gateway.delivery.breaker import BreakerState
 from gateway.ops.chart import Chart, chart_of
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.metrics import OpsMetrics
-from gateway.tickets.risk import DeadlineRisk, deadline_risk
 from gateway.ops.views import AdapterRow, Dashboard, LaneRow, RiskRow
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, TicketQuery
+from gateway.tickets.risk import DeadlineRisk, deadline_risk
 
 # Deadline risk is found by reading the newest tickets (there is no index of due dates yet): how many, how often.
 RISK_SCAN_LIMIT = 2000
@@ -101,6 +101,7 @@ class Board:
         dead: list[DeliveryReceipt] = await self.runtime.store.list_deliveries(
             DeliveryFilter(state=DeliveryState.DEAD, limit=50))
         chart = await self.chart(hours)
+        alerts = await self.runtime.store.list_alerts(firing_only=True)
         totals = {
             "undelivered": sum(r.undelivered for r in lanes), "dead": sum(r.dead for r in lanes),
             "delivered": sum(r.delivered for r in lanes), "quarantined": sum(a.quarantined for a in adapters),
@@ -110,7 +111,7 @@ class Board:
                          destinations=destinations, at_risk=at_risk,
                          overdue=sum(1 for _, r in risks if r.risk == "overdue"),
                          due_soon=sum(1 for _, r in risks if r.risk == "due_soon"),
-                         dead=list(reversed(dead)), chart=chart, totals=totals)
+                         dead=list(reversed(dead)), chart=chart, totals=totals, alerts=alerts)
 
     async def chart(self, hours: float) -> Chart:
         return chart_of(await self.counts.read(hours), self.clock(), hours)
@@ -126,5 +127,8 @@ class Board:
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(
             sorted(self.runtime.components.adapter_configs))
         metrics.set_quarantine({a: s["quarantine_open"] for a, s in stats.items()})
+        monitor = self.runtime.alerts
+        metrics.set_alerts(await self.runtime.store.list_alerts(firing_only=True, limit=1000),
+                           monitor.outage.failed_checks if monitor is not None and monitor.outage else 0)
         if self.runtime.pollers is not None:
             metrics.set_pollers({a: p.consecutive_failures for a, p in self.runtime.pollers.status().items()})
