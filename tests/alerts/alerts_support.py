@@ -1,0 +1,230 @@
+"""A live gateway with alert channels pointed at local stand-ins: 企业微信 and 钉钉 robots and a Standard Webhooks
+receiver on one loopback HTTP server (each checking what the real one checks), and an SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from standardwebhooks import Webhook
+
+from adapters.registry import build_adapters
+from gateway.alerts import load_alerts_config
+from gateway.app import create_app
+from gateway.runtime import Runtime
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.status import StatusService
+from simulators.peer import DEV_CREDENTIALS, serve_in_thread
+from tests.e2e.e2e_support import free_port, wait_for
+from tests.ops.ops_support import (
+    TOKENS,
+    Receiver,
+    base_settings,
+    city_complaint,
+    components_for,
+    delivery_file_for,
+    make_store,
+    receiver,
+)
+
+WECOM_KEY = "wecom-robot-key-3f9a"
+DINGTALK_TOKEN = "dingtalk-access-token-77c1"
+DINGTALK_SECRET = "SECd1n9ta1k5ecretf0rtest5"  # noqa: S105 - a test robot's secret
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"alerts-webhook-test-key-0123456").decode()
+SMTP_PASSWORD = "smtp-test-password"  # noqa: S105
+ALERT_ENV = {"TEST_ALERT_WECOM_KEY": WECOM_KEY, "TEST_ALERT_DINGTALK_TOKEN": DINGTALK_TOKEN,
+             "TEST_ALERT_DINGTALK_SECRET": DINGTALK_SECRET, "TEST_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+
+
+@dataclass
+class Robots:
+    """企业微信 and 钉钉 robots and a webhook receiver: each keeps what it accepted and what it refused (and why)."""
+
+    url: str = ""
+    wecom: list[dict[str, Any]] = field(default_factory=list)
+    dingtalk: list[dict[str, Any]] = field(default_factory=list)
+    webhook: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    wecom_answer: int = 0  # the errcode the 企业微信 robot answers (45009: too many messages)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/cgi-bin/webhook/send")
+        async def wecom(request: Request) -> JSONResponse:
+            body = json.loads(await request.body())
+            if request.query_params.get("key") != WECOM_KEY:
+                return self._refuse("wecom: wrong key", 93000)
+            if body.get("msgtype") != "markdown" or not body.get("markdown", {}).get("content"):
+                return self._refuse("wecom: not a markdown message", 40008)
+            if self.wecom_answer:
+                return self._refuse("wecom: busy", self.wecom_answer)
+            with self.lock:
+                self.wecom.append(body)
+            return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+        @app.post("/robot/send")
+        async def dingtalk(request: Request) -> JSONResponse:
+            body = json.loads(await request.body())
+            q = request.query_params
+            if q.get("access_token") != DINGTALK_TOKEN:
+                return self._refuse("dingtalk: wrong token", 300001)
+            # 加签, as the robot checks it: the timestamp within an hour, and the sign computed here by hand.
+            timestamp = q.get("timestamp", "")
+            if not timestamp.isdigit() or abs(time.time() * 1000 - int(timestamp)) > 3600_000:
+                return self._refuse("dingtalk: timestamp", 310000)
+            expected = base64.b64encode(hmac.new(DINGTALK_SECRET.encode(), f"{timestamp}\n{DINGTALK_SECRET}".encode(),
+                                                 hashlib.sha256).digest()).decode()
+            if q.get("sign") != expected:  # query_params are already URL-decoded
+                return self._refuse("dingtalk: sign mismatch", 310000)
+            if body.get("msgtype") != "markdown":
+                return self._refuse("dingtalk: not markdown", 40035)
+            with self.lock:
+                self.dingtalk.append(body)
+            return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+        @app.post("/hooks/alerts")
+        async def hook(request: Request) -> JSONResponse:
+            raw = await request.body()
+            try:
+                Webhook(WEBHOOK_SECRET).verify(raw, dict(request.headers))
+            except Exception as err:
+                self._refuse(f"webhook: {err}", 0)
+                return JSONResponse({"error": "bad signature"}, status_code=401)
+            with self.lock:
+                self.webhook.append(json.loads(raw))
+            return JSONResponse({"ok": True})
+
+        return app
+
+    def _refuse(self, why: str, errcode: int) -> JSONResponse:
+        with self.lock:
+            self.refused.append(why)
+        return JSONResponse({"errcode": errcode, "errmsg": why})
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping every message with its envelope."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.original_content or b""
+        message = message_from_bytes(content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append((str(envelope.mail_from), [str(r) for r in envelope.rcpt_tos], message))
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class AlertWorld:
+    gateway_url: str
+    runtime: Runtime
+    lanes: Receiver
+    robots: Robots
+    mailbox: Mailbox
+    client: httpx.Client
+
+    def get(self, path: str, role: str = "viewer", **params: Any) -> httpx.Response:
+        return self.client.get(f"{self.gateway_url}{path}", params=params or None,
+                               headers={"Authorization": f"Bearer {TOKENS[role]}"})
+
+    def post(self, path: str, body: Any, role: str = "operator") -> httpx.Response:
+        return self.client.post(f"{self.gateway_url}{path}", json=body,
+                                headers={"Authorization": f"Bearer {TOKENS[role]}"})
+
+    def alerts(self, state: str = "firing") -> list[dict[str, Any]]:
+        response = self.get("/api/v1/alerts", state=state)
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    def push(self, no: str) -> str:
+        response = self.client.post(
+            f"{self.gateway_url}/api/v1/inbound/city-12345-rest/tickets",
+            content=json.dumps(city_complaint(no), ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json; charset=utf-8",
+                     "X-Api-Key": DEV_CREDENTIALS["PARTNER_CITY12345_API_KEY"]})
+        assert response.status_code in (200, 201, 202), response.text
+        ticket_id: str = response.json()["ticket_id"]
+        return ticket_id
+
+    def wait(self, what: str, check: Any, timeout: float = 60.0) -> Any:
+        return wait_for(what, check, timeout, 0.1)
+
+
+def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int = 10) -> Path:
+    data = {
+        "evaluate_every": "0.2s", "resolve_after": 0, "repeat_after": "1h", "deadline_scan_every": "1h",
+        "rules": {"ticket_overdue": {"enabled": False}, "ticket_due_soon": {"enabled": False}},
+        "channels": [
+            {"name": "ops-webhook", "kind": "webhook", "url": f"{robots_url}/hooks/alerts",
+             "secret_env": "TEST_ALERT_WEBHOOK_SECRET", "retry": {"backoff": "exponential", "initial_delay": "0.1s",
+                                                                   "max_delay": "0.5s", "max_attempts": 50}},
+            {"name": "ops-wecom", "kind": "wecom", "url": f"{robots_url}/cgi-bin/webhook/send",
+             "key_env": "TEST_ALERT_WECOM_KEY", "retry": {"backoff": "exponential", "initial_delay": "0.1s",
+                                                          "max_delay": "0.5s", "max_attempts": 50}},
+            {"name": "ops-dingtalk", "kind": "dingtalk", "url": f"{robots_url}/robot/send",
+             "access_token_env": "TEST_ALERT_DINGTALK_TOKEN", "secret_env": "TEST_ALERT_DINGTALK_SECRET"},
+            {"name": "ops-mail", "kind": "email", "host": "127.0.0.1", "port": smtp_port, "security": "none",
+             "sender": "hig-alerts@example.gov.cn", "to": ["duty@example.gov.cn", "lead@example.gov.cn"],
+             "rate_limit": {"max_messages": mail_limit, "per": "1h"}},
+        ],
+    }
+    path = tmp / "alerts.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "sqlite",
+                        namespace: str = "alerts") -> Iterator[AlertWorld]:
+    """The gateway (API, workers, alert monitor) served by uvicorn on loopback; every delivery lane sent to one
+    receiver that refuses (400: dead letters) until told to accept."""
+    with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
+        for name, value in ALERT_ENV.items():
+            patch.setenv(name, value)
+        lanes = stack.enter_context(receiver())
+        lanes.accept = False
+        robots = Robots()
+        robots.url = stack.enter_context(serve_in_thread(robots.app(), name="alert-robots"))
+        mailbox = Mailbox()
+        smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+        smtp.start()
+        stack.callback(smtp.stop)
+        settings = base_settings(tmp, store_kind=store_kind, workers=True,
+                                 delivery_file=delivery_file_for(tmp, lanes.url))
+        alerts = load_alerts_config(alerts_file(tmp, robots.url, smtp.port, mail_limit=mail_limit))
+        components = dataclasses.replace(components_for(settings), alerts=alerts)
+        store = make_store(store_kind, tmp, namespace)
+        adapters = build_adapters(components.adapter_configs)
+        intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
+                               callbacks=adapters, jurisdiction=components.jurisdiction)
+        runtime = Runtime(components, store, adapters, intake, StatusService(store, components.specs,
+                                                                               components.router, adapters))
+        app = create_app(settings, runtime=runtime)
+        url = stack.enter_context(serve_in_thread(app, name="alerts-gateway", startup_timeout=30))
+        client = stack.enter_context(httpx.Client(timeout=10, trust_env=False))
+        yield AlertWorld(gateway_url=url, runtime=runtime, lanes=lanes, robots=robots, mailbox=mailbox,
+                         client=client)
