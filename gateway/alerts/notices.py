@@ -17,6 +17,12 @@ from gateway.tickets.deadlines import CHINA_TZ
 Change = Literal["fired", "grew", "resolved"]
 SEVERITY_LABELS = {"critical": "严重", "warning": "警告", "info": "提示"}
 CHANGE_LABELS: dict[Change, str] = {"fired": "告警", "grew": "告警加重", "resolved": "已恢复"}
+# What a resolution means, per rule: the alert's summary tells what was wrong, this what is now right.
+RESOLUTIONS = {
+    "dead_letters": "死信已处理完毕", "breaker_open": "熔断已关闭，恢复投递", "poller_failing": "拉取已恢复正常",
+    "quarantine_growing": "隔离件已降至阈值以下", "ticket_overdue": "逾期工单已处理完毕",
+    "ticket_due_soon": "临期工单已处理完毕", "store_unreachable": "存储已恢复访问",
+}
 WEBHOOK_EVENT = "gateway.alerts"
 WECOM_MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
 
@@ -60,11 +66,15 @@ def _facts_line(alert: AlertRecord) -> str:
     return " · ".join(parts)
 
 
+def resolution(alert: AlertRecord) -> str:
+    return RESOLUTIONS.get(alert.rule, "条件已消失")
+
+
 def markdown_lines(changes: Sequence[AlertChange]) -> list[str]:
     lines = []
     for c in changes:
         label = CHANGE_LABELS[c.change]
-        head = (f"**【{label}】** {c.alert.summary}" if c.change == "resolved"
+        head = (f"**【{label}】** {c.alert.summary} → {resolution(c.alert)}" if c.change == "resolved"
                 else f"**【{SEVERITY_LABELS.get(c.alert.severity, c.alert.severity)}·{label}】** {c.alert.summary}")
         lines.append(f"{head}\n> {_facts_line(c.alert)}")
     return lines
@@ -114,7 +124,8 @@ def email_body(channel: EmailChannel, region: str, changes: Sequence[AlertChange
     message["Message-ID"] = make_msgid(domain=channel.sender.rsplit("@", 1)[1])
     lines = [title(region, changes), ""]
     for c in changes:
-        lines += [f"【{CHANGE_LABELS[c.change]}】{c.alert.summary}", f"    {_facts_line(c.alert)}", ""]
+        done = f" → {resolution(c.alert)}" if c.change == "resolved" else ""
+        lines += [f"【{CHANGE_LABELS[c.change]}】{c.alert.summary}{done}", f"    {_facts_line(c.alert)}", ""]
     lines.append("详情见运维看板 /ops 与 /api/v1/alerts。")
     message.set_content("\n".join(lines), charset="utf-8")
     return message.as_bytes()

@@ -17,9 +17,9 @@ from gateway.alerts.config import (
     PollerRule,
     QuarantineRule,
 )
-from gateway.store import LaneStore, OpsLedger, Store, TicketQuery, TicketStore
+from gateway.store import LaneStore, OpsLedger, Store, TicketStore
 from gateway.tickets.deadlines import WorkingDayCalendar
-from gateway.tickets.risk import deadline_risk
+from gateway.tickets.risk import tickets_at_risk
 
 # How many of a condition's examples (ticket numbers, lanes) an alert carries.
 EXAMPLES = 5
@@ -147,7 +147,6 @@ class DeadlineRisks:
     scans the last one's facts stand."""
 
     name = "deadlines"
-    SCAN_LIMIT = 2000
 
     def __init__(self, store: TicketStore, basis: DeadlineBasis, overdue: OverdueRule, due_soon: DueSoonRule, *,
                  scan_every: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -162,10 +161,8 @@ class DeadlineRisks:
         calendar, within = self._basis()
         overdue: list[str] = []
         due_soon: list[str] = []
-        for ticket in await self._store.search_tickets(TicketQuery(limit=self.SCAN_LIMIT)):
-            risk = deadline_risk(ticket, now, calendar, due_soon_within=within)
-            if risk is not None:
-                (overdue if risk.risk == "overdue" else due_soon).append(ticket.source.source_ticket_no)
+        for ticket, risk in await tickets_at_risk(self._store, now, calendar, due_soon_within=within):
+            (overdue if risk.risk == "overdue" else due_soon).append(ticket.source.source_ticket_no)
         found = []
         if self._overdue.enabled and len(overdue) >= self._overdue.min_count:
             found.append(AlertFact("ticket_overdue", "tickets", self._overdue.severity, len(overdue),

@@ -14,11 +14,10 @@ from gateway.ops.counts import MinuteCounts
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.views import AdapterRow, Dashboard, LaneRow, RiskRow
 from gateway.runtime import Runtime
-from gateway.store.base import DeliveryFilter, TicketQuery
-from gateway.tickets.risk import DeadlineRisk, deadline_risk
+from gateway.store.base import DeliveryFilter
+from gateway.tickets.risk import DeadlineRisk, deadline_risk, tickets_at_risk
 
-# Deadline risk is found by reading the newest tickets (there is no index of due dates yet): how many, how often.
-RISK_SCAN_LIMIT = 2000
+# Deadline risks are read again at most this often.
 RISK_CACHE_SECONDS = 30.0
 
 
@@ -45,12 +44,8 @@ class Board:
         now = time.monotonic()
         if self._risk is not None and now - self._risk[0] < RISK_CACHE_SECONDS:
             return self._risk[1]
-        found: list[tuple[Ticket, DeadlineRisk]] = []
-        for ticket in await self.runtime.store.search_tickets(TicketQuery(limit=RISK_SCAN_LIMIT)):
-            risk = self.risk_of(ticket)
-            if risk is not None:
-                found.append((ticket, risk))
-        found.sort(key=lambda p: (p[1].risk != "overdue", p[1].due_on))
+        found = await tickets_at_risk(self.runtime.store, self.clock(), self.runtime.components.calendar,
+                                      due_soon_within=self.runtime.settings.deadlines.due_soon_working_days)
         self._risk = (now, found)
         return found
 

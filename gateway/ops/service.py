@@ -18,7 +18,7 @@ from gateway.delivery.policy import Decision, DecisionKind
 from gateway.logs import mask_text
 from gateway.ops import counts as series
 from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
-from gateway.ops.board import RISK_SCAN_LIMIT, Board
+from gateway.ops.board import Board
 from gateway.ops.chart import Chart
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.errors import OpsError, require
@@ -47,6 +47,7 @@ from gateway.ops.views import Dashboard, audit_view, timeline, title_of, waits_f
 from gateway.runtime import Runtime
 from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store
 from gateway.tickets.intake import IntakeOutcome
+from gateway.tickets.risk import RISK_SCAN_LIMIT
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,12 @@ from typing import Literal
 
 from contracts.codesets import Status
 from contracts.ticket import Deadline, Ticket
+from gateway.store import TicketQuery, TicketStore
 from gateway.tickets.deadlines import WorkingDayCalendar, deadline_status
 
 Risk = Literal["overdue", "due_soon"]
+# Deadline risk is found by reading the newest tickets (there is no index of due dates yet): how many.
+RISK_SCAN_LIMIT = 2000
 S = Status
 
 # A time limit stops running once the ticket reached one of these statuses (at any point of its history).
@@ -55,3 +58,15 @@ def deadline_risk(ticket: Ticket, now: datetime, calendar: WorkingDayCalendar, *
         if status == "due_soon" and worst is None:
             worst = DeadlineRisk("due_soon", deadline)
     return worst
+
+
+async def tickets_at_risk(store: TicketStore, now: datetime, calendar: WorkingDayCalendar, *,
+                          due_soon_within: int) -> list[tuple[Ticket, DeadlineRisk]]:
+    """Open tickets at risk among the newest RISK_SCAN_LIMIT, most pressing first (overdue, then by due day)."""
+    found: list[tuple[Ticket, DeadlineRisk]] = []
+    for ticket in await store.search_tickets(TicketQuery(limit=RISK_SCAN_LIMIT)):
+        risk = deadline_risk(ticket, now, calendar, due_soon_within=due_soon_within)
+        if risk is not None:
+            found.append((ticket, risk))
+    found.sort(key=lambda p: (p[1].risk != "overdue", p[1].due_on))
+    return found

@@ -31,11 +31,14 @@ from adapters.registry import build_adapters
 from gateway.alerts import load_alerts_config
 from gateway.app import create_app
 from gateway.runtime import Runtime
+from gateway.store.redis import RedisStore
 from gateway.tickets.intake import IntakeService
 from gateway.tickets.status import StatusService
 from simulators.peer import DEV_CREDENTIALS, serve_in_thread
 from tests.e2e.e2e_support import free_port, wait_for
 from tests.ops.ops_support import (
+    CONFIG,
+    PHONE_KEY,
     TOKENS,
     Receiver,
     base_settings,
@@ -48,9 +51,9 @@ from tests.ops.ops_support import (
 
 WECOM_KEY = "wecom-robot-key-3f9a"
 DINGTALK_TOKEN = "dingtalk-access-token-77c1"
-DINGTALK_SECRET = "SECd1n9ta1k5ecretf0rtest5"  # noqa: S105 - a test robot's secret
+DINGTALK_SECRET = "SECd1n9ta1k5ecretf0rtest5"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"alerts-webhook-test-key-0123456").decode()
-SMTP_PASSWORD = "smtp-test-password"  # noqa: S105
+SMTP_PASSWORD = "smtp-test-password"
 ALERT_ENV = {"TEST_ALERT_WECOM_KEY": WECOM_KEY, "TEST_ALERT_DINGTALK_TOKEN": DINGTALK_TOKEN,
              "TEST_ALERT_DINGTALK_SECRET": DINGTALK_SECRET, "TEST_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET}
 
@@ -65,10 +68,18 @@ class Robots:
     webhook: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     wecom_answer: int = 0  # the errcode the 企业微信 robot answers (45009: too many messages)
+    lane_status: int = 503  # what the gateway's delivery lanes (/lanes/<name>) are answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.post("/lanes/{lane:path}")
+        async def lane(lane: str, request: Request) -> JSONResponse:
+            await request.body()
+            ok = 200 <= self.lane_status < 300
+            return JSONResponse({"national_registration_no": "1231552260120261206000001"} if ok else {"error": "x"},
+                                status_code=self.lane_status)
 
         @app.post("/cgi-bin/webhook/send")
         async def wecom(request: Request) -> JSONResponse:
@@ -129,7 +140,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], EmailMessage]] = []
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         message = message_from_bytes(content, policy=policy.default)
         assert isinstance(message, EmailMessage)
@@ -174,10 +185,13 @@ class AlertWorld:
         return wait_for(what, check, timeout, 0.1)
 
 
-def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int = 10) -> Path:
+def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int = 10,
+                rules: dict[str, Any] | None = None) -> Path:
+    """Alerts every 0.2 s to all four channels; the deadline rules off unless `rules` says otherwise."""
     data = {
-        "evaluate_every": "0.2s", "resolve_after": 0, "repeat_after": "1h", "deadline_scan_every": "1h",
-        "rules": {"ticket_overdue": {"enabled": False}, "ticket_due_soon": {"enabled": False}},
+        "evaluate_every": "0.2s", "resolve_after": 0, "repeat_after": "1h", "deadline_scan_every": "0.5s",
+        "rules": rules if rules is not None else {"ticket_overdue": {"enabled": False},
+                                                  "ticket_due_soon": {"enabled": False}},
         "channels": [
             {"name": "ops-webhook", "kind": "webhook", "url": f"{robots_url}/hooks/alerts",
              "secret_env": "TEST_ALERT_WEBHOOK_SECRET", "retry": {"backoff": "exponential", "initial_delay": "0.1s",
@@ -197,27 +211,66 @@ def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int =
     return path
 
 
+@dataclass
+class Receivers:
+    """The channels' stand-ins, running for as long as a test needs them (across gateway restarts)."""
+
+    robots: Robots
+    mailbox: Mailbox
+    smtp_port: int
+
+
 @contextmanager
-def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "sqlite",
-                        namespace: str = "alerts") -> Iterator[AlertWorld]:
-    """The gateway (API, workers, alert monitor) served by uvicorn on loopback; every delivery lane sent to one
-    receiver that refuses (400: dead letters) until told to accept."""
-    with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
-        for name, value in ALERT_ENV.items():
-            patch.setenv(name, value)
-        lanes = stack.enter_context(receiver())
-        lanes.accept = False
+def alert_receivers() -> Iterator[Receivers]:
+    with ExitStack() as stack:
         robots = Robots()
         robots.url = stack.enter_context(serve_in_thread(robots.app(), name="alert-robots"))
         mailbox = Mailbox()
         smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
         smtp.start()
         stack.callback(smtp.stop)
-        settings = base_settings(tmp, store_kind=store_kind, workers=True,
-                                 delivery_file=delivery_file_for(tmp, lanes.url))
-        alerts = load_alerts_config(alerts_file(tmp, robots.url, smtp.port, mail_limit=mail_limit))
+        yield Receivers(robots, mailbox, smtp.port)
+
+
+def flaky_delivery_file(tmp: Path, url: str, *, breaker: dict[str, Any] | None = None) -> Path:
+    """config/delivery.yaml with every lane sent to `url`/<lane>, retried quickly; `breaker` for every lane."""
+    data = yaml.safe_load((CONFIG / "delivery.yaml").read_text(encoding="utf-8"))
+    data["engine"] = {"reaper_interval": "1s", "stop_grace": "1s", "idle_poll_min": 0.05, "idle_poll_max": 0.2}
+    for destination in data["destinations"]:
+        destination["url"] = f"{url}/{destination['name']}"
+        destination["retry"] = {"backoff": "exponential", "initial_delay": "0.1s", "max_delay": "0.3s",
+                                "max_attempts": 500, "max_age": "1h"}
+        if breaker is not None:
+            destination["breaker"] = breaker
+    path = tmp / "delivery-flaky.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "sqlite", namespace: str = "alerts",
+                        receivers: Receivers | None = None, delivery_file: Path | None = None,
+                        adapters_dir: Path | None = None, pollers: bool = False,
+                        rules: dict[str, Any] | None = None, redis_url: str | None = None) -> Iterator[AlertWorld]:
+    """The gateway (API, workers, alert monitor) served by uvicorn on loopback. Unless `delivery_file` says
+    otherwise, every delivery lane goes to one receiver that refuses (400: dead letters) until told to accept."""
+    with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
+        for name, value in ALERT_ENV.items():
+            patch.setenv(name, value)
+        lanes = stack.enter_context(receiver())
+        lanes.accept = False
+        if receivers is None:
+            receivers = stack.enter_context(alert_receivers())
+        settings = base_settings(tmp, store_kind=store_kind, workers=True, adapters_dir=adapters_dir,
+                                 delivery_file=delivery_file or delivery_file_for(tmp, lanes.url))
+        settings = settings.model_copy(update={"pollers": pollers})
+        if redis_url is not None:
+            settings = settings.model_copy(update={"store": settings.store.model_copy(update={"redis_url": redis_url})})
+        alerts = load_alerts_config(alerts_file(tmp, receivers.robots.url, receivers.smtp_port, mail_limit=mail_limit,
+                                                rules=rules))
         components = dataclasses.replace(components_for(settings), alerts=alerts)
-        store = make_store(store_kind, tmp, namespace)
+        store = (RedisStore(redis_url, PHONE_KEY, namespace=namespace) if redis_url is not None
+                 else make_store(store_kind, tmp, namespace))
         adapters = build_adapters(components.adapter_configs)
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                                callbacks=adapters, jurisdiction=components.jurisdiction)
@@ -226,5 +279,5 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
         app = create_app(settings, runtime=runtime)
         url = stack.enter_context(serve_in_thread(app, name="alerts-gateway", startup_timeout=30))
         client = stack.enter_context(httpx.Client(timeout=10, trust_env=False))
-        yield AlertWorld(gateway_url=url, runtime=runtime, lanes=lanes, robots=robots, mailbox=mailbox,
-                         client=client)
+        yield AlertWorld(gateway_url=url, runtime=runtime, lanes=lanes, robots=receivers.robots,
+                         mailbox=receivers.mailbox, client=client)
