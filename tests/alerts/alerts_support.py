@@ -3,13 +3,17 @@ receiver on one loopback HTTP server (each checking what the real one checks), a
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +49,7 @@ from tests.ops.ops_support import (
     city_complaint,
     components_for,
     delivery_file_for,
+    drop_namespace,
     make_store,
     receiver,
 )
@@ -248,7 +253,7 @@ def flaky_delivery_file(tmp: Path, url: str, *, breaker: dict[str, Any] | None =
 
 
 @contextmanager
-def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "sqlite", namespace: str = "alerts",
+def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "sqlite", namespace: str | None = None,
                         receivers: Receivers | None = None, delivery_file: Path | None = None,
                         adapters_dir: Path | None = None, pollers: bool = False,
                         rules: dict[str, Any] | None = None, redis_url: str | None = None) -> Iterator[AlertWorld]:
@@ -257,6 +262,10 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
     with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
         for name, value in ALERT_ENV.items():
             patch.setenv(name, value)
+        if namespace is None:  # a Redis namespace of this world's own, dropped at the end
+            namespace = f"test-alerts-{uuid.uuid4().hex[:12]}"
+            if store_kind == "redis":
+                stack.callback(lambda: asyncio.run(drop_namespace(str(namespace))))
         lanes = stack.enter_context(receiver())
         lanes.accept = False
         if receivers is None:
@@ -281,3 +290,63 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
         client = stack.enter_context(httpx.Client(timeout=10, trust_env=False))
         yield AlertWorld(gateway_url=url, runtime=runtime, lanes=lanes, robots=receivers.robots,
                          mailbox=receivers.mailbox, client=client)
+
+
+class CuttableProxy:
+    """A loopback TCP proxy in front of Redis that can be cut (port closed, connections dropped) and restored on the
+    same port: the store becomes unreachable for real, as when the network to it fails."""
+
+    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 6379)) -> None:
+        self.target = target
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="redis-proxy", daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            sockets, self._sockets = self._sockets, []
+        for s in [*sockets, *([listener] if listener else [])]:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_RDWR)

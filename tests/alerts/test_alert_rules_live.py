@@ -3,8 +3,10 @@ or due soon, quarantine growing; and an alert message outliving a restart of the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,13 @@ import yaml
 from simulators.peer import DEV_CREDENTIALS
 from tests.alerts.alerts_support import (
     AlertWorld,
+    CuttableProxy,
     alert_receivers,
     flaky_delivery_file,
     running_alert_world,
 )
 from tests.e2e.e2e_support import free_port
-from tests.ops.ops_support import CONFIG, china_time, city_complaint, due_soon_receipt_day
+from tests.ops.ops_support import CONFIG, china_time, city_complaint, drop_namespace, due_soon_receipt_day
 
 
 def _changes(world: AlertWorld) -> list[dict[str, Any]]:
@@ -148,3 +151,31 @@ def test_an_alert_message_outlives_a_restart_of_the_gateway(tmp_path: Path) -> N
                        and world.runtime.alerts.rounds > 5)
             assert len(receivers.robots.wecom) == 1
             assert len([c for c in _changes(world) if c["change"] == "fired"]) == 1
+
+
+def test_a_store_outage_is_told_once_the_store_is_back(tmp_path: Path) -> None:
+    namespace = f"test-alerts-{uuid.uuid4().hex[:12]}"
+    proxy = CuttableProxy()
+    proxy.start()
+    rules = {"ticket_overdue": {"enabled": False}, "ticket_due_soon": {"enabled": False},
+             "store_unreachable": {"failed_checks": 2}}
+    try:
+        with running_alert_world(tmp_path, store_kind="redis", namespace=namespace, redis_url=proxy.url,
+                                 rules=rules) as world:
+            monitor = world.runtime.alerts
+            assert monitor is not None
+            proxy.cut()
+            world.wait("the monitor to find the store unreachable twice", lambda: monitor.outage is not None
+                       and monitor.outage.failed_checks >= 2)
+            proxy.start()
+            alert = world.wait("the outage alert once the store is back", lambda: next(
+                (a for a in world.alerts("all") if a["key"] == "store_unreachable:store"), None))
+            assert alert["state"] == "resolved" and alert["count"] >= 2 and alert["severity"] == "critical"
+            world.wait("the robots to hear of it", lambda: any(
+                "存储曾无法访问" in m["markdown"]["content"] and "存储已恢复访问" in m["markdown"]["content"]
+                for m in world.robots.wecom))
+            assert any(c["key"] == "store_unreachable:store" and c["change"] == "resolved"
+                       for c in _changes(world))
+    finally:
+        proxy.cut()
+        asyncio.run(drop_namespace(namespace))

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.alerts.alerts_support import AlertWorld, running_alert_world
 
 
@@ -21,8 +23,10 @@ def _messages(world: AlertWorld) -> dict[str, int]:
             "email": len(world.mailbox.messages)}
 
 
-def test_an_outage_is_one_alert_with_a_count_on_every_channel_and_its_resolution_follows(tmp_path: Path) -> None:
-    with running_alert_world(tmp_path) as world:
+@pytest.mark.parametrize("store_kind", ["sqlite", "redis"])
+def test_an_outage_is_one_alert_with_a_count_on_every_channel_and_its_resolution_follows(tmp_path: Path,
+                                                                                         store_kind: str) -> None:
+    with running_alert_world(tmp_path, store_kind=store_kind) as world:
         for i in range(3):
             world.push(f"GZ-12345-20261206-A{i:03d}")
         world.wait("three forwards dead-lettered", lambda: _dead(world, 3))
