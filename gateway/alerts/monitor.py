@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 LOCK = "alerts"  # one monitor per store evaluates and sends; the others stand by
 STORE_RULE = "store_unreachable"
 RECENT_RESOLVED = 200  # resolved alerts looked at for channels still owed their resolution
+HEALTH_TIMEOUT = 10.0  # a store check not answered by then is a failed one (a network that drops packets)
 
 
 # Called with a channel's name and the changes of each message enqueued for it (metrics).
@@ -156,7 +157,8 @@ class AlertMonitor:
 
     async def _store_reachable(self, now: datetime) -> bool:
         try:
-            health = await self.store.health()
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                health = await self.store.health()
             reachable = health.get("reachable", True) is not False
             error = "" if reachable else str(health.get("warnings") or "unreachable")
         except Exception as err:

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.alerts import AlertsConfigError, load_alerts_config
 from gateway.alerts.channels import dingtalk_sign
+from tests.ops.ops_support import running_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,3 +66,14 @@ def test_the_demo_configuration_has_alerts_and_no_channels() -> None:
 def test_the_dingtalk_sign_is_the_documented_hmac_of_timestamp_and_secret() -> None:
     # Worked by hand with openssl: printf '1700000000000\nSECabc' | openssl dgst -sha256 -hmac SECabc -binary | base64
     assert dingtalk_sign("SECabc", 1700000000000) == "jcUpW0QmtKduN03n4JqQ0PBosVjqnM8gU7fIIvsDmCM%3D"
+
+
+async def test_a_changed_alerts_file_is_named_as_needing_a_restart(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    async with running_gateway(tmp_path, config_dir=config) as gw:
+        alerts = config / "alerts.yaml"
+        alerts.write_text(alerts.read_text(encoding="utf-8").replace("min_open: 5", "min_open: 3"), encoding="utf-8")
+        response = await gw.post("/api/v1/admin/reload", "admin")
+        assert response.status_code == 200, response.text
+        assert response.json()["restart_required"] == ["alerts"]
