@@ -80,7 +80,6 @@ class AlertMonitor:
         self._channels: dict[str, AnyChannel] = {c.name: c for c in config.channels}
         self._windows = {c.name: ChannelWindow(c.rate_limit.max_messages, c.rate_limit.per, monotonic)
                          for c in config.channels}
-        self._last_keys: dict[str, set[str]] = {}  # per rule: the keys of its facts in its last good round
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -94,8 +93,12 @@ class AlertMonitor:
         self._stopping.set()
         self._wake.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A round under way ends first; one stuck on a store that does not answer is cancelled.
+            _, stuck = await asyncio.wait({self._task}, timeout=HEALTH_TIMEOUT)
+            for task in stuck:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             self._task = None
         if self.leading:
             with contextlib.suppress(Exception):
@@ -133,7 +136,7 @@ class AlertMonitor:
             self.outage = None
             if told is not None:
                 changed[told.alert_id] = told
-        facts, carried = await self._facts(now)
+        facts, failing = await self._facts(now)
         firing = {a.key: a for a in await self.store.list_alerts(firing_only=True, limit=1000)}
         for key, fact in facts.items():
             record = self._fired_or_updated(firing.get(key), fact, now)
@@ -141,7 +144,7 @@ class AlertMonitor:
         for key, alert in firing.items():
             if key in facts:
                 continue
-            if key in carried:
+            if alert.rule in failing:
                 changed[alert.alert_id] = replace(alert, last_seen_at=now)
             elif now - alert.last_seen_at >= timedelta(seconds=self.config.resolve_after):
                 changed[alert.alert_id] = self._changed(replace(alert, state="resolved", resolved_at=now),
@@ -186,21 +189,20 @@ class AlertMonitor:
         return self._changed(alert, "resolved", now)
 
     async def _facts(self, now: datetime) -> tuple[dict[str, AlertFact], set[str]]:
-        """Every rule's facts, and the keys carried over from the last good round of a rule failing this round
-        (its alerts stay as they are: a rule that cannot look cannot say a condition is gone)."""
+        """Every rule's facts, and the rule names of those failing this round (their alerts stay as they are:
+        a rule that cannot look cannot say a condition is gone)."""
         facts: dict[str, AlertFact] = {}
-        carried: set[str] = set()
+        failing: set[str] = set()
         for rule in self.rules:
             try:
                 found = list(await rule.facts(now))
             except Exception:
                 self.rule_errors[rule.name] += 1
                 log.exception("alert rule failed; its alerts stay as they were", extra={"rule": rule.name})
-                carried |= self._last_keys.get(rule.name, set())
+                failing |= set(rule.produces)
                 continue
-            self._last_keys[rule.name] = {f.key for f in found}
             facts.update((f.key, f) for f in found)
-        return facts, carried
+        return facts, failing
 
     def _fired_or_updated(self, alert: AlertRecord | None, fact: AlertFact, now: datetime) -> AlertRecord:
         if alert is None:

@@ -46,7 +46,11 @@ class AlertRule(Protocol):
     firing, with its count), a fact no longer found resolves its alert. A new source (e.g. the sender's echo:
     a partner not hearing back past a threshold) is one more class with these two members."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def produces(self) -> tuple[str, ...]: ...  # the rule names of its facts: while it fails, they stay as they are
 
     async def facts(self, now: datetime) -> Sequence[AlertFact]: ...
 
@@ -78,6 +82,7 @@ class DeadLetters:
     """Lanes holding dead letters (the store's counts: every process's dead letters)."""
 
     name = "dead_letters"
+    produces = (name,)
 
     def __init__(self, store: LaneStore, config: DeadLettersRule) -> None:
         self._store, self._config = store, config
@@ -94,6 +99,7 @@ class OpenBreakers:
     """Lanes whose circuit breaker (in this process) is open or probing."""
 
     name = "breaker_open"
+    produces = (name,)
 
     def __init__(self, breakers: BreakerStates, config: BreakerRule) -> None:
         self._breakers, self._config = breakers, config
@@ -112,6 +118,7 @@ class FailingPollers:
     """Pulling adapters whose poller failed N times in a row (in this process)."""
 
     name = "poller_failing"
+    produces = (name,)
 
     def __init__(self, pollers: PollerStates, config: PollerRule) -> None:
         self._pollers, self._config = pollers, config
@@ -128,6 +135,7 @@ class GrowingQuarantine:
     """Adapters with many payloads in quarantine (could not be mapped, not yet re-mapped)."""
 
     name = "quarantine_growing"
+    produces = (name,)
 
     def __init__(self, store: OpsLedger, adapter_ids: Callable[[], Sequence[str]], config: QuarantineRule) -> None:
         self._store, self._adapter_ids, self._config = store, adapter_ids, config
@@ -147,6 +155,7 @@ class DeadlineRisks:
     scans the last one's facts stand."""
 
     name = "deadlines"
+    produces = ("ticket_overdue", "ticket_due_soon")
 
     def __init__(self, store: TicketStore, basis: DeadlineBasis, overdue: OverdueRule, due_soon: DueSoonRule, *,
                  scan_every: float, clock: Callable[[], float] = time.monotonic) -> None:
