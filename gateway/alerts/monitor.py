@@ -230,7 +230,8 @@ class AlertMonitor:
 
     async def _send(self, alerts: list[AlertRecord], now: datetime) -> list[AlertRecord]:
         """One message per channel owed something, as its rate limit allows; the alerts with what was sent."""
-        result = {a.alert_id: a for a in alerts}
+        # A channel no longer configured is owed nothing.
+        result = {a.alert_id: replace(a, owed=tuple(o for o in a.owed if o in self._channels)) for a in alerts}
         for name, channel in self._channels.items():
             due = sorted((a for a in result.values() if name in a.owed), key=lambda a: (a.state, a.started_at))
             if not due or not self._windows[name].allows():

@@ -144,7 +144,7 @@ class AlertRecord:
     resolved_at: datetime | None = None
     notified_count: int | None = None  # the count the last notice told
     notified_at: datetime | None = None
-    notices: int = 0  # changes told so far (fired, grew, resolved)
+    notices: int = 0  # changes so far (fired, grew, resolved), each owed to the channels that want it
     details: tuple[str, ...] = ()  # a few examples: lane, ticket numbers, the last error
     owed: tuple[str, ...] = ()
 

@@ -120,3 +120,24 @@ async def test_a_round_groups_every_change_into_one_message_per_channel(tmp_path
     assert sorted(c["subject"] for c in message["data"]["changes"]) == [  # type: ignore[index]
         "city-12345-rest", "enforcement-case", "legacy-registration"]
     await store.close()
+
+
+async def test_a_channel_taken_out_of_the_configuration_is_owed_nothing_any_more(tmp_path: Path) -> None:
+    limited = CONFIG.model_copy(update={"channels": (CONFIG.channels[0].model_copy(
+        update={"rate_limit": CONFIG.channels[0].rate_limit.model_copy(update={"max_messages": 1})}),)})
+    store = SqliteStore(tmp_path / "gateway.db", PHONE_KEY)
+    await store.open()
+    rule, clock = SilentPartners(), Clock()
+    monitor = AlertMonitor(limited, store, [rule], region="黔东南", owner="test", clock=clock)
+    rule.silent = {"city-12345-rest": 1}
+    await monitor.evaluate()
+    rule.silent = {"city-12345-rest": 1, "legacy-registration": 2}
+    await monitor.evaluate()
+    owed = {a.subject: a.owed for a in await store.list_alerts(firing_only=True)}
+    assert owed == {"city-12345-rest": (), "legacy-registration": ("ops-webhook",)}  # held back by the limit
+
+    without = AlertMonitor(AlertsConfig(), store, [rule], region="黔东南", owner="test", clock=clock)
+    await without.evaluate()
+    assert {a.subject: a.owed for a in await store.list_alerts(firing_only=True)} == {
+        "city-12345-rest": (), "legacy-registration": ()}
+    await store.close()
