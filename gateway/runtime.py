@@ -92,14 +92,13 @@ def national_status_secrets(settings: GatewaySettings) -> list[str]:
 
 
 def lanes(components: Components, adapters: Mapping[str, Adapter], store: TicketStore,
-          configured: Sequence[DestinationConfig] | None = None, *, check_routing: bool = True
-          ) -> tuple[list[DestinationConfig], dict[str, Sender]]:
+          configured: Sequence[DestinationConfig] | None = None) -> tuple[list[DestinationConfig], dict[str, Sender]]:
     """Every delivery lane: the configured destinations (national with its token and number keeping),
     one callback lane per adapter that writes status back, with that adapter's own sender, and one lane per
     alert channel (`alert:<name>`).
 
-    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file);
-    `check_routing`: refuse destinations that routing names but the configuration lacks."""
+    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file). That
+    routing names only lanes that exist was checked when the components were loaded (load_components)."""
     settings = components.settings
     national = components.router.config.national_destination
     destinations: list[DestinationConfig] = []
@@ -121,8 +120,6 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Ticket
     alert_destinations, alert_senders = channel_lanes(components.alerts)
     destinations += alert_destinations
     senders.update(alert_senders)
-    if check_routing:
-        check_routed_lanes(components, {d.name for d in destinations})
     return destinations, senders
 
 
