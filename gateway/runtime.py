@@ -21,10 +21,11 @@ from gateway.alerts import AlertMonitor, AlertsConfig, channel_lanes, load_alert
 from gateway.alerts.rules import standard_rules
 from gateway.compaction import Compactor
 from gateway.config import GatewaySettings
+from gateway.delivery.breaker import BreakerSnapshot
 from gateway.delivery.config import DeliveryConfig, load_delivery_config
 from gateway.delivery.engine import DeliveryEngine, default_worker_id
 from gateway.delivery.policy import Decision, DecisionKind
-from gateway.pollers import PollScheduler, start_pollers
+from gateway.pollers import PollerStatus, PollScheduler, start_pollers
 from gateway.store import Store, TicketStore, open_store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
@@ -254,12 +255,12 @@ class Runtime:
     def alert_monitor(self) -> AlertMonitor:
         """The alert monitor over this runtime: its lanes' breakers and dead letters, its pollers, the store's
         quarantine and tickets' deadlines (under the configuration in force); a dead letter wakes it."""
-        def breakers() -> dict[str, Any]:
+        def breakers() -> dict[str, BreakerSnapshot]:
             engine = self.engine
             return {} if engine is None else {name: lane.breaker for name, lane in engine.status().items()
                                               if lane.breaker is not None}
 
-        def pollers() -> dict[str, Any]:
+        def pollers() -> dict[str, PollerStatus]:
             return {} if self.pollers is None else dict(self.pollers.status())
 
         def wake_lane(lane: str) -> None:

@@ -16,6 +16,7 @@ from gateway.alerts.config import (
     OverdueRule,
     PollerRule,
     QuarantineRule,
+    Severity,
 )
 from gateway.store import LaneStore, OpsLedger, Store, TicketStore
 from gateway.tickets.deadlines import WorkingDayCalendar
@@ -31,7 +32,7 @@ class AlertFact:
 
     rule: str
     subject: str
-    severity: str
+    severity: Severity
     count: int
     summary: str  # one line for an operator, in Chinese
     details: tuple[str, ...] = ()
@@ -44,7 +45,7 @@ class AlertFact:
 class AlertRule(Protocol):
     """A source of alerts. The monitor asks every rule each round; a fact found is an alert firing (or still
     firing, with its count), a fact no longer found resolves its alert. A new source (e.g. the sender's echo:
-    a partner not hearing back past a threshold) is one more class with these two members."""
+    a partner not hearing back past a threshold) is one more class with these three members."""
 
     @property
     def name(self) -> str: ...
