@@ -13,6 +13,7 @@ from gateway.alerts.config import (
     BreakerRule,
     DeadLettersRule,
     DueSoonRule,
+    LaneWaitingRule,
     OverdueRule,
     PollerRule,
     QuarantineRule,
@@ -79,21 +80,54 @@ PollerStates = Callable[[], Mapping[str, PollerView]]
 DeadlineBasis = Callable[[], tuple[WorkingDayCalendar, int]]  # the calendar in force, due-soon working days
 
 
-class DeadLetters:
-    """Lanes holding dead letters (the store's counts: every process's dead letters)."""
+CALLBACK_PREFIX = "callback:"
+_UNDELIVERED = ("pending", "retrying", "in_flight")
 
-    name = "dead_letters"
-    produces = (name,)
 
-    def __init__(self, store: LaneStore, config: DeadLettersRule) -> None:
-        self._store, self._config = store, config
+def waited(seconds: float) -> str:
+    """A wait as an operator reads it: 分钟 up to two hours, then 小时."""
+    minutes = int(seconds // 60)
+    return f"{minutes} 分钟" if minutes < 120 else f"{seconds / 3600:.1f} 小时"
+
+
+class LaneFacts:
+    """Lanes holding dead letters, and lanes whose oldest undelivered delivery waits too long (a partner's status
+    callbacks waiting: the partner has not heard back). From the store's counts: every process's lanes."""
+
+    name = "lanes"
+    produces = ("dead_letters", "lane_waiting")
+
+    def __init__(self, store: LaneStore, dead_letters: DeadLettersRule, waiting: LaneWaitingRule) -> None:
+        self._store, self._dead, self._waiting = store, dead_letters, waiting
 
     async def facts(self, now: datetime) -> list[AlertFact]:
-        stats = await self._store.lane_stats()
-        return [AlertFact(self.name, lane, self._config.severity, dead,
-                          f"通道 {lane} 有 {dead} 条死信：投递已放弃，等待重放")
-                for lane, counts in sorted(stats.items())
-                if (dead := int(counts.get("dead", 0))) >= self._config.min_count]
+        found = []
+        for lane, counts in sorted((await self._store.lane_stats()).items()):
+            dead = int(counts.get("dead", 0))
+            if self._dead.enabled and dead >= self._dead.min_count:
+                found.append(AlertFact("dead_letters", lane, self._dead.severity, dead,
+                                       f"通道 {lane} 有 {dead} 条死信：投递已放弃，等待重放"))
+            age = float(counts.get("oldest_waiting_age_s", 0.0))
+            undelivered = int(sum(counts.get(state, 0) for state in _UNDELIVERED))
+            if self._waiting.enabled and undelivered:
+                fact = self._waiting_fact(lane, age, undelivered)
+                if fact is not None:
+                    found.append(fact)
+        return found
+
+    def _waiting_fact(self, lane: str, age: float, undelivered: int) -> AlertFact | None:
+        rule = self._waiting
+        if lane.startswith(CALLBACK_PREFIX):
+            if age <= rule.callbacks_older_than:
+                return None
+            partner = lane.removeprefix(CALLBACK_PREFIX)
+            return AlertFact("lane_waiting", lane, rule.severity, undelivered,
+                             f"接口 {partner} 的状态回写已等待 {waited(age)} 未送达：来源系统未收到回音"
+                             f"（{undelivered} 条未送达）")
+        if age <= rule.older_than:
+            return None
+        return AlertFact("lane_waiting", lane, rule.severity, undelivered,
+                         f"通道 {lane} 最早一条未送达的投递已等待 {waited(age)}（{undelivered} 条未送达）")
 
 
 class OpenBreakers:
@@ -189,8 +223,8 @@ def standard_rules(config: AlertsConfig, store: Store, *, breakers: BreakerState
     """The rules alerts.yaml enables, reading the running gateway through the given views."""
     rules = config.rules
     found: list[AlertRule] = []
-    if rules.dead_letters.enabled:
-        found.append(DeadLetters(store, rules.dead_letters))
+    if rules.dead_letters.enabled or rules.lane_waiting.enabled:
+        found.append(LaneFacts(store, rules.dead_letters, rules.lane_waiting))
     if rules.breaker_open.enabled:
         found.append(OpenBreakers(breakers, rules.breaker_open))
     if rules.poller_failing.enabled:

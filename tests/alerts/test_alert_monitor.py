@@ -3,12 +3,16 @@ e.g. the sender's echo, would be) and a clock the test moves: repeats, failing r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from contracts.delivery import DeliveryKind, OutboxEntry
 from gateway.alerts import AlertFact, AlertMonitor, AlertsConfig
+from gateway.alerts.config import Rules
+from gateway.alerts.rules import LaneFacts
 from gateway.store import Store
 from gateway.store.sqlite import SqliteStore
 from tests.ops.ops_support import PHONE_KEY
@@ -140,4 +144,23 @@ async def test_a_channel_taken_out_of_the_configuration_is_owed_nothing_any_more
     await without.evaluate()
     assert {a.subject: a.owed for a in await store.list_alerts(firing_only=True)} == {
         "city-12345-rest": (), "legacy-registration": ()}
+    await store.close()
+
+
+async def test_status_callbacks_waiting_too_long_say_the_partner_has_not_heard_back(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "gateway.db", PHONE_KEY)
+    await store.open()
+    await store.enqueue("T-ECHO-1", "k-echo-1", [OutboxEntry(
+        destination="callback:city-12345-rest", kind=DeliveryKind.CALLBACK, body=b'{"handleStatus":"1"}')])
+    rules = Rules.model_validate({"lane_waiting": {"older_than": "1h", "callbacks_older_than": "0.05s"}})
+    monitor = AlertMonitor(CONFIG, store, [LaneFacts(store, rules.dead_letters, rules.lane_waiting)],
+                           region="黔东南", owner="test")
+    while (await store.lane_stats())["callback:city-12345-rest"]["oldest_waiting_age_s"] <= 0.05:  # noqa: ASYNC110 - the store has no event to wait on
+        await asyncio.sleep(0.02)
+
+    await monitor.evaluate()
+
+    [alert] = await store.list_alerts(firing_only=True)
+    assert alert.key == "lane_waiting:callback:city-12345-rest" and alert.count == 1
+    assert alert.summary.startswith("接口 city-12345-rest 的状态回写已等待") and "来源系统未收到回音" in alert.summary
     await store.close()

@@ -179,3 +179,22 @@ def test_a_store_outage_is_told_once_the_store_is_back(tmp_path: Path) -> None:
     finally:
         proxy.cut()
         asyncio.run(drop_namespace(namespace))
+
+
+def test_a_lane_whose_oldest_delivery_waits_too_long_fires_and_resolves_once_delivered(tmp_path: Path) -> None:
+    rules = {"ticket_overdue": {"enabled": False}, "ticket_due_soon": {"enabled": False},
+             "lane_waiting": {"older_than": "1s"}}
+    with alert_receivers() as receivers:
+        receivers.robots.lane_status = 503  # retried, never given up: the lane only waits
+        delivery = flaky_delivery_file(tmp_path, f"{receivers.robots.url}/lanes", breaker={"enabled": False})
+        with running_alert_world(tmp_path, receivers=receivers, delivery_file=delivery, rules=rules) as world:
+            world.push("GZ-12345-20261206-W001")
+            alert = world.wait("the waiting lane's alert", lambda: next(
+                (a for a in world.alerts() if a["key"] == "lane_waiting:national"), None))
+            assert "通道 national 最早一条未送达的投递已等待" in alert["summary"] and alert["count"] == 1
+            assert alert["severity"] == "warning"
+            receivers.robots.lane_status = 200
+            world.wait("the alert to resolve once the forward is delivered", lambda: not any(
+                a["key"] == "lane_waiting:national" for a in world.alerts()))
+            world.wait("the resolution on the robot", lambda: any(
+                "积压已送达" in m["markdown"]["content"] for m in receivers.robots.wecom))
