@@ -199,7 +199,6 @@ class AlertsConfig(_Section):
     evaluate_every: PositiveDuration = 30.0  # how often the rules are evaluated
     resolve_after: Duration = 60.0  # a condition must be gone this long before its alert is resolved
     repeat_after: PositiveDuration = 3600.0  # a firing alert whose count grew is told again at most this often
-    deadline_scan_every: PositiveDuration = 300.0  # the deadline rules read the newest tickets this often
     rules: Rules = Field(default_factory=Rules)
     channels: tuple[Channel, ...] = ()
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -20,8 +19,8 @@ from gateway.alerts.config import (
     Severity,
 )
 from gateway.store import LaneStore, OpsLedger, Store, TicketStore
-from gateway.tickets.deadlines import WorkingDayCalendar
-from gateway.tickets.risk import tickets_at_risk
+from gateway.tickets.deadlines import WorkingDayCalendar, china_date
+from gateway.tickets.risk import Risk, risk_query
 
 # How many of a condition's examples (ticket numbers, lanes) an alert carries.
 EXAMPLES = 5
@@ -184,37 +183,34 @@ class GrowingQuarantine:
 
 
 class DeadlineRisks:
-    """Open tickets past a statutory time limit (one alert), or due soon (another), among the newest scanned.
-
-    Reading tickets costs more than the other rules: the scan runs every `scan_every` seconds, and between
-    scans the last one's facts stand."""
+    """Open tickets past a statutory time limit (one alert), or due soon (another): counted by the store's index of
+    due days, the most pressing ones' numbers as examples."""
 
     name = "deadlines"
     produces = ("ticket_overdue", "ticket_due_soon")
 
-    def __init__(self, store: TicketStore, basis: DeadlineBasis, overdue: OverdueRule, due_soon: DueSoonRule, *,
-                 scan_every: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: TicketStore, basis: DeadlineBasis, overdue: OverdueRule, due_soon: DueSoonRule) -> None:
         self._store, self._basis = store, basis
         self._overdue, self._due_soon = overdue, due_soon
-        self._scan_every, self._clock = scan_every, clock
-        self._last: tuple[float, list[AlertFact]] | None = None
 
     async def facts(self, now: datetime) -> list[AlertFact]:
-        if self._last is not None and self._clock() - self._last[0] < self._scan_every:
-            return self._last[1]
         calendar, within = self._basis()
-        overdue: list[str] = []
-        due_soon: list[str] = []
-        for ticket, risk in await tickets_at_risk(self._store, now, calendar, due_soon_within=within):
-            (overdue if risk.risk == "overdue" else due_soon).append(ticket.source.source_ticket_no)
+        today = china_date(now)
         found = []
-        if self._overdue.enabled and len(overdue) >= self._overdue.min_count:
-            found.append(AlertFact("ticket_overdue", "tickets", self._overdue.severity, len(overdue),
-                                   f"{len(overdue)} 件工单已超过法定时限", tuple(overdue[:EXAMPLES])))
-        if self._due_soon.enabled and len(due_soon) >= self._due_soon.min_count:
-            found.append(AlertFact("ticket_due_soon", "tickets", self._due_soon.severity, len(due_soon),
-                                   f"{len(due_soon)} 件工单将在 {within} 个工作日内到期", tuple(due_soon[:EXAMPLES])))
-        self._last = (self._clock(), found)
+        checks: tuple[tuple[Risk, OverdueRule | DueSoonRule, str], ...] = (
+            ("overdue", self._overdue, "ticket_overdue"), ("due_soon", self._due_soon, "ticket_due_soon"))
+        for risk, rule, name in checks:
+            if not rule.enabled:
+                continue
+            query = risk_query(risk, today, calendar, due_soon_within=within)
+            count = await self._store.count_tickets(query)
+            if count < rule.min_count:
+                continue
+            pressing = await self._store.search_tickets(replace(query, order="due", limit=EXAMPLES))
+            summary = (f"{count} 件工单已超过法定时限" if risk == "overdue"
+                       else f"{count} 件工单将在 {within} 个工作日内到期")
+            found.append(AlertFact(name, "tickets", rule.severity, count, summary,
+                                   tuple(t.source.source_ticket_no for t in pressing)))
         return found
 
 
@@ -232,6 +228,5 @@ def standard_rules(config: AlertsConfig, store: Store, *, breakers: BreakerState
     if rules.quarantine_growing.enabled:
         found.append(GrowingQuarantine(store, adapter_ids, rules.quarantine_growing))
     if rules.ticket_overdue.enabled or rules.ticket_due_soon.enabled:
-        found.append(DeadlineRisks(store, deadline_basis, rules.ticket_overdue, rules.ticket_due_soon,
-                                   scan_every=config.deadline_scan_every))
+        found.append(DeadlineRisks(store, deadline_basis, rules.ticket_overdue, rules.ticket_due_soon))
     return found

@@ -31,13 +31,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks import Webhook
 
-from adapters.registry import build_adapters
 from gateway.alerts import load_alerts_config
 from gateway.app import create_app
 from gateway.runtime import Runtime
 from gateway.store.redis import RedisStore
-from gateway.tickets.intake import IntakeService
-from gateway.tickets.status import StatusService
 from simulators.peer import DEV_CREDENTIALS, serve_in_thread
 from tests.e2e.e2e_support import free_port, wait_for
 from tests.ops.ops_support import (
@@ -46,8 +43,8 @@ from tests.ops.ops_support import (
     TOKENS,
     Receiver,
     base_settings,
+    build_runtime,
     city_complaint,
-    components_for,
     delivery_file_for,
     drop_namespace,
     make_store,
@@ -194,7 +191,7 @@ def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int =
                 rules: dict[str, Any] | None = None) -> Path:
     """Alerts every 0.2 s to all four channels; the deadline rules off unless `rules` says otherwise."""
     data = {
-        "evaluate_every": "0.2s", "resolve_after": 0, "repeat_after": "1h", "deadline_scan_every": "0.5s",
+        "evaluate_every": "0.2s", "resolve_after": 0, "repeat_after": "1h",
         "rules": rules if rules is not None else {"ticket_overdue": {"enabled": False},
                                                   "ticket_due_soon": {"enabled": False}},
         "channels": [
@@ -277,14 +274,11 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
             settings = settings.model_copy(update={"store": settings.store.model_copy(update={"redis_url": redis_url})})
         alerts = load_alerts_config(alerts_file(tmp, receivers.robots.url, receivers.smtp_port, mail_limit=mail_limit,
                                                 rules=rules))
-        components = dataclasses.replace(components_for(settings), alerts=alerts)
         store = (RedisStore(redis_url, PHONE_KEY, namespace=namespace) if redis_url is not None
                  else make_store(store_kind, tmp, namespace))
-        adapters = build_adapters(components.adapter_configs)
-        intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
-                               callbacks=adapters, jurisdiction=components.jurisdiction)
-        runtime = Runtime(components, store, adapters, intake, StatusService(store, components.specs,
-                                                                               components.router, adapters))
+        runtime = build_runtime(settings, store)  # the demo's components, with this world's alerts
+        runtime.live = dataclasses.replace(runtime.live, components=dataclasses.replace(runtime.components,
+                                                                                        alerts=alerts))
         app = create_app(settings, runtime=runtime)
         url = stack.enter_context(serve_in_thread(app, name="alerts-gateway", startup_timeout=30))
         client = stack.enter_context(httpx.Client(timeout=10, trust_env=False))
