@@ -21,6 +21,8 @@ from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
     DeliverySearch,
@@ -168,6 +170,12 @@ def ops_api_router() -> APIRouter:
     async def reload(user: Admin, service: Service) -> ReloadResult:
         """Re-read adapters, mapping specs, routing, deadline rules, calendar and ops users (admin)."""
         return await service.reload(user)
+
+    @router.get("/alerts", response_model=list[AlertView])
+    async def alerts(search: Annotated[AlertSearch, Query()], user: Viewer, service: Service) -> list[AlertView]:
+        """Alerts firing now (state=firing), or all of them, resolved too (state=all); most recently updated
+        first. Each is one condition (rule and subject) with its count; `owed`: channels still to be told."""
+        return await service.alerts(search)
 
     @router.get("/audit", response_model=list[AuditView])
     async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:

@@ -20,11 +20,18 @@ from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, prese
 from gateway.ops.errors import OpsError
 from gateway.ops.on_time import LIMIT_LABELS
 from gateway.ops.review import pending_reviews, settle
-from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
-from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS
+from gateway.ops.views import (
+    ACTION_LABELS,
+    CIRCUIT_LABELS,
+    RISK_LABELS,
+    SEVERITY_LABELS,
+    STATE_LABELS,
+    STATUS_LABELS,
+)
 from gateway.tickets.review import Settlement
+from gateway.tickets.risk import deadline_risk
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
@@ -64,7 +71,8 @@ def _environment() -> Environment:
     env.filters["age"] = _age
     env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
     env.globals.update(STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS, CIRCUIT_LABELS=CIRCUIT_LABELS,
-                       RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
+                       RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, SEVERITY_LABELS=SEVERITY_LABELS,
+                       BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS, Role=Role)
     return env
 

@@ -34,7 +34,8 @@ async def read_configuration(runtime: Runtime, users_file: Path) -> Configuratio
 
 
 def restart_required(old: Components, new: Components) -> list[str]:
-    """What changed that only a restart applies: an adapter's transport (or the adapter itself), the lanes."""
+    """What changed that only a restart applies: an adapter's transport (or the adapter itself), the lanes, the
+    alerts (rules and channels)."""
     restart: list[str] = []
     for adapter_id in sorted(set(old.adapter_configs) | set(new.adapter_configs)):
         before, after = old.adapter_configs.get(adapter_id), new.adapter_configs.get(adapter_id)
@@ -42,6 +43,8 @@ def restart_required(old: Components, new: Components) -> list[str]:
             restart.append(f"adapter:{adapter_id}")
     if old.delivery != new.delivery:
         restart.append("delivery")
+    if old.alerts != new.alerts:  # the monitor and the channels' lanes run as started
+        restart.append("alerts")
     return restart
 
 

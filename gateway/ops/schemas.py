@@ -140,6 +140,11 @@ class ReplayRequest(_Request):
         return self
 
 
+class AlertSearch(_Request):
+    state: Literal["firing", "all"] = "firing"  # all: firing and resolved, most recently updated first
+    limit: Limit = 100
+
+
 class AuditSearch(_Request):
     actor: Text64 | None = None
     action: Text64 | None = None
@@ -197,6 +202,26 @@ class TimelineEntry(BaseModel):
     label: str  # Chinese, for the page
     detail: str | None = None
     tone: Literal["info", "ok", "warn", "bad"] = "info"
+
+
+class AlertView(BaseModel):
+    """One alert: a condition from firing to resolved; `owed` are channels not yet sent its latest change."""
+
+    alert_id: str
+    key: str
+    rule: str
+    subject: str
+    severity: str
+    state: Literal["firing", "resolved"]
+    summary: str
+    count: int
+    peak: int
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    notices: int
+    details: list[str]
+    owed: list[str]
 
 
 class AuditView(BaseModel):

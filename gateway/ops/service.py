@@ -27,6 +27,8 @@ from gateway.ops.metrics import OpsMetrics
 from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
     DeliveryDetail,
@@ -88,6 +90,8 @@ class OpsService:
         """While the gateway runs: delivery attempts feed metrics and the chart; counts are flushed to the store."""
         if self.runtime.engine is not None:
             self.runtime.engine.add_listener(self._on_attempt)
+        if self.runtime.alerts is not None:
+            self.runtime.alerts.listeners.append(lambda channel, _: self.metrics.alert_messages.labels(channel).inc())
         task = asyncio.create_task(self.counts.run(flush_interval), name="ops-counts-flush")
         try:
             yield self
@@ -334,6 +338,13 @@ class OpsService:
     # -- the dashboard and metrics ------------------------------------------------------------------------
     async def dashboard(self, user: OpsUser, hours: float = 6.0) -> Dashboard:
         return await self.board.dashboard(hours)
+
+    async def alerts(self, search: AlertSearch) -> list[AlertView]:
+        found = await self.store.list_alerts(firing_only=search.state == "firing", limit=search.limit)
+        return [AlertView(alert_id=a.alert_id, key=a.key, rule=a.rule, subject=a.subject, severity=a.severity,
+                          state=a.state, summary=a.summary, count=a.count, peak=a.peak, started_at=a.started_at,
+                          updated_at=a.updated_at, resolved_at=a.resolved_at, notices=a.notices,
+                          details=list(a.details), owed=list(a.owed)) for a in found]
 
     async def chart(self, hours: float) -> Chart:
         return await self.board.chart(hours)

@@ -14,7 +14,7 @@ from gateway.ops.masking import mask_in_text
 from gateway.ops.on_time import OnTimeReport
 from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
-from gateway.store.base import AuditEntry
+from gateway.store.base import AlertRecord, AuditEntry
 
 STATE_LABELS = {"pending": "待发送", "in_flight": "发送中", "retrying": "重试中", "delivered": "已送达", "dead": "死信"}
 STATUS_LABELS = {
@@ -28,6 +28,7 @@ ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预
                  "config.reload": "重新加载配置", "compact": "压缩已送达投递",
                  "jurisdiction.review": "受理范围人工判定"}
 RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
+SEVERITY_LABELS = {"critical": "严重", "warning": "警告", "info": "提示"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Dashboard:
     chart: Chart
     on_time: OnTimeReport
     totals: dict[str, int] = field(default_factory=dict)
+    alerts: list[AlertRecord] = field(default_factory=list)  # firing now, most recently updated first
 
 
 

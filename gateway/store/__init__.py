@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
+    AlertLedger,
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     Coordination,
@@ -31,6 +33,8 @@ from gateway.store.errors import (
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
 
 __all__ = [
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",

@@ -23,6 +23,8 @@ from gateway.store.errors import (
 
 __all__ = [
     "COUNTS_RETENTION_S",
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
@@ -134,6 +136,35 @@ class AuditQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+
+
+AlertState = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert: a condition (a rule about one subject) from the moment it fired until it resolved.
+
+    `owed`: the channels that have not yet been sent its latest change (held back by their rate limit)."""
+
+    alert_id: str
+    key: str  # "<rule>:<subject>": what groups every occurrence of the condition into this one alert
+    rule: str
+    subject: str
+    severity: str
+    state: AlertState
+    summary: str
+    count: int  # how many of the thing now (dead letters, overdue tickets, failed polls…)
+    peak: int
+    started_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime  # the last evaluation that found the condition
+    resolved_at: datetime | None = None
+    notified_count: int | None = None  # the count the last notice told
+    notified_at: datetime | None = None
+    notices: int = 0  # changes so far (fired, grew, resolved), each owed to the channels that want it
+    details: tuple[str, ...] = ()  # a few examples: lane, ticket numbers, the last error
+    owed: tuple[str, ...] = ()
 
 
 # How long per-minute counters are kept: the dashboard shows hours, not days.
@@ -313,6 +344,18 @@ class OpsLedger(ABC):
         """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" not yet resolved."""
 
 
+class AlertLedger(ABC):
+    """Alerts as the alert monitor keeps them: one record per alert, saved whole at every change."""
+
+    @abstractmethod
+    async def save_alert(self, alert: AlertRecord) -> None:
+        """Keep the alert, replacing the record of the same alert_id."""
+
+    @abstractmethod
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        """Alerts (only those firing, or all), most recently updated first."""
+
+
 class Coordination(ABC):
     """What processes sharing one store agree on: poll cursors, named locks, nonces seen."""
 
@@ -343,5 +386,5 @@ class Coordination(ABC):
         """True the first time a nonce is seen in its scope within ttl; False for a replay."""
 
 
-class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, Coordination, ABC):
+class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, AlertLedger, Coordination, ABC):
     """Durable state of the gateway: every role in one backend. Every method is atomic on its own."""

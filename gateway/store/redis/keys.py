@@ -9,6 +9,7 @@ Slots (the part in braces decides the Redis Cluster slot):
   reap and replay are each ONE Lua script over one lane's slot only.
 - `{quarantine}` — quarantined payloads and their indexes (one MULTI per write).
 - `{audit}` — the audit log stream and its per-ticket indexes (one MULTI per entry).
+- `{alerts}` — alert records and their indexes by update and of those firing (one MULTI per save).
 - cursors, locks, nonces, the lane registry: single keys, no tag needed.
 The relay that moves an outbox entry from `{tickets}` into its lane is idempotent (the lane script
 creates the delivery record only if it does not exist), so a crash between the two slots repeats
@@ -110,6 +111,7 @@ class RedisKeys:
         self._tickets = f"{namespace}:{{tickets}}"
         self._quarantine = f"{namespace}:{{quarantine}}"
         self._audit = f"{namespace}:{{audit}}"
+        self._alerts = f"{namespace}:{{alerts}}"
 
     @property
     def pattern(self) -> str:
@@ -201,6 +203,19 @@ class RedisKeys:
 
     def minute_counts(self, minute_ms: int) -> str:  # hash: series name -> count in that minute (expires)
         return f"{self.namespace}:counts:{minute_ms}"
+
+    # -- the {alerts} slot --------------------------------------------------------------------------
+    @property
+    def alerts(self) -> str:  # hash: alert id -> its record (JSON)
+        return f"{self._alerts}:records"
+
+    @property
+    def alerts_by_update(self) -> str:  # sorted set: alert id scored by its last update (ms)
+        return f"{self._alerts}:by-update"
+
+    @property
+    def alerts_firing(self) -> str:  # sorted set: the ids of firing alerts, scored by their last update (ms)
+        return f"{self._alerts}:firing"
 
     # -- single keys ------------------------------------------------------------------------------
     def cursor(self, adapter_id: str) -> str:

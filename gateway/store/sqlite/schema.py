@@ -261,6 +261,17 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX deadline_outcomes_ended ON deadline_outcomes(ended_on);
     """,
+    # 11: alerts, one record each from firing to resolved (the alert monitor's state, shared by its processes).
+    """
+    CREATE TABLE alerts (
+        id         TEXT PRIMARY KEY,
+        firing     INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX alerts_firing ON alerts(firing, updated_at) WHERE firing = 1;
+    CREATE INDEX alerts_updated ON alerts(updated_at);
+    """,
 )
 
 

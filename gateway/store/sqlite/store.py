@@ -21,6 +21,7 @@ from contracts.delivery import (
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import (
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
@@ -31,7 +32,7 @@ from gateway.store.base import (
     TicketQuery,
 )
 from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
-from gateway.store.sqlite import coordination, lanes, operations, quarantine, tickets
+from gateway.store.sqlite import alerts, coordination, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
 
@@ -199,6 +200,13 @@ class SqliteStore(Store):
 
     async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self._executor.run(operations.intake_stats, self._executor, list(adapter_ids))
+
+    # -- alerts -------------------------------------------------------------------------------------
+    async def save_alert(self, alert: AlertRecord) -> None:
+        await self._executor.write(functools.partial(alerts.save_alert, alert), acknowledged=True)
+
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        return await alerts.list_alerts(self._executor, firing_only, limit)
 
     # -- pollers, locks, nonces -------------------------------------------------------------------
     async def get_cursor(self, adapter_id: str) -> str | None:
