@@ -191,7 +191,9 @@ def deliveries_list(
 @deliveries_cli.command("replay")
 def deliveries_replay(
     config: ConfigOption = None,
-    ids: Annotated[list[str] | None, typer.Option("--id", help="a dead delivery's id (repeatable)")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="a dead or retrying delivery's id (repeatable)")] = None,
+    retrying: Annotated[bool, typer.Option("--retrying", help="by filter: retrying deliveries (retry now), "
+                                                               "not dead letters")] = False,
     destination: Annotated[str | None, typer.Option(help="only this lane")] = None,
     error_class: Annotated[str | None, typer.Option(help="only dead letters whose last error was this")] = None,
     ticket: Annotated[str | None, typer.Option(help="only this ticket's deliveries")] = None,
@@ -200,7 +202,8 @@ def deliveries_replay(
     limit: Annotated[int, typer.Option(help="at most this many by filter")] = 1000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be replayed")] = False,
 ) -> None:
-    """Put dead deliveries back on their lanes, by id or by filter, in batches with progress; ends with a summary."""
+    """Put dead deliveries back on their lanes and make retrying ones due now (retry now), by id or by filter, in
+    batches with progress; ends with a summary that explains each delivery not replayed."""
     from gateway.ops.schemas import ReplayFilter, ReplayRequest
 
     by_filter = any(v is not None for v in (destination, error_class, ticket, since, until))
@@ -210,7 +213,8 @@ def deliveries_replay(
     try:
         flt = ReplayFilter.model_validate({k: v for k, v in {
             "destination": destination, "error_class": error_class, "ticket_id": ticket, "since": since,
-            "until": until, "limit": limit}.items() if v is not None}) if by_filter else None
+            "until": until, "limit": limit, "state": "retrying" if retrying else "dead"}.items() if v is not None}
+        ) if by_filter else None
         if ids:
             ReplayRequest(delivery_ids=list(ids))  # checks the ids' form before opening the store
     except ValidationError as err:
@@ -221,22 +225,25 @@ def deliveries_replay(
         candidates = list(ids) if ids else (await service.replay(ReplayRequest(filter=flt, dry_run=True), user)
                                             ).delivery_ids
         done: list[str] = []
+        left: dict[str, dict[str, str]] = {}
         destinations: Counter[str] = Counter()
         if not candidates:
-            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}}
+            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}, "not_replayed": {}}
         with typer.progressbar(length=len(candidates), label="replaying" if not dry_run else "checking",
                                file=sys.stderr) as bar:
             for start in range(0, len(candidates), REPLAY_BATCH):
                 batch = candidates[start:start + REPLAY_BATCH]
                 result = await service.replay(ReplayRequest(delivery_ids=batch, dry_run=dry_run), user)
                 done += result.delivery_ids
+                left.update({n.delivery_id: {"state": n.state.value, "reason": n.reason, "message": n.message}
+                             for n in result.not_replayed})
                 for did in result.delivery_ids:
                     receipt = await service.store.get_delivery(did)
                     if receipt is not None:
                         destinations[receipt.destination] += 1
                 bar.update(len(batch))
         return {"matched": len(candidates), "replayed" if not dry_run else "would_replay": len(done),
-                "dry_run": dry_run, "destinations": dict(destinations)}
+                "dry_run": dry_run, "destinations": dict(destinations), "not_replayed": left}
 
     try:
         summary = _run(config, work)

@@ -28,7 +28,9 @@ from gateway.tickets.review import Settlement, is_under_review
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
 MESSAGES = {
-    "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）", "remapped": "已重新映射并入库",
+    "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）",
+    "retried_now": "已立即重试", "retry_none": "没有等待重试的投递（可能已发送或已被他人处理）",
+    "remapped": "已重新映射并入库",
     "still_rejected": "仍无法映射：请先修正映射规则并重新加载配置",
     "returned": "按规则退回来源系统（退单），该件保留在隔离区",
     "already_resolved": "该隔离件此前已处理", "forbidden": "当前角色无权执行此操作", "bad_form": "表单已过期，请重试",
@@ -252,6 +254,16 @@ def dashboard_router() -> APIRouter:
         result = await service.replay(
             ReplayRequest(filter=ReplayFilter(destination=destination, limit=1000)), checked)
         return _back("/ops", "replayed" if result.count else "replay_none")
+
+    @router.post("/destinations/{destination}/retry-now")
+    async def retry_lane_now(destination: str, request: Request, service: Service,
+                             csrf: Annotated[str, Form()] = "") -> Response:
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
+        if isinstance(checked, str):
+            return _back("/ops", checked)
+        result = await service.replay(
+            ReplayRequest(filter=ReplayFilter(state="retrying", destination=destination, limit=1000)), checked)
+        return _back("/ops", "retried_now" if result.count else "retry_none")
 
     @router.get("/quarantine", response_class=HTMLResponse)
     async def quarantine(request: Request, user: SignedIn, service: Service) -> Response:

@@ -25,6 +25,7 @@ from gateway.ops.errors import OpsError, require
 from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
+from gateway.ops.replay import not_replayed
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
@@ -213,28 +214,42 @@ class OpsService:
         return found
 
     async def replay(self, request: ReplayRequest, user: OpsUser) -> ReplayResult:
+        """Dead deliveries back on their lanes and retrying ones due now, by id or by filter (audited); every
+        delivery named or matched but left alone is explained."""
         require(user, Role.OPERATOR, "replaying deliveries")
+        asked: list[DeliveryReceipt] = []
         if request.delivery_ids is not None:
             for delivery_id in request.delivery_ids:
-                if await self.store.get_delivery(delivery_id) is None:
+                receipt = await self.store.get_delivery(delivery_id)
+                if receipt is None:
                     raise OpsError(404, "not_found", f"no delivery {delivery_id}", field="delivery_ids")
+                asked.append(receipt)
             ids: list[str] = await self.store.replay(delivery_ids=list(request.delivery_ids),
                                                      dry_run=request.dry_run)
             detail: dict[str, Any] = {"requested": list(request.delivery_ids)}
         else:
             assert request.filter is not None
-            ids = await self.store.replay(request.filter.filter(), dry_run=request.dry_run)
+            flt = request.filter.filter()
+            if not request.dry_run:  # what matched, so that any that changed state meanwhile are explained
+                matched = await self.store.replay(flt, dry_run=True)
+                asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
+            ids = await self.store.replay(flt, dry_run=request.dry_run)
             detail = {"filter": request.filter.model_dump(mode="json", exclude_none=True)}
         receipts = [r for r in [await self.store.get_delivery(i) for i in ids] if r is not None]
+        done = set(ids)
+        left = [not_replayed(r) for r in [await self.store.get_delivery(a.delivery_id) or a for a in asked
+                                          if a.delivery_id not in done]]
         ticket_ids = list(dict.fromkeys(r.ticket_id for r in receipts))
         detail.update({"delivery_ids": ids, "destinations": sorted({r.destination for r in receipts})})
+        if left:
+            detail["not_replayed"] = {n.delivery_id: n.reason for n in left}
         action = "replay.dry_run" if request.dry_run else "replay"
         audit_id = await self.record(user, action, ticket_ids, detail)
         if not request.dry_run and self.runtime.engine is not None:
             for destination in {r.destination for r in receipts}:
                 self.runtime.engine.wake(destination)
         return ReplayResult(dry_run=request.dry_run, delivery_ids=ids, ticket_ids=ticket_ids, count=len(ids),
-                            audit_id=audit_id)
+                            audit_id=audit_id, not_replayed=left)
 
     async def compact(self, older_than_days: int, user: OpsUser,
                       progress: Callable[[int], None] | None = None) -> int:

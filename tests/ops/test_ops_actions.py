@@ -43,7 +43,8 @@ async def test_replaying_one_dead_delivery_puts_it_back_and_audits_who_what_when
     response = await gw.post("/api/v1/deliveries/replay", "operator", {"delivery_ids": [delivery_id]})
     assert response.status_code == 200
     assert response.json() | {"audit_id": None} == {"dry_run": False, "delivery_ids": [delivery_id],
-                                                     "ticket_ids": [ticket_id], "count": 1, "audit_id": None}
+                                                     "ticket_ids": [ticket_id], "count": 1, "audit_id": None,
+                                                     "not_replayed": []}
     assert await _state(gw, delivery_id) == "pending"
     attempts = await gw.store.list_attempts(delivery_id)
     assert len(attempts) == 1  # the history is kept
@@ -70,7 +71,8 @@ async def test_a_dry_run_lists_what_a_filter_would_replay_and_changes_nothing(gw
     assert [await _state(gw, d) for d in dead.values()] == ["dead", "dead"]
     [entry] = (await gw.get("/api/v1/audit", "admin")).json()
     assert entry["action"] == "replay.dry_run" and sorted(entry["ticket_ids"]) == sorted(dead)
-    assert entry["detail"]["filter"] == {"destination": "national", "error_class": "http_400", "limit": 100}
+    assert entry["detail"]["filter"] == {"state": "dead", "destination": "national", "error_class": "http_400",
+                                         "limit": 100}
 
 
 async def test_replay_by_filter_takes_only_the_matching_dead_letters(gw: OpsGateway) -> None:

@@ -94,12 +94,17 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     dry = _main("deliveries", "replay", "--destination", "national", "--dry-run", "--config", str(gateway_yaml))
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout.strip().splitlines()[-1]) == {"matched": 2, "would_replay": 2, "dry_run": True,
-                                                               "destinations": {"national": 2}}
+                                                               "destinations": {"national": 2}, "not_replayed": {}}
 
     one = _main("deliveries", "replay", "--id", seeded["KL-CLI-2:delivery"], "--config", str(gateway_yaml))
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout.strip().splitlines()[-1])["replayed"] == 1
     assert "replaying" in one.stderr  # the progress bar
+    again = _main("deliveries", "replay", "--id", seeded["KL-CLI-2:delivery"], "--config", str(gateway_yaml))
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["replayed"] == 0  # it is waiting on its lane now, and the summary says so
+    assert summary["not_replayed"][seeded["KL-CLI-2:delivery"]] == {
+        "state": "pending", "reason": "pending", "message": "已在队列中等待发送，无需重新投递"}
 
     remap = _main("quarantine", "remap", "--adapter", "city-12345-rest", "--config", str(gateway_yaml))
     assert remap.returncode == 1  # the spec still cannot map it
