@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
 from gateway.errors import GatewayError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+_SOURCE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+# Run from a checkout, the checkout's config; installed (`pip install .`, the `hig` command), config/ where it runs.
+DEFAULT_CONFIG = _SOURCE_CONFIG if _SOURCE_CONFIG.exists() else Path("config") / "gateway.yaml"
 ENV_PREFIX = "HIG_"
 
 

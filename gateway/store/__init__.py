@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 from gateway.config import GatewaySettings
 from gateway.store.base import (
     AuditEntry,
@@ -27,6 +29,7 @@ from gateway.store.errors import (
     UnknownTicket,
 )
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
+from gateway.store.sqlite.owner import StoreFileInUse, store_file_owned
 
 __all__ = [
     "AuditEntry",
@@ -43,6 +46,7 @@ __all__ = [
     "QuarantinedPayload",
     "Store",
     "StoreError",
+    "StoreFileInUse",
     "StoreLifecycle",
     "TicketQuery",
     "TicketStore",
@@ -50,6 +54,7 @@ __all__ = [
     "UnknownTicket",
     "hash_phone",
     "open_store",
+    "serving_store",
 ]
 
 
@@ -64,3 +69,11 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     from gateway.store.sqlite import SqliteStore
 
     return SqliteStore(settings.sqlite_path, key)
+
+
+def serving_store(settings: GatewaySettings, role: str) -> AbstractContextManager[None]:
+    """Held by a process that serves the store (a gateway, a worker) while it runs: one per SQLite file (a second is
+    refused with StoreFileInUse naming the first); Redis is shared by design."""
+    if settings.store.kind == "sqlite":
+        return store_file_owned(settings.sqlite_path, role)
+    return nullcontext()
