@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli_backup import backup_command, restore_command
 from gateway.cli_map import map_command
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
 from gateway.cli_organisations import organisations_cli
@@ -137,4 +138,6 @@ def schema_export(directory: Annotated[Path | None, typer.Option(help="where to 
 
 
 cli.command("worker")(worker)
+cli.command("backup")(backup_command)
+cli.command("restore")(restore_command)
 cli.command("map")(map_command)
