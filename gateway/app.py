@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from adapters.loading import load_adapters
 from adapters.secrets import ensure_demo_credentials
@@ -70,7 +71,9 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
             yield
             app.state.ready = False
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) with their scripts served from the package, not a CDN: government
+    # intranets have none.
+    app = FastAPIOffline(
         title="Hotline Interop Gateway",
         version="0.1.0",
         summary="Connects 12345 hotlines and enforcement, credit and emergency systems to the national 12315 "
