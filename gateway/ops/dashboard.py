@@ -94,6 +94,7 @@ class Page:
         html = self.env.get_template(name).render(
             user=user, csrf=csrf_token(service, token) if token and user else "", message=message,
             region=service.runtime.settings.region.name, may_operate=bool(user and user.may(Role.OPERATOR)),
+            restart_pending=service.restart_pending if user else [],
             **context)
         return HTMLResponse(html, status_code=status)
 

@@ -65,6 +65,7 @@ class OpsService:
         self.csrf_key = secrets.token_bytes(32)  # per process: a form older than a restart is refused
         self.throttle = FailureThrottle()
         self.board = Board(runtime, self.counts, clock)
+        self.restart_pending: list[str] = []  # what the configuration on disk changed that runs only after a restart
 
     @classmethod
     def for_runtime(cls, runtime: Runtime, *, users_file: Path | None = None) -> OpsService:
@@ -333,10 +334,11 @@ class OpsService:
         except Exception as err:  # every configuration error names its file, line and key
             await self.record(user, "config.reload", [], {"error": str(err)[:2000]}, outcome="invalid")
             raise OpsError(422, "invalid_configuration", str(err), field="configuration") from err
-        restart = restart_required(self.runtime.components, new.components)
+        restart = restart_required(self.runtime.started_components, new.components)
         # Nothing awaited from here to the last assignment: no request sees the runtime and users half swapped.
         self.runtime.reload(new.components)
         self.auth = new.auth
+        self.restart_pending = restart
         self.board.forget_risks()
         audit_id = await self.record(user, "config.reload", [], {"restart_required": restart,
                                                                  "specs": sorted(new.components.specs)})

@@ -19,6 +19,7 @@ from tests.ops.ops_support import (
     city_matter,
     running_gateway,
 )
+from tests.ops.test_ops_dashboard import _sign_in
 
 
 async def _dead(gw: OpsGateway, *numbers: str) -> dict[str, str]:
@@ -173,6 +174,16 @@ async def test_a_changed_transport_is_named_as_needing_a_restart(tmp_path: Path)
         adapter.write_text(text.replace("max_attempts: 8", "max_attempts: 9"), encoding="utf-8")
         response = await gw.post("/api/v1/admin/reload", "admin")
         assert response.json()["restart_required"] == ["adapter:city-12345-rest"]
+        again = await gw.post("/api/v1/admin/reload", "admin")  # still not running: still named
+        assert again.json()["restart_required"] == ["adapter:city-12345-rest"]
+        await _sign_in(gw, "viewer")
+        board = await gw.client.get("/ops")
+        assert 'id="restart-pending"' in board.text and "需重启网关后才生效" in board.text
+        assert "adapter:city-12345-rest" in board.text
+        adapter.write_text(text, encoding="utf-8")  # back to what runs
+        undone = await gw.post("/api/v1/admin/reload", "admin")
+        assert undone.json()["restart_required"] == []
+        assert 'id="restart-pending"' not in (await gw.client.get("/ops")).text
 
 
 async def test_a_remapped_payload_goes_through_the_jurisdiction_screen_like_a_push(tmp_path: Path,
