@@ -84,13 +84,14 @@ def _echo_json(data: Any) -> None:
 # -- tickets ---------------------------------------------------------------------------------------------
 
 @tickets_cli.command("show")
-def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ticket id")], config: ConfigOption = None,
-                 as_json: JsonOption = False) -> None:
+def tickets_show(reference: Annotated[str, typer.Argument(
+                     help="the gateway's ticket id, the partner's ticket number or the national registration number")],
+                 config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """One ticket: its facts, deliveries with attempts, and timeline."""
     from gateway.ops.errors import OpsError
 
     async def work(service: Any, user: Any) -> Any:
-        return await service.ticket_detail(ticket_id, user)
+        return await service.ticket_detail(await service.ticket_by_reference(reference), user)
 
     try:
         detail = _run(config, work)
@@ -148,10 +149,12 @@ def tickets_find(
     if as_json:
         _echo_json([s.model_dump(mode="json") for s in found])
         return
+    typer.echo(f"{'ticket_id 工单编号':<28}  {'adapter 对接系统':<22} {'source_no 来源工单号':<28} "
+               f"{'status 状态':<12} deadline 时限")
     for s in found:
-        typer.echo(f"{s.ticket_id}  {s.adapter_id:<22} {s.source_ticket_no:<28} {s.status.value:<12} "
+        typer.echo(f"{s.ticket_id:<28}  {s.adapter_id:<22} {s.source_ticket_no:<28} {s.status.value:<12} "
                    f"{s.deadline_risk or ''}")
-    typer.echo(f"{len(found)} ticket(s)")
+    typer.echo(f"{len(found)} ticket(s) 共 {len(found)} 件")
 
 
 # -- deliveries ------------------------------------------------------------------------------------------

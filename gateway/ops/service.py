@@ -44,7 +44,7 @@ from gateway.ops.schemas import (
 from gateway.ops.throttle import FailureThrottle
 from gateway.ops.views import Dashboard, audit_view, timeline, title_of, waits_for
 from gateway.runtime import Runtime
-from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store
+from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store, TicketQuery
 from gateway.tickets.intake import IntakeOutcome
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
 
@@ -184,6 +184,23 @@ class OpsService:
                 if len(found) >= search.limit:
                     break
         return found
+
+    async def ticket_by_reference(self, reference: str) -> str:
+        """The ticket id a reference names: the gateway's id, a partner's source ticket number or the national
+        registration number; 404 when none matches, 409 listing them when a number names several tickets."""
+        if await self.store.get_ticket(reference) is not None:
+            return reference
+        for field, query in (("source_ticket_no", TicketQuery(source_ticket_no=reference, limit=10)),
+                             ("national_registration_no", TicketQuery(national_registration_no=reference, limit=10))):
+            found = await self.store.search_tickets(query)
+            if len(found) == 1:
+                return found[0].ticket_id
+            if found:
+                ids = ", ".join(f"{t.ticket_id} ({t.source.adapter_id})" for t in found)
+                raise OpsError(409, "ambiguous_reference", f"{reference} is the {field} of several tickets: {ids}; "
+                               "give the ticket id", field="ticket_id")
+        raise OpsError(404, "not_found", f"no ticket has the id, source ticket number or national registration "
+                       f"number {reference} (tickets find searches by phone, respondent and more)", field="ticket_id")
 
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)
