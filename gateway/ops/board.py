@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from adapters.secrets import credential_sources
 from contracts.delivery import DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.delivery.breaker import BreakerState
@@ -83,6 +84,8 @@ class Board:
         adapter_ids = sorted(configs)
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(adapter_ids)
         pollers = self.runtime.pollers.status() if self.runtime.pollers is not None else {}
+        settings = self.runtime.settings
+        generates = settings.demo.generate_credentials or settings.demo.simulators  # as create_app decides
         adapters = []
         for adapter_id in adapter_ids:
             config, s = configs[adapter_id], stats.get(adapter_id, {})
@@ -91,6 +94,7 @@ class Board:
                 received=s.get("tickets", 0) + s.get("quarantine_open", 0), mapped=s.get("tickets", 0),
                 quarantined=s.get("quarantine_open", 0), quarantined_total=s.get("quarantined", 0),
                 callback=by_lane.get(f"callback:{adapter_id}"), poller=pollers.get(adapter_id),
+                credentials=credential_sources(config, settings.resolved_data_dir, generate=generates),
             ))
         destinations = [row for row in lanes if not row.destination.startswith("callback:")]
         risks = await self.risks()
