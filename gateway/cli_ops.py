@@ -100,6 +100,8 @@ def tickets_show(reference: Annotated[str, typer.Argument(
     if as_json:
         _echo_json(detail.model_dump(mode="json"))
         return
+    from gateway.tickets.deadlines import CHINA_TZ as china
+
     t = detail.ticket
     typer.echo(f"ticket {t['ticket_id']}  {t['source']['source_system']} {t['source']['source_ticket_no']}  "
                f"status {t['lifecycle']['status']}")
@@ -114,7 +116,8 @@ def tickets_show(reference: Annotated[str, typer.Argument(
                    f"last {r.last_status_code or r.last_error_class or '-'}")
     typer.echo("timeline:")
     for e in detail.timeline:
-        typer.echo(f"  {e.at.isoformat(timespec='seconds')}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
+        at = e.at.astimezone(china).isoformat(timespec="seconds")  # China time throughout, whoever wrote it
+        typer.echo(f"  {at}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
 
 
 @tickets_cli.command("find")
@@ -301,9 +304,12 @@ def quarantine_list(config: ConfigOption = None,
     if as_json:
         _echo_json([q.model_dump(mode="json") for q in found])
         return
+    from gateway.tickets.deadlines import CHINA_TZ as china
+
     for q in found:
         rules = ", ".join(f"{e['field']} ({e['rule']})" for e in q.errors)
-        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {q.received_at.isoformat(timespec='seconds')}  {rules}")
+        received = q.received_at.astimezone(china).isoformat(timespec="seconds")
+        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {received}  {rules}")
     typer.echo(f"{len(found)} payload(s)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -70,12 +71,20 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["age"] = _age
-    env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
+    env.filters["china"] = _china_time
     env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS,
                        CIRCUIT_LABELS=CIRCUIT_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, Role=Role)
     return env
+
+
+def _china_time(at: datetime | str | None) -> str:
+    """A time as China time (the ticket JSON's are ISO strings, the store's datetimes; either may be UTC)."""
+    if not at:
+        return "—"
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return str(moment.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def _china() -> Any:

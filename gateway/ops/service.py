@@ -99,7 +99,7 @@ class OpsService:
         if kind == "returned" and outcome is not None and outcome.returned is not None:
             rules = [f"returned:{outcome.returned.reason_code}"]
         self.metrics.observe_intake(adapter_id, kind, seconds, rules)
-        if kind != "error":
+        if kind not in ("error", "repeat"):  # as 累计接收 counts: a repeat of a known ticket is nothing new
             self.counts.add(series.INTAKE)
         if kind in ("quarantined", "returned"):
             self.counts.add(series.QUARANTINED)

@@ -15,6 +15,7 @@ from gateway.ops.masking import mask_in_text
 from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
 from gateway.store.base import AuditEntry
+from gateway.tickets.deadlines import CHINA_TZ
 
 CREDENTIAL_LABELS = {"environment": "环境变量", "generated": "自动生成（演示）", "to_generate": "待自动生成（演示）",
                      "missing": "缺失"}
@@ -173,4 +174,5 @@ def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequen
                                      label=f"运维操作：{ACTION_LABELS.get(entry.action, entry.action)}",
                                      detail=f"{entry.actor}（{entry.role}） {entry.outcome}"))
     entries.sort(key=lambda e: e.at)
-    return entries
+    # China time throughout: the gateway keeps its own times in UTC, partners and the platform write +08:00.
+    return [e.model_copy(update={"at": e.at.astimezone(CHINA_TZ)}) for e in entries]

@@ -138,6 +138,9 @@ def test_tickets_show_takes_the_source_ticket_number_or_the_national_registratio
     by_source = _main("tickets", "show", "KL-CLI-1", "--config", str(gateway_yaml))
     assert by_source.returncode == 0, by_source.stderr
     assert by_source.stdout.startswith(f"ticket {seeded['KL-CLI-1']}")
+    timeline = by_source.stdout.split("timeline:\n", 1)[1].splitlines()
+    assert len(timeline) >= 3  # received, registered, stored, attempts…: each in China time, whoever wrote it
+    assert all(line.split()[0].endswith("+08:00") for line in timeline), timeline
     by_national = _main("tickets", "show", national_no, "--config", str(gateway_yaml))
     assert by_national.returncode == 0, by_national.stderr
     assert by_national.stdout.startswith(f"ticket {seeded['KL-CLI-2']}") and national_no in by_national.stdout

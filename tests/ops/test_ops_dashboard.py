@@ -280,3 +280,16 @@ async def test_routing_warnings_are_shown_on_the_ticket_page_and_in_the_api(sqli
 
     assert re.search(r'<div class="warnings" id="routing-warnings">.*?522701 都匀市', page.text, re.S)
     assert detail.json()["ticket"]["routing"]["warnings"] == [warning]
+
+
+async def test_the_received_card_and_the_chart_legend_agree_when_a_partner_pushes_a_ticket_again(
+        sqlite_gw: OpsGateway) -> None:
+    await sqlite_gw.push(city_complaint("KL-DASH-AGREE-1"))
+    again = await sqlite_gw.push(city_complaint("KL-DASH-AGREE-1"))  # the same ticket, pushed twice
+    assert again.kind == "repeat"
+    await sqlite_gw.push(city_complaint("KL-DASH-AGREE-2", appealTypeCode="99"))  # quarantined
+    await _sign_in(sqlite_gw, "viewer")
+    page = (await sqlite_gw.client.get("/ops/live")).text
+    card = re.search(r'id="total-received">(\d+)<', page)
+    legend = re.search(r'id="chart-intake">(\d+)<', page)
+    assert card and legend and card.group(1) == legend.group(1) == "2"
