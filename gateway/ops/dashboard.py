@@ -35,6 +35,7 @@ from gateway.tickets.review import Settlement, is_under_review
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
+LATEST_TICKETS = 20  # shown on the search page before a search
 MESSAGES = {
     "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）",
     "retried_now": "已立即重试", "retry_none": "没有等待重试的投递（可能已发送或已被他人处理）",
@@ -204,8 +205,10 @@ def dashboard_router() -> APIRouter:
                           for e in err.errors(include_url=False)]
             else:
                 results = await service.search(search, user)
+        else:  # before any search: the newest tickets, so the page is never empty on arrival
+            results = await service.search(TicketSearch(limit=LATEST_TICKETS), user)
         return page.render(service, "tickets.html", request, user, params=params, results=results, errors=errors,
-                           statuses=STATUS_LABELS, status=422 if errors else 200)
+                           latest=not params, statuses=STATUS_LABELS, status=422 if errors else 200)
 
     @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
     async def ticket(ticket_id: str, request: Request, user: SignedIn, service: Service) -> Response:

@@ -236,6 +236,7 @@ class QuarantineView(BaseModel):
     size: int
     errors: list[dict[str, Any]]
     resolved_ticket_id: str | None
+    returned: bool = False  # kept after a 退单 the partner was sent, not waiting for a fixed spec
 
 
 class RemapResult(BaseModel):

@@ -282,7 +282,8 @@ class OpsService:
         return QuarantineView(quarantine_id=item.quarantine_id, adapter_id=item.adapter_id,
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
-                              resolved_ticket_id=item.resolved_ticket_id)
+                              resolved_ticket_id=item.resolved_ticket_id,
+                              returned=any(e.rule.startswith("returned:") for e in item.errors))
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
         items: list[QuarantinedPayload] = await self.store.list_quarantined(search.adapter_id, search.limit)
