@@ -27,6 +27,7 @@ from gateway.ops.views import (
     ACTION_LABELS,
     CIRCUIT_LABELS,
     CREDENTIAL_LABELS,
+    DEADLINE_LABELS,
     RISK_LABELS,
     STATE_LABELS,
     STATUS_LABELS,
@@ -73,7 +74,8 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["age"] = _age
     env.filters["china"] = _china_time
-    env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS,
+    env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, DEADLINE_LABELS=DEADLINE_LABELS, STATE_LABELS=STATE_LABELS,
+                       STATUS_LABELS=STATUS_LABELS,
                        CIRCUIT_LABELS=CIRCUIT_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, Role=Role)

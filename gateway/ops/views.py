@@ -17,6 +17,8 @@ from gateway.pollers import PollerStatus
 from gateway.store.base import AuditEntry
 from gateway.tickets.deadlines import CHINA_TZ
 
+DEADLINE_LABELS = {"acceptance": "受理时限", "mediation": "调解时限", "clue_check": "线索核查时限",
+                   "reporter_notice": "告知举报人时限", "jurisdiction_dispute": "管辖争议时限"}
 CREDENTIAL_LABELS = {"environment": "环境变量", "generated": "自动生成（演示）", "to_generate": "待自动生成（演示）",
                      "missing": "缺失"}
 STATE_LABELS = {"pending": "待发送", "in_flight": "发送中", "retrying": "重试中", "delivered": "已送达", "dead": "死信"}
