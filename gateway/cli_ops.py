@@ -188,8 +188,13 @@ def deliveries_list(
     if as_json:
         _echo_json([r.model_dump(mode="json") for r in found])
         return
+    from gateway.ops.views import STATE_LABELS
+
+    typer.echo(f"{'delivery_id 投递编号':<28}  {'destination 目的地':<28} {'state 状态':<14} ticket 工单  "
+               "attempts 次数  last 最近结果")
     for r in found:
-        typer.echo(f"{r.delivery_id}  {r.destination:<28} {r.state.value:<10} ticket {r.ticket_id}  "
+        state = f"{r.state.value} {STATE_LABELS.get(r.state.value, '')}"
+        typer.echo(f"{r.delivery_id:<28}  {r.destination:<28} {state:<14} ticket {r.ticket_id}  "
                    f"attempts {r.attempts}  last {r.last_status_code or r.last_error_class or '-'}")
     typer.echo(f"{len(found)} deliver{'y' if len(found) == 1 else 'ies'}")
 
@@ -306,8 +311,9 @@ def quarantine_list(config: ConfigOption = None,
         return
     from gateway.tickets.deadlines import CHINA_TZ as china
 
+    typer.echo(f"{'quarantine_id 隔离编号':<28}  {'adapter 对接系统':<22} {'received 接收时间':<25}  problems 问题")
     for q in found:
-        rules = ", ".join(f"{e['field']} ({e['rule']})" for e in q.errors)
+        rules = "；".join(f"{e['message']} ({e['field']} {e['rule']})" for e in q.errors)
         received = q.received_at.astimezone(china).isoformat(timespec="seconds")
         typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {received}  {rules}")
     typer.echo(f"{len(found)} payload(s)")

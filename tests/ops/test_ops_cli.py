@@ -144,6 +144,12 @@ def test_tickets_show_takes_the_source_ticket_number_or_the_national_registratio
     by_national = _main("tickets", "show", national_no, "--config", str(gateway_yaml))
     assert by_national.returncode == 0, by_national.stderr
     assert by_national.stdout.startswith(f"ticket {seeded['KL-CLI-2']}") and national_no in by_national.stdout
+    quarantined = _main("quarantine", "list", "--config", str(gateway_yaml)).stdout.splitlines()
+    assert quarantined[0].split()[:2] == ["quarantine_id", "隔离编号"]
+    said = "业务类型：代码不在对照表中，无法对应国家标准代码 (classification.business_type unmapped_code)"
+    assert said in quarantined[1]
+    dead = _main("deliveries", "list", "--config", str(gateway_yaml)).stdout.splitlines()
+    assert dead[0].split()[:2] == ["delivery_id", "投递编号"] and "dead 死信" in dead[1]
     found = _main("tickets", "find", "--source-no", "KL-CLI-1", "--config", str(gateway_yaml))
     header, row, total = found.stdout.strip().splitlines()
     assert header.split()[:2] == ["ticket_id", "工单编号"] and "来源工单号" in header  # a header row names the columns
