@@ -42,8 +42,11 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
     default_code_tables()  # loaded and checked once, at start-up
     if runtime is None:
         if settings.demo.simulators or settings.demo.generate_credentials:
-            ensure_demo_credentials(settings.resolved_data_dir,
-                                    load_adapters(settings.resolve(settings.adapters_dir)))
+            generated = ensure_demo_credentials(settings.resolved_data_dir,
+                                                load_adapters(settings.resolve(settings.adapters_dir)))
+            if generated:  # at every start, not only the first: a real partner's key would be refused
+                log.warning("partner credentials generated for the demo, not from the environment",
+                            extra={"variables": generated, "secrets_dir": str(settings.resolved_data_dir / "secrets")})
         runtime = Runtime.build(settings)
     if settings.demo.simulators and peers is None:
         log.warning("demo.simulators is set, but this process was started without the simulators: "
