@@ -67,7 +67,8 @@ def serve(ctx: typer.Context, config: ConfigOption = None,
     configure_logging(settings.logging.level, settings.logging.json_lines)
     host, port = host or settings.server.host, port or settings.server.port
     try:
-        with serving_store(settings, f"the gateway on {host}:{port}"), listening(host, port) as sock:
+        with serving_store(settings, f"the gateway on {host}:{port}", gateway=True, workers=settings.workers), \
+                listening(host, port) as sock:
             if settings.demo.simulators and ctx.obj is not None:
                 free_or_exit(settings.server.host, settings.demo.national_port, "demo.national_port")
             server = uvicorn.Server(uvicorn.Config(create_app(settings, peers=ctx.obj), log_config=None,

@@ -55,7 +55,7 @@ def restore_command(folder: Annotated[Path, typer.Argument(help="a folder made b
 
     settings = _sqlite_settings(config)
     try:
-        with serving_store(settings, "a restore (hig restore)"):
+        with serving_store(settings, "a restore (hig restore)", gateway=True, workers=True):
             manifest = restore(folder, settings.sqlite_path, settings.resolved_data_dir / KEY_FILE, force=force)
     except (StoreFileInUse, BackupError) as err:
         typer.echo(f"restore refused: {err}", err=True)

@@ -41,7 +41,7 @@ def worker(
     from gateway.store import StoreFileInUse, serving_store
 
     try:
-        with serving_store(settings, f"a delivery worker ({worker_id or 'unnamed'})"):
+        with serving_store(settings, f"the delivery worker {worker_id or '(unnamed)'}", gateway=False, workers=True):
             asyncio.run(run_worker(settings, delivery, worker_id=worker_id, redis_namespace=redis_namespace))
     except StoreFileInUse as err:
         typer.echo(f"refused: {err}", err=True)

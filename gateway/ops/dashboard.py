@@ -19,6 +19,7 @@ from contracts.codetables import default_code_tables
 from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
+from gateway.ops.replay import REASONS
 from gateway.ops.review import pending_reviews, settle
 from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
@@ -38,6 +39,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
 LATEST_TICKETS = 20  # shown on the search page before a search
 MESSAGES = {
+    **{f"not_replayed.{reason}": f"未重新投递：{zh}" for reason, (zh, _) in REASONS.items()},
     "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）",
     "retried_now": "已立即重试", "retry_none": "没有等待重试的投递（可能已发送或已被他人处理）",
     "remapped": "已重新映射并入库",
@@ -266,6 +268,8 @@ def dashboard_router() -> APIRouter:
             result = await service.replay(ReplayRequest(delivery_ids=[delivery_id]), checked)
         except OpsError:
             return _back(target, "replay_none")
+        if not result.count and result.not_replayed:  # say why, as the API does
+            return _back(target, f"not_replayed.{result.not_replayed[0].reason}")
         return _back(target, "replayed" if result.count else "replay_none")
 
     @router.post("/destinations/{destination}/replay")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
@@ -71,9 +71,16 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     return SqliteStore(settings.sqlite_path, key)
 
 
-def serving_store(settings: GatewaySettings, role: str) -> AbstractContextManager[None]:
-    """Held by a process that serves the store (a gateway, a worker) while it runs: one per SQLite file (a second is
-    refused with StoreFileInUse naming the first); Redis is shared by design."""
+def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,
+                  workers: bool) -> AbstractContextManager[object]:
+    """Held while a process serves the store: one gateway (`gateway`) and one set of delivery workers (`workers`)
+    per SQLite file, a second refused with StoreFileInUse naming the first; Redis is shared by design."""
+    stack = ExitStack()
     if settings.store.kind == "sqlite":
-        return store_file_owned(settings.sqlite_path, role)
-    return nullcontext()
+        with ExitStack() as taking:  # all or nothing: a refusal releases what was taken
+            if gateway:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "gateway", role))
+            if workers:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "workers", role))
+            stack = taking.pop_all()
+    return stack

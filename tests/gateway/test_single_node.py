@@ -1,4 +1,5 @@
-"""One gateway per SQLite store file, and a port in use told in one line: what a second `python main.py` meets."""
+"""One gateway and one set of delivery workers per SQLite store file, and a port in use told in one line: what a
+second `python main.py` (or `worker`) meets."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ import httpx
 from tests.gateway.test_cli import ROOT, free_port
 
 
-def _env(port: int, data: Path) -> dict[str, str]:
+def _env(port: int, data: Path, workers: bool = True) -> dict[str, str]:
     return {"HIG_SERVER__PORT": str(port), "HIG_DATA_DIR": str(data), "PATH": "/usr/bin:/bin",
-            "HIG_DEMO__SIMULATORS": "false", "HIG_POLLERS": "false", "HIG_WORKERS": "false"}
+            "HIG_DEMO__SIMULATORS": "false", "HIG_DEMO__GENERATE_CREDENTIALS": "true", "HIG_POLLERS": "false",
+            "HIG_WORKERS": "true" if workers else "false"}
 
 
 @contextmanager
-def _gateway(port: int, data: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=_env(port, data), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def _gateway(port: int, data: Path, workers: bool = True) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=_env(port, data, workers),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -47,18 +49,40 @@ def _second(*args: str, port: int, data: Path) -> subprocess.CompletedProcess[st
 
 def test_a_second_gateway_or_worker_on_the_same_store_file_is_refused_naming_the_first(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with _gateway(free_port(), data) as first:
+    with _gateway(free_port(), data) as first:  # it runs its delivery workers itself
         second = _second(port=free_port(), data=data)
         assert second.returncode == 1
         assert "Traceback" not in second.stderr
         [line] = second.stderr.strip().splitlines()
-        assert line.startswith(f"refused: the store file {data / 'gateway.db'} is already served by the gateway on")
+        assert line.startswith(f"refused: the store file {data / 'gateway.db'} already has a gateway: the gateway on")
         assert f"pid {first.pid}" in line and "single-node" in line
         worker = _second("worker", port=free_port(), data=data)
-        assert worker.returncode == 1 and f"pid {first.pid}" in worker.stderr
-    after = _gateway(free_port(), data)  # the lock went with the first process
-    with after:
+        assert worker.returncode == 1
+        assert "already has its delivery workers" in worker.stderr and f"pid {first.pid}" in worker.stderr
+    with _gateway(free_port(), data):  # the locks went with the first process
         pass
+
+
+def test_one_worker_beside_a_gateway_without_workers_and_no_second(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with _gateway(free_port(), data, workers=False):
+        env = _env(free_port(), data)
+        worker = subprocess.Popen([sys.executable, "main.py", "worker", "--worker-id", "w1"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            owner = data / "gateway.db.workers.owner"
+            deadline = time.monotonic() + 60
+            while f'"pid": {worker.pid}' not in (owner.read_text() if owner.exists() else ""):
+                assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+                assert time.monotonic() < deadline, "the worker did not take the store's workers in 60 s"
+                time.sleep(0.2)
+            second = _second("worker", "--worker-id", "w2", port=free_port(), data=data)
+            assert second.returncode == 1
+            assert "already has its delivery workers: the delivery worker w1" in second.stderr
+            assert f"pid {worker.pid}" in second.stderr
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
 
 
 def test_a_port_in_use_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:

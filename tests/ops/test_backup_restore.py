@@ -55,6 +55,6 @@ def test_a_backup_made_while_serving_restores_elsewhere_and_serves_the_same_tick
                            headers={"Authorization": f"Bearer {second.ops_tokens['operator']}"}, timeout=30)
         assert detail.status_code == 200 and detail.json()["ticket"]["source"]["source_ticket_no"] == "KL-BACKUP-1"
         busy = _main(second, "restore", str(backup_folder), "--force")
-        assert busy.returncode == 1 and "restore refused" in busy.stderr and "already served by" in busy.stderr
+        assert busy.returncode == 1 and "restore refused" in busy.stderr and "already has a gateway" in busy.stderr
     over = _main(second, "restore", str(backup_folder))
     assert over.returncode == 1 and "exists" in over.stderr and "--force" in over.stderr

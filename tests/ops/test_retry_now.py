@@ -96,3 +96,9 @@ async def test_the_dashboard_offers_retry_now_on_a_retrying_delivery_and_its_lan
                 return (await _state(gw, ticket_id))[1] == "delivered"
 
             await eventually(delivered, within=60)
+            back = f"/ops/tickets/{ticket_id}"
+            again = await gw.client.post(f"/ops/deliveries/{delivery_id}/replay",
+                                         data={"csrf": _csrf(board.text), "back": back})
+            assert again.headers["location"] == f"{back}?msg=not_replayed.delivered"
+            told = await gw.client.get(again.headers["location"])
+            assert "未重新投递：已投递成功，无需重新投递" in told.text
