@@ -116,6 +116,7 @@ RULE_WORDS: dict[str, str] = {
     "value_error": "取值无效",
     "invalid_value": "取值无效",
     "invalid_text": "应为文本",
+    "control_character": "含有不允许的控制字符",
     "invalid_number": "应为数字",
     "invalid_money": "金额格式不正确",
     "invalid_date": "日期格式不正确",

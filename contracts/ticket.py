@@ -33,7 +33,7 @@ from contracts.identifiers import (
     normalize_resident_id,
     validate_uscc,
 )
-from contracts.status import AppliedEvent, CaseResult, FollowUp, RejectedEvent
+from contracts.status import AppliedEvent, CaseResult, DeadlineKind, FollowUp, RejectedEvent
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 CONTENT_MAX = 4000
@@ -234,11 +234,21 @@ class Occurrence(ContractModel):
     location: GeoPoint | None = None
 
 
-DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
+DeadlineOutcome = Literal["met", "missed"]
+
+
+class DeadlineExtension(ContractModel):
+    """One EXTENDED event about a time limit: applied (the new due day), or refused and flagged (why)."""
+
+    event_id: Annotated[str, Field(max_length=64)]
+    on: date
+    applied: bool
+    due_on: date  # the due day after this event (unchanged when refused)
+    note: Annotated[str, Field(max_length=300)]
 
 
 class Deadline(ContractModel):
-    """A statutory time limit the ticket runs under: the last working day, and why."""
+    """A statutory time limit the ticket runs (or ran) under: the last working day, why, and how it ended."""
 
     kind: DeadlineKind
     starts_on: date
@@ -249,6 +259,14 @@ class Deadline(ContractModel):
     basis_zh: Annotated[str, Field(max_length=300)] | None = None  # the same for operators: "自收到投诉之日…"
     calendar_fallback: bool = False
     extensions: Annotated[int, Field(ge=0)] = 0
+    extension_log: list[DeadlineExtension] = Field(default_factory=list, max_length=20)
+    outcome: DeadlineOutcome | None = None  # None while the limit runs
+    ended_on: date | None = None  # the day (China time) of the status that ended it
+    ended_by: Status | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.outcome is None
 
 
 class Evidence(ContractModel):
@@ -303,6 +321,9 @@ class Lifecycle(ContractModel):
     status: Status = Status.RECEIVED
     not_accepted_reason: NotAcceptedReason | None = None
     last_sequence: Annotated[int, Field(ge=-1)] = -1
+    # How many times the gateway has saved the ticket since intake (the store counts): a conditional save names
+    # the revision it read, so two writers that read the same ticket cannot both write (no lost update).
+    revision: Annotated[int, Field(ge=0)] = 0
     events: list[AppliedEvent] = Field(default_factory=list)
     rejected_events: list[RejectedEvent] = Field(default_factory=list)
     result: CaseResult | None = None
@@ -365,6 +386,11 @@ class Ticket(ContractModel):
         if self.classification.business_type is BusinessType.REPORT and self.complainant.confidential is None:
             object.__setattr__(self.complainant, "confidential", True)
         return self
+
+    def held_for_review(self) -> bool:
+        """Whether the ticket waits for an operator's jurisdiction decision (stored, not forwarded)."""
+        decision = self.routing.jurisdiction
+        return decision is not None and decision.outcome == "review" and self.lifecycle.status is Status.RECEIVED
 
 
 def legal_violations(ticket: Ticket) -> list[tuple[str, str, str]]:

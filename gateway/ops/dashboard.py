@@ -19,6 +19,7 @@ from contracts.codetables import default_code_tables
 from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
+from gateway.ops.on_time import LIMIT_LABELS
 from gateway.ops.replay import REASONS
 from gateway.ops.review import pending_reviews, settle
 from gateway.ops.risk import deadline_risk
@@ -28,12 +29,11 @@ from gateway.ops.views import (
     ACTION_LABELS,
     CIRCUIT_LABELS,
     CREDENTIAL_LABELS,
-    DEADLINE_LABELS,
     RISK_LABELS,
     STATE_LABELS,
     STATUS_LABELS,
 )
-from gateway.tickets.review import Settlement, is_under_review
+from gateway.tickets.review import Settlement
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
@@ -76,11 +76,10 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["age"] = _age
     env.filters["china"] = _china_time
-    env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, DEADLINE_LABELS=DEADLINE_LABELS, STATE_LABELS=STATE_LABELS,
-                       STATUS_LABELS=STATUS_LABELS,
+    env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS,
                        CIRCUIT_LABELS=CIRCUIT_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
-                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, Role=Role)
+                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS, Role=Role)
     return env
 
 
@@ -225,7 +224,7 @@ def dashboard_router() -> APIRouter:
         stored = await service.store.get_ticket(ticket_id)
         risk = deadline_risk(stored, service.clock(), service.runtime.components.calendar) if stored else None
         return page.render(service, "ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk,
-                           under_review=stored is not None and is_under_review(stored))
+                           under_review=stored is not None and stored.held_for_review())
 
     @router.get("/reviews", response_class=HTMLResponse)
     async def reviews(request: Request, user: SignedIn, service: Service) -> Response:

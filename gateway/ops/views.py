@@ -12,13 +12,12 @@ from contracts.delivery import AttemptOutcome, DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.ops.chart import Chart
 from gateway.ops.masking import mask_in_text
+from gateway.ops.on_time import OnTimeReport
 from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
 from gateway.store.base import AuditEntry
 from gateway.tickets.deadlines import CHINA_TZ
 
-DEADLINE_LABELS = {"acceptance": "受理时限", "mediation": "调解时限", "clue_check": "线索核查时限",
-                   "reporter_notice": "告知举报人时限", "jurisdiction_dispute": "管辖争议时限"}
 CREDENTIAL_LABELS = {"environment": "环境变量", "generated": "自动生成（演示）", "to_generate": "待自动生成（演示）",
                      "missing": "缺失"}
 STATE_LABELS = {"pending": "待发送", "in_flight": "发送中", "retrying": "重试中", "delivered": "已送达", "dead": "死信"}
@@ -102,6 +101,7 @@ class Dashboard:
     due_soon: int
     dead: list[DeliveryReceipt]
     chart: Chart
+    on_time: OnTimeReport
     totals: dict[str, int] = field(default_factory=dict)
 
 

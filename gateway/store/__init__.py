@@ -12,6 +12,7 @@ from gateway.store.base import (
     DeliveryFilter,
     IntakeResult,
     LaneStore,
+    OnTimeCount,
     OpsLedger,
     QuarantinedPayload,
     QuarantineStore,
@@ -24,6 +25,7 @@ from gateway.store.errors import (
     ConcurrentUpdate,
     LeaseLost,
     PhoneKeyMismatch,
+    StoreConfigError,
     StoreError,
     UnknownQuarantine,
     UnknownTicket,
@@ -40,11 +42,13 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "OnTimeCount",
     "OpsLedger",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
     "Store",
+    "StoreConfigError",
     "StoreError",
     "StoreFileInUse",
     "StoreLifecycle",
@@ -62,13 +66,16 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
                redis_namespace: str = "hig") -> Store:
     """The store the settings ask for, not yet opened: `async with open_store(s) as store: …`."""
     key = phone_hash_key if phone_hash_key is not None else load_phone_hash_key(settings.resolved_data_dir)
+    timeouts = settings.store.timeouts
     if settings.store.kind == "redis":
         from gateway.store.redis import RedisStore
 
-        return RedisStore(settings.store.redis_url, key, namespace=redis_namespace)
+        return RedisStore(settings.store.redis_url, key, namespace=redis_namespace,
+                          connect_timeout_s=timeouts.connect_seconds, operation_timeout_s=timeouts.operation_seconds,
+                          wait_aof=settings.store.redis_wait_aof)
     from gateway.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, key)
+    return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds)
 
 
 def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from contracts.ticket import Ticket
 from gateway.store.base import TicketQuery
 from gateway.store.phone_hash import hash_phone
@@ -15,6 +18,7 @@ TICKET_INDEXES = (
     "respondent_uscc",
     "respondent_name",
     "complainant_phone_hash",
+    "held",
 )
 
 
@@ -29,6 +33,7 @@ def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | Non
         "respondent_uscc": ticket.respondent.uscc,
         "respondent_name": ticket.respondent.name,
         "complainant_phone_hash": hash_phone(phone, phone_key, normalized=True) if phone else None,
+        "held": "review" if ticket.held_for_review() else None,
     }
 
 
@@ -46,5 +51,29 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
         "complainant_phone_hash": (
             hash_phone(query.complainant_phone, phone_key) if query.complainant_phone else None
         ),
+        "held": query.held,
     }
     return {name: value for name, value in given.items() if value is not None}
+
+
+def next_due_on(ticket: Ticket) -> date | None:
+    """The earliest due day of the ticket's running time limits; None when none runs (what deadline risk is read by)."""
+    return min((d.due_on for d in ticket.routing.deadlines if d.running), default=None)
+
+
+@dataclass(frozen=True)
+class EndedLimit:
+    """One ended time limit of a ticket, as the on-time counts keep it."""
+
+    ended_on: date
+    handler_org_code: str
+    handler_org_name: str
+    kind: str
+    outcome: str  # met | missed
+
+
+def ended_limits(ticket: Ticket) -> list[EndedLimit]:
+    """The ticket's time limits that ended, met or missed, under its handling organisation."""
+    routing = ticket.routing
+    return [EndedLimit(d.ended_on, routing.handler_org_code or "", routing.handler_org_name or "", d.kind, d.outcome)
+            for d in routing.deadlines if d.outcome is not None and d.ended_on is not None]

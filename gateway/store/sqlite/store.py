@@ -6,7 +6,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from ulid import ULID
@@ -25,11 +25,12 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    OnTimeCount,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
-from gateway.store.records import attempt_to_record, minute_start_ms, to_ms
+from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
 from gateway.store.sqlite import coordination, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
@@ -84,16 +85,23 @@ class SqliteStore(Store):
                                             national_registration_no=national_registration_no)
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         for entry in outbox:
             check_destination(entry.destination)
+        saved = next_revision(ticket, expected_revision)
         return await self._executor.write(
-            functools.partial(tickets.save, ticket, ticket.model_dump_json(), outbox, expected_sequence,
+            functools.partial(tickets.save, saved, saved.model_dump_json(), outbox, expected_revision,
                               self._phone_key),
             acknowledged=True)
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
+
+    async def count_tickets(self, query: TicketQuery) -> int:
+        return await tickets.count_tickets(self._executor, query, self._phone_key)
+
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        return await tickets.on_time_counts(self._executor, first_day, last_day)
 
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         return await tickets.get_raw_payload(self._executor, ticket_id)
@@ -204,6 +212,13 @@ class SqliteStore(Store):
 
     async def release_lock(self, name: str, owner: str) -> None:
         await self._executor.write(functools.partial(coordination.release_lock, name, owner))
+
+    async def lock_holder(self, name: str) -> str | None:
+        return await coordination.lock_holder(self._executor, name)
+
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        return await self._executor.write(
+            functools.partial(coordination.take_over_lock, name, stale_owner, owner, ttl_seconds))
 
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         # A short write at synchronous=NORMAL, as a claim is: in place, on the loop writer's connection.
