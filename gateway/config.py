@@ -8,10 +8,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.ticket import RegionCode
 from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
 from gateway.errors import GatewayError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+_SOURCE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+# Run from a checkout, the checkout's config; installed (`pip install .`, the `hig` command), config/ where it runs.
+DEFAULT_CONFIG = _SOURCE_CONFIG if _SOURCE_CONFIG.exists() else Path("config") / "gateway.yaml"
 ENV_PREFIX = "HIG_"
 
 
@@ -30,7 +33,7 @@ class ServerSettings(_Section):
 class RegionSettings(_Section):
     """The region this gateway serves; its code is the root of the organisation table."""
 
-    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    code: RegionCode  # a GB/T 2260 region, checked as adapters' region codes are
     name: str
 
 

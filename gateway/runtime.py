@@ -165,6 +165,9 @@ class Runtime:
     def __init__(self, components: Components, store: Store, adapters: dict[str, Adapter], intake: IntakeService,
                  status: StatusService, *, enricher: CreditEnricher | None = None) -> None:
         self.live = Live(components, intake, status)
+        # What the transports (adapters, pollers) and the lanes were built from: a reload does not change them, so
+        # what a reload cannot apply is measured against this, not against the last reload.
+        self.started_components = components
         self.store = store
         self.adapters = adapters
         self.enricher = enricher

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from contracts.delivery import DeliveryReceipt
+from contracts.error_words import chinese_message
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
 from gateway.ops.metrics import CONTENT_TYPE
@@ -56,8 +57,10 @@ def validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
         value = e.get("input")
         if isinstance(value, str):
             value = _encodable(value)
-        found.append({"field": _encodable(_dotted(tuple(e.get("loc", ())))), "rule": e.get("type", "invalid"),
-                      "message": _encodable(str(e.get("msg", ""))),
+        field, rule, message = _encodable(_dotted(tuple(e.get("loc", ())))), e.get("type", "invalid"), \
+            _encodable(str(e.get("msg", "")))
+        found.append({"field": field, "rule": rule, "message": chinese_message(field, rule, message),
+                      "message_en": message,
                       "value": value if isinstance(value, str | int | bool) or value is None
                       or (isinstance(value, float) and math.isfinite(value)) else None})  # NaN is not JSON
     return found

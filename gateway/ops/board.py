@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from adapters.secrets import credential_sources
 from contracts.delivery import DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.delivery.breaker import BreakerState
@@ -98,6 +99,8 @@ class Board:
         adapter_ids = sorted(configs)
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(adapter_ids)
         pollers = self.runtime.pollers.status() if self.runtime.pollers is not None else {}
+        settings = self.runtime.settings
+        generates = settings.demo.generate_credentials or settings.demo.simulators  # as create_app decides
         adapters = []
         for adapter_id in adapter_ids:
             config, s = configs[adapter_id], stats.get(adapter_id, {})
@@ -106,6 +109,7 @@ class Board:
                 received=s.get("tickets", 0) + s.get("quarantine_open", 0), mapped=s.get("tickets", 0),
                 quarantined=s.get("quarantine_open", 0), quarantined_total=s.get("quarantined", 0),
                 callback=by_lane.get(f"callback:{adapter_id}"), poller=pollers.get(adapter_id),
+                credentials=credential_sources(config, settings.resolved_data_dir, generate=generates),
             ))
         destinations = [row for row in lanes if not row.destination.startswith("callback:")]
         at_risk = [RiskRow(ticket_id=t.ticket_id, source_ticket_no=t.source.source_ticket_no,

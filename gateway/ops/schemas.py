@@ -112,8 +112,10 @@ class DeliverySearch(_Request):
 
 
 class ReplayFilter(_Request):
-    """Dead deliveries to replay: every given field must match."""
+    """Deliveries to replay: dead letters (back on their lane), or retrying ones (due now: "retry now" after a
+    partner's fault is fixed); every given field must match."""
 
+    state: Literal["dead", "retrying"] = "dead"
     destination: Text64 | None = None
     error_class: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     ticket_id: Text64 | None = None
@@ -122,12 +124,14 @@ class ReplayFilter(_Request):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
     def filter(self) -> DeliveryFilter:
-        return DeliveryFilter(state=DeliveryState.DEAD, destination=self.destination, error_class=self.error_class,
+        return DeliveryFilter(state=DeliveryState(self.state), destination=self.destination,
+                              error_class=self.error_class,
                               since=self.since, until=self.until, ticket_id=self.ticket_id, limit=self.limit)
 
 
 class ReplayRequest(_Request):
-    """Replay dead deliveries by id or by filter; a dry run says which would go, and changes nothing."""
+    """Replay dead (or retry now retrying) deliveries by id or by filter; a dry run says which would go, and changes
+    nothing."""
 
     delivery_ids: Annotated[list[Text64], Field(min_length=1, max_length=1000)] | None = None
     filter: ReplayFilter | None = None
@@ -245,12 +249,30 @@ class TicketDetail(BaseModel):
     audit: list[AuditView]
 
 
+NotReplayedReason = Literal["delivered", "pending", "in_flight", "changed_meanwhile"]
+
+
+class NotReplayed(BaseModel):
+    """A delivery a replay named or matched but did not put back, and why: `reason` is the stable code, `message`
+    says it in Chinese for the operator, `message_en` in English for logs."""
+
+    delivery_id: str
+    state: DeliveryState
+    reason: NotReplayedReason
+    message: str
+    message_en: str
+
+
 class ReplayResult(BaseModel):
+    """What a replay did: `delivery_ids` went back on their lanes (dead ones) or are due now (retrying ones);
+    `not_replayed` explains each other one it was asked for."""
+
     dry_run: bool
     delivery_ids: list[str]
     ticket_ids: list[str]
     count: int
     audit_id: str
+    not_replayed: list[NotReplayed] = Field(default_factory=list)
 
 
 class QuarantineView(BaseModel):
@@ -261,6 +283,7 @@ class QuarantineView(BaseModel):
     size: int
     errors: list[dict[str, Any]]
     resolved_ticket_id: str | None
+    returned: bool = False  # kept after a 退单 the partner was sent, not waiting for a fixed spec
 
 
 class RemapResult(BaseModel):

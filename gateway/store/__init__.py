@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, ExitStack
+
 from gateway.config import GatewaySettings
 from gateway.store.base import (
     AlertLedger,
@@ -31,6 +33,7 @@ from gateway.store.errors import (
     UnknownTicket,
 )
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
+from gateway.store.sqlite.owner import StoreFileInUse, store_file_owned
 
 __all__ = [
     "AlertLedger",
@@ -51,6 +54,7 @@ __all__ = [
     "Store",
     "StoreConfigError",
     "StoreError",
+    "StoreFileInUse",
     "StoreLifecycle",
     "TicketQuery",
     "TicketStore",
@@ -58,6 +62,7 @@ __all__ = [
     "UnknownTicket",
     "hash_phone",
     "open_store",
+    "serving_store",
 ]
 
 
@@ -75,3 +80,18 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     from gateway.store.sqlite import SqliteStore
 
     return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds)
+
+
+def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,
+                  workers: bool) -> AbstractContextManager[object]:
+    """Held while a process serves the store: one gateway (`gateway`) and one set of delivery workers (`workers`)
+    per SQLite file, a second refused with StoreFileInUse naming the first; Redis is shared by design."""
+    stack = ExitStack()
+    if settings.store.kind == "sqlite":
+        with ExitStack() as taking:  # all or nothing: a refusal releases what was taken
+            if gateway:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "gateway", role))
+            if workers:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "workers", role))
+            stack = taking.pop_all()
+    return stack

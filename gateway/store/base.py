@@ -68,6 +68,11 @@ class DeliveryFilter:
     limit: int = 100
 
 
+def replayable(state: DeliveryState | None) -> DeliveryState:
+    """Which state a replay by filter takes: retrying deliveries when asked for (retry now), else dead letters."""
+    return DeliveryState.RETRYING if state is DeliveryState.RETRYING else DeliveryState.DEAD
+
+
 @dataclass(frozen=True)
 class TicketQuery:
     """Which tickets to find; every given field must match exactly (phone by its keyed hash); newest first."""
@@ -301,7 +306,9 @@ class LaneStore(ABC):
     @abstractmethod
     async def replay(self, flt: DeliveryFilter | None = None, delivery_ids: list[str] | None = None,
                      dry_run: bool = False) -> list[str]:
-        """Put dead deliveries back on their lanes (attempt history kept); the ids replayed or to be."""
+        """Put dead deliveries back on their lanes and make retrying ones due now (attempt history kept, the retry
+        budget counted again from now); the ids replayed or to be. By id, a delivery in any other state is left
+        alone; by filter, `flt.state` RETRYING takes retrying deliveries, anything else dead letters."""
 
     @abstractmethod
     async def compact_delivered(self, created_before: datetime, limit: int = 500) -> int:

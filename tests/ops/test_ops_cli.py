@@ -95,12 +95,17 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     dry = _main("deliveries", "replay", "--destination", "national", "--dry-run", "--config", str(gateway_yaml))
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout.strip().splitlines()[-1]) == {"matched": 2, "would_replay": 2, "dry_run": True,
-                                                               "destinations": {"national": 2}}
+                                                               "destinations": {"national": 2}, "not_replayed": {}}
 
     one = _main("deliveries", "replay", "--id", seeded["KL-CLI-2:delivery"], "--config", str(gateway_yaml))
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout.strip().splitlines()[-1])["replayed"] == 1
     assert "replaying" in one.stderr  # the progress bar
+    again = _main("deliveries", "replay", "--id", seeded["KL-CLI-2:delivery"], "--config", str(gateway_yaml))
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["replayed"] == 0  # it is waiting on its lane now, and the summary says so
+    assert summary["not_replayed"][seeded["KL-CLI-2:delivery"]] == {
+        "state": "pending", "reason": "pending", "message": "已在队列中等待发送，无需重新投递"}
 
     remap = _main("quarantine", "remap", "--adapter", "city-12345-rest", "--config", str(gateway_yaml))
     assert remap.returncode == 1  # the spec still cannot map it
@@ -115,10 +120,49 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     assert "quarantine.remap" in [a for _, a, _ in actions]
 
 
+def test_tickets_show_takes_the_source_ticket_number_or_the_national_registration_number(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+    seeded = _seed(gateway_yaml)
+    national_no = "1231552260120240315000042"
+
+    async def register() -> None:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.store.open()
+        try:
+            ticket = await runtime.store.get_ticket(seeded["KL-CLI-2"])
+            assert ticket is not None
+            await runtime.store.save_ticket(ticket.model_copy(update={"national_registration_no": national_no}), [])
+        finally:
+            await runtime.store.close()
+
+    asyncio.run(register())
+    by_source = _main("tickets", "show", "KL-CLI-1", "--config", str(gateway_yaml))
+    assert by_source.returncode == 0, by_source.stderr
+    assert by_source.stdout.startswith(f"ticket {seeded['KL-CLI-1']}")
+    timeline = by_source.stdout.split("timeline:\n", 1)[1].splitlines()
+    assert len(timeline) >= 3  # received, registered, stored, attempts…: each in China time, whoever wrote it
+    assert all(line.split()[0].endswith("+08:00") for line in timeline), timeline
+    by_national = _main("tickets", "show", national_no, "--config", str(gateway_yaml))
+    assert by_national.returncode == 0, by_national.stderr
+    assert by_national.stdout.startswith(f"ticket {seeded['KL-CLI-2']}") and national_no in by_national.stdout
+    quarantined = _main("quarantine", "list", "--config", str(gateway_yaml)).stdout.splitlines()
+    assert quarantined[0].split()[:2] == ["quarantine_id", "隔离编号"]
+    said = "业务类型：代码不在对照表中，无法对应国家标准代码 (classification.business_type unmapped_code)"
+    assert said in quarantined[1]
+    dead = _main("deliveries", "list", "--config", str(gateway_yaml)).stdout.splitlines()
+    assert dead[0].split()[:2] == ["delivery_id", "投递编号"] and "dead 死信" in dead[1]
+    found = _main("tickets", "find", "--source-no", "KL-CLI-1", "--config", str(gateway_yaml))
+    header, row, total = found.stdout.strip().splitlines()
+    assert header.split()[:2] == ["ticket_id", "工单编号"] and "来源工单号" in header  # a header row names the columns
+    assert row.startswith(seeded["KL-CLI-1"]) and "KL-CLI-1" in row
+    assert total == "1 ticket(s) 共 1 件"
+
+
 def test_a_missing_ticket_and_a_replay_without_target_are_told_plainly(tmp_path: Path) -> None:
     gateway_yaml = _config(tmp_path)
     missing = _main("tickets", "show", "01J0000000000000000000000Z", "--config", str(gateway_yaml))
     assert missing.returncode == 1 and '"field": "ticket_id"' in missing.stderr
+    assert "source ticket number or national registration number" in missing.stderr  # says what it looked for
     nothing = _main("deliveries", "replay", "--config", str(gateway_yaml))
     assert nothing.returncode == 2 and "--id" in nothing.stderr
 

@@ -359,9 +359,9 @@ put_back(ARGV[1], rk, did, f)
 return 1
 """
 
-# KEYS: urgent, normal, dead stream, state:dead, state:pending
+# KEYS: urgent, normal, dead stream, state:dead, state:pending, delayed
 # ARGV: now, record prefix, order prefix, ids...
-# -> the ids put back (only those that were dead)
+# -> the ids put back (dead ones) or made due now (retrying ones)
 REPLAY = """
 local now, rp, op = ARGV[1], ARGV[2], ARGV[3]
 local out = {}
@@ -382,6 +382,11 @@ for i = 4, #ARGV do
     if f[4] then redis.call('XDEL', KEYS[3], f[4]) end
     redis.call('ZREM', KEYS[4], did)
     redis.call('ZADD', KEYS[5], f[3], did)
+    out[#out + 1] = did
+  elseif f[1] == 'retrying' then
+    -- retry now: due at once (a parked or already promoted one keeps its place), its budget counted from now
+    if redis.call('ZSCORE', KEYS[6], did) then redis.call('ZADD', KEYS[6], now, did) end
+    redis.call('HSET', rk, 'due', now, 'budget_attempts', f[5] or '0', 'budget_since', now)
     out[#out + 1] = did
   end
 end
