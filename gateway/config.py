@@ -113,7 +113,7 @@ class GatewaySettings(BaseSettings):
     delivery_file: str = "delivery.yaml"
     routing_file: str = "routing.yaml"
     jurisdiction_file: str = "jurisdiction.yaml"  # the jurisdiction screen's rules (accept / return / review)
-    alerts_file: str | None = "alerts.yaml"  # alert rules and channels; None: the rules' defaults, no channels
+    alerts_file: str | None = None  # alert rules and channels (alerts.yaml); None: the rules' defaults, no channels
     national: NationalSettings = Field(default_factory=NationalSettings)
     credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)
     workers: bool = True  # run the delivery workers inside the API process
