@@ -22,7 +22,9 @@ from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliverySearch,
+    EchoSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -120,6 +122,14 @@ def ops_api_router() -> APIRouter:
     async def get_ticket(ticket_id: str, user: Viewer, service: Service) -> TicketDetail:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
+
+    @router.get("/echo/behind", response_model=list[BehindTicket])
+    async def echo_behind(search: Annotated[EchoSearch, Query()], user: Viewer,
+                          service: Service) -> list[BehindTicket]:
+        """The sender's echo (事事有回音): tickets whose originating partner has not heard their latest status (no
+        delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
+        it waits for and that callback's last error."""
+        return await service.behind(search, user)
 
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,

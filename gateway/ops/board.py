@@ -11,6 +11,7 @@ from contracts.ticket import Ticket
 from gateway.delivery.breaker import BreakerState
 from gateway.ops.chart import Chart, chart_of
 from gateway.ops.counts import MinuteCounts
+from gateway.ops.echo import EchoBoard
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.risk import DeadlineRisk, deadline_risk
 from gateway.ops.views import AdapterRow, Dashboard, LaneRow, RiskRow
@@ -30,6 +31,7 @@ class Board:
         self.counts = counts
         self.clock = clock
         self._risk: tuple[float, list[tuple[Ticket, DeadlineRisk]]] | None = None
+        self.echo = EchoBoard(runtime)
 
     def risk_of(self, ticket: Ticket) -> DeadlineRisk | None:
         settings = self.runtime.settings
@@ -100,6 +102,9 @@ class Board:
                    for t, r in risks[:50]]
         dead: list[DeliveryReceipt] = await self.runtime.store.list_deliveries(
             DeliveryFilter(state=DeliveryState.DEAD, limit=50))
+        now = self.clock()
+        behind = await self.echo.behind(now, self.runtime.settings.echo.panel_limit)
+        behind_count = await self.echo.count(now)
         chart = await self.chart(hours)
         totals = {
             "undelivered": sum(r.undelivered for r in lanes), "dead": sum(r.dead for r in lanes),
@@ -110,7 +115,9 @@ class Board:
                          destinations=destinations, at_risk=at_risk,
                          overdue=sum(1 for _, r in risks if r.risk == "overdue"),
                          due_soon=sum(1 for _, r in risks if r.risk == "due_soon"),
-                         dead=list(reversed(dead)), chart=chart, totals=totals)
+                         dead=list(reversed(dead)), chart=chart, totals=totals, behind=behind,
+                         behind_count=behind_count,
+                         behind_after_s=self.runtime.settings.echo.behind_after_seconds)
 
     async def chart(self, hours: float) -> Chart:
         return chart_of(await self.counts.read(hours), self.clock(), hours)
@@ -126,5 +133,6 @@ class Board:
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(
             sorted(self.runtime.components.adapter_configs))
         metrics.set_quarantine({a: s["quarantine_open"] for a, s in stats.items()})
+        metrics.echo_behind.set(await self.echo.count(self.clock()))
         if self.runtime.pollers is not None:
             metrics.set_pollers({a: p.consecutive_failures for a, p in self.runtime.pollers.status().items()})

@@ -28,8 +28,10 @@ from gateway.ops.reload import RELOADED, read_configuration, restart_required
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliveryDetail,
     DeliverySearch,
+    EchoSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -202,10 +204,15 @@ class OpsService:
         risk = self.board.risk_of(ticket)
         return TicketDetail(
             ticket=ticket_json(ticket, user.role), masked=masked,
+            echo=await self.board.echo.of_ticket(ticket_id, self.clock()),
             deadline_risk=risk.risk if risk else None, due_on=risk.due_on if risk else None,
             deliveries=deliveries, timeline=timeline(ticket, deliveries, audit, masked),
             audit=[audit_view(e) for e in audit],
         )
+
+    async def behind(self, search: EchoSearch, user: OpsUser) -> list[BehindTicket]:
+        """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
+        return await self.board.echo.behind(self.clock(), search.limit)
 
     # -- deliveries -------------------------------------------------------------------------------------
     async def deliveries(self, search: DeliverySearch, user: OpsUser) -> list[DeliveryReceipt]:
@@ -249,7 +256,8 @@ class OpsService:
         return QuarantineView(quarantine_id=item.quarantine_id, adapter_id=item.adapter_id,
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
-                              resolved_ticket_id=item.resolved_ticket_id)
+                              resolved_ticket_id=item.resolved_ticket_id, times_seen=item.times_seen,
+                              last_seen_at=item.last_seen_at or item.received_at)
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
         items: list[QuarantinedPayload] = await self.store.list_quarantined(search.adapter_id, search.limit)

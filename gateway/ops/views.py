@@ -11,7 +11,7 @@ from contracts.delivery import AttemptOutcome, DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.ops.chart import Chart
 from gateway.ops.masking import mask_in_text
-from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
+from gateway.ops.schemas import AuditView, BehindTicket, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
 from gateway.store.base import AuditEntry
 
@@ -88,6 +88,10 @@ class Dashboard:
     dead: list[DeliveryReceipt]
     chart: Chart
     totals: dict[str, int] = field(default_factory=dict)
+    # The sender's echo: tickets whose partner has not heard their latest status for longer than behind_after_s.
+    behind: list[BehindTicket] = field(default_factory=list)
+    behind_count: int = 0
+    behind_after_s: int = 0
 
 
 
