@@ -90,6 +90,7 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     assert shown.returncode == 0, shown.stderr
     assert "KL-CLI-1" in shown.stdout and seeded["KL-CLI-1:delivery"] in shown.stdout and "dead" in shown.stdout
     assert "timeline:" in shown.stdout
+    assert "sender's echo - (no status callback yet)" in shown.stdout
 
     dry = _main("deliveries", "replay", "--destination", "national", "--dry-run", "--config", str(gateway_yaml))
     assert dry.returncode == 0, dry.stderr
@@ -138,3 +139,29 @@ def test_ops_hash_token_prints_a_salted_hash_the_users_file_accepts() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert parse_token_hash(done.stdout.strip()).verify("my-ops-token")
+
+
+def test_quarantine_list_shows_how_often_the_same_payload_came_and_when_last(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+
+    async def push_thrice() -> str:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.start(workers=False, pollers=False)
+        try:
+            bad = city_complaint("KL-CLI-DUP", appealTypeCode="99")
+            ids = set()
+            for _ in range(3):
+                outcome = await runtime.intake.accept("city-12345-rest", bad, raw_body=json.dumps(bad).encode(),
+                                                      content_type="application/json")
+                ids.add(outcome.quarantine_id)
+            assert len(ids) == 1
+            return str(ids.pop())
+        finally:
+            await runtime.stop()
+
+    quarantine_id = asyncio.run(push_thrice())
+    listed = _main("quarantine", "list", "--config", str(gateway_yaml))
+    assert listed.returncode == 0, listed.stderr
+    [line] = [row for row in listed.stdout.splitlines() if row.startswith(quarantine_id)]
+    assert " ×3 last " in line and "classification.business_type (unmapped_code)" in line
+    assert listed.stdout.strip().endswith("1 payload(s)")
