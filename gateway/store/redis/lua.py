@@ -156,7 +156,7 @@ if ARGV[13] ~= '' then
     redis.call('HSET', KEYS[4], 'ticket', ARGV[2], 'lane', ARGV[10], 'latest_seq', ARGV[13],
       'latest_status', ARGV[14], 'latest_at', ARGV[9])
   end
-  if seq > tonumber(e[2] or '-1') then
+  if (not e[2]) or seq > tonumber(e[2]) then  -- nothing heard yet, or only an older status
     redis.call('ZADD', KEYS[6], seq, ARGV[1])
     if not e[3] then
       redis.call('HSET', KEYS[4], 'behind_since', ARGV[9])
@@ -308,10 +308,12 @@ if state == 'delivered' then
   if r[1] and r[3] then
     local ek, wk = ARGV[11] .. r[3], ARGV[12] .. r[3]
     local seq = tonumber(r[1])
-    local heard = tonumber(redis.call('HGET', ek, 'heard_seq') or '-1')
-    if seq > heard then
+    local heard = redis.call('HGET', ek, 'heard_seq')  -- nil until something is heard (sequences start at -1)
+    if (not heard) or seq > tonumber(heard) then
       redis.call('HSET', ek, 'heard_seq', r[1], 'heard_status', r[2], 'heard_at', ARGV[7])
       heard = seq
+    else
+      heard = tonumber(heard)
     end
     redis.call('ZREMRANGEBYSCORE', wk, '-inf', heard)
     local first = redis.call('ZRANGE', wk, 0, 0)[1]

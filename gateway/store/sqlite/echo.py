@@ -12,9 +12,11 @@ from gateway.store.records import from_ms, to_ms
 from gateway.store.sqlite.executor import Executor, Row
 
 # The oldest callback of the ticket's lane that reports a status newer than the partner heard: the one it waits for.
+# (Nothing heard is NULL, never a number: a ticket's sequences start at -1, the status before any event.)
 _WAITING = (
     "(SELECT d.id FROM deliveries AS d WHERE d.ticket_id = e.ticket_id AND d.destination = e.destination"
-    " AND d.reports_sequence > COALESCE(e.heard_sequence, -1) ORDER BY d.reports_sequence, d.rowid LIMIT 1)"
+    " AND (e.heard_sequence IS NULL OR d.reports_sequence > e.heard_sequence)"
+    " ORDER BY d.reports_sequence, d.rowid LIMIT 1)"
 )
 _COLUMNS = ("e.ticket_id, e.destination, e.latest_sequence, e.latest_status, e.latest_at, e.heard_sequence,"
             f" e.heard_status, e.heard_at, e.behind_since, {_WAITING}")
@@ -32,7 +34,7 @@ def status_enqueued(db: sqlite3.Connection, ticket_id: str, destination: str, re
         "  latest_at = CASE WHEN ?3 >= latest_sequence THEN ?5 ELSE latest_at END,"
         "  latest_sequence = MAX(latest_sequence, ?3),"
         "  destination = ?2,"
-        "  behind_since = CASE WHEN ?3 > COALESCE(heard_sequence, -1) THEN COALESCE(behind_since, ?5)"
+        "  behind_since = CASE WHEN heard_sequence IS NULL OR ?3 > heard_sequence THEN COALESCE(behind_since, ?5)"
         "                 ELSE behind_since END",
         (ticket_id, destination, reports.sequence, reports.status, now),
     )
@@ -44,9 +46,9 @@ def status_heard(db: sqlite3.Connection, ticket_id: str, destination: str, seque
     already); it is behind since the oldest callback still reporting something newer, or not at all."""
     db.execute(
         "UPDATE partner_echo SET"
-        "  heard_status = CASE WHEN ?2 > COALESCE(heard_sequence, -1) THEN ?3 ELSE heard_status END,"
-        "  heard_at = CASE WHEN ?2 > COALESCE(heard_sequence, -1) THEN ?4 ELSE heard_at END,"
-        "  heard_sequence = MAX(COALESCE(heard_sequence, -1), ?2)"
+        "  heard_status = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?3 ELSE heard_status END,"
+        "  heard_at = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?4 ELSE heard_at END,"
+        "  heard_sequence = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?2 ELSE heard_sequence END"
         " WHERE ticket_id = ?1",
         (ticket_id, sequence, status, now),
     )

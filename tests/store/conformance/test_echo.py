@@ -151,3 +151,16 @@ async def test_tickets_behind_are_listed_longest_behind_first_up_to_the_limit(st
     assert [e.ticket_id for e in await store.list_behind(later(), limit=2)] == [t.ticket_id for t in tickets[:2]]
     assert await store.count_behind(later()) == 3
     assert all(e.latest_status == "ACCEPTED" and e.heard_status is None for e in listed)
+
+
+async def test_a_status_before_any_event_is_heard_like_any_other(store: Store) -> None:
+    # A held ticket returned by an operator (退单) reports RETURNED at the ticket's first sequence, -1.
+    ticket = await stored(store, "GZ-ECHO-RETURNED")
+    await report(store, ticket, -1, "RETURNED")
+    echo = await store.get_echo(ticket.ticket_id)
+    assert echo is not None and echo.heard_sequence is None and echo.behind_since is not None
+    claim = await claim_one(store)
+    await store.settle_delivered(claim, attempt(claim))
+    echo = await store.get_echo(ticket.ticket_id)
+    assert echo is not None
+    assert (echo.heard_sequence, echo.heard_status, echo.behind_since) == (-1, "RETURNED", None)
