@@ -30,12 +30,13 @@ def callback(lane: str, i: int, echo: bool) -> OutboxEntry:
                        reports=ReportedStatus(sequence=1, status="ACCEPTED") if echo else None)
 
 
-async def one_round(store: Store, lane: str, start: int, n: int, echo: bool) -> tuple[float, float]:
-    """Seconds to enqueue n callbacks (one ticket each, one at a time) and to claim and settle them all."""
-    began = time.perf_counter()
+async def one_round(store: Store, lane: str, start: int, n: int, echo: bool) -> tuple[float, float, float, float]:
+    """Wall and CPU seconds (this process, every thread) to enqueue n callbacks (one ticket each, one at a time),
+    then wall and CPU seconds to claim and settle them all."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for i in range(start, start + n):
         await store.enqueue(f"ticket-{i}", f"key-{i}", [callback(lane, i, echo)])
-    enqueued = time.perf_counter()
+    enqueued_wall, enqueued_cpu = time.perf_counter(), time.process_time()
     settled = 0
     while settled < n:
         for claim in await store.claim(lane, "bench", 30, limit=1):
@@ -43,23 +44,28 @@ async def one_round(store: Store, lane: str, start: int, n: int, echo: bool) -> 
                 delivery_id=claim.delivery_id, number=1, started_at=datetime.now(UTC), duration_ms=3.0,
                 status_code=200, outcome=AttemptOutcome.SUCCESS, response_body='{"code":0}'))
             settled += 1
-    return enqueued - began, time.perf_counter() - enqueued
+    return (enqueued_wall - wall, enqueued_cpu - cpu, time.perf_counter() - enqueued_wall,
+            time.process_time() - enqueued_cpu)
 
 
-async def measure(store: Store, n: int, rounds: int) -> dict[str, list[float]]:
-    """Per round, the ratio (with echo / without) of the rates of enqueue and of claim + settle."""
-    ratios: dict[str, list[float]] = {"enqueue": [], "claim + settle delivered": []}
+Sample = tuple[float, float, float, float]  # µs per callback: wall with echo, wall without, CPU with, CPU without
+
+
+async def measure(store: Store, n: int, rounds: int) -> dict[str, list[Sample]]:
+    """Per operation and round, both sides measured in the same round (alternating which goes first)."""
+    found: dict[str, list[Sample]] = {"enqueue": [], "claim + settle delivered": []}
     next_i = 0
     for r in range(rounds):
         lane = f"callback:bench-{uuid.uuid4().hex[:6]}"
-        spent: dict[bool, tuple[float, float]] = {}
-        for echo in ((True, False) if r % 2 == 0 else (False, True)):  # alternate which goes first
+        spent: dict[bool, tuple[float, float, float, float]] = {}
+        for echo in ((True, False) if r % 2 == 0 else (False, True)):
             spent[echo] = await one_round(store, lane, next_i, n, echo)
             next_i += n
-        # rate ratio = time without / time with
-        ratios["enqueue"].append(spent[False][0] / spent[True][0])
-        ratios["claim + settle delivered"].append(spent[False][1] / spent[True][1])
-    return ratios
+        for k, operation in enumerate(found):
+            w, c = 2 * k, 2 * k + 1
+            found[operation].append(tuple(x / n * 1e6 for x in (  # type: ignore[misc]
+                spent[True][w], spent[False][w], spent[True][c], spent[False][c])))
+    return found
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -68,8 +74,9 @@ async def main_async(args: argparse.Namespace) -> None:
             "sqlite": SqliteStore(Path(tmp) / "bench.db", KEY),
             "redis": RedisStore(args.redis_url, KEY, namespace=f"bench-echo-{uuid.uuid4().hex[:8]}"),
         }
-        print("| store | operation | rate with echo / without (median) | range |")
-        print("|---|---|---:|---:|")
+        print("| store | operation | wall µs per callback, with echo / without | wall ratio with / without (range) |"
+              " CPU µs in the gateway process, with / without | CPU ratio with / without (range) |")
+        print("|---|---|---:|---:|---:|---:|")
         for name, store in stores.items():
             async with store:
                 try:
@@ -79,9 +86,13 @@ async def main_async(args: argparse.Namespace) -> None:
                         keys = [k async for k in store.redis.scan_iter(match=store.keys.pattern, count=1000)]
                         if keys:
                             await store.redis.delete(*keys)
-            for operation, ratios in found.items():
-                print(f"| {name} | {operation} | **{statistics.median(ratios):.2f}** | "
-                      f"{min(ratios):.2f}–{max(ratios):.2f} |", flush=True)
+            for operation, samples in found.items():
+                med = [statistics.median(s[i] for s in samples) for i in range(4)]
+                wall = [s[0] / s[1] for s in samples]
+                cpu = [s[2] / s[3] for s in samples]
+                print(f"| {name} | {operation} | {med[0]:.0f} / {med[1]:.0f} | **{statistics.median(wall):.2f}** "
+                      f"({min(wall):.2f}–{max(wall):.2f}) | {med[2]:.0f} / {med[3]:.0f} | "
+                      f"**{statistics.median(cpu):.2f}** ({min(cpu):.2f}–{max(cpu):.2f}) |", flush=True)
 
 
 def main() -> None:

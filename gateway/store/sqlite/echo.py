@@ -43,20 +43,17 @@ def status_enqueued(db: sqlite3.Connection, ticket_id: str, destination: str, re
 def status_heard(db: sqlite3.Connection, ticket_id: str, destination: str, sequence: int, status: str,
                  now: int) -> None:
     """A callback reporting status `sequence` was delivered: the partner heard it (unless it heard a newer one
-    already); it is behind since the oldest callback still reporting something newer, or not at all."""
+    already); it is behind since the oldest callback still reporting something newer, or not at all. One
+    statement: every right-hand side reads the row as it was."""
     db.execute(
         "UPDATE partner_echo SET"
         "  heard_status = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?3 ELSE heard_status END,"
         "  heard_at = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?4 ELSE heard_at END,"
-        "  heard_sequence = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?2 ELSE heard_sequence END"
+        "  heard_sequence = CASE WHEN heard_sequence IS NULL OR ?2 > heard_sequence THEN ?2 ELSE heard_sequence END,"
+        "  behind_since = (SELECT MIN(d.created_at) FROM deliveries AS d WHERE d.ticket_id = ?1"
+        "    AND d.destination = ?5 AND d.reports_sequence > MAX(COALESCE(partner_echo.heard_sequence, ?2), ?2))"
         " WHERE ticket_id = ?1",
-        (ticket_id, sequence, status, now),
-    )
-    db.execute(
-        "UPDATE partner_echo SET behind_since = (SELECT MIN(d.created_at) FROM deliveries AS d"
-        "  WHERE d.ticket_id = ?1 AND d.destination = ?2 AND d.reports_sequence > partner_echo.heard_sequence)"
-        " WHERE ticket_id = ?1",
-        (ticket_id, destination),
+        (ticket_id, sequence, status, now, destination),
     )
 
 
