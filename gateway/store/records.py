@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
+from contracts.ticket import Ticket
 
 
 def now_ms() -> int:
@@ -55,3 +56,9 @@ def payload_digest(content_type: str, body: bytes) -> str:
     digest.update(b"\x00")
     digest.update(body)
     return digest.hexdigest()
+
+
+def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:
+    """The ticket as a save stores it: one revision past the one it was read at (its own when not given)."""
+    revision = (ticket.lifecycle.revision if read_at is None else read_at) + 1
+    return ticket.model_copy(update={"lifecycle": ticket.lifecycle.model_copy(update={"revision": revision})})

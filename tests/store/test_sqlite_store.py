@@ -188,6 +188,9 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
                               ("quarantine", "payload_digest"), ("quarantine", "times_seen"),
                               ("quarantine", "last_seen_at")):
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute("DROP INDEX tickets_held")
+        db.execute("ALTER TABLE tickets DROP COLUMN held")
+        db.execute("ALTER TABLE tickets DROP COLUMN revision")
         db.execute("PRAGMA user_version = 2")
 
     store = SqliteStore(path, PHONE_KEY)
@@ -201,7 +204,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert [bool(r[0]) for r in parked] == [False, True]  # schema 6 parked the one waiting
         facts = await store._executor.run(store._executor.fetchall, "SELECT name FROM store_facts", ())
         assert [r[0] for r in facts] == ["phone_key_fingerprint"]  # schema 7: recorded by the upgrade
-        assert await store.count_behind(datetime.now(UTC)) == 0  # schema 8: the echo starts with the next callback
+        assert await store.count_behind(datetime.now(UTC)) == 0  # schema 10: the echo starts with the next callback
         # and the triggers count from here on
         [claimed] = await store.claim("credit", "w", 60)
         stats = await store.lane_stats()

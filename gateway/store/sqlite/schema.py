@@ -229,7 +229,18 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
-    # 8: the sender's echo - the status each callback reports, and per ticket what its partner has heard, with the
+    # 8: a ticket's revision, the count of its saves: conditional saves compare it (lifecycle.revision).
+    """
+    ALTER TABLE tickets ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 9: tickets held for an operator's jurisdiction decision, found by index (Ticket.held_for_review).
+    """
+    ALTER TABLE tickets ADD COLUMN held TEXT;
+    UPDATE tickets SET held = 'review'
+        WHERE status = 'RECEIVED' AND json_extract(body, '$.routing.jurisdiction.outcome') = 'review';
+    CREATE INDEX tickets_held ON tickets(held, created_at) WHERE held IS NOT NULL;
+    """,
+    # 10: the sender's echo - the status each callback reports, and per ticket what its partner has heard, with the
     # tickets behind indexed by since when; quarantine dedupe - one open record per adapter and payload, counted.
     """
     ALTER TABLE deliveries ADD COLUMN reports_sequence INTEGER;
