@@ -19,6 +19,7 @@ class DeliveryKind(StrEnum):
     FORWARD = "forward"  # the ticket to the national platform
     CALLBACK = "callback"  # a status change back to the originating partner
     ROUTED = "routed"  # a side delivery chosen by routing rules (enforcement, credit, emergency)
+    ALERT = "alert"  # an operational alert to an ops channel (webhook, 企业微信, 钉钉, e-mail)
 
 
 class DeliveryState(StrEnum):
