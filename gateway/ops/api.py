@@ -26,7 +26,9 @@ from gateway.ops.schemas import (
     AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliverySearch,
+    EchoSearch,
     OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
@@ -127,6 +129,14 @@ def ops_api_router() -> APIRouter:
     async def get_ticket(ticket_id: str, user: Viewer, service: Service) -> TicketDetail:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
+
+    @router.get("/echo/behind", response_model=list[BehindTicket])
+    async def echo_behind(search: Annotated[EchoSearch, Query()], user: Viewer,
+                          service: Service) -> list[BehindTicket]:
+        """The sender's echo (事事有回音): tickets whose originating partner has not heard their latest status (no
+        delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
+        it waits for and that callback's last error."""
+        return await service.behind(search, user)
 
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,

@@ -32,8 +32,10 @@ from gateway.ops.schemas import (
     AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliveryDetail,
     DeliverySearch,
+    EchoSearch,
     OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
@@ -229,10 +231,15 @@ class OpsService:
         risk = self.board.risk_of(ticket)
         return TicketDetail(
             ticket=ticket_json(ticket, user.role), masked=masked,
+            echo=await self.board.echo.of_ticket(ticket_id, self.clock()),
             deadline_risk=risk.risk if risk else None, due_on=risk.due_on if risk else None,
             deliveries=deliveries, timeline=timeline(ticket, deliveries, audit, masked),
             audit=[audit_view(e) for e in audit],
         )
+
+    async def behind(self, search: EchoSearch, user: OpsUser) -> list[BehindTicket]:
+        """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
+        return await self.board.echo.behind(self.clock(), search.limit)
 
     # -- deliveries -------------------------------------------------------------------------------------
     async def deliveries(self, search: DeliverySearch, user: OpsUser) -> list[DeliveryReceipt]:
@@ -291,7 +298,8 @@ class OpsService:
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
                               resolved_ticket_id=item.resolved_ticket_id,
-                              returned=any(e.rule.startswith("returned:") for e in item.errors))
+                              returned=any(e.rule.startswith("returned:") for e in item.errors),
+                              times_seen=item.times_seen, last_seen_at=item.last_seen_at or item.received_at)
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
         items: list[QuarantinedPayload] = await self.store.list_quarantined(search.adapter_id, search.limit)

@@ -13,7 +13,7 @@ from contracts.ticket import Ticket
 from gateway.ops.chart import Chart
 from gateway.ops.masking import mask_in_text
 from gateway.ops.on_time import OnTimeReport
-from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
+from gateway.ops.schemas import AuditView, BehindTicket, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
 from gateway.store.base import AlertRecord, AuditEntry
 from gateway.tickets.deadlines import CHINA_TZ
@@ -105,6 +105,10 @@ class Dashboard:
     on_time: OnTimeReport
     totals: dict[str, int] = field(default_factory=dict)
     alerts: list[AlertRecord] = field(default_factory=list)  # firing now, most recently updated first
+    # The sender's echo: tickets whose partner has not heard their latest status for longer than behind_after_s.
+    behind: list[BehindTicket] = field(default_factory=list)
+    behind_count: int = 0
+    behind_after_s: int = 0
 
 
 

@@ -27,12 +27,13 @@ from gateway.store.base import (
     DeliveryFilter,
     IntakeResult,
     OnTimeCount,
+    PartnerEcho,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
 from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
-from gateway.store.sqlite import alerts, coordination, lanes, operations, quarantine, tickets
+from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
 
@@ -110,12 +111,10 @@ class SqliteStore(Store):
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        quarantine_id = str(ULID())
         errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        await self._executor.write(
-            functools.partial(quarantine.insert, quarantine_id, adapter_id, body, content_type, errors_json),
+        return await self._executor.write(
+            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json),
             acknowledged=True)
-        return quarantine_id
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._executor, quarantine_id)
@@ -177,6 +176,16 @@ class SqliteStore(Store):
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         return await self._executor.run(lanes.lane_stats, self._executor)
+
+    # -- the sender's echo (written by the lane writes above) ------------------------------------------------
+    async def get_echo(self, ticket_id: str) -> PartnerEcho | None:
+        return await echo.get_echo(self._executor, ticket_id)
+
+    async def list_behind(self, behind_before: datetime, limit: int = 100) -> list[PartnerEcho]:
+        return await echo.list_behind(self._executor, behind_before, limit)
+
+    async def count_behind(self, behind_before: datetime) -> int:
+        return await echo.count_behind(self._executor, behind_before)
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:
