@@ -270,7 +270,7 @@ def dashboard_router() -> APIRouter:
             result = await service.remap(quarantine_id, checked)
         except OpsError as err:
             return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
-        if result.ticket_id and result.outcome in ("created", "repeat", "review"):
+        if result.ticket_id and result.outcome in ("created", "repeat", "updated", "review"):
             return _back(f"/ops/tickets/{result.ticket_id}",
                          "remapped_review" if result.outcome == "review" else "remapped")
         return _back("/ops/quarantine", result.outcome)

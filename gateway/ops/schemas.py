@@ -222,7 +222,7 @@ class RemapResult(BaseModel):
     `still_rejected` (the errors), `already_resolved`."""
 
     quarantine_id: str
-    outcome: Literal["created", "repeat", "review", "still_rejected", "returned", "already_resolved"]
+    outcome: Literal["created", "repeat", "updated", "review", "still_rejected", "returned", "already_resolved"]
     ticket_id: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
     jurisdiction: JurisdictionDecision | None = None  # the jurisdiction screen's decision, when it ran

@@ -298,7 +298,7 @@ class OpsService:
                 self.runtime.engine.wake()  # the 退单 write-back is on the partner's callback lane
             return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id, errors=errors,
                                jurisdiction=decision)
-        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "review")
+        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "updated", "review")
         await self.store.resolve_quarantined(quarantine_id, outcome.ticket_id)
         audit_id = await self.record(user, "quarantine.remap", [outcome.ticket_id], {
             **detail, "kind": outcome.kind,

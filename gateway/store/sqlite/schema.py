@@ -229,6 +229,17 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 8: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+    """
+    CREATE TABLE raw_versions (
+        ticket_id    TEXT NOT NULL REFERENCES tickets(id),
+        key          TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (ticket_id, key)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

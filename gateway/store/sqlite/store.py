@@ -95,8 +95,11 @@ class SqliteStore(Store):
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        return await tickets.get_raw_payload(self._executor, ticket_id)
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        return await tickets.get_raw_payload(self._executor, ticket_id, key)
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
