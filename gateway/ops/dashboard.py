@@ -22,7 +22,15 @@ from gateway.ops.review import pending_reviews, settle
 from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
-from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS
+from gateway.ops.views import (
+    ACTION_LABELS,
+    CIRCUIT_LABELS,
+    RISK_LABELS,
+    STATE_LABELS,
+    STATUS_LABELS,
+    VERSION_LABELS,
+    WITHDRAWAL_LABELS,
+)
 from gateway.tickets.review import Settlement, is_under_review
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -63,6 +71,7 @@ def _environment() -> Environment:
     env.filters["age"] = _age
     env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
     env.globals.update(STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS, CIRCUIT_LABELS=CIRCUIT_LABELS,
+                       VERSION_LABELS=VERSION_LABELS, WITHDRAWAL_LABELS=WITHDRAWAL_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, Role=Role)
     return env

@@ -171,7 +171,8 @@ class DeliveryDetail(BaseModel):
 
 class TimelineEntry(BaseModel):
     at: datetime
-    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline
+    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline,
+    # version, urge, withdrawal (the sender's follow-ups)
     label: str  # Chinese, for the page
     detail: str | None = None
     tone: Literal["info", "ok", "warn", "bad"] = "info"
