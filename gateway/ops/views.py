@@ -117,7 +117,8 @@ def audit_view(entry: AuditEntry) -> AuditView:
 
 
 VERSION_LABELS = {"original": "首版", "new_version": "新版本", "supplement": "补充材料"}
-WITHDRAWAL_LABELS = {"requested": "已转报，待全国平台答复", "accepted": "全国平台同意撤回", "refused": "全国平台不同意撤回"}
+WITHDRAWAL_LABELS = {"requested": "已转报，待全国平台答复", "accepted": "全国平台同意撤回",
+                     "refused": "全国平台不同意撤回"}
 
 
 def follow_up_entries(ticket: Ticket, masked: bool) -> list[TimelineEntry]:
