@@ -338,6 +338,9 @@ class Ticket(ContractModel):
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     attachments: list[Attachment] = Field(default_factory=list, max_length=50)
     sender_updates: SenderUpdates = Field(default_factory=SenderUpdates)
+    # How many changes the gateway saved to the stored ticket: a writer saves only over the revision it read, so
+    # two writers (a status event, a partner's follow-up, the platform's answer) never overwrite each other.
+    revision: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _national_rules(self) -> Ticket:

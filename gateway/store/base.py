@@ -164,11 +164,14 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_sequence: int | None = None,
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         """Replace a stored ticket and enqueue its outbox in one step.
 
         With `expected_sequence`, the write only happens if the stored ticket's lifecycle.last_sequence
-        still equals it (optimistic concurrency for status events); otherwise ConcurrentUpdate.
+        still equals it (optimistic concurrency for status events); with `expected_revision`, only if the stored
+        ticket's revision still equals it (every writer through gateway.tickets.updates); otherwise
+        ConcurrentUpdate.
         A ticket that was never stored raises UnknownTicket.
         """
 

@@ -37,7 +37,7 @@ class RedisTickets(RedisConnection, TicketStore):
              k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
             [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
              ticket.lifecycle.last_sequence, now, raw_body,
-             raw_content_type, *self._index_args(ticket), *entry_args],
+             raw_content_type, ticket.revision, *self._index_args(ticket), *entry_args],
         )
         if int(reply[0]) == 0:
             return IntakeResult(ticket_id=text(reply[1]), created=False)
@@ -64,7 +64,8 @@ class RedisTickets(RedisConnection, TicketStore):
         return min(zip(scores, ids, strict=True), key=lambda p: (p[0] or 0, p[1]))[1]
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_sequence: int | None = None,
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         idem = ticket.idempotency_key
         assert idem is not None  # the contract fills it in
         ids, entry_args = outbox_args(outbox, idem)
@@ -74,7 +75,8 @@ class RedisTickets(RedisConnection, TicketStore):
             lua.SAVE_TICKET,
             [k.ticket(ticket.ticket_id), k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
             [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.last_sequence,
-             "" if expected_sequence is None else expected_sequence, now, *self._index_args(ticket), *entry_args],
+             "" if expected_sequence is None else expected_sequence, now, ticket.revision,
+             "" if expected_revision is None else expected_revision, *self._index_args(ticket), *entry_args],
         )
         status = int(reply[0])
         if status == -1:
@@ -83,6 +85,9 @@ class RedisTickets(RedisConnection, TicketStore):
             raise ConcurrentUpdate(
                 f"ticket {ticket.ticket_id} is at sequence {text(reply[1])}, not {expected_sequence}"
             )
+        if status == -3:
+            raise ConcurrentUpdate(
+                f"ticket {ticket.ticket_id} is at revision {text(reply[1])}, not {expected_revision}")
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return tuple(ids)
 

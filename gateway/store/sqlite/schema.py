@@ -229,8 +229,10 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
-    # 8: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+    # 8: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key;
+    # the revision a ticket was saved at (a writer saves only over the revision it read).
     """
+    ALTER TABLE tickets ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE raw_versions (
         ticket_id    TEXT NOT NULL REFERENCES tickets(id),
         key          TEXT NOT NULL,

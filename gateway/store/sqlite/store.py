@@ -84,12 +84,13 @@ class SqliteStore(Store):
                                             national_registration_no=national_registration_no)
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_sequence: int | None = None,
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         for entry in outbox:
             check_destination(entry.destination)
         return await self._executor.write(
             functools.partial(tickets.save, ticket, ticket.model_dump_json(), outbox, expected_sequence,
-                              self._phone_key),
+                              expected_revision, self._phone_key),
             acknowledged=True)
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:

@@ -24,11 +24,11 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     inserted = db.execute(
         "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
         " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
-        " last_sequence, created_at, updated_at, body)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+        " last_sequence, revision, created_at, updated_at, body)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
         (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
          ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
-         ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
+         ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, ticket.revision,
          now, now, body),
     ).fetchone()
     if inserted is None:
@@ -47,11 +47,11 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
 
 
 def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_sequence: int | None,
-         phone_key: bytes, db: sqlite3.Connection) -> tuple[str, ...]:
-    """Replace a stored ticket (at the sequence expected, when given) and enqueue its outbox."""
+         expected_revision: int | None, phone_key: bytes, db: sqlite3.Connection) -> tuple[str, ...]:
+    """Replace a stored ticket (at the sequence and revision expected, when given) and enqueue its outbox."""
     now = now_ms()
     ix = ticket_index_values(ticket, phone_key)
-    row = db.execute("SELECT last_sequence, idempotency_key FROM tickets WHERE id = ?",
+    row = db.execute("SELECT last_sequence, idempotency_key, revision FROM tickets WHERE id = ?",
                      (ticket.ticket_id,)).fetchone()
     if row is None:
         raise UnknownTicket(ticket.ticket_id)
@@ -59,11 +59,14 @@ def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_sequence
         raise ConcurrentUpdate(
             f"ticket {ticket.ticket_id} is at sequence {row[0]}, not {expected_sequence}"
         )
+    if expected_revision is not None and row[2] != expected_revision:
+        raise ConcurrentUpdate(f"ticket {ticket.ticket_id} is at revision {row[2]}, not {expected_revision}")
     db.execute(
         "UPDATE tickets SET national_registration_no=?, status=?, respondent_uscc=?, respondent_name=?,"
-        " complainant_phone_hash=?, last_sequence=?, updated_at=?, body=? WHERE id=?",
+        " complainant_phone_hash=?, last_sequence=?, revision=?, updated_at=?, body=? WHERE id=?",
         (ix["national_registration_no"], ix["status"], ix["respondent_uscc"], ix["respondent_name"],
-         ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body, ticket.ticket_id),
+         ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, ticket.revision, now, body,
+         ticket.ticket_id),
     )
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
 

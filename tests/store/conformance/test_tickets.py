@@ -208,3 +208,18 @@ async def test_a_versions_raw_payload_needs_a_stored_ticket(store: Store) -> Non
     with pytest.raises(UnknownTicket):
         await store.keep_raw_payload("01J0000000000000000000NONE", "v2-key", RAW, "application/json")
     assert await store.get_raw_payload("01J0000000000000000000NONE", "v2-key") is None
+
+
+async def test_a_save_at_a_revision_no_longer_stored_is_a_concurrent_update(store: Store) -> None:
+    ticket = make_ticket()
+    await store.intake(ticket, RAW, "application/json", [])
+    first = ticket.model_copy(update={"national_registration_no": "1231552260120240315000057", "revision": 1})
+    await store.save_ticket(first, [], expected_revision=0)
+    second = ticket.model_copy(update={"revision": 1})  # made from the same read as the first
+
+    with pytest.raises(ConcurrentUpdate):
+        await store.save_ticket(second, [national()], expected_revision=0)
+    stored = await store.get_ticket(ticket.ticket_id)
+    assert stored is not None and stored.national_registration_no == "1231552260120240315000057"
+    assert await store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id)) == []
+    await store.save_ticket(second.model_copy(update={"revision": 2}), [], expected_revision=1)
