@@ -45,7 +45,9 @@ async def urge_sent_with(store: SqliteStore, national: str, secret: str) -> date
     ticket says the platform answered (None: the answer was not kept)."""
     ticket = make_ticket()
     await store.intake(ticket, b"{}", "application/json", [])
-    httpx.post(f"{national}/api/v1/tickets", content=ticket.model_dump_json(), headers=AUTH).raise_for_status()
+    async with httpx.AsyncClient() as client:
+        registered = await client.post(f"{national}/api/v1/tickets", content=ticket.model_dump_json(), headers=AUTH)
+    registered.raise_for_status()
     notice = FollowUpNotice(kind="urge", source_system=ticket.source.source_system,
                             adapter_id=ticket.source.adapter_id, source_ticket_no=ticket.source.source_ticket_no,
                             at=datetime(2024, 6, 13, 9, 0, tzinfo=CHINA_STANDARD_TIME), text="请尽快处理")
@@ -65,11 +67,16 @@ async def urge_sent_with(store: SqliteStore, national: str, secret: str) -> date
     return stored.sender_updates.urges[0].national_answered_at
 
 
+async def reset(national: str) -> None:
+    async with httpx.AsyncClient() as client:
+        (await client.post(f"{national}/sim/reset")).raise_for_status()
+
+
 async def test_a_signed_answer_to_an_urge_is_kept_on_the_ticket(store: SqliteStore, national: str) -> None:
-    httpx.post(f"{national}/sim/reset").raise_for_status()
+    await reset(national)
     assert await urge_sent_with(store, national, PLATFORM_SECRET) is not None
 
 
 async def test_an_answer_signed_with_another_key_is_not_kept(store: SqliteStore, national: str) -> None:
-    httpx.post(f"{national}/sim/reset").raise_for_status()
+    await reset(national)
     assert await urge_sent_with(store, national, OTHER_SECRET) is None
