@@ -38,7 +38,7 @@ async def test_the_ticket_api_lists_versions_urges_and_the_withdrawal(gw: OpsGat
     assert updates["withdrawal"]["state"] == "requested"
     kinds = [e["kind"] for e in detail["timeline"]]
     assert (kinds.count("version"), kinds.count("urge"), kinds.count("withdrawal")) == (2, 2, 1)
-    national = sorted((d["delivery"]["kind"] for d in detail["deliveries"]))
+    national = sorted(d["delivery"]["kind"] for d in detail["deliveries"])
     assert national == ["forward", "update", "update", "urge", "urge", "withdraw"]
 
 
