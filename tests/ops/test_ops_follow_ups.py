@@ -75,3 +75,18 @@ async def test_an_operator_reads_the_raw_payload_of_each_version_and_a_viewer_ma
     assert viewer.status_code == 403
     audit = await gw.get("/api/v1/audit", role="admin", action="ticket.raw")
     assert [e["detail"]["version"] for e in audit.json()] == ["3", "2", "1"]
+
+
+async def test_an_urge_that_came_before_its_ticket_is_applied_when_re_mapped(gw: OpsGateway) -> None:
+    urge = {**fixture_payload("city-12345-rest", "11-food-complaint-urge"), "hotlineNo": NUMBER}
+    early = await gw.push(urge)
+    assert early.kind == "quarantined" and early.errors[0].rule == "unknown_ticket"
+    created = await gw.push(city_complaint(NUMBER))
+
+    remapped = await gw.post(f"/api/v1/quarantine/{early.quarantine_id}/remap", "operator")
+    assert remapped.status_code == 200, remapped.text
+    assert (remapped.json()["outcome"], remapped.json()["ticket_id"]) == ("updated", created.ticket_id)
+    ticket = await gw.store.get_ticket(str(created.ticket_id))
+    assert ticket is not None and ticket.sender_updates.urge_count == 1
+    kept = await gw.store.get_quarantined(str(early.quarantine_id))
+    assert kept is not None and kept.resolved_ticket_id == created.ticket_id
