@@ -16,6 +16,16 @@ NationalOperation = Literal["update", "urge", "withdraw"]
 FOLLOW_UPS_PATH = "follow-ups"
 
 
+def registration_key(ticket: Ticket) -> str:
+    """The key the national platform registers the ticket under, and its follow-ups name: its first version's
+    idempotency key, whichever version the ticket has reached since."""
+    versions = ticket.sender_updates.versions
+    if versions:
+        return versions[0].idempotency_key
+    assert ticket.idempotency_key is not None  # the contract fills it in
+    return ticket.idempotency_key
+
+
 class NationalFollowUp(ContractModel):
     """The body of a follow-up the gateway sends the national platform (`POST …/tickets/follow-ups`): an update,
     urge or withdrawal of the registration made under `registration_key` (the first version's idempotency key)."""

@@ -19,7 +19,7 @@ from contracts.followups import (
     newer,
     next_version,
 )
-from contracts.national_followups import NationalFollowUp, NationalOperation
+from contracts.national_followups import NationalFollowUp, NationalOperation, registration_key
 from contracts.ticket import CONTENT_MAX, Ticket, idempotency_key_of
 from gateway.store import TicketQuery, TicketStore
 from gateway.tickets.updates import Change, TicketChange, update_ticket
@@ -49,15 +49,6 @@ class FollowUpResult:
     verdict: Verdict
     ticket_id: str
     said: FollowUpSaid
-
-
-def registration_key(ticket: Ticket) -> str:
-    """The key the national platform registered the ticket under: its first version's idempotency key."""
-    versions = ticket.sender_updates.versions
-    if versions:
-        return versions[0].idempotency_key
-    assert ticket.idempotency_key is not None  # the contract fills it in
-    return ticket.idempotency_key
 
 
 def forwarded(ticket: Ticket) -> bool:

@@ -82,7 +82,10 @@ async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settl
             "lifecycle": settled.lifecycle.model_copy(update={"status": Status.RETURNED})})
         callback = intake.returned_callback(ticket.source.adapter_id, returned_by(ticket, decision))
         outbox = [] if callback is None else [callback]
-    ids = await intake.store.save_ticket(settled, outbox, expected_sequence=ticket.lifecycle.last_sequence)
+    # Over the revision read: a follow-up saved meanwhile (a new version of the held ticket) is not overwritten.
+    settled = settled.model_copy(update={"revision": ticket.revision + 1})
+    ids = await intake.store.save_ticket(settled, outbox, expected_sequence=ticket.lifecycle.last_sequence,
+                                         expected_revision=ticket.revision)
     log.info("jurisdiction review settled", extra={"ticket_id": ticket_id, "adapter_id": ticket.source.adapter_id,
                                                    "outcome": settlement.outcome, "actor": actor})
     return Settled(settled, decision, ids)

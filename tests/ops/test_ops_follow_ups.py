@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from tests.ops.ops_support import TOKENS, OpsGateway, city_complaint, fixture_payload
+from contracts.ticket import idempotency_key_of
+from gateway.store.base import DeliveryFilter
+from tests.ops.ops_support import CLINIC, MEDICAL_BEAUTY, TOKENS, OpsGateway, city_complaint, city_matter, fixture_payload
 
 NUMBER = "KL-FOLLOW-1"
 
@@ -90,3 +92,22 @@ async def test_an_urge_that_came_before_its_ticket_is_applied_when_re_mapped(gw:
     assert ticket is not None and ticket.sender_updates.urge_count == 1
     kept = await gw.store.get_quarantined(str(early.quarantine_id))
     assert kept is not None and kept.resolved_ticket_id == created.ticket_id
+
+
+async def test_a_ticket_updated_while_held_for_review_is_registered_under_its_first_versions_key(
+        gw: OpsGateway) -> None:
+    held = await gw.push(city_matter("KL-FOLLOW-HELD", *MEDICAL_BEAUTY, respondent=CLINIC))
+    assert held.kind == "review" and held.ticket_id is not None
+    version_2 = {**city_matter("KL-FOLLOW-HELD", *MEDICAL_BEAUTY, respondent=CLINIC), "version": "2",
+                 "appealRequest": "退还注射费用并赔偿"}
+    updated = await gw.push(version_2)
+    assert (updated.kind, updated.ticket_id) == ("updated", held.ticket_id)
+    assert await gw.store.list_deliveries(DeliveryFilter(ticket_id=held.ticket_id)) == []  # nothing sent yet
+
+    settled = await gw.post(f"/api/v1/tickets/{held.ticket_id}/jurisdiction", "operator",
+                            {"outcome": "accept", "reason": "属消费纠纷，予以受理"})
+    assert settled.status_code == 200, settled.text
+    (forward,) = await gw.store.list_deliveries(DeliveryFilter(ticket_id=held.ticket_id, destination="national"))
+    assert forward.idempotency_key == idempotency_key_of("city-12345", "KL-FOLLOW-HELD", "1")
+    [claim] = await gw.store.claim("national", "test", 60)
+    assert json.loads(claim.body)["registration"]["request"] == "退还注射费用并赔偿"  # the version it has now
