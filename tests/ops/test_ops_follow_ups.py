@@ -8,7 +8,15 @@ import re
 
 from contracts.ticket import idempotency_key_of
 from gateway.store.base import DeliveryFilter
-from tests.ops.ops_support import CLINIC, MEDICAL_BEAUTY, TOKENS, OpsGateway, city_complaint, city_matter, fixture_payload
+from tests.ops.ops_support import (
+    CLINIC,
+    MEDICAL_BEAUTY,
+    TOKENS,
+    OpsGateway,
+    city_complaint,
+    city_matter,
+    fixture_payload,
+)
 
 NUMBER = "KL-FOLLOW-1"
 
