@@ -36,8 +36,6 @@ _SAME_NUMBER_LIMIT = 20
 FollowUpSaid = Literal["new_version", "supplement", "urge", "withdrawal"]
 Verdict = Literal["updated", "repeat"]
 
-_OPERATION: dict[FollowUpSaid, NationalOperation] = {
-    "new_version": "update", "supplement": "update", "urge": "urge", "withdrawal": "withdraw"}
 _KIND: dict[NationalOperation, DeliveryKind] = {
     "update": DeliveryKind.UPDATE, "urge": DeliveryKind.URGE, "withdraw": DeliveryKind.WITHDRAW}
 
