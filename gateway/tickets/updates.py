@@ -14,8 +14,7 @@ from gateway.store import ConcurrentUpdate, TicketStore
 
 R = TypeVar("R")
 
-# Writers of one ticket are few (a status event, the national link's number and answers, a partner's follow-up):
-# five reads are plenty.
+# Writers of one ticket are few (a status event, the national link's number): five reads are plenty.
 WRITE_ATTEMPTS = 5
 # Two writers that collided should not collide again in step; the waits stay well under a request's time.
 _WAIT = wait_random_exponential(multiplier=0.01, max=0.1)
@@ -64,7 +63,5 @@ async def _read_change_save(store: TicketStore, load: TicketLoader, change: Chan
     verdict, changed = change(read)
     if changed is None:
         return TicketUpdate(verdict, saved=False)
-    saved = changed.ticket.model_copy(update={"revision": read.revision + 1})
-    ids = await store.save_ticket(saved, changed.outbox, expected_sequence=read.lifecycle.last_sequence,
-                                  expected_revision=read.revision)
+    ids = await store.save_ticket(changed.ticket, changed.outbox, expected_revision=read.lifecycle.revision)
     return TicketUpdate(verdict, saved=True, delivery_ids=ids)

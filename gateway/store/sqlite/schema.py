@@ -229,10 +229,19 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
-    # 8: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key;
-    # the revision a ticket was saved at (a writer saves only over the revision it read).
+    # 8: a ticket's revision, the count of its saves: conditional saves compare it (lifecycle.revision).
     """
     ALTER TABLE tickets ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 9: tickets held for an operator's jurisdiction decision, found by index (Ticket.held_for_review).
+    """
+    ALTER TABLE tickets ADD COLUMN held TEXT;
+    UPDATE tickets SET held = 'review'
+        WHERE status = 'RECEIVED' AND json_extract(body, '$.routing.jurisdiction.outcome') = 'review';
+    CREATE INDEX tickets_held ON tickets(held, created_at) WHERE held IS NOT NULL;
+    """,
+    # 10: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+    """
     CREATE TABLE raw_versions (
         ticket_id    TEXT NOT NULL REFERENCES tickets(id),
         key          TEXT NOT NULL,
