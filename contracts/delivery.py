@@ -23,6 +23,7 @@ class DeliveryKind(StrEnum):
     UPDATE = "update"  # a new version or supplement: the same registration, updated
     URGE = "urge"  # the sender's 催办
     WITHDRAW = "withdraw"  # the sender's 撤诉/撤回
+    ALERT = "alert"  # an operational alert to an ops channel (webhook, 企业微信, 钉钉, e-mail)
 
 
 class DeliveryState(StrEnum):

@@ -8,10 +8,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.ticket import RegionCode
 from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
 from gateway.errors import GatewayError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+_SOURCE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+# Run from a checkout, the checkout's config; installed (`pip install .`, the `hig` command), config/ where it runs.
+DEFAULT_CONFIG = _SOURCE_CONFIG if _SOURCE_CONFIG.exists() else Path("config") / "gateway.yaml"
 ENV_PREFIX = "HIG_"
 
 
@@ -30,14 +33,29 @@ class ServerSettings(_Section):
 class RegionSettings(_Section):
     """The region this gateway serves; its code is the root of the organisation table."""
 
-    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    code: RegionCode  # a GB/T 2260 region, checked as adapters' region codes are
     name: str
+
+
+class StoreTimeouts(_Section):
+    """How long the gateway waits on its store, whichever it is (docs/operations.md, "When the store stalls").
+
+    Each store applies them as its client allows: Redis as the socket connect and read/write timeouts, SQLite
+    `operation_seconds` as its busy timeout (how long a write waits for another process's lock). /readyz waits
+    at most `connect_seconds` + 2 × `operation_seconds` for the store's answer (a read and a write)."""
+
+    connect_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    operation_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
 
 
 class StoreSettings(_Section):
     kind: Literal["sqlite", "redis"] = "sqlite"
+    timeouts: StoreTimeouts = Field(default_factory=StoreTimeouts)
     sqlite_file: str = "gateway.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Acknowledge an intake only once Redis has it in its AOF on disk (WAITAOF 1 0, Redis 7.2+): for a Redis with
+    # appendfsync everysec, which otherwise may lose about a second of acknowledged intakes on a power loss.
+    redis_wait_aof: bool = False
     # Delivered deliveries older than this lose their bodies (copies of what was sent); None keeps them all.
     compact_delivered_after_days: Annotated[int, Field(ge=1)] | None = None
 
@@ -95,6 +113,7 @@ class GatewaySettings(BaseSettings):
     delivery_file: str = "delivery.yaml"
     routing_file: str = "routing.yaml"
     jurisdiction_file: str = "jurisdiction.yaml"  # the jurisdiction screen's rules (accept / return / review)
+    alerts_file: str | None = "alerts.yaml"  # alert rules and channels; None: the rules' defaults, no channels
     national: NationalSettings = Field(default_factory=NationalSettings)
     credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)
     workers: bool = True  # run the delivery workers inside the API process

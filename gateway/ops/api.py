@@ -15,14 +15,19 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from contracts.delivery import DeliveryReceipt
+from contracts.error_words import chinese_message
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
 from gateway.ops.metrics import CONTENT_TYPE
+from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
     DeliverySearch,
+    OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -52,8 +57,10 @@ def validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
         value = e.get("input")
         if isinstance(value, str):
             value = _encodable(value)
-        found.append({"field": _encodable(_dotted(tuple(e.get("loc", ())))), "rule": e.get("type", "invalid"),
-                      "message": _encodable(str(e.get("msg", ""))),
+        field, rule, message = _encodable(_dotted(tuple(e.get("loc", ())))), e.get("type", "invalid"), \
+            _encodable(str(e.get("msg", "")))
+        found.append({"field": field, "rule": rule, "message": chinese_message(field, rule, message),
+                      "message_en": message,
                       "value": value if isinstance(value, str | int | bool) or value is None
                       or (isinstance(value, float) and math.isfinite(value)) else None})  # NaN is not JSON
     return found
@@ -176,10 +183,22 @@ def ops_api_router() -> APIRouter:
         """Re-read adapters, mapping specs, routing, deadline rules, calendar and ops users (admin)."""
         return await service.reload(user)
 
+    @router.get("/alerts", response_model=list[AlertView])
+    async def alerts(search: Annotated[AlertSearch, Query()], user: Viewer, service: Service) -> list[AlertView]:
+        """Alerts firing now (state=firing), or all of them, resolved too (state=all); most recently updated
+        first. Each is one condition (rule and subject) with its count; `owed`: channels still to be told."""
+        return await service.alerts(search)
+
     @router.get("/audit", response_model=list[AuditView])
     async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:
         """Operator actions: who did what, when, to which tickets (admin)."""
         return await service.audit(search, user)
+
+    @router.get("/ops/on-time", response_model=OnTimeReport)
+    async def on_time(search: Annotated[OnTimeSearch, Query()], user: Viewer, service: Service) -> OnTimeReport:
+        """办理时效: the statutory time limits that ended from `since` to `until` (days, China time), met and missed,
+        per handling organisation and per limit."""
+        return await service.on_time(search)
 
     @router.get("/ops/overview")
     async def overview(user: Viewer, service: Service) -> dict[str, Any]:

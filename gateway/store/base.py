@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Literal, Self
 
@@ -23,6 +23,8 @@ from gateway.store.errors import (
 
 __all__ = [
     "COUNTS_RETENTION_S",
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
@@ -31,6 +33,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "OnTimeCount",
     "OpsLedger",
     "PhoneKeyMismatch",
     "QuarantineStore",
@@ -65,6 +68,11 @@ class DeliveryFilter:
     limit: int = 100
 
 
+def replayable(state: DeliveryState | None) -> DeliveryState:
+    """Which state a replay by filter takes: retrying deliveries when asked for (retry now), else dead letters."""
+    return DeliveryState.RETRYING if state is DeliveryState.RETRYING else DeliveryState.DEAD
+
+
 @dataclass(frozen=True)
 class TicketQuery:
     """Which tickets to find; every given field must match exactly (phone by its keyed hash); newest first."""
@@ -79,7 +87,23 @@ class TicketQuery:
     held: Literal["review"] | None = None  # "review": waiting for an operator's jurisdiction decision
     since: datetime | None = None  # stored at or after (intake time)
     until: datetime | None = None  # stored before
+    # The earliest due day of the ticket's running time limits (China time), at or after / before; either one
+    # given leaves out tickets with no running limit.
+    due_from: date | None = None
+    due_before: date | None = None
+    order: Literal["newest", "due"] = "newest"  # "due": earliest due day first, then newest
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class OnTimeCount:
+    """How the time limits of one kind held by one handling organisation ended in a span of days."""
+
+    handler_org_code: str  # "" when the ticket has no handler
+    handler_org_name: str
+    kind: str
+    met: int
+    missed: int
 
 
 @dataclass(frozen=True)
@@ -119,6 +143,35 @@ class AuditQuery:
     limit: int = 100
 
 
+AlertState = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert: a condition (a rule about one subject) from the moment it fired until it resolved.
+
+    `owed`: the channels that have not yet been sent its latest change (held back by their rate limit)."""
+
+    alert_id: str
+    key: str  # "<rule>:<subject>": what groups every occurrence of the condition into this one alert
+    rule: str
+    subject: str
+    severity: str
+    state: AlertState
+    summary: str
+    count: int  # how many of the thing now (dead letters, overdue tickets, failed polls…)
+    peak: int
+    started_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime  # the last evaluation that found the condition
+    resolved_at: datetime | None = None
+    notified_count: int | None = None  # the count the last notice told
+    notified_at: datetime | None = None
+    notices: int = 0  # changes so far (fired, grew, resolved), each owed to the channels that want it
+    details: tuple[str, ...] = ()  # a few examples: lane, ticket numbers, the last error
+    owed: tuple[str, ...] = ()
+
+
 # How long per-minute counters are kept: the dashboard shows hours, not days.
 COUNTS_RETENTION_S = 3 * 24 * 3600
 
@@ -134,7 +187,8 @@ class StoreLifecycle(ABC):
 
     @abstractmethod
     async def health(self) -> dict[str, object]:
-        """What an operator should know: reachable, persistent, warnings."""
+        """What an operator should know, and never raises: `reachable`, `writable` (the store can take a ticket
+        now: /readyz answers 503 when it cannot), `persistent`, `warnings` (why, when either is false)."""
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -176,7 +230,16 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
-        """Tickets matching every given field of the query, newest stored first."""
+        """Tickets matching every given field of the query, newest stored first (or by due day: query.order)."""
+
+    @abstractmethod
+    async def count_tickets(self, query: TicketQuery) -> int:
+        """How many tickets match every given field of the query (its limit and order aside)."""
+
+    @abstractmethod
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        """Time limits that ended on a day from first_day to last_day (inclusive, China time), met and missed,
+        by handling organisation and kind, as the tickets stand now (a ticket saved again is counted once)."""
 
     @abstractmethod
     async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
@@ -250,7 +313,9 @@ class LaneStore(ABC):
     @abstractmethod
     async def replay(self, flt: DeliveryFilter | None = None, delivery_ids: list[str] | None = None,
                      dry_run: bool = False) -> list[str]:
-        """Put dead deliveries back on their lanes (attempt history kept); the ids replayed or to be."""
+        """Put dead deliveries back on their lanes and make retrying ones due now (attempt history kept, the retry
+        budget counted again from now); the ids replayed or to be. By id, a delivery in any other state is left
+        alone; by filter, `flt.state` RETRYING takes retrying deliveries, anything else dead letters."""
 
     @abstractmethod
     async def compact_delivered(self, created_before: datetime, limit: int = 500) -> int:
@@ -293,6 +358,18 @@ class OpsLedger(ABC):
         """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" not yet resolved."""
 
 
+class AlertLedger(ABC):
+    """Alerts as the alert monitor keeps them: one record per alert, saved whole at every change."""
+
+    @abstractmethod
+    async def save_alert(self, alert: AlertRecord) -> None:
+        """Keep the alert, replacing the record of the same alert_id."""
+
+    @abstractmethod
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        """Alerts (only those firing, or all), most recently updated first."""
+
+
 class Coordination(ABC):
     """What processes sharing one store agree on: poll cursors, named locks, nonces seen."""
 
@@ -310,9 +387,18 @@ class Coordination(ABC):
     async def release_lock(self, name: str, owner: str) -> None: ...
 
     @abstractmethod
+    async def lock_holder(self, name: str) -> str | None:
+        """The owner of the named lock while it is unexpired, else None."""
+
+    @abstractmethod
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        """Give the lock to `owner` if `stale_owner` (known dead: a killed process) still holds it, in one atomic
+        step; False if anyone else holds it by now."""
+
+    @abstractmethod
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         """True the first time a nonce is seen in its scope within ttl; False for a replay."""
 
 
-class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, Coordination, ABC):
+class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, AlertLedger, Coordination, ABC):
     """Durable state of the gateway: every role in one backend. Every method is atomic on its own."""

@@ -156,8 +156,8 @@ class IntakeService:
         if stored is None:
             number = notice.source_ticket_no
             errors = (FieldError(field="follow_up.source_ticket_no", rule="unknown_ticket", value=number,
-                                 message=f"网关没有来源工单号为 {number} 的工单："
-                                         f"{_SAID[notice.kind]}须针对已转来的工单"),)
+                                 message=f"the gateway holds no ticket {number} from {notice.source_system}: "
+                                         f"a {notice.kind} follows a ticket sent before"),)
             quarantine_id = kept or await self.store.quarantine(adapter_id, raw_body, content_type, list(errors))
             log.info("follow-up of an unknown ticket quarantined", extra={
                 "adapter_id": adapter_id, "quarantine_id": quarantine_id, "follow_up": notice.kind})
@@ -235,12 +235,11 @@ class IntakeService:
         """The handling organisation and statutory deadlines, from the ticket's own facts."""
         ticket = self.router.assign_handler(ticket)
         deadlines = compute_deadlines(ticket.classification.business_type.value,
-                                      ticket.source.source_received_at, None, self.rules, self.calendar)
+                                      ticket.source.source_received_at, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
 
 
 FIRST_VERSION = "1"  # Source.source_version's default: a ticket's first version needs no look-up of an earlier one
-_SAID = {"supplement": "补充材料", "urge": "催办", "withdrawal": "撤诉/撤回"}
 
 
 def _followed(done: FollowUpResult, warnings: tuple[FieldError, ...]) -> IntakeOutcome:

@@ -95,7 +95,8 @@ def build_runtime(settings: GatewaySettings, store: Store) -> Runtime:
     adapters = build_adapters(components.adapter_configs)
     intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                            callbacks=adapters, jurisdiction=components.jurisdiction)
-    status = StatusService(store, components.specs, components.router, adapters)
+    status = StatusService(store, components.specs, components.router, adapters, components.rules,
+                           components.calendar)
     return Runtime(components, store, adapters, intake, status)
 
 
@@ -149,7 +150,7 @@ def due_soon_receipt_day(runtime: Runtime) -> date:
     for back in range(1, 40):
         day = today - timedelta(days=back)
         received = datetime(day.year, day.month, day.day, 10, tzinfo=CHINA_TZ)
-        [deadline] = compute_deadlines("02", received, None, rules, calendar)
+        [deadline] = compute_deadlines("02", received, rules, calendar)
         if deadline_status(deadline, datetime.now(UTC), calendar) == "due_soon":
             return day
     raise AssertionError("no receipt day gives a due-soon acceptance deadline")
@@ -227,10 +228,12 @@ async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: boo
 
 @dataclass
 class Receiver:
-    """Every destination of the gateway on one loopback server: answers 400 (permanent) or 200 on demand."""
+    """Every destination of the gateway on one loopback server: answers `refuse_status` (400, permanent, unless told
+    otherwise) or 200 on demand."""
 
     url: str = ""
     accept: bool = True
+    refuse_status: int = 400
     received: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -244,7 +247,7 @@ class Receiver:
                 self.received.append(lane)
                 n = len(self.received)
             if not self.accept:
-                return JSONResponse({"error": "schema", "message": "字段不合规"}, status_code=400)
+                return JSONResponse({"error": "schema", "message": "字段不合规"}, status_code=self.refuse_status)
             return JSONResponse({"national_registration_no": f"1231552260120240315{n:06d}"})
 
         return app
@@ -258,12 +261,14 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-def delivery_file_for(tmp: Path, url: str) -> Path:
-    """config/delivery.yaml with every lane sent to `url`/<lane>, quick retries and no breaker trips."""
+def delivery_file_for(tmp: Path, url: str, retry: dict[str, Any] | None = None) -> Path:
+    """config/delivery.yaml with every lane sent to `url`/<lane>, quick retries (or `retry`) and no breaker trips."""
     data = yaml.safe_load((CONFIG / "delivery.yaml").read_text(encoding="utf-8"))
     data["engine"] = {"reaper_interval": "1s", "stop_grace": "1s", "idle_poll_min": 0.05, "idle_poll_max": 0.2}
     for destination in data["destinations"]:
         destination["url"] = f"{url}/{destination['name']}"
+        if retry is not None:
+            destination["retry"] = retry
     path = tmp / "delivery.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

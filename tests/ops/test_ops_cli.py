@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from contracts.delivery import AttemptOutcome
+from contracts.status import StatusEvent
 from gateway.config import load_settings
 from gateway.ops.access import parse_token_hash
 from gateway.runtime import Runtime
@@ -94,12 +95,17 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     dry = _main("deliveries", "replay", "--destination", "national", "--dry-run", "--config", str(gateway_yaml))
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout.strip().splitlines()[-1]) == {"matched": 2, "would_replay": 2, "dry_run": True,
-                                                               "destinations": {"national": 2}}
+                                                               "destinations": {"national": 2}, "not_replayed": {}}
 
     one = _main("deliveries", "replay", "--id", seeded["KL-CLI-2:delivery"], "--config", str(gateway_yaml))
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout.strip().splitlines()[-1])["replayed"] == 1
     assert "replaying" in one.stderr  # the progress bar
+    again = _main("deliveries", "replay", "--id", seeded["KL-CLI-2:delivery"], "--config", str(gateway_yaml))
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["replayed"] == 0  # it is waiting on its lane now, and the summary says so
+    assert summary["not_replayed"][seeded["KL-CLI-2:delivery"]] == {
+        "state": "pending", "reason": "pending", "message": "已在队列中等待发送，无需重新投递"}
 
     remap = _main("quarantine", "remap", "--adapter", "city-12345-rest", "--config", str(gateway_yaml))
     assert remap.returncode == 1  # the spec still cannot map it
@@ -114,10 +120,49 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     assert "quarantine.remap" in [a for _, a, _ in actions]
 
 
+def test_tickets_show_takes_the_source_ticket_number_or_the_national_registration_number(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+    seeded = _seed(gateway_yaml)
+    national_no = "1231552260120240315000042"
+
+    async def register() -> None:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.store.open()
+        try:
+            ticket = await runtime.store.get_ticket(seeded["KL-CLI-2"])
+            assert ticket is not None
+            await runtime.store.save_ticket(ticket.model_copy(update={"national_registration_no": national_no}), [])
+        finally:
+            await runtime.store.close()
+
+    asyncio.run(register())
+    by_source = _main("tickets", "show", "KL-CLI-1", "--config", str(gateway_yaml))
+    assert by_source.returncode == 0, by_source.stderr
+    assert by_source.stdout.startswith(f"ticket {seeded['KL-CLI-1']}")
+    timeline = by_source.stdout.split("timeline:\n", 1)[1].splitlines()
+    assert len(timeline) >= 3  # received, registered, stored, attempts…: each in China time, whoever wrote it
+    assert all(line.split()[0].endswith("+08:00") for line in timeline), timeline
+    by_national = _main("tickets", "show", national_no, "--config", str(gateway_yaml))
+    assert by_national.returncode == 0, by_national.stderr
+    assert by_national.stdout.startswith(f"ticket {seeded['KL-CLI-2']}") and national_no in by_national.stdout
+    quarantined = _main("quarantine", "list", "--config", str(gateway_yaml)).stdout.splitlines()
+    assert quarantined[0].split()[:2] == ["quarantine_id", "隔离编号"]
+    said = "业务类型：代码不在对照表中，无法对应国家标准代码 (classification.business_type unmapped_code)"
+    assert said in quarantined[1]
+    dead = _main("deliveries", "list", "--config", str(gateway_yaml)).stdout.splitlines()
+    assert dead[0].split()[:2] == ["delivery_id", "投递编号"] and "dead 死信" in dead[1]
+    found = _main("tickets", "find", "--source-no", "KL-CLI-1", "--config", str(gateway_yaml))
+    header, row, total = found.stdout.strip().splitlines()
+    assert header.split()[:2] == ["ticket_id", "工单编号"] and "来源工单号" in header  # a header row names the columns
+    assert row.startswith(seeded["KL-CLI-1"]) and "KL-CLI-1" in row
+    assert total == "1 ticket(s) 共 1 件"
+
+
 def test_a_missing_ticket_and_a_replay_without_target_are_told_plainly(tmp_path: Path) -> None:
     gateway_yaml = _config(tmp_path)
     missing = _main("tickets", "show", "01J0000000000000000000000Z", "--config", str(gateway_yaml))
     assert missing.returncode == 1 and '"field": "ticket_id"' in missing.stderr
+    assert "source ticket number or national registration number" in missing.stderr  # says what it looked for
     nothing = _main("deliveries", "replay", "--config", str(gateway_yaml))
     assert nothing.returncode == 2 and "--id" in nothing.stderr
 
@@ -138,3 +183,36 @@ def test_ops_hash_token_prints_a_salted_hash_the_users_file_accepts() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert parse_token_hash(done.stdout.strip()).verify("my-ops-token")
+
+
+def test_tickets_on_time_answers_per_organisation_and_limit(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+
+    async def seed() -> str:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.start(workers=False, pollers=False)
+        try:
+            payload = city_complaint("KL-CLI-ONTIME")  # received 2024-03-15: acceptance due 2024-03-26
+            outcome = await runtime.intake.accept("city-12345-rest", payload, raw_body=json.dumps(payload).encode(),
+                                                  content_type="application/json")
+            assert outcome.ticket_id
+            await runtime.status.apply(StatusEvent(event_id="evt-cli-1", ticket_id=outcome.ticket_id, sequence=1,
+                                                   at="2024-03-28T10:00:00+08:00", status="ACCEPTED"))
+            ticket = await runtime.store.get_ticket(outcome.ticket_id)
+            assert ticket is not None and ticket.routing.handler_org_code
+            return ticket.routing.handler_org_code
+        finally:
+            await runtime.stop()
+
+    handler = asyncio.run(seed())
+    done = _main("tickets", "on-time", "--since", "2024-03-01", "--until", "2024-03-31", "--json",
+                 "-c", str(gateway_yaml))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [(r["key"], r["met"], r["missed"]) for r in report["by_org"]] == [(handler, 0, 1)]
+    assert [(r["key"], r["label"], r["missed"]) for r in report["by_limit"]] == [("acceptance", "受理时限", 1)]
+
+    text = _main("tickets", "on-time", "--since", "2024-03-01", "--until", "2024-03-31", "-c", str(gateway_yaml))
+    assert text.returncode == 0 and "受理时限" in text.stdout and "0.0%" in text.stdout
+    wrong = _main("tickets", "on-time", "--since", "2024-03-31", "--until", "2024-03-01", "-c", str(gateway_yaml))
+    assert wrong.returncode == 1 and "must not be after until" in wrong.stderr

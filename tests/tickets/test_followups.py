@@ -194,7 +194,7 @@ async def test_a_follow_up_of_an_unknown_ticket_is_kept_in_quarantine_naming_the
     assert outcome.kind == "quarantined"
     (error,) = outcome.errors
     assert (error.field, error.rule, error.value) == ("follow_up.source_ticket_no", "unknown_ticket", NUMBER)
-    assert "催办" in error.message
+    assert error.message_zh == "后续所指的来源工单号：网关没有这张工单：补充材料、催办、撤诉须针对已转来的工单"
     kept = await intake.store.get_quarantined(outcome.quarantine_id)
     assert kept is not None and json.loads(kept.body)["msgNo"] == "CB-2024-0320-0031"
 

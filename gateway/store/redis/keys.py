@@ -9,6 +9,7 @@ Slots (the part in braces decides the Redis Cluster slot):
   reap and replay are each ONE Lua script over one lane's slot only.
 - `{quarantine}` — quarantined payloads and their indexes (one MULTI per write).
 - `{audit}` — the audit log stream and its per-ticket indexes (one MULTI per entry).
+- `{alerts}` — alert records and their indexes by update and of those firing (one MULTI per save).
 - cursors, locks, nonces, the lane registry: single keys, no tag needed.
 The relay that moves an outbox entry from `{tickets}` into its lane is idempotent (the lane script
 creates the delivery record only if it does not exist), so a crash between the two slots repeats
@@ -110,6 +111,7 @@ class RedisKeys:
         self._tickets = f"{namespace}:{{tickets}}"
         self._quarantine = f"{namespace}:{{quarantine}}"
         self._audit = f"{namespace}:{{audit}}"
+        self._alerts = f"{namespace}:{{alerts}}"
 
     @property
     def pattern(self) -> str:
@@ -141,6 +143,17 @@ class RedisKeys:
         return f"{self._tickets}:by-time"
 
     @property
+    def tickets_by_due(self) -> str:  # sorted set: ticket id scored by its running limits' earliest due day (ordinal)
+        return f"{self._tickets}:by-due"
+
+    @property
+    def on_time_prefix(self) -> str:
+        return f"{self._tickets}:on-time:"
+
+    def on_time(self, day: str) -> str:  # hash: "org code\torg name\tkind\tmet|missed" -> limits ended that day
+        return f"{self.on_time_prefix}{day}"
+
+    @property
     def outbox(self) -> str:  # stream of deliveries not yet moved into their lane
         return f"{self._tickets}:outbox"
 
@@ -151,6 +164,10 @@ class RedisKeys:
     def ticket_deliveries(self, ticket_id: str) -> str:  # hash: delivery id -> lane name
         return f"{self._tickets}:td:{ticket_id}"
 
+    @property
+    def health_probe(self) -> str:  # string, expires: written by health() in the slot intake writes to
+        return f"{self._tickets}:health-probe"
+
     # -- lanes ------------------------------------------------------------------------------------
     def lane(self, name: str) -> LaneKeys:
         check_destination(name)
@@ -159,6 +176,10 @@ class RedisKeys:
     @property
     def phone_key_fingerprint(self) -> str:  # string: HMAC of a constant under the phone hash key in use
         return f"{self.namespace}:phone-key-fingerprint"
+
+    @property
+    def due_index_filled(self) -> str:  # string: set once tickets stored before the due-day index were indexed
+        return f"{self._tickets}:by-due-filled"
 
     @property
     def lanes(self) -> str:  # set of lane names ever used
@@ -185,6 +206,19 @@ class RedisKeys:
 
     def minute_counts(self, minute_ms: int) -> str:  # hash: series name -> count in that minute (expires)
         return f"{self.namespace}:counts:{minute_ms}"
+
+    # -- the {alerts} slot --------------------------------------------------------------------------
+    @property
+    def alerts(self) -> str:  # hash: alert id -> its record (JSON)
+        return f"{self._alerts}:records"
+
+    @property
+    def alerts_by_update(self) -> str:  # sorted set: alert id scored by its last update (ms)
+        return f"{self._alerts}:by-update"
+
+    @property
+    def alerts_firing(self) -> str:  # sorted set: the ids of firing alerts, scored by their last update (ms)
+        return f"{self._alerts}:firing"
 
     # -- single keys ------------------------------------------------------------------------------
     def cursor(self, adapter_id: str) -> str:

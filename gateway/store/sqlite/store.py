@@ -6,7 +6,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from ulid import ULID
@@ -21,16 +21,18 @@ from contracts.delivery import (
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import (
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    OnTimeCount,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
 from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
-from gateway.store.sqlite import coordination, lanes, operations, quarantine, tickets
+from gateway.store.sqlite import alerts, coordination, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
 
@@ -95,6 +97,12 @@ class SqliteStore(Store):
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
+
+    async def count_tickets(self, query: TicketQuery) -> int:
+        return await tickets.count_tickets(self._executor, query, self._phone_key)
+
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        return await tickets.on_time_counts(self._executor, first_day, last_day)
 
     async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
         return await tickets.get_raw_payload(self._executor, ticket_id, key)
@@ -196,6 +204,13 @@ class SqliteStore(Store):
     async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self._executor.run(operations.intake_stats, self._executor, list(adapter_ids))
 
+    # -- alerts -------------------------------------------------------------------------------------
+    async def save_alert(self, alert: AlertRecord) -> None:
+        await self._executor.write(functools.partial(alerts.save_alert, alert), acknowledged=True)
+
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        return await alerts.list_alerts(self._executor, firing_only, limit)
+
     # -- pollers, locks, nonces -------------------------------------------------------------------
     async def get_cursor(self, adapter_id: str) -> str | None:
         return await coordination.get_cursor(self._executor, adapter_id)
@@ -208,6 +223,13 @@ class SqliteStore(Store):
 
     async def release_lock(self, name: str, owner: str) -> None:
         await self._executor.write(functools.partial(coordination.release_lock, name, owner))
+
+    async def lock_holder(self, name: str) -> str | None:
+        return await coordination.lock_holder(self._executor, name)
+
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        return await self._executor.write(
+            functools.partial(coordination.take_over_lock, name, stale_owner, owner, ttl_seconds))
 
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         # A short write at synchronous=NORMAL, as a claim is: in place, on the loop writer's connection.
