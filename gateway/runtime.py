@@ -32,7 +32,7 @@ from gateway.tickets.enrichment import CreditEnricher
 from gateway.tickets.handlers import adapter_region_problems
 from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.jurisdiction import JurisdictionRules
-from gateway.tickets.national_link import NationalForwardSender
+from gateway.tickets.national_link import NationalForwardSender, follow_ups_url
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
 from mapping.spec import MappingSpec
@@ -108,7 +108,14 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Ticket
         if destination.name == national:
             headers = {**destination.headers, "Authorization": f"Bearer {national_token(settings)}"}
             destination = destination.model_copy(update={"headers": headers})
-            senders[destination.name] = NationalForwardSender(build_sender(destination), store)
+            # Follow-ups (update, urge, withdraw) go beside the registration URL; the platform signs its answers
+            # with the key of its status events.
+            follow_ups = None if destination.url is None else build_sender(
+                destination.model_copy(update={"url": follow_ups_url(str(destination.url))}))
+            senders[destination.name] = NationalForwardSender(
+                build_sender(destination), store, follow_ups=follow_ups,
+                verifier=WebhookVerifier(national_status_secrets(settings),
+                                         tolerance_seconds=settings.national.status_tolerance_seconds))
         destinations.append(destination)
     for adapter in adapters.values():
         callback = adapter.callback_destination()

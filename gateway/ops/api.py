@@ -137,6 +137,14 @@ def ops_api_router() -> APIRouter:
         delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
         it waits for and that callback's last error."""
         return await service.behind(search, user)
+    @router.get("/tickets/{ticket_id}/raw", response_class=Response, responses={
+        **_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the payload as received"}})
+    async def raw_payload(ticket_id: str, user: Operator, service: Service,
+                          version: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+        """The raw payload a version of the ticket was taken from, byte for byte (operator; audited). Without
+        `version`, the first; every later version (a new version or 补充材料) keeps its own."""
+        body, content_type = await service.raw_payload(ticket_id, version, user)
+        return Response(body, media_type=content_type)
 
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,

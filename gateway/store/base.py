@@ -265,7 +265,14 @@ class TicketStore(ABC):
         by handling organisation and kind, as the tickets stand now (a ticket saved again is counted once)."""
 
     @abstractmethod
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        """The payload a ticket was taken from (body, content type); with `key`, the one kept under it by
+        `keep_raw_payload` (a later version's)."""
+
+    @abstractmethod
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        """Keep the raw payload of a later version of a stored ticket under `key` (its idempotency key); the same
+        key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
 
 
 class QuarantineStore(ABC):

@@ -144,6 +144,9 @@ class RedisKeys:
     def raw(self, ticket_id: str) -> str:  # hash: body, content_type
         return f"{self._tickets}:raw:{ticket_id}"
 
+    def raw_version(self, ticket_id: str, key: str) -> str:  # hash: body, ctype, received (a later version's)
+        return f"{self._tickets}:rawv:{ticket_id}:{key}"
+
     def idempotency(self, key: str) -> str:  # string: ticket id
         return f"{self._tickets}:idem:{key}"
 

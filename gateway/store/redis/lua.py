@@ -101,6 +101,13 @@ table.insert(ids, 1, 1)
 return ids
 """
 
+# KEYS: ticket, raw version   ARGV: body, content type, now   -> 1 kept; 0 no such ticket
+KEEP_RAW_VERSION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'body', ARGV[1], 'ctype', ARGV[2], 'received', ARGV[3])
+return 1
+"""
+
 # KEYS: outbox, delivery-lanes, ticket-deliveries   ARGV: ticket id, now, outbox entries
 ENQUEUE = _TICKET_COMMON + """
 return add_outbox(KEYS[1], KEYS[2], KEYS[3], ARGV[1], 3, ARGV[2])

@@ -295,6 +295,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX quarantine_open_payload ON quarantine(adapter_id, payload_digest)
         WHERE resolved_ticket_id IS NULL AND payload_digest IS NOT NULL;
     """,
+    # 13: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+    """
+    CREATE TABLE raw_versions (
+        ticket_id    TEXT NOT NULL REFERENCES tickets(id),
+        key          TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (ticket_id, key)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

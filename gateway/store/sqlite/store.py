@@ -105,8 +105,11 @@ class SqliteStore(Store):
     async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
         return await tickets.on_time_counts(self._executor, first_day, last_day)
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        return await tickets.get_raw_payload(self._executor, ticket_id)
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        return await tickets.get_raw_payload(self._executor, ticket_id, key)
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
