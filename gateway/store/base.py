@@ -30,6 +30,7 @@ __all__ = [
     "DeliveryFilter",
     "IntakeResult",
     "LaneStore",
+    "LinkQuery",
     "LeaseLost",
     "OpsLedger",
     "PhoneKeyMismatch",
@@ -79,6 +80,18 @@ class TicketQuery:
     since: datetime | None = None  # stored at or after (intake time)
     until: datetime | None = None  # stored before
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class LinkQuery:
+    """Tickets indexed at intake under any of `marks` (each "complainant|respondent", e.g. "phone:+86…|uscc:…"),
+    received (source_received_at) in [since, until]; newest received first. The store keeps each mark only as
+    its keyed hash, like the phone."""
+
+    marks: tuple[str, ...]
+    since: datetime
+    until: datetime
+    limit: int = 20
 
 
 @dataclass(frozen=True)
@@ -149,11 +162,13 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id.
 
         `ticket_json`: `ticket.model_dump_json()` when the caller has it already (intake forwards the same
-        JSON), so it is not made twice."""
+        JSON), so it is not made twice. `link_marks`: what later tickets find this one by (`find_link_candidates`),
+        indexed in the same step at the ticket's source_received_at."""
 
     @abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
@@ -178,6 +193,11 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
+
+    @abstractmethod
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        """Tickets stored with any of the query's marks, received in its time range, newest received first, at
+        most `limit`: an index range read per mark, never a scan."""
 
 
 class QuarantineStore(ABC):

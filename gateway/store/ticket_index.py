@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Sequence
+
 from contracts.ticket import Ticket
 from gateway.store.base import TicketQuery
 from gateway.store.phone_hash import hash_phone
@@ -48,3 +52,10 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
         ),
     }
     return {name: value for name, value in given.items() if value is not None}
+
+
+def link_keys(marks: Sequence[str], key: bytes) -> list[str]:
+    """The index keys of link marks (complainant|respondent): HMAC-SHA256 under the phone hash key, hex, so the
+    index holds no phone or ID number; the same mark hashes alike in every process sharing the key."""
+    return [hmac.new(key, b"link\x1f" + mark.encode("utf-8"), hashlib.sha256).hexdigest()
+            for mark in dict.fromkeys(marks)]

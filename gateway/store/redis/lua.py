@@ -44,7 +44,7 @@ end
 
 # KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries
 # ARGV: ticket id, json, seq, now, raw body, raw content type, index prefix, index count,
-#       index (name, value) pairs, outbox entries
+#       index (name, value) pairs, outbox entries, link-key prefix, received (ms), link key count, link keys
 # -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
 INTAKE = _TICKET_COMMON + """
 local existing = redis.call('GET', KEYS[1])
@@ -57,7 +57,12 @@ redis.call('HSET', KEYS[3], 'body', ARGV[5], 'ctype', ARGV[6], 'received', now)
 redis.call('ZADD', KEYS[4], now, tid)
 local n = tonumber(ARGV[8])
 set_indexes(KEYS[2], ARGV[7], tid, 9, n)
-local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, 9 + 2 * n, now)
+local at = 9 + 2 * n
+local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, at, now)
+local links = at + 1 + 8 * tonumber(ARGV[at])
+for i = 1, tonumber(ARGV[links + 2]) do
+  redis.call('ZADD', ARGV[links] .. ARGV[links + 2 + i], ARGV[links + 1], tid)
+end
 table.insert(ids, 1, 1)
 return ids
 """

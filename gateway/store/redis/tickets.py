@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import cast
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import IntakeResult, TicketQuery, TicketStore
+from gateway.store.base import IntakeResult, LinkQuery, TicketQuery, TicketStore
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
 from gateway.store.records import now_ms, to_ms
 from gateway.store.redis import lua
 from gateway.store.redis.connection import RedisConnection, outbox_args, text
-from gateway.store.ticket_index import TICKET_INDEXES, query_index_values, ticket_index_values
+from gateway.store.ticket_index import TICKET_INDEXES, link_keys, query_index_values, ticket_index_values
 
 
 class RedisTickets(RedisConnection, TicketStore):
@@ -26,7 +26,8 @@ class RedisTickets(RedisConnection, TicketStore):
         return args
 
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         assert ticket.idempotency_key is not None  # the contract fills it in
         ids, entry_args = outbox_args(outbox, ticket.idempotency_key)
         now = now_ms()
@@ -37,7 +38,8 @@ class RedisTickets(RedisConnection, TicketStore):
              k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
             [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
              ticket.lifecycle.last_sequence, now, raw_body,
-             raw_content_type, *self._index_args(ticket), *entry_args],
+             raw_content_type, *self._index_args(ticket), *entry_args, k.link_prefix,
+             to_ms(ticket.source.source_received_at), *_counted(link_keys(link_marks, self._phone_key))],
         )
         if int(reply[0]) == 0:
             return IntakeResult(ticket_id=text(reply[1]), created=False)
@@ -112,7 +114,35 @@ class RedisTickets(RedisConnection, TicketStore):
             bodies = await pipe.execute()
         return [Ticket.model_validate_json(b) for b in bodies if b is not None]
 
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        keys = link_keys(query.marks, self._phone_key)
+        if not keys or query.limit <= 0:
+            return []
+        low, high = to_ms(query.since), to_ms(query.until)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrevrangebyscore(self.keys.link(key), high, low, start=0, num=query.limit, withscores=True)
+            ranges: list[list[tuple[bytes, float]]] = await pipe.execute()
+        newest: dict[str, float] = {}
+        for hits in ranges:
+            for member, score in hits:
+                tid = text(member)
+                newest[tid] = max(score, newest.get(tid, score))
+        if not newest:
+            return []
+        chosen = sorted(newest, key=lambda tid: (newest[tid], tid), reverse=True)[:query.limit]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tid in chosen:
+                pipe.hget(self.keys.ticket(tid), "json")
+            bodies = await pipe.execute()
+        return [Ticket.model_validate_json(b) for b in bodies if b is not None]
+
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         body, ctype = await cast(Awaitable[list[bytes | None]],
                                  self.redis.hmget(self.keys.raw(ticket_id), ["body", "ctype"]))
         return (body, text(ctype)) if body is not None else None
+
+
+def _counted(items: list[str]) -> list[str | int]:
+    """A script's variable-length argument: the count, then the items."""
+    return [len(items), *items]
