@@ -72,8 +72,8 @@ def test_the_same_matter_from_two_lines_is_linked_forwarded_and_decided_by_an_op
     first, city_no = push_city(world)
     first_no = registration_no(world, first)
     second = push_canonical(world, line_12315_ticket(
-        "GS12315-E2E-0001", "酸奶过期", "消费者称其于2024年3月15日在惠民生活超市（营盘东路）买了两盒酸奶，回家发现已经过期，要求退款赔偿。",
-        "退款并赔偿"))
+        "GS12315-E2E-0001", "酸奶过期",
+        "消费者称其于2024年3月15日在惠民生活超市（营盘东路）买了两盒酸奶，回家发现已经过期，要求退款赔偿。", "退款并赔偿"))
 
     # Both are kept and forwarded: linked, never dropped.
     second_no = registration_no(world, second)
@@ -82,8 +82,8 @@ def test_the_same_matter_from_two_lines_is_linked_forwarded_and_decided_by_an_op
     assert (link["ticket_id"], link["national_registration_no"], link["adapter_id"], link["source_ticket_no"],
             link["state"]) == (first, first_no, CITY, city_no, "linked")
     assert link["score"] >= 0.6
-    assert {"同一投诉人（联系电话相同）", "同一被投诉方（统一社会信用代码相同）", f"来源不同（{CITY} / canonical）"} <= set(
-        link["reasons"])
+    assert {"同一投诉人（联系电话相同）", "同一被投诉方（统一社会信用代码相同）",
+            f"来源不同（{CITY} / canonical）"} <= set(link["reasons"])
     (back,) = links_of(world, first)
     assert (back["ticket_id"], back["adapter_id"], back["score"]) == (second, "canonical", link["score"])
 
@@ -124,8 +124,8 @@ def test_the_same_matter_from_two_lines_is_linked_forwarded_and_decided_by_an_op
 def test_another_matter_of_the_same_consumer_and_shop_is_not_linked(world: World) -> None:
     push_city(world)
     other = push_canonical(world, line_12315_ticket(
-        "GS12315-E2E-0002", "会员卡无法退卡", "消费者反映在惠民生活超市办理的会员卡无法退卡，预付金额500元，商家拒绝退还。",
-        "退还预付卡余额500元"))
+        "GS12315-E2E-0002", "会员卡无法退卡",
+        "消费者反映在惠民生活超市办理的会员卡无法退卡，预付金额500元，商家拒绝退还。", "退还预付卡余额500元"))
     assert links_of(world, other) == []
 
 
