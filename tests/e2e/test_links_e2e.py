@@ -73,7 +73,8 @@ def test_the_same_matter_from_two_lines_is_linked_forwarded_and_decided_by_an_op
     first_no = registration_no(world, first)
     second = push_canonical(world, line_12315_ticket(
         "GS12315-E2E-0001", "酸奶过期",
-        "消费者称其于2024年3月15日在惠民生活超市（营盘东路）买了两盒酸奶，回家发现已经过期，要求退款赔偿。", "退款并赔偿"))
+        "消费者称其于2024年3月15日在惠民生活超市（营盘东路）买了两盒酸奶，回家发现已经过期，要求退款赔偿。",
+        "退款并赔偿"))
 
     # Both are kept and forwarded: linked, never dropped.
     second_no = registration_no(world, second)
