@@ -62,6 +62,7 @@ class LinkSettings(_Section):
     threshold: Annotated[float, Field(ge=0.3, le=1.0)] = 0.6  # link at or above this score (0–1)
     time_weight: Annotated[float, Field(ge=0.0, le=0.5)] = 0.15  # the share of closeness in time in the score
     candidates: Annotated[int, Field(ge=1, le=200)] = 20  # the newest candidates scored per ticket
+    max_links: Annotated[int, Field(ge=1, le=50)] = 5  # a new ticket links to at most this many, best first
 
 
 class NationalSettings(_Section):

@@ -148,7 +148,7 @@ class Linker:
                     links.append(link_to(other, pairing, linked_at))
             links.sort(key=lambda link: link.score, reverse=True)
         if links or ticket.links:
-            ticket = ticket.model_copy(update={"links": links[:LINKS_KEPT]})
+            ticket = ticket.model_copy(update={"links": links[:min(self.settings.max_links, LINKS_KEPT)]})
         return marks, ticket
 
     async def link_back(self, ticket: Ticket) -> None:

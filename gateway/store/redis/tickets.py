@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import cast
+from typing import Any, cast
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
@@ -31,20 +31,25 @@ class RedisTickets(RedisConnection, TicketStore):
         assert ticket.idempotency_key is not None  # the contract fills it in
         ids, entry_args = outbox_args(outbox, ticket.idempotency_key)
         now = now_ms()
-        k = self.keys
-        reply = await self._eval(
-            lua.INTAKE,
-            [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
-             k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
-            [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
-             ticket.lifecycle.last_sequence, now, raw_body,
-             raw_content_type, *self._index_args(ticket), *entry_args, k.link_prefix,
-             to_ms(ticket.source.source_received_at), *_counted(link_keys(link_marks, self._phone_key))],
-        )
+        reply = await self._eval(lua.INTAKE, *self._intake_call(ticket, raw_body, raw_content_type, entry_args, now,
+                                                                ticket_json=ticket_json, link_marks=link_marks))
         if int(reply[0]) == 0:
             return IntakeResult(ticket_id=text(reply[1]), created=False)
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
+
+    def _intake_call(self, ticket: Ticket, raw_body: bytes, raw_content_type: str, entry_args: list[Any], now: int,
+                     *, ticket_json: str | None, link_marks: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the INTAKE script for one ticket (bench/links fills a store with them)."""
+        assert ticket.idempotency_key is not None
+        k = self.keys
+        keys = [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
+                k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)]
+        args = [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
+                ticket.lifecycle.last_sequence, now, raw_body, raw_content_type, *self._index_args(ticket), *entry_args,
+                k.link_prefix, to_ms(ticket.source.source_received_at),
+                *_counted(link_keys(link_marks, self._phone_key))]
+        return keys, args
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         body = await cast(Awaitable[bytes | None], self.redis.hget(self.keys.ticket(ticket_id), "json"))
