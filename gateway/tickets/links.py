@@ -91,8 +91,9 @@ class Pairing:
 
 def compare(ticket: Ticket, other: Ticket, settings: LinkSettings, *, matter: str | None = None) -> Pairing | None:
     """The pairing of two tickets; None unless they share a complainant and a respondent mark."""
-    same_c = [k for k, v in complainant_marks(ticket).items() if complainant_marks(other).get(k) == v]
-    same_r = [k for k, v in respondent_marks(ticket).items() if respondent_marks(other).get(k) == v]
+    others_c, others_r = complainant_marks(other), respondent_marks(other)
+    same_c = [k for k, v in complainant_marks(ticket).items() if others_c.get(k) == v]
+    same_r = [k for k, v in respondent_marks(ticket).items() if others_r.get(k) == v]
     if not same_c or not same_r:
         return None
     sim = similarity(matter if matter is not None else matter_of(ticket), matter_of(other))
