@@ -24,6 +24,7 @@ import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -243,6 +244,7 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="both")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still stops its Redis and deletes its file
     settings = settings_for({**os.environ, "HIG_CREDIT_LOOKUP__URL": ""})
     maker = ticket_maker(settings, "L")
     tickets = Tickets(Population(args.n), maker.template)

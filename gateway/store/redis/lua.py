@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis store; each runs atomically over the keys of ONE Cluster slot.
 
-Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE. Scripts touching one {lane:NAME}: RELAY,
+Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES. Scripts touching one {lane:NAME}: RELAY,
 CLAIM, SETTLE, REAP, REPLAY. Keys a script builds from a prefix (a delivery's record and attempts, a
 ticket's index sets) carry the same hash tag as its declared keys, so they live in the same slot.
 Writes made before an error inside a script are not rolled back, so every script either checks
@@ -81,6 +81,37 @@ set_indexes(KEYS[1], ARGV[6], tid, 8, n)
 local ids = add_outbox(KEYS[2], KEYS[3], KEYS[4], tid, 8 + 2 * n, ARGV[5])
 table.insert(ids, 1, 1)
 return ids
+"""
+
+# The tickets under any of a new ticket's link marks, received in a range: one range read per mark, the newest
+# `limit` of them (a ticket under several marks once), their bodies read in the same call.
+# KEYS: the marks' sorted sets   ARGV: highest score, lowest score (ms), limit, ticket key prefix
+# -> ticket JSON bodies, newest received first
+LINK_CANDIDATES = """
+local limit = tonumber(ARGV[3])
+local newest, ids = {}, {}
+for _, key in ipairs(KEYS) do
+  local hits = redis.call('ZREVRANGEBYSCORE', key, ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #hits, 2 do
+    local id, score = hits[i], tonumber(hits[i + 1])
+    if newest[id] == nil then
+      ids[#ids + 1] = id
+      newest[id] = score
+    elseif score > newest[id] then
+      newest[id] = score
+    end
+  end
+end
+table.sort(ids, function(a, b)
+  if newest[a] ~= newest[b] then return newest[a] > newest[b] end
+  return a > b
+end)
+local bodies = {}
+for i = 1, math.min(#ids, limit) do
+  local body = redis.call('HGET', ARGV[4] .. ids[i], 'json')
+  if body then bodies[#bodies + 1] = body end
+end
+return bodies
 """
 
 # KEYS: outbox, delivery-lanes, ticket-deliveries   ARGV: ticket id, now, outbox entries

@@ -123,24 +123,10 @@ class RedisTickets(RedisConnection, TicketStore):
         keys = link_keys(query.marks, self._phone_key)
         if not keys or query.limit <= 0:
             return []
-        low, high = to_ms(query.since), to_ms(query.until)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrevrangebyscore(self.keys.link(key), high, low, start=0, num=query.limit, withscores=True)
-            ranges: list[list[tuple[bytes, float]]] = await pipe.execute()
-        newest: dict[str, float] = {}
-        for hits in ranges:
-            for member, score in hits:
-                tid = text(member)
-                newest[tid] = max(score, newest.get(tid, score))
-        if not newest:
-            return []
-        chosen = sorted(newest, key=lambda tid: (newest[tid], tid), reverse=True)[:query.limit]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for tid in chosen:
-                pipe.hget(self.keys.ticket(tid), "json")
-            bodies = await pipe.execute()
-        return [Ticket.model_validate_json(b) for b in bodies if b is not None]
+        # One script, one round trip: intake makes this call for every ticket.
+        bodies = await self._eval(lua.LINK_CANDIDATES, [self.keys.link(key) for key in keys],
+                                  [to_ms(query.until), to_ms(query.since), query.limit, self.keys.ticket("")])
+        return [Ticket.model_validate_json(body) for body in bodies]
 
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         body, ctype = await cast(Awaitable[list[bytes | None]],
