@@ -37,8 +37,8 @@ ticket of a stored pair; *miss*, a complainant never seen.
 {table}
 
 - The index: SQLite `ticket_link_keys (link_key, received_at, ticket_id)` WITHOUT ROWID, one range of the primary key
-  per mark; Redis one sorted set per mark (`{{tickets}}:lk:<hash>`, scored by receipt), one ZREVRANGEBYSCORE per mark
-  in one pipeline, then the bodies of the candidates in a second. A mark is HMAC-SHA256 of
+  per mark; Redis one sorted set per mark (`{{tickets}}:lk:<hash>`, scored by receipt), one script (a
+  ZREVRANGEBYSCORE per mark, then the candidates' bodies): one round trip. A mark is HMAC-SHA256 of
   "complainant|respondent" under the phone hash key: the index holds no phone or ID number.
 - A hit costs more than a miss by the candidates' bodies: read (a few KB each) and parsed into tickets.
 
