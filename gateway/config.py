@@ -8,10 +8,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.ticket import RegionCode
 from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
 from gateway.errors import GatewayError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+_SOURCE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+# Run from a checkout, the checkout's config; installed (`pip install .`, the `hig` command), config/ where it runs.
+DEFAULT_CONFIG = _SOURCE_CONFIG if _SOURCE_CONFIG.exists() else Path("config") / "gateway.yaml"
 ENV_PREFIX = "HIG_"
 
 
@@ -30,14 +33,29 @@ class ServerSettings(_Section):
 class RegionSettings(_Section):
     """The region this gateway serves; its code is the root of the organisation table."""
 
-    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    code: RegionCode  # a GB/T 2260 region, checked as adapters' region codes are
     name: str
+
+
+class StoreTimeouts(_Section):
+    """How long the gateway waits on its store, whichever it is (docs/operations.md, "When the store stalls").
+
+    Each store applies them as its client allows: Redis as the socket connect and read/write timeouts, SQLite
+    `operation_seconds` as its busy timeout (how long a write waits for another process's lock). /readyz waits
+    at most `connect_seconds` + 2 × `operation_seconds` for the store's answer (a read and a write)."""
+
+    connect_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    operation_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
 
 
 class StoreSettings(_Section):
     kind: Literal["sqlite", "redis"] = "sqlite"
+    timeouts: StoreTimeouts = Field(default_factory=StoreTimeouts)
     sqlite_file: str = "gateway.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Acknowledge an intake only once Redis has it in its AOF on disk (WAITAOF 1 0, Redis 7.2+): for a Redis with
+    # appendfsync everysec, which otherwise may lose about a second of acknowledged intakes on a power loss.
+    redis_wait_aof: bool = False
     # Delivered deliveries older than this lose their bodies (copies of what was sent); None keeps them all.
     compact_delivered_after_days: Annotated[int, Field(ge=1)] | None = None
 
@@ -63,6 +81,14 @@ class LinkSettings(_Section):
     time_weight: Annotated[float, Field(ge=0.0, le=0.5)] = 0.15  # the share of closeness in time in the score
     candidates: Annotated[int, Field(ge=1, le=200)] = 20  # the newest candidates scored per ticket
     max_links: Annotated[int, Field(ge=1, le=50)] = 5  # a new ticket links to at most this many, best first
+
+
+class EchoSettings(_Section):
+    """The sender's echo (事事有回音): how long a partner may go without hearing its ticket's latest status before
+    the ticket is listed on the dashboard's panel, the ops API and the metric."""
+
+    behind_after_seconds: Annotated[int, Field(ge=1, le=30 * 86400)] = 3600
+    panel_limit: Annotated[int, Field(ge=1, le=500)] = 50  # rows on the dashboard's panel
 
 
 class NationalSettings(_Section):
@@ -103,11 +129,13 @@ class GatewaySettings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    echo: EchoSettings = Field(default_factory=EchoSettings)
     adapters_dir: str = "adapters"
     delivery_file: str = "delivery.yaml"
     routing_file: str = "routing.yaml"
     jurisdiction_file: str = "jurisdiction.yaml"  # the jurisdiction screen's rules (accept / return / review)
     links: LinkSettings = Field(default_factory=LinkSettings)
+    alerts_file: str | None = None  # alert rules and channels (alerts.yaml); None: the rules' defaults, no channels
     national: NationalSettings = Field(default_factory=NationalSettings)
     credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)
     workers: bool = True  # run the delivery workers inside the API process

@@ -15,15 +15,22 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from contracts.delivery import DeliveryReceipt
+from contracts.error_words import chinese_message
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
 from gateway.ops.links import LinkResult, decide
 from gateway.ops.metrics import CONTENT_TYPE
+from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliverySearch,
+    EchoSearch,
+    OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -54,8 +61,10 @@ def validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
         value = e.get("input")
         if isinstance(value, str):
             value = _encodable(value)
-        found.append({"field": _encodable(_dotted(tuple(e.get("loc", ())))), "rule": e.get("type", "invalid"),
-                      "message": _encodable(str(e.get("msg", ""))),
+        field, rule, message = _encodable(_dotted(tuple(e.get("loc", ())))), e.get("type", "invalid"), \
+            _encodable(str(e.get("msg", "")))
+        found.append({"field": field, "rule": rule, "message": chinese_message(field, rule, message),
+                      "message_en": message,
                       "value": value if isinstance(value, str | int | bool) or value is None
                       or (isinstance(value, float) and math.isfinite(value)) else None})  # NaN is not JSON
     return found
@@ -123,6 +132,22 @@ def ops_api_router() -> APIRouter:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
 
+    @router.get("/echo/behind", response_model=list[BehindTicket])
+    async def echo_behind(search: Annotated[EchoSearch, Query()], user: Viewer,
+                          service: Service) -> list[BehindTicket]:
+        """The sender's echo (事事有回音): tickets whose originating partner has not heard their latest status (no
+        delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
+        it waits for and that callback's last error."""
+        return await service.behind(search, user)
+    @router.get("/tickets/{ticket_id}/raw", response_class=Response, responses={
+        **_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the payload as received"}})
+    async def raw_payload(ticket_id: str, user: Operator, service: Service,
+                          version: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+        """The raw payload a version of the ticket was taken from, byte for byte (operator; audited). Without
+        `version`, the first; every later version (a new version or 补充材料) keeps its own."""
+        body, content_type = await service.raw_payload(ticket_id, version, user)
+        return Response(body, media_type=content_type)
+
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReviewView]:
@@ -177,10 +202,22 @@ def ops_api_router() -> APIRouter:
         """Re-read adapters, mapping specs, routing, deadline rules, calendar and ops users (admin)."""
         return await service.reload(user)
 
+    @router.get("/alerts", response_model=list[AlertView])
+    async def alerts(search: Annotated[AlertSearch, Query()], user: Viewer, service: Service) -> list[AlertView]:
+        """Alerts firing now (state=firing), or all of them, resolved too (state=all); most recently updated
+        first. Each is one condition (rule and subject) with its count; `owed`: channels still to be told."""
+        return await service.alerts(search)
+
     @router.get("/audit", response_model=list[AuditView])
     async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:
         """Operator actions: who did what, when, to which tickets (admin)."""
         return await service.audit(search, user)
+
+    @router.get("/ops/on-time", response_model=OnTimeReport)
+    async def on_time(search: Annotated[OnTimeSearch, Query()], user: Viewer, service: Service) -> OnTimeReport:
+        """办理时效: the statutory time limits that ended from `since` to `until` (days, China time), met and missed,
+        per handling organisation and per limit."""
+        return await service.on_time(search)
 
     @router.get("/ops/overview")
     async def overview(user: Viewer, service: Service) -> dict[str, Any]:

@@ -27,7 +27,7 @@ PERSONAL_KEYS = frozenset({
 })
 # Identifiers and codes: never personal, and free-text masking must not mangle them.
 _KEPT_KEYS = frozenset({"ticket_id", "idempotency_key", "event_id", "delivery_id", "sha256", "uri", "schema_version",
-                        "uscc", "platform_uscc", "mime"})
+                        "uscc", "platform_uscc", "mime", "key", "notice_key", "version"})
 _KEPT_SUFFIXES = ("_no", "_nos", "_code", "_id", "_at", "_on", "_type")
 
 
@@ -105,7 +105,7 @@ def masked_errors(errors: Iterable[FieldError], role: Role) -> list[dict[str, An
     """Mapping errors of a quarantined payload; the offending values masked for viewers (they may be identities)."""
     found: list[dict[str, Any]] = []
     for error in errors:
-        item = error.model_dump(mode="json")
+        item = error.reader_json()  # Chinese first, English beside it
         if role is Role.VIEWER and isinstance(item.get("value"), str):
             last = error.field.rsplit(".", 1)[-1].lower()
             source = (error.source_path or "").lower()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from contracts.codesets import Status
 from contracts.delivery import AttemptReceipt, DeliveryReceipt, DeliveryState
@@ -16,38 +17,50 @@ from gateway.tickets.deadlines import CHINA_TZ
 DeadlineFilter = Literal["overdue", "due_soon", "at_risk"]
 
 
+_TIME_FORMAT = "an ISO 8601 day or time, e.g. 2024-06-11 or 2024-06-11T09:30:00+08:00"
+
+
 def _china_time(value: Any) -> Any:
-    """A day (2024-06-11) is its midnight in China; a time without a zone is China time."""
-    if isinstance(value, str):
-        text = value.strip()
+    """A day (2024-06-11) is its midnight in China; a time without a zone is China time. Nothing else is a time
+    here: not unix seconds (pydantic would read "0.5" as 1970), which the OpenAPI document does not offer."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=CHINA_TZ)
+    if not isinstance(value, str):
+        raise ValueError(f"expected {_TIME_FORMAT}")
+    text = value.strip()
+    try:
         if len(text) == 10:
-            try:
-                return datetime.combine(date.fromisoformat(text), time(), CHINA_TZ)
-            except ValueError:
-                return value
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            return value
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=CHINA_TZ)
+            return datetime.combine(date.fromisoformat(text), time(), CHINA_TZ)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected {_TIME_FORMAT}, got {text[:40]!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=CHINA_TZ)
+
+
+OpsTime = Annotated[AwareDatetime, BeforeValidator(_china_time), WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+     "description": f"{_TIME_FORMAT}; a day is its midnight in China, a time without a zone is China time"})]
+# An id or name in a query or body: 1–64 characters, none of them a control character, not all of them spaces.
+_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _no_control_character(value: Any) -> Any:
+    # Before the surrounding spaces are stripped ("\x0c" is one), as the pattern in the document reads the raw value.
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("a control character is not allowed here")
     return value
 
 
-OpsTime = Annotated[AwareDatetime, BeforeValidator(_china_time)]
-Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+# (The validator after the Field: before it, pydantic leaves the pattern out of the JSON schema.)
+Text64 = Annotated[str, Field(min_length=1, max_length=64, pattern=_TEXT), BeforeValidator(_no_control_character)]
 Limit = Annotated[int, Field(ge=1, le=500)]
 
 
 class _Request(BaseModel):
+    # A window whose `since` is not before its `until` is empty, not an error: a rule across two parameters is
+    # one the OpenAPI document cannot state, and the answer (nothing) is the true one.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @model_validator(mode="after")
-    def _since_before_until(self) -> _Request:
-        since, until = getattr(self, "since", None), getattr(self, "until", None)
-        if since is not None and until is not None and since >= until:
-            raise ValueError("since must be before until")
-        return self
 
 
 class TicketSearch(_Request):
@@ -75,6 +88,15 @@ class TicketSearch(_Request):
         )
 
 
+class OnTimeSearch(BaseModel):
+    """The days whose ended time limits count (China time, both inclusive); by default the last 30 up to today."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: date | None = None
+    until: date | None = None
+
+
 class DeliverySearch(_Request):
     state: DeliveryState | None = None
     destination: Text64 | None = None
@@ -90,8 +112,10 @@ class DeliverySearch(_Request):
 
 
 class ReplayFilter(_Request):
-    """Dead deliveries to replay: every given field must match."""
+    """Deliveries to replay: dead letters (back on their lane), or retrying ones (due now: "retry now" after a
+    partner's fault is fixed); every given field must match."""
 
+    state: Literal["dead", "retrying"] = "dead"
     destination: Text64 | None = None
     error_class: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     ticket_id: Text64 | None = None
@@ -100,12 +124,14 @@ class ReplayFilter(_Request):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
     def filter(self) -> DeliveryFilter:
-        return DeliveryFilter(state=DeliveryState.DEAD, destination=self.destination, error_class=self.error_class,
+        return DeliveryFilter(state=DeliveryState(self.state), destination=self.destination,
+                              error_class=self.error_class,
                               since=self.since, until=self.until, ticket_id=self.ticket_id, limit=self.limit)
 
 
 class ReplayRequest(_Request):
-    """Replay dead deliveries by id or by filter; a dry run says which would go, and changes nothing."""
+    """Replay dead (or retry now retrying) deliveries by id or by filter; a dry run says which would go, and changes
+    nothing."""
 
     delivery_ids: Annotated[list[Text64], Field(min_length=1, max_length=1000)] | None = None
     filter: ReplayFilter | None = None
@@ -116,6 +142,11 @@ class ReplayRequest(_Request):
         if (self.delivery_ids is None) == (self.filter is None):
             raise ValueError("give delivery_ids or filter (one of them)")
         return self
+
+
+class AlertSearch(_Request):
+    state: Literal["firing", "all"] = "firing"  # all: firing and resolved, most recently updated first
+    limit: Limit = 100
 
 
 class AuditSearch(_Request):
@@ -129,6 +160,10 @@ class AuditSearch(_Request):
     def query(self) -> AuditQuery:
         return AuditQuery(actor=self.actor, action=self.action, ticket_id=self.ticket_id, since=self.since,
                           until=self.until, limit=self.limit)
+
+
+class EchoSearch(_Request):
+    limit: Limit = 100
 
 
 class QuarantineSearch(_Request):
@@ -171,10 +206,31 @@ class DeliveryDetail(BaseModel):
 
 class TimelineEntry(BaseModel):
     at: datetime
-    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline
+    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline,
+    # version, urge, withdrawal (the sender's follow-ups)
     label: str  # Chinese, for the page
     detail: str | None = None
     tone: Literal["info", "ok", "warn", "bad"] = "info"
+
+
+class AlertView(BaseModel):
+    """One alert: a condition from firing to resolved; `owed` are channels not yet sent its latest change."""
+
+    alert_id: str
+    key: str
+    rule: str
+    subject: str
+    severity: str
+    state: Literal["firing", "resolved"]
+    summary: str
+    count: int
+    peak: int
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    notices: int
+    details: list[str]
+    owed: list[str]
 
 
 class AuditView(BaseModel):
@@ -188,9 +244,37 @@ class AuditView(BaseModel):
     detail: dict[str, Any]
 
 
+class EchoView(BaseModel):
+    """The sender's echo of one ticket (事事有回音): the newest status the callbacks to its originating partner
+    carry, the newest the partner actually received (a delivered callback), and since when it is behind."""
+
+    destination: str  # the partner's callback lane
+    latest_status: Status
+    latest_sequence: int
+    latest_at: datetime  # when the callback of the newest status was enqueued
+    heard_status: Status | None  # None: the partner has heard no status of this ticket yet
+    heard_sequence: int | None
+    heard_at: datetime | None
+    behind_since: datetime | None  # None: the partner has heard the newest status
+    behind_seconds: float  # 0 when caught up
+    overdue: bool  # behind for longer than echo.behind_after_seconds
+    waiting: DeliveryReceipt | None = None  # the callback it waits for: its state, attempts and last error
+
+
+class BehindTicket(BaseModel):
+    """A ticket whose partner has not heard its latest status for longer than echo.behind_after_seconds."""
+
+    ticket_id: str
+    source_ticket_no: str | None
+    adapter_id: str | None
+    status: Status | None  # the national status, as the ticket stands
+    echo: EchoView
+
+
 class TicketDetail(BaseModel):
     ticket: dict[str, Any]
     masked: bool
+    echo: EchoView | None = None  # None: no status callback was ever enqueued for it (or its partner has none)
     deadline_risk: Literal["overdue", "due_soon"] | None
     due_on: date | None
     deliveries: list[DeliveryDetail]
@@ -198,12 +282,30 @@ class TicketDetail(BaseModel):
     audit: list[AuditView]
 
 
+NotReplayedReason = Literal["delivered", "pending", "in_flight", "changed_meanwhile"]
+
+
+class NotReplayed(BaseModel):
+    """A delivery a replay named or matched but did not put back, and why: `reason` is the stable code, `message`
+    says it in Chinese for the operator, `message_en` in English for logs."""
+
+    delivery_id: str
+    state: DeliveryState
+    reason: NotReplayedReason
+    message: str
+    message_en: str
+
+
 class ReplayResult(BaseModel):
+    """What a replay did: `delivery_ids` went back on their lanes (dead ones) or are due now (retrying ones);
+    `not_replayed` explains each other one it was asked for."""
+
     dry_run: bool
     delivery_ids: list[str]
     ticket_ids: list[str]
     count: int
     audit_id: str
+    not_replayed: list[NotReplayed] = Field(default_factory=list)
 
 
 class QuarantineView(BaseModel):
@@ -212,8 +314,11 @@ class QuarantineView(BaseModel):
     received_at: datetime
     content_type: str
     size: int
-    errors: list[dict[str, Any]]
+    errors: list[dict[str, Any]]  # of the latest time it came
     resolved_ticket_id: str | None
+    returned: bool = False  # kept after a 退单 the partner was sent, not waiting for a fixed spec
+    times_seen: int  # the same payload from the same adapter, while unresolved, is this one record
+    last_seen_at: datetime
 
 
 class RemapResult(BaseModel):
@@ -222,7 +327,7 @@ class RemapResult(BaseModel):
     `still_rejected` (the errors), `already_resolved`."""
 
     quarantine_id: str
-    outcome: Literal["created", "repeat", "review", "still_rejected", "returned", "already_resolved"]
+    outcome: Literal["created", "repeat", "updated", "review", "still_rejected", "returned", "already_resolved"]
     ticket_id: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
     jurisdiction: JurisdictionDecision | None = None  # the jurisdiction screen's decision, when it ran

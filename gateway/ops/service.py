@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,25 @@ from gateway.delivery.policy import Decision, DecisionKind
 from gateway.logs import mask_text
 from gateway.ops import counts as series
 from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
-from gateway.ops.board import RISK_SCAN_LIMIT, Board
+from gateway.ops.board import ON_TIME_DAYS, Board
 from gateway.ops.chart import Chart
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.errors import OpsError, require
 from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
+from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
+from gateway.ops.replay import not_replayed
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliveryDetail,
     DeliverySearch,
+    EchoSearch,
+    OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -43,7 +50,7 @@ from gateway.ops.schemas import (
 from gateway.ops.throttle import FailureThrottle
 from gateway.ops.views import Dashboard, audit_view, timeline, title_of, waits_for
 from gateway.runtime import Runtime
-from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store
+from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store, TicketQuery
 from gateway.tickets.intake import IntakeOutcome
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
 
@@ -64,6 +71,7 @@ class OpsService:
         self.csrf_key = secrets.token_bytes(32)  # per process: a form older than a restart is refused
         self.throttle = FailureThrottle()
         self.board = Board(runtime, self.counts, clock)
+        self.restart_pending: list[str] = []  # what the configuration on disk changed that runs only after a restart
 
     @classmethod
     def for_runtime(cls, runtime: Runtime, *, users_file: Path | None = None) -> OpsService:
@@ -86,6 +94,8 @@ class OpsService:
         """While the gateway runs: delivery attempts feed metrics and the chart; counts are flushed to the store."""
         if self.runtime.engine is not None:
             self.runtime.engine.add_listener(self._on_attempt)
+        if self.runtime.alerts is not None:
+            self.runtime.alerts.listeners.append(lambda channel, _: self.metrics.alert_messages.labels(channel).inc())
         task = asyncio.create_task(self.counts.run(flush_interval), name="ops-counts-flush")
         try:
             yield self
@@ -97,7 +107,7 @@ class OpsService:
         if kind == "returned" and outcome is not None and outcome.returned is not None:
             rules = [f"returned:{outcome.returned.reason_code}"]
         self.metrics.observe_intake(adapter_id, kind, seconds, rules)
-        if kind != "error":
+        if kind not in ("error", "repeat"):  # as 累计接收 counts: a repeat of a known ticket is nothing new
             self.counts.add(series.INTAKE)
         if kind in ("quarantined", "returned"):
             self.counts.add(series.QUARANTINED)
@@ -169,19 +179,59 @@ class OpsService:
         )
 
     async def search(self, search: TicketSearch, user: OpsUser) -> list[TicketSummary]:
-        if search.deadline is None:
-            tickets = await self.store.search_tickets(search.query())
-            return [self.summary(t, user) for t in tickets]
-        # Deadline risk is not indexed: read a wider set of the newest matches and keep those at risk.
-        wanted = {"overdue": {"overdue"}, "due_soon": {"due_soon"}, "at_risk": {"overdue", "due_soon"}}[search.deadline]
-        found: list[TicketSummary] = []
-        for ticket in await self.store.search_tickets(search.query(limit=RISK_SCAN_LIMIT)):
-            risk = self.board.risk_of(ticket)
-            if risk is not None and risk.risk in wanted:
-                found.append(self.summary(ticket, user))
-                if len(found) >= search.limit:
-                    break
-        return found
+        query = search.query()
+        if search.deadline is not None:
+            query = self.board.risk_query(search.deadline, query)
+        return [self.summary(t, user) for t in await self.store.search_tickets(query)]
+
+    async def on_time(self, search: OnTimeSearch) -> OnTimeReport:
+        """办理时效 from `since` to `until` (days, both inclusive): by default the last ON_TIME_DAYS up to today."""
+        until = search.until or self.board.today()
+        since = search.since or until - timedelta(days=ON_TIME_DAYS - 1)
+        if since > until:
+            raise OpsError(422, "invalid_request", f"since ({since}) must not be after until ({until})", field="since")
+        if (until - since).days >= MAX_ON_TIME_DAYS:
+            raise OpsError(422, "invalid_request", f"since to until spans at most {MAX_ON_TIME_DAYS} days",
+                           field="since")
+        return await self.board.on_time(since, until)
+
+    async def ticket_by_reference(self, reference: str) -> str:
+        """The ticket id a reference names: the gateway's id, a partner's source ticket number or the national
+        registration number; 404 when none matches, 409 listing them when a number names several tickets."""
+        if await self.store.get_ticket(reference) is not None:
+            return reference
+        for field, query in (("source_ticket_no", TicketQuery(source_ticket_no=reference, limit=10)),
+                             ("national_registration_no", TicketQuery(national_registration_no=reference, limit=10))):
+            found = await self.store.search_tickets(query)
+            if len(found) == 1:
+                return found[0].ticket_id
+            if found:
+                ids = ", ".join(f"{t.ticket_id} ({t.source.adapter_id})" for t in found)
+                raise OpsError(409, "ambiguous_reference", f"{reference} is the {field} of several tickets: {ids}; "
+                               "give the ticket id", field="ticket_id")
+        raise OpsError(404, "not_found", f"no ticket has the id, source ticket number or national registration "
+                       f"number {reference} (tickets find searches by phone, respondent and more)", field="ticket_id")
+
+    async def raw_payload(self, ticket_id: str, version: str | None, user: OpsUser) -> tuple[bytes, str]:
+        """The payload one version of a ticket was taken from, as the partner sent it (operator: it holds personal
+        data unmasked; audited). No version: the first."""
+        require(user, Role.OPERATOR, "reading a raw payload")
+        ticket = await self.store.get_ticket(ticket_id)
+        if ticket is None:
+            raise OpsError(404, "not_found", f"no ticket {ticket_id}", field="ticket_id")
+        versions = ticket.sender_updates.versions
+        key: str | None = None
+        if version is not None:
+            found = next((v for v in versions if v.version == version), None)
+            if found is None and version != ticket.source.source_version:
+                raise OpsError(404, "not_found", f"ticket {ticket_id} has no version {version}", field="version")
+            key = None if found is None or found is versions[0] else found.idempotency_key
+        raw = await self.store.get_raw_payload(ticket_id, key)
+        if raw is None:
+            raise OpsError(404, "not_found", f"no raw payload is kept for version {version or '1'}", field="version")
+        first = versions[0].version if versions else ticket.source.source_version
+        await self.record(user, "ticket.raw", [ticket_id], {"version": version or first})
+        return raw
 
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)
@@ -202,10 +252,15 @@ class OpsService:
         risk = self.board.risk_of(ticket)
         return TicketDetail(
             ticket=ticket_json(ticket, user.role), masked=masked,
+            echo=await self.board.echo.of_ticket(ticket_id, self.clock()),
             deadline_risk=risk.risk if risk else None, due_on=risk.due_on if risk else None,
             deliveries=deliveries, timeline=timeline(ticket, deliveries, audit, masked),
             audit=[audit_view(e) for e in audit],
         )
+
+    async def behind(self, search: EchoSearch, user: OpsUser) -> list[BehindTicket]:
+        """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
+        return await self.board.echo.behind(self.clock(), search.limit)
 
     # -- deliveries -------------------------------------------------------------------------------------
     async def deliveries(self, search: DeliverySearch, user: OpsUser) -> list[DeliveryReceipt]:
@@ -213,28 +268,42 @@ class OpsService:
         return found
 
     async def replay(self, request: ReplayRequest, user: OpsUser) -> ReplayResult:
+        """Dead deliveries back on their lanes and retrying ones due now, by id or by filter (audited); every
+        delivery named or matched but left alone is explained."""
         require(user, Role.OPERATOR, "replaying deliveries")
+        asked: list[DeliveryReceipt] = []
         if request.delivery_ids is not None:
             for delivery_id in request.delivery_ids:
-                if await self.store.get_delivery(delivery_id) is None:
+                receipt = await self.store.get_delivery(delivery_id)
+                if receipt is None:
                     raise OpsError(404, "not_found", f"no delivery {delivery_id}", field="delivery_ids")
+                asked.append(receipt)
             ids: list[str] = await self.store.replay(delivery_ids=list(request.delivery_ids),
                                                      dry_run=request.dry_run)
             detail: dict[str, Any] = {"requested": list(request.delivery_ids)}
         else:
             assert request.filter is not None
-            ids = await self.store.replay(request.filter.filter(), dry_run=request.dry_run)
+            flt = request.filter.filter()
+            if not request.dry_run:  # what matched, so that any that changed state meanwhile are explained
+                matched = await self.store.replay(flt, dry_run=True)
+                asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
+            ids = await self.store.replay(flt, dry_run=request.dry_run)
             detail = {"filter": request.filter.model_dump(mode="json", exclude_none=True)}
         receipts = [r for r in [await self.store.get_delivery(i) for i in ids] if r is not None]
+        done = set(ids)
+        left = [not_replayed(r) for r in [await self.store.get_delivery(a.delivery_id) or a for a in asked
+                                          if a.delivery_id not in done]]
         ticket_ids = list(dict.fromkeys(r.ticket_id for r in receipts))
         detail.update({"delivery_ids": ids, "destinations": sorted({r.destination for r in receipts})})
+        if left:
+            detail["not_replayed"] = {n.delivery_id: n.reason for n in left}
         action = "replay.dry_run" if request.dry_run else "replay"
         audit_id = await self.record(user, action, ticket_ids, detail)
         if not request.dry_run and self.runtime.engine is not None:
             for destination in {r.destination for r in receipts}:
                 self.runtime.engine.wake(destination)
         return ReplayResult(dry_run=request.dry_run, delivery_ids=ids, ticket_ids=ticket_ids, count=len(ids),
-                            audit_id=audit_id)
+                            audit_id=audit_id, not_replayed=left)
 
     async def compact(self, older_than_days: int, user: OpsUser,
                       progress: Callable[[int], None] | None = None) -> int:
@@ -249,7 +318,9 @@ class OpsService:
         return QuarantineView(quarantine_id=item.quarantine_id, adapter_id=item.adapter_id,
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
-                              resolved_ticket_id=item.resolved_ticket_id)
+                              resolved_ticket_id=item.resolved_ticket_id,
+                              returned=any(e.rule.startswith("returned:") for e in item.errors),
+                              times_seen=item.times_seen, last_seen_at=item.last_seen_at or item.received_at)
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
         items: list[QuarantinedPayload] = await self.store.list_quarantined(search.adapter_id, search.limit)
@@ -298,7 +369,7 @@ class OpsService:
                 self.runtime.engine.wake()  # the 退单 write-back is on the partner's callback lane
             return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id, errors=errors,
                                jurisdiction=decision)
-        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "review")
+        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "updated", "review")
         await self.store.resolve_quarantined(quarantine_id, outcome.ticket_id)
         audit_id = await self.record(user, "quarantine.remap", [outcome.ticket_id], {
             **detail, "kind": outcome.kind,
@@ -318,11 +389,11 @@ class OpsService:
         except Exception as err:  # every configuration error names its file, line and key
             await self.record(user, "config.reload", [], {"error": str(err)[:2000]}, outcome="invalid")
             raise OpsError(422, "invalid_configuration", str(err), field="configuration") from err
-        restart = restart_required(self.runtime.components, new.components)
+        restart = restart_required(self.runtime.started_components, new.components)
         # Nothing awaited from here to the last assignment: no request sees the runtime and users half swapped.
         self.runtime.reload(new.components)
         self.auth = new.auth
-        self.board.forget_risks()
+        self.restart_pending = restart
         audit_id = await self.record(user, "config.reload", [], {"restart_required": restart,
                                                                  "specs": sorted(new.components.specs)})
         return ReloadResult(reloaded=list(RELOADED), adapters=sorted(new.components.specs),
@@ -331,6 +402,13 @@ class OpsService:
     # -- the dashboard and metrics ------------------------------------------------------------------------
     async def dashboard(self, user: OpsUser, hours: float = 6.0) -> Dashboard:
         return await self.board.dashboard(hours)
+
+    async def alerts(self, search: AlertSearch) -> list[AlertView]:
+        found = await self.store.list_alerts(firing_only=search.state == "firing", limit=search.limit)
+        return [AlertView(alert_id=a.alert_id, key=a.key, rule=a.rule, subject=a.subject, severity=a.severity,
+                          state=a.state, summary=a.summary, count=a.count, peak=a.peak, started_at=a.started_at,
+                          updated_at=a.updated_at, resolved_at=a.resolved_at, notices=a.notices,
+                          details=list(a.details), owed=list(a.owed)) for a in found]
 
     async def chart(self, hours: float) -> Chart:
         return await self.board.chart(hours)

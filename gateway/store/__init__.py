@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, ExitStack
+
 from gateway.config import GatewaySettings
 from gateway.store.base import (
+    AlertLedger,
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     Coordination,
     DeliveryFilter,
+    EchoStore,
     IntakeResult,
     LaneStore,
     LinkQuery,
+    OnTimeCount,
     OpsLedger,
+    PartnerEcho,
     QuarantinedPayload,
     QuarantineStore,
     Store,
@@ -23,28 +30,37 @@ from gateway.store.errors import (
     ConcurrentUpdate,
     LeaseLost,
     PhoneKeyMismatch,
+    StoreConfigError,
     StoreError,
     UnknownQuarantine,
     UnknownTicket,
 )
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
+from gateway.store.sqlite.owner import StoreFileInUse, store_file_owned
 
 __all__ = [
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
     "Coordination",
     "DeliveryFilter",
+    "EchoStore",
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
     "LinkQuery",
+    "OnTimeCount",
     "OpsLedger",
+    "PartnerEcho",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
     "Store",
+    "StoreConfigError",
     "StoreError",
+    "StoreFileInUse",
     "StoreLifecycle",
     "TicketQuery",
     "TicketStore",
@@ -52,6 +68,7 @@ __all__ = [
     "UnknownTicket",
     "hash_phone",
     "open_store",
+    "serving_store",
 ]
 
 
@@ -59,10 +76,28 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
                redis_namespace: str = "hig") -> Store:
     """The store the settings ask for, not yet opened: `async with open_store(s) as store: …`."""
     key = phone_hash_key if phone_hash_key is not None else load_phone_hash_key(settings.resolved_data_dir)
+    timeouts = settings.store.timeouts
     if settings.store.kind == "redis":
         from gateway.store.redis import RedisStore
 
-        return RedisStore(settings.store.redis_url, key, namespace=redis_namespace)
+        return RedisStore(settings.store.redis_url, key, namespace=redis_namespace,
+                          connect_timeout_s=timeouts.connect_seconds, operation_timeout_s=timeouts.operation_seconds,
+                          wait_aof=settings.store.redis_wait_aof)
     from gateway.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, key)
+    return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds)
+
+
+def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,
+                  workers: bool) -> AbstractContextManager[object]:
+    """Held while a process serves the store: one gateway (`gateway`) and one set of delivery workers (`workers`)
+    per SQLite file, a second refused with StoreFileInUse naming the first; Redis is shared by design."""
+    stack = ExitStack()
+    if settings.store.kind == "sqlite":
+        with ExitStack() as taking:  # all or nothing: a refusal releases what was taken
+            if gateway:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "gateway", role))
+            if workers:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "workers", role))
+            stack = taking.pop_all()
+    return stack

@@ -27,3 +27,7 @@ class UnknownQuarantine(StoreError, KeyError):
 
 class PhoneKeyMismatch(StoreError, RuntimeError):
     """The store's phone index was made with another key than this gateway's."""
+
+
+class StoreConfigError(StoreError, RuntimeError):
+    """The store's configuration asks for something the store it reaches cannot do; the gateway does not start."""

@@ -12,6 +12,7 @@ from ulid import ULID
 
 from contracts.delivery import DeliveryState, OutboxEntry, check_destination
 from gateway.store.coalesce import Coalescer
+from gateway.store.errors import StoreError
 from gateway.store.redis import lua
 from gateway.store.redis.keys import GROUP, LaneKeys, RedisKeys
 
@@ -38,15 +39,17 @@ def enqueue_order(outbox_id: bytes | str) -> int:
 
 
 def outbox_args(entries: list[OutboxEntry], idempotency_key: str) -> tuple[list[str], list[str | bytes | int]]:
-    """Fresh delivery ids and the 8-per-entry arguments the {tickets} scripts expect."""
+    """Fresh delivery ids and the 10-per-entry arguments the {tickets} scripts expect."""
     ids: list[str] = []
     args: list[str | bytes | int] = [len(entries)]
     for entry in entries:
         check_destination(entry.destination)
         delivery_id = str(ULID())
         ids.append(delivery_id)
+        reports = entry.reports
         args += [delivery_id, entry.destination, entry.kind.value, entry.idempotency_key or idempotency_key,
-                 entry.body, entry.content_type, json.dumps(entry.headers, ensure_ascii=False), entry.priority]
+                 entry.body, entry.content_type, json.dumps(entry.headers, ensure_ascii=False), entry.priority,
+                 reports.sequence if reports else "", reports.status if reports else ""]
     return ids, args
 
 
@@ -57,8 +60,12 @@ class RedisConnection:
     """The client of one Redis store and the steps its roles share; the roles are mixins over it."""
 
     def __init__(self, url: str, phone_hash_key: bytes, *, namespace: str = "hig",
-                 client: Redis | None = None) -> None:
+                 client: Redis | None = None, connect_timeout_s: float = 2.0,
+                 operation_timeout_s: float = 5.0, wait_aof: bool = False) -> None:
         self.url = url
+        self.wait_aof = wait_aof  # intake waits until Redis has the write in its AOF on disk (WAITAOF 1 0)
+        self.connect_timeout_s = connect_timeout_s
+        self.operation_timeout_s = operation_timeout_s
         self.keys = RedisKeys(namespace)
         self._phone_key = phone_hash_key
         self._client = client
@@ -107,6 +114,13 @@ class RedisConnection:
                     results[n] = err
         return results
 
+    async def _wait_aof(self) -> None:
+        """Until this Redis has every write so far in its AOF on disk (WAITAOF 1 0), within the operation timeout;
+        an intake not confirmed so is answered as one whose outcome is unknown (the partner retries safely)."""
+        local, _ = await self.redis.waitaof(1, 0, int(self.operation_timeout_s * 1000))
+        if int(local) < 1:
+            raise StoreError(f"Redis did not confirm the write on disk within {self.operation_timeout_s:g} s (WAITAOF)")
+
     # -- lanes: registry and consumer groups ------------------------------------------------------
     async def _ensure_lane(self, lane: str, *, force: bool = False) -> LaneKeys:
         keys = self.keys.lane(lane)
@@ -137,10 +151,13 @@ class RedisConnection:
             priority = int(text(fields["prio"]))
             stream = keys.urgent if priority <= 0 else keys.normal
             did = text(fields["did"])
+            ticket_id = text(fields["ticket"])
             calls.append((
-                [keys.record(did), stream, keys.state(DeliveryState.PENDING.value)],
-                [did, fields["ticket"], fields["kind"], fields["idem"], fields["body"], fields["ctype"],
-                 fields["headers"], priority, fields["created"], lane, enqueue_order(outbox_id), keys.order_prefix],
+                [keys.record(did), stream, keys.state(DeliveryState.PENDING.value), keys.echo(ticket_id),
+                 keys.behind, keys.echo_waiting(ticket_id)],
+                [did, ticket_id, fields["kind"], fields["idem"], fields["body"], fields["ctype"],
+                 fields["headers"], priority, fields["created"], lane, enqueue_order(outbox_id), keys.order_prefix,
+                 fields.get("rseq", ""), fields.get("rstatus", "")],  # none in an outbox entry of an older gateway
             ))
         errors = [r if isinstance(r, Exception) else None for r in await self._eval_many(lua.RELAY, calls)]
         moved = [outbox_id for (outbox_id, _), error in zip(entries, errors, strict=True) if error is None]
@@ -152,11 +169,11 @@ class RedisConnection:
                          ticket_id: str, now: int) -> None:
         entries: list[OutboxItem] = []
         for n, (outbox_id, did) in enumerate(zip(outbox_ids, ids, strict=True)):
-            b = 1 + n * 8
+            b = 1 + n * 10
             entries.append((outbox_id, {
                 "did": did, "lane": args[b + 1], "ticket": ticket_id, "kind": args[b + 2], "idem": args[b + 3],
                 "body": args[b + 4], "ctype": args[b + 5], "headers": args[b + 6], "prio": str(args[b + 7]),
-                "created": now,
+                "created": now, "rseq": args[b + 8], "rstatus": args[b + 9],
             }))
         await self._relays.submit(entries)  # with the relays of other intakes under way at the same moment;
         # it raises only what kept one of these entries from moving
