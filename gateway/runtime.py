@@ -285,7 +285,8 @@ class Runtime:
         rules = standard_rules(
             config, self.store, breakers=breakers, pollers=pollers,
             adapter_ids=lambda: sorted(self.components.adapter_configs),
-            deadline_basis=lambda: (self.components.calendar, self.settings.deadlines.due_soon_working_days))
+            deadline_basis=lambda: (self.components.calendar, self.settings.deadlines.due_soon_working_days),
+            echo_behind_after=lambda: self.settings.echo.behind_after_seconds)
         monitor = AlertMonitor(config, self.store, rules, region=self.settings.region.name,
                                owner=default_worker_id(), enqueued=wake_lane)
         if self.engine is not None:
