@@ -18,6 +18,14 @@ FIELD_NAMES: dict[str, str] = {
     "source.source_ticket_no": "来源工单号",
     "source.related_ticket_nos": "关联工单号",
     "source.source_received_at": "来源受理时间",
+    "source.source_version": "来源工单版本",
+    "follow_up": "后续（补充材料、催办、撤诉）",
+    "follow_up.source_ticket_no": "后续所指的来源工单号",
+    "follow_up.at": "后续时间",
+    "follow_up.text": "后续内容",
+    "follow_up.version": "补充材料版本",
+    "follow_up.reference": "后续编号",
+    "follow_up.requested_by": "经办人",
     "source.source_deadline": "来源办理时限",
     "classification": "分类",
     "classification.business_type": "业务类型",
@@ -84,6 +92,7 @@ FIELD_NAMES: dict[str, str] = {
 # Rules in words; `{n}` is the number found in the English message (a length, a limit), when there is one.
 RULE_WORDS: dict[str, str] = {
     "missing": "必须填写",
+    "unknown_ticket": "网关没有这张工单：补充材料、催办、撤诉须针对已转来的工单",
     "required": "必须填写",
     "string_too_long": "超过长度上限（最多 {n} 个字符）",
     "string_too_short": "内容过短（至少 {n} 个字符）",

@@ -25,6 +25,7 @@ from contracts.codesets import (
     Urgency,
 )
 from contracts.codetables import default_code_tables
+from contracts.followups import SenderUpdates
 from contracts.identifiers import (
     IdentifierError,
     classify_enterprise_code,
@@ -358,6 +359,7 @@ class Ticket(ContractModel):
     routing: Routing = Field(default_factory=Routing)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     attachments: list[Attachment] = Field(default_factory=list, max_length=50)
+    sender_updates: SenderUpdates = Field(default_factory=SenderUpdates)
 
     @model_validator(mode="after")
     def _national_rules(self) -> Ticket:

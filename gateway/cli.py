@@ -126,7 +126,8 @@ def check_config(file: Annotated[Path | None, typer.Argument(help="gateway.yaml 
                f"{len(tables)} code tables, {len(components.adapter_configs)} adapters, "
                f"{len(components.specs)} mapping specs, {len(components.delivery.destinations)} destinations, "
                f"{len(components.router.config.rules)} routing rules, "
-               f"{len(components.jurisdiction.rules)} jurisdiction rules")
+               f"{len(components.jurisdiction.rules)} jurisdiction rules, "
+               f"{len(components.alerts.channels)} alert channels")
 
 
 @schema_cli.command("export")

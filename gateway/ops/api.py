@@ -22,9 +22,13 @@ from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliverySearch,
+    EchoSearch,
     OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
@@ -126,6 +130,22 @@ def ops_api_router() -> APIRouter:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
 
+    @router.get("/echo/behind", response_model=list[BehindTicket])
+    async def echo_behind(search: Annotated[EchoSearch, Query()], user: Viewer,
+                          service: Service) -> list[BehindTicket]:
+        """The sender's echo (事事有回音): tickets whose originating partner has not heard their latest status (no
+        delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
+        it waits for and that callback's last error."""
+        return await service.behind(search, user)
+    @router.get("/tickets/{ticket_id}/raw", response_class=Response, responses={
+        **_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the payload as received"}})
+    async def raw_payload(ticket_id: str, user: Operator, service: Service,
+                          version: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+        """The raw payload a version of the ticket was taken from, byte for byte (operator; audited). Without
+        `version`, the first; every later version (a new version or 补充材料) keeps its own."""
+        body, content_type = await service.raw_payload(ticket_id, version, user)
+        return Response(body, media_type=content_type)
+
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReviewView]:
@@ -171,6 +191,12 @@ def ops_api_router() -> APIRouter:
     async def reload(user: Admin, service: Service) -> ReloadResult:
         """Re-read adapters, mapping specs, routing, deadline rules, calendar and ops users (admin)."""
         return await service.reload(user)
+
+    @router.get("/alerts", response_model=list[AlertView])
+    async def alerts(search: Annotated[AlertSearch, Query()], user: Viewer, service: Service) -> list[AlertView]:
+        """Alerts firing now (state=firing), or all of them, resolved too (state=all); most recently updated
+        first. Each is one condition (rule and subject) with its count; `owed`: channels still to be told."""
+        return await service.alerts(search)
 
     @router.get("/audit", response_model=list[AuditView])
     async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:

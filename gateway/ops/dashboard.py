@@ -22,7 +22,6 @@ from gateway.ops.errors import OpsError
 from gateway.ops.on_time import LIMIT_LABELS
 from gateway.ops.replay import REASONS
 from gateway.ops.review import pending_reviews, settle
-from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
 from gateway.ops.views import (
@@ -30,10 +29,14 @@ from gateway.ops.views import (
     CIRCUIT_LABELS,
     CREDENTIAL_LABELS,
     RISK_LABELS,
+    SEVERITY_LABELS,
     STATE_LABELS,
     STATUS_LABELS,
+    VERSION_LABELS,
+    WITHDRAWAL_LABELS,
 )
 from gateway.tickets.review import Settlement
+from gateway.tickets.risk import deadline_risk
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
@@ -77,7 +80,8 @@ def _environment() -> Environment:
     env.filters["age"] = _age
     env.filters["china"] = _china_time
     env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS,
-                       CIRCUIT_LABELS=CIRCUIT_LABELS,
+                       CIRCUIT_LABELS=CIRCUIT_LABELS, SEVERITY_LABELS=SEVERITY_LABELS,
+                       VERSION_LABELS=VERSION_LABELS, WITHDRAWAL_LABELS=WITHDRAWAL_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS, Role=Role)
     return env
@@ -308,7 +312,7 @@ def dashboard_router() -> APIRouter:
             result = await service.remap(quarantine_id, checked)
         except OpsError as err:
             return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
-        if result.ticket_id and result.outcome in ("created", "repeat", "review"):
+        if result.ticket_id and result.outcome in ("created", "repeat", "updated", "review"):
             return _back(f"/ops/tickets/{result.ticket_id}",
                          "remapped_review" if result.outcome == "review" else "remapped")
         return _back("/ops/quarantine", result.outcome)

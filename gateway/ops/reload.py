@@ -35,8 +35,9 @@ async def read_configuration(runtime: Runtime, users_file: Path) -> Configuratio
 
 def restart_required(running: Components, new: Components) -> list[str]:
     """What differs between the configuration the transports and lanes run on (`running`, as started) and the one
-    read now, that only a restart applies: an adapter's transport (or the adapter itself), the lanes. Every such
-    change is listed on every reload until a restart, not only on the reload that first saw it."""
+    read now, that only a restart applies: an adapter's transport (or the adapter itself), the lanes, the alerts
+    (rules and channels). Every such change is listed on every reload until a restart, not only on the reload that
+    first saw it."""
     restart: list[str] = []
     for adapter_id in sorted(set(running.adapter_configs) | set(new.adapter_configs)):
         before, after = running.adapter_configs.get(adapter_id), new.adapter_configs.get(adapter_id)
@@ -44,6 +45,8 @@ def restart_required(running: Components, new: Components) -> list[str]:
             restart.append(f"adapter:{adapter_id}")
     if running.delivery != new.delivery:
         restart.append("delivery")
+    if running.alerts != new.alerts:  # the monitor and the channels' lanes run as started
+        restart.append("alerts")
     return restart
 
 

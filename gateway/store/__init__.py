@@ -6,14 +6,18 @@ from contextlib import AbstractContextManager, ExitStack
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
+    AlertLedger,
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     Coordination,
     DeliveryFilter,
+    EchoStore,
     IntakeResult,
     LaneStore,
     OnTimeCount,
     OpsLedger,
+    PartnerEcho,
     QuarantinedPayload,
     QuarantineStore,
     Store,
@@ -34,16 +38,20 @@ from gateway.store.phone_hash import hash_phone, load_phone_hash_key
 from gateway.store.sqlite.owner import StoreFileInUse, store_file_owned
 
 __all__ = [
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
     "Coordination",
     "DeliveryFilter",
+    "EchoStore",
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
     "OnTimeCount",
     "OpsLedger",
+    "PartnerEcho",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",

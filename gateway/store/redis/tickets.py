@@ -198,10 +198,17 @@ class RedisTickets(RedisConnection, TicketStore):
                                                    met, missed)
         return [merged[key] for key in sorted(merged)]
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        body, ctype = await cast(Awaitable[list[bytes | None]],
-                                 self.redis.hmget(self.keys.raw(ticket_id), ["body", "ctype"]))
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        where = self.keys.raw(ticket_id) if key is None else self.keys.raw_version(ticket_id, key)
+        body, ctype = await cast(Awaitable[list[bytes | None]], self.redis.hmget(where, ["body", "ctype"]))
         return (body, text(ctype)) if body is not None else None
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        stored = await self._eval(lua.KEEP_RAW_VERSION, [self.keys.ticket(ticket_id),
+                                                         self.keys.raw_version(ticket_id, key)],
+                                  [body, content_type, now_ms()])
+        if int(stored) == 0:
+            raise UnknownTicket(ticket_id)
 
 
 def _scored(reply: object) -> list[tuple[str, float]]:

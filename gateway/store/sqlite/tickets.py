@@ -139,6 +139,20 @@ async def on_time_counts(x: Executor, first_day: date, last_day: date) -> list[O
     return [OnTimeCount(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
-async def get_raw_payload(x: Executor, ticket_id: str) -> tuple[bytes, str] | None:
-    row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_payloads WHERE ticket_id = ?", (ticket_id,))
+async def get_raw_payload(x: Executor, ticket_id: str, key: str | None) -> tuple[bytes, str] | None:
+    if key is None:
+        row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_payloads WHERE ticket_id = ?", (ticket_id,))
+    else:
+        row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_versions WHERE ticket_id = ? AND key = ?",
+                          (ticket_id, key))
     return (bytes(row[0]), str(row[1])) if row else None
+
+
+def keep_raw_payload(ticket_id: str, key: str, body: bytes, content_type: str, db: sqlite3.Connection) -> None:
+    """Keep a later version's raw payload under its key, replacing one kept before under the same key."""
+    if db.execute("SELECT 1 FROM tickets WHERE id = ?", (ticket_id,)).fetchone() is None:
+        raise UnknownTicket(ticket_id)
+    db.execute("INSERT INTO raw_versions (ticket_id, key, content_type, body, received_at) VALUES (?,?,?,?,?)"
+               " ON CONFLICT (ticket_id, key) DO UPDATE SET content_type = excluded.content_type,"
+               " body = excluded.body, received_at = excluded.received_at",
+               (ticket_id, key, content_type, body, now_ms()))
