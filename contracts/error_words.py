@@ -125,7 +125,7 @@ RULE_WORDS: dict[str, str] = {
     "value_error": "取值无效",
     "invalid_value": "取值无效",
     "invalid_text": "应为文本",
-    "control_character": "含有不允许的控制字符",
+    "control_character": "含有不允许的控制字符{u}",
     "invalid_number": "应为数字",
     "invalid_money": "金额格式不正确",
     "invalid_date": "日期格式不正确",
@@ -162,6 +162,9 @@ PREFIX_WORDS: dict[str, str] = {
 
 _INDEX = re.compile(r"\[\d+\]")
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
+_CODE_POINT = re.compile(r"U\+[0-9A-Fa-f]{4,6}")
+# pydantic's value_error carries the validator's own sentence; these say what it was about.
+_VALUE_ERRORS = (("control character", "control_character"),)
 
 
 def field_name(field: str) -> str:
@@ -181,9 +184,14 @@ def rule_words(rule: str, message: str = "") -> str:
     head, _, code = rule.partition(":")
     if code and head in PREFIX_WORDS:
         return PREFIX_WORDS[head].format(code=code)
+    if rule == "value_error":
+        rule = next((named for phrase, named in _VALUE_ERRORS if phrase in message), rule)
     words = RULE_WORDS.get(rule)
     if words is None:
         return f"不符合规则 {rule}"
+    if "{u}" in words:  # the character named as the English names it, U+001B
+        found = _CODE_POINT.search(message)
+        return words.format(u=f"（{found.group(0)}）" if found else "")
     if "{n}" in words:
         found = _NUMBER.search(message)
         return words.format(n=found.group(1)) if found else words.split("（")[0]

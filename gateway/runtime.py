@@ -32,6 +32,7 @@ from gateway.tickets.enrichment import CreditEnricher
 from gateway.tickets.handlers import adapter_region_problems
 from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.jurisdiction import JurisdictionRules
+from gateway.tickets.links import Linker
 from gateway.tickets.national_link import NationalForwardSender, follow_ups_url
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
@@ -213,7 +214,8 @@ class Runtime:
         canonical = {i: c for i, c in components.adapter_configs.items() if c.enabled and c.is_canonical}
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                                canonical=canonical, callbacks=adapters, enrich=enricher,
-                               jurisdiction=components.jurisdiction)
+                               jurisdiction=components.jurisdiction,
+                               linker=Linker(store, settings.links) if settings.links.enabled else None)
         status = StatusService(store, components.specs, components.router, adapters, components.rules,
                                components.calendar)
         return cls(components, store, adapters, intake, status, enricher=enricher)

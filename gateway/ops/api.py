@@ -1,4 +1,4 @@
-"""The ops API under /api/v1: ticket search and detail, deliveries, replay, quarantine, re-map, reload, audit."""
+"""The ops API under /api/v1: tickets and their links, deliveries, replay, quarantine, re-map, reload, audit."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from contracts.delivery import DeliveryReceipt
 from contracts.error_words import chinese_message
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
+from gateway.ops.links import LinkResult, decide
 from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
@@ -40,6 +41,7 @@ from gateway.ops.schemas import (
     TicketSearch,
     TicketSummary,
 )
+from gateway.tickets.links import LinkDecision
 from gateway.tickets.review import Settlement
 
 
@@ -159,6 +161,14 @@ def ops_api_router() -> APIRouter:
         """Settle a review (operator): accept → forwarded and routed as a normal ticket; return → 退单 to the
         partner with the reason and the competent authority."""
         return await settle(service, ticket_id, settlement, user)
+
+    @router.post("/tickets/{ticket_id}/links/{linked_ticket_id}", response_model=LinkResult,
+                 responses={404: _refusal("No such ticket, or it has no link to the other")})
+    async def decide_link(ticket_id: str, linked_ticket_id: str, decision: LinkDecision, user: Operator,
+                          service: Service) -> LinkResult:
+        """Confirm (one matter) or dismiss (not a duplicate) the link between two tickets (operator); both tickets
+        show the decision, who made it and when; audited."""
+        return await decide(service, ticket_id, linked_ticket_id, decision, user)
 
     @router.get("/deliveries", response_model=list[DeliveryReceipt])
     async def list_deliveries(search: Annotated[DeliverySearch, Query()], user: Viewer,

@@ -30,9 +30,11 @@ STATUS_LABELS = {
 CIRCUIT_LABELS = {"closed": "正常", "open": "熔断", "half_open": "试探", "none": "—"}
 ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预演）", "quarantine.remap": "隔离件重新映射",
                  "config.reload": "重新加载配置", "compact": "压缩已送达投递",
-                 "jurisdiction.review": "受理范围人工判定", "ticket.raw": "查看原始报文"}
+                 "jurisdiction.review": "受理范围人工判定", "ticket.raw": "查看原始报文",
+                 "link.confirm": "确认重复工单关联", "link.dismiss": "排除重复工单关联"}
 RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
 SEVERITY_LABELS = {"critical": "严重", "warning": "警告", "info": "提示"}
+LINK_STATES = {"linked": "待确认", "confirmed": "已确认重复", "dismissed": "已排除"}
 
 
 @dataclass(frozen=True)

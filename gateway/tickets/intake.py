@@ -23,6 +23,7 @@ from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
+from gateway.tickets.links import Linker
 from gateway.tickets.routing import Router, RuleReturn
 from gateway.tickets.writeback import partner_writeback
 from mapping.engine import Mapped, MappingResult, Noticed, Rejected, Returned, apply
@@ -62,12 +63,13 @@ class UnknownAdapter(GatewayError, LookupError):
 
 
 class IntakeService:
-    """Map, screen jurisdiction, route, set deadlines, and store ticket + raw payload + outbox in one step."""
+    """Map, screen jurisdiction, route, set deadlines, link possible duplicates, and store ticket + raw payload +
+    outbox in one step."""
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
                  calendar: WorkingDayCalendar, *, canonical: Mapping[str, AdapterConfig] | None = None,
                  callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None,
-                 jurisdiction: JurisdictionRules | None = None) -> None:
+                 jurisdiction: JurisdictionRules | None = None, linker: Linker | None = None) -> None:
         self.store = store
         self.specs = specs
         self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
@@ -78,6 +80,7 @@ class IntakeService:
         self.calendar = calendar
         self.enrich = enrich
         self.jurisdiction = jurisdiction  # None: no screen (every mapped ticket goes on)
+        self.linker = linker  # None: no duplicate linking (nothing indexed, nothing looked up)
         self.follow_ups = FollowUps(store, router.config.national_destination)
 
     def knows(self, adapter_id: str) -> bool:
@@ -219,11 +222,17 @@ class IntakeService:
         if sent_back is not None:
             return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
                                          content_type=content_type, rule=sent_back, kept=kept)
+        marks: list[str] = []
+        if self.linker is not None:  # before the outbox: the national forward names the tickets linked
+            marks, ticket = await self.linker.link(ticket)
         if held:
             ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
         else:
             ticket, ticket_json, outbox = self.router.intake_outbox(ticket)
-        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json)
+        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json,
+                                          link_marks=marks)
+        if outcome.created and ticket.links and self.linker is not None:
+            await self.linker.link_back(ticket)
         kind: Literal["created", "repeat", "review"] = (
             "repeat" if not outcome.created else "review" if held else "created")
         log.info({"created": "ticket stored", "repeat": "ticket repeated", "review": "ticket held for review"}[kind],

@@ -158,6 +158,13 @@ class RedisKeys:
         return f"{self.index_prefix}{name}:{value}"
 
     @property
+    def link_prefix(self) -> str:
+        return f"{self._tickets}:lk:"
+
+    def link(self, link_key: str) -> str:  # sorted set: ticket ids under one link mark's hash, by receipt (ms)
+        return f"{self.link_prefix}{link_key}"
+
+    @property
     def tickets_by_time(self) -> str:  # sorted set: ticket id scored by intake time (ms)
         return f"{self._tickets}:by-time"
 

@@ -306,6 +306,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (ticket_id, key)
     ) WITHOUT ROWID;
     """,
+    # 14: cross-line duplicate links - each ticket under the keyed hashes of its complainant|respondent marks, by
+    # the time it was received, so a new ticket's candidates are a range read per mark. Tickets stored before
+    # this migration are not indexed (the marks need the phone key and the ticket domain's normalisation).
+    """
+    CREATE TABLE ticket_link_keys (
+        link_key    TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        ticket_id   TEXT NOT NULL,
+        PRIMARY KEY (link_key, received_at, ticket_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
