@@ -287,43 +287,53 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
 
 
 class CuttableProxy:
-    """A loopback TCP proxy in front of Redis that can be cut (port closed, connections dropped) and restored on the
-    same port: the store becomes unreachable for real, as when the network to it fails."""
+    """A loopback TCP proxy in front of Redis that can be cut (every connection dropped, new ones closed at once) and
+    restored: the store becomes unreachable for real, as when the network to it fails. The port stays the proxy's
+    throughout, so nothing else on the machine can take it in between."""
 
     def __init__(self, target: tuple[str, int] = ("127.0.0.1", 6379)) -> None:
         self.target = target
-        self.port = free_port()
-        self._listener: socket.socket | None = None
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port: int = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._cut = False
+        threading.Thread(target=self._accept, name="redis-proxy", daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), name="redis-proxy", daemon=True).start()
-
     def cut(self) -> None:
         with self._lock:
-            listener, self._listener = self._listener, None
+            self._cut = True
             sockets, self._sockets = self._sockets, []
-        for s in [*sockets, *([listener] if listener else [])]:
+        for s in sockets:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
-    def _accept(self, listener: socket.socket) -> None:
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
         while True:
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                cut = self._cut
+            if cut:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:

@@ -156,7 +156,6 @@ def test_an_alert_message_outlives_a_restart_of_the_gateway(tmp_path: Path) -> N
 def test_a_store_outage_is_told_once_the_store_is_back(tmp_path: Path) -> None:
     namespace = f"test-alerts-{uuid.uuid4().hex[:12]}"
     proxy = CuttableProxy()
-    proxy.start()
     rules = {"ticket_overdue": {"enabled": False}, "ticket_due_soon": {"enabled": False},
              "store_unreachable": {"failed_checks": 2}}
     try:
@@ -168,7 +167,7 @@ def test_a_store_outage_is_told_once_the_store_is_back(tmp_path: Path) -> None:
             # A check of a cut connection may take up to the monitor's 10 s health timeout: generous waits.
             world.wait("the monitor to find the store unreachable twice", lambda: monitor.outage is not None
                        and monitor.outage.failed_checks >= 2, timeout=120)
-            proxy.start()
+            proxy.restore()
             alert = world.wait("the outage alert once the store is back", lambda: next(
                 (a for a in world.alerts("all") if a["key"] == "store_unreachable:store"), None), timeout=120)
             assert alert["state"] == "resolved" and alert["count"] >= 2 and alert["severity"] == "critical"
@@ -178,7 +177,7 @@ def test_a_store_outage_is_told_once_the_store_is_back(tmp_path: Path) -> None:
             assert any(c["key"] == "store_unreachable:store" and c["change"] == "resolved"
                        for c in _changes(world))
     finally:
-        proxy.cut()
+        proxy.close()
         asyncio.run(drop_namespace(namespace))
 
 
