@@ -109,6 +109,7 @@ def tickets_show(reference: Annotated[str, typer.Argument(
     typer.echo(f"  handler       {t['routing'].get('handler_org_name') or '-'}")
     if detail.deadline_risk:
         typer.echo(f"  deadline      {detail.deadline_risk} (due {detail.due_on})")
+    typer.echo(f"  sender's echo {_echo_line(detail.echo)}")
     typer.echo("deliveries:")
     for d in detail.deliveries:
         r = d.delivery
@@ -118,6 +119,46 @@ def tickets_show(reference: Annotated[str, typer.Argument(
     for e in detail.timeline:
         at = e.at.astimezone(china).isoformat(timespec="seconds")  # China time throughout, whoever wrote it
         typer.echo(f"  {at}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
+
+
+def _echo_line(echo: Any) -> str:
+    """What the partner has heard of the ticket, on one line."""
+    if echo is None:
+        return "- (no status callback yet)"
+    heard = echo.heard_status.value if echo.heard_status else "nothing yet"
+    line = f"national {echo.latest_status.value}, partner heard {heard}"
+    if echo.behind_since is None:
+        return line + " (caught up)"
+    line += f", behind since {echo.behind_since.isoformat(timespec='seconds')}"
+    if echo.waiting is not None:
+        w = echo.waiting
+        line += f"; callback {w.delivery_id} {w.state.value}, {w.attempts} attempt(s), last " \
+                f"{w.last_status_code or w.last_error_class or '-'}"
+    return line
+
+
+@tickets_cli.command("behind")
+def tickets_behind(config: ConfigOption = None,
+                   limit: Annotated[int, typer.Option(help="at most this many, longest behind first")] = 100,
+                   as_json: JsonOption = False) -> None:
+    """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
+    from gateway.ops.schemas import EchoSearch
+
+    try:
+        search = EchoSearch(limit=limit)
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.behind(search, user)
+
+    found = _run(config, work)
+    if as_json:
+        _echo_json([b.model_dump(mode="json") for b in found])
+        return
+    for b in found:
+        typer.echo(f"{b.ticket_id}  {b.adapter_id or '-':<22} {b.source_ticket_no or '-':<24} {_echo_line(b.echo)}")
+    typer.echo(f"{len(found)} ticket(s)")
 
 
 @tickets_cli.command("find")
@@ -345,11 +386,13 @@ def quarantine_list(config: ConfigOption = None,
         return
     from gateway.tickets.deadlines import CHINA_TZ as china
 
-    typer.echo(f"{'quarantine_id 隔离编号':<28}  {'adapter 对接系统':<22} {'received 接收时间':<25}  problems 问题")
+    typer.echo(f"{'quarantine_id 隔离编号':<28}  {'adapter 对接系统':<22} {'received 首次接收':<25}  "
+               "seen 次数 / last 最近一次  problems 问题")
     for q in found:
         rules = "；".join(f"{e['message']} ({e['field']} {e['rule']})" for e in q.errors)
         received = q.received_at.astimezone(china).isoformat(timespec="seconds")
-        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {received}  {rules}")
+        last = q.last_seen_at.astimezone(china).isoformat(timespec="seconds")
+        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {received}  ×{q.times_seen} last {last}  {rules}")
     typer.echo(f"{len(found)} payload(s)")
 
 

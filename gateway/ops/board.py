@@ -11,6 +11,7 @@ from contracts.ticket import Ticket
 from gateway.delivery.breaker import BreakerState
 from gateway.ops.chart import Chart, chart_of
 from gateway.ops.counts import MinuteCounts
+from gateway.ops.echo import EchoBoard
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.on_time import OnTimeReport, on_time_report
 from gateway.ops.schemas import DeadlineFilter
@@ -33,6 +34,7 @@ class Board:
         self.runtime = runtime
         self.counts = counts
         self.clock = clock
+        self.echo = EchoBoard(runtime)
 
     def risk_of(self, ticket: Ticket) -> DeadlineRisk | None:
         settings = self.runtime.settings
@@ -119,6 +121,9 @@ class Board:
         overdue, due_soon = await self.risk_counts()
         dead: list[DeliveryReceipt] = await self.runtime.store.list_deliveries(
             DeliveryFilter(state=DeliveryState.DEAD, limit=50))
+        now = self.clock()
+        behind = await self.echo.behind(now, self.runtime.settings.echo.panel_limit)
+        behind_count = await self.echo.count(now)
         chart = await self.chart(hours)
         alerts = await self.runtime.store.list_alerts(firing_only=True)
         totals = {
@@ -129,7 +134,8 @@ class Board:
         return Dashboard(generated_at=self.clock(), region=self.runtime.settings.region.name, adapters=adapters,
                          destinations=destinations, at_risk=at_risk, overdue=overdue, due_soon=due_soon,
                          dead=list(reversed(dead)), chart=chart, on_time=await self.on_time(), totals=totals,
-                         alerts=alerts)
+                         alerts=alerts, behind=behind, behind_count=behind_count,
+                         behind_after_s=self.runtime.settings.echo.behind_after_seconds)
 
     async def chart(self, hours: float) -> Chart:
         return chart_of(await self.counts.read(hours), self.clock(), hours)
@@ -146,5 +152,6 @@ class Board:
         monitor = self.runtime.alerts
         metrics.set_alerts(await self.runtime.store.list_alerts(firing_only=True, limit=1000),
                            monitor.outage.failed_checks if monitor is not None and monitor.outage else 0)
+        metrics.echo_behind.set(await self.echo.count(self.clock()))
         if self.runtime.pollers is not None:
             metrics.set_pollers({a: p.consecutive_failures for a, p in self.runtime.pollers.status().items()})

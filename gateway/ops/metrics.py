@@ -22,8 +22,8 @@ class OpsMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.intake = Counter("hig_intake", "Partner payloads taken, by adapter and outcome "
-                              "(created, repeat, quarantined, returned, error).", ["adapter", "outcome"], registry=r)
+        self.intake = Counter("hig_intake", "Partner payloads taken, by adapter and outcome (created, repeat, "
+                              "updated, review, quarantined, returned, error).", ["adapter", "outcome"], registry=r)
         self.mapping_failures = Counter("hig_mapping_failures", "Mapping errors of quarantined payloads, by adapter "
                                         "and the rule that was broken.", ["adapter", "rule"], registry=r)
         self.intake_seconds = Histogram("hig_intake_duration_seconds", "Time from payload to stored ticket "
@@ -43,6 +43,9 @@ class OpsMetrics:
                              "limit is overdue or due soon.", ["risk"], registry=r)
         self.quarantine_open = Gauge("hig_quarantine_open", "Quarantined payloads not yet re-mapped, by adapter.",
                                      ["adapter"], registry=r)
+        self.echo_behind = Gauge("hig_echo_behind_tickets", "Tickets whose originating partner has not heard their "
+                                 "latest status (no delivered callback) for longer than echo.behind_after_seconds.",
+                                 registry=r)
         self.poller_failures = Gauge("hig_poller_consecutive_failures", "Consecutive failed polls of a pulling "
                                      "adapter.", ["adapter"], registry=r)
         self.alerts_firing = Gauge("hig_alerts_firing", "Alerts firing now, by rule and severity.",

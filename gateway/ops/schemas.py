@@ -178,6 +178,10 @@ class AuditSearch(_Request):
                           until=self.until, limit=self.limit)
 
 
+class EchoSearch(_Request):
+    limit: Limit = 100
+
+
 class QuarantineSearch(_Request):
     adapter_id: Text64 | None = None
     include_resolved: bool = False
@@ -218,7 +222,8 @@ class DeliveryDetail(BaseModel):
 
 class TimelineEntry(BaseModel):
     at: datetime
-    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline
+    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline,
+    # version, urge, withdrawal (the sender's follow-ups)
     label: str  # Chinese, for the page
     detail: str | None = None
     tone: Literal["info", "ok", "warn", "bad"] = "info"
@@ -255,9 +260,37 @@ class AuditView(BaseModel):
     detail: dict[str, Any]
 
 
+class EchoView(BaseModel):
+    """The sender's echo of one ticket (事事有回音): the newest status the callbacks to its originating partner
+    carry, the newest the partner actually received (a delivered callback), and since when it is behind."""
+
+    destination: str  # the partner's callback lane
+    latest_status: Status
+    latest_sequence: int
+    latest_at: datetime  # when the callback of the newest status was enqueued
+    heard_status: Status | None  # None: the partner has heard no status of this ticket yet
+    heard_sequence: int | None
+    heard_at: datetime | None
+    behind_since: datetime | None  # None: the partner has heard the newest status
+    behind_seconds: float  # 0 when caught up
+    overdue: bool  # behind for longer than echo.behind_after_seconds
+    waiting: DeliveryReceipt | None = None  # the callback it waits for: its state, attempts and last error
+
+
+class BehindTicket(BaseModel):
+    """A ticket whose partner has not heard its latest status for longer than echo.behind_after_seconds."""
+
+    ticket_id: str
+    source_ticket_no: str | None
+    adapter_id: str | None
+    status: Status | None  # the national status, as the ticket stands
+    echo: EchoView
+
+
 class TicketDetail(BaseModel):
     ticket: dict[str, Any]
     masked: bool
+    echo: EchoView | None = None  # None: no status callback was ever enqueued for it (or its partner has none)
     deadline_risk: Literal["overdue", "due_soon"] | None
     due_on: date | None
     deliveries: list[DeliveryDetail]
@@ -297,9 +330,11 @@ class QuarantineView(BaseModel):
     received_at: datetime
     content_type: str
     size: int
-    errors: list[dict[str, Any]]
+    errors: list[dict[str, Any]]  # of the latest time it came
     resolved_ticket_id: str | None
     returned: bool = False  # kept after a 退单 the partner was sent, not waiting for a fixed spec
+    times_seen: int  # the same payload from the same adapter, while unresolved, is this one record
+    last_seen_at: datetime
 
 
 class RemapResult(BaseModel):
@@ -308,7 +343,7 @@ class RemapResult(BaseModel):
     `still_rejected` (the errors), `already_resolved`."""
 
     quarantine_id: str
-    outcome: Literal["created", "repeat", "review", "still_rejected", "returned", "already_resolved"]
+    outcome: Literal["created", "repeat", "updated", "review", "still_rejected", "returned", "already_resolved"]
     ticket_id: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
     jurisdiction: JurisdictionDecision | None = None  # the jurisdiction screen's decision, when it ran

@@ -30,11 +30,14 @@ __all__ = [
     "ConcurrentUpdate",
     "Coordination",
     "DeliveryFilter",
+    "EchoStore",
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "LinkQuery",
     "OnTimeCount",
     "OpsLedger",
+    "PartnerEcho",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
@@ -96,6 +99,18 @@ class TicketQuery:
 
 
 @dataclass(frozen=True)
+class LinkQuery:
+    """Tickets indexed at intake under any of `marks` (each "complainant|respondent", e.g. "phone:+86…|uscc:…"),
+    received (source_received_at) in [since, until]; newest received first. The store keeps each mark only as
+    its keyed hash, like the phone."""
+
+    marks: tuple[str, ...]
+    since: datetime
+    until: datetime
+    limit: int = 20
+
+
+@dataclass(frozen=True)
 class OnTimeCount:
     """How the time limits of one kind held by one handling organisation ended in a span of days."""
 
@@ -113,8 +128,29 @@ class QuarantinedPayload:
     received_at: datetime
     content_type: str
     body: bytes
-    errors: tuple[FieldError, ...]
+    errors: tuple[FieldError, ...]  # of the latest time it came
     resolved_ticket_id: str | None = None
+    # The same payload (same bytes and content type) from the same adapter, while unresolved, is one record:
+    # how many times it came, and when last (received_at is the first time).
+    times_seen: int = 1
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartnerEcho:
+    """What the originating partner has heard of its ticket (事事有回音): the newest status a callback carries to
+    it, the newest status it actually received (a delivered callback), and since when it is behind."""
+
+    ticket_id: str
+    destination: str  # the partner's callback lane
+    latest_sequence: int
+    latest_status: str  # a Status value
+    latest_at: datetime  # when the callback of the newest status was enqueued
+    heard_sequence: int | None = None
+    heard_status: str | None = None
+    heard_at: datetime | None = None  # when the callback of that status was delivered
+    behind_since: datetime | None = None  # when the oldest status it has not heard was enqueued; None: caught up
+    waiting_delivery_id: str | None = None  # the callback of that status (its last error says why it is late)
 
 
 @dataclass(frozen=True)
@@ -204,11 +240,13 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id.
 
         `ticket_json`: `ticket.model_dump_json()` when the caller has it already (intake forwards the same
-        JSON), so it is not made twice."""
+        JSON), so it is not made twice. `link_marks`: what later tickets find this one by (`find_link_candidates`),
+        indexed in the same step at the ticket's source_received_at."""
 
     @abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
@@ -242,7 +280,19 @@ class TicketStore(ABC):
         by handling organisation and kind, as the tickets stand now (a ticket saved again is counted once)."""
 
     @abstractmethod
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        """The payload a ticket was taken from (body, content type); with `key`, the one kept under it by
+        `keep_raw_payload` (a later version's)."""
+
+    @abstractmethod
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        """Keep the raw payload of a later version of a stored ticket under `key` (its idempotency key); the same
+        key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
+
+    @abstractmethod
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        """Tickets stored with any of the query's marks, received in its time range, newest received first, at
+        most `limit`: an index range read per mark, never a scan."""
 
 
 class QuarantineStore(ABC):
@@ -250,7 +300,10 @@ class QuarantineStore(ABC):
 
     @abstractmethod
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
-                         errors: list[FieldError]) -> str: ...
+                         errors: list[FieldError]) -> str:
+        """Keep a payload that did not map; its id. The same payload (bytes and content type) from the same adapter
+        while its record is unresolved counts on that record (times seen, last seen, latest errors) and returns
+        its id."""
 
     @abstractmethod
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None: ...
@@ -261,6 +314,23 @@ class QuarantineStore(ABC):
     @abstractmethod
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         """Mark the payload resolved by this ticket; UnknownQuarantine for an id never stored."""
+
+
+class EchoStore(ABC):
+    """The sender's echo of each ticket, kept by the lane writes themselves: enqueuing a status callback (an outbox
+    entry that `reports` a status) moves the newest status, delivering one moves what the partner heard."""
+
+    @abstractmethod
+    async def get_echo(self, ticket_id: str) -> PartnerEcho | None:
+        """None when no status callback was ever enqueued for the ticket."""
+
+    @abstractmethod
+    async def list_behind(self, behind_before: datetime, limit: int = 100) -> list[PartnerEcho]:
+        """Tickets whose partner has not heard a status enqueued before `behind_before`, longest behind first."""
+
+    @abstractmethod
+    async def count_behind(self, behind_before: datetime) -> int:
+        """How many tickets list_behind(behind_before) would list without a limit."""
 
 
 class LaneStore(ABC):
@@ -393,5 +463,6 @@ class Coordination(ABC):
         """True the first time a nonce is seen in its scope within ttl; False for a replay."""
 
 
-class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, AlertLedger, Coordination, ABC):
+class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, EchoStore, OpsLedger, AlertLedger, Coordination,
+            ABC):
     """Durable state of the gateway: every role in one backend. Every method is atomic on its own."""

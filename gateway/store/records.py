@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime
@@ -49,6 +50,14 @@ def attempt_to_record(claim: ClaimedDelivery, attempt: AttemptReceipt) -> Attemp
             "response_body": truncate_utf8(body) if body is not None else None,
         }
     )
+
+
+def payload_digest(content_type: str, body: bytes) -> str:
+    """What makes two quarantined payloads the same one: their bytes and how they are to be read (SHA-256, hex)."""
+    digest = hashlib.sha256(content_type.strip().lower().encode("utf-8"))
+    digest.update(b"\x00")
+    digest.update(body)
+    return digest.hexdigest()
 
 
 def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:

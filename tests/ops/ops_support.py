@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from adapters.registry import build_adapters
 from contracts.delivery import AttemptOutcome, AttemptReceipt
 from gateway.app import create_app
-from gateway.config import CreditLookupSettings, DemoSettings, GatewaySettings, load_settings
+from gateway.config import CreditLookupSettings, DemoSettings, EchoSettings, GatewaySettings, load_settings
 from gateway.delivery.config import load_delivery_config
 from gateway.ops.service import OpsService
 from gateway.runtime import Components, Runtime, load_components
@@ -62,7 +62,7 @@ _components: dict[str, Components] = {}
 
 def base_settings(tmp: Path, *, store_kind: str = "sqlite", workers: bool = False,
                   delivery_file: Path | None = None, adapters_dir: Path | None = None,
-                  config_dir: Path | None = None) -> GatewaySettings:
+                  config_dir: Path | None = None, echo_behind_after_seconds: int | None = None) -> GatewaySettings:
     """The demo configuration with a temp data dir, no simulators, no credit look-up, no pollers."""
     settings = load_settings(CONFIG / "gateway.yaml")
     update: dict[str, Any] = {
@@ -70,6 +70,8 @@ def base_settings(tmp: Path, *, store_kind: str = "sqlite", workers: bool = Fals
         "credit_lookup": CreditLookupSettings(url=None),
         "store": settings.store.model_copy(update={"kind": store_kind}),
     }
+    if echo_behind_after_seconds is not None:
+        update["echo"] = EchoSettings(behind_after_seconds=echo_behind_after_seconds)
     if delivery_file is not None:
         update["delivery_file"] = str(delivery_file)
     if adapters_dir is not None:
@@ -208,10 +210,12 @@ class OpsGateway:
 @asynccontextmanager
 async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: bool = False,
                           delivery_file: Path | None = None, adapters_dir: Path | None = None,
-                          config_dir: Path | None = None) -> AsyncIterator[OpsGateway]:
+                          config_dir: Path | None = None,
+                          echo_behind_after_seconds: int | None = None) -> AsyncIterator[OpsGateway]:
     namespace = f"test-ops-{uuid.uuid4().hex[:12]}"
     settings = base_settings(tmp, store_kind=store_kind, workers=workers, delivery_file=delivery_file,
-                             adapters_dir=adapters_dir, config_dir=config_dir)
+                             adapters_dir=adapters_dir, config_dir=config_dir,
+                             echo_behind_after_seconds=echo_behind_after_seconds)
     runtime = build_runtime(settings, make_store(store_kind, tmp, namespace))
     app = create_app(settings, runtime=runtime)
     try:

@@ -8,10 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
+from contracts.codesets import Status
 from contracts.delivery import AttemptOutcome
 from contracts.status import StatusEvent
 from gateway.config import load_settings
@@ -91,6 +93,7 @@ def test_tickets_show_deliveries_replay_and_quarantine_remap_work_on_the_configu
     assert shown.returncode == 0, shown.stderr
     assert "KL-CLI-1" in shown.stdout and seeded["KL-CLI-1:delivery"] in shown.stdout and "dead" in shown.stdout
     assert "timeline:" in shown.stdout
+    assert "sender's echo - (no status callback yet)" in shown.stdout
 
     dry = _main("deliveries", "replay", "--destination", "national", "--dry-run", "--config", str(gateway_yaml))
     assert dry.returncode == 0, dry.stderr
@@ -216,3 +219,61 @@ def test_tickets_on_time_answers_per_organisation_and_limit(tmp_path: Path) -> N
     assert text.returncode == 0 and "受理时限" in text.stdout and "0.0%" in text.stdout
     wrong = _main("tickets", "on-time", "--since", "2024-03-31", "--until", "2024-03-01", "-c", str(gateway_yaml))
     assert wrong.returncode == 1 and "must not be after until" in wrong.stderr
+
+
+def test_quarantine_list_shows_how_often_the_same_payload_came_and_when_last(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+
+    async def push_thrice() -> str:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.start(workers=False, pollers=False)
+        try:
+            bad = city_complaint("KL-CLI-DUP", appealTypeCode="99")
+            ids = set()
+            for _ in range(3):
+                outcome = await runtime.intake.accept("city-12345-rest", bad, raw_body=json.dumps(bad).encode(),
+                                                      content_type="application/json")
+                ids.add(outcome.quarantine_id)
+            assert len(ids) == 1
+            return str(ids.pop())
+        finally:
+            await runtime.stop()
+
+    quarantine_id = asyncio.run(push_thrice())
+    listed = _main("quarantine", "list", "--config", str(gateway_yaml))
+    assert listed.returncode == 0, listed.stderr
+    [line] = [row for row in listed.stdout.splitlines() if row.startswith(quarantine_id)]
+    assert " ×3 last " in line and "(classification.business_type unmapped_code)" in line
+    assert listed.stdout.strip().endswith("1 payload(s)")
+
+
+def test_tickets_behind_lists_a_ticket_whose_partner_has_not_heard_its_status(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+    data = yaml.safe_load(gateway_yaml.read_text(encoding="utf-8"))
+    data["echo"] = {"behind_after_seconds": 1}
+    gateway_yaml.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    async def accepted_and_not_heard() -> str:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.start(workers=False, pollers=False)  # no workers: the callback stays on its lane
+        try:
+            payload = city_complaint("KL-CLI-ECHO")
+            outcome = await runtime.intake.accept("city-12345-rest", payload, raw_body=json.dumps(payload).encode(),
+                                                  content_type="application/json")
+            assert outcome.ticket_id
+            await runtime.status.apply(StatusEvent(event_id="evt-cli-echo-1", ticket_id=outcome.ticket_id,
+                                                   sequence=1, at=datetime.now(UTC), status=Status.ACCEPTED))
+            for _ in range(600):  # until it has been behind for longer than the configured second
+                if await runtime.store.count_behind(datetime.now(UTC) - timedelta(seconds=1)):
+                    return outcome.ticket_id
+                await asyncio.sleep(0.1)
+            raise AssertionError("the ticket never counted as behind")
+        finally:
+            await runtime.stop()
+
+    ticket_id = asyncio.run(accepted_and_not_heard())
+    listed = _main("tickets", "behind", "--config", str(gateway_yaml))
+    assert listed.returncode == 0, listed.stderr
+    [line] = [row for row in listed.stdout.splitlines() if row.startswith(ticket_id)]
+    assert "KL-CLI-ECHO" in line and "national ACCEPTED, partner heard nothing yet, behind since" in line
+    assert "pending, 0 attempt(s)" in line

@@ -100,6 +100,25 @@ class LaneKeys:
     def attempts(self, delivery_id: str) -> str:  # list of attempt JSON, oldest first
         return self.attempts_prefix + delivery_id
 
+    # The sender's echo of the tickets whose status callbacks go on this lane (kept by RELAY and SETTLE).
+    @property
+    def echo_prefix(self) -> str:  # + ticket id: hash of the newest status reported and the newest heard
+        return self._k("echo:")
+
+    def echo(self, ticket_id: str) -> str:
+        return self.echo_prefix + ticket_id
+
+    @property
+    def echo_waiting_prefix(self) -> str:  # + ticket id: sorted set of callbacks not yet heard, by status sequence
+        return self._k("echo-wait:")
+
+    def echo_waiting(self, ticket_id: str) -> str:
+        return self.echo_waiting_prefix + ticket_id
+
+    @property
+    def behind(self) -> str:  # sorted set: ticket id scored by since when its partner is behind (ms)
+        return self._k("behind")
+
 
 class RedisKeys:
     """Key names under one namespace prefix (`hig` by default; tests use a fresh one each)."""
@@ -125,6 +144,9 @@ class RedisKeys:
     def raw(self, ticket_id: str) -> str:  # hash: body, content_type
         return f"{self._tickets}:raw:{ticket_id}"
 
+    def raw_version(self, ticket_id: str, key: str) -> str:  # hash: body, ctype, received (a later version's)
+        return f"{self._tickets}:rawv:{ticket_id}:{key}"
+
     def idempotency(self, key: str) -> str:  # string: ticket id
         return f"{self._tickets}:idem:{key}"
 
@@ -134,6 +156,13 @@ class RedisKeys:
 
     def index(self, name: str, value: str) -> str:  # set of ticket ids
         return f"{self.index_prefix}{name}:{value}"
+
+    @property
+    def link_prefix(self) -> str:
+        return f"{self._tickets}:lk:"
+
+    def link(self, link_key: str) -> str:  # sorted set: ticket ids under one link mark's hash, by receipt (ms)
+        return f"{self.link_prefix}{link_key}"
 
     @property
     def tickets_by_time(self) -> str:  # sorted set: ticket id scored by intake time (ms)
@@ -184,7 +213,7 @@ class RedisKeys:
 
     # -- quarantine -------------------------------------------------------------------------------
     def quarantined(self, quarantine_id: str) -> str:  # hash
-        return f"{self._quarantine}:q:{quarantine_id}"
+        return self.quarantine_prefix + quarantine_id
 
     @property
     def quarantine_by_time(self) -> str:  # sorted set by receipt time (ms)
@@ -192,6 +221,17 @@ class RedisKeys:
 
     def quarantine_by_adapter(self, adapter_id: str) -> str:
         return f"{self._quarantine}:by-adapter:{adapter_id}"
+
+    @property
+    def quarantine_open_prefix(self) -> str:  # + adapter id + ":" + payload digest: the open record's id (string)
+        return f"{self._quarantine}:open:"
+
+    def quarantine_open(self, adapter_id: str, digest: str) -> str:
+        return f"{self.quarantine_open_prefix}{adapter_id}:{digest}"
+
+    @property
+    def quarantine_prefix(self) -> str:  # + quarantine id: the record
+        return f"{self._quarantine}:q:"
 
     # -- the {audit} slot ---------------------------------------------------------------------------
     @property

@@ -117,10 +117,11 @@ class RedisLanes(RedisConnection, LaneStore):
         done = await self._eval(
             lua.SETTLE,
             [keys.record(claim.delivery_id), keys.attempts(claim.delivery_id), keys.leases, keys.delayed,
-             keys.dead, keys.state("in_flight"), keys.state(state.value), *keys.streams],
+             keys.dead, keys.state("in_flight"), keys.state(state.value), *keys.streams, keys.behind],
             [GROUP, claim.lease_token, state.value, record.model_dump_json(), record.error_class or "",
              "" if record.status_code is None else record.status_code, now,
-             to_ms(due_at) if due_at is not None else "", keys.record_prefix, keys.order_prefix],
+             to_ms(due_at) if due_at is not None else "", keys.record_prefix, keys.order_prefix,
+             keys.echo_prefix, keys.echo_waiting_prefix],
         )
         if int(done) == 0:
             raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")

@@ -19,6 +19,7 @@ from contracts.delivery import (
 )
 from gateway.store.base import DeliveryFilter, LeaseLost, replayable
 from gateway.store.records import from_ms, now_ms, to_ms
+from gateway.store.sqlite import echo
 from gateway.store.sqlite.executor import Executor, Row
 from gateway.store.sqlite.where import ms, where
 
@@ -48,15 +49,18 @@ def insert_deliveries(db: sqlite3.Connection, ticket_id: str, idempotency_key: s
     ids: list[str] = []
     for entry in outbox:
         delivery_id = str(ULID())
+        reports = entry.reports
         db.execute(
             "INSERT INTO deliveries (id, ticket_id, destination, kind, idempotency_key, body, content_type,"
-            " headers, priority, state, claim_rank, due_at, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " headers, priority, state, claim_rank, due_at, created_at, reports_sequence, reports_status)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (delivery_id, ticket_id, entry.destination, entry.kind.value,
              entry.idempotency_key or idempotency_key, entry.body, entry.content_type,
              json.dumps(entry.headers, ensure_ascii=False), entry.priority, PENDING,
-             2 * entry.priority, now, now),
+             2 * entry.priority, now, now, reports.sequence if reports else None, reports.status if reports else None),
         )
+        if reports is not None:
+            echo.status_enqueued(db, ticket_id, entry.destination, reports, now)
         ids.append(delivery_id)
     return tuple(ids)
 
@@ -114,12 +118,15 @@ def settle(claim: ClaimedDelivery, attempt: AttemptReceipt, state: str, due_at: 
         " due_at = COALESCE(?, due_at), claim_rank = 2 * priority + 1,"
         " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
         " dead_at = CASE WHEN ? = 'dead' THEN ? ELSE dead_at END"
-        " WHERE id = ? AND state = 'in_flight' AND lease_token = ? RETURNING attempts",
+        " WHERE id = ? AND state = 'in_flight' AND lease_token = ? RETURNING attempts, reports_sequence,"
+        " reports_status",
         (state, attempt.error_class, attempt.status_code, due_at, state, now, state, now,
          claim.delivery_id, claim.lease_token),
     ).fetchone()
     if row is None:
         raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")
+    if state == DELIVERED and row[1] is not None:
+        echo.status_heard(db, claim.ticket_id, claim.destination, int(row[1]), str(row[2]), now)
     db.execute(
         "INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, status_code,"
         " error_class, outcome, response_body) VALUES (?,?,?,?,?,?,?,?)",

@@ -272,6 +272,51 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alerts_firing ON alerts(firing, updated_at) WHERE firing = 1;
     CREATE INDEX alerts_updated ON alerts(updated_at);
     """,
+    # 12: the sender's echo - the status each callback reports, and per ticket what its partner has heard, with the
+    # tickets behind indexed by since when; quarantine dedupe - one open record per adapter and payload, counted.
+    """
+    ALTER TABLE deliveries ADD COLUMN reports_sequence INTEGER;
+    ALTER TABLE deliveries ADD COLUMN reports_status TEXT;
+    CREATE TABLE partner_echo (
+        ticket_id       TEXT PRIMARY KEY,
+        destination     TEXT NOT NULL,
+        latest_sequence INTEGER NOT NULL,
+        latest_status   TEXT NOT NULL,
+        latest_at       INTEGER NOT NULL,
+        heard_sequence  INTEGER,
+        heard_status    TEXT,
+        heard_at        INTEGER,
+        behind_since    INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX partner_echo_behind ON partner_echo(behind_since) WHERE behind_since IS NOT NULL;
+    ALTER TABLE quarantine ADD COLUMN payload_digest TEXT;
+    ALTER TABLE quarantine ADD COLUMN times_seen INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE quarantine ADD COLUMN last_seen_at INTEGER;
+    CREATE UNIQUE INDEX quarantine_open_payload ON quarantine(adapter_id, payload_digest)
+        WHERE resolved_ticket_id IS NULL AND payload_digest IS NOT NULL;
+    """,
+    # 13: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+    """
+    CREATE TABLE raw_versions (
+        ticket_id    TEXT NOT NULL REFERENCES tickets(id),
+        key          TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (ticket_id, key)
+    ) WITHOUT ROWID;
+    """,
+    # 14: cross-line duplicate links - each ticket under the keyed hashes of its complainant|respondent marks, by
+    # the time it was received, so a new ticket's candidates are a range read per mark. Tickets stored before
+    # this migration are not indexed (the marks need the phone key and the ticket domain's normalisation).
+    """
+    CREATE TABLE ticket_link_keys (
+        link_key    TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        ticket_id   TEXT NOT NULL,
+        PRIMARY KEY (link_key, received_at, ticket_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -26,13 +26,15 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkQuery,
     OnTimeCount,
+    PartnerEcho,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
 from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
-from gateway.store.sqlite import alerts, coordination, lanes, operations, quarantine, tickets
+from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
 
@@ -69,12 +71,14 @@ class SqliteStore(Store):
 
     # -- tickets ----------------------------------------------------------------------------------
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         for entry in outbox:
             check_destination(entry.destination)
         body = ticket.model_dump_json() if ticket_json is None else ticket_json
         return await self._executor.grouped(
-            functools.partial(tickets.intake, ticket, body, raw_body, raw_content_type, outbox, self._phone_key),
+            functools.partial(tickets.intake, ticket, body, raw_body, raw_content_type, outbox, self._phone_key,
+                              link_marks=link_marks),
             acknowledged=True)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -104,18 +108,22 @@ class SqliteStore(Store):
     async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
         return await tickets.on_time_counts(self._executor, first_day, last_day)
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        return await tickets.get_raw_payload(self._executor, ticket_id)
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        return await tickets.get_raw_payload(self._executor, ticket_id, key)
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
+
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        return await tickets.find_link_candidates(self._executor, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        quarantine_id = str(ULID())
         errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        await self._executor.write(
-            functools.partial(quarantine.insert, quarantine_id, adapter_id, body, content_type, errors_json),
+        return await self._executor.write(
+            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json),
             acknowledged=True)
-        return quarantine_id
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._executor, quarantine_id)
@@ -177,6 +185,16 @@ class SqliteStore(Store):
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         return await self._executor.run(lanes.lane_stats, self._executor)
+
+    # -- the sender's echo (written by the lane writes above) ------------------------------------------------
+    async def get_echo(self, ticket_id: str) -> PartnerEcho | None:
+        return await echo.get_echo(self._executor, ticket_id)
+
+    async def list_behind(self, behind_before: datetime, limit: int = 100) -> list[PartnerEcho]:
+        return await echo.list_behind(self._executor, behind_before, limit)
+
+    async def count_behind(self, behind_before: datetime) -> int:
+        return await echo.count_behind(self._executor, behind_before)
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:
