@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
@@ -44,11 +45,11 @@ def control_characters(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 def no_control_characters(text: str | None) -> str | None:
-    """A field validator's check: the text as it is, or a ValueError naming the control character."""
+    """A field validator's check: the text as it is, or an error of rule `control_character` naming the character."""
     if text is not None:
         message = control_character_message(text)
         if message is not None:
-            raise ValueError(message)
+            raise PydanticCustomError(CONTROL_CHARACTER_RULE, message)
     return text
 
 # Money in CNY: never negative, at most two decimal places (分).

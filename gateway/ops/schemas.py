@@ -40,6 +40,22 @@ def _china_time(value: Any) -> Any:
 OpsTime = Annotated[AwareDatetime, BeforeValidator(_china_time), WithJsonSchema(
     {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
      "description": f"{_TIME_FORMAT}; a day is its midnight in China, a time without a zone is China time"})]
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # the extended form only, as the document's format "date" says
+
+
+def _iso_day(value: Any) -> Any:
+    """An ISO day (2024-06-11) and nothing else: not unix seconds, which pydantic would read as a day of 1970."""
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _DAY.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected an ISO 8601 day, e.g. 2024-06-11, got {str(value)[:40]!r}")
+
+
+OpsDay = Annotated[date, BeforeValidator(_iso_day), WithJsonSchema({"type": "string", "format": "date"})]
 # An id or name in a query or body: 1–64 characters, none of them a control character, not all of them spaces.
 _TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -93,8 +109,8 @@ class OnTimeSearch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: date | None = None
-    until: date | None = None
+    since: OpsDay | None = None
+    until: OpsDay | None = None
 
 
 class DeliverySearch(_Request):
