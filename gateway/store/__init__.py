@@ -1,6 +1,9 @@
-"""Durable storage of the gateway: the store interface by role, its errors, and the factory choosing SQLite or Redis."""
+"""Durable storage of the gateway: the store interface by role, its errors, and the factory choosing SQLite, Redis
+or PostgreSQL."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
@@ -28,6 +31,9 @@ from gateway.store.errors import (
 )
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
 
+if TYPE_CHECKING:
+    from gateway.store.postgres import PoolSettings
+
 __all__ = [
     "AuditEntry",
     "AuditQuery",
@@ -50,6 +56,7 @@ __all__ = [
     "UnknownTicket",
     "hash_phone",
     "open_store",
+    "postgres_pool_settings",
 ]
 
 
@@ -57,6 +64,10 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
                redis_namespace: str = "hig") -> Store:
     """The store the settings ask for, not yet opened: `async with open_store(s) as store: …`."""
     key = phone_hash_key if phone_hash_key is not None else load_phone_hash_key(settings.resolved_data_dir)
+    if settings.store.kind == "postgres":
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(postgres_pool_settings(settings), key)
     if settings.store.kind == "redis":
         from gateway.store.redis import RedisStore
 
@@ -64,3 +75,12 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     from gateway.store.sqlite import SqliteStore
 
     return SqliteStore(settings.sqlite_path, key)
+
+
+def postgres_pool_settings(settings: GatewaySettings) -> PoolSettings:
+    """The PostgreSQL store's connection settings from the gateway's."""
+    from gateway.store.postgres import PoolSettings
+
+    s = settings.store
+    return PoolSettings(url=s.postgres_url, schema=s.postgres_schema, size=s.postgres_pool_size,
+                        acquire_timeout=s.postgres_pool_timeout_seconds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -168,6 +168,9 @@ class SqliteStore(Store):
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         return await self._executor.run(lanes.lane_stats, self._executor)
+
+    async def watch_lanes(self, wake: Callable[[str | None], None]) -> None:
+        """One node: lanes find work by their idle polling (the gateway's own intake is on the same machine)."""
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:

@@ -1,0 +1,109 @@
+"""The PostgreSQL store's tickets: intake in one statement, optimistic updates, indexed searches, raw payloads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from contracts.delivery import OutboxEntry
+from contracts.ticket import Ticket
+from gateway.store.base import ConcurrentUpdate, IntakeResult, TicketQuery, UnknownTicket
+from gateway.store.postgres.connection import Connections
+from gateway.store.postgres.lanes import delivery_arrays, insert_deliveries_sql
+from gateway.store.postgres.where import where
+from gateway.store.ticket_index import query_index_values, ticket_index_values
+
+# Ticket, raw payload and outbox in ONE statement (one round trip, one transaction). The unique constraint on the
+# idempotency key decides a race between connections or processes: the loser inserts nothing at all (the raw
+# payload and the deliveries are made from the ticket row it did not get) and is told the winner's id.
+_INTAKE = f"""
+WITH ticket AS (
+    INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system, source_ticket_no,
+                         status, respondent_uscc, respondent_name, complainant_phone_hash, last_sequence, created_at,
+                         updated_at, body)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13::json)
+    ON CONFLICT DO NOTHING
+    RETURNING id, idempotency_key),
+raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $14, $15, $12 FROM ticket),
+outbox AS ({insert_deliveries_sql(16, "ticket.id", "ticket.idempotency_key", source="ticket, ")})
+SELECT id FROM ticket
+"""  # noqa: S608 - the deliveries fragment is SQL of this package
+
+
+async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
+                 outbox: list[OutboxEntry], phone_key: bytes) -> IntakeResult:
+    """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again."""
+    assert ticket.idempotency_key is not None  # the contract fills it in
+    now = datetime.now(UTC)
+    ix = ticket_index_values(ticket, phone_key)
+    ids, arrays = delivery_arrays(outbox)
+    async with db.connection() as conn:
+        inserted = await conn.fetchval(
+            _INTAKE, ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
+            ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
+            ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body,
+            raw_content_type, raw_body, *arrays, now)
+        if inserted is not None:
+            return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
+        existing = await conn.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", ticket.idempotency_key)
+    if existing is None:
+        raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
+    return IntakeResult(ticket_id=str(existing), created=False)
+
+
+async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_sequence: int | None,
+               phone_key: bytes) -> tuple[str, ...]:
+    """Replace a stored ticket (at the sequence expected, when given) and enqueue its outbox, in one transaction."""
+    now = datetime.now(UTC)
+    ix = ticket_index_values(ticket, phone_key)
+    async with db.transaction() as conn:
+        row = await conn.fetchrow("SELECT last_sequence, idempotency_key FROM tickets WHERE id = $1 FOR UPDATE",
+                                  ticket.ticket_id)
+        if row is None:
+            raise UnknownTicket(ticket.ticket_id)
+        if expected_sequence is not None and row["last_sequence"] != expected_sequence:
+            raise ConcurrentUpdate(
+                f"ticket {ticket.ticket_id} is at sequence {row['last_sequence']}, not {expected_sequence}")
+        await conn.execute(
+            "UPDATE tickets SET national_registration_no = $2, status = $3, respondent_uscc = $4,"
+            " respondent_name = $5, complainant_phone_hash = $6, last_sequence = $7, updated_at = $8,"
+            " body = $9::json WHERE id = $1",
+            ticket.ticket_id, ix["national_registration_no"], ix["status"], ix["respondent_uscc"],
+            ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body)
+        if not outbox:
+            return ()
+        ids, arrays = delivery_arrays(outbox)
+        await conn.execute(insert_deliveries_sql(3, "$1", "$2"), ticket.ticket_id, row["idempotency_key"],
+                           *arrays, now)
+    return tuple(ids)
+
+
+async def get_ticket(db: Connections, ticket_id: str) -> Ticket | None:
+    body = await db.fetchval("SELECT body FROM tickets WHERE id = $1", ticket_id)
+    return Ticket.model_validate_json(body) if body is not None else None
+
+
+async def find_ticket_id(db: Connections, *, idempotency_key: str | None,
+                         national_registration_no: str | None) -> str | None:
+    if idempotency_key is not None:
+        found = await db.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", idempotency_key)
+    elif national_registration_no is not None:
+        found = await db.fetchval(
+            "SELECT id FROM tickets WHERE national_registration_no = $1 ORDER BY created_at, seq LIMIT 1",
+            national_registration_no)
+    else:
+        raise ValueError("find_ticket_id needs idempotency_key or national_registration_no")
+    return str(found) if found is not None else None
+
+
+async def search_tickets(db: Connections, query: TicketQuery, phone_key: bytes) -> list[Ticket]:
+    exact = [(f"{index} = {{}}", value) for index, value in query_index_values(query, phone_key).items()]
+    condition, params = where([*exact, ("created_at >= {}", query.since), ("created_at < {}", query.until)])
+    rows = await db.fetch(
+        f"SELECT body FROM tickets {condition} ORDER BY created_at DESC, seq DESC LIMIT ${len(params) + 1}",  # noqa: S608
+        *params, query.limit)
+    return [Ticket.model_validate_json(r["body"]) for r in rows]
+
+
+async def get_raw_payload(db: Connections, ticket_id: str) -> tuple[bytes, str] | None:
+    row = await db.fetchrow("SELECT body, content_type FROM raw_payloads WHERE ticket_id = $1", ticket_id)
+    return (bytes(row["body"]), str(row["content_type"])) if row is not None else None
