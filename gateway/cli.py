@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli_map import map_command
+from gateway.cli_migrate import migrate
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
 from gateway.cli_organisations import organisations_cli
 from gateway.cli_review import review_cli
@@ -95,3 +96,4 @@ def schema_export(directory: Annotated[Path | None, typer.Option(help="where to 
 
 cli.command("worker")(worker)
 cli.command("map")(map_command)
+cli.command("migrate")(migrate)

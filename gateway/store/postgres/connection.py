@@ -29,6 +29,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+LISTENER_NAME = "hotline-interop-gateway lanes"  # application_name of the LISTEN connection
+
 _CLOSE_FAILED: tuple[type[BaseException], ...] = (TimeoutError, *_UNAVAILABLE)
 
 # A connection as the pool hands it out (a proxy) or as made on its own (the listener's, a migration's).
@@ -160,7 +162,8 @@ class LaneListener:
         first = True
         while not self._closing:
             try:
-                self._conn = await asyncpg.connect(self._settings.url, timeout=self._settings.connect_timeout)
+                self._conn = await asyncpg.connect(self._settings.url, timeout=self._settings.connect_timeout,
+                                                   server_settings={"application_name": LISTENER_NAME})
                 self._conn.add_termination_listener(self._terminated)
                 await self._conn.add_listener(self._channel, self._notified)
             except _UNAVAILABLE as err:
