@@ -48,20 +48,27 @@ class PoolSettings:
 
 
 class Connections:
-    """The pool every statement runs on. `connection()` hands one out for a bounded wait and turns asyncpg's
-    connection failures into StoreUnavailable and an exhausted pool into StoreBusy, so callers see store errors."""
+    """A pool statements run on. `connection()` hands one out for a bounded wait and turns asyncpg's connection
+    failures into StoreUnavailable and an exhausted pool into StoreBusy, so callers see store errors.
 
-    def __init__(self, settings: PoolSettings) -> None:
+    `acknowledged=False` makes a pool whose commits do not wait for the WAL flush (synchronous_commit=off): for
+    claims, settles, releases and nonces, whose loss in a crash of PostgreSQL only means a delivery is sent again
+    (at-least-once already allows it). A later acknowledged commit flushes them with it."""
+
+    def __init__(self, settings: PoolSettings, *, acknowledged: bool = True) -> None:
         self.settings = settings
+        self.acknowledged = acknowledged
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
         s = self.settings
+        server_settings = {"search_path": f'"{s.schema}"', "application_name": "hotline-interop-gateway"}
+        if not self.acknowledged:
+            server_settings["synchronous_commit"] = "off"
         try:
             self._pool = await asyncpg.create_pool(
                 s.url, min_size=1, max_size=s.size, timeout=s.connect_timeout, command_timeout=s.command_timeout,
-                server_settings={"search_path": f'"{s.schema}"', "application_name": "hotline-interop-gateway"},
-                max_inactive_connection_lifetime=300)
+                server_settings=server_settings, max_inactive_connection_lifetime=300)
         except _UNAVAILABLE as err:
             raise StoreUnavailable(f"PostgreSQL at {redacted(s.url)} cannot be reached: {err}") from err
 

@@ -43,7 +43,8 @@ class PostgresStore(Store):
     def __init__(self, settings: PoolSettings, phone_hash_key: bytes) -> None:
         self.settings = settings
         self._phone_key = phone_hash_key
-        self._db = Connections(settings)
+        self._db = Connections(settings)  # intake, ticket saves, quarantine, audit: acknowledged, flushed at commit
+        self._lanes = Connections(settings, acknowledged=False)  # claims, settles, releases, nonces
         self._listeners: list[LaneListener] = []
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -53,6 +54,7 @@ class PostgresStore(Store):
             async with self._db.connection() as conn:
                 await migrate(conn, self.settings.schema)
                 await check_phone_key(conn, self._phone_key, self.settings.schema)
+            await self._lanes.open()
         except BaseException:
             await self._db.close()
             raise
@@ -61,6 +63,7 @@ class PostgresStore(Store):
         for listener in self._listeners:
             await listener.close()
         self._listeners.clear()
+        await self._lanes.close()
         await self._db.close()
 
     async def health(self) -> dict[str, object]:
@@ -132,19 +135,19 @@ class PostgresStore(Store):
 
     async def claim(self, destination: str, worker_id: str, lease_seconds: float,
                     limit: int = 1) -> list[ClaimedDelivery]:
-        return await lanes.claim(self._db, destination, worker_id, lease_seconds, limit)
+        return await lanes.claim(self._lanes, destination, worker_id, lease_seconds, limit)
 
     async def settle_delivered(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None:
-        await lanes.settle(self._db, claim, attempt_to_record(claim, attempt), lanes.DELIVERED, None)
+        await lanes.settle(self._lanes, claim, attempt_to_record(claim, attempt), lanes.DELIVERED, None)
 
     async def settle_retry(self, claim: ClaimedDelivery, attempt: AttemptReceipt, due_at: datetime) -> None:
-        await lanes.settle(self._db, claim, attempt_to_record(claim, attempt), lanes.RETRYING, due_at)
+        await lanes.settle(self._lanes, claim, attempt_to_record(claim, attempt), lanes.RETRYING, due_at)
 
     async def settle_dead(self, claim: ClaimedDelivery, attempt: AttemptReceipt) -> None:
-        await lanes.settle(self._db, claim, attempt_to_record(claim, attempt), lanes.DEAD, None)
+        await lanes.settle(self._lanes, claim, attempt_to_record(claim, attempt), lanes.DEAD, None)
 
     async def release(self, claim: ClaimedDelivery) -> bool:
-        return await lanes.release(self._db, claim)
+        return await lanes.release(self._lanes, claim)
 
     async def reap_expired_leases(self, now: datetime) -> int:
         return await lanes.reap_expired_leases(self._db, now)
@@ -206,4 +209,4 @@ class PostgresStore(Store):
         await coordination.release_lock(self._db, name, owner)
 
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
-        return await coordination.remember_nonce(self._db, scope, nonce, ttl_seconds)
+        return await coordination.remember_nonce(self._lanes, scope, nonce, ttl_seconds)
