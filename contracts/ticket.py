@@ -302,6 +302,9 @@ class Lifecycle(ContractModel):
     status: Status = Status.RECEIVED
     not_accepted_reason: NotAcceptedReason | None = None
     last_sequence: Annotated[int, Field(ge=-1)] = -1
+    # How many times the gateway has saved the ticket since intake (the store counts): a conditional save names
+    # the revision it read, so two writers that read the same ticket cannot both write (no lost update).
+    revision: Annotated[int, Field(ge=0)] = 0
     events: list[AppliedEvent] = Field(default_factory=list)
     rejected_events: list[RejectedEvent] = Field(default_factory=list)
     result: CaseResult | None = None
@@ -364,6 +367,11 @@ class Ticket(ContractModel):
         if self.classification.business_type is BusinessType.REPORT and self.complainant.confidential is None:
             object.__setattr__(self.complainant, "confidential", True)
         return self
+
+    def held_for_review(self) -> bool:
+        """Whether the ticket waits for an operator's jurisdiction decision (stored, not forwarded)."""
+        decision = self.routing.jurisdiction
+        return decision is not None and decision.outcome == "review" and self.lifecycle.status is Status.RECEIVED
 
 
 def legal_violations(ticket: Ticket) -> list[tuple[str, str, str]]:

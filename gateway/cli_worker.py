@@ -86,5 +86,5 @@ def _gateway_lanes(settings: GatewaySettings, delivery: DeliveryConfig, store: T
 
         ensure_demo_credentials(settings.resolved_data_dir, components.adapter_configs)
     adapters = build_adapters(components.adapter_configs)
-    destinations, senders = lanes(components, adapters, store, delivery.destinations, check_routing=False)
+    destinations, senders = lanes(components, adapters, store, delivery.destinations)
     return destinations, senders, list(adapters.values())

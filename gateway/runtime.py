@@ -86,13 +86,12 @@ def national_status_secrets(settings: GatewaySettings) -> list[str]:
 
 
 def lanes(components: Components, adapters: Mapping[str, Adapter], store: TicketStore,
-          configured: Sequence[DestinationConfig] | None = None, *, check_routing: bool = True
-          ) -> tuple[list[DestinationConfig], dict[str, Sender]]:
+          configured: Sequence[DestinationConfig] | None = None) -> tuple[list[DestinationConfig], dict[str, Sender]]:
     """Every delivery lane: the configured destinations (national with its token and number keeping),
     and one callback lane per adapter that writes status back, with that adapter's own sender.
 
-    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file);
-    `check_routing`: refuse destinations that routing names but the configuration lacks."""
+    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file). That
+    routing names only lanes that exist was checked when the components were loaded (load_components)."""
     settings = components.settings
     national = components.router.config.national_destination
     destinations: list[DestinationConfig] = []
@@ -111,8 +110,6 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Ticket
         sender = adapter.callback_sender()
         if sender is not None:
             senders[callback.name] = sender
-    if check_routing:
-        check_routed_lanes(components, {d.name for d in destinations})
     return destinations, senders
 
 

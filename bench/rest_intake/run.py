@@ -153,9 +153,10 @@ bound by its CPU means a throughput ratio of {min(implied):.2f}–{max(implied):
 ticket, less than the server's difference: inside the server the same work measures dearer than in a tight
 loop (as "Intake floor" found for every step), and the rules' results make the stored and forwarded ticket larger (the
 decision's evidence, each route with its evidence; a routed ticket also stores one more delivery with the ticket
-in its body). Where the time goes (cProfile, fixture payload): routing evaluates each intake rule's given
-checks in turn and the screen its indexed phrases; the screen's fixed part (one `normalise()`, the list of every
-two-character pair of the text for its phrase index, the decision) is most of what it costs with no rules."""
+in its body). Where the time goes (cProfile, realistic payloads): normalising the ticket's words (once per ticket,
+shared by screen and routing), one Aho-Corasick pass for every jurisdiction phrase, the few rules those phrases
+can satisfy, the decision and its evidence; routing then evaluates each intake rule's given checks in turn and
+builds a routed delivery's body."""
 
 
 def rules_section(args: argparse.Namespace, comparisons: list[RulesComparison],
@@ -196,18 +197,17 @@ tickets intake gives it, best of 7 passes of 2000 calls:
 
 {verdict(comparisons, costs)}
 
-- Earlier runs (2026-12-06, with the test suite on the machine, before routing's phrase sets and checks were
-  compiled once per rule) gave with / without 0.85–0.98 and CPU per request +10 % to +24 %; in process routing then
-  cost 120–155 µs per ticket, now 53–73.
-- Against the code before issue 15 (4790323: no screen, no content routing, the 黔东南-only organisation table), the
-  REST quick benchmark on SQLite measured 0.34 / 0.34 / 0.34 of the bare endpoint in three alternating runs and
-  this code 0.30 / 0.28 / 0.29 (CPU 1.79–1.84 against 2.13–2.30 ms per request): the whole business layer — the
-  screen's fixed part, the decision and evidence on every stored and forwarded ticket, the province-wide handler
-  table, the rules — costs about 15 % of intake throughput, more than the 10 % the issue allows.
-- The gateway "without rules" still runs the screen with no rules: there is no setting that turns it off, and a
-  file with only the default is the nearest. That screen still normalises the text, looks for the (no) phrases
-  and records its default decision on the ticket (the row "no rules" above); the with / without ratio leaves
-  that fixed part out, so it is a little kinder than "screen off" would be.
+- History (2026-12-06). The first runs, before routing's phrase sets and checks were compiled once per rule, gave
+  with / without 0.85–0.98 and CPU per request +10 % to +24 % (routing 120–155 µs per ticket in process). With
+  routing compiled once, 0.90–0.97, but the screen then cost 55–70 µs per ticket even with no rules (it normalised
+  the text with `unicodedata.normalize`, listed every two-character pair of the text for its phrase index and
+  tried every rule), which the gateway "without rules" paid as well: the ratio left that fixed part out, and
+  against the code before issue 15 (4790323) the REST quick benchmark fell from 0.34 to 0.28–0.30 of the bare
+  endpoint. Now the ticket's words are normalised once (a cached fold of NFKC forms and traditional characters in
+  one `str.translate`, shared by screen and routing), one Aho-Corasick automaton (`pyahocorasick`) finds every
+  phrase in one pass, only the rules those phrases can satisfy are tried, and a screen with no phrase rules does
+  not normalise at all (the "no rules" row: the default decision only). So the gateway "without rules" no longer
+  pays the screen's work, and the with / without ratio above charges all of it to the rules.
 - The handler look-up runs on both gateways (it is not switched off): the ratio does not contain it.
 
 Machine: {machine(first.load_start, last.load_end)}.

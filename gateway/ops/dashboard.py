@@ -23,7 +23,7 @@ from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
 from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS
-from gateway.tickets.review import Settlement, is_under_review
+from gateway.tickets.review import Settlement
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
@@ -198,7 +198,7 @@ def dashboard_router() -> APIRouter:
         stored = await service.store.get_ticket(ticket_id)
         risk = deadline_risk(stored, service.clock(), service.runtime.components.calendar) if stored else None
         return page.render(service, "ticket.html", request, user, detail=detail, t=detail.ticket, risk=risk,
-                           under_review=stored is not None and is_under_review(stored))
+                           under_review=stored is not None and stored.held_for_review())
 
     @router.get("/reviews", response_class=HTMLResponse)
     async def reviews(request: Request, user: SignedIn, service: Service) -> Response:

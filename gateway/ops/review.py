@@ -13,9 +13,8 @@ from gateway.ops.errors import OpsError, require
 from gateway.ops.schemas import TicketSummary
 from gateway.ops.service import OpsService
 from gateway.store.base import TicketQuery
-from gateway.tickets.review import ReviewRefused, Settlement, is_under_review, settle_review
+from gateway.tickets.review import ReviewRefused, Settlement, settle_review
 
-REVIEW_SCAN_LIMIT = 1000  # held tickets are found among the newest received ones (not indexed)
 AUDIT_ACTION = "jurisdiction.review"
 
 
@@ -39,14 +38,9 @@ class ReviewResult(BaseModel):
 
 async def pending_reviews(service: OpsService, user: OpsUser, limit: int = 100) -> list[ReviewView]:
     """Tickets waiting for an operator's jurisdiction decision, newest first."""
-    found: list[ReviewView] = []
-    for ticket in await service.store.search_tickets(TicketQuery(status="RECEIVED", limit=REVIEW_SCAN_LIMIT)):
-        decision = ticket.routing.jurisdiction
-        if decision is not None and is_under_review(ticket):
-            found.append(ReviewView(ticket=service.summary(ticket, user), jurisdiction=decision))
-            if len(found) >= limit:
-                break
-    return found
+    return [ReviewView(ticket=service.summary(ticket, user), jurisdiction=ticket.routing.jurisdiction)
+            for ticket in await service.store.search_tickets(TicketQuery(held="review", limit=limit))
+            if ticket.routing.jurisdiction is not None]
 
 
 async def settle(service: OpsService, ticket_id: str, settlement: Settlement, user: OpsUser) -> ReviewResult:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
@@ -76,6 +76,7 @@ class TicketQuery:
     respondent_uscc: str | None = None
     respondent_name: str | None = None
     complainant_phone: str | None = None  # in any form a partner writes it; hashed before the lookup
+    held: Literal["review"] | None = None  # "review": waiting for an operator's jurisdiction decision
     since: datetime | None = None  # stored at or after (intake time)
     until: datetime | None = None  # stored before
     limit: int = 100
@@ -164,12 +165,13 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
-        """Replace a stored ticket and enqueue its outbox in one step.
+                          expected_revision: int | None = None) -> tuple[str, ...]:
+        """Replace a stored ticket and enqueue its outbox in one step; the saved ticket's lifecycle.revision is
+        one more than the revision it was read at (`expected_revision`, else the ticket's own).
 
-        With `expected_sequence`, the write only happens if the stored ticket's lifecycle.last_sequence
-        still equals it (optimistic concurrency for status events); otherwise ConcurrentUpdate.
-        A ticket that was never stored raises UnknownTicket.
+        With `expected_revision`, the write only happens if the stored ticket's lifecycle.revision still equals
+        it (optimistic concurrency: every writer of a ticket reads, changes and saves conditionally); otherwise
+        ConcurrentUpdate. A ticket that was never stored raises UnknownTicket.
         """
 
     @abstractmethod

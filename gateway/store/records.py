@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
+from contracts.ticket import Ticket
 
 
 def now_ms() -> int:
@@ -46,3 +47,9 @@ def attempt_to_record(claim: ClaimedDelivery, attempt: AttemptReceipt) -> Attemp
             "response_body": truncate_utf8(body) if body is not None else None,
         }
     )
+
+
+def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:
+    """The ticket as a save stores it: one revision past the one it was read at (its own when not given)."""
+    revision = (ticket.lifecycle.revision if read_at is None else read_at) + 1
+    return ticket.model_copy(update={"lifecycle": ticket.lifecycle.model_copy(update={"revision": revision})})

@@ -15,6 +15,7 @@ TICKET_INDEXES = (
     "respondent_uscc",
     "respondent_name",
     "complainant_phone_hash",
+    "held",
 )
 
 
@@ -29,6 +30,7 @@ def ticket_index_values(ticket: Ticket, phone_key: bytes) -> dict[str, str | Non
         "respondent_uscc": ticket.respondent.uscc,
         "respondent_name": ticket.respondent.name,
         "complainant_phone_hash": hash_phone(phone, phone_key, normalized=True) if phone else None,
+        "held": "review" if ticket.held_for_review() else None,
     }
 
 
@@ -46,5 +48,6 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
         "complainant_phone_hash": (
             hash_phone(query.complainant_phone, phone_key) if query.complainant_phone else None
         ),
+        "held": query.held,
     }
     return {name: value for name, value in given.items() if value is not None}

@@ -21,19 +21,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
+import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from contracts.codesets import BusinessType, NotAcceptedReason
 from contracts.codetables import default_code_tables
 from contracts.ticket import Evidence, JurisdictionDecision, JurisdictionOutcome, Ticket
 from contracts.yamldoc import load_yaml_model
-from gateway.tickets.text import PhraseSet, normalise
+from gateway.tickets.text import PhraseSet, TicketText, normalise
 
 CONFLICT_RULE = "conflict"
 DEFAULT_RULE = "default"
-# The text fields a phrase set reads, in the order evidence names the first one holding a phrase.
-TEXT_FIELDS = ("registration.title", "registration.content", "registration.request", "registration.keywords")
-_SEPARATOR = "|"  # between fields in the one normalised text: no phrase spans two fields
 _EVIDENCE_MAX = 20
 
 Code = Annotated[str, Field(min_length=1, max_length=12, pattern=r"^[0-9A-Z]+$")]
@@ -92,10 +90,10 @@ class Condition(_Strict):
         condition's phrase set, compiled (JurisdictionRules.compiled)."""
         found: list[Evidence] = []
         if text is not None:
-            phrase = text.find(facts.text, facts.present)
+            phrase = text.find(facts.text.whole, facts.present)
             if phrase is None:
                 return None
-            found.append(Evidence(field=facts.field_of(phrase), matched=phrase[:200]))
+            found.append(Evidence(field=facts.text.field_of(phrase), matched=phrase[:200]))
         for codes, value, field in ((self.question_codes, facts.question, "problem.question_category_code"),
                                     (self.industry_codes, facts.industry, "respondent.industry_code"),
                                     (self.object_codes, facts.object, "subject.object_category_code"),
@@ -171,7 +169,7 @@ class JurisdictionRules(_Strict):
         """Each rule with its phrase set as plain tuples, and the index of all phrases, built once: the screen
         runs on every intake, and a pydantic model's private attributes cost microseconds per read."""
         rules = tuple(_CompiledRule.of(rule) for rule in self.rules)
-        return rules, _PhraseIndex.of([r.text for r in rules if r.text is not None])
+        return rules, _PhraseIndex(rules)
 
     @classmethod
     def from_file(cls, path: Path) -> JurisdictionRules:
@@ -223,43 +221,48 @@ class _CompiledRule:
         return cls(rule, text, needs)
 
 
-@dataclass(frozen=True, slots=True)
 class _PhraseIndex:
-    """Every phrase of every rule by its first two characters (one-character phrases by that character): a
-    text is searched only for the phrases whose start occurs in it, once per screening, however many rules
-    share a phrase."""
+    """Every phrase and exclusion of every rule in one Aho-Corasick automaton: a text is read once per screening
+    for all of them, however many rules share a phrase; then only the rules that can match are tried."""
 
-    by_start: dict[str, tuple[str, ...]]
-    starts: frozenset[str]
-    singles: frozenset[str]
+    def __init__(self, rules: tuple[_CompiledRule, ...]) -> None:
+        matchers = [rule.text for rule in rules if rule.text is not None]
+        phrases = {p for matcher in matchers for p in (*matcher.phrases, *matcher.exclusions)}
+        self._automaton: ahocorasick.Automaton | None = None
+        if phrases:
+            automaton = ahocorasick.Automaton()
+            for phrase in phrases:
+                automaton.add_word(phrase, phrase)
+            automaton.make_automaton()
+            self._automaton = automaton
+        # Rules by the phrases they need (one of which must be present); the others are tried on every ticket.
+        self._always = frozenset(i for i, rule in enumerate(rules) if rule.needs is None)
+        needed_by: dict[str, list[int]] = {}
+        for i, rule in enumerate(rules):
+            for phrase in rule.needs or ():
+                needed_by.setdefault(phrase, []).append(i)
+        self._needed_by = {phrase: tuple(rule_numbers) for phrase, rule_numbers in needed_by.items()}
 
-    @classmethod
-    def of(cls, matchers: list[_TextMatcher]) -> _PhraseIndex:
-        grouped: dict[str, set[str]] = {}
-        singles: set[str] = set()
-        for matcher in matchers:
-            for phrase in (*matcher.phrases, *matcher.exclusions):
-                if len(phrase) == 1:
-                    singles.add(phrase)
-                else:
-                    grouped.setdefault(phrase[:2], set()).add(phrase)
-        return cls({c: tuple(sorted(p)) for c, p in grouped.items()}, frozenset(grouped), frozenset(singles))
+    def present(self, text: TicketText) -> frozenset[str]:
+        """The phrases found in the ticket's words (which are normalised only when some rule has phrases)."""
+        if self._automaton is None:
+            return frozenset()
+        return frozenset(phrase for _, phrase in self._automaton.iter(text.whole))
 
-    def present(self, text: str) -> frozenset[str]:
-        pairs = self.starts.intersection([text[i:i + 2] for i in range(len(text) - 1)])
-        found = {p for pair in pairs for p in self.by_start[pair] if p in text}
-        if self.singles:
-            found.update(self.singles.intersection(text))
-        return frozenset(found)
+    def candidates(self, present: frozenset[str]) -> list[int]:
+        """The numbers of the rules that can match a text holding these phrases, in file order."""
+        numbers = set(self._always)
+        for phrase in present:
+            numbers.update(self._needed_by.get(phrase, ()))
+        return sorted(numbers)
 
 
 @dataclass(frozen=True)
 class _Facts:
     """The ticket as the rules read it, computed once per screening."""
 
-    text: str
+    text: TicketText
     present: frozenset[str]  # the rules' phrases found in the text
-    fields: tuple[tuple[str, str], ...]  # (field, its text as given), to name where a phrase was found
     question: str | None
     industry: str | None
     object: str | None
@@ -270,30 +273,19 @@ class _Facts:
 
     @classmethod
     def of(cls, ticket: Ticket, index: _PhraseIndex) -> _Facts:
-        registration = ticket.registration
-        parts = (registration.title or "", registration.content, registration.request or "",
-                 "_".join(registration.keywords))
-        fields = tuple((name, part) for name, part in zip(TEXT_FIELDS, parts, strict=True) if part)
-        text = normalise(_SEPARATOR.join(part for _, part in fields))  # one pass: normalising has a cost per call
+        text = TicketText(ticket)
+        keywords = ticket.registration.keywords
         return cls(
             text=text,
             present=index.present(text),
-            fields=fields,
             question=ticket.problem.question_category_code,
             industry=ticket.respondent.industry_code,
             object=ticket.subject.object_category_code,
             entity_type=ticket.respondent.entity_type_code,
-            category="_".join(k.strip() for k in registration.keywords),
+            category="_".join(k.strip() for k in keywords) if keywords else "",
             business_type=ticket.classification.business_type,
             respondent_named=bool(ticket.respondent.name),
         )
-
-    def field_of(self, matched: str) -> str:
-        parts = self.text.split(_SEPARATOR)
-        if len(parts) != len(self.fields):  # a field holds the separator itself: normalise each (rare)
-            parts = [normalise(text) for _, text in self.fields]
-        return next((name for (name, _), part in zip(self.fields, parts, strict=True) if matched in part),
-                    "registration")
 
 
 def screen(ticket: Ticket, rules: JurisdictionRules, *, now: datetime | None = None) -> JurisdictionDecision:
@@ -302,10 +294,8 @@ def screen(ticket: Ticket, rules: JurisdictionRules, *, now: datetime | None = N
     compiled, index = rules.compiled
     facts = _Facts.of(ticket, index)
     matched: list[tuple[JurisdictionRule, list[Evidence]]] = []
-    present = facts.present
-    for item in compiled:
-        if item.needs is not None and item.needs.isdisjoint(present):
-            continue
+    for number in index.candidates(facts.present):
+        item = compiled[number]
         evidence = item.rule.when.evidence(facts, item.text)
         if evidence is not None:
             matched.append((item.rule, evidence))

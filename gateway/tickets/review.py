@@ -15,6 +15,7 @@ from contracts.delivery import OutboxEntry
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
 from gateway.tickets.intake import IntakeService, returned_by, with_jurisdiction
+from gateway.tickets.updates import TicketChange, update_ticket
 
 log = logging.getLogger(__name__)
 
@@ -51,38 +52,39 @@ class Settled:
     delivery_ids: tuple[str, ...]
 
 
-def is_under_review(ticket: Ticket) -> bool:
-    decision = ticket.routing.jurisdiction
-    return decision is not None and decision.outcome == "review" and ticket.lifecycle.status is Status.RECEIVED
-
-
 async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settlement, *, actor: str,
                         now: datetime | None = None) -> Settled:
     """Record the operator's decision on a held ticket and enqueue what it sends, in one store write:
     accept → the national forward and the intake routing rules' deliveries; return → the status RETURNED and
     the partner's 退单 write-back on its callback lane (none for partners without one)."""
-    ticket = await intake.store.get_ticket(ticket_id)
-    if ticket is None:
+    at = now or datetime.now(UTC)
+
+    def settle(ticket: Ticket) -> tuple[tuple[Ticket, JurisdictionDecision], TicketChange]:
+        held = ticket.routing.jurisdiction
+        if held is None or not ticket.held_for_review():
+            state = "no jurisdiction decision" if held is None else f"{held.outcome} by {held.decided_by}"
+            raise ReviewRefused("not_under_review", f"ticket {ticket_id} is not waiting for review ({state})")
+        decision = JurisdictionDecision(
+            outcome=settlement.outcome, rule_id=held.rule_id, evidence=held.evidence, reason=settlement.reason,
+            competent_authority=settlement.competent_authority if settlement.outcome == "return" else None,
+            return_reason_code=settlement.return_reason_code.value if settlement.outcome == "return" else None,
+            decided_at=at, decided_by=actor[:100])
+        settled = with_jurisdiction(ticket, decision)
+        outbox: list[OutboxEntry]
+        if settlement.outcome == "accept":
+            settled, _, outbox = intake.router.intake_outbox(settled)
+        else:
+            settled = settled.model_copy(update={
+                "lifecycle": settled.lifecycle.model_copy(update={"status": Status.RETURNED})})
+            callback = intake.returned_callback(ticket.source.adapter_id, returned_by(ticket, decision))
+            outbox = [] if callback is None else [callback]
+        return (settled, decision), TicketChange(settled, outbox)
+
+    # Two operators settling at once: the second reads the settled ticket again and is refused (not under review).
+    update = await update_ticket(intake.store, ticket_id, settle)
+    if update is None:
         raise ReviewRefused("not_found", f"no ticket {ticket_id}")
-    held = ticket.routing.jurisdiction
-    if held is None or not is_under_review(ticket):
-        state = "no jurisdiction decision" if held is None else f"{held.outcome} by {held.decided_by}"
-        raise ReviewRefused("not_under_review", f"ticket {ticket_id} is not waiting for review ({state})")
-    decision = JurisdictionDecision(
-        outcome=settlement.outcome, rule_id=held.rule_id, evidence=held.evidence, reason=settlement.reason,
-        competent_authority=settlement.competent_authority if settlement.outcome == "return" else None,
-        return_reason_code=settlement.return_reason_code.value if settlement.outcome == "return" else None,
-        decided_at=now or datetime.now(UTC), decided_by=actor[:100])
-    settled = with_jurisdiction(ticket, decision)
-    outbox: list[OutboxEntry]
-    if settlement.outcome == "accept":
-        settled, _, outbox = intake.router.intake_outbox(settled)
-    else:
-        settled = settled.model_copy(update={
-            "lifecycle": settled.lifecycle.model_copy(update={"status": Status.RETURNED})})
-        callback = intake.returned_callback(ticket.source.adapter_id, returned_by(ticket, decision))
-        outbox = [] if callback is None else [callback]
-    ids = await intake.store.save_ticket(settled, outbox, expected_sequence=ticket.lifecycle.last_sequence)
-    log.info("jurisdiction review settled", extra={"ticket_id": ticket_id, "adapter_id": ticket.source.adapter_id,
+    settled, decision = update.verdict
+    log.info("jurisdiction review settled", extra={"ticket_id": ticket_id, "adapter_id": settled.source.adapter_id,
                                                    "outcome": settlement.outcome, "actor": actor})
-    return Settled(settled, decision, ids)
+    return Settled(settled, decision, update.delivery_ids)

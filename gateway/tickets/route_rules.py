@@ -16,8 +16,7 @@ from contracts.codesets import BusinessType, NotAcceptedReason, Status, Urgency
 from contracts.codetables import default_code_tables
 from contracts.ticket import Evidence, Ticket
 from contracts.yamldoc import YamlDocumentError, YamlFileError, parse_yaml
-from gateway.tickets.headcount import Headcount, most_people
-from gateway.tickets.text import PhraseSet, normalise
+from gateway.tickets.text import PhraseSet, TicketText, normalise
 
 _MATCHED_MAX = 200  # Evidence.matched
 _EVIDENCE_MAX = 20  # RouteDecision.evidence
@@ -53,34 +52,6 @@ QuestionCode = Annotated[str, _code_prefix("question_category")]
 ObjectCode = Annotated[str, _code_prefix("object_category")]
 EntityTypeCode = Annotated[str, _code_prefix("entity_type")]
 FlagPart = Annotated[str, Field(min_length=1, max_length=50)]
-
-
-class TicketText:
-    """The text rules read, normalised once per ticket: title, content, request and keywords, each by its field."""
-
-    def __init__(self, ticket: Ticket) -> None:
-        self.ticket = ticket
-
-    @cached_property
-    def parts(self) -> tuple[tuple[str, str], ...]:
-        r = self.ticket.registration
-        found = [("registration.title", r.title), ("registration.content", r.content),
-                 ("registration.request", r.request),
-                 ("registration.keywords", ",".join(r.keywords) if r.keywords else None)]
-        return tuple((name, normalise(text)) for name, text in found if text)
-
-    @cached_property
-    def whole(self) -> str:
-        return "\n".join(text for _, text in self.parts)  # normalised text has no line breaks: no match spans two
-
-    @cached_property
-    def most_people(self) -> tuple[str, Headcount] | None:
-        """The largest count of people the text mentions, with the field it is in (read once per ticket)."""
-        return max(((field, count) for field, part in self.parts if (count := most_people(part)) is not None),
-                   key=lambda found: found[1].people, default=None)
-
-    def field_of(self, matched: str) -> str:
-        return next((name for name, text in self.parts if matched in text), "registration")
 
 
 # A match as (field, what matched): made into Evidence only once the whole rule matched (a model costs microseconds).

@@ -17,7 +17,8 @@ from contracts.status import StatusEvent
 from contracts.ticket import Evidence, RouteDecision, Ticket
 from contracts.yamldoc import load_yaml_model
 from gateway.tickets.handlers import Handlers, OrganisationTable, load_organisations
-from gateway.tickets.route_rules import Condition, RoutingRule, TicketText, check_lanes, unique_rule_ids
+from gateway.tickets.route_rules import Condition, RoutingRule, check_lanes, unique_rule_ids
+from gateway.tickets.text import TicketText
 from mapping.engine import Returned
 
 __all__ = ["Condition", "OrganisationTable", "Router", "RoutingConfig", "RoutingRule", "RuleReturn"]

@@ -1,15 +1,18 @@
-"""Chinese text as rules see it: normalised once (full-width, case, spaces, common traditional forms), then
-matched against phrase sets with exclusions."""
+"""Chinese text as rules see it: a ticket's words normalised once (full-width, case, spaces, common traditional
+forms) for the jurisdiction screen and routing alike, matched against phrase sets with exclusions."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.ticket import Ticket
+from gateway.tickets.headcount import Headcount, most_people
 
 # Traditional forms of characters that the shipped rules' phrases use, mapped to the simplified ones. Cheap
 # (one str.translate) and enough for a ticket typed on a traditional keyboard to meet the same phrases;
@@ -23,16 +26,27 @@ _TRADITIONAL = (
     "級级別别嚴严違违規规紀纪錄录異异聯联絡络訊讯碼码遊游戲戏盜盗竊窃詳详細细術术雜杂誌志紅红綠绿黃黄藍蓝噸吨幣币"
 )
 _TO_SIMPLIFIED = str.maketrans(dict(zip(_TRADITIONAL[0::2], _TRADITIONAL[1::2], strict=True)))
-_TRADITIONAL_CHARS = frozenset(_TRADITIONAL[0::2])
-_SPACES = re.compile(r"\s+")
 
 
+def _compatibility_forms() -> dict[int, str]:
+    """NFKC of each character that it changes (full-width forms, the ideographic space, circled numbers,
+    compatibility ideographs…), in the planes Chinese text uses: one str.translate then does, character by
+    character, what NFKC does (three times faster than unicodedata.normalize on a ticket's text)."""
+    planes = (range(0x80, 0xD800), range(0xE000, 0x10000), range(0x1F100, 0x1F300), range(0x2F800, 0x2FA20))
+    return {cp: folded.translate(_TO_SIMPLIFIED) for plane in planes for cp in plane
+            if (folded := unicodedata.normalize("NFKC", chr(cp))) != chr(cp)}
+
+
+_FOLD = _compatibility_forms() | _TO_SIMPLIFIED  # a traditional form is folded to its simplified one
+
+
+@lru_cache(maxsize=1024)
 def normalise(text: str) -> str:
-    """Full-width letters, digits and punctuation to half-width (NFKC), lower case, no spaces, simplified forms."""
-    folded = unicodedata.normalize("NFKC", text).lower()
-    if not _TRADITIONAL_CHARS.isdisjoint(folded):  # translate looks up every character: only when it matters
-        folded = folded.translate(_TO_SIMPLIFIED)
-    return _SPACES.sub("", folded)
+    """Full-width letters, digits and punctuation to half-width (NFKC), lower case, no spaces, simplified forms.
+    Cached: the screen and routing read the same field strings of one ticket (a model copy shares them)."""
+    if not text.isascii():
+        text = text.translate(_FOLD)
+    return "".join(text.lower().split())
 
 
 class PhraseSet(BaseModel):
@@ -104,3 +118,32 @@ class _Matcher:
             if match is not None:
                 return match.group(0)
         return None
+
+
+class TicketText:
+    """The words rules read, normalised once per ticket: title, content, request and keywords, each by its field."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+
+    @cached_property
+    def parts(self) -> tuple[tuple[str, str], ...]:
+        r = self.ticket.registration
+        found = (("registration.title", r.title), ("registration.content", r.content),
+                 ("registration.request", r.request),
+                 ("registration.keywords", ",".join(r.keywords) if r.keywords else None))
+        return tuple((name, normalise(text)) for name, text in found if text)
+
+    @cached_property
+    def whole(self) -> str:
+        return "\n".join(text for _, text in self.parts)  # normalised text has no line breaks: no match spans two
+
+    @cached_property
+    def most_people(self) -> tuple[str, Headcount] | None:
+        """The largest count of people the text mentions, with the field it is in (read once per ticket)."""
+        return max(((field, count) for field, part in self.parts if (count := most_people(part)) is not None),
+                   key=lambda found: found[1].people, default=None)
+
+    def field_of(self, matched: str) -> str:
+        """The first field whose text holds what matched."""
+        return next((name for name, text in self.parts if matched in text), "registration")

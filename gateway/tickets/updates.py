@@ -63,5 +63,5 @@ async def _read_change_save(store: TicketStore, load: TicketLoader, change: Chan
     verdict, changed = change(read)
     if changed is None:
         return TicketUpdate(verdict, saved=False)
-    ids = await store.save_ticket(changed.ticket, changed.outbox, expected_sequence=read.lifecycle.last_sequence)
+    ids = await store.save_ticket(changed.ticket, changed.outbox, expected_revision=read.lifecycle.revision)
     return TicketUpdate(verdict, saved=True, delivery_ids=ids)

@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +86,12 @@ def free_port() -> int:
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
-    """Call `check` until it returns something other than None/False; fail naming `what` after `timeout`."""
+    """Call `check` until it returns something other than None, False or an empty collection (a list of
+    callbacks that has none yet is not an answer); fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
-        if result is not None and result is not False:
+        if result is not None and result is not False and not (isinstance(result, Sized) and len(result) == 0):
             return result
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")

@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,37 @@ def test_a_review_is_settled_once_and_only_by_an_operator(world: World) -> None:
     again = settle(world, ticket_id, body)
     assert again.status_code == 409 and again.json()["error"] == "not_under_review"
     assert settle(world, "01J0000000000000000000000Z", body).status_code == 404
+
+
+def test_two_operators_settling_one_review_at_once_one_wins_and_only_its_deliveries_are_made(world: World) -> None:
+    """An accept and a return sent together: one is settled, the other refused as no longer under review; the
+    ticket is forwarded or returned, never both (each settle reads, changes and saves at the revision read)."""
+    accept = {"outcome": "accept", "reason": "属于消费争议，由市场监管受理"}
+    back = {"outcome": "return", "competent_authority": "卫生健康部门", "reason": "医疗行为，请转卫生健康部门处理"}
+    for n in range(3):
+        ticket_id = push_review(world, f"KL12345-JUR-RACE-0{n}")
+
+        def send(body: dict[str, Any], ticket_id: str = ticket_id) -> httpx.Response:
+            with httpx.Client(trust_env=False, timeout=30) as client:
+                return client.post(f"{world.gateway_url}/api/v1/tickets/{ticket_id}/jurisdiction", json=body,
+                                   headers=OPERATOR)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(send, (accept, back)))
+
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 409], [a.text for a in answers]
+        winner = next(body for body, a in zip((accept, back), answers, strict=True) if a.status_code == 200)
+        loser = next(a for a in answers if a.status_code == 409)
+        assert loser.json()["error"] == "not_under_review"
+        ticket = world.ticket(ticket_id)["ticket"]
+        assert ticket["routing"]["jurisdiction"]["outcome"] == winner["outcome"]
+        destinations = sorted(d["destination"] for d in world.deliveries(ticket_id=ticket_id))
+        if winner is accept:
+            assert "national" in destinations and not any(d.startswith("callback:") for d in destinations)
+        else:
+            assert ticket["lifecycle"]["status"] == "RETURNED"
+            assert "national" not in destinations
 
 
 def test_a_return_without_the_competent_authority_is_refused_naming_the_field(world: World) -> None:

@@ -272,7 +272,7 @@ async def test_routing_warnings_are_shown_on_the_ticket_page_and_in_the_api(sqli
     assert stored is not None
     warning = "no market-supervision organisation below the province is configured for region 522701 都匀市"
     warned = stored.model_copy(update={"routing": stored.routing.model_copy(update={"warnings": [warning]})})
-    await sqlite_gw.store.save_ticket(warned, [], expected_sequence=stored.lifecycle.last_sequence)
+    await sqlite_gw.store.save_ticket(warned, [], expected_revision=stored.lifecycle.revision)
     await _sign_in(sqlite_gw, "viewer")
 
     page = await sqlite_gw.client.get(f"/ops/tickets/{outcome.ticket_id}")

@@ -53,7 +53,7 @@ async def test_a_confidential_reporters_identity_is_masked_for_operators_too(gw:
     ticket = await gw.store.get_ticket(outcome.ticket_id)
     assert ticket is not None
     secret = ticket.model_copy(update={"complainant": ticket.complainant.model_copy(update={"confidential": True})})
-    await gw.store.save_ticket(secret, [], expected_sequence=ticket.lifecycle.last_sequence)
+    await gw.store.save_ticket(secret, [], expected_revision=ticket.lifecycle.revision)
     name = ticket.complainant.name
     assert name
     operator = (await gw.get(f"/api/v1/tickets/{outcome.ticket_id}", "operator")).json()

@@ -42,7 +42,7 @@ async def test_found_by_the_national_registration_number_once_the_platform_gave_
     ticket = await gw.store.get_ticket(first)
     assert ticket is not None
     await gw.store.save_ticket(ticket.model_copy(update={"national_registration_no": "1231552260120240315000057"}),
-                               [], expected_sequence=ticket.lifecycle.last_sequence)
+                               [], expected_revision=ticket.lifecycle.revision)
     assert await _ids(gw, national_registration_no="1231552260120240315000057") == [first]
 
 

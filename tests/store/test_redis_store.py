@@ -92,7 +92,7 @@ async def test_every_key_is_under_the_namespace_and_each_lane_is_one_slot(redis_
         result = await store.intake(ticket, RAW, "application/json",
                                     [national(), national(destination="callback:city-12345-rest", priority=0)])
         ticket.lifecycle.last_sequence = 0
-        await store.save_ticket(ticket, [national()], expected_sequence=-1)
+        await store.save_ticket(ticket, [national()], expected_revision=0)
         for lane_name in ("national", "callback:city-12345-rest"):
             while claimed := await store.claim(lane_name, "w", 0.05):
                 c = claimed[0]

@@ -182,6 +182,9 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        db.execute("DROP INDEX tickets_held")
+        db.execute("ALTER TABLE tickets DROP COLUMN held")
+        db.execute("ALTER TABLE tickets DROP COLUMN revision")
         db.execute("PRAGMA user_version = 2")
 
     store = SqliteStore(path, PHONE_KEY)

@@ -36,13 +36,13 @@ class RacedStore(SqliteStore):
         if ticket is not None and self.races > 0:
             self.races -= 1
             await self.rival.save_ticket(self._next_event(ticket), [],
-                                         expected_sequence=ticket.lifecycle.last_sequence)
+                                         expected_revision=ticket.lifecycle.revision)
         return ticket
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         self.saves += 1
-        return await super().save_ticket(ticket, outbox, expected_sequence=expected_sequence)
+        return await super().save_ticket(ticket, outbox, expected_revision=expected_revision)
 
     @staticmethod
     def _next_event(ticket: Ticket) -> Ticket:

@@ -43,7 +43,7 @@ end
 """
 
 # KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries
-# ARGV: ticket id, json, seq, now, raw body, raw content type, index prefix, index count,
+# ARGV: ticket id, json, revision, now, raw body, raw content type, index prefix, index count,
 #       index (name, value) pairs, outbox entries
 # -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
 INTAKE = _TICKET_COMMON + """
@@ -52,7 +52,7 @@ if existing then return {0, existing} end
 local tid = ARGV[1]
 local now = ARGV[4]
 redis.call('SET', KEYS[1], tid)
-redis.call('HSET', KEYS[2], 'json', ARGV[2], 'seq', ARGV[3], 'created', now, 'updated', now)
+redis.call('HSET', KEYS[2], 'json', ARGV[2], 'rev', ARGV[3], 'created', now, 'updated', now)
 redis.call('HSET', KEYS[3], 'body', ARGV[5], 'ctype', ARGV[6], 'received', now)
 redis.call('ZADD', KEYS[4], now, tid)
 local n = tonumber(ARGV[8])
@@ -63,14 +63,15 @@ return ids
 """
 
 # KEYS: ticket, outbox, delivery-lanes, ticket-deliveries
-# ARGV: ticket id, json, seq, expected seq ('' for any), now, index prefix, index count, pairs, outbox
-# -> {1, outbox ids...}; {-1} unknown ticket; {-2, stored seq} on a sequence conflict
+# ARGV: ticket id, json, revision, expected revision ('' for any), now, index prefix, index count, pairs, outbox
+# -> {1, outbox ids...}; {-1} unknown ticket; {-2, stored revision} on a revision conflict (a ticket stored
+# before revisions were kept is at revision 0)
 SAVE_TICKET = _TICKET_COMMON + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-local seq = redis.call('HGET', KEYS[1], 'seq')
-if ARGV[4] ~= '' and seq ~= ARGV[4] then return {-2, seq} end
+local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
+if ARGV[4] ~= '' and rev ~= ARGV[4] then return {-2, rev} end
 local tid = ARGV[1]
-redis.call('HSET', KEYS[1], 'json', ARGV[2], 'seq', ARGV[3], 'updated', ARGV[5])
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'rev', ARGV[3], 'updated', ARGV[5])
 local n = tonumber(ARGV[7])
 set_indexes(KEYS[1], ARGV[6], tid, 8, n)
 local ids = add_outbox(KEYS[2], KEYS[3], KEYS[4], tid, 8 + 2 * n, ARGV[5])

@@ -9,7 +9,7 @@ from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
 from gateway.store.base import IntakeResult, TicketQuery, TicketStore
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
-from gateway.store.records import now_ms, to_ms
+from gateway.store.records import next_revision, now_ms, to_ms
 from gateway.store.redis import lua
 from gateway.store.redis.connection import RedisConnection, outbox_args, text
 from gateway.store.ticket_index import TICKET_INDEXES, query_index_values, ticket_index_values
@@ -36,7 +36,7 @@ class RedisTickets(RedisConnection, TicketStore):
             [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
              k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
             [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
-             ticket.lifecycle.last_sequence, now, raw_body,
+             ticket.lifecycle.revision, now, raw_body,
              raw_content_type, *self._index_args(ticket), *entry_args],
         )
         if int(reply[0]) == 0:
@@ -64,7 +64,8 @@ class RedisTickets(RedisConnection, TicketStore):
         return min(zip(scores, ids, strict=True), key=lambda p: (p[0] or 0, p[1]))[1]
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_revision: int | None = None) -> tuple[str, ...]:
+        ticket = next_revision(ticket, expected_revision)
         idem = ticket.idempotency_key
         assert idem is not None  # the contract fills it in
         ids, entry_args = outbox_args(outbox, idem)
@@ -73,15 +74,15 @@ class RedisTickets(RedisConnection, TicketStore):
         reply = await self._eval(
             lua.SAVE_TICKET,
             [k.ticket(ticket.ticket_id), k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
-            [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.last_sequence,
-             "" if expected_sequence is None else expected_sequence, now, *self._index_args(ticket), *entry_args],
+            [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.revision,
+             "" if expected_revision is None else expected_revision, now, *self._index_args(ticket), *entry_args],
         )
         status = int(reply[0])
         if status == -1:
             raise UnknownTicket(ticket.ticket_id)
         if status == -2:
             raise ConcurrentUpdate(
-                f"ticket {ticket.ticket_id} is at sequence {text(reply[1])}, not {expected_sequence}"
+                f"ticket {ticket.ticket_id} is at revision {text(reply[1])}, not {expected_revision}"
             )
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return tuple(ids)

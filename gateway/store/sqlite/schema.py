@@ -229,6 +229,17 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 8: a ticket's revision, the count of its saves: conditional saves compare it (lifecycle.revision).
+    """
+    ALTER TABLE tickets ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 9: tickets held for an operator's jurisdiction decision, found by index (Ticket.held_for_review).
+    """
+    ALTER TABLE tickets ADD COLUMN held TEXT;
+    UPDATE tickets SET held = 'review'
+        WHERE status = 'RECEIVED' AND json_extract(body, '$.routing.jurisdiction.outcome') = 'review';
+    CREATE INDEX tickets_held ON tickets(held, created_at) WHERE held IS NOT NULL;
+    """,
 )
 
 

@@ -29,7 +29,7 @@ from gateway.store.base import (
     Store,
     TicketQuery,
 )
-from gateway.store.records import attempt_to_record, minute_start_ms, to_ms
+from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
 from gateway.store.sqlite import coordination, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
@@ -84,11 +84,12 @@ class SqliteStore(Store):
                                             national_registration_no=national_registration_no)
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         for entry in outbox:
             check_destination(entry.destination)
+        saved = next_revision(ticket, expected_revision)
         return await self._executor.write(
-            functools.partial(tickets.save, ticket, ticket.model_dump_json(), outbox, expected_sequence,
+            functools.partial(tickets.save, saved, saved.model_dump_json(), outbox, expected_revision,
                               self._phone_key),
             acknowledged=True)
 

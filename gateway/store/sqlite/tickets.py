@@ -23,12 +23,12 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     # The UNIQUE constraint decides a race, whichever connection or process loses it.
     inserted = db.execute(
         "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
-        " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash,"
+        " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash, held,"
         " last_sequence, created_at, updated_at, body)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
         (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
          ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
-         ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence,
+         ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
          now, now, body),
     ).fetchone()
     if inserted is None:
@@ -46,24 +46,23 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
 
 
-def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_sequence: int | None,
+def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision: int | None,
          phone_key: bytes, db: sqlite3.Connection) -> tuple[str, ...]:
-    """Replace a stored ticket (at the sequence expected, when given) and enqueue its outbox."""
+    """Replace a stored ticket (at the revision expected, when given) and enqueue its outbox. `ticket` carries
+    its new revision already (store.next_revision)."""
     now = now_ms()
     ix = ticket_index_values(ticket, phone_key)
-    row = db.execute("SELECT last_sequence, idempotency_key FROM tickets WHERE id = ?",
-                     (ticket.ticket_id,)).fetchone()
+    row = db.execute("SELECT revision, idempotency_key FROM tickets WHERE id = ?", (ticket.ticket_id,)).fetchone()
     if row is None:
         raise UnknownTicket(ticket.ticket_id)
-    if expected_sequence is not None and row[0] != expected_sequence:
-        raise ConcurrentUpdate(
-            f"ticket {ticket.ticket_id} is at sequence {row[0]}, not {expected_sequence}"
-        )
+    if expected_revision is not None and row[0] != expected_revision:
+        raise ConcurrentUpdate(f"ticket {ticket.ticket_id} is at revision {row[0]}, not {expected_revision}")
     db.execute(
         "UPDATE tickets SET national_registration_no=?, status=?, respondent_uscc=?, respondent_name=?,"
-        " complainant_phone_hash=?, last_sequence=?, updated_at=?, body=? WHERE id=?",
+        " complainant_phone_hash=?, held=?, last_sequence=?, revision=?, updated_at=?, body=? WHERE id=?",
         (ix["national_registration_no"], ix["status"], ix["respondent_uscc"], ix["respondent_name"],
-         ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body, ticket.ticket_id),
+         ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence, ticket.lifecycle.revision, now, body,
+         ticket.ticket_id),
     )
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.delivery import DeliveryKind, DeliveryState, OutboxEntry
+from contracts.ticket import JurisdictionDecision
 from gateway.store import ConcurrentUpdate, DeliveryFilter, Store, TicketQuery, UnknownTicket
 from tests.store.conformance.conformance_support import RAW
 from tests.store.store_support import RESPONDENT_USCC, make_ticket, national
@@ -113,7 +114,7 @@ async def test_save_ticket_replaces_it_and_enqueues_its_outbox(store: Store) -> 
     ticket.registration.title = "食品标签咨询"
     callback = OutboxEntry(destination="callback:city-12345-rest", kind=DeliveryKind.CALLBACK,
                            body=b'{"handleStatus":"1"}', idempotency_key="status-event-0")
-    ids = await store.save_ticket(ticket, [callback], expected_sequence=-1)
+    ids = await store.save_ticket(ticket, [callback], expected_revision=0)
 
     stored = await store.get_ticket(ticket.ticket_id)
     assert stored is not None and stored.registration.title == "食品标签咨询"
@@ -123,18 +124,65 @@ async def test_save_ticket_replaces_it_and_enqueues_its_outbox(store: Store) -> 
     assert (receipt.kind, receipt.idempotency_key) == (DeliveryKind.CALLBACK, "status-event-0")
 
 
-async def test_save_ticket_with_a_stale_sequence_raises_concurrent_update(store: Store) -> None:
+async def test_save_ticket_with_a_stale_revision_raises_concurrent_update(store: Store) -> None:
     ticket = make_ticket()
     await store.intake(ticket, RAW, "application/json", [])
     ticket.lifecycle.last_sequence = 0
-    await store.save_ticket(ticket, [], expected_sequence=-1)
+    await store.save_ticket(ticket, [], expected_revision=0)
 
     ticket.lifecycle.last_sequence = 1
     with pytest.raises(ConcurrentUpdate):
-        await store.save_ticket(ticket, [national()], expected_sequence=-1)
+        await store.save_ticket(ticket, [national()], expected_revision=0)
     stored = await store.get_ticket(ticket.ticket_id)
     assert stored is not None and stored.lifecycle.last_sequence == 0
     assert await store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id)) == []
+
+
+async def test_each_save_counts_a_revision_so_two_writers_of_one_read_cannot_both_save(store: Store) -> None:
+    """Two writers read the ticket at revision 0 and change what no status sequence tracks (a national number, a
+    title): the first save wins, the second is refused although the status sequence never moved."""
+    ticket = make_ticket()
+    await store.intake(ticket, RAW, "application/json", [])
+    first = ticket.model_copy(update={"national_registration_no": "1231552260120261206000001"})
+    second = ticket.model_copy(update={"registration": ticket.registration.model_copy(update={"title": "改过的标题"})})
+
+    await store.save_ticket(first, [], expected_revision=0)
+    with pytest.raises(ConcurrentUpdate):
+        await store.save_ticket(second, [national()], expected_revision=0)
+
+    stored = await store.get_ticket(ticket.ticket_id)
+    assert stored is not None
+    assert stored.lifecycle.revision == 1
+    assert stored.national_registration_no == "1231552260120261206000001"
+    assert stored.registration.title == ticket.registration.title
+    await store.save_ticket(stored, [], expected_revision=1)
+    again = await store.get_ticket(ticket.ticket_id)
+    assert again is not None and again.lifecycle.revision == 2
+
+
+async def test_tickets_held_for_review_are_found_by_index_until_settled(store: Store) -> None:
+    """The operators' review list is an indexed search: held tickets are found however many others arrived
+    since, and a settled one drops out."""
+    decided = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    held = [make_ticket(f"GZ-HELD-{i}") for i in range(2)]
+    for ticket in held:
+        ticket.routing.jurisdiction = JurisdictionDecision(outcome="review", rule_id="review.medical-beauty",
+                                                           reason="医美：需人工判断", decided_at=decided)
+        await store.intake(ticket, RAW, "application/json", [])
+    accepted = make_ticket("GZ-ACCEPTED")
+    accepted.routing.jurisdiction = JurisdictionDecision(outcome="accept", rule_id="accept.food", decided_at=decided)
+    await store.intake(accepted, RAW, "application/json", [])
+    for i in range(5):
+        await store.intake(make_ticket(f"GZ-LATER-{i}"), RAW, "application/json", [])
+
+    found = await store.search_tickets(TicketQuery(held="review"))
+    assert sorted(t.ticket_id for t in found) == sorted(t.ticket_id for t in held)
+
+    settled = held[0].model_copy(deep=True)
+    assert settled.routing.jurisdiction is not None
+    settled.routing.jurisdiction = settled.routing.jurisdiction.model_copy(update={"outcome": "accept"})
+    await store.save_ticket(settled, [], expected_revision=0)
+    assert [t.ticket_id for t in await store.search_tickets(TicketQuery(held="review"))] == [held[1].ticket_id]
 
 
 async def test_saving_a_ticket_never_stored_raises_unknown_ticket(store: Store) -> None:
