@@ -35,8 +35,9 @@ PHONES = 500_000  # about 2 tickets per complainant
 RAW = json.dumps({"hotlineNo": "KL2024", "appealContent": "消费者反映预付卡商家跑路，要求退还余额。" * 12},
                  ensure_ascii=False).encode()
 COLUMNS = ("id", "idempotency_key", "national_registration_no", "adapter_id", "source_system", "source_ticket_no",
-           "status", "respondent_uscc", "respondent_name", "complainant_phone_hash", "last_sequence", "created_at",
-           "updated_at", "body")
+           "status", "respondent_uscc", "respondent_name", "complainant_phone_hash", "held", "last_sequence",
+           "revision", "created_at", "updated_at", "body")
+CREATED_AT, BODY = COLUMNS.index("created_at"), COLUMNS.index("body")
 
 
 def uscc(n: int) -> str:
@@ -76,7 +77,7 @@ def rows(count: int, start: datetime) -> Iterator[tuple[object, ...]]:
         p, u = phone(i % PHONES), uscc(i % RESPONDENTS)
         at = start + timedelta(milliseconds=i)
         yield (ticket_id, key, None, "city-12345-rest", "city-12345", number, "RECEIVED", u, "凯里市某电器商行",
-               hash_phone(p, KEY, normalized=True), -1, at, at,
+               hash_phone(p, KEY, normalized=True), None, -1, 0, at, at,
                body.replace("MARK-ID", ticket_id).replace("KL-MARK-NO", number).replace("MARK-KEY", key)
                .replace("MARK-PHONE", p).replace("MARK-USCC", u))
 
@@ -94,8 +95,8 @@ async def load(conn: asyncpg.Connection, count: int, batch: int = 50_000) -> tup
             await conn.copy_records_to_table("tickets", records=chunk, columns=COLUMNS)
             await conn.copy_records_to_table(
                 "raw_payloads", columns=("ticket_id", "content_type", "body", "received_at"),
-                records=[(r[0], "application/json", RAW, r[11]) for r in chunk])
-        loaded += sum(len(str(r[13]).encode()) + len(RAW) for r in chunk)
+                records=[(r[0], "application/json", RAW, r[CREATED_AT]) for r in chunk])
+        loaded += sum(len(str(r[BODY]).encode()) + len(RAW) for r in chunk)
         done += len(chunk)
         print(f"  loaded {done:,} tickets", end="\r", flush=True)
     await conn.execute("ANALYZE tickets; ANALYZE raw_payloads")

@@ -32,7 +32,9 @@ CREATE TABLE tickets (
     respondent_uscc          text,
     respondent_name          text,
     complainant_phone_hash   text,
+    held                     text,
     last_sequence            integer NOT NULL,
+    revision                 integer NOT NULL,
     created_at               timestamptz NOT NULL,
     updated_at               timestamptz NOT NULL,
     body                     json NOT NULL,
@@ -49,6 +51,7 @@ CREATE INDEX tickets_respondent_name ON tickets (respondent_name, created_at DES
     WHERE respondent_name IS NOT NULL;
 CREATE INDEX tickets_phone ON tickets (complainant_phone_hash, created_at DESC, seq DESC)
     WHERE complainant_phone_hash IS NOT NULL;
+CREATE INDEX tickets_held ON tickets (held, created_at DESC, seq DESC) WHERE held IS NOT NULL;
 
 CREATE TABLE raw_payloads (
     ticket_id    text PRIMARY KEY REFERENCES tickets (id),

@@ -29,7 +29,7 @@ from gateway.store.base import (
 from gateway.store.postgres import coordination, lanes, operations, quarantine, tickets
 from gateway.store.postgres.connection import Connections, LaneListener, PoolSettings, redacted
 from gateway.store.postgres.schema import LATEST, check_phone_key, migrate
-from gateway.store.records import attempt_to_record
+from gateway.store.records import attempt_to_record, next_revision
 
 
 class PostgresStore(Store):
@@ -98,10 +98,11 @@ class PostgresStore(Store):
                                             national_registration_no=national_registration_no)
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
-                          expected_sequence: int | None = None) -> tuple[str, ...]:
+                          expected_revision: int | None = None) -> tuple[str, ...]:
         for entry in outbox:
             check_destination(entry.destination)
-        return await tickets.save(self._db, ticket, ticket.model_dump_json(), outbox, expected_sequence,
+        saved = next_revision(ticket, expected_revision)
+        return await tickets.save(self._db, saved, saved.model_dump_json(), outbox, expected_revision,
                                   self._phone_key)
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:

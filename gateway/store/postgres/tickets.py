@@ -18,13 +18,13 @@ from gateway.store.ticket_index import query_index_values, ticket_index_values
 _INTAKE = f"""
 WITH ticket AS (
     INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system, source_ticket_no,
-                         status, respondent_uscc, respondent_name, complainant_phone_hash, last_sequence, created_at,
-                         updated_at, body)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13::json)
+                         status, respondent_uscc, respondent_name, complainant_phone_hash, held, last_sequence,
+                         revision, created_at, updated_at, body)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json)
     ON CONFLICT DO NOTHING
     RETURNING id, idempotency_key),
-raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $14, $15, $12 FROM ticket),
-outbox AS ({insert_deliveries_sql(16, "ticket.id", "ticket.idempotency_key", source="ticket, ")})
+raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $16, $17, $14 FROM ticket),
+outbox AS ({insert_deliveries_sql(18, "ticket.id", "ticket.idempotency_key", source="ticket, ")})
 SELECT id FROM ticket
 """  # noqa: S608 - the deliveries fragment is SQL of this package
 
@@ -40,8 +40,8 @@ async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, ra
         inserted = await conn.fetchval(
             _INTAKE, ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
             ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
-            ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body,
-            raw_content_type, raw_body, *arrays, now)
+            ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
+            ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now)
         if inserted is not None:
             return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
         existing = await conn.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", ticket.idempotency_key)
@@ -50,25 +50,27 @@ async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, ra
     return IntakeResult(ticket_id=str(existing), created=False)
 
 
-async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_sequence: int | None,
+async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision: int | None,
                phone_key: bytes) -> tuple[str, ...]:
-    """Replace a stored ticket (at the sequence expected, when given) and enqueue its outbox, in one transaction."""
+    """Replace a stored ticket (at the revision expected, when given) and enqueue its outbox, in one transaction.
+    `ticket` carries its new revision already (store.next_revision)."""
     now = datetime.now(UTC)
     ix = ticket_index_values(ticket, phone_key)
     async with db.transaction() as conn:
-        row = await conn.fetchrow("SELECT last_sequence, idempotency_key FROM tickets WHERE id = $1 FOR UPDATE",
+        row = await conn.fetchrow("SELECT revision, idempotency_key FROM tickets WHERE id = $1 FOR UPDATE",
                                   ticket.ticket_id)
         if row is None:
             raise UnknownTicket(ticket.ticket_id)
-        if expected_sequence is not None and row["last_sequence"] != expected_sequence:
+        if expected_revision is not None and row["revision"] != expected_revision:
             raise ConcurrentUpdate(
-                f"ticket {ticket.ticket_id} is at sequence {row['last_sequence']}, not {expected_sequence}")
+                f"ticket {ticket.ticket_id} is at revision {row['revision']}, not {expected_revision}")
         await conn.execute(
             "UPDATE tickets SET national_registration_no = $2, status = $3, respondent_uscc = $4,"
-            " respondent_name = $5, complainant_phone_hash = $6, last_sequence = $7, updated_at = $8,"
-            " body = $9::json WHERE id = $1",
+            " respondent_name = $5, complainant_phone_hash = $6, held = $7, last_sequence = $8, revision = $9,"
+            " updated_at = $10, body = $11::json WHERE id = $1",
             ticket.ticket_id, ix["national_registration_no"], ix["status"], ix["respondent_uscc"],
-            ix["respondent_name"], ix["complainant_phone_hash"], ticket.lifecycle.last_sequence, now, body)
+            ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
+            ticket.lifecycle.revision, now, body)
         if not outbox:
             return ()
         ids, arrays = delivery_arrays(outbox)
