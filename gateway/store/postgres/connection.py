@@ -174,6 +174,9 @@ class LaneListener:
                 self._conn.add_termination_listener(self._terminated)
                 await self._conn.add_listener(self._channel, self._notified)
             except _UNAVAILABLE as err:
+                if self._conn is not None:  # connected, then lost before it listened
+                    self._conn.terminate()
+                    self._conn = None
                 if first:
                     log.warning("lane wake-ups unavailable; lanes poll until PostgreSQL answers",
                                 extra={"error": str(err)})
