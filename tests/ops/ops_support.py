@@ -213,7 +213,7 @@ class OpsGateway:
 async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: bool = False,
                           delivery_file: Path | None = None, adapters_dir: Path | None = None,
                           config_dir: Path | None = None) -> AsyncIterator[OpsGateway]:
-    namespace = f"test_ops_{uuid.uuid4().hex[:12]}"
+    namespace = f"test-ops-{uuid.uuid4().hex[:12]}" if store_kind == "redis" else f"test_ops_{uuid.uuid4().hex[:12]}"
     settings = base_settings(tmp, store_kind=store_kind, workers=workers, delivery_file=delivery_file,
                              adapters_dir=adapters_dir, config_dir=config_dir)
     runtime = build_runtime(settings, make_store(store_kind, tmp, namespace))
