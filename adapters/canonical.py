@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adapters.config import AdapterConfig
-from contracts.base import CHINA_STANDARD_TIME
+from contracts.base import CHINA_STANDARD_TIME, CONTROL_CHARACTER_RULE, control_characters
 from contracts.errors import FieldError, field_errors
 from contracts.ticket import Ticket
 from mapping.engine import Mapped, Rejected
@@ -30,6 +30,8 @@ def canonical_ticket(payload: Any, config: AdapterConfig, *, now: datetime | Non
     errors = [FieldError(field=key, rule="gateway_owned", source_path=key, value=None,
                          message=f"{key} is set by the gateway, not by the sender")
               for key in GATEWAY_OWNED if key in payload]
+    errors += [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
+               for path, message in control_characters(payload)]  # the policy in contracts/base.py
     doc = dict(payload)
     source = doc.get("source")
     if source is None:
@@ -55,3 +57,21 @@ def canonical_ticket(payload: Any, config: AdapterConfig, *, now: datetime | Non
             error.source_path = error.field
         return Rejected(tuple(found))
     return Mapped(ticket)
+
+
+def canonical_push_schema(ref_prefix: str) -> dict[str, Any]:
+    """The JSON Schema of what a canonical adapter takes: the national ticket, without what the gateway sets
+    (GATEWAY_OWNED) and with the source fields it fills in optional. Its definitions are referenced as
+    `{ref_prefix}{Model}` and returned under "$defs", for the caller to place where those references point."""
+    schema = Ticket.model_json_schema(mode="validation", ref_template=ref_prefix + "{model}")
+    for key in GATEWAY_OWNED:
+        schema["properties"].pop(key, None)
+    schema["required"] = [key for key in schema.get("required", []) if key not in GATEWAY_OWNED]
+    source = schema["$defs"].get("Source")
+    if source is not None:  # filled in from the adapter's configuration and the time of receipt
+        source["required"] = [key for key in source.get("required", [])
+                              if key not in ("source_system", "adapter_id", "source_received_at")]
+    schema["description"] = ("A ticket in the national standard (contracts/schema/ticket.schema.json), as a canonical "
+                             "adapter takes it: ticket_id, lifecycle and routing are the gateway's; source.adapter_id, "
+                             "source_system and source_received_at are filled in when absent.")
+    return schema

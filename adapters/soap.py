@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import zeep
@@ -31,7 +32,7 @@ from adapters.config import AdapterConfig, EnvName, read_env
 from adapters.destination import DestinationConfig, Duration, PositiveDuration, TimeoutConfig
 from adapters.wire.envelope import SoapFault
 from adapters.wire.results import SendResult, http_error_class
-from adapters.wire.senders import error_class_of, truncate_body
+from adapters.wire.senders import USER_AGENT, error_class_of, truncate_body
 from adapters.wire.wsse import UsernameTokenPolicy
 from adapters.wire.xml import decode_body, parse_xml
 from contracts.delivery import ClaimedDelivery
@@ -87,6 +88,9 @@ class SoapOptions(BaseModel):
     inbound_wsse: WsseCredentials | None = None
     created_max_age_seconds: PositiveDuration = 300.0
     clock_skew_seconds: Duration = 60.0
+    # A wsu:Created without an offset is UTC (WS-Security); "+08:00" reads it as Beijing time, for a partner whose
+    # system writes its wall clock without a zone (it would otherwise be refused as 8 hours in the future).
+    zoneless_created: Literal["UTC", "+08:00"] = "UTC"
     # Pulling: poll.operation(since_param=<cursor>, max_param=<batch size>) answers record elements and a watermark.
     record_element: _NAME = "order"
     since_param: _NAME = "since"
@@ -112,7 +116,12 @@ _CAPTURED: ContextVar[list[RawReply] | None] = ContextVar("soap_captured_reply",
 
 class _CapturingTransport(AsyncTransport):
     """Keeps each reply's bytes for the calling task (a ContextVar, not zeep's thread-local raw_response,
-    which every coroutine on the loop would share)."""
+    which every coroutine on the loop would share). Requests name the gateway, not zeep, as their User-Agent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.client.headers["User-Agent"] = USER_AGENT  # zeep's __init__ sets "Zeep/<version>" on both clients
+        self.wsdl_client.headers["User-Agent"] = USER_AGENT
 
     async def post_xml(self, address: str, envelope: Any, headers: Any) -> Any:
         response = await super().post_xml(address, envelope, headers)  # type: ignore[no-untyped-call]
@@ -203,6 +212,7 @@ class SoapAdapter(Adapter):
             password=creds.password(f"the WS-Security password partner {self.id} pushes with"),
             max_age_seconds=self.options.created_max_age_seconds,
             future_skew_seconds=self.options.clock_skew_seconds,
+            zoneless_offset=timedelta(hours=8) if self.options.zoneless_created == "+08:00" else timedelta(0),
         )
 
     # -- the zeep client ---------------------------------------------------------------------------
@@ -349,7 +359,11 @@ class SoapAdapter(Adapter):
             raise PartnerUnavailable(f"adapter {self.id}: {operation} answered a Fault {fault.code}: "
                                      f"{fault.message}") from fault
         except (ZeepError, httpx.HTTPError, TimeoutError) as err:
-            raise PartnerUnavailable(f"adapter {self.id}: {operation}: {type(err).__name__}: {err}") from err
+            # asyncio's TimeoutError, and some of httpx's, carry no text: say what the limit was.
+            detail = str(err) or (f"no complete answer within {self.config.poll.timeout.total:g} s (poll.timeout)"
+                                  if isinstance(err, TimeoutError | httpx.TimeoutException) and self.config.poll
+                                  else repr(err))
+            raise PartnerUnavailable(f"adapter {self.id}: {operation}: {type(err).__name__}: {detail}") from err
 
     # -- write-back --------------------------------------------------------------------------------
     def callback_sender(self) -> SoapSender | None:

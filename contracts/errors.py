@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 
 class ContractError(ValueError):
@@ -19,6 +21,17 @@ class FieldError(BaseModel):
     message: str
     value: Any = None
     source_path: str | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _answerable(cls, value: Any) -> Any:
+        """The value as a JSON answer can carry it: an overflowed number (`1e999` read as inf) or a NaN as its
+        text, so that the answer naming the error never fails on the error's own value."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)
+        if isinstance(value, Decimal) and not value.is_finite():
+            return str(value)
+        return value
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

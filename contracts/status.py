@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from contracts.base import ContractModel, Money
+from contracts.base import ContractModel, Money, no_control_characters
 from contracts.codesets import NotAcceptedReason, Satisfaction, Status
 from contracts.errors import ContractError
 
 S = Status
+
+# The statutory time limits a ticket can run under (their lengths are rules: gateway/tickets/deadlines).
+DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
 
 # Which status may follow which. EXTENDED is a state of its own (the deadline moved) from which the
 # ticket continues where it was; RETURNED tickets may be dispatched again.
@@ -66,6 +69,8 @@ class CaseResult(ContractModel):
     confiscation_amount: Money | None = None  # 没收
     closed_at: AwareDatetime | None = None
 
+    _text_is_text = field_validator("text", "mediation_agreement_no")(no_control_characters)
+
 
 class FollowUp(ContractModel):
     """The follow-up visit (回访) with the complainant's satisfaction."""
@@ -73,6 +78,8 @@ class FollowUp(ContractModel):
     visited_at: AwareDatetime
     satisfaction: Satisfaction
     comment: Annotated[str, Field(max_length=1000)] | None = None
+
+    _text_is_text = field_validator("comment")(no_control_characters)
 
 
 class StatusEvent(ContractModel):
@@ -90,6 +97,10 @@ class StatusEvent(ContractModel):
     not_accepted_reason: NotAcceptedReason | None = None
     result: CaseResult | None = None
     follow_up: FollowUp | None = None
+    extends: DeadlineKind | None = None  # an EXTENDED event names the time limit it extends
+
+    _text_is_text = field_validator("event_id", "ticket_id", "national_registration_no", "org", "actor",
+                                    "opinion")(no_control_characters)
 
     @model_validator(mode="after")
     def _reason_goes_with_refusal(self) -> StatusEvent:
@@ -99,6 +110,8 @@ class StatusEvent(ContractModel):
             raise ValueError("not_accepted_reason: a NOT_ACCEPTED event needs a reason code 1-7 (Art. 15)")
         if self.status is not Status.NOT_ACCEPTED and self.not_accepted_reason is not None:
             raise ValueError("not_accepted_reason: only a NOT_ACCEPTED event carries a reason")
+        if self.extends is not None and self.status is not Status.EXTENDED:
+            raise ValueError("extends: only an EXTENDED event names a time limit to extend")
         return self
 
 
@@ -113,6 +126,7 @@ class AppliedEvent(ContractModel):
     org: str | None = None
     actor: str | None = None
     opinion: str | None = None
+    extends: DeadlineKind | None = None
 
 
 class RejectedEvent(ContractModel):

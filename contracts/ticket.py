@@ -33,7 +33,7 @@ from contracts.identifiers import (
     normalize_resident_id,
     validate_uscc,
 )
-from contracts.status import AppliedEvent, CaseResult, FollowUp, RejectedEvent
+from contracts.status import AppliedEvent, CaseResult, DeadlineKind, FollowUp, RejectedEvent
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 CONTENT_MAX = 4000
@@ -234,11 +234,21 @@ class Occurrence(ContractModel):
     location: GeoPoint | None = None
 
 
-DeadlineKind = Literal["acceptance", "mediation", "clue_check", "reporter_notice", "jurisdiction_dispute"]
+DeadlineOutcome = Literal["met", "missed"]
+
+
+class DeadlineExtension(ContractModel):
+    """One EXTENDED event about a time limit: applied (the new due day), or refused and flagged (why)."""
+
+    event_id: Annotated[str, Field(max_length=64)]
+    on: date
+    applied: bool
+    due_on: date  # the due day after this event (unchanged when refused)
+    note: Annotated[str, Field(max_length=300)]
 
 
 class Deadline(ContractModel):
-    """A statutory time limit the ticket runs under: the last working day, and why."""
+    """A statutory time limit the ticket runs (or ran) under: the last working day, why, and how it ended."""
 
     kind: DeadlineKind
     starts_on: date
@@ -248,6 +258,14 @@ class Deadline(ContractModel):
     basis: Annotated[str, Field(max_length=300)]
     calendar_fallback: bool = False
     extensions: Annotated[int, Field(ge=0)] = 0
+    extension_log: list[DeadlineExtension] = Field(default_factory=list, max_length=20)
+    outcome: DeadlineOutcome | None = None  # None while the limit runs
+    ended_on: date | None = None  # the day (China time) of the status that ended it
+    ended_by: Status | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.outcome is None
 
 
 class Evidence(ContractModel):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from adapters.loading import load_adapters
 from adapters.secrets import ensure_demo_credentials
@@ -17,7 +22,7 @@ from gateway.config import GatewaySettings
 from gateway.http.contexts import InboundContext, NationalContext, SoapContext
 from gateway.http.deps import GatewayStore, Ready, Settings
 from gateway.http.fast_path import PushFastPath
-from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, inbound_router
+from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, document_canonical_pushes, inbound_router
 from gateway.http.limits import BodyLimitMiddleware
 from gateway.http.national import NATIONAL_STATUS_PATH, national_status_router
 from gateway.http.soap import SOAP_PUSH, soap_router
@@ -25,8 +30,28 @@ from gateway.ops.api import metrics_router, ops_api_router
 from gateway.ops.dashboard import dashboard_router
 from gateway.ops.service import OpsService
 from gateway.runtime import Runtime
+from gateway.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of `app` takes on the request's path (HEAD with GET, as Starlette serves it)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches({**scope, "method": "GET"})[0] is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+async def store_health(store: Store, within: float) -> dict[str, object]:
+    """The store's health within `within` seconds; a store that does not answer in time is not ready."""
+    try:
+        async with asyncio.timeout(within):
+            return await store.health()
+    except TimeoutError:
+        return {"store": type(store).__name__, "reachable": False, "writable": False,
+                "warnings": [f"the store did not answer within {within:g} s"]}
 
 
 # Peers served beside the gateway for as long as it runs (the demo's simulators, wired in main.py).
@@ -93,20 +118,52 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
     # Every other route (the ops API, the dashboard's forms) gets the same body limit as the partner routes,
     # and every route a deadline for its body.
     app.add_middleware(BodyLimitMiddleware, limit=max_body, timeout=settings.server.body_timeout_seconds,
-                       exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH))
+                       exempt=(INBOUND_PATH.split("{", 1)[0], "/soap/", NATIONAL_STATUS_PATH), soap=("/soap/",))
+
+    canonical_pushes = [i for i, c in runtime.components.adapter_configs.items() if c.enabled and c.push
+                        and c.is_canonical]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)
+            document_canonical_pushes(document, canonical_pushes)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refusal(request: Request, err: StarletteHTTPException) -> Response:
+        """FastAPI's own refusals as JSON; a 405 lists in Allow the methods of every route on the path (Starlette
+        names only the first route that matched it: GET for /soap/{id}, whose POST is documented too)."""
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=headers)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get("/readyz", tags=["health"], response_model=None,
+             responses={503: {"description": "Starting, or the store cannot take a ticket now (`reason` says why)"}})
     async def readyz(ready: Ready, settings: Settings, store: GatewayStore) -> JSONResponse:
-        """The gateway has loaded its configuration, opened its store and can take tickets."""
+        """The gateway has loaded its configuration, opened its store, and the store can take a ticket now."""
         body: dict[str, object] = {"status": "ready" if ready else "starting", "schema_version": SCHEMA_VERSION,
                                    "region": settings.region.code, "store": settings.store.kind}
-        if ready:
-            body["store_health"] = await store.health()
-        return JSONResponse(body, status_code=200 if ready else 503)
+        if not ready:
+            return JSONResponse(body, status_code=503)
+        timeouts = settings.store.timeouts  # a health check connects, and reads and writes once each
+        health = await store_health(store, timeouts.connect_seconds + 2 * timeouts.operation_seconds)
+        body["store_health"] = health
+        if not (health.get("reachable") and health.get("writable")):
+            # A load balancer must stop sending pushes here: each would be answered 503.
+            body["status"] = "store_unavailable"
+            warnings = health.get("warnings")
+            listed = [str(w) for w in warnings] if isinstance(warnings, list) else []
+            body["reason"] = "; ".join(listed) or "the store cannot take writes"
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     return app

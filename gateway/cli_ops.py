@@ -154,6 +154,40 @@ def tickets_find(
     typer.echo(f"{len(found)} ticket(s)")
 
 
+@tickets_cli.command("on-time")
+def tickets_on_time(
+    config: ConfigOption = None,
+    since: Annotated[str | None, typer.Option(help="first day, 2024-09-01 (default: 29 days before --until)")] = None,
+    until: Annotated[str | None, typer.Option(help="last day (default: today, China time)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """办理时效: the statutory time limits that ended in a span of days, met and missed, per handling organisation
+    and per limit."""
+    from gateway.ops.errors import OpsError
+    from gateway.ops.schemas import OnTimeSearch
+
+    try:
+        search = OnTimeSearch.model_validate({k: v for k, v in {"since": since, "until": until}.items() if v})
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.on_time(search)
+
+    try:
+        report = _run(config, work)
+    except OpsError as err:
+        raise _fail(err) from err
+    if as_json:
+        _echo_json(report.model_dump(mode="json"))
+        return
+    typer.echo(f"办理时效 {report.since} – {report.until}: met {report.met}, missed {report.missed}")
+    for title, rows in (("per organisation", report.by_org), ("per limit", report.by_limit)):
+        typer.echo(f"{title}:")
+        for r in rows:
+            typer.echo(f"  {r.label:<24} met {r.met:>6}  missed {r.missed:>6}  {r.percent:>7}")
+
+
 # -- deliveries ------------------------------------------------------------------------------------------
 
 @deliveries_cli.command("list")

@@ -34,10 +34,25 @@ class RegionSettings(_Section):
     name: str
 
 
+class StoreTimeouts(_Section):
+    """How long the gateway waits on its store, whichever it is (docs/operations.md, "When the store stalls").
+
+    Each store applies them as its client allows: Redis as the socket connect and read/write timeouts, SQLite
+    `operation_seconds` as its busy timeout (how long a write waits for another process's lock). /readyz waits
+    at most `connect_seconds` + 2 × `operation_seconds` for the store's answer (a read and a write)."""
+
+    connect_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    operation_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
+
+
 class StoreSettings(_Section):
     kind: Literal["sqlite", "redis", "postgres"] = "sqlite"
+    timeouts: StoreTimeouts = Field(default_factory=StoreTimeouts)
     sqlite_file: str = "gateway.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Acknowledge an intake only once Redis has it in its AOF on disk (WAITAOF 1 0, Redis 7.2+): for a Redis with
+    # appendfsync everysec, which otherwise may lose about a second of acknowledged intakes on a power loss.
+    redis_wait_aof: bool = False
     # PostgreSQL: the database, the schema the gateway's tables live in (made if missing), and the connection pool
     # (a request waits at most `postgres_pool_timeout_seconds` for a free connection, then fails with StoreBusy).
     postgres_url: str = "postgresql://127.0.0.1:5432/hig"

@@ -1,4 +1,4 @@
-"""Structured JSON logs, one event per line, with personal data masked in every line."""
+"""Log lines, JSON (one event per line) or plain text, with personal data masked in every line of either."""
 
 from __future__ import annotations
 
@@ -20,9 +20,36 @@ PERSONAL_FIELDS = frozenset({
 })
 
 
+_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+
+
+def _personal_key(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in PERSONAL_FIELDS or lowered.endswith(("_name", "_phone", "_address"))
+
+
+# A personal field written into free text, as a dict's repr, a JSON fragment, a pydantic error or `key=value`
+# shows it: `'visitorname': '张桂芬'`, `"contactName":"张桂芬"`, `contact_address=凯里市…`.
+_KEYED_VALUE = re.compile(
+    r"""(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?P<q1>['"]?)(?P<sep>\s*[:=]\s*)"""
+    r"""(?:(?P<q2>['"])(?P<quoted>[^'"\n]*)(?P=q2)|(?P<bare>[^\s,;'"}\]\)]+))""")
+
+
+def _mask_keyed(match: re.Match[str]) -> str:
+    if not _personal_key(match["key"]):
+        return match[0]
+    value = match["quoted"] if match["quoted"] is not None else match["bare"]
+    masked = value[:1] + "*" * max(len(value) - 1, 2) if value else value
+    quote = match["q2"] or ""
+    return f"{match['key']}{match['q1']}{match['sep']}{quote}{masked}{quote}"
+
+
 def mask_text(text: str) -> str:
-    """Mask ID and phone numbers inside free text, keeping enough to tell numbers apart."""
+    """Mask personal data inside free text: ID and phone numbers (keeping enough to tell them apart), e-mail
+    addresses, and the value of any personal field written as `key: value` or `key=value`."""
+    text = _KEYED_VALUE.sub(_mask_keyed, text)
     text = _RESIDENT_ID.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _PHONE.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}****{m.group(3)}", text)
 
 
@@ -34,7 +61,7 @@ def mask_value(key: str, value: Any) -> Any:
         return [mask_value(key, v) for v in value]
     if not isinstance(value, str):
         return value
-    if key.lower() in PERSONAL_FIELDS or key.lower().endswith(("_name", "_phone", "_address")):
+    if _personal_key(key):
         return value[:1] + "*" * max(len(value) - 1, 2) if value else value
     return mask_text(value)
 
@@ -52,18 +79,37 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "event": mask_text(record.getMessage()),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = mask_value(key, value)
+        for key, value in _extras(record):
+            # An extra named like a field of the line (`event`, say) must not replace the message.
+            entry[key if key not in entry else f"extra_{key}"] = mask_value(key, value)
         if record.exc_info:
             entry["exception"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def _extras(record: logging.LogRecord) -> list[tuple[str, Any]]:
+    return [(key, value) for key, value in record.__dict__.items() if key not in _RESERVED and not key.startswith("_")]
+
+
+class MaskedTextFormatter(logging.Formatter):
+    """A plain-text line (`logging.json_lines: false`): time, level, logger, the message and its extras as
+    key=value, every part masked as in the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        parts = [when, record.levelname, record.name, mask_text(record.getMessage())]
+        parts += [f"{key}={json.dumps(mask_value(key, value), ensure_ascii=False, default=str)}"
+                  for key, value in _extras(record)]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + mask_text(self.formatException(record.exc_info))
+        return line
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     """Send every log line of the process to stderr through the masking formatter."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLineFormatter() if json_lines else logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(JsonLineFormatter() if json_lines else MaskedTextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

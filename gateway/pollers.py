@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from adapters.base import Adapter, PulledTicket
-from gateway.delivery.engine import default_worker_id
+from gateway.delivery.engine import default_worker_id, worker_is_gone
 from gateway.errors import GatewayError
 from gateway.http.inbound import TicketIntake
 from gateway.store import Coordination
@@ -93,6 +93,18 @@ class Poller:
         """How long one pull or acknowledgement may take, whatever the adapter's own timeouts do."""
         return self.poll.timeout.total + _CALL_GRACE
 
+    async def _take_over_stale_lock(self) -> bool:
+        """Take the lock from a process of this host that is gone (killed: it never released it), instead of
+        waiting out its ttl; a lock of a live process or of another host is left alone."""
+        holder = await self.store.lock_holder(self.lock_name)
+        if holder is None or holder == self.owner or not worker_is_gone(holder):
+            return False
+        taken = await self.store.take_over_lock(self.lock_name, holder, self.owner, self.poll.lock_ttl)
+        if taken:
+            log.warning("took over the poll lock of a process that is gone",
+                        extra={"adapter_id": self.adapter.id, "stale_owner": holder})
+        return taken
+
     async def _renew_lock(self, lost: asyncio.Event) -> None:
         # While a poll runs (a slow partner, a long batch through intake) the lock is renewed, so that
         # it never lapses under a live poll and a second process starts the same adapter.
@@ -113,7 +125,7 @@ class Poller:
 
         The store lock is held and renewed throughout; pull and acknowledgement each end after `call_timeout`.
         """
-        if not await self._hold_lock(self.poll.lock_ttl):
+        if not await self._hold_lock(self.poll.lock_ttl) and not await self._take_over_stale_lock():
             self.status.skipped += 1
             return PollReport(adapter_id=self.adapter.id, ran=False)
         lost = asyncio.Event()
@@ -128,8 +140,12 @@ class Poller:
     async def _poll_locked(self, lost: asyncio.Event) -> PollReport:
         adapter_id = self.adapter.id
         cursor = await self.store.get_cursor(adapter_id)
-        async with asyncio.timeout(self.call_timeout):
-            batch = await self.adapter.pull(cursor)
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                batch = await self.adapter.pull(cursor)
+        except TimeoutError as err:  # asyncio's has no text: say what did not finish, and within what
+            raise TimeoutError(f"adapter {adapter_id}: the pull did not finish within {self.call_timeout:g} s "
+                               "(poll.timeout.total and a grace)") from err
         stored: list[PulledTicket] = []
         outcomes: Counter[str] = Counter()
         failure: Exception | None = None
@@ -146,8 +162,12 @@ class Poller:
         if lost.is_set() or not await self._hold_lock(self.poll.lock_ttl):
             raise LockLost(f"adapter {adapter_id}: the poll lock passed to another process during a poll")
         if stored:
-            async with asyncio.timeout(self.call_timeout):
-                await self.adapter.acknowledge(stored)
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    await self.adapter.acknowledge(stored)
+            except TimeoutError as err:
+                raise TimeoutError(f"adapter {adapter_id}: acknowledging {len(stored)} stored tickets did not "
+                                   f"finish within {self.call_timeout:g} s") from err
         if failure is not None:
             raise failure
         if batch.next_cursor is not None and batch.next_cursor != cursor:
@@ -190,7 +210,7 @@ class Poller:
                     raise
                 except Exception as err:  # the partner or the store failed; try again later, never give up
                     self.status.consecutive_failures += 1
-                    self.status.last_error = f"{type(err).__name__}: {err}"
+                    self.status.last_error = f"{type(err).__name__}: {err or repr(err)}"
                     self.status.last_error_at = datetime.now(UTC)
                     delay = self.backoff_delay(self.status.consecutive_failures)
                     log.warning("poll failed; backing off", extra={

@@ -192,7 +192,8 @@ class Runtime:
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                                canonical=canonical, callbacks=adapters, enrich=enricher,
                                jurisdiction=components.jurisdiction)
-        status = StatusService(store, components.specs, components.router, adapters)
+        status = StatusService(store, components.specs, components.router, adapters, components.rules,
+                               components.calendar)
         return cls(components, store, adapters, intake, status, enricher=enricher)
 
     def check(self, components: Components) -> None:
@@ -214,6 +215,7 @@ class Runtime:
         intake.jurisdiction = components.jurisdiction
         status = copy.copy(live.status)
         status.specs, status.router = components.specs, components.router
+        status.rules, status.calendar = components.rules, components.calendar
         self.live = Live(components, intake, status)
 
     def national_verifier(self) -> WebhookVerifier:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from contracts.base import CONTROL_CHARACTER_RULE, control_characters
 from contracts.codesets import NotAcceptedReason
 from contracts.errors import FieldError, field_errors
 from contracts.ticket import Ticket
@@ -67,6 +68,10 @@ def apply(spec: MappingSpec, payload: Any) -> MappingResult:
 
 
 def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
+    refused = [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
+               for path, message in control_characters(payload)]
+    if refused:  # the policy in contracts/base.py: refused wherever it is, before any rule reads the payload
+        return Rejected(tuple(refused))
     for rule in spec.returns:
         if rule.when(payload):
             return Returned(rule.reason_code, rule.reason(payload), _ticket_no(spec, payload))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 from typing import Any
 
@@ -82,11 +83,19 @@ def _not_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999, -1e400: valid JSON syntax, but past what a double holds
+        raise ValueError(f"the number {text[:40]} is out of range (beyond ±1.8e308)")
+    return value
+
+
 def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
-    """A JSON body in whatever charset the Content-Type names (RFC 8259: no NaN or Infinity, no lone surrogates)."""
+    """A JSON body in whatever charset the Content-Type names (RFC 8259: no NaN or Infinity, no lone surrogates,
+    no number that overflows a double)."""
     text = decode_body(body, content_type)
     try:
-        value = json.loads(text, parse_constant=_not_json_constant)
+        value = json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_number)
     except (ValueError, RecursionError) as err:  # ValueError: JSONDecodeError, or an int past 4300 digits
         raise PayloadError(f"the body is not JSON: {err}") from None
     if _SURROGATE_ESCAPE.search(text):

@@ -9,7 +9,7 @@ import hmac
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from lxml import etree
 
@@ -35,6 +35,9 @@ class UsernameTokenPolicy:
     password: str
     max_age_seconds: float = 300.0  # a Created older than this is stale
     future_skew_seconds: float = 60.0  # a Created this far ahead of our clock is still taken
+    # How a Created without an offset is read: UTC, as WS-Security requires; a partner whose clock writes Beijing
+    # wall-clock time without "+08:00" is configured with timedelta(hours=8).
+    zoneless_offset: timedelta = timedelta(0)
 
     @property
     def nonce_ttl_seconds(self) -> float:
@@ -75,10 +78,13 @@ def _text(element: etree._Element | None) -> str | None:
     return (element.text or "").strip()
 
 
-def parse_created(text: str) -> datetime:
-    """A wsu:Created value as an aware datetime; one without an offset is UTC, as WS-Security requires."""
+def parse_created(text: str, zoneless_offset: timedelta = timedelta(0)) -> datetime:
+    """A wsu:Created value as an aware datetime; one without an offset is UTC, as WS-Security requires, unless the
+    partner's `zoneless_offset` says otherwise."""
     value = datetime.fromisoformat(text.strip())
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC if not zoneless_offset else timezone(zoneless_offset))
 
 
 async def verify_username_token(header: etree._Element | None, policy: UsernameTokenPolicy,
@@ -113,7 +119,7 @@ async def verify_username_token(header: etree._Element | None, policy: UsernameT
     except (binascii.Error, ValueError):
         raise _failed("the Nonce is not base64") from None
     try:
-        created = parse_created(created_text)
+        created = parse_created(created_text, policy.zoneless_offset)
     except ValueError:
         raise SoapFault.client(f"wsu:MessageExpired: wsu:Created {created_text!r} is not an xsd:dateTime") from None
     expected = password_digest(nonce, created_text, policy.password)

@@ -18,12 +18,22 @@ _CODECS: dict[str, str] = {
     "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030", "cp936": "gb18030", "x-gbk": "gb18030",
     "euc-cn": "gb18030", "utf-16": "utf-16", "utf-16le": "utf-16-le", "utf-16be": "utf-16-be",
 }
+# The charset an answer is written in, for a body read with a GB18030-family label: the partner's own name for it
+# where libxml2 (which writes the answer) knows that name, else the standard name of the same character set.
+ANSWER_CHARSETS: dict[str, str] = {
+    "gbk": "GBK", "x-gbk": "GBK", "cp936": "GBK", "gb2312": "GB2312", "euc-cn": "GB2312", "gb18030": "GB18030",
+}
 _DECLARATION = re.compile(rb"^\s*<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:\-]{1,40})[\"']")
 _DECLARATION_TEXT = re.compile(r"^\s*<\?xml\s[^>]*?\?>")
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([A-Za-z0-9._:\-]{1,40})\"?", re.IGNORECASE)
 # A DTD is how every entity attack (XXE, billion laughs, quadratic blow-up) starts: refuse it unparsed.
 _DTD_BYTES = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _DTD_TEXT = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+# A SOAP message needs a handful of namespaces; tens of thousands of declarations make every copy of an element
+# (lxml copies each ancestor's declarations into it) cost seconds of CPU.
+MAX_NAMESPACE_DECLARATIONS = 256
+_NAMESPACE_DECLARATION = re.compile(r"\sxmlns(?::[^\s=>/]+)?\s*=")
 
 _parsers = threading.local()
 
@@ -45,6 +55,12 @@ class DecodedBody:
     text: str
     charset: str  # e.g. "UTF-8" or "GBK", as the partner named it
     codec: str
+
+    @property
+    def answer_charset(self) -> str:
+        """The charset to answer in: the partner's GB18030-family charset (under a name the XML writer knows),
+        else UTF-8."""
+        return ANSWER_CHARSETS.get(self.charset.lower(), "UTF-8") if self.codec == "gb18030" else "UTF-8"
 
 
 def content_type_charset(content_type: str | None) -> str | None:
@@ -113,6 +129,11 @@ def parse_xml(body: bytes, content_type: str | None) -> tuple[etree._Element, De
     if _DTD_TEXT.search(decoded.text):
         raise SoapFault.client("a DOCTYPE or ENTITY declaration is not accepted in a SOAP message")
     text = _DECLARATION_TEXT.sub("", decoded.text, count=1)
+    if text.count("xmlns") > MAX_NAMESPACE_DECLARATIONS:
+        declared = len(_NAMESPACE_DECLARATION.findall(text))
+        if declared > MAX_NAMESPACE_DECLARATIONS:
+            raise SoapFault.client(f"the message declares {declared} XML namespaces; at most "
+                                   f"{MAX_NAMESPACE_DECLARATIONS} are accepted")
     if not text.strip():
         raise SoapFault.client("the body is empty: a SOAP 1.1 Envelope is expected")
     try:

@@ -199,9 +199,9 @@ def delivery_file(path: Path, national_url: str, *, concurrency: int | None = No
 
 # -- peers ---------------------------------------------------------------------------------------------
 
-def start_baseline(log_dir: Path) -> Server:
+def start_baseline(log_dir: Path, env: Mapping[str, str] | None = None) -> Server:
     port = free_port()
-    return spawn("baseline", ["-m", "bench.common.baseline", "--port", str(port)], port, log_dir)
+    return spawn("baseline", ["-m", "bench.common.baseline", "--port", str(port)], port, log_dir, env=env)
 
 
 def start_receiver(log_dir: Path) -> Server:

@@ -172,10 +172,24 @@ class Measured:
         return self.floor.total.rate / self.bare.total.rate
 
 
+# uvicorn's standard stack (uvloop + httptools, as `fastapi[standard]` installs it), from a folder of its own on
+# PYTHONPATH: installed into the shared virtual environment, uvicorn would pick it for every gateway there.
+STANDARD_STACK = os.environ.get("HIG_STANDARD_STACK", "/tmp/hig-standard-stack")  # noqa: S108 - a bench cache
+STACKS = {"asyncio-h11": ["--loop", "asyncio", "--http", "h11"],
+          "uvloop-httptools": ["--loop", "uvloop", "--http", "httptools"]}
+
+
+def stack_env(stack: str) -> dict[str, str]:
+    """The environment a server of `stack` runs in (the bare endpoint picks its stack from what it can import)."""
+    if stack == "asyncio-h11":
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(p for p in (STANDARD_STACK, os.environ.get("PYTHONPATH", "")) if p)}
+
+
 def measured_floor(kind: str, store: str, rounds: int, seconds: float, connections: int, work_dir: Path,
-                   redis_url: str) -> Measured:
+                   redis_url: str, *, answer: str = "fast-path", stack: str = "asyncio-h11") -> Measured:
     """The minimal intake server (bench/floor/server.py) against the bare endpoint, alternating rounds under
-    the intake benchmarks' load generator."""
+    the intake benchmarks' load generator; both on `stack`, the floor answering by `answer`."""
     tag = payloads.run_tag()
     api_key, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     if kind == "rest":
@@ -190,13 +204,14 @@ def measured_floor(kind: str, store: str, rounds: int, seconds: float, connectio
         return path, headers, body
 
     port = free_port()
-    env = {**os.environ, "FLOOR_API_KEY": api_key, "FLOOR_SOAP_PASSWORD": password,
-           "FLOOR_DB": str(work_dir / f"floor-{kind}-{store}.db")}
+    env = {**os.environ, **stack_env(stack), "FLOOR_API_KEY": api_key, "FLOOR_SOAP_PASSWORD": password,
+           "FLOOR_DB": str(work_dir / f"floor-{kind}-{store}-{answer}-{stack}.db")}
     with redis_db(redis_url) if store == "redis" else contextlib.nullcontext():
-        floor = spawn(f"floor-{kind}-{store}", ["-m", "bench.floor.server", "--port", str(port), "--store", store,
-                                         "--redis-url", redis_url], port, work_dir, env=env)
+        floor = spawn(f"floor-{kind}-{store}-{answer}-{stack}", [
+            "-m", "bench.floor.server", "--port", str(port), "--store", store, "--redis-url", redis_url,
+            "--answer", answer, *STACKS[stack]], port, work_dir, env=env)
         with running(floor):
-            baseline = start_baseline(work_dir)
+            baseline = start_baseline(work_dir, env={**os.environ, **stack_env(stack)})
             with running(baseline):
                 floor_side, bare_side = asyncio.run(alternate(
                     (floor, floor_make), (baseline, bare_make), rounds=rounds, seconds=seconds,

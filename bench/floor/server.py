@@ -11,8 +11,13 @@ enrichment, idempotency look-up, body limits, logging, metrics or error bodies n
 `--store redis` writes the same three records with one MULTI/EXEC round trip instead (redis-py asyncio with
 hiredis, as the gateway); `--store none` writes nothing, which is not an intake: it shows what the write costs.
 
+`--answer fast-path` (the default) answers the two POSTs in an ASGI middleware before FastAPI's routing, request
+handling and dependencies, as the gateway answers its pushes (`gateway/http/fast_path.py`); `--answer routes`
+answers them through the FastAPI routes. `--loop`/`--http` choose uvicorn's event loop and HTTP parser
+(`asyncio`/`h11`, as the gateway runs today, or `uvloop`/`httptools`, what `fastapi[standard]` installs).
+
     FLOOR_API_KEY=... FLOOR_SOAP_PASSWORD=... FLOOR_DB=/tmp/floor.db \\
-        python -m bench.floor.server --port 8398 [--store sqlite|redis|none]
+        python -m bench.floor.server --port 8398 [--store sqlite|redis|none] [--answer fast-path|routes]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from lxml import etree
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.wire.envelope import SOAP11_ENV
 from adapters.wire.wsse import WSSE, WSU, password_digest
@@ -122,6 +128,13 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
         return {"status": "ok"}
 
     @app.post(FLOOR_CITY_PATH, status_code=202, response_model=None)
+    async def city_route(request: Request) -> JSONResponse:
+        return await city(request)
+
+    @app.post(FLOOR_SOAP_PATH, response_model=None)
+    async def province_route(request: Request) -> Response:
+        return await province(request)
+
     async def city(request: Request) -> JSONResponse:
         if not hmac.compare_digest(request.headers.get("x-api-key", "").encode(), api_key.encode()):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
@@ -137,7 +150,6 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
                      ticket.complainant.phone))
         return JSONResponse({"ticket_id": ticket_id, "repeat": False}, status_code=202)
 
-    @app.post(FLOOR_SOAP_PATH, response_model=None)
     async def province(request: Request) -> Response:
         raw = await request.body()
         try:
@@ -152,7 +164,24 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
                      ticket.complainant.phone))
         return Response(_soap_answer(ticket_id), media_type="text/xml; charset=utf-8")
 
+    app.state.answers = {FLOOR_CITY_PATH: city, FLOOR_SOAP_PATH: province}
     return app
+
+
+class FloorFastPath:
+    """The two POSTs answered before FastAPI's routing, as `gateway/http/fast_path.py` answers the gateway's."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.answers: dict[str, Callable[[Request], Awaitable[Response]]] = app.state.answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = self.answers.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if answer is None:
+            await self.app(scope, receive, send)
+            return
+        response = await answer(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def _soap_fault(reason: str) -> bytes:
@@ -167,10 +196,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8398)
     parser.add_argument("--store", choices=("sqlite", "redis", "none"), default="sqlite")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    parser.add_argument("--answer", choices=("fast-path", "routes"), default="fast-path")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
     args = parser.parse_args()
     app = create_app(os.environ["FLOOR_API_KEY"], os.environ["FLOOR_SOAP_PASSWORD"], args.store,
                      Path(os.environ.get("FLOOR_DB", "floor.db")), args.redis_url)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
+    served: ASGIApp = FloorFastPath(app) if args.answer == "fast-path" else app
+    uvicorn.run(served, host="127.0.0.1", port=args.port, log_config=None, access_log=False, loop=args.loop,
+                http=args.http, lifespan="on")
 
 
 if __name__ == "__main__":

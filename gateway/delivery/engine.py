@@ -54,6 +54,26 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def worker_is_gone(worker_id: str) -> bool:
+    """Whether a `default_worker_id` names a process of this host that no longer runs: its pid is gone, or it is
+    this process's own pid under another start's suffix (a restart in a container, where the pid is 1 again).
+    Another host's worker, or an id of another shape, is never judged gone."""
+    host, _, rest = worker_id.partition(":")
+    pid_text, _, suffix = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or not suffix:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # the caller's own id differs from it (else it would hold the lock): an earlier start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a live process of another user
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class LaneStatus:
     """One lane as ops and metrics see it."""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from adapters.canonical import canonical_push_schema
 from adapters.config import digest_matches
 from contracts.errors import FieldError
 from gateway.http.contexts import InboundContext, IntakeOutcomeView
@@ -29,6 +31,10 @@ SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_PREFIX = "sha256="
 JSON_MEDIA_TYPES = ("application/json", "text/json")
+# An intake that failed past the mapping: a store that timed out may have written the ticket all the same. The
+# repeat of a push is recognised by its idempotency key, so sending it again is always safe (docs/integrators.md).
+OUTCOME_UNKNOWN = ("the gateway could not confirm that the ticket was stored (it may have been); send the same "
+                   "ticket again later: a repeat is recognised and answered with its ticket id, never stored twice")
 
 
 def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
@@ -195,12 +201,34 @@ async def answer_push(context: InboundContext, adapter_id: str, request: Request
                             headers=refusal.headers)
     try:
         outcome = await context.intake.accept(adapter_id, payload, raw_body=body, content_type=content_type)
-    except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+    except Exception:  # not the partner's fault; the store may have taken the ticket before failing to answer
         log.exception("push intake failed", extra={"adapter_id": adapter_id})
-        return JSONResponse({"error": "unavailable", "message": "the ticket could not be stored; retry later"},
-                            status_code=503, headers={"Retry-After": "30"})
+        return JSONResponse({"error": "unavailable", "message": OUTCOME_UNKNOWN, "stored": "unknown",
+                             "retry_safe": True}, status_code=503, headers={"Retry-After": "30"})
     # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
     return outcome_response(outcome)
+
+
+def document_canonical_pushes(openapi: dict[str, Any], adapter_ids: Iterable[str]) -> None:
+    """Give each canonical adapter its own push path in the OpenAPI document, its body typed as the national
+    ticket (the generic path's body is any object: what a partner's own shape holds is its mapping spec's)."""
+    generic = openapi.get("paths", {}).get(INBOUND_PATH, {}).get("post")
+    if generic is None:
+        return
+    prefix = "CanonicalPush."
+    schema = canonical_push_schema(f"#/components/schemas/{prefix}")
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in schema.pop("$defs", {}).items():
+        components[prefix + name] = definition
+    components["CanonicalTicketPush"] = schema
+    for adapter_id in sorted(adapter_ids):
+        operation = copy.deepcopy(generic)
+        operation["operationId"] = f"push_ticket_{adapter_id.replace('-', '_')}"
+        operation["summary"] = f"The canonical adapter {adapter_id} takes one ticket in the national standard"
+        operation["parameters"] = [p for p in operation.get("parameters", []) if p.get("in") != "path"]
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/CanonicalTicketPush"}}}}
+        openapi["paths"][INBOUND_PATH.replace("{adapter_id}", adapter_id)] = {"post": operation}
 
 
 # The gateway answers pushes here without FastAPI's routing (gateway/http/fast_path.py).
@@ -230,7 +258,8 @@ def inbound_router(*dependencies: Callable[..., object]) -> APIRouter:
             413: _problem_doc("The body exceeds server.max_body_bytes"),
             415: _problem_doc("The body is not JSON"),
             422: {"description": "Unmappable: per-field errors and the quarantine id of the kept raw payload"},
-            503: _problem_doc("The adapter's credentials are not configured, or the store is unavailable"),
+            503: _problem_doc("The adapter's credentials are not configured, or the store did not confirm the write "
+                              "(`stored`: `unknown`, `retry_safe`: true: send the same ticket again)"),
         },
     )
     async def push_ticket(adapter_id: str, request: Request, context: Inbound) -> JSONResponse:

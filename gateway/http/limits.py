@@ -10,6 +10,7 @@ from fastapi import Request
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.wire.envelope import SoapFault, content_type, serialize
 from gateway.errors import GatewayError
 
 
@@ -64,23 +65,29 @@ class BodyLimitMiddleware:
     a 408 and the connection is closed, so a client trickling its body (or stalling it) cannot hold a
     connection and its buffers open for as long as it likes. Once the body is in, the route's own time is not
     limited here.
+
+    A refusal is JSON, except on paths under `soap`: there it is a SOAP 1.1 Client Fault (with the same HTTP
+    status), which is what a SOAP client can read.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = (), timeout: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = (), timeout: float = 30.0,
+                 soap: Iterable[str] = ()) -> None:
         self.app = app
         self.limit = limit
         self.exempt = tuple(exempt)
         self.timeout = timeout
+        self.soap = tuple(soap)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         counted = not str(scope["path"]).startswith(self.exempt)
+        as_soap = bool(self.soap) and str(scope["path"]).startswith(self.soap)
         if counted:
             declared = dict(scope["headers"]).get(b"content-length")
             if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
-                await self._refuse(send, *self._too_large())
+                await self._refuse(send, *self._too_large(), as_soap=as_soap)
                 return
         deadline = asyncio.get_running_loop().time() + self.timeout
         size = 0
@@ -111,7 +118,7 @@ class BodyLimitMiddleware:
             if refusal is not None:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await self._refuse(send, *refusal)
+                    await self._refuse(send, *refusal, as_soap=as_soap)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -122,15 +129,20 @@ class BodyLimitMiddleware:
             if refusal is None:
                 raise
             if not started:
-                await self._refuse(send, *refusal)
+                await self._refuse(send, *refusal, as_soap=as_soap)
 
     def _too_large(self) -> tuple[int, str, str]:
         return 413, "payload_too_large", f"the body exceeds the limit of {self.limit} bytes"
 
     @staticmethod
-    async def _refuse(send: Send, status: int, error: str, message: str) -> None:
-        body = json.dumps({"error": error, "message": message}).encode("utf-8")
+    async def _refuse(send: Send, status: int, error: str, message: str, *, as_soap: bool = False) -> None:
+        if as_soap:
+            body = serialize(SoapFault.client(f"{error}: {message}", http_status=status).envelope())
+            media = content_type().encode("ascii")
+        else:
+            body = json.dumps({"error": error, "message": message}).encode("utf-8")
+            media = b"application/json"
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -15,6 +15,7 @@ from contracts.errors import FieldError
 from gateway.http.contexts import IntakeOutcomeView, SoapContext
 from gateway.http.deps import Soap
 from gateway.http.fast_path import PushRoute
+from gateway.http.inbound import OUTCOME_UNKNOWN
 from gateway.http.limits import HttpRefusal, read_limited
 from gateway.http.wsdl import SUBMIT_TICKET, TNS, served_wsdl
 from mapping.payload import PayloadError, xml_to_dict
@@ -99,7 +100,7 @@ async def answer_soap_push(context: SoapContext, adapter_id: str, request: Reque
     try:
         body = await _read_limited(request, context.max_body_bytes)
         root, decoded = parse_xml(body, header_type)
-        charset = decoded.charset if decoded.codec == "gb18030" else "UTF-8"
+        charset = decoded.answer_charset
         envelope = read_envelope(root, understood={SECURITY})
 
         async def remember(nonce: str, ttl: float) -> bool:
@@ -119,9 +120,9 @@ async def answer_soap_push(context: SoapContext, adapter_id: str, request: Reque
         log.info("SOAP push refused", extra={"adapter_id": adapter_id, "faultcode": fault.code,
                                              "reason": fault.message, "status": fault.http_status})
         return _fault_response(fault, charset)
-    except Exception:  # the partner must retry: nothing was stored, and it is not the partner's fault
+    except Exception:  # not the partner's fault; the store may have taken the ticket before failing to answer
         log.exception("SOAP push intake failed", extra={"adapter_id": adapter_id})
-        return _fault_response(SoapFault.server("the ticket could not be stored; retry later"), charset)
+        return _fault_response(SoapFault.server(OUTCOME_UNKNOWN), charset)
     # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
     if outcome.kind == "quarantined":
         return _fault_response(unmappable_fault(outcome.quarantine_id, list(outcome.errors)), charset)
@@ -139,6 +140,9 @@ def soap_router() -> APIRouter:
     router = APIRouter(tags=["soap"])
 
     @router.get(SOAP_PATH, summary="The WSDL of an adapter's SOAP endpoint (append ?wsdl)", response_model=None,
+                openapi_extra={"parameters": [{
+                    "name": "wsdl", "in": "query", "required": True, "allowEmptyValue": True,
+                    "schema": {"type": "string"}, "description": "present (any value, usually none): ?wsdl"}]},
                 responses={200: {"content": {"text/xml": {}}, "description": "WSDL 1.1, schema inlined"},
                            400: {"content": {"text/plain": {}}, "description": "?wsdl is missing"},
                            404: {"content": {"text/plain": {}},

@@ -18,11 +18,13 @@ from contracts.delivery import DeliveryReceipt
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
 from gateway.ops.metrics import CONTENT_TYPE
+from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
     DeliverySearch,
+    OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -171,6 +173,12 @@ def ops_api_router() -> APIRouter:
     async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:
         """Operator actions: who did what, when, to which tickets (admin)."""
         return await service.audit(search, user)
+
+    @router.get("/ops/on-time", response_model=OnTimeReport)
+    async def on_time(search: Annotated[OnTimeSearch, Query()], user: Viewer, service: Service) -> OnTimeReport:
+        """办理时效: the statutory time limits that ended from `since` to `until` (days, China time), met and missed,
+        per handling organisation and per limit."""
+        return await service.on_time(search)
 
     @router.get("/ops/overview")
     async def overview(user: Viewer, service: Service) -> dict[str, Any]:

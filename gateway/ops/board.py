@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 
 from contracts.delivery import DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
@@ -12,14 +12,18 @@ from gateway.delivery.breaker import BreakerState
 from gateway.ops.chart import Chart, chart_of
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.metrics import OpsMetrics
-from gateway.ops.risk import DeadlineRisk, deadline_risk
+from gateway.ops.on_time import OnTimeReport, on_time_report
+from gateway.ops.risk import DeadlineRisk, deadline_risk, risk_window
+from gateway.ops.schemas import DeadlineFilter
 from gateway.ops.views import AdapterRow, Dashboard, LaneRow, RiskRow
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, TicketQuery
+from gateway.tickets.deadlines import china_date
 
-# Deadline risk is found by reading the newest tickets (there is no index of due dates yet): how many, how often.
-RISK_SCAN_LIMIT = 2000
-RISK_CACHE_SECONDS = 30.0
+# The dashboard's list of tickets at risk, most pressing first; its counts cover them all.
+RISK_ROWS = 50
+# The dashboard's on-time rates cover the days up to today.
+ON_TIME_DAYS = 30
 
 
 class Board:
@@ -29,30 +33,45 @@ class Board:
         self.runtime = runtime
         self.counts = counts
         self.clock = clock
-        self._risk: tuple[float, list[tuple[Ticket, DeadlineRisk]]] | None = None
 
     def risk_of(self, ticket: Ticket) -> DeadlineRisk | None:
         settings = self.runtime.settings
         return deadline_risk(ticket, self.clock(), self.runtime.components.calendar,
                              due_soon_within=settings.deadlines.due_soon_working_days)
 
-    def forget_risks(self) -> None:
-        """After a reload: risks are found again under the new deadline rules and calendar."""
-        self._risk = None
+    def today(self) -> date:
+        return china_date(self.clock())
 
-    async def risks(self) -> list[tuple[Ticket, DeadlineRisk]]:
-        """Open tickets at risk among the newest RISK_SCAN_LIMIT, most pressing first; cached briefly."""
-        now = time.monotonic()
-        if self._risk is not None and now - self._risk[0] < RISK_CACHE_SECONDS:
-            return self._risk[1]
+    def risk_query(self, risk: DeadlineFilter, query: TicketQuery | None = None) -> TicketQuery:
+        """`query` narrowed to the tickets whose most pressing running limit is overdue, due soon, or either."""
+        today = self.today()
+        soon_until = risk_window(today, self.runtime.components.calendar,
+                                 due_soon_within=self.runtime.settings.deadlines.due_soon_working_days)
+        window = {"overdue": (None, today), "due_soon": (today, soon_until), "at_risk": (None, soon_until)}[risk]
+        return replace(query or TicketQuery(), due_from=window[0], due_before=window[1])
+
+    async def risks(self, limit: int = RISK_ROWS) -> list[tuple[Ticket, DeadlineRisk]]:
+        """Open tickets at risk, most pressing first (overdue before due soon, earliest due first), from the
+        store's index of due days."""
         found: list[tuple[Ticket, DeadlineRisk]] = []
-        for ticket in await self.runtime.store.search_tickets(TicketQuery(limit=RISK_SCAN_LIMIT)):
+        for ticket in await self.runtime.store.search_tickets(self.risk_query("at_risk", TicketQuery(
+                order="due", limit=limit))):
             risk = self.risk_of(ticket)
             if risk is not None:
                 found.append((ticket, risk))
-        found.sort(key=lambda p: (p[1].risk != "overdue", p[1].due_on))
-        self._risk = (now, found)
         return found
+
+    async def risk_counts(self) -> tuple[int, int]:
+        """How many tickets are overdue, and how many due soon."""
+        store = self.runtime.store
+        return (await store.count_tickets(self.risk_query("overdue")),
+                await store.count_tickets(self.risk_query("due_soon")))
+
+    async def on_time(self, since: date | None = None, until: date | None = None) -> OnTimeReport:
+        """办理时效 over the days given (both inclusive), by default the last ON_TIME_DAYS days up to today."""
+        until = until or self.today()
+        since = since or until - timedelta(days=ON_TIME_DAYS - 1)
+        return on_time_report(await self.runtime.store.on_time_counts(since, until), since, until)
 
     def breakers(self) -> dict[str, str]:
         engine = self.runtime.engine
@@ -93,11 +112,11 @@ class Board:
                 callback=by_lane.get(f"callback:{adapter_id}"), poller=pollers.get(adapter_id),
             ))
         destinations = [row for row in lanes if not row.destination.startswith("callback:")]
-        risks = await self.risks()
         at_risk = [RiskRow(ticket_id=t.ticket_id, source_ticket_no=t.source.source_ticket_no,
                            adapter_id=t.source.adapter_id, status=t.lifecycle.status.value, risk=r.risk,
                            kind=r.deadline.kind, due_on=r.due_on.isoformat(), handler=t.routing.handler_org_name)
-                   for t, r in risks[:50]]
+                   for t, r in await self.risks()]
+        overdue, due_soon = await self.risk_counts()
         dead: list[DeliveryReceipt] = await self.runtime.store.list_deliveries(
             DeliveryFilter(state=DeliveryState.DEAD, limit=50))
         chart = await self.chart(hours)
@@ -107,10 +126,8 @@ class Board:
             "received": sum(a.received for a in adapters),
         }
         return Dashboard(generated_at=self.clock(), region=self.runtime.settings.region.name, adapters=adapters,
-                         destinations=destinations, at_risk=at_risk,
-                         overdue=sum(1 for _, r in risks if r.risk == "overdue"),
-                         due_soon=sum(1 for _, r in risks if r.risk == "due_soon"),
-                         dead=list(reversed(dead)), chart=chart, totals=totals)
+                         destinations=destinations, at_risk=at_risk, overdue=overdue, due_soon=due_soon,
+                         dead=list(reversed(dead)), chart=chart, on_time=await self.on_time(), totals=totals)
 
     async def chart(self, hours: float) -> Chart:
         return chart_of(await self.counts.read(hours), self.clock(), hours)
@@ -120,9 +137,7 @@ class Board:
         metrics.set_lanes(await self.runtime.store.lane_stats())
         breakers = self.breakers()
         metrics.set_breakers({name: BreakerState(s) for name, s in breakers.items() if s != "none"})
-        risks = await self.risks()
-        metrics.set_risk(sum(1 for _, r in risks if r.risk == "overdue"),
-                         sum(1 for _, r in risks if r.risk == "due_soon"))
+        metrics.set_risk(*await self.risk_counts())
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(
             sorted(self.runtime.components.adapter_configs))
         metrics.set_quarantine({a: s["quarantine_open"] for a, s in stats.items()})

@@ -18,6 +18,7 @@ from contracts.codetables import default_code_tables
 from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
+from gateway.ops.on_time import LIMIT_LABELS
 from gateway.ops.review import pending_reviews, settle
 from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
@@ -64,7 +65,7 @@ def _environment() -> Environment:
     env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
     env.globals.update(STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS, CIRCUIT_LABELS=CIRCUIT_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
-                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, Role=Role)
+                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS, Role=Role)
     return env
 
 

@@ -37,8 +37,8 @@ class OpsMetrics:
                                     "(pending, retrying or in flight) on a lane.", ["destination"], registry=r)
         self.circuit = Gauge("hig_circuit_state", "Circuit breaker of a lane in this process: 1 for its current "
                              "state.", ["destination", "state"], registry=r)
-        self.at_risk = Gauge("hig_tickets_deadline_risk", "Open tickets whose statutory time limit is overdue or "
-                             "due soon (of the newest scanned).", ["risk"], registry=r)
+        self.at_risk = Gauge("hig_tickets_deadline_risk", "Tickets whose most pressing running statutory time "
+                             "limit is overdue or due soon.", ["risk"], registry=r)
         self.quarantine_open = Gauge("hig_quarantine_open", "Quarantined payloads not yet re-mapped, by adapter.",
                                      ["adapter"], registry=r)
         self.poller_failures = Gauge("hig_poller_consecutive_failures", "Consecutive failed polls of a pulling "

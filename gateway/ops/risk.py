@@ -1,4 +1,4 @@
-"""Deadlines at risk: which statutory time limit of a ticket is still running, and whether it is due soon or overdue."""
+"""Deadlines at risk: the most pressing running time limit of a ticket; which due days are overdue or due soon."""
 
 from __future__ import annotations
 
@@ -6,22 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from contracts.codesets import Status
 from contracts.ticket import Deadline, Ticket
 from gateway.tickets.deadlines import WorkingDayCalendar, deadline_status
 
 Risk = Literal["overdue", "due_soon"]
-S = Status
-
-# A time limit stops running once the ticket reached one of these statuses (at any point of its history).
-_ENDS: dict[str, frozenset[Status]] = {
-    "acceptance": frozenset({S.ACCEPTED, S.NOT_ACCEPTED, S.MEDIATING, S.MEDIATED, S.MEDIATION_TERMINATED, S.FILED,
-                             S.NOT_FILED}),
-    "mediation": frozenset({S.MEDIATED, S.MEDIATION_TERMINATED, S.NOT_ACCEPTED}),
-    "clue_check": frozenset({S.FILED, S.NOT_FILED, S.NOT_ACCEPTED}),
-}
-# Whatever the kind: the matter left this region or is over.
-_OVER = frozenset({S.CLOSED, S.WITHDRAWN, S.TRANSFERRED_OUT, S.RETURNED})
 
 
 @dataclass(frozen=True)
@@ -36,19 +24,17 @@ class DeadlineRisk:
         return self.deadline.due_on
 
 
-def running_deadlines(ticket: Ticket) -> list[Deadline]:
-    """The ticket's time limits that have not been met yet."""
-    reached = {ticket.lifecycle.status} | {e.to_status for e in ticket.lifecycle.events}
-    if ticket.lifecycle.status in _OVER:
-        return []
-    return [d for d in ticket.routing.deadlines if not (reached & _ENDS.get(d.kind, frozenset()))]
+def risk_window(today: date, calendar: WorkingDayCalendar, *, due_soon_within: int = 2) -> date:
+    """The first due day that is not due soon on `today`: a running limit due before `today` is overdue, one due
+    from `today` up to (not including) this day is due soon (the same answer as `deadline_status`)."""
+    return calendar.add_working_days(today, due_soon_within + 1)
 
 
 def deadline_risk(ticket: Ticket, now: datetime, calendar: WorkingDayCalendar, *,
                   due_soon_within: int = 2) -> DeadlineRisk | None:
     """`overdue` or `due_soon` for the most pressing running limit; None when every running limit is fine."""
     worst: DeadlineRisk | None = None
-    for deadline in sorted(running_deadlines(ticket), key=lambda d: d.due_on):
+    for deadline in sorted((d for d in ticket.routing.deadlines if d.running), key=lambda d: d.due_on):
         status = deadline_status(deadline, now, calendar, due_soon_within=due_soon_within)
         if status == "overdue":
             return DeadlineRisk("overdue", deadline)

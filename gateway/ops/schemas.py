@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from contracts.codesets import Status
 from contracts.delivery import AttemptReceipt, DeliveryReceipt, DeliveryState
@@ -16,38 +17,50 @@ from gateway.tickets.deadlines import CHINA_TZ
 DeadlineFilter = Literal["overdue", "due_soon", "at_risk"]
 
 
+_TIME_FORMAT = "an ISO 8601 day or time, e.g. 2024-06-11 or 2024-06-11T09:30:00+08:00"
+
+
 def _china_time(value: Any) -> Any:
-    """A day (2024-06-11) is its midnight in China; a time without a zone is China time."""
-    if isinstance(value, str):
-        text = value.strip()
+    """A day (2024-06-11) is its midnight in China; a time without a zone is China time. Nothing else is a time
+    here: not unix seconds (pydantic would read "0.5" as 1970), which the OpenAPI document does not offer."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=CHINA_TZ)
+    if not isinstance(value, str):
+        raise ValueError(f"expected {_TIME_FORMAT}")
+    text = value.strip()
+    try:
         if len(text) == 10:
-            try:
-                return datetime.combine(date.fromisoformat(text), time(), CHINA_TZ)
-            except ValueError:
-                return value
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            return value
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=CHINA_TZ)
+            return datetime.combine(date.fromisoformat(text), time(), CHINA_TZ)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected {_TIME_FORMAT}, got {text[:40]!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=CHINA_TZ)
+
+
+OpsTime = Annotated[AwareDatetime, BeforeValidator(_china_time), WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+     "description": f"{_TIME_FORMAT}; a day is its midnight in China, a time without a zone is China time"})]
+# An id or name in a query or body: 1–64 characters, none of them a control character, not all of them spaces.
+_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _no_control_character(value: Any) -> Any:
+    # Before the surrounding spaces are stripped ("\x0c" is one), as the pattern in the document reads the raw value.
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("a control character is not allowed here")
     return value
 
 
-OpsTime = Annotated[AwareDatetime, BeforeValidator(_china_time)]
-Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+# (The validator after the Field: before it, pydantic leaves the pattern out of the JSON schema.)
+Text64 = Annotated[str, Field(min_length=1, max_length=64, pattern=_TEXT), BeforeValidator(_no_control_character)]
 Limit = Annotated[int, Field(ge=1, le=500)]
 
 
 class _Request(BaseModel):
+    # A window whose `since` is not before its `until` is empty, not an error: a rule across two parameters is
+    # one the OpenAPI document cannot state, and the answer (nothing) is the true one.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @model_validator(mode="after")
-    def _since_before_until(self) -> _Request:
-        since, until = getattr(self, "since", None), getattr(self, "until", None)
-        if since is not None and until is not None and since >= until:
-            raise ValueError("since must be before until")
-        return self
 
 
 class TicketSearch(_Request):
@@ -73,6 +86,15 @@ class TicketSearch(_Request):
             respondent_name=self.respondent_name, complainant_phone=self.complainant_phone,
             since=self.since, until=self.until, limit=limit or self.limit,
         )
+
+
+class OnTimeSearch(BaseModel):
+    """The days whose ended time limits count (China time, both inclusive); by default the last 30 up to today."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: date | None = None
+    until: date | None = None
 
 
 class DeliverySearch(_Request):

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,20 @@ from gateway.delivery.policy import Decision, DecisionKind
 from gateway.logs import mask_text
 from gateway.ops import counts as series
 from gateway.ops.access import USERS_FILE, Authenticator, OpsUser, Role
-from gateway.ops.board import RISK_SCAN_LIMIT, Board
+from gateway.ops.board import ON_TIME_DAYS, Board
 from gateway.ops.chart import Chart
 from gateway.ops.counts import MinuteCounts
 from gateway.ops.errors import OpsError, require
 from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
+from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
 from gateway.ops.schemas import (
     AuditSearch,
     AuditView,
     DeliveryDetail,
     DeliverySearch,
+    OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
     ReloadResult,
@@ -169,19 +171,21 @@ class OpsService:
         )
 
     async def search(self, search: TicketSearch, user: OpsUser) -> list[TicketSummary]:
-        if search.deadline is None:
-            tickets = await self.store.search_tickets(search.query())
-            return [self.summary(t, user) for t in tickets]
-        # Deadline risk is not indexed: read a wider set of the newest matches and keep those at risk.
-        wanted = {"overdue": {"overdue"}, "due_soon": {"due_soon"}, "at_risk": {"overdue", "due_soon"}}[search.deadline]
-        found: list[TicketSummary] = []
-        for ticket in await self.store.search_tickets(search.query(limit=RISK_SCAN_LIMIT)):
-            risk = self.board.risk_of(ticket)
-            if risk is not None and risk.risk in wanted:
-                found.append(self.summary(ticket, user))
-                if len(found) >= search.limit:
-                    break
-        return found
+        query = search.query()
+        if search.deadline is not None:
+            query = self.board.risk_query(search.deadline, query)
+        return [self.summary(t, user) for t in await self.store.search_tickets(query)]
+
+    async def on_time(self, search: OnTimeSearch) -> OnTimeReport:
+        """办理时效 from `since` to `until` (days, both inclusive): by default the last ON_TIME_DAYS up to today."""
+        until = search.until or self.board.today()
+        since = search.since or until - timedelta(days=ON_TIME_DAYS - 1)
+        if since > until:
+            raise OpsError(422, "invalid_request", f"since ({since}) must not be after until ({until})", field="since")
+        if (until - since).days >= MAX_ON_TIME_DAYS:
+            raise OpsError(422, "invalid_request", f"since to until spans at most {MAX_ON_TIME_DAYS} days",
+                           field="since")
+        return await self.board.on_time(since, until)
 
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)
@@ -322,7 +326,6 @@ class OpsService:
         # Nothing awaited from here to the last assignment: no request sees the runtime and users half swapped.
         self.runtime.reload(new.components)
         self.auth = new.auth
-        self.board.forget_risks()
         audit_id = await self.record(user, "config.reload", [], {"restart_required": restart,
                                                                  "specs": sorted(new.components.specs)})
         return ReloadResult(reloaded=list(RELOADED), adapters=sorted(new.components.specs),

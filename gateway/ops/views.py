@@ -11,6 +11,7 @@ from contracts.delivery import AttemptOutcome, DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.ops.chart import Chart
 from gateway.ops.masking import mask_in_text
+from gateway.ops.on_time import OnTimeReport
 from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
 from gateway.store.base import AuditEntry
@@ -87,6 +88,7 @@ class Dashboard:
     due_soon: int
     dead: list[DeliveryReceipt]
     chart: Chart
+    on_time: OnTimeReport
     totals: dict[str, int] = field(default_factory=dict)
 
 

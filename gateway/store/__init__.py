@@ -13,6 +13,7 @@ from gateway.store.base import (
     DeliveryFilter,
     IntakeResult,
     LaneStore,
+    OnTimeCount,
     OpsLedger,
     QuarantinedPayload,
     QuarantineStore,
@@ -25,6 +26,7 @@ from gateway.store.errors import (
     ConcurrentUpdate,
     LeaseLost,
     PhoneKeyMismatch,
+    StoreConfigError,
     StoreError,
     UnknownQuarantine,
     UnknownTicket,
@@ -43,11 +45,13 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "OnTimeCount",
     "OpsLedger",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
     "Store",
+    "StoreConfigError",
     "StoreError",
     "StoreLifecycle",
     "TicketQuery",
@@ -64,6 +68,7 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
                redis_namespace: str = "hig") -> Store:
     """The store the settings ask for, not yet opened: `async with open_store(s) as store: …`."""
     key = phone_hash_key if phone_hash_key is not None else load_phone_hash_key(settings.resolved_data_dir)
+    timeouts = settings.store.timeouts
     if settings.store.kind == "postgres":
         from gateway.store.postgres import PostgresStore
 
@@ -71,16 +76,20 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     if settings.store.kind == "redis":
         from gateway.store.redis import RedisStore
 
-        return RedisStore(settings.store.redis_url, key, namespace=redis_namespace)
+        return RedisStore(settings.store.redis_url, key, namespace=redis_namespace,
+                          connect_timeout_s=timeouts.connect_seconds, operation_timeout_s=timeouts.operation_seconds,
+                          wait_aof=settings.store.redis_wait_aof)
     from gateway.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, key)
+    return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds)
 
 
 def postgres_pool_settings(settings: GatewaySettings) -> PoolSettings:
-    """The PostgreSQL store's connection settings from the gateway's."""
+    """The PostgreSQL store's connection settings from the gateway's (`store.timeouts` bound connecting and each
+    statement)."""
     from gateway.store.postgres import PoolSettings
 
     s = settings.store
     return PoolSettings(url=s.postgres_url, schema=s.postgres_schema, size=s.postgres_pool_size,
-                        acquire_timeout=s.postgres_pool_timeout_seconds)
+                        acquire_timeout=s.postgres_pool_timeout_seconds, connect_timeout=s.timeouts.connect_seconds,
+                        command_timeout=s.timeouts.operation_seconds)

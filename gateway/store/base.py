@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Literal, Self
 
@@ -31,6 +31,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "OnTimeCount",
     "OpsLedger",
     "PhoneKeyMismatch",
     "QuarantineStore",
@@ -79,7 +80,23 @@ class TicketQuery:
     held: Literal["review"] | None = None  # "review": waiting for an operator's jurisdiction decision
     since: datetime | None = None  # stored at or after (intake time)
     until: datetime | None = None  # stored before
+    # The earliest due day of the ticket's running time limits (China time), at or after / before; either one
+    # given leaves out tickets with no running limit.
+    due_from: date | None = None
+    due_before: date | None = None
+    order: Literal["newest", "due"] = "newest"  # "due": earliest due day first, then newest
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class OnTimeCount:
+    """How the time limits of one kind held by one handling organisation ended in a span of days."""
+
+    handler_org_code: str  # "" when the ticket has no handler
+    handler_org_name: str
+    kind: str
+    met: int
+    missed: int
 
 
 @dataclass(frozen=True)
@@ -134,7 +151,8 @@ class StoreLifecycle(ABC):
 
     @abstractmethod
     async def health(self) -> dict[str, object]:
-        """What an operator should know: reachable, persistent, warnings."""
+        """What an operator should know, and never raises: `reachable`, `writable` (the store can take a ticket
+        now: /readyz answers 503 when it cannot), `persistent`, `warnings` (why, when either is false)."""
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -176,7 +194,16 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
-        """Tickets matching every given field of the query, newest stored first."""
+        """Tickets matching every given field of the query, newest stored first (or by due day: query.order)."""
+
+    @abstractmethod
+    async def count_tickets(self, query: TicketQuery) -> int:
+        """How many tickets match every given field of the query (its limit and order aside)."""
+
+    @abstractmethod
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        """Time limits that ended on a day from first_day to last_day (inclusive, China time), met and missed,
+        by handling organisation and kind, as the tickets stand now (a ticket saved again is counted once)."""
 
     @abstractmethod
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
@@ -308,6 +335,15 @@ class Coordination(ABC):
 
     @abstractmethod
     async def release_lock(self, name: str, owner: str) -> None: ...
+
+    @abstractmethod
+    async def lock_holder(self, name: str) -> str | None:
+        """The owner of the named lock while it is unexpired, else None."""
+
+    @abstractmethod
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        """Give the lock to `owner` if `stale_owner` (known dead: a killed process) still holds it, in one atomic
+        step; False if anyone else holds it by now."""
 
     @abstractmethod
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:

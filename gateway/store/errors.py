@@ -39,3 +39,7 @@ class StoreBusy(StoreError, TimeoutError):
 
 class SchemaTooNew(StoreError, RuntimeError):
     """The database's schema was made by a newer gateway than this one; run that gateway or restore a backup."""
+
+
+class StoreConfigError(StoreError, RuntimeError):
+    """The store's configuration asks for something the store it reaches cannot do; the gateway does not start."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from contracts.ticket import Ticket
 from gateway.store.base import TicketQuery
 from gateway.store.phone_hash import hash_phone
@@ -51,3 +54,26 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
         "held": query.held,
     }
     return {name: value for name, value in given.items() if value is not None}
+
+
+def next_due_on(ticket: Ticket) -> date | None:
+    """The earliest due day of the ticket's running time limits; None when none runs (what deadline risk is read by)."""
+    return min((d.due_on for d in ticket.routing.deadlines if d.running), default=None)
+
+
+@dataclass(frozen=True)
+class EndedLimit:
+    """One ended time limit of a ticket, as the on-time counts keep it."""
+
+    ended_on: date
+    handler_org_code: str
+    handler_org_name: str
+    kind: str
+    outcome: str  # met | missed
+
+
+def ended_limits(ticket: Ticket) -> list[EndedLimit]:
+    """The ticket's time limits that ended, met or missed, under its handling organisation."""
+    routing = ticket.routing
+    return [EndedLimit(d.ended_on, routing.handler_org_code or "", routing.handler_org_name or "", d.kind, d.outcome)
+            for d in routing.deadlines if d.outcome is not None and d.ended_on is not None]

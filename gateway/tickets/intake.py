@@ -202,7 +202,7 @@ class IntakeService:
         """The handling organisation and statutory deadlines, from the ticket's own facts."""
         ticket = self.router.assign_handler(ticket)
         deadlines = compute_deadlines(ticket.classification.business_type.value,
-                                      ticket.source.source_received_at, None, self.rules, self.calendar)
+                                      ticket.source.source_received_at, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
 
 

@@ -50,7 +50,8 @@ def apply_status_event(ticket: Ticket, event: StatusEvent) -> EventDecision:
         gap = event.sequence > lifecycle.last_sequence + 1
         return EventDecision(EventOutcome.EARLY if gap else EventOutcome.ILLEGAL, ticket, reason)
     applied = AppliedEvent(at=event.at, from_status=current, to_status=event.status, sequence=event.sequence,
-                           event_id=event.event_id, org=event.org, actor=event.actor, opinion=event.opinion)
+                           event_id=event.event_id, org=event.org, actor=event.actor, opinion=event.opinion,
+                           extends=event.extends)
     update: dict[str, object] = {
         "status": event.status,
         "last_sequence": event.sequence,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from adapters.base import Adapter
+from contracts.codesets import Status
 from contracts.delivery import OutboxEntry
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 from gateway.errors import GatewayError
 from gateway.store import ConcurrentUpdate, TicketStore
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, with_deadlines
 from gateway.tickets.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
 from gateway.tickets.routing import Router
 from gateway.tickets.updates import WRITE_ATTEMPTS, TicketChange, update_ticket
@@ -33,14 +35,17 @@ class StatusOutcome:
 
 
 class StatusService:
-    """Applies status events to stored tickets and enqueues the callback and routed deliveries atomically."""
+    """Applies status events to stored tickets, works their deadlines out again, and enqueues the callback and
+    routed deliveries atomically."""
 
     def __init__(self, store: TicketStore, specs: Mapping[str, MappingSpec], router: Router,
-                 adapters: Mapping[str, Adapter]) -> None:
+                 adapters: Mapping[str, Adapter], rules: RuleBook, calendar: WorkingDayCalendar) -> None:
         self.store = store
         self.specs = specs
         self.router = router
         self.adapters = adapters
+        self.rules = rules
+        self.calendar = calendar
 
     async def find(self, event: StatusEvent) -> Ticket:
         ticket_id = event.ticket_id
@@ -61,6 +66,7 @@ class StatusService:
                 return decision, TicketChange(record_rejection(ticket, event, decision.reason, datetime.now(UTC)))
             if not decision.changed:
                 return decision, None
+            decision = replace(decision, ticket=with_deadlines(decision.ticket, self.rules, self.calendar))
             routed, outbox = self.outbox_for(decision.ticket, event)
             return decision, TicketChange(routed, outbox)
 
@@ -77,9 +83,24 @@ class StatusService:
                 "ticket_id": decision.ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
             return StatusOutcome(decision)
         ticket = decision.ticket
+        if event.status is Status.EXTENDED:
+            self._log_extension(ticket, event)
         log.info("status event applied", extra={"ticket_id": ticket.ticket_id, "status": str(event.status),
                                                 "adapter_id": ticket.source.adapter_id})
         return StatusOutcome(decision, update.delivery_ids)
+
+    @staticmethod
+    def _log_extension(ticket: Ticket, event: StatusEvent) -> None:
+        """An EXTENDED event that moved no due day is flagged in the log (it is kept on the limit it names)."""
+        logged = [e for d in ticket.routing.deadlines for e in d.extension_log if e.event_id == event.event_id]
+        if not logged:
+            reason = f"the ticket runs under no {event.extends or 'running'} limit"
+        elif not logged[-1].applied:
+            reason = logged[-1].note
+        else:
+            return
+        log.warning("extension not applied", extra={"ticket_id": ticket.ticket_id, "event_id": event.event_id,
+                                                    "reason": reason})
 
     def outbox_for(self, ticket: Ticket, event: StatusEvent) -> tuple[Ticket, list[OutboxEntry]]:
         """The callback to the originating partner, in its own codes, and the routed side deliveries; with the

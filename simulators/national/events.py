@@ -18,7 +18,7 @@ from ulid import ULID
 from adapters.wire.webhooks import WebhookSigner
 from contracts.codesets import BusinessType, NotAcceptedReason, Status
 from contracts.identifiers import IdentifierError, lookup_region
-from contracts.status import TRANSITIONS, CaseResult, FollowUp, StatusEvent
+from contracts.status import TRANSITIONS, CaseResult, DeadlineKind, FollowUp, StatusEvent
 from simulators.national.config import SimulatorConfig
 from simulators.national.registry import AttemptRecord, EventRecord, NationalState, RegisteredTicket, now_cst
 
@@ -46,6 +46,7 @@ class EventRequest(BaseModel):
     org: Annotated[str, Field(max_length=100)] | None = None
     actor: Annotated[str, Field(max_length=100)] | None = None
     at: AwareDatetime | None = None
+    extends: DeadlineKind | None = None  # the time limit an EXTENDED event extends
     # For tests of the gateway: force a sequence (an old one makes a stale event), reuse an event id,
     # or only record the event now (deliver=false) and send it later with POST /sim/events/{id}/resend.
     sequence: Annotated[int, Field(ge=0)] | None = None
@@ -179,6 +180,7 @@ class EventDispatcher:
                 "not_accepted_reason": request.not_accepted_reason,
                 "result": request.result,
                 "follow_up": request.follow_up,
+                "extends": request.extends,
             }
         )
         record = EventRecord(

@@ -102,6 +102,7 @@ class Province12345:
     in_flight: Counter[str] = field(default_factory=Counter)
     max_in_flight: Counter[str] = field(default_factory=Counter)
     call_log: list[tuple[str, float]] = field(default_factory=list)  # (operation, time.monotonic()) per call
+    user_agents: Counter[str] = field(default_factory=Counter)  # the User-Agent of every SOAP request
     _nonces: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -328,6 +329,7 @@ def create_app(province: Province12345) -> FastAPI:
 
     @app.post(SOAP_PATH)
     async def soap(request: Request) -> Response:
+        province.user_agents[request.headers.get("user-agent", "")] += 1
         body = bytearray()
         async for chunk in request.stream():
             body.extend(chunk)

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
+from starlette.types import ASGIApp
 
 from bench.common import payloads
 from bench.common.hand_mapping import check_against_specs
-from bench.floor.server import FLOOR_CITY_PATH, FLOOR_SOAP_PATH, FLOOR_SOAP_USER, create_app
+from bench.floor.server import FLOOR_CITY_PATH, FLOOR_SOAP_PATH, FLOOR_SOAP_USER, FloorFastPath, create_app
 
 API_KEY = "floor-test-key"
 PASSWORD = "floor-test-password"
@@ -25,9 +27,12 @@ def test_the_hand_written_mappings_make_the_specs_tickets() -> None:
     check_against_specs(payloads.run_tag(), n=20)
 
 
-async def test_the_floor_server_acknowledges_only_what_it_authenticated_mapped_and_stored(tmp_path: Path) -> None:
+@pytest.mark.parametrize("answer", ["routes", "fast-path"])
+async def test_the_floor_server_acknowledges_only_what_it_authenticated_mapped_and_stored(tmp_path: Path,
+                                                                                          answer: str) -> None:
     db = tmp_path / "floor.db"
-    app = create_app(API_KEY, PASSWORD, "sqlite", db, "redis://127.0.0.1:6379/15")
+    routed = create_app(API_KEY, PASSWORD, "sqlite", db, "redis://127.0.0.1:6379/15")
+    app: ASGIApp = FloorFastPath(routed) if answer == "fast-path" else routed
     tag = payloads.run_tag()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     envelope = payloads.soap_envelope(payloads.province_order(tag, 1), FLOOR_SOAP_USER, PASSWORD, created)

@@ -118,11 +118,11 @@ async def test_retry_after_is_read_from_the_response(receiver: Receiver) -> None
 
 
 async def test_a_slow_answer_is_a_timeout(receiver: Receiver) -> None:
-    receiver.script(default=Action(delay=3))
+    receiver.script(default=Action(delay=60))  # unless the client leaves first
     result = await send_once(destination(receiver, timeout={"connect": 0.5, "total": 0.5}))
     assert result.status_code is None
     assert result.error_class == ErrorClass.TIMEOUT
-    assert 0.4 < result.duration < 1.5  # type: ignore[attr-defined]
+    assert 0.4 < result.duration < 20  # type: ignore[attr-defined]  # the timeout, not the minute
 
 
 async def test_a_dropped_connection_is_classed(receiver: Receiver) -> None:

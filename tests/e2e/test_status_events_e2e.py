@@ -121,6 +121,29 @@ def test_a_resent_and_an_out_of_order_event_change_nothing_and_call_back_once_pe
     assert len(callbacks) == 4 and all(d["state"] == "delivered" for d in callbacks)
 
 
+def deadlines(world: World, ticket_id: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in world.ticket(ticket_id)["ticket"]["routing"]["deadlines"]}
+
+
+def test_the_platforms_events_start_extend_and_end_the_tickets_time_limits(world: World) -> None:
+    complaint, _, _ = push_city(world)
+    accepted = world.issue_event(registered(world, complaint), status="ACCEPTED")["event"]
+    assert codes(world.wait_event_settled(accepted["event_id"])) == [200]
+    limits = deadlines(world, complaint)
+    assert limits["acceptance"]["outcome"] in ("met", "missed") and limits["acceptance"]["ended_by"] == "ACCEPTED"
+    assert limits["mediation"]["starts_on"] == accepted["at"][:10] and limits["mediation"]["outcome"] is None
+
+    report, _, _ = push_city(world, "02-report-with-attachments")
+    number = registered(world, report)
+    first_due = deadlines(world, report)["clue_check"]["due_on"]
+    for _ in range(2):
+        extended = world.issue_event(number, status="EXTENDED", extends="clue_check")["event"]["event_id"]
+        assert codes(world.wait_event_settled(extended)) == [200]
+    clue = deadlines(world, report)["clue_check"]
+    assert clue["extensions"] == 1 and clue["due_on"] > first_due
+    assert [e["applied"] for e in clue["extension_log"]] == [True, False]  # the rule allows one extension
+
+
 def test_an_illegal_transition_is_refused_with_409_and_kept_on_the_ticket(world: World) -> None:
     ticket_id, hotline_no, _ = push_city(world, "03-enquiry-minimal")
     number = registered(world, ticket_id)

@@ -4,14 +4,19 @@ until the gateway acknowledges), and a look into the gateway's store once the du
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from contracts.delivery import DeliveryState
 from gateway.config import GatewaySettings, StoreSettings, load_settings
@@ -23,6 +28,7 @@ from tests.hardening.live_gateway import CITY, GatewayFiles, free_port
 
 CITY_SEED = load_fixtures(CITY)["01-food-complaint"]
 NATIONAL_LANE = "national"
+REDIS_SERVER = shutil.which("redis-server")
 
 # The national lane of delivery.yaml, made quick: short timeouts and leases, fast retries, a short cool-down.
 FAST_NATIONAL: dict[str, Any] = {
@@ -223,3 +229,63 @@ def inspect_store(files: GatewayFiles, ticket_ids: list[str], *, redis_url: str 
 
 def delivered(view: StoreView, lane: str = NATIONAL_LANE) -> int:
     return int(view.lanes.get(lane, {}).get(DeliveryState.DELIVERED.value, 0))
+
+
+class OwnRedis:
+    """A redis-server of one test, never the shared one on 6379: AOF on (`appendfsync always`: an acknowledged
+    write is on disk). `freeze` and `thaw` stop and continue the process, as a hung Redis behaves."""
+
+    def __init__(self, directory: Path, appendfsync: str = "always") -> None:
+        assert REDIS_SERVER is not None
+        self.directory = directory
+        self.appendfsync = appendfsync
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None
+        self.starts += 1
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
+             "--logfile", str(self.directory / f"redis-{self.starts}.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)

@@ -4,19 +4,17 @@ tickets keep coming. Nothing acknowledged is lost, the lanes' consumer groups su
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from gateway.store.redis import GROUP, RedisKeys
 from tests.faults.fault_support import (
     FAST_NATIONAL,
     NATIONAL_LANE,
+    REDIS_SERVER,
+    OwnRedis,
     Partner,
     delivered,
     inspect_store,
@@ -24,63 +22,12 @@ from tests.faults.fault_support import (
     national_simulator,
     wait_registered,
 )
-from tests.hardening.live_gateway import free_port, running, serve, write_config
+from tests.hardening.live_gateway import running, serve, write_config
 
 pytestmark = pytest.mark.slow
 
-REDIS_SERVER = shutil.which("redis-server")
 RATE = 20.0  # tickets a second: more than the slow platform below takes, so a backlog waits at the kill
 DOWN_SECONDS = 2.0
-
-
-class OwnRedis:
-    """A redis-server of this test: AOF on (`appendfsync always`: an acknowledged write is on disk)."""
-
-    def __init__(self, directory: Path) -> None:
-        assert REDIS_SERVER is not None
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.starts += 1
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-             "--logfile", str(self.directory / f"redis-{self.starts}.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")

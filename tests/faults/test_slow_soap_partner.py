@@ -64,6 +64,9 @@ def test_a_slow_soap_partner_times_out_without_a_pile_up_of_polls(tmp_path: Path
     assert most_in_flight == 1  # a timed-out poll is abandoned before the next one starts
     assert 3 <= slow_calls <= OBSERVE_SECONDS / POLL_TIMEOUT + 1  # retried, but backing off, not hammering
     assert timeouts and all("Timeout" in str(e["error"]) for e in timeouts)
+    # Each says what did not finish and within what, never a bare "TimeoutError: ".
+    assert all(not str(e["error"]).rstrip().endswith(":") and f"{POLL_TIMEOUT:g} s" in str(e["error"])
+               for e in timeouts), [e["error"] for e in timeouts]
     assert failures >= 3
     assert failures_after == 0
     assert state.in_flight["GetPendingOrders"] == 0

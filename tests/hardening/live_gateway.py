@@ -120,7 +120,7 @@ def write_config(root: Path, *, ports: Mapping[int, int] | None = None, store: M
                  body_timeout_seconds: float = 30.0,
                  destinations: Mapping[str, Mapping[str, Any]] | None = None,
                  engine: Mapping[str, Any] | None = None,
-                 adapters: Mapping[str, Mapping[str, Any]] | None = None) -> GatewayFiles:
+                 adapters: Mapping[str, Mapping[str, Any]] | None = None, json_lines: bool = True) -> GatewayFiles:
     """Copy the demo configuration to `root/config` and make it safe to run beside anything else.
 
     `ports` maps a demo port (8316 national, 8317 province, ...) to the one a test serves; every other
@@ -156,7 +156,7 @@ def write_config(root: Path, *, ports: Mapping[int, int] | None = None, store: M
                    "body_timeout_seconds": body_timeout_seconds},
         "data_dir": str(root / "data"),
         "store": {"kind": "sqlite", "sqlite_file": "gateway.db", **(store or {})},
-        "logging": {"level": "INFO", "json_lines": True},
+        "logging": {"level": "INFO", "json_lines": json_lines},
         "workers": workers,
         "pollers": pollers,
         "credit_lookup": {"url": None},

@@ -10,6 +10,7 @@ detail on in-process apps; this suite checks the whole list, every body endpoint
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ from tests.hardening.live_gateway import (
     serve,
     write_config,
 )
+from tests.sample_tickets import ticket_data
 
 MAX_BODY = 1_048_576
 BODY_TIMEOUT = 1.5  # server.body_timeout_seconds of the gateway under test
@@ -306,6 +308,9 @@ SOAP_CASES: dict[str, tuple[SoapBuilder, str]] = {
         "<order>" + "<a>" * DEEP + "</a>" * DEEP + "</order>")).encode()[:MAX_BODY - 1]), ""),
     "deep-xml-under-limit": (lambda live: soap(envelope(live, submit(
         "<order><attachments>" + "<a>" * 20_000 + "</a>" * 20_000 + "</attachments></order>")).encode()), ""),
+    "namespace-flood": (lambda live: soap(envelope(live, submit(order())).replace(
+        "<soap:Envelope ", "<soap:Envelope" + "".join(f' xmlns:n{i}="u:{i}"' for i in range(40_000)) + " ", 1)
+        .encode()), "namespaces"),
     "no-security-header": (lambda live: soap(
         f'<soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Body>{submit(order())}</soap:Body></soap:Envelope>'
         .encode()), "Security"),
@@ -403,6 +408,10 @@ JSON_BODIES: dict[str, bytes] = {
     "huge-integer": CITY_BODY[:-1] + b',"hotlineId":1' + b"0" * 5_000 + b"}",
     "nan": CITY_BODY[:-1] + b',"goods":{"amount":NaN}}',
     "nul-and-controls": CITY_BODY.replace(b'"hotlineNo":"', b'"hotlineNo":"\x00\x1b[2J'),
+    # JSON syntax, but past what a double holds: Python reads them as ±inf, which no JSON answer can carry.
+    "overflow-in-a-field": CITY_BODY.replace(b'"appealContent":', b'"appealContent":1e999,"x":', 1),
+    "negative-overflow-nested": CITY_BODY[:-1] + b',"goods":{"amount":-1e400},"sequence":1e999}',
+    "overflow-everywhere": b'{"sequence":1e999,"ids":[1e999],"event_id":-1e400,"dry_run":1e999}',
 }
 # What each endpoint may answer: a clear refusal, never a 5xx.
 CLEAR = {400, 401, 403, 404, 413, 415, 422}
@@ -419,6 +428,90 @@ def test_hostile_json_gets_a_clear_4xx(live: Live, endpoint: str, body_name: str
         assert answer.status in (400, 422), answer.text[:500]
     if endpoint.endswith(("unsigned", "anonymous")) and body_name != "deep-arrays":
         assert answer.status in (400, 401, 422)
+
+
+def _quarantined(live: Live) -> int:
+    response = live.http.get(f"{live.url}/api/v1/quarantine", params={"limit": 500},
+                             headers={"Authorization": f"Bearer {live.operator}"})
+    assert response.status_code == 200, response.text
+    return len(response.json())
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e400"])
+def test_an_overflowing_number_is_400_and_retries_keep_nothing(live: Live, number: bytes) -> None:
+    body = CITY_BODY.replace(b'"appealContent":', b'"appealContent":' + number + b',"was":', 1)
+    before = _quarantined(live)
+    for attempt in range(3):  # the partner retries as it would after a 5xx
+        answer = send(live, f"inbound:overflow-{attempt}", _inbound(live, body))
+        assert answer.status == 400, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert "out of range" in answer.text and number.decode() in answer.text
+    assert _quarantined(live) == before
+    assert_still_serving(live)
+
+
+def test_an_overflowing_number_in_a_status_event_is_422_naming_the_field(live: Live) -> None:
+    body = b'{"event_id":"e1","ticket_id":"t1","sequence":1e999,"at":"2024-03-30T10:00:00+08:00","status":"ACCEPTED"}'
+    answer = send(live, "national:overflow", _national(live, body))
+    assert answer.status == 422, answer.text
+    sequence = [e for e in json.loads(answer.body)["errors"] if e["field"] == "sequence"]
+    assert sequence and sequence[0]["value"] == "inf", answer.text
+
+
+@pytest.mark.parametrize("charset", ["x-gbk", "X-GBK", "cp936", "euc-cn", "GB2312", "gb18030"])
+def test_a_soap_push_in_any_gbk_label_is_answered_in_that_character_set(live: Live, charset: str) -> None:
+    text = envelope(live, submit(order()))
+    answer = send(live, f"soap:charset-{charset}", soap(text.encode("gb18030"), f"text/xml; charset={charset}"))
+    assert answer.status == 200, answer.text[:500]
+    answered = answer.headers["content-type"].partition("charset=")[2]
+    assert answered.lower() in ("gbk", "gb2312", "gb18030"), answer.headers
+    assert etree.fromstring(answer.body).findtext(f".//{{{TNS}}}status") == "created"
+
+
+def test_a_wrong_password_in_x_gbk_gets_a_fault_in_gbk(live: Live) -> None:
+    wrong = etree.tostring(username_token(SOAP_USER, "not-the-password"), encoding="unicode")
+    text = (f'<soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Header>{wrong}</soap:Header>'
+            f"<soap:Body>{submit(order())}</soap:Body></soap:Envelope>")
+    answer = send(live, "soap:x-gbk-wrong-password", soap(text.encode("gbk"), "text/xml; charset=x-gbk"))
+    assert answer.status == 500
+    assert answer.headers["content-type"] == "text/xml; charset=GBK"
+    code, _ = answer.fault()
+    assert code == "soap:Client"
+    assert_still_serving(live)
+
+
+# The control-character policy (contracts/base.py, docs/integrators.md): refused wherever the text is, and named.
+@pytest.mark.parametrize("control", ["\\u0000", "\\u001b[2J", "\\u007f", "\\u0085"], ids=["nul", "escape", "del", "c1"])
+def test_an_escaped_control_character_in_a_text_field_is_refused_naming_the_field(live: Live, control: str) -> None:
+    seed = with_fresh_number(CITY_SEED, ("hotlineNo",))
+    body = encode_json(seed).replace(b'"appealContent":"', b'"appealContent":"' + control.encode() + b"", 1)
+    assert control.encode() in body
+    answer = send(live, f"inbound:control-{control}", _inbound(live, body))
+    assert answer.status == 422, answer.text
+    errors = json.loads(answer.body)["errors"]
+    assert [(e["source_path"], e["rule"]) for e in errors] == [("appealContent", "control_character")], errors
+    assert "U+00" in errors[0]["message"]
+
+
+def test_a_control_character_in_a_canonical_ticket_is_refused(live: Live) -> None:
+    payload = ticket_data("complaint", no=f"NAT-{time.time_ns()}")
+    payload["source"].update(source_system="canonical", adapter_id="canonical")
+    payload["registration"]["title"] = "羽绒服\u0000掉毛"
+    key = live.files.credentials["PARTNER_CANONICAL_API_KEY"]
+    request = Request("POST", "/api/v1/inbound/canonical/tickets", encode_json(payload),
+                      {"Content-Type": "application/json", "X-Api-Key": key})
+    answer = send(live, "canonical:control", request)
+    assert answer.status == 422, answer.text
+    assert [e["rule"] for e in json.loads(answer.body)["errors"]] == ["control_character"]
+
+
+def test_a_control_character_in_a_status_event_is_refused(live: Live) -> None:
+    body = (b'{"event_id":"e-ctl","ticket_id":"t1","sequence":1,"at":"2024-03-30T10:00:00+08:00",'
+            b'"status":"ACCEPTED","opinion":"\\u001b]0;owned\\u0007"}')
+    answer = send(live, "national:control", _national(live, body))
+    assert answer.status == 422, answer.text
+    assert [(e["field"], e["message"][:30]) for e in json.loads(answer.body)["errors"]] == [
+        ("opinion", "Value error, text holds the co")], answer.text
 
 
 def test_malformed_gbk_json_is_400(live: Live) -> None:
@@ -516,14 +609,20 @@ def test_a_body_that_does_not_arrive_in_time_is_408(live: Live, endpoint: str, t
                 sock.sendall(bytes([byte]))
             except OSError:  # closed on us after its answer
                 break
-        while not answer.endswith(b"}"):
+        while not answer.endswith((b"}", b"Envelope>")):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             answer += chunk
         took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
-    assert b'"request_timeout"' in answer
+    if endpoint == "soap":  # a SOAP client reads a Fault, not JSON
+        head, _, xml = answer.partition(b"\r\n\r\n")
+        assert b"content-type: text/xml" in head.lower(), head
+        assert etree.fromstring(xml).findtext(f".//{{{SOAP11_ENV}}}Fault/faultcode") == "soap:Client", xml
+        assert b"request_timeout" in xml
+    else:
+        assert b'"request_timeout"' in answer
     assert BODY_TIMEOUT - 0.2 <= took < BODY_TIMEOUT + WITHIN_SECONDS
     assert_still_serving(live)
 

@@ -97,7 +97,8 @@ def build_runtime(settings: GatewaySettings, store: Store) -> Runtime:
     adapters = build_adapters(components.adapter_configs)
     intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                            callbacks=adapters, jurisdiction=components.jurisdiction)
-    status = StatusService(store, components.specs, components.router, adapters)
+    status = StatusService(store, components.specs, components.router, adapters, components.rules,
+                           components.calendar)
     return Runtime(components, store, adapters, intake, status)
 
 
@@ -154,7 +155,7 @@ def due_soon_receipt_day(runtime: Runtime) -> date:
     for back in range(1, 40):
         day = today - timedelta(days=back)
         received = datetime(day.year, day.month, day.day, 10, tzinfo=CHINA_TZ)
-        [deadline] = compute_deadlines("02", received, None, rules, calendar)
+        [deadline] = compute_deadlines("02", received, rules, calendar)
         if deadline_status(deadline, datetime.now(UTC), calendar) == "due_soon":
             return day
     raise AssertionError("no receipt day gives a due-soon acceptance deadline")

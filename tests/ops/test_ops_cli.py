@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from contracts.delivery import AttemptOutcome
+from contracts.status import StatusEvent
 from gateway.config import load_settings
 from gateway.ops.access import parse_token_hash
 from gateway.runtime import Runtime
@@ -138,3 +139,36 @@ def test_ops_hash_token_prints_a_salted_hash_the_users_file_accepts() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert parse_token_hash(done.stdout.strip()).verify("my-ops-token")
+
+
+def test_tickets_on_time_answers_per_organisation_and_limit(tmp_path: Path) -> None:
+    gateway_yaml = _config(tmp_path)
+
+    async def seed() -> str:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.start(workers=False, pollers=False)
+        try:
+            payload = city_complaint("KL-CLI-ONTIME")  # received 2024-03-15: acceptance due 2024-03-26
+            outcome = await runtime.intake.accept("city-12345-rest", payload, raw_body=json.dumps(payload).encode(),
+                                                  content_type="application/json")
+            assert outcome.ticket_id
+            await runtime.status.apply(StatusEvent(event_id="evt-cli-1", ticket_id=outcome.ticket_id, sequence=1,
+                                                   at="2024-03-28T10:00:00+08:00", status="ACCEPTED"))
+            ticket = await runtime.store.get_ticket(outcome.ticket_id)
+            assert ticket is not None and ticket.routing.handler_org_code
+            return ticket.routing.handler_org_code
+        finally:
+            await runtime.stop()
+
+    handler = asyncio.run(seed())
+    done = _main("tickets", "on-time", "--since", "2024-03-01", "--until", "2024-03-31", "--json",
+                 "-c", str(gateway_yaml))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [(r["key"], r["met"], r["missed"]) for r in report["by_org"]] == [(handler, 0, 1)]
+    assert [(r["key"], r["label"], r["missed"]) for r in report["by_limit"]] == [("acceptance", "受理时限", 1)]
+
+    text = _main("tickets", "on-time", "--since", "2024-03-01", "--until", "2024-03-31", "-c", str(gateway_yaml))
+    assert text.returncode == 0 and "受理时限" in text.stdout and "0.0%" in text.stdout
+    wrong = _main("tickets", "on-time", "--since", "2024-03-31", "--until", "2024-03-01", "-c", str(gateway_yaml))
+    assert wrong.returncode == 1 and "must not be after until" in wrong.stderr

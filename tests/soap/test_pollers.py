@@ -257,7 +257,7 @@ async def test_a_status_change_goes_back_to_the_province_as_reply_order(
     sender = adapter.callback_sender()
     assert sender is not None
     engine = DeliveryEngine(store, [destination], senders={destination.name: sender})
-    statuses = StatusService(store, intake.specs, intake.router, {ADAPTER_ID: adapter})
+    statuses = StatusService(store, intake.specs, intake.router, {ADAPTER_ID: adapter}, intake.rules, intake.calendar)
     try:
         await poller.poll_once()
         (ticket,) = await store.search_tickets(TicketQuery(source_ticket_no=FIRST_PAGE[0]))

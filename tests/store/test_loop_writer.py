@@ -136,7 +136,7 @@ def test_the_writer_does_not_wait_for_a_lock_held_elsewhere(table: tuple[sqlite3
     started = time.monotonic()
     with pytest.raises(WriterBusy):
         writer.write(lambda db: db.execute("INSERT INTO t VALUES (1)"))
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 2.5  # not sqlite3's default busy wait of 5 s (a bound for a loaded machine)
     setup.execute("COMMIT")
     assert rows_after_writing_2(setup, writer) == [(2,)]
 

@@ -6,14 +6,15 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from contracts.delivery import AttemptOutcome, DeliveryState
-from gateway.store.base import DeliveryFilter
+from contracts.ticket import Deadline
+from gateway.store.base import DeliveryFilter, TicketQuery
 from gateway.store.phone_hash import PhoneKeyMismatch
 from gateway.store.redis import GROUP, RedisKeys, RedisStore, key_slot
 from tests.store.conftest import PHONE_KEY, REDIS_URL, drop_namespace
@@ -268,3 +269,24 @@ async def test_a_gateway_with_another_phone_key_refuses_to_open_the_same_redis(r
     with pytest.raises(PhoneKeyMismatch, match="HIG_PHONE_HASH_KEY"):
         await other.open()
     await other.close()
+
+
+async def test_tickets_stored_before_the_due_day_index_enter_it_once_on_open(
+        redis_store: RedisStore, redis_client: Redis, redis_namespace: str) -> None:
+    waiting, accepted = make_ticket("GZ-DUE-1"), make_ticket("GZ-DUE-2")
+    for ticket, status in ((waiting, "RECEIVED"), (accepted, "ACCEPTED")):
+        ticket.routing.deadlines = [Deadline(kind="acceptance", starts_on=date(2024, 6, 11), due_on=date(2024, 6, 20),
+                                             working_days=7, rule_set="order20-2022", basis="7 working days")]
+        ticket.lifecycle.status = status  # type: ignore[assignment]
+        await redis_store.intake(ticket, RAW, "application/json", [])
+    keys = redis_store.keys
+    await redis_client.delete(keys.tickets_by_due, keys.due_index_filled)  # as a gateway of the version before left it
+
+    reopened = RedisStore(REDIS_URL, PHONE_KEY, namespace=redis_namespace)
+    await reopened.open()
+    try:
+        found = await reopened.search_tickets(TicketQuery(due_before=date(2024, 6, 21)))
+        assert [t.ticket_id for t in found] == [waiting.ticket_id]
+        assert await redis_client.get(keys.due_index_filled) == b"1"
+    finally:
+        await reopened.close()

@@ -8,12 +8,13 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from contracts.delivery import AttemptOutcome
+from contracts.ticket import Deadline
 from gateway.config import GatewaySettings
 from gateway.store import open_store
 from gateway.store.base import TicketQuery
@@ -184,6 +185,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_10(db)
         db.execute("DROP INDEX tickets_held")
         db.execute("ALTER TABLE tickets DROP COLUMN held")
         db.execute("ALTER TABLE tickets DROP COLUMN revision")
@@ -212,6 +214,38 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert await store.replay(delivery_ids=[claimed.delivery_id]) == [claimed.delivery_id]
         budgets = {c.delivery_id: c.budget_attempts for c in await store.claim("credit", "w", 60, limit=5)}
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
+    finally:
+        await store.close()
+
+
+def _drop_schema_10(db: sqlite3.Connection) -> None:
+    db.execute("DROP INDEX tickets_next_due")
+    db.execute("ALTER TABLE tickets DROP COLUMN next_due_on")
+    db.execute("DROP TABLE deadline_outcomes")
+
+
+async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_acceptance(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    waiting, accepted, enquiry = (make_ticket(f"GZ-DUE-{i}") for i in range(3))
+    for ticket, status in ((waiting, "RECEIVED"), (accepted, "ACCEPTED")):
+        ticket.routing.deadlines = [Deadline(kind="acceptance", starts_on=date(2024, 6, 11), due_on=date(2024, 6, 20),
+                                             working_days=7, rule_set="order20-2022", basis="7 working days")]
+        ticket.lifecycle.status = status  # type: ignore[assignment]
+    for ticket in (waiting, accepted, enquiry):
+        await store.intake(ticket, RAW, "application/json", [])
+    await store.close()
+    with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_10(db)
+        db.execute("PRAGMA user_version = 9")
+
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    try:
+        found = await store.search_tickets(TicketQuery(due_before=date(2024, 6, 21)))
+        assert [t.ticket_id for t in found] == [waiting.ticket_id]  # the accepted one: its limit no longer runs
+        assert await store.on_time_counts(date(2024, 1, 1), date(2024, 12, 31)) == []
     finally:
         await store.close()
 

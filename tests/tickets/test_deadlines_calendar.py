@@ -57,9 +57,34 @@ def test_a_year_the_package_knows_does_not_warn(
 
 
 def test_a_year_beyond_the_package_counts_monday_to_friday(calendar: WorkingDayCalendar) -> None:
-    assert calendar.is_working_day(date(2030, 10, 1))  # a Tuesday; really National Day, but unknown
+    assert calendar.is_working_day(date(2030, 9, 30))  # a Monday
     assert not calendar.is_working_day(date(2030, 10, 5))  # Saturday
     assert calendar.add_working_days(date(2030, 6, 7), 7) == date(2030, 6, 18)
+
+
+# The statutory holidays on fixed dates (全国年节及纪念日放假办法, art. 2, in force from 2025), written out for 2030
+# from the calendar (each a weekday that year), not from the gateway's table: 元旦, 劳动节 1–2 May, 国庆节 1–3 Oct.
+FIXED_HOLIDAYS_2030 = [date(2030, 1, 1), date(2030, 5, 1), date(2030, 5, 2), date(2030, 10, 1), date(2030, 10, 2),
+                       date(2030, 10, 3)]
+
+
+@pytest.mark.parametrize("day", FIXED_HOLIDAYS_2030, ids=str)
+def test_a_fixed_date_statutory_holiday_is_not_a_working_day_in_a_fallback_year(
+        calendar: WorkingDayCalendar, day: date) -> None:
+    assert day.weekday() < 5
+    assert not calendar.is_working_day(day)
+
+
+def test_counting_across_national_day_in_a_fallback_year_skips_its_fixed_days(calendar: WorkingDayCalendar) -> None:
+    # Fri 27 Sep 2030 + 3: Mon 30 Sep, (Tue–Thu 1–3 Oct are 国庆节), Fri 4 Oct, (weekend), Mon 7 Oct.
+    assert calendar.add_working_days(date(2030, 9, 27), 3) == date(2030, 10, 7)
+
+
+def test_the_fallback_warning_says_which_holidays_it_counts(
+        calendar: WorkingDayCalendar, caplog: pytest.LogCaptureFixture) -> None:
+    calendar.is_working_day(date(2030, 3, 1))
+    message = fallback_warnings(caplog)[0].getMessage()
+    assert "2030" in message and "元旦" in message and "劳动节" in message and "国庆节" in message
 
 
 def test_fallback_warns_once_per_year_and_records_the_year(
@@ -90,10 +115,10 @@ def test_override_workday_takes_precedence_over_the_package() -> None:
 def test_override_entries_apply_in_a_fallback_year_which_still_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    overrides = CalendarOverrides(holidays=[OverrideDay(date=date(2030, 10, 1))])
+    overrides = CalendarOverrides(holidays=[OverrideDay(date=date(2030, 10, 7))])
     calendar = WorkingDayCalendar(overrides)
-    assert not calendar.is_working_day(date(2030, 10, 1))
-    assert calendar.is_working_day(date(2030, 10, 2))
+    assert not calendar.is_working_day(date(2030, 10, 7))
+    assert calendar.is_working_day(date(2030, 10, 8))
     assert len(fallback_warnings(caplog)) == 1
 
 

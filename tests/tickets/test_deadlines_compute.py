@@ -38,7 +38,7 @@ def only(deadlines: list[Deadline], kind: str) -> Deadline:
 def test_complaint_received_friday_before_dragon_boat_is_due_2021_06_23(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
-    [deadline] = compute_deadlines("02", cst(2021, 6, 11), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 6, 11), rules, calendar)
     assert deadline.kind == "acceptance"
     assert deadline.due_on == date(2021, 6, 23)
     assert deadline.working_days == 7
@@ -49,7 +49,7 @@ def test_complaint_received_friday_before_dragon_boat_is_due_2021_06_23(
 
 def test_the_receipt_day_is_taken_in_china_time(rules: RuleBook, calendar: WorkingDayCalendar) -> None:
     # 20:00 UTC on Thursday 06-10 is 04:00 on Friday 06-11 in Beijing.
-    [deadline] = compute_deadlines("02", datetime(2021, 6, 10, 20, tzinfo=UTC), None, rules, calendar)
+    [deadline] = compute_deadlines("02", datetime(2021, 6, 10, 20, tzinfo=UTC), rules, calendar)
     assert deadline.due_on == date(2021, 6, 23)
 
 
@@ -57,51 +57,28 @@ def test_make_up_working_sunday_and_saturday_are_counted(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
     # Fri 2021-09-24: Sun 09-26 (make-up), 27, 28, 29, 30, Fri 10-08, Sat 10-09 (make-up).
-    [deadline] = compute_deadlines("02", cst(2021, 9, 24), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 9, 24), rules, calendar)
     assert deadline.due_on == date(2021, 10, 9)
 
 
 def test_national_day_golden_week_is_skipped(rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst) -> None:
     # Thu 2021-09-30: 10-01..10-07 off; 10-08, Sat 10-09 (make-up), 10-11..10-15.
-    [deadline] = compute_deadlines("02", cst(2021, 9, 30), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 9, 30), rules, calendar)
     assert deadline.due_on == date(2021, 10, 15)
 
 
 def test_spring_festival_is_skipped(rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst) -> None:
     # Thu 2024-02-08: Fri 02-09 (除夕, a working day), 02-10..02-17 off, Sun 02-18 (make-up), 02-19..02-23.
-    [deadline] = compute_deadlines("02", cst(2024, 2, 8), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2024, 2, 8), rules, calendar)
     assert deadline.due_on == date(2024, 2, 23)
     assert deadline.rule_set == "order20-2022"
 
 
 def test_rule_set_follows_the_receipt_date(rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst) -> None:
-    [early] = compute_deadlines("02", cst(2021, 1, 5), None, rules, calendar)
-    [late] = compute_deadlines("02", cst(2023, 3, 1), None, rules, calendar)
+    [early] = compute_deadlines("02", cst(2021, 1, 5), rules, calendar)
+    [late] = compute_deadlines("02", cst(2023, 3, 1), rules, calendar)
     assert early.rule_set == "order20-2019"
     assert late.rule_set == "order20-2022"
-
-
-# --- mediation (45 working days from acceptance) ---------------------------------------------------
-
-
-def test_mediation_ends_45_working_days_after_acceptance(
-    rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
-) -> None:
-    # Accepted Mon 2024-09-02; Mid-Autumn 09-15..17 and National Day 10-01..07 off; make-up days
-    # Sat 09-14, Sun 09-29 and Sat 10-12 counted: the 45th working day is Fri 2024-11-08.
-    deadlines = compute_deadlines("02", cst(2024, 8, 28), cst(2024, 9, 2, 15), rules, calendar)
-    assert only(deadlines, "acceptance").due_on == date(2024, 9, 6)
-    mediation = only(deadlines, "mediation")
-    assert mediation.due_on == date(2024, 11, 8)
-    assert mediation.working_days == 45
-    assert mediation.basis == "45 working days from acceptance 2024-09-02 (Art. 21)"
-
-
-def test_acceptance_before_receipt_is_refused(
-    rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
-) -> None:
-    with pytest.raises(ValueError, match="before received_at"):
-        compute_deadlines("02", cst(2024, 9, 2), cst(2024, 8, 28), rules, calendar)
 
 
 # --- reports (举报) and enquiries (咨询) -------------------------------------------------------------
@@ -111,7 +88,7 @@ def test_report_clue_is_checked_within_15_working_days(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
     # Mon 2023-09-25: 26, 27, 28; 09-29..10-06 off; Sat 10-07 and Sun 10-08 (make-up); 10-09..10-20.
-    [deadline] = compute_deadlines("03", cst(2023, 9, 25), None, rules, calendar)
+    [deadline] = compute_deadlines("03", cst(2023, 9, 25), rules, calendar)
     assert deadline.kind == "clue_check"
     assert deadline.due_on == date(2023, 10, 20)
     assert deadline.working_days == 15
@@ -120,12 +97,12 @@ def test_report_clue_is_checked_within_15_working_days(
 def test_an_enquiry_has_no_statutory_deadline(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
-    assert compute_deadlines("01", cst(2023, 9, 25), None, rules, calendar) == []
+    assert compute_deadlines("01", cst(2023, 9, 25), rules, calendar) == []
 
 
 def test_a_naive_receipt_time_is_refused(rules: RuleBook, calendar: WorkingDayCalendar) -> None:
     with pytest.raises(ValueError, match="no time zone"):
-        compute_deadlines("02", datetime(2021, 6, 11, 10), None, rules, calendar)
+        compute_deadlines("02", datetime(2021, 6, 11, 10), rules, calendar)
 
 
 # --- calendar fallback and overrides ----------------------------------------------------------------
@@ -134,8 +111,8 @@ def test_a_naive_receipt_time_is_refused(rules: RuleBook, calendar: WorkingDayCa
 def test_a_deadline_in_2030_falls_back_to_monday_to_friday_and_says_so(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst, caplog: pytest.LogCaptureFixture
 ) -> None:
-    [first] = compute_deadlines("02", cst(2030, 6, 7), None, rules, calendar)
-    compute_deadlines("03", cst(2030, 6, 7), None, rules, calendar)
+    [first] = compute_deadlines("02", cst(2030, 6, 7), rules, calendar)
+    compute_deadlines("03", cst(2030, 6, 7), rules, calendar)
     assert first.due_on == date(2030, 6, 18)
     assert first.calendar_fallback is True
     assert "2030" in first.basis
@@ -147,7 +124,7 @@ def test_a_deadline_in_2030_falls_back_to_monday_to_friday_and_says_so(
 def test_a_deadline_running_into_an_unknown_year_is_flagged(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
-    [deadline] = compute_deadlines("02", cst(2026, 12, 28), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2026, 12, 28), rules, calendar)
     assert deadline.due_on.year == 2027
     assert deadline.calendar_fallback is True
     assert calendar.fallback_years == frozenset({2027})
@@ -155,19 +132,19 @@ def test_a_deadline_running_into_an_unknown_year_is_flagged(
 
 def test_a_year_covered_by_the_override_is_not_flagged(rules: RuleBook, cst: Cst) -> None:
     calendar = WorkingDayCalendar(CalendarOverrides(covered_years=[2030]))
-    [deadline] = compute_deadlines("02", cst(2030, 6, 7), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2030, 6, 7), rules, calendar)
     assert deadline.calendar_fallback is False
 
 
 def test_an_override_holiday_moves_the_deadline_later(rules: RuleBook, cst: Cst) -> None:
     calendar = WorkingDayCalendar(CalendarOverrides(holidays=[OverrideDay(date=date(2021, 6, 15))]))
-    [deadline] = compute_deadlines("02", cst(2021, 6, 11), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 6, 11), rules, calendar)
     assert deadline.due_on == date(2021, 6, 24)
 
 
 def test_an_override_make_up_day_moves_the_deadline_earlier(rules: RuleBook, cst: Cst) -> None:
     calendar = WorkingDayCalendar(CalendarOverrides(workdays=[OverrideDay(date=date(2021, 6, 19))]))
-    [deadline] = compute_deadlines("02", cst(2021, 6, 11), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 6, 11), rules, calendar)
     assert deadline.due_on == date(2021, 6, 22)
 
 
@@ -176,7 +153,7 @@ def test_an_override_make_up_day_moves_the_deadline_earlier(rules: RuleBook, cst
 
 @pytest.fixture
 def due_2021_06_23(rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst) -> Deadline:
-    [deadline] = compute_deadlines("02", cst(2021, 6, 11), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 6, 11), rules, calendar)
     return deadline
 
 
@@ -210,7 +187,7 @@ def test_due_soon_counts_working_days_not_calendar_days(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
     # Due Sat 2021-10-09; on 09-30 it is nine calendar days away but only two working days (10-08, 10-09).
-    [deadline] = compute_deadlines("02", cst(2021, 9, 24), None, rules, calendar)
+    [deadline] = compute_deadlines("02", cst(2021, 9, 24), rules, calendar)
     assert deadline.due_on == date(2021, 10, 9)
     assert deadline_status(deadline, cst(2021, 9, 30), calendar) == "due_soon"
 
@@ -227,7 +204,7 @@ def test_the_due_soon_threshold_is_configurable(
 def test_a_clue_check_extension_adds_15_working_days(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
-    [deadline] = compute_deadlines("03", cst(2023, 9, 25), None, rules, calendar)
+    [deadline] = compute_deadlines("03", cst(2023, 9, 25), rules, calendar)
     extended = extend(deadline, rules, calendar)
     assert extended.due_on == date(2023, 11, 10)
     assert extended.working_days == 30
@@ -239,7 +216,7 @@ def test_a_clue_check_extension_adds_15_working_days(
 def test_a_clue_check_can_be_extended_only_once(
     rules: RuleBook, calendar: WorkingDayCalendar, cst: Cst
 ) -> None:
-    [deadline] = compute_deadlines("03", cst(2023, 9, 25), None, rules, calendar)
+    [deadline] = compute_deadlines("03", cst(2023, 9, 25), rules, calendar)
     with pytest.raises(ExtensionNotAllowed, match="allows 1"):
         extend(extend(deadline, rules, calendar), rules, calendar)
 

@@ -39,7 +39,40 @@ def test_a_refusal_records_its_reason() -> None:
     assert decision.ticket.lifecycle.not_accepted_reason == "5"
 
 
-ILLEGAL = [(current, target) for current in Status for target in Status if target not in TRANSITIONS[current]]
+S = Status
+_EVERY = frozenset(Status)
+# The transitions the national process forbids, written out from its rules (市场监督管理投诉举报处理暂行办法 and the
+# platform's status codes), not taken from contracts.status.TRANSITIONS: a ticket never goes back to RECEIVED
+# or DISPATCHED once acted on; mediation (调解) follows acceptance (受理), and ends mediated or terminated before
+# anything else; a filing decision (立案/不立案) follows acceptance or a failed mediation; a refusal (不予受理),
+# a withdrawal (撤回), a transfer out (移送) and a mediated end leave only closing (办结); CLOSED is final.
+_ONLY_CLOSING = _EVERY - {S.CLOSED}
+FORBIDDEN: dict[Status, frozenset[Status]] = {
+    S.RECEIVED: frozenset({S.RECEIVED, S.MEDIATING, S.MEDIATED, S.MEDIATION_TERMINATED, S.FILED, S.NOT_FILED}),
+    S.DISPATCHED: frozenset({S.RECEIVED, S.DISPATCHED, S.MEDIATING, S.MEDIATED, S.MEDIATION_TERMINATED, S.FILED,
+                             S.NOT_FILED}),
+    S.ACCEPTED: frozenset({S.RECEIVED, S.DISPATCHED, S.ACCEPTED, S.NOT_ACCEPTED, S.MEDIATED,
+                           S.MEDIATION_TERMINATED, S.RETURNED}),
+    S.MEDIATING: frozenset({S.RECEIVED, S.DISPATCHED, S.ACCEPTED, S.NOT_ACCEPTED, S.MEDIATING, S.FILED,
+                            S.NOT_FILED, S.RETURNED, S.TRANSFERRED_OUT, S.CLOSED}),
+    S.MEDIATED: _ONLY_CLOSING,
+    S.MEDIATION_TERMINATED: _EVERY - {S.FILED, S.NOT_FILED, S.CLOSED},
+    S.FILED: _EVERY - {S.EXTENDED, S.CLOSED},
+    S.NOT_FILED: _ONLY_CLOSING,
+    S.EXTENDED: frozenset({S.RECEIVED, S.DISPATCHED, S.RETURNED, S.TRANSFERRED_OUT}),
+    S.NOT_ACCEPTED: _ONLY_CLOSING,
+    S.RETURNED: _EVERY - {S.DISPATCHED, S.CLOSED},
+    S.TRANSFERRED_OUT: _ONLY_CLOSING,
+    S.WITHDRAWN: _ONLY_CLOSING,
+    S.CLOSED: _EVERY,
+}
+ILLEGAL = [(current, target) for current in Status for target in sorted(FORBIDDEN[current])]
+
+
+def test_the_contract_forbids_exactly_what_the_rules_forbid() -> None:
+    code = {(c, t) for c in Status for t in Status if t not in TRANSITIONS[c]}
+    assert code == set(ILLEGAL), {"forbidden by the rules, allowed by the code": set(ILLEGAL) - code,
+                                  "allowed by the rules, forbidden by the code": code - set(ILLEGAL)}
 
 
 @pytest.mark.parametrize(("current", "target"), ILLEGAL, ids=[f"{c}->{t}" for c, t in ILLEGAL])

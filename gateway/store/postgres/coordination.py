@@ -30,6 +30,18 @@ async def try_lock(db: Connections, name: str, owner: str, ttl_seconds: float) -
     return row is not None
 
 
+async def lock_holder(db: Connections, name: str) -> str | None:
+    found = await db.fetchval("SELECT owner FROM locks WHERE name = $1 AND expires_at > $2", name, datetime.now(UTC))
+    return str(found) if found is not None else None
+
+
+async def take_over_lock(db: Connections, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+    """Give the lock to `owner` if `stale_owner` still holds it (one statement: one winner)."""
+    status = await db.execute("UPDATE locks SET owner = $3, expires_at = $4 WHERE name = $1 AND owner = $2",
+                              name, stale_owner, owner, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
+    return status == "UPDATE 1"
+
+
 async def release_lock(db: Connections, name: str, owner: str) -> None:
     await db.execute("DELETE FROM locks WHERE name = $1 AND owner = $2", name, owner)
 

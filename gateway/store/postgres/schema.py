@@ -35,6 +35,7 @@ CREATE TABLE tickets (
     held                     text,
     last_sequence            integer NOT NULL,
     revision                 integer NOT NULL,
+    next_due_on              date,
     created_at               timestamptz NOT NULL,
     updated_at               timestamptz NOT NULL,
     body                     json NOT NULL,
@@ -52,6 +53,21 @@ CREATE INDEX tickets_respondent_name ON tickets (respondent_name, created_at DES
 CREATE INDEX tickets_phone ON tickets (complainant_phone_hash, created_at DESC, seq DESC)
     WHERE complainant_phone_hash IS NOT NULL;
 CREATE INDEX tickets_held ON tickets (held, created_at DESC, seq DESC) WHERE held IS NOT NULL;
+-- Deadline risk is read by the earliest due day of a ticket's running time limits.
+CREATE INDEX tickets_next_due ON tickets (next_due_on, created_at DESC, seq DESC) WHERE next_due_on IS NOT NULL;
+
+-- Every ended time limit of each ticket, for on-time counts by day, organisation and kind.
+CREATE TABLE deadline_outcomes (
+    ticket_id        text NOT NULL,
+    position         integer NOT NULL,
+    ended_on         date NOT NULL,
+    handler_org_code text NOT NULL,
+    handler_org_name text NOT NULL,
+    kind             text NOT NULL,
+    outcome          text NOT NULL,
+    PRIMARY KEY (ticket_id, position)
+);
+CREATE INDEX deadline_outcomes_ended ON deadline_outcomes (ended_on);
 
 CREATE TABLE raw_payloads (
     ticket_id    text PRIMARY KEY REFERENCES tickets (id),

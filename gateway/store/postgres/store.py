@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from ulid import ULID
 
@@ -22,13 +22,15 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    OnTimeCount,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
+from gateway.store.errors import StoreError
 from gateway.store.postgres import coordination, lanes, operations, quarantine, tickets
 from gateway.store.postgres.connection import Connections, LaneListener, PoolSettings, redacted
-from gateway.store.postgres.schema import LATEST, check_phone_key, migrate
+from gateway.store.postgres.schema import check_phone_key, migrate
 from gateway.store.records import attempt_to_record, next_revision
 
 
@@ -67,19 +69,28 @@ class PostgresStore(Store):
         await self._db.close()
 
     async def health(self) -> dict[str, object]:
-        async with self._db.connection() as conn:
-            fsync = await conn.fetchval("SHOW fsync")
-            synchronous_commit = await conn.fetchval("SHOW synchronous_commit")
-            version = await conn.fetchval("SHOW server_version")
+        about: dict[str, object] = {"kind": "postgres", "url": redacted(self.settings.url),
+                                    "schema": self.settings.schema, "pool_size": self.settings.size}
+        try:
+            async with self._db.connection() as conn:
+                fsync = await conn.fetchval("SHOW fsync")
+                synchronous_commit = await conn.fetchval("SHOW synchronous_commit")
+                version = await conn.fetchval("SHOW server_version")
+                standby = await conn.fetchval("SELECT pg_is_in_recovery()")
+                schema_version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+        except StoreError as err:  # unreachable or every connection busy: say so, never raise
+            return {**about, "reachable": False, "writable": False, "persistent": False,
+                    "warnings": [f"PostgreSQL does not answer: {err}"]}
         warnings: list[str] = []
+        if standby:
+            warnings.append("PostgreSQL is a standby (in recovery): no writes; point the gateway at the primary")
         if fsync != "on":
             warnings.append("PostgreSQL runs with fsync=off: a crash of the machine can lose or corrupt data")
         if synchronous_commit == "off":
             warnings.append("synchronous_commit=off: a crash of PostgreSQL can lose the last acknowledged tickets")
-        return {"reachable": True, "persistent": fsync == "on" and synchronous_commit != "off",
-                "warnings": warnings, "kind": "postgres", "url": redacted(self.settings.url),
-                "schema": self.settings.schema, "schema_version": LATEST, "server_version": version,
-                "pool_size": self.settings.size}
+        return {**about, "reachable": True, "writable": not standby,
+                "persistent": fsync == "on" and synchronous_commit != "off", "warnings": warnings,
+                "server_version": version, "schema_version": schema_version}
 
     # -- tickets ----------------------------------------------------------------------------------
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
@@ -107,6 +118,12 @@ class PostgresStore(Store):
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._db, query, self._phone_key)
+
+    async def count_tickets(self, query: TicketQuery) -> int:
+        return await tickets.count_tickets(self._db, query, self._phone_key)
+
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        return await tickets.on_time_counts(self._db, first_day, last_day)
 
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         return await tickets.get_raw_payload(self._db, ticket_id)
@@ -208,6 +225,12 @@ class PostgresStore(Store):
 
     async def release_lock(self, name: str, owner: str) -> None:
         await coordination.release_lock(self._db, name, owner)
+
+    async def lock_holder(self, name: str) -> str | None:
+        return await coordination.lock_holder(self._db, name)
+
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        return await coordination.take_over_lock(self._db, name, stale_owner, owner, ttl_seconds)
 
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         return await coordination.remember_nonce(self._lanes, scope, nonce, ttl_seconds)

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, TicketQuery, UnknownTicket
+from gateway.store.base import ConcurrentUpdate, IntakeResult, OnTimeCount, TicketQuery, UnknownTicket
 from gateway.store.postgres.connection import Connections
 from gateway.store.postgres.lanes import delivery_arrays, insert_deliveries_sql
 from gateway.store.postgres.where import where
-from gateway.store.ticket_index import query_index_values, ticket_index_values
+from gateway.store.ticket_index import ended_limits, next_due_on, query_index_values, ticket_index_values
+
+# A ticket's ended time limits, for the on-time counts, from the parallel arrays of `_outcome_arrays`.
+_INSERT_OUTCOMES = (
+    "INSERT INTO deadline_outcomes (ticket_id, position, ended_on, handler_org_code, handler_org_name, kind, outcome)"
+    " SELECT {ticket}, o.n - 1, o.ended_on, o.org_code, o.org_name, o.kind, o.outcome"
+    " FROM {source}unnest(${first}::date[], ${first1}::text[], ${first2}::text[], ${first3}::text[], ${first4}::text[])"
+    " WITH ORDINALITY AS o(ended_on, org_code, org_name, kind, outcome, n)"
+)
+
+
+def _outcome_arrays(ticket: Ticket) -> list[list[Any]]:
+    ended = ended_limits(ticket)
+    return [[e.ended_on for e in ended], [e.handler_org_code for e in ended], [e.handler_org_name for e in ended],
+            [e.kind for e in ended], [e.outcome for e in ended]]
+
+
+def _outcomes_sql(ticket: str, source: str, first: int) -> str:
+    return _INSERT_OUTCOMES.format(ticket=ticket, source=source, first=first, first1=first + 1, first2=first + 2,
+                                   first3=first + 3, first4=first + 4)
+
 
 # Ticket, raw payload and outbox in ONE statement (one round trip, one transaction). The unique constraint on the
 # idempotency key decides a race between connections or processes: the loser inserts nothing at all (the raw
@@ -19,12 +40,13 @@ _INTAKE = f"""
 WITH ticket AS (
     INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system, source_ticket_no,
                          status, respondent_uscc, respondent_name, complainant_phone_hash, held, last_sequence,
-                         revision, created_at, updated_at, body)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json)
+                         revision, created_at, updated_at, body, next_due_on)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json, $27)
     ON CONFLICT DO NOTHING
     RETURNING id, idempotency_key),
 raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $16, $17, $14 FROM ticket),
-outbox AS ({insert_deliveries_sql(18, "ticket.id", "ticket.idempotency_key", source="ticket, ")})
+outbox AS ({insert_deliveries_sql(18, "ticket.id", "ticket.idempotency_key", source="ticket, ")}),
+ended AS ({_outcomes_sql("ticket.id", "ticket, ", 28)})
 SELECT id FROM ticket
 """  # noqa: S608 - the deliveries fragment is SQL of this package
 
@@ -41,7 +63,8 @@ async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, ra
             _INTAKE, ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
             ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
             ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
-            ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now)
+            ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now, next_due_on(ticket),
+            *_outcome_arrays(ticket))
         if inserted is not None:
             return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
         existing = await conn.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", ticket.idempotency_key)
@@ -67,10 +90,12 @@ async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEn
         await conn.execute(
             "UPDATE tickets SET national_registration_no = $2, status = $3, respondent_uscc = $4,"
             " respondent_name = $5, complainant_phone_hash = $6, held = $7, last_sequence = $8, revision = $9,"
-            " updated_at = $10, body = $11::json WHERE id = $1",
+            " updated_at = $10, body = $11::json, next_due_on = $12 WHERE id = $1",
             ticket.ticket_id, ix["national_registration_no"], ix["status"], ix["respondent_uscc"],
             ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
-            ticket.lifecycle.revision, now, body)
+            ticket.lifecycle.revision, now, body, next_due_on(ticket))
+        await conn.execute("DELETE FROM deadline_outcomes WHERE ticket_id = $1", ticket.ticket_id)
+        await conn.execute(_outcomes_sql("$1", "", 2), ticket.ticket_id, *_outcome_arrays(ticket))
         if not outbox:
             return ()
         ids, arrays = delivery_arrays(outbox)
@@ -97,13 +122,35 @@ async def find_ticket_id(db: Connections, *, idempotency_key: str | None,
     return str(found) if found is not None else None
 
 
-async def search_tickets(db: Connections, query: TicketQuery, phone_key: bytes) -> list[Ticket]:
+def _matching(query: TicketQuery, phone_key: bytes) -> tuple[str, list[object]]:
     exact = [(f"{index} = {{}}", value) for index, value in query_index_values(query, phone_key).items()]
-    condition, params = where([*exact, ("created_at >= {}", query.since), ("created_at < {}", query.until)])
+    return where([*exact, ("created_at >= {}", query.since), ("created_at < {}", query.until),
+                  ("next_due_on >= {}", query.due_from), ("next_due_on < {}", query.due_before)])
+
+
+async def search_tickets(db: Connections, query: TicketQuery, phone_key: bytes) -> list[Ticket]:
+    condition, params = _matching(query, phone_key)
+    order = "created_at DESC, seq DESC" if query.order == "newest" else "next_due_on, created_at DESC, seq DESC"
+    if query.order == "due" and query.due_from is None and query.due_before is None:
+        condition += (" AND " if condition else "WHERE ") + "next_due_on IS NOT NULL"
     rows = await db.fetch(
-        f"SELECT body FROM tickets {condition} ORDER BY created_at DESC, seq DESC LIMIT ${len(params) + 1}",  # noqa: S608
+        f"SELECT body FROM tickets {condition} ORDER BY {order} LIMIT ${len(params) + 1}",  # noqa: S608
         *params, query.limit)
     return [Ticket.model_validate_json(r["body"]) for r in rows]
+
+
+async def count_tickets(db: Connections, query: TicketQuery, phone_key: bytes) -> int:
+    condition, params = _matching(query, phone_key)
+    return int(await db.fetchval(f"SELECT count(*) FROM tickets {condition}", *params))  # noqa: S608
+
+
+async def on_time_counts(db: Connections, first_day: date, last_day: date) -> list[OnTimeCount]:
+    rows = await db.fetch(
+        "SELECT handler_org_code, max(handler_org_name) AS name, kind, count(*) FILTER (WHERE outcome = 'met') AS met,"
+        " count(*) FILTER (WHERE outcome = 'missed') AS missed FROM deadline_outcomes"
+        " WHERE ended_on >= $1 AND ended_on <= $2 GROUP BY handler_org_code, kind ORDER BY handler_org_code, kind",
+        first_day, last_day)
+    return [OnTimeCount(r["handler_org_code"], r["name"], r["kind"], int(r["met"]), int(r["missed"])) for r in rows]
 
 
 async def get_raw_payload(db: Connections, ticket_id: str) -> tuple[bytes, str] | None:

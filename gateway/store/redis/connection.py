@@ -12,6 +12,7 @@ from ulid import ULID
 
 from contracts.delivery import DeliveryState, OutboxEntry, check_destination
 from gateway.store.coalesce import Coalescer
+from gateway.store.errors import StoreError
 from gateway.store.redis import lua
 from gateway.store.redis.keys import GROUP, LaneKeys, RedisKeys
 
@@ -57,8 +58,12 @@ class RedisConnection:
     """The client of one Redis store and the steps its roles share; the roles are mixins over it."""
 
     def __init__(self, url: str, phone_hash_key: bytes, *, namespace: str = "hig",
-                 client: Redis | None = None) -> None:
+                 client: Redis | None = None, connect_timeout_s: float = 2.0,
+                 operation_timeout_s: float = 5.0, wait_aof: bool = False) -> None:
         self.url = url
+        self.wait_aof = wait_aof  # intake waits until Redis has the write in its AOF on disk (WAITAOF 1 0)
+        self.connect_timeout_s = connect_timeout_s
+        self.operation_timeout_s = operation_timeout_s
         self.keys = RedisKeys(namespace)
         self._phone_key = phone_hash_key
         self._client = client
@@ -106,6 +111,13 @@ class RedisConnection:
                 except ResponseError as err:
                     results[n] = err
         return results
+
+    async def _wait_aof(self) -> None:
+        """Until this Redis has every write so far in its AOF on disk (WAITAOF 1 0), within the operation timeout;
+        an intake not confirmed so is answered as one whose outcome is unknown (the partner retries safely)."""
+        local, _ = await self.redis.waitaof(1, 0, int(self.operation_timeout_s * 1000))
+        if int(local) < 1:
+            raise StoreError(f"Redis did not confirm the write on disk within {self.operation_timeout_s:g} s (WAITAOF)")
 
     # -- lanes: registry and consumer groups ------------------------------------------------------
     async def _ensure_lane(self, lane: str, *, force: bool = False) -> LaneKeys:

@@ -24,6 +24,15 @@ class RedisCoordination(RedisConnection, Coordination):
     async def release_lock(self, name: str, owner: str) -> None:
         await self._eval(lua.RELEASE_LOCK, [self.keys.lock(name)], [owner])
 
+    async def lock_holder(self, name: str) -> str | None:
+        value = await self.redis.get(self.keys.lock(name))
+        return text(value) if value is not None else None
+
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        taken = await self._eval(lua.TAKE_OVER_LOCK, [self.keys.lock(name)],
+                                 [stale_owner, owner, max(1, int(ttl_seconds * 1000))])
+        return int(taken) == 1
+
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         first = await self.redis.set(self.keys.nonce(scope, nonce), b"1", nx=True,
                                      px=max(1, int(ttl_seconds * 1000)))

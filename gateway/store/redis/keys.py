@@ -138,6 +138,17 @@ class RedisKeys:
         return f"{self._tickets}:by-time"
 
     @property
+    def tickets_by_due(self) -> str:  # sorted set: ticket id scored by its running limits' earliest due day (ordinal)
+        return f"{self._tickets}:by-due"
+
+    @property
+    def on_time_prefix(self) -> str:
+        return f"{self._tickets}:on-time:"
+
+    def on_time(self, day: str) -> str:  # hash: "org code\torg name\tkind\tmet|missed" -> limits ended that day
+        return f"{self.on_time_prefix}{day}"
+
+    @property
     def outbox(self) -> str:  # stream of deliveries not yet moved into their lane
         return f"{self._tickets}:outbox"
 
@@ -148,6 +159,10 @@ class RedisKeys:
     def ticket_deliveries(self, ticket_id: str) -> str:  # hash: delivery id -> lane name
         return f"{self._tickets}:td:{ticket_id}"
 
+    @property
+    def health_probe(self) -> str:  # string, expires: written by health() in the slot intake writes to
+        return f"{self._tickets}:health-probe"
+
     # -- lanes ------------------------------------------------------------------------------------
     def lane(self, name: str) -> LaneKeys:
         check_destination(name)
@@ -156,6 +171,10 @@ class RedisKeys:
     @property
     def phone_key_fingerprint(self) -> str:  # string: HMAC of a constant under the phone hash key in use
         return f"{self.namespace}:phone-key-fingerprint"
+
+    @property
+    def due_index_filled(self) -> str:  # string: set once tickets stored before the due-day index were indexed
+        return f"{self._tickets}:by-due-filled"
 
     @property
     def lanes(self) -> str:  # set of lane names ever used

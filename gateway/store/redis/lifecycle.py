@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import date
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.store.base import StoreLifecycle
-from gateway.store.errors import PhoneKeyMismatch
+from gateway.store.errors import PhoneKeyMismatch, StoreConfigError
 from gateway.store.phone_hash import KEY_ENV, key_fingerprint
 from gateway.store.redis.connection import RedisConnection, text
 
@@ -20,7 +22,10 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
 
     async def open(self) -> None:
         if self._client is None:
-            self._client = Redis.from_url(self.url, decode_responses=False)
+            # Never redis-py's defaults (no read timeout at all): a hung Redis must fail a push in bounded time.
+            self._client = Redis.from_url(self.url, decode_responses=False,
+                                          socket_connect_timeout=self.connect_timeout_s,
+                                          socket_timeout=self.operation_timeout_s)
         await self.redis.ping()
         self.persistence = await self._check_persistence()
         if not self.persistence["persistent"]:
@@ -29,10 +34,61 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
                 "enable appendonly (AOF) or RDB snapshots before this gateway takes real traffic",
                 extra={"redis_url": self._safe_url(), "persistence": self.persistence},
             )
+        loss = self._acknowledged_loss()
+        if loss:
+            log.warning(loss, extra={"redis_url": self._safe_url(), "persistence": self.persistence})
+        if self.wait_aof:
+            await self._check_wait_aof()
         await self._check_phone_key()
         for lane in await self._lanes():
             await self._ensure_lane(lane, force=True)
         await self._relay_backlog()
+        await self._fill_due_index()
+
+    async def _fill_due_index(self, batch: int = 1000) -> None:
+        """Once per store: tickets stored before the due-day index existed enter it, as SQLite's migration 10 fills
+        its column: those still RECEIVED or DISPATCHED, by the earliest due day of their intake deadlines."""
+        if not await self.redis.set(self.keys.due_index_filled, "1", nx=True):
+            return
+        start, filled = 0, 0
+        while ids := [text(t) for t in await self.redis.zrange(self.keys.tickets_by_time, start, start + batch - 1)]:
+            start += batch
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in ids:
+                    pipe.hmget(self.keys.ticket(tid), ["ix:status", "json"])
+                rows: list[list[bytes | None]] = await pipe.execute()
+            due: dict[str, int] = {}
+            for tid, (status, body) in zip(ids, rows, strict=True):
+                if body is None or status not in (b"RECEIVED", b"DISPATCHED"):
+                    continue
+                days = [d["due_on"] for d in json.loads(body).get("routing", {}).get("deadlines", [])]
+                if days:
+                    due[tid] = date.fromisoformat(min(days)).toordinal()
+            if due:
+                filled += int(await self.redis.zadd(self.keys.tickets_by_due, due, nx=True) or 0)
+        if filled:
+            log.info("due-day index filled for tickets stored before it", extra={"tickets": filled})
+
+    def _acknowledged_loss(self) -> str | None:
+        """What a power loss can take that the gateway already acknowledged, when Redis persists but not at once."""
+        if not self.persistence.get("persistent") or self.wait_aof:
+            return None
+        if self.persistence.get("appendonly") and self.persistence.get("appendfsync") != "always":
+            return (f"Redis writes its AOF to disk with appendfsync {self.persistence.get('appendfsync')}: on a power "
+                    "loss or a crash of its machine, about the last second of acknowledged intakes can be lost; set "
+                    "appendfsync always, or store.redis_wait_aof: true (Redis 7.2+: WAITAOF after each intake)")
+        if not self.persistence.get("appendonly") and not self.persistence.get("aof_enabled"):
+            return ("Redis persists only by RDB snapshots: everything acknowledged since the last snapshot is lost if "
+                    "it stops; enable appendonly with appendfsync always")
+        return None
+
+    async def _check_wait_aof(self) -> None:
+        """store.redis_wait_aof needs WAITAOF (Redis 7.2) and an AOF to wait on: refuse to start otherwise."""
+        try:
+            await self.redis.waitaof(0, 0, 1)
+        except ResponseError as err:
+            raise StoreConfigError(f"store.redis_wait_aof is set, but {self._safe_url()} cannot WAITAOF ({err}): it "
+                                   "needs Redis 7.2 or later with appendonly yes") from err
 
     async def _check_phone_key(self) -> None:
         """Every gateway on one Redis must hash phones with one key, or a search by phone misses what another
@@ -57,7 +113,9 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
         try:
             appendonly = {text(k): text(v) for k, v in (await self.redis.config_get("appendonly")).items()}
             save = {text(k): text(v) for k, v in (await self.redis.config_get("save")).items()}
+            fsync = {text(k): text(v) for k, v in (await self.redis.config_get("appendfsync")).items()}
             report["appendonly"] = appendonly.get("appendonly") == "yes"
+            report["appendfsync"] = fsync.get("appendfsync")
             report["rdb_save"] = save.get("save", "")
         except ResponseError as err:  # CONFIG is often disabled on managed Redis
             report["config_error"] = str(err)
@@ -80,14 +138,24 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
         try:
             await self.redis.ping()
         except Exception as err:  # health reports, it does not raise
-            return {"store": "redis", "reachable": False, "persistent": False, "warnings": [str(err)]}
+            return {"store": "redis", "reachable": False, "writable": False, "persistent": False,
+                    "warnings": [f"{type(err).__name__}: {err}"]}
+        try:  # a Redis that answers PING may still refuse writes (MISCONF after a failed save, OOM, a replica)
+            await self.redis.set(self.keys.health_probe, b"1", px=60_000)
+        except Exception as err:
+            return {"store": "redis", "reachable": True, "writable": False, "persistent": False,
+                    "warnings": [f"Redis refuses writes: {type(err).__name__}: {err}"]}
         self.persistence = await self._check_persistence()
         if not self.persistence["persistent"]:
             warnings.append("Redis keeps nothing on disk (no AOF, no RDB save points): a restart loses all data")
+        loss = self._acknowledged_loss()
+        if loss:
+            warnings.append(loss)
         backlog = await self.redis.xlen(self.keys.outbox)
         return {
             "store": "redis",
             "reachable": True,
+            "writable": True,
             "persistent": self.persistence["persistent"],
             "persistence": self.persistence,
             "namespace": self.keys.namespace,

@@ -24,6 +24,23 @@ local function set_indexes(tkey, prefix, id, at, n)
   end
 end
 
+-- Deadline state: the ticket in the by-due sorted set (due: the day's ordinal, '' for no running limit), and
+-- its ended limits ('day\tfield' lines) counted in the per-day on-time hashes, the old lines taken back first.
+local function set_deadline_state(tkey, bydue, onprefix, id, due, ended)
+  if due == '' then redis.call('ZREM', bydue, id) else redis.call('ZADD', bydue, tonumber(due), id) end
+  local old = redis.call('HGET', tkey, 'ended') or ''
+  if old == ended then return end
+  for line in string.gmatch(old, '[^\\n]+') do
+    local day, field = string.match(line, '^([^\\t]+)\\t(.+)$')
+    redis.call('HINCRBY', onprefix .. day, field, -1)
+  end
+  for line in string.gmatch(ended, '[^\\n]+') do
+    local day, field = string.match(line, '^([^\\t]+)\\t(.+)$')
+    redis.call('HINCRBY', onprefix .. day, field, 1)
+  end
+  redis.call('HSET', tkey, 'ended', ended)
+end
+
 -- Outbox entries: 8 arguments each (delivery id, lane, kind, idempotency key, body, content type,
 -- headers JSON, priority), preceded by their count.
 local function add_outbox(outbox, lanes, tdel, tid, at, now)
@@ -42,9 +59,9 @@ local function add_outbox(outbox, lanes, tdel, tid, at, now)
 end
 """
 
-# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries
-# ARGV: ticket id, json, revision, now, raw body, raw content type, index prefix, index count,
-#       index (name, value) pairs, outbox entries
+# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due
+# ARGV: ticket id, json, revision, now, raw body, raw content type, due, ended, on-time prefix, index prefix,
+#       index count, index (name, value) pairs, outbox entries
 # -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
 INTAKE = _TICKET_COMMON + """
 local existing = redis.call('GET', KEYS[1])
@@ -55,15 +72,17 @@ redis.call('SET', KEYS[1], tid)
 redis.call('HSET', KEYS[2], 'json', ARGV[2], 'rev', ARGV[3], 'created', now, 'updated', now)
 redis.call('HSET', KEYS[3], 'body', ARGV[5], 'ctype', ARGV[6], 'received', now)
 redis.call('ZADD', KEYS[4], now, tid)
-local n = tonumber(ARGV[8])
-set_indexes(KEYS[2], ARGV[7], tid, 9, n)
-local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, 9 + 2 * n, now)
+set_deadline_state(KEYS[2], KEYS[8], ARGV[9], tid, ARGV[7], ARGV[8])
+local n = tonumber(ARGV[11])
+set_indexes(KEYS[2], ARGV[10], tid, 12, n)
+local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, 12 + 2 * n, now)
 table.insert(ids, 1, 1)
 return ids
 """
 
-# KEYS: ticket, outbox, delivery-lanes, ticket-deliveries
-# ARGV: ticket id, json, revision, expected revision ('' for any), now, index prefix, index count, pairs, outbox
+# KEYS: ticket, outbox, delivery-lanes, ticket-deliveries, tickets-by-due
+# ARGV: ticket id, json, revision, expected revision ('' for any), now, due, ended, on-time prefix, index prefix,
+#       index count, pairs, outbox
 # -> {1, outbox ids...}; {-1} unknown ticket; {-2, stored revision} on a revision conflict (a ticket stored
 # before revisions were kept is at revision 0)
 SAVE_TICKET = _TICKET_COMMON + """
@@ -72,9 +91,10 @@ local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if ARGV[4] ~= '' and rev ~= ARGV[4] then return {-2, rev} end
 local tid = ARGV[1]
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'rev', ARGV[3], 'updated', ARGV[5])
-local n = tonumber(ARGV[7])
-set_indexes(KEYS[1], ARGV[6], tid, 8, n)
-local ids = add_outbox(KEYS[2], KEYS[3], KEYS[4], tid, 8 + 2 * n, ARGV[5])
+set_deadline_state(KEYS[1], KEYS[5], ARGV[8], tid, ARGV[6], ARGV[7])
+local n = tonumber(ARGV[10])
+set_indexes(KEYS[1], ARGV[9], tid, 11, n)
+local ids = add_outbox(KEYS[2], KEYS[3], KEYS[4], tid, 11 + 2 * n, ARGV[5])
 table.insert(ids, 1, 1)
 return ids
 """
@@ -409,6 +429,12 @@ TRY_LOCK = """
 local cur = redis.call('GET', KEYS[1])
 if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+
+# KEYS: lock   ARGV: stale owner, new owner, ttl ms
+TAKE_OVER_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
 return 0
 """
 

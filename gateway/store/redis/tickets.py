@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import date, timedelta
 from typing import cast
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import IntakeResult, TicketQuery, TicketStore
+from gateway.store.base import IntakeResult, OnTimeCount, TicketQuery, TicketStore
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
 from gateway.store.records import next_revision, now_ms, to_ms
 from gateway.store.redis import lua
 from gateway.store.redis.connection import RedisConnection, outbox_args, text
-from gateway.store.ticket_index import TICKET_INDEXES, query_index_values, ticket_index_values
+from gateway.store.ticket_index import (
+    TICKET_INDEXES,
+    ended_limits,
+    next_due_on,
+    query_index_values,
+    ticket_index_values,
+)
 
 
 class RedisTickets(RedisConnection, TicketStore):
     """Tickets, raw payloads, idempotency records and search indexes, all in the `{tickets}` slot."""
+
+    def _deadline_args(self, ticket: Ticket) -> list[str | bytes | int]:
+        """The ticket's earliest running due day (ordinal, '' for none), its ended limits as on-time lines, the
+        prefix of the per-day on-time hashes."""
+        due = next_due_on(ticket)
+        ended = "".join(f"{e.ended_on.isoformat()}\t{e.handler_org_code}\t{e.handler_org_name}\t{e.kind}"
+                        f"\t{e.outcome}\n" for e in ended_limits(ticket))
+        return ["" if due is None else due.toordinal(), ended, self.keys.on_time_prefix]
 
     def _index_args(self, ticket: Ticket) -> list[str | bytes | int]:
         values = ticket_index_values(ticket, self._phone_key)
@@ -34,13 +49,15 @@ class RedisTickets(RedisConnection, TicketStore):
         reply = await self._eval(
             lua.INTAKE,
             [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
-             k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
+             k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id), k.tickets_by_due],
             [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
              ticket.lifecycle.revision, now, raw_body,
-             raw_content_type, *self._index_args(ticket), *entry_args],
+             raw_content_type, *self._deadline_args(ticket), *self._index_args(ticket), *entry_args],
         )
         if int(reply[0]) == 0:
             return IntakeResult(ticket_id=text(reply[1]), created=False)
+        if self.wait_aof:
+            await self._wait_aof()
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
 
@@ -73,9 +90,11 @@ class RedisTickets(RedisConnection, TicketStore):
         k = self.keys
         reply = await self._eval(
             lua.SAVE_TICKET,
-            [k.ticket(ticket.ticket_id), k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id)],
+            [k.ticket(ticket.ticket_id), k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id),
+             k.tickets_by_due],
             [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.revision,
-             "" if expected_revision is None else expected_revision, now, *self._index_args(ticket), *entry_args],
+             "" if expected_revision is None else expected_revision, now, *self._deadline_args(ticket),
+             *self._index_args(ticket), *entry_args],
         )
         status = int(reply[0])
         if status == -1:
@@ -87,24 +106,58 @@ class RedisTickets(RedisConnection, TicketStore):
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return tuple(ids)
 
-    async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
+    async def _matching_ids(self, query: TicketQuery, limit: int | None) -> list[str]:
+        """Ids of the tickets matching the query, in its order; at most `limit` (None: all)."""
         sets = [self.keys.index(name, value) for name, value in query_index_values(query, self._phone_key).items()]
         low = to_ms(query.since) if query.since else None
         high = to_ms(query.until) if query.until else None
-        if sets:
-            members = await cast(Awaitable[set[bytes]], self.redis.sinter(sets))
-            ids = [text(m) for m in members]
-            scores = await self.redis.zmscore(self.keys.tickets_by_time, ids) if ids else []
-            hits = [(score, tid) for score, tid in zip(scores, ids, strict=True) if score is not None
-                    and (low is None or score >= low) and (high is None or score < high)]
-            hits.sort(reverse=True)
-            chosen = [tid for _, tid in hits[:query.limit]]
+        due_low = query.due_from.toordinal() if query.due_from else None
+        due_high = query.due_before.toordinal() if query.due_before else None
+        by_due = query.order == "due" or due_low is not None or due_high is not None
+        if by_due:
+            # The due range first: a range of days holds few tickets, the exact sets may hold many.
+            bottom, top = "-inf" if due_low is None else due_low, "+inf" if due_high is None else f"({due_high}"
+            only_due = query.order == "due" and not sets and low is None and high is None and limit is not None
+            by_due_key = self.keys.tickets_by_due
+            if only_due:
+                # The most pressing `limit`, and every ticket due on the last day they reach (newest first there).
+                pairs = _scored(await self.redis.zrangebyscore(by_due_key, bottom, top, withscores=True,
+                                                               start=0, num=limit))
+                if pairs and len(pairs) == limit:
+                    last = pairs[-1][1]
+                    pairs = [p for p in pairs if p[1] < last] + _scored(
+                        await self.redis.zrangebyscore(by_due_key, last, last, withscores=True))
+            else:
+                pairs = _scored(await self.redis.zrangebyscore(by_due_key, bottom, top, withscores=True))
+            due_of = dict(pairs)
+            ids = list(due_of)
+            for key in sets:
+                if not ids:
+                    break
+                inside = await self.redis.smismember(key, ids)
+                ids = [tid for tid, yes in zip(ids, inside, strict=True) if yes]
+        elif sets:
+            ids = [text(m) for m in await cast(Awaitable[set[bytes]], self.redis.sinter(sets))]
         else:
+            if limit is None:
+                return [text(t) for t in await self.redis.zrangebyscore(
+                    self.keys.tickets_by_time, "-inf" if low is None else low, "+inf" if high is None else f"({high}")]
             raw_ids = await self.redis.zrevrangebyscore(
                 self.keys.tickets_by_time, "+inf" if high is None else f"({high}",
-                "-inf" if low is None else low, start=0, num=query.limit,
+                "-inf" if low is None else low, start=0, num=limit,
             )
-            chosen = [text(t) for t in raw_ids]
+            return [text(t) for t in raw_ids]
+        scores = await self.redis.zmscore(self.keys.tickets_by_time, ids) if ids else []
+        hits = [(score, tid) for score, tid in zip(scores, ids, strict=True) if score is not None
+                and (low is None or score >= low) and (high is None or score < high)]
+        hits.sort(reverse=True)  # newest first
+        if query.order == "due":
+            hits.sort(key=lambda h: due_of[h[1]])  # stable: newest first within a day
+        chosen = [tid for _, tid in hits]
+        return chosen if limit is None else chosen[:limit]
+
+    async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
+        chosen = await self._matching_ids(query, query.limit)
         if not chosen:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -113,7 +166,44 @@ class RedisTickets(RedisConnection, TicketStore):
             bodies = await pipe.execute()
         return [Ticket.model_validate_json(b) for b in bodies if b is not None]
 
+    async def count_tickets(self, query: TicketQuery) -> int:
+        if not query_index_values(query, self._phone_key) and query.since is None and query.until is None:
+            if query.due_from is None and query.due_before is None:
+                total: int = await self.redis.zcard(self.keys.tickets_by_time)
+                return total
+            low, high = query.due_from, query.due_before
+            due: int = await self.redis.zcount(self.keys.tickets_by_due, "-inf" if low is None else low.toordinal(),
+                                               "+inf" if high is None else f"({high.toordinal()}")
+            return due
+        return len(await self._matching_ids(query, None))
+
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self.keys.on_time(day.isoformat()))
+            found: list[dict[bytes, bytes]] = await pipe.execute()
+        totals: dict[tuple[str, str, str], dict[str, int]] = {}
+        for counts in found:
+            for field, value in counts.items():
+                code, name, kind, outcome = text(field).split("\t")
+                tally = totals.setdefault((code, name, kind), {"met": 0, "missed": 0})
+                tally[outcome] += int(value)
+        merged: dict[tuple[str, str], OnTimeCount] = {}
+        for (code, name, kind), tally in sorted(totals.items()):
+            if tally["met"] or tally["missed"]:
+                seen = merged.get((code, kind))
+                met, missed = tally["met"] + (seen.met if seen else 0), tally["missed"] + (seen.missed if seen else 0)
+                merged[(code, kind)] = OnTimeCount(code, max(name, seen.handler_org_name if seen else ""), kind,
+                                                   met, missed)
+        return [merged[key] for key in sorted(merged)]
+
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         body, ctype = await cast(Awaitable[list[bytes | None]],
                                  self.redis.hmget(self.keys.raw(ticket_id), ["body", "ctype"]))
         return (body, text(ctype)) if body is not None else None
+
+
+def _scored(reply: object) -> list[tuple[str, float]]:
+    """A WITHSCORES range reply as (member, score) pairs."""
+    return [(text(member), float(score)) for member, score in cast(list[tuple[bytes, float]], reply)]

@@ -33,6 +33,17 @@ def try_lock(name: str, owner: str, ttl_seconds: float, db: sqlite3.Connection) 
     return row is not None
 
 
+async def lock_holder(x: Executor, name: str) -> str | None:
+    row = await x.run(x.fetchone, "SELECT owner FROM locks WHERE name = ? AND expires_at > ?", (name, now_ms()))
+    return str(row[0]) if row else None
+
+
+def take_over_lock(name: str, stale_owner: str, owner: str, ttl_seconds: float, db: sqlite3.Connection) -> bool:
+    taken = db.execute("UPDATE locks SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?",
+                       (owner, now_ms() + int(ttl_seconds * 1000), name, stale_owner))
+    return taken.rowcount == 1
+
+
 def release_lock(name: str, owner: str, db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 

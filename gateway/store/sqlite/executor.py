@@ -316,14 +316,21 @@ class Executor:
         """The file's settings as the store thread's connection sees them (on that thread)."""
         db = self.db
         sync_names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+        writable, warnings = True, []
+        try:  # the write lock within the busy timeout: what an intake needs (another process may hold it)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            writable, warnings = False, [f"SQLite refuses writes: {type(err).__name__}: {err}"]
         return {
             "store": "sqlite",
             "reachable": True,
+            "writable": writable,
             "persistent": True,
             "path": str(self.path),
             "journal_mode": db.execute("PRAGMA journal_mode").fetchone()[0],
             "synchronous": sync_names.get(db.execute("PRAGMA synchronous").fetchone()[0], "?"),
             "acknowledged_synchronous": self.ack_sync,
             "schema_version": db.execute("PRAGMA user_version").fetchone()[0],
-            "warnings": [],
+            "warnings": warnings,
         }

@@ -240,6 +240,27 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE status = 'RECEIVED' AND json_extract(body, '$.routing.jurisdiction.outcome') = 'review';
     CREATE INDEX tickets_held ON tickets(held, created_at) WHERE held IS NOT NULL;
     """,
+    # 10: deadlines as stored state: the earliest due day of a ticket's running time limits (deadline risk is
+    # read by its index), and every ended limit of each ticket (on-time rates by day, organisation and kind).
+    # Tickets stored before: a ticket not yet past acceptance still runs under the limits it was given at intake.
+    """
+    ALTER TABLE tickets ADD COLUMN next_due_on TEXT;
+    UPDATE tickets SET next_due_on = (SELECT MIN(json_extract(d.value, '$.due_on'))
+                                        FROM json_each(tickets.body, '$.routing.deadlines') AS d)
+     WHERE status IN ('RECEIVED', 'DISPATCHED');
+    CREATE INDEX tickets_next_due ON tickets(next_due_on, created_at) WHERE next_due_on IS NOT NULL;
+    CREATE TABLE deadline_outcomes (
+        ticket_id        TEXT NOT NULL,
+        position         INTEGER NOT NULL,
+        ended_on         TEXT NOT NULL,
+        handler_org_code TEXT NOT NULL,
+        handler_org_name TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        outcome          TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX deadline_outcomes_ended ON deadline_outcomes(ended_on);
+    """,
 )
 
 

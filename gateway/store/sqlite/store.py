@@ -6,7 +6,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from ulid import ULID
@@ -25,6 +25,7 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    OnTimeCount,
     QuarantinedPayload,
     Store,
     TicketQuery,
@@ -95,6 +96,12 @@ class SqliteStore(Store):
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
+
+    async def count_tickets(self, query: TicketQuery) -> int:
+        return await tickets.count_tickets(self._executor, query, self._phone_key)
+
+    async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
+        return await tickets.on_time_counts(self._executor, first_day, last_day)
 
     async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
         return await tickets.get_raw_payload(self._executor, ticket_id)
@@ -208,6 +215,13 @@ class SqliteStore(Store):
 
     async def release_lock(self, name: str, owner: str) -> None:
         await self._executor.write(functools.partial(coordination.release_lock, name, owner))
+
+    async def lock_holder(self, name: str) -> str | None:
+        return await coordination.lock_holder(self._executor, name)
+
+    async def take_over_lock(self, name: str, stale_owner: str, owner: str, ttl_seconds: float) -> bool:
+        return await self._executor.write(
+            functools.partial(coordination.take_over_lock, name, stale_owner, owner, ttl_seconds))
 
     async def remember_nonce(self, scope: str, nonce: str, ttl_seconds: float) -> bool:
         # A short write at synchronous=NORMAL, as a claim is: in place, on the loop writer's connection.

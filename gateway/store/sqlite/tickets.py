@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import date
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, TicketQuery, UnknownTicket
+from gateway.store.base import ConcurrentUpdate, IntakeResult, OnTimeCount, TicketQuery, UnknownTicket
 from gateway.store.records import now_ms
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
 from gateway.store.sqlite.where import ms, where
-from gateway.store.ticket_index import query_index_values, ticket_index_values
+from gateway.store.ticket_index import ended_limits, next_due_on, query_index_values, ticket_index_values
 
 
 def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
@@ -24,12 +25,12 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     inserted = db.execute(
         "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
         " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash, held,"
-        " last_sequence, created_at, updated_at, body)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+        " last_sequence, created_at, updated_at, body, next_due_on)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
         (ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
          ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
          ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
-         now, now, body),
+         now, now, body, _day(next_due_on(ticket))),
     ).fetchone()
     if inserted is None:
         existing = db.execute(
@@ -42,6 +43,7 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
         "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
         (ticket.ticket_id, raw_content_type, raw_body, now),
     )
+    _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
 
@@ -59,12 +61,29 @@ def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision
         raise ConcurrentUpdate(f"ticket {ticket.ticket_id} is at revision {row[0]}, not {expected_revision}")
     db.execute(
         "UPDATE tickets SET national_registration_no=?, status=?, respondent_uscc=?, respondent_name=?,"
-        " complainant_phone_hash=?, held=?, last_sequence=?, revision=?, updated_at=?, body=? WHERE id=?",
+        " complainant_phone_hash=?, held=?, last_sequence=?, revision=?, updated_at=?, body=?, next_due_on=?"
+        " WHERE id=?",
         (ix["national_registration_no"], ix["status"], ix["respondent_uscc"], ix["respondent_name"],
          ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence, ticket.lifecycle.revision, now, body,
+         _day(next_due_on(ticket)),
          ticket.ticket_id),
     )
+    db.execute("DELETE FROM deadline_outcomes WHERE ticket_id = ?", (ticket.ticket_id,))
+    _keep_outcomes(db, ticket)
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
+
+
+def _day(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _keep_outcomes(db: sqlite3.Connection, ticket: Ticket) -> None:
+    """The ticket's ended time limits, for the on-time counts (its rows were deleted first on a save)."""
+    rows = [(ticket.ticket_id, i, e.ended_on.isoformat(), e.handler_org_code, e.handler_org_name, e.kind, e.outcome)
+            for i, e in enumerate(ended_limits(ticket))]
+    if rows:
+        db.executemany("INSERT INTO deadline_outcomes (ticket_id, position, ended_on, handler_org_code,"
+                       " handler_org_name, kind, outcome) VALUES (?,?,?,?,?,?,?)", rows)
 
 
 async def get_ticket(x: Executor, ticket_id: str) -> Ticket | None:
@@ -87,12 +106,37 @@ async def find_ticket_id(x: Executor, *, idempotency_key: str | None,
     return str(row[0]) if row else None
 
 
-async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> list[Ticket]:
+def _matching(query: TicketQuery, phone_key: bytes) -> tuple[str, list[object]]:
     exact = [(f"{index} = ?", value) for index, value in query_index_values(query, phone_key).items()]
-    condition, params = where([*exact, ("created_at >= ?", ms(query.since)), ("created_at < ?", ms(query.until))])
-    sql = f"SELECT body FROM tickets {condition} ORDER BY created_at DESC, rowid DESC LIMIT ?"  # noqa: S608
+    return where([*exact, ("created_at >= ?", ms(query.since)), ("created_at < ?", ms(query.until)),
+                  ("next_due_on >= ?", _day(query.due_from)), ("next_due_on < ?", _day(query.due_before))])
+
+
+async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> list[Ticket]:
+    condition, params = _matching(query, phone_key)
+    order = "created_at DESC, rowid DESC" if query.order == "newest" else "next_due_on, created_at DESC, rowid DESC"
+    if query.order == "due" and query.due_from is None and query.due_before is None:
+        condition += (" AND " if condition else "WHERE ") + "next_due_on IS NOT NULL"
+    sql = f"SELECT body FROM tickets {condition} ORDER BY {order} LIMIT ?"  # noqa: S608
     rows = await x.run(x.fetchall, sql, (*params, query.limit))
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
+
+
+async def count_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> int:
+    condition, params = _matching(query, phone_key)
+    row = await x.run(x.fetchone, f"SELECT COUNT(*) FROM tickets {condition}", tuple(params))  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+async def on_time_counts(x: Executor, first_day: date, last_day: date) -> list[OnTimeCount]:
+    rows = await x.run(
+        x.fetchall,
+        "SELECT handler_org_code, MAX(handler_org_name), kind, SUM(outcome = 'met'), SUM(outcome = 'missed')"
+        " FROM deadline_outcomes WHERE ended_on >= ? AND ended_on <= ?"
+        " GROUP BY handler_org_code, kind ORDER BY handler_org_code, kind",
+        (first_day.isoformat(), last_day.isoformat()),
+    )
+    return [OnTimeCount(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
 async def get_raw_payload(x: Executor, ticket_id: str) -> tuple[bytes, str] | None:

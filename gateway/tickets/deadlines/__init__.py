@@ -1,6 +1,7 @@
 """Statutory deadline engine: Chinese working-day calendar, dated rule sets and deadline computation."""
 
-from contracts.ticket import Deadline, DeadlineKind
+from contracts.status import DeadlineKind
+from contracts.ticket import Deadline
 from contracts.yamldoc import YamlFileError as ConfigFileError
 from gateway.tickets.deadlines.calendar import (
     DEFAULT_OVERRIDES_PATH,
@@ -18,7 +19,9 @@ from gateway.tickets.deadlines.compute import (
     deadline_from,
     deadline_status,
     extend,
+    limit_of,
 )
+from gateway.tickets.deadlines.lifecycle import deadlines_through, with_deadlines
 from gateway.tickets.deadlines.rules import (
     DEFAULT_RULES_PATH,
     ExtensionRule,
@@ -52,5 +55,8 @@ __all__ = [
     "compute_deadlines",
     "deadline_from",
     "deadline_status",
+    "deadlines_through",
     "extend",
+    "limit_of",
+    "with_deadlines",
 ]

@@ -15,6 +15,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OVERRIDES_PATH = Path(__file__).resolve().parents[3] / "config" / "calendar-overrides.yaml"
 
+# The statutory holidays on fixed Gregorian dates (国务院《全国年节及纪念日放假办法》, as revised in force from
+# 2025-01-01, art. 2): 元旦 1 January; 劳动节 1–2 May; 国庆节 1–3 October. A year without holiday data still has
+# these; what moves (春节, 清明, 端午, 中秋 and every bridge and make-up day) waits for the State Council's notice.
+FIXED_STATUTORY_HOLIDAYS: dict[tuple[int, int], str] = {
+    (1, 1): "元旦", (5, 1): "劳动节", (5, 2): "劳动节", (10, 1): "国庆节", (10, 2): "国庆节", (10, 3): "国庆节",
+}
+
 
 class OverrideDay(BaseModel):
     """One date whose working/non-working status is decided locally rather than by the package."""
@@ -47,7 +54,8 @@ class WorkingDayCalendar:
     """Answers "is this a working day" and counts working days, never failing on an unknown year.
 
     Precedence: override holidays/workdays, then the ``chinesecalendar`` package, then (for a year
-    neither knows) Monday–Friday with one warning per year, recorded in ``fallback_years``.
+    neither knows) Monday–Friday less the fixed-date statutory holidays (``FIXED_STATUTORY_HOLIDAYS``), with one
+    warning per year, recorded in ``fallback_years``.
     """
 
     def __init__(self, overrides: CalendarOverrides | None = None) -> None:
@@ -83,7 +91,7 @@ class WorkingDayCalendar:
         return known
 
     def is_fallback_year(self, year: int) -> bool:
-        """Whether ``year`` is counted Monday–Friday because nothing defines its holidays."""
+        """Whether ``year`` is counted Monday–Friday (less the fixed-date holidays) as nothing defines its holidays."""
         return not self.package_covers(year) and year not in self._override_years
 
     def is_working_day(self, day: date) -> bool:
@@ -102,15 +110,17 @@ class WorkingDayCalendar:
             return True
         if self.package_covers(day.year):
             return bool(chinese_calendar.is_workday(day))
-        if self.is_fallback_year(day.year) and day.year not in self._fallback_years:
+        fallback = self.is_fallback_year(day.year)  # else the override file declares the year whole
+        if fallback and day.year not in self._fallback_years:
             self._fallback_years.add(day.year)
             logger.warning(
-                "no holiday data for year %d; counting Monday-Friday as working days "
-                "(add the year to the calendar override file once the State Council announces it)",
+                "no holiday data for year %d; counting Monday-Friday as working days, less the fixed-date "
+                "statutory holidays (元旦 1 Jan, 劳动节 1-2 May, 国庆节 1-3 Oct); the moving holidays and make-up "
+                "days are not known: add the year to the calendar override file once the State Council announces it",
                 day.year,
-                extra={"event": "calendar_fallback", "year": day.year},
+                extra={"calendar": "fallback", "year": day.year},
             )
-        return day.weekday() < 5
+        return day.weekday() < 5 and not (fallback and (day.month, day.day) in FIXED_STATUTORY_HOLIDAYS)
 
     def add_working_days(self, start: date, n: int) -> date:
         """The ``n``-th working day after ``start`` (``start`` itself is not counted); n=0 gives start."""

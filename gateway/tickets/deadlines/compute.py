@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
-from contracts.ticket import Deadline, DeadlineKind
+from contracts.status import DeadlineKind
+from contracts.ticket import Deadline
 from gateway.errors import GatewayError
 from gateway.tickets.deadlines.calendar import WorkingDayCalendar
-from gateway.tickets.deadlines.rules import LimitName, RuleBook
+from gateway.tickets.deadlines.rules import LimitName, RuleBook, TimeLimit
 
 # China has had no daylight saving since 1991, so a fixed offset needs no tz database.
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
@@ -47,7 +48,8 @@ def _fallback_note(calendar: WorkingDayCalendar, start: date, end: date) -> str:
     if not years:
         return ""
     listed = ", ".join(str(y) for y in years)
-    return f"; counted Monday-Friday for {listed} (no holiday data)"
+    return (f"; counted Monday-Friday less 元旦, 劳动节 and 国庆节 for {listed} (no holiday data: the moving "
+            "holidays are not counted)")
 
 
 def deadline_from(
@@ -83,26 +85,19 @@ def deadline_from(
 def compute_deadlines(
     business_type: BusinessType,
     received_at: datetime,
-    accepted_at: datetime | None,
     rules: RuleBook,
     calendar: WorkingDayCalendar,
 ) -> list[Deadline]:
-    """The statutory deadlines of a ticket: a complaint's acceptance (and mediation once accepted),
-    a report's clue check. Enquiries (01) have none. The rule set is the one in force on receipt.
+    """The statutory deadlines a ticket starts with on receipt: a complaint's acceptance, a report's clue
+    check. Enquiries (01) have none. The rule set is the one in force on receipt; the limits that later
+    status events start, extend and end are worked out by `deadlines_through`.
     """
     received_on = china_date(received_at)
     if business_type == "01":
         return []
     if business_type == "03":
         return [deadline_from("clue_check", received_at, received_on, rules, calendar)]
-    deadlines = [deadline_from("acceptance", received_at, received_on, rules, calendar)]
-    if accepted_at is not None:
-        if accepted_at < received_at:
-            raise ValueError(
-                f"accepted_at {accepted_at.isoformat()} is before received_at {received_at.isoformat()}"
-            )
-        deadlines.append(deadline_from("mediation", accepted_at, received_on, rules, calendar))
-    return deadlines
+    return [deadline_from("acceptance", received_at, received_on, rules, calendar)]
 
 
 def deadline_status(
@@ -124,9 +119,14 @@ def deadline_status(
     return "due_soon" if remaining <= due_soon_within else "ok"
 
 
+def limit_of(deadline: Deadline, rules: RuleBook) -> TimeLimit:
+    """The rule a deadline runs under, in its own rule set."""
+    return rules.get(deadline.rule_set).limits.get(_LIMIT_OF_KIND[deadline.kind])
+
+
 def extend(deadline: Deadline, rules: RuleBook, calendar: WorkingDayCalendar) -> Deadline:
     """The deadline pushed out by one extension under its own rule set's extension rule."""
-    limit = rules.get(deadline.rule_set).limits.get(_LIMIT_OF_KIND[deadline.kind])
+    limit = limit_of(deadline, rules)
     rule = limit.extension
     if rule is None:
         raise ExtensionNotAllowed(
