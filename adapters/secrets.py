@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -16,6 +17,10 @@ from adapters.wire.webhooks import generate_secret
 log = logging.getLogger(__name__)
 
 SECRETS_SUBDIR = "secrets"
+
+# Where a credential comes from: the environment, a value the demo generated under the data dir (in use), one the
+# demo will generate at its first start, or nowhere (the gateway cannot authenticate that partner).
+CredentialSource = Literal["environment", "generated", "to_generate", "missing"]
 
 
 def generated_secret_path(data_dir: Path, name: str) -> Path:
@@ -88,3 +93,25 @@ def ensure_demo_credentials(data_dir: Path, adapters: Mapping[str, AdapterConfig
             os.environ[variable] = ",".join(value)
             names.append(variable)
     return names
+
+
+def credential_source(variable: str, data_dir: Path, *, generate: bool) -> CredentialSource:
+    """Where `variable`'s credential comes from for a gateway on `data_dir` that generates demo credentials or not.
+
+    A value in the environment equal to the file the demo generated is "generated": the demo put it there (the
+    gateway and its simulators share it), and a partner holding the real key would be refused.
+    """
+    value = os.environ.get(variable, "").strip()
+    path = generated_secret_path(data_dir, variable.lower())
+    generated = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    if value:
+        return "generated" if generated and value == generated else "environment"
+    if generate:
+        return "generated" if generated else "to_generate"
+    return "missing"
+
+
+def credential_sources(config: AdapterConfig, data_dir: Path, *, generate: bool) -> dict[str, CredentialSource]:
+    """Every credential variable of an adapter and where its value comes from (see credential_source)."""
+    return {variable: credential_source(variable, data_dir, generate=generate)
+            for variable, _ in credential_variables(config)}

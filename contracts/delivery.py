@@ -19,6 +19,7 @@ class DeliveryKind(StrEnum):
     FORWARD = "forward"  # the ticket to the national platform
     CALLBACK = "callback"  # a status change back to the originating partner
     ROUTED = "routed"  # a side delivery chosen by routing rules (enforcement, credit, emergency)
+    ALERT = "alert"  # an operational alert to an ops channel (webhook, 企业微信, 钉钉, e-mail)
 
 
 class DeliveryState(StrEnum):
@@ -66,6 +67,14 @@ class DeliveryReceipt(ContractModel):
 
 
 @dataclass(frozen=True)
+class ReportedStatus:
+    """Which status of its ticket a status callback tells the partner: the store keeps the sender's echo by it."""
+
+    sequence: int  # the status event's sequence on the ticket
+    status: str  # a Status value, e.g. "ACCEPTED"
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A delivery to make, written in the same step as the ticket change that caused it."""
 
@@ -78,6 +87,8 @@ class OutboxEntry:
     # What the receiver dedupes on; None means the ticket's own idempotency key (a status callback
     # needs one of its own per event, or the partner would drop the second status as a repeat).
     idempotency_key: str | None = None
+    # A status callback to the originating partner names the status it reports; None for anything else.
+    reports: ReportedStatus | None = None
 
 
 # A lane name becomes part of Redis keys and of a Redis Cluster hash tag: no braces, no spaces.

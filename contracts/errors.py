@@ -14,7 +14,8 @@ class ContractError(ValueError):
 
 
 class FieldError(BaseModel):
-    """One broken rule: the field (dotted path), the rule's name, a sentence, and the offending value."""
+    """One broken rule: the field (dotted path), the rule's name, a sentence (English, for logs), and the offending
+    value; `message_zh` says it in Chinese for the partner or operator reading it."""
 
     field: str
     rule: str
@@ -32,6 +33,17 @@ class FieldError(BaseModel):
         if isinstance(value, Decimal) and not value.is_finite():
             return str(value)
         return value
+
+    @property
+    def message_zh(self) -> str:
+        from contracts.error_words import chinese_message
+
+        return chinese_message(self.field, self.rule, self.message)
+
+    def reader_json(self) -> dict[str, Any]:
+        """As a partner or operator reads it: `message` in Chinese, `message_en` in English, the rule's code."""
+        return {"field": self.field, "rule": self.rule, "message": self.message_zh, "message_en": self.message,
+                "value": self.value, "source_path": self.source_path}
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

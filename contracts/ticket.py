@@ -255,7 +255,8 @@ class Deadline(ContractModel):
     due_on: date
     working_days: Annotated[int, Field(ge=1)]
     rule_set: Annotated[str, Field(max_length=80)]
-    basis: Annotated[str, Field(max_length=300)]
+    basis: Annotated[str, Field(max_length=300)]  # in English, for logs: "7 working days from receipt …"
+    basis_zh: Annotated[str, Field(max_length=300)] | None = None  # the same for operators: "自收到投诉之日…"
     calendar_fallback: bool = False
     extensions: Annotated[int, Field(ge=0)] = 0
     extension_log: list[DeadlineExtension] = Field(default_factory=list, max_length=20)

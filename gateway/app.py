@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
@@ -66,8 +67,11 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
     default_code_tables()  # loaded and checked once, at start-up
     if runtime is None:
         if settings.demo.simulators or settings.demo.generate_credentials:
-            ensure_demo_credentials(settings.resolved_data_dir,
-                                    load_adapters(settings.resolve(settings.adapters_dir)))
+            generated = ensure_demo_credentials(settings.resolved_data_dir,
+                                                load_adapters(settings.resolve(settings.adapters_dir)))
+            if generated:  # at every start, not only the first: a real partner's key would be refused
+                log.warning("partner credentials generated for the demo, not from the environment",
+                            extra={"variables": generated, "secrets_dir": str(settings.resolved_data_dir / "secrets")})
         runtime = Runtime.build(settings)
     if settings.demo.simulators and peers is None:
         log.warning("demo.simulators is set, but this process was started without the simulators: "
@@ -95,7 +99,9 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
             yield
             app.state.ready = False
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) with their scripts served from the package, not a CDN: government
+    # intranets have none.
+    app = FastAPIOffline(
         title="Hotline Interop Gateway",
         version="0.1.0",
         summary="Connects 12345 hotlines and enforcement, credit and emergency systems to the national 12315 "

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from gateway.cli_backup import backup_command, restore_command
 from gateway.cli_map import map_command
 from gateway.cli_migrate import migrate
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
@@ -58,11 +62,52 @@ def serve(ctx: typer.Context, config: ConfigOption = None,
 
     from gateway.app import create_app
     from gateway.logs import configure_logging
+    from gateway.store import StoreFileInUse, serving_store
 
     settings = _settings(config)
     configure_logging(settings.logging.level, settings.logging.json_lines)
-    uvicorn.run(create_app(settings, peers=ctx.obj), host=host or settings.server.host,
-                port=port or settings.server.port, log_config=None, access_log=False)
+    host, port = host or settings.server.host, port or settings.server.port
+    try:
+        with serving_store(settings, f"the gateway on {host}:{port}", gateway=True, workers=settings.workers), \
+                listening(host, port) as sock:
+            if settings.demo.simulators and ctx.obj is not None:
+                free_or_exit(settings.server.host, settings.demo.national_port, "demo.national_port")
+            server = uvicorn.Server(uvicorn.Config(create_app(settings, peers=ctx.obj), log_config=None,
+                                                   access_log=False))
+            server.run(sockets=[sock])
+    except StoreFileInUse as err:
+        typer.echo(f"refused: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+@contextmanager
+def listening(host: str, port: int) -> Iterator[socket.socket]:
+    """The server's socket, bound before anything starts; a port in use is one line naming it, then exit 1."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        typer.echo(f"cannot listen on {host}:{port}: {err.strerror} (another gateway? set server.port or "
+                   f"HIG_SERVER__PORT)", err=True)
+        raise typer.Exit(1) from err
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def free_or_exit(host: str, port: int, key: str) -> None:
+    """A port the demo's peers need, checked before they start: in use is one line naming it, then exit 1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            typer.echo(f"cannot listen on {host}:{port} for the demo's national simulator: {err.strerror} "
+                       f"(set {key} or HIG_DEMO__NATIONAL_PORT)", err=True)
+            raise typer.Exit(1) from err
 
 
 @cli.command("check-config")
@@ -82,7 +127,8 @@ def check_config(file: Annotated[Path | None, typer.Argument(help="gateway.yaml 
                f"{len(tables)} code tables, {len(components.adapter_configs)} adapters, "
                f"{len(components.specs)} mapping specs, {len(components.delivery.destinations)} destinations, "
                f"{len(components.router.config.rules)} routing rules, "
-               f"{len(components.jurisdiction.rules)} jurisdiction rules")
+               f"{len(components.jurisdiction.rules)} jurisdiction rules, "
+               f"{len(components.alerts.channels)} alert channels")
 
 
 @schema_cli.command("export")
@@ -95,5 +141,7 @@ def schema_export(directory: Annotated[Path | None, typer.Option(help="where to 
 
 
 cli.command("worker")(worker)
+cli.command("backup")(backup_command)
+cli.command("restore")(restore_command)
 cli.command("map")(map_command)
 cli.command("migrate")(migrate)

@@ -84,13 +84,14 @@ def _echo_json(data: Any) -> None:
 # -- tickets ---------------------------------------------------------------------------------------------
 
 @tickets_cli.command("show")
-def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ticket id")], config: ConfigOption = None,
-                 as_json: JsonOption = False) -> None:
+def tickets_show(reference: Annotated[str, typer.Argument(
+                     help="the gateway's ticket id, the partner's ticket number or the national registration number")],
+                 config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """One ticket: its facts, deliveries with attempts, and timeline."""
     from gateway.ops.errors import OpsError
 
     async def work(service: Any, user: Any) -> Any:
-        return await service.ticket_detail(ticket_id, user)
+        return await service.ticket_detail(await service.ticket_by_reference(reference), user)
 
     try:
         detail = _run(config, work)
@@ -99,6 +100,8 @@ def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ti
     if as_json:
         _echo_json(detail.model_dump(mode="json"))
         return
+    from gateway.tickets.deadlines import CHINA_TZ as china
+
     t = detail.ticket
     typer.echo(f"ticket {t['ticket_id']}  {t['source']['source_system']} {t['source']['source_ticket_no']}  "
                f"status {t['lifecycle']['status']}")
@@ -106,6 +109,7 @@ def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ti
     typer.echo(f"  handler       {t['routing'].get('handler_org_name') or '-'}")
     if detail.deadline_risk:
         typer.echo(f"  deadline      {detail.deadline_risk} (due {detail.due_on})")
+    typer.echo(f"  sender's echo {_echo_line(detail.echo)}")
     typer.echo("deliveries:")
     for d in detail.deliveries:
         r = d.delivery
@@ -113,7 +117,48 @@ def tickets_show(ticket_id: Annotated[str, typer.Argument(help="the gateway's ti
                    f"last {r.last_status_code or r.last_error_class or '-'}")
     typer.echo("timeline:")
     for e in detail.timeline:
-        typer.echo(f"  {e.at.isoformat(timespec='seconds')}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
+        at = e.at.astimezone(china).isoformat(timespec="seconds")  # China time throughout, whoever wrote it
+        typer.echo(f"  {at}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
+
+
+def _echo_line(echo: Any) -> str:
+    """What the partner has heard of the ticket, on one line."""
+    if echo is None:
+        return "- (no status callback yet)"
+    heard = echo.heard_status.value if echo.heard_status else "nothing yet"
+    line = f"national {echo.latest_status.value}, partner heard {heard}"
+    if echo.behind_since is None:
+        return line + " (caught up)"
+    line += f", behind since {echo.behind_since.isoformat(timespec='seconds')}"
+    if echo.waiting is not None:
+        w = echo.waiting
+        line += f"; callback {w.delivery_id} {w.state.value}, {w.attempts} attempt(s), last " \
+                f"{w.last_status_code or w.last_error_class or '-'}"
+    return line
+
+
+@tickets_cli.command("behind")
+def tickets_behind(config: ConfigOption = None,
+                   limit: Annotated[int, typer.Option(help="at most this many, longest behind first")] = 100,
+                   as_json: JsonOption = False) -> None:
+    """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
+    from gateway.ops.schemas import EchoSearch
+
+    try:
+        search = EchoSearch(limit=limit)
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> Any:
+        return await service.behind(search, user)
+
+    found = _run(config, work)
+    if as_json:
+        _echo_json([b.model_dump(mode="json") for b in found])
+        return
+    for b in found:
+        typer.echo(f"{b.ticket_id}  {b.adapter_id or '-':<22} {b.source_ticket_no or '-':<24} {_echo_line(b.echo)}")
+    typer.echo(f"{len(found)} ticket(s)")
 
 
 @tickets_cli.command("find")
@@ -148,10 +193,12 @@ def tickets_find(
     if as_json:
         _echo_json([s.model_dump(mode="json") for s in found])
         return
+    typer.echo(f"{'ticket_id 工单编号':<28}  {'adapter 对接系统':<22} {'source_no 来源工单号':<28} "
+               f"{'status 状态':<12} deadline 时限")
     for s in found:
-        typer.echo(f"{s.ticket_id}  {s.adapter_id:<22} {s.source_ticket_no:<28} {s.status.value:<12} "
+        typer.echo(f"{s.ticket_id:<28}  {s.adapter_id:<22} {s.source_ticket_no:<28} {s.status.value:<12} "
                    f"{s.deadline_risk or ''}")
-    typer.echo(f"{len(found)} ticket(s)")
+    typer.echo(f"{len(found)} ticket(s) 共 {len(found)} 件")
 
 
 @tickets_cli.command("on-time")
@@ -216,8 +263,13 @@ def deliveries_list(
     if as_json:
         _echo_json([r.model_dump(mode="json") for r in found])
         return
+    from gateway.ops.views import STATE_LABELS
+
+    typer.echo(f"{'delivery_id 投递编号':<28}  {'destination 目的地':<28} {'state 状态':<14} ticket 工单  "
+               "attempts 次数  last 最近结果")
     for r in found:
-        typer.echo(f"{r.delivery_id}  {r.destination:<28} {r.state.value:<10} ticket {r.ticket_id}  "
+        state = f"{r.state.value} {STATE_LABELS.get(r.state.value, '')}"
+        typer.echo(f"{r.delivery_id:<28}  {r.destination:<28} {state:<14} ticket {r.ticket_id}  "
                    f"attempts {r.attempts}  last {r.last_status_code or r.last_error_class or '-'}")
     typer.echo(f"{len(found)} deliver{'y' if len(found) == 1 else 'ies'}")
 
@@ -225,7 +277,9 @@ def deliveries_list(
 @deliveries_cli.command("replay")
 def deliveries_replay(
     config: ConfigOption = None,
-    ids: Annotated[list[str] | None, typer.Option("--id", help="a dead delivery's id (repeatable)")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="a dead or retrying delivery's id (repeatable)")] = None,
+    retrying: Annotated[bool, typer.Option("--retrying", help="by filter: retrying deliveries (retry now), "
+                                                               "not dead letters")] = False,
     destination: Annotated[str | None, typer.Option(help="only this lane")] = None,
     error_class: Annotated[str | None, typer.Option(help="only dead letters whose last error was this")] = None,
     ticket: Annotated[str | None, typer.Option(help="only this ticket's deliveries")] = None,
@@ -234,7 +288,8 @@ def deliveries_replay(
     limit: Annotated[int, typer.Option(help="at most this many by filter")] = 1000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be replayed")] = False,
 ) -> None:
-    """Put dead deliveries back on their lanes, by id or by filter, in batches with progress; ends with a summary."""
+    """Put dead deliveries back on their lanes and make retrying ones due now (retry now), by id or by filter, in
+    batches with progress; ends with a summary that explains each delivery not replayed."""
     from gateway.ops.schemas import ReplayFilter, ReplayRequest
 
     by_filter = any(v is not None for v in (destination, error_class, ticket, since, until))
@@ -244,7 +299,8 @@ def deliveries_replay(
     try:
         flt = ReplayFilter.model_validate({k: v for k, v in {
             "destination": destination, "error_class": error_class, "ticket_id": ticket, "since": since,
-            "until": until, "limit": limit}.items() if v is not None}) if by_filter else None
+            "until": until, "limit": limit, "state": "retrying" if retrying else "dead"}.items() if v is not None}
+        ) if by_filter else None
         if ids:
             ReplayRequest(delivery_ids=list(ids))  # checks the ids' form before opening the store
     except ValidationError as err:
@@ -255,22 +311,25 @@ def deliveries_replay(
         candidates = list(ids) if ids else (await service.replay(ReplayRequest(filter=flt, dry_run=True), user)
                                             ).delivery_ids
         done: list[str] = []
+        left: dict[str, dict[str, str]] = {}
         destinations: Counter[str] = Counter()
         if not candidates:
-            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}}
+            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}, "not_replayed": {}}
         with typer.progressbar(length=len(candidates), label="replaying" if not dry_run else "checking",
                                file=sys.stderr) as bar:
             for start in range(0, len(candidates), REPLAY_BATCH):
                 batch = candidates[start:start + REPLAY_BATCH]
                 result = await service.replay(ReplayRequest(delivery_ids=batch, dry_run=dry_run), user)
                 done += result.delivery_ids
+                left.update({n.delivery_id: {"state": n.state.value, "reason": n.reason, "message": n.message}
+                             for n in result.not_replayed})
                 for did in result.delivery_ids:
                     receipt = await service.store.get_delivery(did)
                     if receipt is not None:
                         destinations[receipt.destination] += 1
                 bar.update(len(batch))
         return {"matched": len(candidates), "replayed" if not dry_run else "would_replay": len(done),
-                "dry_run": dry_run, "destinations": dict(destinations)}
+                "dry_run": dry_run, "destinations": dict(destinations), "not_replayed": left}
 
     try:
         summary = _run(config, work)
@@ -325,9 +384,15 @@ def quarantine_list(config: ConfigOption = None,
     if as_json:
         _echo_json([q.model_dump(mode="json") for q in found])
         return
+    from gateway.tickets.deadlines import CHINA_TZ as china
+
+    typer.echo(f"{'quarantine_id 隔离编号':<28}  {'adapter 对接系统':<22} {'received 首次接收':<25}  "
+               "seen 次数 / last 最近一次  problems 问题")
     for q in found:
-        rules = ", ".join(f"{e['field']} ({e['rule']})" for e in q.errors)
-        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {q.received_at.isoformat(timespec='seconds')}  {rules}")
+        rules = "；".join(f"{e['message']} ({e['field']} {e['rule']})" for e in q.errors)
+        received = q.received_at.astimezone(china).isoformat(timespec="seconds")
+        last = q.last_seen_at.astimezone(china).isoformat(timespec="seconds")
+        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {received}  ×{q.times_seen} last {last}  {rules}")
     typer.echo(f"{len(found)} payload(s)")
 
 

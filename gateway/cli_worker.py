@@ -38,7 +38,14 @@ def worker(
         typer.echo(f"configuration error:\n{err}", err=True)
         raise typer.Exit(2) from err
     configure_logging(settings.logging.level, settings.logging.json_lines)
-    asyncio.run(run_worker(settings, delivery, worker_id=worker_id, redis_namespace=redis_namespace))
+    from gateway.store import StoreFileInUse, serving_store
+
+    try:
+        with serving_store(settings, f"the delivery worker {worker_id or '(unnamed)'}", gateway=False, workers=True):
+            asyncio.run(run_worker(settings, delivery, worker_id=worker_id, redis_namespace=redis_namespace))
+    except StoreFileInUse as err:
+        typer.echo(f"refused: {err}", err=True)
+        raise typer.Exit(1) from err
 
 
 async def run_worker(settings: GatewaySettings, delivery: DeliveryConfig, *, worker_id: str | None = None,

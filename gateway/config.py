@@ -8,10 +8,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.ticket import RegionCode
 from contracts.yamldoc import KeyPath, YamlFileError, load_yaml_model
 from gateway.errors import GatewayError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+_SOURCE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
+# Run from a checkout, the checkout's config; installed (`pip install .`, the `hig` command), config/ where it runs.
+DEFAULT_CONFIG = _SOURCE_CONFIG if _SOURCE_CONFIG.exists() else Path("config") / "gateway.yaml"
 ENV_PREFIX = "HIG_"
 
 
@@ -30,7 +33,7 @@ class ServerSettings(_Section):
 class RegionSettings(_Section):
     """The region this gateway serves; its code is the root of the organisation table."""
 
-    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    code: RegionCode  # a GB/T 2260 region, checked as adapters' region codes are
     name: str
 
 
@@ -74,6 +77,14 @@ class DeadlineSettings(_Section):
     due_soon_working_days: Annotated[int, Field(ge=0, le=30)] = 2
 
 
+class EchoSettings(_Section):
+    """The sender's echo (事事有回音): how long a partner may go without hearing its ticket's latest status before
+    the ticket is listed on the dashboard's panel, the ops API and the metric."""
+
+    behind_after_seconds: Annotated[int, Field(ge=1, le=30 * 86400)] = 3600
+    panel_limit: Annotated[int, Field(ge=1, le=500)] = 50  # rows on the dashboard's panel
+
+
 class NationalSettings(_Section):
     """The link to the national 12315 platform; its credentials come from the environment."""
 
@@ -112,10 +123,12 @@ class GatewaySettings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    echo: EchoSettings = Field(default_factory=EchoSettings)
     adapters_dir: str = "adapters"
     delivery_file: str = "delivery.yaml"
     routing_file: str = "routing.yaml"
     jurisdiction_file: str = "jurisdiction.yaml"  # the jurisdiction screen's rules (accept / return / review)
+    alerts_file: str | None = None  # alert rules and channels (alerts.yaml); None: the rules' defaults, no channels
     national: NationalSettings = Field(default_factory=NationalSettings)
     credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)
     workers: bool = True  # run the delivery workers inside the API process

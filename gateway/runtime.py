@@ -17,11 +17,15 @@ from adapters.secrets import resolve_secret
 from adapters.wire.senders import Sender, build_sender
 from adapters.wire.webhooks import WebhookVerifier, generate_secret
 from contracts.yamldoc import YamlFileError
+from gateway.alerts import AlertMonitor, AlertsConfig, channel_lanes, load_alerts_config
+from gateway.alerts.rules import standard_rules
 from gateway.compaction import Compactor
 from gateway.config import GatewaySettings
+from gateway.delivery.breaker import BreakerSnapshot
 from gateway.delivery.config import DeliveryConfig, load_delivery_config
-from gateway.delivery.engine import DeliveryEngine
-from gateway.pollers import PollScheduler, start_pollers
+from gateway.delivery.engine import DeliveryEngine, default_worker_id
+from gateway.delivery.policy import Decision, DecisionKind
+from gateway.pollers import PollerStatus, PollScheduler, start_pollers
 from gateway.store import Store, TicketStore, open_store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.enrichment import CreditEnricher
@@ -48,6 +52,7 @@ class Components:
     calendar: WorkingDayCalendar
     delivery: DeliveryConfig
     jurisdiction: JurisdictionRules
+    alerts: AlertsConfig
 
 
 def load_components(settings: GatewaySettings) -> Components:
@@ -73,6 +78,8 @@ def load_components(settings: GatewaySettings) -> Components:
         calendar=WorkingDayCalendar.from_file(settings.resolve(settings.deadlines.calendar_overrides)),
         delivery=delivery,
         jurisdiction=JurisdictionRules.from_file(settings.resolve(settings.jurisdiction_file)),
+        alerts=(load_alerts_config(settings.resolve(settings.alerts_file)) if settings.alerts_file is not None
+                else AlertsConfig()),
     )
 
 
@@ -88,7 +95,8 @@ def national_status_secrets(settings: GatewaySettings) -> list[str]:
 def lanes(components: Components, adapters: Mapping[str, Adapter], store: TicketStore,
           configured: Sequence[DestinationConfig] | None = None) -> tuple[list[DestinationConfig], dict[str, Sender]]:
     """Every delivery lane: the configured destinations (national with its token and number keeping),
-    and one callback lane per adapter that writes status back, with that adapter's own sender.
+    one callback lane per adapter that writes status back, with that adapter's own sender, and one lane per
+    alert channel (`alert:<name>`).
 
     `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file). That
     routing names only lanes that exist was checked when the components were loaded (load_components)."""
@@ -110,6 +118,9 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Ticket
         sender = adapter.callback_sender()
         if sender is not None:
             senders[callback.name] = sender
+    alert_destinations, alert_senders = channel_lanes(components.alerts)
+    destinations += alert_destinations
+    senders.update(alert_senders)
     return destinations, senders
 
 
@@ -154,6 +165,9 @@ class Runtime:
     def __init__(self, components: Components, store: Store, adapters: dict[str, Adapter], intake: IntakeService,
                  status: StatusService, *, enricher: CreditEnricher | None = None) -> None:
         self.live = Live(components, intake, status)
+        # What the transports (adapters, pollers) and the lanes were built from: a reload does not change them, so
+        # what a reload cannot apply is measured against this, not against the last reload.
+        self.started_components = components
         self.store = store
         self.adapters = adapters
         self.enricher = enricher
@@ -161,6 +175,7 @@ class Runtime:
         self.engine: DeliveryEngine | None = None
         self.pollers: PollScheduler | None = None
         self.compactor: Compactor | None = None
+        self.alerts: AlertMonitor | None = None
         self.started: list[str] = []
 
     @property
@@ -239,8 +254,42 @@ class Runtime:
                 self.compactor.start()
         if pollers:
             self.pollers = await start_pollers(self.adapters.values(), self.store, self.current_intake)
+        self.alerts = self.alert_monitor()
+        self.alerts.start()
+
+    def alert_monitor(self) -> AlertMonitor:
+        """The alert monitor over this runtime: its lanes' breakers and dead letters, its pollers, the store's
+        quarantine and tickets' deadlines (under the configuration in force); a dead letter wakes it."""
+        def breakers() -> dict[str, BreakerSnapshot]:
+            engine = self.engine
+            return {} if engine is None else {name: lane.breaker for name, lane in engine.status().items()
+                                              if lane.breaker is not None}
+
+        def pollers() -> dict[str, PollerStatus]:
+            return {} if self.pollers is None else dict(self.pollers.status())
+
+        def wake_lane(lane: str) -> None:
+            if self.engine is not None:
+                self.engine.wake(lane)
+
+        config = self.components.alerts
+        rules = standard_rules(
+            config, self.store, breakers=breakers, pollers=pollers,
+            adapter_ids=lambda: sorted(self.components.adapter_configs),
+            deadline_basis=lambda: (self.components.calendar, self.settings.deadlines.due_soon_working_days))
+        monitor = AlertMonitor(config, self.store, rules, region=self.settings.region.name,
+                               owner=default_worker_id(), enqueued=wake_lane)
+        if self.engine is not None:
+            def on_attempt(destination: str, attempt: object, decision: Decision) -> None:
+                if decision.kind is DecisionKind.DEAD:
+                    monitor.wake()
+
+            self.engine.add_listener(on_attempt)
+        return monitor
 
     async def stop(self) -> None:
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.compactor is not None:
             await self.compactor.stop()
         if self.pollers is not None:

@@ -29,11 +29,11 @@ from bench.common.procs import gateway_env, machine_load, redis_db
 from bench.common.report import machine, write_section
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
-from gateway.ops.risk import deadline_risk, risk_window
 from gateway.runtime import load_components
 from gateway.store.base import Store, TicketQuery
 from gateway.tickets.deadlines import CHINA_TZ, RuleBook, WorkingDayCalendar, with_deadlines
 from gateway.tickets.lifecycle import apply_status_event
+from gateway.tickets.risk import deadline_risk, risk_window
 
 TITLE = "Deadline risk and the lifecycle"
 COMMAND = ".venv/bin/python -m bench.deadlines.run --store both --write-docs"

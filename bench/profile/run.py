@@ -7,7 +7,7 @@ gives collapsed stacks to grep.
 `--kind delivery` profiles the delivery workers instead: tickets are queued in a fresh store first (as
 bench/delivery does), then a gateway with its workers on drains them to simulators/receiver.py while sampled.
 
-Run from the repository root (py-spy from requirements.txt):
+Run from the repository root (py-spy from requirements-dev.txt):
   .venv/bin/python -m bench.profile.run --kind rest --seconds 15 --out /tmp/rest.svg
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
-        raise SystemExit("py-spy is not installed: .venv/bin/pip install -r requirements.txt")
+        raise SystemExit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, \
             redis_db(args.redis_url) if args.store == "redis" else contextlib.nullcontext():
         work = Path(tmp)

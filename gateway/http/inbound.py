@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 
 from adapters.canonical import canonical_push_schema
 from adapters.config import digest_matches
-from contracts.errors import FieldError
 from gateway.http.contexts import InboundContext, IntakeOutcomeView
 from gateway.http.contexts import TicketIntake as TicketIntake  # where pollers.py finds it
 from gateway.http.deps import Inbound
@@ -106,11 +105,6 @@ def _check_media_type(content_type: str) -> None:
                        f"Content-Type {media!r} is not JSON; send application/json (charset=utf-8 or GBK)")
 
 
-def _error_json(error: FieldError) -> dict[str, Any]:
-    return {"field": error.field, "rule": error.rule, "message": error.message, "source_path": error.source_path,
-            "value": error.value}
-
-
 def _returned_json(returned: Any) -> dict[str, Any]:
     if returned is None:
         return {}
@@ -130,10 +124,11 @@ def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
         # Stored, but whose matter it is needs an operator: nothing is forwarded until one settles it.
         return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False, "review": True}, status_code=202)
     if outcome.kind == "quarantined":
-        return JSONResponse({"error": "unmappable", "message": "the ticket does not map to the national standard; "
-                             "it is kept in quarantine for review",
+        return JSONResponse({"error": "unmappable", "message": "工单不符合全国12315数据标准，已隔离待处理",
+                             "message_en": "the ticket does not map to the national standard; it is kept in "
+                             "quarantine for review",
                              "quarantine_id": outcome.quarantine_id,
-                             "errors": [_error_json(e) for e in outcome.errors]}, status_code=422)
+                             "errors": [e.reader_json() for e in outcome.errors]}, status_code=422)
     if outcome.kind == "returned":
         # A 退单 is a complete answer about this ticket, not a fault of the request: 200, and no retry. The
         # raw payload is kept (quarantine_id) so that ops can see what was sent back and why.

@@ -63,8 +63,9 @@ def national_status_router() -> APIRouter:
         try:
             event = StatusEvent.model_validate_json(body)
         except ValidationError as err:
-            errors = [e.model_dump(exclude_none=True) for e in field_errors(err)]
-            return JSONResponse({"error": "invalid_event", "errors": errors}, status_code=422)
+            errors = [e.reader_json() for e in field_errors(err)]
+            return JSONResponse({"error": "invalid_event", "message": "状态事件不符合全国标准",
+                                 "message_en": "not a valid status event", "errors": errors}, status_code=422)
         try:
             outcome = await status.apply(event)
         except TicketNotFound as err:

@@ -66,13 +66,14 @@ def unmappable_fault(quarantine_id: str | None, errors: Sequence[FieldError]) ->
         item = etree.SubElement(detail, f"{{{TNS}}}fieldError")
         _element(item, "field", error.field)
         _element(item, "rule", error.rule)
-        _element(item, "message", error.message)
+        _element(item, "message", error.message_zh)
+        _element(item, "messageEn", error.message)
         _element(item, "value", error.value)
         _element(item, "sourcePath", error.source_path)
-    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:_FAULT_ERRORS_SHOWN])
-    more = f" (and {len(errors) - _FAULT_ERRORS_SHOWN} more)" if len(errors) > _FAULT_ERRORS_SHOWN else ""
-    return SoapFault.client(f"the order does not map to the national standard and is kept in quarantine as "
-                            f"{quarantine_id}: {shown}{more}", detail=detail)
+    shown = "；".join(e.message_zh for e in errors[:_FAULT_ERRORS_SHOWN])
+    more = f"（另有 {len(errors) - _FAULT_ERRORS_SHOWN} 项）" if len(errors) > _FAULT_ERRORS_SHOWN else ""
+    return SoapFault.client(f"工单不符合全国12315数据标准，已隔离待处理（隔离编号 {quarantine_id}）：{shown}{more}",
+                            detail=detail)
 
 
 def _wants_wsdl(request: Request) -> bool:

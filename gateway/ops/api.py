@@ -15,15 +15,20 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from contracts.delivery import DeliveryReceipt
+from contracts.error_words import chinese_message
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
 from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliverySearch,
+    EchoSearch,
     OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
@@ -54,8 +59,10 @@ def validation_errors(err: RequestValidationError) -> list[dict[str, Any]]:
         value = e.get("input")
         if isinstance(value, str):
             value = _encodable(value)
-        found.append({"field": _encodable(_dotted(tuple(e.get("loc", ())))), "rule": e.get("type", "invalid"),
-                      "message": _encodable(str(e.get("msg", ""))),
+        field, rule, message = _encodable(_dotted(tuple(e.get("loc", ())))), e.get("type", "invalid"), \
+            _encodable(str(e.get("msg", "")))
+        found.append({"field": field, "rule": rule, "message": chinese_message(field, rule, message),
+                      "message_en": message,
                       "value": value if isinstance(value, str | int | bool) or value is None
                       or (isinstance(value, float) and math.isfinite(value)) else None})  # NaN is not JSON
     return found
@@ -123,6 +130,14 @@ def ops_api_router() -> APIRouter:
         """One ticket with its status events, deliveries and their attempts, ops actions and a timeline."""
         return await service.ticket_detail(ticket_id, user)
 
+    @router.get("/echo/behind", response_model=list[BehindTicket])
+    async def echo_behind(search: Annotated[EchoSearch, Query()], user: Viewer,
+                          service: Service) -> list[BehindTicket]:
+        """The sender's echo (事事有回音): tickets whose originating partner has not heard their latest status (no
+        delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
+        it waits for and that callback's last error."""
+        return await service.behind(search, user)
+
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReviewView]:
@@ -168,6 +183,12 @@ def ops_api_router() -> APIRouter:
     async def reload(user: Admin, service: Service) -> ReloadResult:
         """Re-read adapters, mapping specs, routing, deadline rules, calendar and ops users (admin)."""
         return await service.reload(user)
+
+    @router.get("/alerts", response_model=list[AlertView])
+    async def alerts(search: Annotated[AlertSearch, Query()], user: Viewer, service: Service) -> list[AlertView]:
+        """Alerts firing now (state=firing), or all of them, resolved too (state=all); most recently updated
+        first. Each is one condition (rule and subject) with its count; `owed`: channels still to be told."""
+        return await service.alerts(search)
 
     @router.get("/audit", response_model=list[AuditView])
     async def audit(search: Annotated[AuditSearch, Query()], user: Admin, service: Service) -> list[AuditView]:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+from adapters.secrets import credential_sources
 from contracts.delivery import DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.delivery.breaker import BreakerState
 from gateway.ops.chart import Chart, chart_of
 from gateway.ops.counts import MinuteCounts
+from gateway.ops.echo import EchoBoard
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.on_time import OnTimeReport, on_time_report
-from gateway.ops.risk import DeadlineRisk, deadline_risk, risk_window
 from gateway.ops.schemas import DeadlineFilter
 from gateway.ops.views import AdapterRow, Dashboard, LaneRow, RiskRow
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, TicketQuery
 from gateway.tickets.deadlines import china_date
+from gateway.tickets.risk import DeadlineRisk, deadline_risk, risk_query
 
 # The dashboard's list of tickets at risk, most pressing first; its counts cover them all.
 RISK_ROWS = 50
@@ -33,6 +34,7 @@ class Board:
         self.runtime = runtime
         self.counts = counts
         self.clock = clock
+        self.echo = EchoBoard(runtime)
 
     def risk_of(self, ticket: Ticket) -> DeadlineRisk | None:
         settings = self.runtime.settings
@@ -44,11 +46,8 @@ class Board:
 
     def risk_query(self, risk: DeadlineFilter, query: TicketQuery | None = None) -> TicketQuery:
         """`query` narrowed to the tickets whose most pressing running limit is overdue, due soon, or either."""
-        today = self.today()
-        soon_until = risk_window(today, self.runtime.components.calendar,
-                                 due_soon_within=self.runtime.settings.deadlines.due_soon_working_days)
-        window = {"overdue": (None, today), "due_soon": (today, soon_until), "at_risk": (None, soon_until)}[risk]
-        return replace(query or TicketQuery(), due_from=window[0], due_before=window[1])
+        return risk_query(risk, self.today(), self.runtime.components.calendar,
+                          due_soon_within=self.runtime.settings.deadlines.due_soon_working_days, query=query)
 
     async def risks(self, limit: int = RISK_ROWS) -> list[tuple[Ticket, DeadlineRisk]]:
         """Open tickets at risk, most pressing first (overdue before due soon, earliest due first), from the
@@ -102,6 +101,8 @@ class Board:
         adapter_ids = sorted(configs)
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(adapter_ids)
         pollers = self.runtime.pollers.status() if self.runtime.pollers is not None else {}
+        settings = self.runtime.settings
+        generates = settings.demo.generate_credentials or settings.demo.simulators  # as create_app decides
         adapters = []
         for adapter_id in adapter_ids:
             config, s = configs[adapter_id], stats.get(adapter_id, {})
@@ -110,6 +111,7 @@ class Board:
                 received=s.get("tickets", 0) + s.get("quarantine_open", 0), mapped=s.get("tickets", 0),
                 quarantined=s.get("quarantine_open", 0), quarantined_total=s.get("quarantined", 0),
                 callback=by_lane.get(f"callback:{adapter_id}"), poller=pollers.get(adapter_id),
+                credentials=credential_sources(config, settings.resolved_data_dir, generate=generates),
             ))
         destinations = [row for row in lanes if not row.destination.startswith("callback:")]
         at_risk = [RiskRow(ticket_id=t.ticket_id, source_ticket_no=t.source.source_ticket_no,
@@ -119,7 +121,11 @@ class Board:
         overdue, due_soon = await self.risk_counts()
         dead: list[DeliveryReceipt] = await self.runtime.store.list_deliveries(
             DeliveryFilter(state=DeliveryState.DEAD, limit=50))
+        now = self.clock()
+        behind = await self.echo.behind(now, self.runtime.settings.echo.panel_limit)
+        behind_count = await self.echo.count(now)
         chart = await self.chart(hours)
+        alerts = await self.runtime.store.list_alerts(firing_only=True)
         totals = {
             "undelivered": sum(r.undelivered for r in lanes), "dead": sum(r.dead for r in lanes),
             "delivered": sum(r.delivered for r in lanes), "quarantined": sum(a.quarantined for a in adapters),
@@ -127,7 +133,9 @@ class Board:
         }
         return Dashboard(generated_at=self.clock(), region=self.runtime.settings.region.name, adapters=adapters,
                          destinations=destinations, at_risk=at_risk, overdue=overdue, due_soon=due_soon,
-                         dead=list(reversed(dead)), chart=chart, on_time=await self.on_time(), totals=totals)
+                         dead=list(reversed(dead)), chart=chart, on_time=await self.on_time(), totals=totals,
+                         alerts=alerts, behind=behind, behind_count=behind_count,
+                         behind_after_s=self.runtime.settings.echo.behind_after_seconds)
 
     async def chart(self, hours: float) -> Chart:
         return chart_of(await self.counts.read(hours), self.clock(), hours)
@@ -141,5 +149,9 @@ class Board:
         stats: dict[str, dict[str, int]] = await self.runtime.store.intake_stats(
             sorted(self.runtime.components.adapter_configs))
         metrics.set_quarantine({a: s["quarantine_open"] for a, s in stats.items()})
+        monitor = self.runtime.alerts
+        metrics.set_alerts(await self.runtime.store.list_alerts(firing_only=True, limit=1000),
+                           monitor.outage.failed_checks if monitor is not None and monitor.outage else 0)
+        metrics.echo_behind.set(await self.echo.count(self.clock()))
         if self.runtime.pollers is not None:
             metrics.set_pollers({a: p.consecutive_failures for a, p in self.runtime.pollers.status().items()})

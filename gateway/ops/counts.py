@@ -14,7 +14,7 @@ from gateway.store import OpsLedger
 log = logging.getLogger(__name__)
 
 # The series the chart draws; every process adds to the same per-minute counters in the store.
-INTAKE = "intake"  # payloads taken (stored or quarantined)
+INTAKE = "intake"  # new payloads taken (stored or quarantined); not a repeat of a known ticket
 QUARANTINED = "quarantined"
 DELIVERED = "delivered"
 FAILED = "failed"  # attempts that did not deliver (retried or dead-lettered)

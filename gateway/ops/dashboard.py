@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -19,17 +20,30 @@ from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
 from gateway.ops.on_time import LIMIT_LABELS
+from gateway.ops.replay import REASONS
 from gateway.ops.review import pending_reviews, settle
-from gateway.ops.risk import deadline_risk
 from gateway.ops.schemas import QuarantineSearch, ReplayFilter, ReplayRequest, TicketSearch
 from gateway.ops.service import OpsService
-from gateway.ops.views import ACTION_LABELS, CIRCUIT_LABELS, RISK_LABELS, STATE_LABELS, STATUS_LABELS
+from gateway.ops.views import (
+    ACTION_LABELS,
+    CIRCUIT_LABELS,
+    CREDENTIAL_LABELS,
+    RISK_LABELS,
+    SEVERITY_LABELS,
+    STATE_LABELS,
+    STATUS_LABELS,
+)
 from gateway.tickets.review import Settlement
+from gateway.tickets.risk import deadline_risk
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_REFRESH_SECONDS = 10
+LATEST_TICKETS = 20  # shown on the search page before a search
 MESSAGES = {
-    "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）", "remapped": "已重新映射并入库",
+    **{f"not_replayed.{reason}": f"未重新投递：{zh}" for reason, (zh, _) in REASONS.items()},
+    "replayed": "已重新投递", "replay_none": "没有可重新投递的死信（可能已被他人处理）",
+    "retried_now": "已立即重试", "retry_none": "没有等待重试的投递（可能已发送或已被他人处理）",
+    "remapped": "已重新映射并入库",
     "still_rejected": "仍无法映射：请先修正映射规则并重新加载配置",
     "returned": "按规则退回来源系统（退单），该件保留在隔离区",
     "already_resolved": "该隔离件此前已处理", "forbidden": "当前角色无权执行此操作", "bad_form": "表单已过期，请重试",
@@ -62,11 +76,20 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["age"] = _age
-    env.filters["china"] = lambda at: at.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
-    env.globals.update(STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS, CIRCUIT_LABELS=CIRCUIT_LABELS,
+    env.filters["china"] = _china_time
+    env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS,
+                       CIRCUIT_LABELS=CIRCUIT_LABELS, SEVERITY_LABELS=SEVERITY_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS, Role=Role)
     return env
+
+
+def _china_time(at: datetime | str | None) -> str:
+    """A time as China time (the ticket JSON's are ISO strings, the store's datetimes; either may be UTC)."""
+    if not at:
+        return "—"
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return str(moment.astimezone(_china()).strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def _china() -> Any:
@@ -93,6 +116,7 @@ class Page:
         html = self.env.get_template(name).render(
             user=user, csrf=csrf_token(service, token) if token and user else "", message=message,
             region=service.runtime.settings.region.name, may_operate=bool(user and user.may(Role.OPERATOR)),
+            restart_pending=service.restart_pending if user else [],
             **context)
         return HTMLResponse(html, status_code=status)
 
@@ -185,8 +209,10 @@ def dashboard_router() -> APIRouter:
                           for e in err.errors(include_url=False)]
             else:
                 results = await service.search(search, user)
+        else:  # before any search: the newest tickets, so the page is never empty on arrival
+            results = await service.search(TicketSearch(limit=LATEST_TICKETS), user)
         return page.render(service, "tickets.html", request, user, params=params, results=results, errors=errors,
-                           statuses=STATUS_LABELS, status=422 if errors else 200)
+                           latest=not params, statuses=STATUS_LABELS, status=422 if errors else 200)
 
     @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
     async def ticket(ticket_id: str, request: Request, user: SignedIn, service: Service) -> Response:
@@ -242,6 +268,8 @@ def dashboard_router() -> APIRouter:
             result = await service.replay(ReplayRequest(delivery_ids=[delivery_id]), checked)
         except OpsError:
             return _back(target, "replay_none")
+        if not result.count and result.not_replayed:  # say why, as the API does
+            return _back(target, f"not_replayed.{result.not_replayed[0].reason}")
         return _back(target, "replayed" if result.count else "replay_none")
 
     @router.post("/destinations/{destination}/replay")
@@ -253,6 +281,16 @@ def dashboard_router() -> APIRouter:
         result = await service.replay(
             ReplayRequest(filter=ReplayFilter(destination=destination, limit=1000)), checked)
         return _back("/ops", "replayed" if result.count else "replay_none")
+
+    @router.post("/destinations/{destination}/retry-now")
+    async def retry_lane_now(destination: str, request: Request, service: Service,
+                             csrf: Annotated[str, Form()] = "") -> Response:
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
+        if isinstance(checked, str):
+            return _back("/ops", checked)
+        result = await service.replay(
+            ReplayRequest(filter=ReplayFilter(state="retrying", destination=destination, limit=1000)), checked)
+        return _back("/ops", "retried_now" if result.count else "retry_none")
 
     @router.get("/quarantine", response_class=HTMLResponse)
     async def quarantine(request: Request, user: SignedIn, service: Service) -> Response:

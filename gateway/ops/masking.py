@@ -105,7 +105,7 @@ def masked_errors(errors: Iterable[FieldError], role: Role) -> list[dict[str, An
     """Mapping errors of a quarantined payload; the offending values masked for viewers (they may be identities)."""
     found: list[dict[str, Any]] = []
     for error in errors:
-        item = error.model_dump(mode="json")
+        item = error.reader_json()  # Chinese first, English beside it
         if role is Role.VIEWER and isinstance(item.get("value"), str):
             last = error.field.rsplit(".", 1)[-1].lower()
             source = (error.source_path or "").lower()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter as Counter_
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -10,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from contracts.delivery import AttemptReceipt
 from gateway.delivery.breaker import BreakerState
 from gateway.delivery.policy import Decision
+from gateway.store import AlertRecord
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -41,8 +43,17 @@ class OpsMetrics:
                              "limit is overdue or due soon.", ["risk"], registry=r)
         self.quarantine_open = Gauge("hig_quarantine_open", "Quarantined payloads not yet re-mapped, by adapter.",
                                      ["adapter"], registry=r)
+        self.echo_behind = Gauge("hig_echo_behind_tickets", "Tickets whose originating partner has not heard their "
+                                 "latest status (no delivered callback) for longer than echo.behind_after_seconds.",
+                                 registry=r)
         self.poller_failures = Gauge("hig_poller_consecutive_failures", "Consecutive failed polls of a pulling "
                                      "adapter.", ["adapter"], registry=r)
+        self.alerts_firing = Gauge("hig_alerts_firing", "Alerts firing now, by rule and severity.",
+                                   ["rule", "severity"], registry=r)
+        self.alert_messages = Counter("hig_alert_messages", "Alert messages enqueued for a channel (each groups the "
+                                      "alerts that changed in one round), by channel.", ["channel"], registry=r)
+        self.store_unreachable = Gauge("hig_store_unreachable_checks", "Consecutive failed store checks of the alert "
+                                       "monitor in this process (0: the store answers).", registry=r)
         self.ops_actions = Counter("hig_ops_actions", "Operator actions, by action and outcome.",
                                    ["action", "outcome"], registry=r)
 
@@ -90,6 +101,13 @@ class OpsMetrics:
         self.poller_failures.clear()
         for adapter_id, n in failures.items():
             self.poller_failures.labels(adapter_id).set(n)
+
+    def set_alerts(self, firing: Sequence[AlertRecord], failed_store_checks: int) -> None:
+        self.alerts_firing.clear()
+        counts = Counter_((a.rule, a.severity) for a in firing)
+        for (rule, severity), n in counts.items():
+            self.alerts_firing.labels(rule, severity).set(n)
+        self.store_unreachable.set(failed_store_checks)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -33,15 +33,20 @@ async def read_configuration(runtime: Runtime, users_file: Path) -> Configuratio
     return Configuration(components, auth)
 
 
-def restart_required(old: Components, new: Components) -> list[str]:
-    """What changed that only a restart applies: an adapter's transport (or the adapter itself), the lanes."""
+def restart_required(running: Components, new: Components) -> list[str]:
+    """What differs between the configuration the transports and lanes run on (`running`, as started) and the one
+    read now, that only a restart applies: an adapter's transport (or the adapter itself), the lanes, the alerts
+    (rules and channels). Every such change is listed on every reload until a restart, not only on the reload that
+    first saw it."""
     restart: list[str] = []
-    for adapter_id in sorted(set(old.adapter_configs) | set(new.adapter_configs)):
-        before, after = old.adapter_configs.get(adapter_id), new.adapter_configs.get(adapter_id)
+    for adapter_id in sorted(set(running.adapter_configs) | set(new.adapter_configs)):
+        before, after = running.adapter_configs.get(adapter_id), new.adapter_configs.get(adapter_id)
         if before is None or after is None or _transport(before) != _transport(after):
             restart.append(f"adapter:{adapter_id}")
-    if old.delivery != new.delivery:
+    if running.delivery != new.delivery:
         restart.append("delivery")
+    if running.alerts != new.alerts:  # the monitor and the channels' lanes run as started
+        restart.append("alerts")
     return restart
 
 

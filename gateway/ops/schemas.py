@@ -112,8 +112,10 @@ class DeliverySearch(_Request):
 
 
 class ReplayFilter(_Request):
-    """Dead deliveries to replay: every given field must match."""
+    """Deliveries to replay: dead letters (back on their lane), or retrying ones (due now: "retry now" after a
+    partner's fault is fixed); every given field must match."""
 
+    state: Literal["dead", "retrying"] = "dead"
     destination: Text64 | None = None
     error_class: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     ticket_id: Text64 | None = None
@@ -122,12 +124,14 @@ class ReplayFilter(_Request):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
     def filter(self) -> DeliveryFilter:
-        return DeliveryFilter(state=DeliveryState.DEAD, destination=self.destination, error_class=self.error_class,
+        return DeliveryFilter(state=DeliveryState(self.state), destination=self.destination,
+                              error_class=self.error_class,
                               since=self.since, until=self.until, ticket_id=self.ticket_id, limit=self.limit)
 
 
 class ReplayRequest(_Request):
-    """Replay dead deliveries by id or by filter; a dry run says which would go, and changes nothing."""
+    """Replay dead (or retry now retrying) deliveries by id or by filter; a dry run says which would go, and changes
+    nothing."""
 
     delivery_ids: Annotated[list[Text64], Field(min_length=1, max_length=1000)] | None = None
     filter: ReplayFilter | None = None
@@ -138,6 +142,11 @@ class ReplayRequest(_Request):
         if (self.delivery_ids is None) == (self.filter is None):
             raise ValueError("give delivery_ids or filter (one of them)")
         return self
+
+
+class AlertSearch(_Request):
+    state: Literal["firing", "all"] = "firing"  # all: firing and resolved, most recently updated first
+    limit: Limit = 100
 
 
 class AuditSearch(_Request):
@@ -151,6 +160,10 @@ class AuditSearch(_Request):
     def query(self) -> AuditQuery:
         return AuditQuery(actor=self.actor, action=self.action, ticket_id=self.ticket_id, since=self.since,
                           until=self.until, limit=self.limit)
+
+
+class EchoSearch(_Request):
+    limit: Limit = 100
 
 
 class QuarantineSearch(_Request):
@@ -199,6 +212,26 @@ class TimelineEntry(BaseModel):
     tone: Literal["info", "ok", "warn", "bad"] = "info"
 
 
+class AlertView(BaseModel):
+    """One alert: a condition from firing to resolved; `owed` are channels not yet sent its latest change."""
+
+    alert_id: str
+    key: str
+    rule: str
+    subject: str
+    severity: str
+    state: Literal["firing", "resolved"]
+    summary: str
+    count: int
+    peak: int
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    notices: int
+    details: list[str]
+    owed: list[str]
+
+
 class AuditView(BaseModel):
     entry_id: str | None
     at: datetime
@@ -210,9 +243,37 @@ class AuditView(BaseModel):
     detail: dict[str, Any]
 
 
+class EchoView(BaseModel):
+    """The sender's echo of one ticket (事事有回音): the newest status the callbacks to its originating partner
+    carry, the newest the partner actually received (a delivered callback), and since when it is behind."""
+
+    destination: str  # the partner's callback lane
+    latest_status: Status
+    latest_sequence: int
+    latest_at: datetime  # when the callback of the newest status was enqueued
+    heard_status: Status | None  # None: the partner has heard no status of this ticket yet
+    heard_sequence: int | None
+    heard_at: datetime | None
+    behind_since: datetime | None  # None: the partner has heard the newest status
+    behind_seconds: float  # 0 when caught up
+    overdue: bool  # behind for longer than echo.behind_after_seconds
+    waiting: DeliveryReceipt | None = None  # the callback it waits for: its state, attempts and last error
+
+
+class BehindTicket(BaseModel):
+    """A ticket whose partner has not heard its latest status for longer than echo.behind_after_seconds."""
+
+    ticket_id: str
+    source_ticket_no: str | None
+    adapter_id: str | None
+    status: Status | None  # the national status, as the ticket stands
+    echo: EchoView
+
+
 class TicketDetail(BaseModel):
     ticket: dict[str, Any]
     masked: bool
+    echo: EchoView | None = None  # None: no status callback was ever enqueued for it (or its partner has none)
     deadline_risk: Literal["overdue", "due_soon"] | None
     due_on: date | None
     deliveries: list[DeliveryDetail]
@@ -220,12 +281,30 @@ class TicketDetail(BaseModel):
     audit: list[AuditView]
 
 
+NotReplayedReason = Literal["delivered", "pending", "in_flight", "changed_meanwhile"]
+
+
+class NotReplayed(BaseModel):
+    """A delivery a replay named or matched but did not put back, and why: `reason` is the stable code, `message`
+    says it in Chinese for the operator, `message_en` in English for logs."""
+
+    delivery_id: str
+    state: DeliveryState
+    reason: NotReplayedReason
+    message: str
+    message_en: str
+
+
 class ReplayResult(BaseModel):
+    """What a replay did: `delivery_ids` went back on their lanes (dead ones) or are due now (retrying ones);
+    `not_replayed` explains each other one it was asked for."""
+
     dry_run: bool
     delivery_ids: list[str]
     ticket_ids: list[str]
     count: int
     audit_id: str
+    not_replayed: list[NotReplayed] = Field(default_factory=list)
 
 
 class QuarantineView(BaseModel):
@@ -234,8 +313,11 @@ class QuarantineView(BaseModel):
     received_at: datetime
     content_type: str
     size: int
-    errors: list[dict[str, Any]]
+    errors: list[dict[str, Any]]  # of the latest time it came
     resolved_ticket_id: str | None
+    returned: bool = False  # kept after a 退单 the partner was sent, not waiting for a fixed spec
+    times_seen: int  # the same payload from the same adapter, while unresolved, is this one record
+    last_seen_at: datetime
 
 
 class RemapResult(BaseModel):

@@ -26,11 +26,16 @@ from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
+from gateway.ops.replay import not_replayed
 from gateway.ops.schemas import (
+    AlertSearch,
+    AlertView,
     AuditSearch,
     AuditView,
+    BehindTicket,
     DeliveryDetail,
     DeliverySearch,
+    EchoSearch,
     OnTimeSearch,
     QuarantineSearch,
     QuarantineView,
@@ -45,7 +50,7 @@ from gateway.ops.schemas import (
 from gateway.ops.throttle import FailureThrottle
 from gateway.ops.views import Dashboard, audit_view, timeline, title_of, waits_for
 from gateway.runtime import Runtime
-from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store
+from gateway.store.base import AuditEntry, AuditQuery, DeliveryFilter, QuarantinedPayload, Store, TicketQuery
 from gateway.tickets.intake import IntakeOutcome
 from mapping.payload import PayloadError, parse_json_body, parse_xml, xml_to_dict
 
@@ -66,6 +71,7 @@ class OpsService:
         self.csrf_key = secrets.token_bytes(32)  # per process: a form older than a restart is refused
         self.throttle = FailureThrottle()
         self.board = Board(runtime, self.counts, clock)
+        self.restart_pending: list[str] = []  # what the configuration on disk changed that runs only after a restart
 
     @classmethod
     def for_runtime(cls, runtime: Runtime, *, users_file: Path | None = None) -> OpsService:
@@ -88,6 +94,8 @@ class OpsService:
         """While the gateway runs: delivery attempts feed metrics and the chart; counts are flushed to the store."""
         if self.runtime.engine is not None:
             self.runtime.engine.add_listener(self._on_attempt)
+        if self.runtime.alerts is not None:
+            self.runtime.alerts.listeners.append(lambda channel, _: self.metrics.alert_messages.labels(channel).inc())
         task = asyncio.create_task(self.counts.run(flush_interval), name="ops-counts-flush")
         try:
             yield self
@@ -99,7 +107,7 @@ class OpsService:
         if kind == "returned" and outcome is not None and outcome.returned is not None:
             rules = [f"returned:{outcome.returned.reason_code}"]
         self.metrics.observe_intake(adapter_id, kind, seconds, rules)
-        if kind != "error":
+        if kind not in ("error", "repeat"):  # as 累计接收 counts: a repeat of a known ticket is nothing new
             self.counts.add(series.INTAKE)
         if kind in ("quarantined", "returned"):
             self.counts.add(series.QUARANTINED)
@@ -187,6 +195,23 @@ class OpsService:
                            field="since")
         return await self.board.on_time(since, until)
 
+    async def ticket_by_reference(self, reference: str) -> str:
+        """The ticket id a reference names: the gateway's id, a partner's source ticket number or the national
+        registration number; 404 when none matches, 409 listing them when a number names several tickets."""
+        if await self.store.get_ticket(reference) is not None:
+            return reference
+        for field, query in (("source_ticket_no", TicketQuery(source_ticket_no=reference, limit=10)),
+                             ("national_registration_no", TicketQuery(national_registration_no=reference, limit=10))):
+            found = await self.store.search_tickets(query)
+            if len(found) == 1:
+                return found[0].ticket_id
+            if found:
+                ids = ", ".join(f"{t.ticket_id} ({t.source.adapter_id})" for t in found)
+                raise OpsError(409, "ambiguous_reference", f"{reference} is the {field} of several tickets: {ids}; "
+                               "give the ticket id", field="ticket_id")
+        raise OpsError(404, "not_found", f"no ticket has the id, source ticket number or national registration "
+                       f"number {reference} (tickets find searches by phone, respondent and more)", field="ticket_id")
+
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)
         if ticket is None:
@@ -206,10 +231,15 @@ class OpsService:
         risk = self.board.risk_of(ticket)
         return TicketDetail(
             ticket=ticket_json(ticket, user.role), masked=masked,
+            echo=await self.board.echo.of_ticket(ticket_id, self.clock()),
             deadline_risk=risk.risk if risk else None, due_on=risk.due_on if risk else None,
             deliveries=deliveries, timeline=timeline(ticket, deliveries, audit, masked),
             audit=[audit_view(e) for e in audit],
         )
+
+    async def behind(self, search: EchoSearch, user: OpsUser) -> list[BehindTicket]:
+        """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
+        return await self.board.echo.behind(self.clock(), search.limit)
 
     # -- deliveries -------------------------------------------------------------------------------------
     async def deliveries(self, search: DeliverySearch, user: OpsUser) -> list[DeliveryReceipt]:
@@ -217,28 +247,42 @@ class OpsService:
         return found
 
     async def replay(self, request: ReplayRequest, user: OpsUser) -> ReplayResult:
+        """Dead deliveries back on their lanes and retrying ones due now, by id or by filter (audited); every
+        delivery named or matched but left alone is explained."""
         require(user, Role.OPERATOR, "replaying deliveries")
+        asked: list[DeliveryReceipt] = []
         if request.delivery_ids is not None:
             for delivery_id in request.delivery_ids:
-                if await self.store.get_delivery(delivery_id) is None:
+                receipt = await self.store.get_delivery(delivery_id)
+                if receipt is None:
                     raise OpsError(404, "not_found", f"no delivery {delivery_id}", field="delivery_ids")
+                asked.append(receipt)
             ids: list[str] = await self.store.replay(delivery_ids=list(request.delivery_ids),
                                                      dry_run=request.dry_run)
             detail: dict[str, Any] = {"requested": list(request.delivery_ids)}
         else:
             assert request.filter is not None
-            ids = await self.store.replay(request.filter.filter(), dry_run=request.dry_run)
+            flt = request.filter.filter()
+            if not request.dry_run:  # what matched, so that any that changed state meanwhile are explained
+                matched = await self.store.replay(flt, dry_run=True)
+                asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
+            ids = await self.store.replay(flt, dry_run=request.dry_run)
             detail = {"filter": request.filter.model_dump(mode="json", exclude_none=True)}
         receipts = [r for r in [await self.store.get_delivery(i) for i in ids] if r is not None]
+        done = set(ids)
+        left = [not_replayed(r) for r in [await self.store.get_delivery(a.delivery_id) or a for a in asked
+                                          if a.delivery_id not in done]]
         ticket_ids = list(dict.fromkeys(r.ticket_id for r in receipts))
         detail.update({"delivery_ids": ids, "destinations": sorted({r.destination for r in receipts})})
+        if left:
+            detail["not_replayed"] = {n.delivery_id: n.reason for n in left}
         action = "replay.dry_run" if request.dry_run else "replay"
         audit_id = await self.record(user, action, ticket_ids, detail)
         if not request.dry_run and self.runtime.engine is not None:
             for destination in {r.destination for r in receipts}:
                 self.runtime.engine.wake(destination)
         return ReplayResult(dry_run=request.dry_run, delivery_ids=ids, ticket_ids=ticket_ids, count=len(ids),
-                            audit_id=audit_id)
+                            audit_id=audit_id, not_replayed=left)
 
     async def compact(self, older_than_days: int, user: OpsUser,
                       progress: Callable[[int], None] | None = None) -> int:
@@ -253,7 +297,9 @@ class OpsService:
         return QuarantineView(quarantine_id=item.quarantine_id, adapter_id=item.adapter_id,
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
-                              resolved_ticket_id=item.resolved_ticket_id)
+                              resolved_ticket_id=item.resolved_ticket_id,
+                              returned=any(e.rule.startswith("returned:") for e in item.errors),
+                              times_seen=item.times_seen, last_seen_at=item.last_seen_at or item.received_at)
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
         items: list[QuarantinedPayload] = await self.store.list_quarantined(search.adapter_id, search.limit)
@@ -322,10 +368,11 @@ class OpsService:
         except Exception as err:  # every configuration error names its file, line and key
             await self.record(user, "config.reload", [], {"error": str(err)[:2000]}, outcome="invalid")
             raise OpsError(422, "invalid_configuration", str(err), field="configuration") from err
-        restart = restart_required(self.runtime.components, new.components)
+        restart = restart_required(self.runtime.started_components, new.components)
         # Nothing awaited from here to the last assignment: no request sees the runtime and users half swapped.
         self.runtime.reload(new.components)
         self.auth = new.auth
+        self.restart_pending = restart
         audit_id = await self.record(user, "config.reload", [], {"restart_required": restart,
                                                                  "specs": sorted(new.components.specs)})
         return ReloadResult(reloaded=list(RELOADED), adapters=sorted(new.components.specs),
@@ -334,6 +381,13 @@ class OpsService:
     # -- the dashboard and metrics ------------------------------------------------------------------------
     async def dashboard(self, user: OpsUser, hours: float = 6.0) -> Dashboard:
         return await self.board.dashboard(hours)
+
+    async def alerts(self, search: AlertSearch) -> list[AlertView]:
+        found = await self.store.list_alerts(firing_only=search.state == "firing", limit=search.limit)
+        return [AlertView(alert_id=a.alert_id, key=a.key, rule=a.rule, subject=a.subject, severity=a.severity,
+                          state=a.state, summary=a.summary, count=a.count, peak=a.peak, started_at=a.started_at,
+                          updated_at=a.updated_at, resolved_at=a.resolved_at, notices=a.notices,
+                          details=list(a.details), owed=list(a.owed)) for a in found]
 
     async def chart(self, hours: float) -> Chart:
         return await self.board.chart(hours)

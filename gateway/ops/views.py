@@ -7,15 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from adapters.secrets import CredentialSource
 from contracts.delivery import AttemptOutcome, DeliveryReceipt, DeliveryState
 from contracts.ticket import Ticket
 from gateway.ops.chart import Chart
 from gateway.ops.masking import mask_in_text
 from gateway.ops.on_time import OnTimeReport
-from gateway.ops.schemas import AuditView, DeliveryDetail, TimelineEntry
+from gateway.ops.schemas import AuditView, BehindTicket, DeliveryDetail, TimelineEntry
 from gateway.pollers import PollerStatus
-from gateway.store.base import AuditEntry
+from gateway.store.base import AlertRecord, AuditEntry
+from gateway.tickets.deadlines import CHINA_TZ
 
+CREDENTIAL_LABELS = {"environment": "环境变量", "generated": "自动生成（演示）", "to_generate": "待自动生成（演示）",
+                     "missing": "缺失"}
 STATE_LABELS = {"pending": "待发送", "in_flight": "发送中", "retrying": "重试中", "delivered": "已送达", "dead": "死信"}
 STATUS_LABELS = {
     "RECEIVED": "已接收", "DISPATCHED": "已派单", "ACCEPTED": "已受理", "NOT_ACCEPTED": "不予受理",
@@ -28,6 +32,7 @@ ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预
                  "config.reload": "重新加载配置", "compact": "压缩已送达投递",
                  "jurisdiction.review": "受理范围人工判定"}
 RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
+SEVERITY_LABELS = {"critical": "严重", "warning": "警告", "info": "提示"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,15 @@ class AdapterRow:
     quarantined_total: int
     callback: LaneRow | None
     poller: PollerStatus | None
+    credentials: dict[str, CredentialSource] = field(default_factory=dict)  # variable -> where its value comes from
+
+    @property
+    def credential_source(self) -> CredentialSource | None:
+        """The adapter's credentials in one word: the worst of them (missing, then generated, then environment)."""
+        for source in ("missing", "to_generate", "generated", "environment"):
+            if source in self.credentials.values():
+                return source
+        return None
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,11 @@ class Dashboard:
     chart: Chart
     on_time: OnTimeReport
     totals: dict[str, int] = field(default_factory=dict)
+    alerts: list[AlertRecord] = field(default_factory=list)  # firing now, most recently updated first
+    # The sender's echo: tickets whose partner has not heard their latest status for longer than behind_after_s.
+    behind: list[BehindTicket] = field(default_factory=list)
+    behind_count: int = 0
+    behind_after_s: int = 0
 
 
 
@@ -163,4 +182,5 @@ def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequen
                                      label=f"运维操作：{ACTION_LABELS.get(entry.action, entry.action)}",
                                      detail=f"{entry.actor}（{entry.role}） {entry.outcome}"))
     entries.sort(key=lambda e: e.at)
-    return entries
+    # China time throughout: the gateway keeps its own times in UTC, partners and the platform write +08:00.
+    return [e.model_copy(update={"at": e.at.astimezone(CHINA_TZ)}) for e in entries]

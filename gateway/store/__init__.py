@@ -3,18 +3,23 @@ or PostgreSQL."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
+    AlertLedger,
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     Coordination,
     DeliveryFilter,
+    EchoStore,
     IntakeResult,
     LaneStore,
     OnTimeCount,
     OpsLedger,
+    PartnerEcho,
     QuarantinedPayload,
     QuarantineStore,
     Store,
@@ -32,27 +37,33 @@ from gateway.store.errors import (
     UnknownTicket,
 )
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
+from gateway.store.sqlite.owner import StoreFileInUse, store_file_owned
 
 if TYPE_CHECKING:
     from gateway.store.postgres import PoolSettings
 
 __all__ = [
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
     "Coordination",
     "DeliveryFilter",
+    "EchoStore",
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
     "OnTimeCount",
     "OpsLedger",
+    "PartnerEcho",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
     "Store",
     "StoreConfigError",
     "StoreError",
+    "StoreFileInUse",
     "StoreLifecycle",
     "TicketQuery",
     "TicketStore",
@@ -61,6 +72,7 @@ __all__ = [
     "hash_phone",
     "open_store",
     "postgres_pool_settings",
+    "serving_store",
 ]
 
 
@@ -84,6 +96,19 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds)
 
 
+def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,
+                  workers: bool) -> AbstractContextManager[object]:
+    """Held while a process serves the store: one gateway (`gateway`) and one set of delivery workers (`workers`)
+    per SQLite file, a second refused with StoreFileInUse naming the first; Redis is shared by design."""
+    stack = ExitStack()
+    if settings.store.kind == "sqlite":
+        with ExitStack() as taking:  # all or nothing: a refusal releases what was taken
+            if gateway:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "gateway", role))
+            if workers:
+                taking.enter_context(store_file_owned(settings.sqlite_path, "workers", role))
+            stack = taking.pop_all()
+    return stack
 def postgres_pool_settings(settings: GatewaySettings) -> PoolSettings:
     """The PostgreSQL store's connection settings from the gateway's (`store.timeouts` bound connecting and each
     statement)."""

@@ -23,16 +23,20 @@ from gateway.store.errors import (
 
 __all__ = [
     "COUNTS_RETENTION_S",
+    "AlertLedger",
+    "AlertRecord",
     "AuditEntry",
     "AuditQuery",
     "ConcurrentUpdate",
     "Coordination",
     "DeliveryFilter",
+    "EchoStore",
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
     "OnTimeCount",
     "OpsLedger",
+    "PartnerEcho",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
@@ -64,6 +68,11 @@ class DeliveryFilter:
     until: datetime | None = None
     ticket_id: str | None = None
     limit: int = 100
+
+
+def replayable(state: DeliveryState | None) -> DeliveryState:
+    """Which state a replay by filter takes: retrying deliveries when asked for (retry now), else dead letters."""
+    return DeliveryState.RETRYING if state is DeliveryState.RETRYING else DeliveryState.DEAD
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,29 @@ class QuarantinedPayload:
     received_at: datetime
     content_type: str
     body: bytes
-    errors: tuple[FieldError, ...]
+    errors: tuple[FieldError, ...]  # of the latest time it came
     resolved_ticket_id: str | None = None
+    # The same payload (same bytes and content type) from the same adapter, while unresolved, is one record:
+    # how many times it came, and when last (received_at is the first time).
+    times_seen: int = 1
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartnerEcho:
+    """What the originating partner has heard of its ticket (事事有回音): the newest status a callback carries to
+    it, the newest status it actually received (a delivered callback), and since when it is behind."""
+
+    ticket_id: str
+    destination: str  # the partner's callback lane
+    latest_sequence: int
+    latest_status: str  # a Status value
+    latest_at: datetime  # when the callback of the newest status was enqueued
+    heard_sequence: int | None = None
+    heard_status: str | None = None
+    heard_at: datetime | None = None  # when the callback of that status was delivered
+    behind_since: datetime | None = None  # when the oldest status it has not heard was enqueued; None: caught up
+    waiting_delivery_id: str | None = None  # the callback of that status (its last error says why it is late)
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,35 @@ class AuditQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+
+
+AlertState = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert: a condition (a rule about one subject) from the moment it fired until it resolved.
+
+    `owed`: the channels that have not yet been sent its latest change (held back by their rate limit)."""
+
+    alert_id: str
+    key: str  # "<rule>:<subject>": what groups every occurrence of the condition into this one alert
+    rule: str
+    subject: str
+    severity: str
+    state: AlertState
+    summary: str
+    count: int  # how many of the thing now (dead letters, overdue tickets, failed polls…)
+    peak: int
+    started_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime  # the last evaluation that found the condition
+    resolved_at: datetime | None = None
+    notified_count: int | None = None  # the count the last notice told
+    notified_at: datetime | None = None
+    notices: int = 0  # changes so far (fired, grew, resolved), each owed to the channels that want it
+    details: tuple[str, ...] = ()  # a few examples: lane, ticket numbers, the last error
+    owed: tuple[str, ...] = ()
 
 
 # How long per-minute counters are kept: the dashboard shows hours, not days.
@@ -214,7 +273,10 @@ class QuarantineStore(ABC):
 
     @abstractmethod
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
-                         errors: list[FieldError]) -> str: ...
+                         errors: list[FieldError]) -> str:
+        """Keep a payload that did not map; its id. The same payload (bytes and content type) from the same adapter
+        while its record is unresolved counts on that record (times seen, last seen, latest errors) and returns
+        its id."""
 
     @abstractmethod
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None: ...
@@ -225,6 +287,23 @@ class QuarantineStore(ABC):
     @abstractmethod
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         """Mark the payload resolved by this ticket; UnknownQuarantine for an id never stored."""
+
+
+class EchoStore(ABC):
+    """The sender's echo of each ticket, kept by the lane writes themselves: enqueuing a status callback (an outbox
+    entry that `reports` a status) moves the newest status, delivering one moves what the partner heard."""
+
+    @abstractmethod
+    async def get_echo(self, ticket_id: str) -> PartnerEcho | None:
+        """None when no status callback was ever enqueued for the ticket."""
+
+    @abstractmethod
+    async def list_behind(self, behind_before: datetime, limit: int = 100) -> list[PartnerEcho]:
+        """Tickets whose partner has not heard a status enqueued before `behind_before`, longest behind first."""
+
+    @abstractmethod
+    async def count_behind(self, behind_before: datetime) -> int:
+        """How many tickets list_behind(behind_before) would list without a limit."""
 
 
 class LaneStore(ABC):
@@ -270,7 +349,9 @@ class LaneStore(ABC):
     @abstractmethod
     async def replay(self, flt: DeliveryFilter | None = None, delivery_ids: list[str] | None = None,
                      dry_run: bool = False) -> list[str]:
-        """Put dead deliveries back on their lanes (attempt history kept); the ids replayed or to be."""
+        """Put dead deliveries back on their lanes and make retrying ones due now (attempt history kept, the retry
+        budget counted again from now); the ids replayed or to be. By id, a delivery in any other state is left
+        alone; by filter, `flt.state` RETRYING takes retrying deliveries, anything else dead letters."""
 
     @abstractmethod
     async def compact_delivered(self, created_before: datetime, limit: int = 500) -> int:
@@ -320,6 +401,18 @@ class OpsLedger(ABC):
         """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" not yet resolved."""
 
 
+class AlertLedger(ABC):
+    """Alerts as the alert monitor keeps them: one record per alert, saved whole at every change."""
+
+    @abstractmethod
+    async def save_alert(self, alert: AlertRecord) -> None:
+        """Keep the alert, replacing the record of the same alert_id."""
+
+    @abstractmethod
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        """Alerts (only those firing, or all), most recently updated first."""
+
+
 class Coordination(ABC):
     """What processes sharing one store agree on: poll cursors, named locks, nonces seen."""
 
@@ -350,5 +443,6 @@ class Coordination(ABC):
         """True the first time a nonce is seen in its scope within ttl; False for a replay."""
 
 
-class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, OpsLedger, Coordination, ABC):
+class Store(StoreLifecycle, TicketStore, QuarantineStore, LaneStore, EchoStore, OpsLedger, AlertLedger, Coordination,
+            ABC):
     """Durable state of the gateway: every role in one backend. Every method is atomic on its own."""

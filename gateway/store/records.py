@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
 from contracts.ticket import Ticket
+from gateway.store.base import AlertRecord
 
 
 def now_ms() -> int:
@@ -49,7 +52,36 @@ def attempt_to_record(claim: ClaimedDelivery, attempt: AttemptReceipt) -> Attemp
     )
 
 
+def payload_digest(content_type: str, body: bytes) -> str:
+    """What makes two quarantined payloads the same one: their bytes and how they are to be read (SHA-256, hex)."""
+    digest = hashlib.sha256(content_type.strip().lower().encode("utf-8"))
+    digest.update(b"\x00")
+    digest.update(body)
+    return digest.hexdigest()
+
+
 def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:
     """The ticket as a save stores it: one revision past the one it was read at (its own when not given)."""
     revision = (ticket.lifecycle.revision if read_at is None else read_at) + 1
     return ticket.model_copy(update={"lifecycle": ticket.lifecycle.model_copy(update={"revision": revision})})
+
+
+_ALERT_TIMES = ("started_at", "updated_at", "last_seen_at", "resolved_at", "notified_at")
+
+
+def alert_to_json(alert: AlertRecord) -> str:
+    """An alert record as both stores keep it: JSON, times as epoch milliseconds."""
+    data: dict[str, object] = dict(alert.__dict__)
+    for name in _ALERT_TIMES:
+        at = data[name]
+        data[name] = to_ms(at) if isinstance(at, datetime) else None
+    data["details"], data["owed"] = list(alert.details), list(alert.owed)
+    return json.dumps(data, ensure_ascii=False)
+
+
+def alert_from_json(text: str) -> AlertRecord:
+    data = json.loads(text)
+    for name in _ALERT_TIMES:
+        data[name] = from_ms(int(data[name])) if data.get(name) is not None else None
+    data["details"], data["owed"] = tuple(data["details"]), tuple(data["owed"])
+    return AlertRecord(**data)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.codesets import NotAcceptedReason, Status
-from contracts.delivery import OutboxEntry
+from contracts.delivery import OutboxEntry, ReportedStatus
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
 from gateway.tickets.intake import IntakeService, returned_by, with_jurisdiction
@@ -77,7 +78,9 @@ async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settl
             settled = settled.model_copy(update={
                 "lifecycle": settled.lifecycle.model_copy(update={"status": Status.RETURNED})})
             callback = intake.returned_callback(ticket.source.adapter_id, returned_by(ticket, decision))
-            outbox = [] if callback is None else [callback]
+            # A stored ticket's 退单 is its status RETURNED: the sender's echo follows it as any status callback.
+            outbox = [] if callback is None else [dataclasses.replace(callback, reports=ReportedStatus(
+                sequence=settled.lifecycle.last_sequence, status=Status.RETURNED.value))]
         return (settled, decision), TicketChange(settled, outbox)
 
     # Two operators settling at once: the second reads the settled ticket again and is refused (not under review).

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 
 from adapters.base import Adapter
-from contracts.delivery import OutboxEntry
+from contracts.delivery import OutboxEntry, ReportedStatus
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket, idempotency_key_of
 from mapping.engine import Returned
@@ -33,7 +34,13 @@ def partner_writeback(adapter: Adapter | None, spec: MappingSpec | None, subject
             log.error("callback cannot be built", extra={"ticket_id": subject.ticket_id, "adapter_id": adapter.id,
                                                          "reason": str(err)})
         return None
-    return adapter.callback_entry(fields, idempotency_key=writeback_key(spec, subject, event))
+    entry = adapter.callback_entry(fields, idempotency_key=writeback_key(spec, subject, event))
+    if isinstance(subject, Returned):
+        return entry
+    # The store follows what the partner has heard of its ticket (the sender's echo) by the status each carries.
+    sequence = event.sequence if event is not None else subject.lifecycle.last_sequence
+    status = event.status if event is not None else subject.lifecycle.status
+    return dataclasses.replace(entry, reports=ReportedStatus(sequence=sequence, status=status.value))
 
 
 def writeback_key(spec: MappingSpec, subject: Ticket | Returned, event: StatusEvent | None = None) -> str:

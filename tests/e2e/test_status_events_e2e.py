@@ -119,6 +119,9 @@ def test_a_resent_and_an_out_of_order_event_change_nothing_and_call_back_once_pe
     assert sorted(str(c.body["handleStatus"]) for c in received) == ["1", "1", "1", "2"]  # 受理 调解 调解成功 办结
     callbacks = [d for d in world.deliveries(ticket_id=ticket_id) if d["destination"] == "callback:city-12345-rest"]
     assert len(callbacks) == 4 and all(d["state"] == "delivered" for d in callbacks)
+    echo = world.ticket(ticket_id)["echo"]  # the sender's echo: the city has heard the last status
+    assert (echo["latest_status"], echo["heard_status"], echo["heard_sequence"], echo["behind_since"]) == (
+        "CLOSED", "CLOSED", 4, None)
 
 
 def deadlines(world: World, ticket_id: str) -> dict[str, dict[str, Any]]:

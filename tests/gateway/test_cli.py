@@ -35,6 +35,15 @@ def test_check_config_names_the_broken_key_and_exits_2(tmp_path: Path) -> None:
     assert f"{bad}:2: region.code" in done.stderr
 
 
+def test_check_config_refuses_a_region_code_that_is_no_region(tmp_path: Path) -> None:
+    bad = tmp_path / "gateway.yaml"
+    bad.write_text('region:\n  code: "522690"\n  name: x\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "main.py", "check-config", str(bad)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{bad}:2: region.code: region code 522690 is not in the current GB/T 2260 table" in done.stderr
+
+
 def test_schema_export_writes_the_contract_schemas(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "main.py", "schema", "export", "--directory", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)

@@ -128,6 +128,10 @@ def test_an_operator_returning_a_review_sends_the_city_its_return(world: World) 
     callback = wait_for("the 退单 callback", lambda: city_callbacks(world, number) or None, 15)[0]
     assert callback["handleStatus"] == "3" and "卫生健康部门" in callback["handleOpinion"]
     assert world.ticket(ticket_id)["ticket"]["idempotency_key"] not in national_keys(world)
+    # The sender's echo: the city has heard the return (RETURNED), once its callback was delivered.
+    echo = wait_for("the return heard", lambda: (e if (e := world.ticket(ticket_id)["echo"]) and e["heard_status"]
+                                                 else None), 15)
+    assert (echo["latest_status"], echo["heard_status"], echo["behind_since"]) == ("RETURNED", "RETURNED", None)
 
 
 def test_a_review_is_settled_once_and_only_by_an_operator(world: World) -> None:

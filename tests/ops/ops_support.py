@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from adapters.registry import build_adapters
 from contracts.delivery import AttemptOutcome, AttemptReceipt
 from gateway.app import create_app
-from gateway.config import CreditLookupSettings, DemoSettings, GatewaySettings, load_settings
+from gateway.config import CreditLookupSettings, DemoSettings, EchoSettings, GatewaySettings, load_settings
 from gateway.delivery.config import load_delivery_config
 from gateway.ops.service import OpsService
 from gateway.runtime import Components, Runtime, load_components
@@ -64,7 +64,7 @@ _components: dict[str, Components] = {}
 
 def base_settings(tmp: Path, *, store_kind: str = "sqlite", workers: bool = False,
                   delivery_file: Path | None = None, adapters_dir: Path | None = None,
-                  config_dir: Path | None = None) -> GatewaySettings:
+                  config_dir: Path | None = None, echo_behind_after_seconds: int | None = None) -> GatewaySettings:
     """The demo configuration with a temp data dir, no simulators, no credit look-up, no pollers."""
     settings = load_settings(CONFIG / "gateway.yaml")
     update: dict[str, Any] = {
@@ -72,6 +72,8 @@ def base_settings(tmp: Path, *, store_kind: str = "sqlite", workers: bool = Fals
         "credit_lookup": CreditLookupSettings(url=None),
         "store": settings.store.model_copy(update={"kind": store_kind}),
     }
+    if echo_behind_after_seconds is not None:
+        update["echo"] = EchoSettings(behind_after_seconds=echo_behind_after_seconds)
     if delivery_file is not None:
         update["delivery_file"] = str(delivery_file)
     if adapters_dir is not None:
@@ -213,10 +215,12 @@ class OpsGateway:
 @asynccontextmanager
 async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: bool = False,
                           delivery_file: Path | None = None, adapters_dir: Path | None = None,
-                          config_dir: Path | None = None) -> AsyncIterator[OpsGateway]:
+                          config_dir: Path | None = None,
+                          echo_behind_after_seconds: int | None = None) -> AsyncIterator[OpsGateway]:
     namespace = f"test-ops-{uuid.uuid4().hex[:12]}" if store_kind == "redis" else f"test_ops_{uuid.uuid4().hex[:12]}"
     settings = base_settings(tmp, store_kind=store_kind, workers=workers, delivery_file=delivery_file,
-                             adapters_dir=adapters_dir, config_dir=config_dir)
+                             adapters_dir=adapters_dir, config_dir=config_dir,
+                             echo_behind_after_seconds=echo_behind_after_seconds)
     runtime = build_runtime(settings, make_store(store_kind, tmp, namespace))
     app = create_app(settings, runtime=runtime)
     try:
@@ -235,10 +239,12 @@ async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: boo
 
 @dataclass
 class Receiver:
-    """Every destination of the gateway on one loopback server: answers 400 (permanent) or 200 on demand."""
+    """Every destination of the gateway on one loopback server: answers `refuse_status` (400, permanent, unless told
+    otherwise) or 200 on demand."""
 
     url: str = ""
     accept: bool = True
+    refuse_status: int = 400
     received: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -252,7 +258,7 @@ class Receiver:
                 self.received.append(lane)
                 n = len(self.received)
             if not self.accept:
-                return JSONResponse({"error": "schema", "message": "字段不合规"}, status_code=400)
+                return JSONResponse({"error": "schema", "message": "字段不合规"}, status_code=self.refuse_status)
             return JSONResponse({"national_registration_no": f"1231552260120240315{n:06d}"})
 
         return app
@@ -266,12 +272,14 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-def delivery_file_for(tmp: Path, url: str) -> Path:
-    """config/delivery.yaml with every lane sent to `url`/<lane>, quick retries and no breaker trips."""
+def delivery_file_for(tmp: Path, url: str, retry: dict[str, Any] | None = None) -> Path:
+    """config/delivery.yaml with every lane sent to `url`/<lane>, quick retries (or `retry`) and no breaker trips."""
     data = yaml.safe_load((CONFIG / "delivery.yaml").read_text(encoding="utf-8"))
     data["engine"] = {"reaper_interval": "1s", "stop_grace": "1s", "idle_poll_min": 0.05, "idle_poll_max": 0.2}
     for destination in data["destinations"]:
         destination["url"] = f"{url}/{destination['name']}"
+        if retry is not None:
+            destination["retry"] = retry
     path = tmp / "delivery.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

@@ -19,6 +19,7 @@ from tests.ops.ops_support import (
     city_matter,
     running_gateway,
 )
+from tests.ops.test_ops_dashboard import _sign_in
 
 
 async def _dead(gw: OpsGateway, *numbers: str) -> dict[str, str]:
@@ -43,7 +44,8 @@ async def test_replaying_one_dead_delivery_puts_it_back_and_audits_who_what_when
     response = await gw.post("/api/v1/deliveries/replay", "operator", {"delivery_ids": [delivery_id]})
     assert response.status_code == 200
     assert response.json() | {"audit_id": None} == {"dry_run": False, "delivery_ids": [delivery_id],
-                                                     "ticket_ids": [ticket_id], "count": 1, "audit_id": None}
+                                                     "ticket_ids": [ticket_id], "count": 1, "audit_id": None,
+                                                     "not_replayed": []}
     assert await _state(gw, delivery_id) == "pending"
     attempts = await gw.store.list_attempts(delivery_id)
     assert len(attempts) == 1  # the history is kept
@@ -70,7 +72,8 @@ async def test_a_dry_run_lists_what_a_filter_would_replay_and_changes_nothing(gw
     assert [await _state(gw, d) for d in dead.values()] == ["dead", "dead"]
     [entry] = (await gw.get("/api/v1/audit", "admin")).json()
     assert entry["action"] == "replay.dry_run" and sorted(entry["ticket_ids"]) == sorted(dead)
-    assert entry["detail"]["filter"] == {"destination": "national", "error_class": "http_400", "limit": 100}
+    assert entry["detail"]["filter"] == {"state": "dead", "destination": "national", "error_class": "http_400",
+                                         "limit": 100}
 
 
 async def test_replay_by_filter_takes_only_the_matching_dead_letters(gw: OpsGateway) -> None:
@@ -171,6 +174,16 @@ async def test_a_changed_transport_is_named_as_needing_a_restart(tmp_path: Path)
         adapter.write_text(text.replace("max_attempts: 8", "max_attempts: 9"), encoding="utf-8")
         response = await gw.post("/api/v1/admin/reload", "admin")
         assert response.json()["restart_required"] == ["adapter:city-12345-rest"]
+        again = await gw.post("/api/v1/admin/reload", "admin")  # still not running: still named
+        assert again.json()["restart_required"] == ["adapter:city-12345-rest"]
+        await _sign_in(gw, "viewer")
+        board = await gw.client.get("/ops")
+        assert 'id="restart-pending"' in board.text and "需重启网关后才生效" in board.text
+        assert "adapter:city-12345-rest" in board.text
+        adapter.write_text(text, encoding="utf-8")  # back to what runs
+        undone = await gw.post("/api/v1/admin/reload", "admin")
+        assert undone.json()["restart_required"] == []
+        assert 'id="restart-pending"' not in (await gw.client.get("/ops")).text
 
 
 async def test_a_remapped_payload_goes_through_the_jurisdiction_screen_like_a_push(tmp_path: Path,

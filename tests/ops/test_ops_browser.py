@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium: counts move after a push, the ticket page, a replay by an operator, a viewer."""
+"""The dashboard in headless Chromium: counts move after a push, an alert on its panel, the ticket page, a replay by an
+operator, a viewer."""
 
 from __future__ import annotations
 
@@ -122,6 +123,10 @@ def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_dat
     wait.until(lambda d: cell(d, "#adapter-city-12345-rest .received") == "1")
     wait.until(lambda d: cell(d, "#destination-national .dead") == "1")
     assert cell(browser, "#total-dead") == "1"
+    # The dead letter raised an alert: the 当前告警 panel names it, in Chinese, as 严重 (critical).
+    alert_row = '#alerts tr[data-key="dead_letters:national"]'
+    wait.until(lambda d: "通道 national 有 1 条死信" in cell(d, alert_row))
+    assert cell(browser, f"{alert_row} .chip") == "严重"
 
     click(wait, f'#dead-letters a[href="/ops/tickets/{ticket_id}"]')
     wait.until(lambda d: d.find_elements(By.ID, "timeline"))

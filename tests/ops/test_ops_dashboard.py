@@ -19,6 +19,7 @@ from tests.ops.ops_support import (
     OpsGateway,
     city_complaint,
     city_matter,
+    fixture_payload,
 )
 
 
@@ -280,3 +281,43 @@ async def test_routing_warnings_are_shown_on_the_ticket_page_and_in_the_api(sqli
 
     assert re.search(r'<div class="warnings" id="routing-warnings">.*?522701 都匀市', page.text, re.S)
     assert detail.json()["ticket"]["routing"]["warnings"] == [warning]
+
+
+async def test_the_received_card_and_the_chart_legend_agree_when_a_partner_pushes_a_ticket_again(
+        sqlite_gw: OpsGateway) -> None:
+    await sqlite_gw.push(city_complaint("KL-DASH-AGREE-1"))
+    again = await sqlite_gw.push(city_complaint("KL-DASH-AGREE-1"))  # the same ticket, pushed twice
+    assert again.kind == "repeat"
+    await sqlite_gw.push(city_complaint("KL-DASH-AGREE-2", appealTypeCode="99"))  # quarantined
+    await _sign_in(sqlite_gw, "viewer")
+    page = (await sqlite_gw.client.get("/ops/live")).text
+    card = re.search(r'id="total-received">(\d+)<', page)
+    legend = re.search(r'id="chart-intake">(\d+)<', page)
+    assert card and legend and card.group(1) == legend.group(1) == "2"
+
+
+async def test_a_returned_payload_is_listed_as_returned_without_a_remap_button(sqlite_gw: OpsGateway) -> None:
+    returned = await sqlite_gw.push(fixture_payload("city-12345-rest", "04-help-request-returned"))
+    assert returned.kind == "returned"
+    failed = await sqlite_gw.push(city_complaint("KL-DASH-Q-2", appealTypeCode="99"))
+    await _sign_in(sqlite_gw, "operator")
+    page = (await sqlite_gw.client.get("/ops/quarantine")).text
+
+    def row(quarantine_id: str | None) -> str:
+        found = re.search(rf'<tr id="quarantine-{quarantine_id}">(.*?)</tr>', page, re.S)
+        assert found
+        return found.group(1)
+
+    assert 'data-state="returned"' in row(returned.quarantine_id) and "已退单" in row(returned.quarantine_id)
+    assert "重新映射" not in row(returned.quarantine_id) and "待处理" not in row(returned.quarantine_id)
+    assert 'data-state="open"' in row(failed.quarantine_id) and "重新映射" in row(failed.quarantine_id)
+    assert re.search(r"button\.act \{[^}]*white-space:nowrap", page)  # 重新映射 on one line, not a char per line
+
+
+async def test_the_search_page_shows_the_newest_tickets_before_any_search(sqlite_gw: OpsGateway) -> None:
+    older = await sqlite_gw.push(city_complaint("KL-DASH-LATEST-1"))
+    newer = await sqlite_gw.push(city_complaint("KL-DASH-LATEST-2"))
+    await _sign_in(sqlite_gw, "viewer")
+    page = (await sqlite_gw.client.get("/ops/tickets")).text
+    assert "最新工单（2）" in page
+    assert re.findall(r'data-ticket="([^"]+)"', page) == [newer.ticket_id, older.ticket_id]

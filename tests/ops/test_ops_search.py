@@ -156,6 +156,7 @@ async def test_one_ticket_comes_with_its_deliveries_attempts_events_and_timeline
     kinds = [e["kind"] for e in detail["timeline"]]
     assert kinds[:2] == ["received", "registered"]
     assert {"stored", "attempt", "dead"} <= set(kinds)
+    assert {e["at"][-6:] for e in detail["timeline"]} == {"+08:00"}  # China time throughout
     assert detail["ticket"]["lifecycle"]["events"] == []
     assert (await gw.get("/api/v1/tickets/01J0000000000000000000000Z")).json()["field"] == "ticket_id"
 

@@ -111,7 +111,7 @@ async def test_unmappable_order_is_a_client_fault_with_field_errors_and_quaranti
         await call.aclose()
     fault = caught.value
     assert fault.code == "soap:Client"
-    assert "quarantine" in fault.message
+    assert "已隔离待处理" in fault.message and "投诉举报人联系电话：不是有效的电话号码" in fault.message
     detail = fault.detail[0]
     assert etree.QName(detail).localname == "SubmitTicketFault"
     quarantine_id = detail.findtext(f"{{{TNS}}}quarantineId")

@@ -25,7 +25,8 @@ from tests.store.store_support import attempt, make_ticket, national
 PHONE_KEY = b"test-phone-hash-key"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"tickets", "raw_payloads", "deliveries", "attempts", "quarantine", "cursors", "locks", "nonces",
-          "audit_log", "minute_counts", "store_facts", "schema_migrations", "deadline_outcomes"}
+          "audit_log", "minute_counts", "store_facts", "schema_migrations", "deadline_outcomes",
+          "partner_echo", "alerts"}
 
 
 @pytest.fixture

@@ -185,6 +185,8 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_12(db)
+        _drop_schema_11(db)
         _drop_schema_10(db)
         db.execute("DROP INDEX tickets_held")
         db.execute("ALTER TABLE tickets DROP COLUMN held")
@@ -202,6 +204,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert [bool(r[0]) for r in parked] == [False, True]  # schema 6 parked the one waiting
         facts = await store._executor.run(store._executor.fetchall, "SELECT name FROM store_facts", ())
         assert [r[0] for r in facts] == ["phone_key_fingerprint"]  # schema 7: recorded by the upgrade
+        assert await store.count_behind(datetime.now(UTC)) == 0  # schema 12: the echo starts with the next callback
         # and the triggers count from here on
         [claimed] = await store.claim("credit", "w", 60)
         stats = await store.lane_stats()
@@ -216,6 +219,19 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
     finally:
         await store.close()
+
+
+def _drop_schema_12(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE partner_echo")
+    db.execute("DROP INDEX quarantine_open_payload")
+    for table, column in (("deliveries", "reports_sequence"), ("deliveries", "reports_status"),
+                          ("quarantine", "payload_digest"), ("quarantine", "times_seen"),
+                          ("quarantine", "last_seen_at")):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+
+
+def _drop_schema_11(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE alerts")
 
 
 def _drop_schema_10(db: sqlite3.Connection) -> None:
@@ -237,6 +253,8 @@ async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_ac
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_12(db)
+        _drop_schema_11(db)
         _drop_schema_10(db)
         db.execute("PRAGMA user_version = 9")
 

@@ -19,6 +19,7 @@ from gateway.tickets.deadlines import (
     OverrideDay,
     RuleBook,
     WorkingDayCalendar,
+    article_zh,
     compute_deadlines,
     deadline_status,
     extend,
@@ -44,6 +45,7 @@ def test_complaint_received_friday_before_dragon_boat_is_due_2021_06_23(
     assert deadline.working_days == 7
     assert deadline.rule_set == "order20-2019"
     assert deadline.basis == "7 working days from receipt 2021-06-11 (Art. 14)"
+    assert deadline.basis_zh == "自收到之日（2021-06-11）起7个工作日（第十四条）"  # what operators read
     assert deadline.calendar_fallback is False
 
 
@@ -210,6 +212,7 @@ def test_a_clue_check_extension_adds_15_working_days(
     assert extended.working_days == 30
     assert extended.extensions == 1
     assert "extended by 15 working days" in extended.basis
+    assert "；延长15个工作日（第二十三条；《市场监督管理行政处罚程序规定》第十八条）" in (extended.basis_zh or "")
     assert deadline.due_on == date(2023, 10, 20)  # the original is unchanged
 
 
@@ -226,3 +229,12 @@ def test_the_acceptance_deadline_cannot_be_extended(
 ) -> None:
     with pytest.raises(ExtensionNotAllowed, match="cannot be extended"):
         extend(due_2021_06_23, rules, calendar)
+
+
+@pytest.mark.parametrize(("article", "cited"), [
+    ("Art. 14", "第十四条"), ("Art. 10", "第十条"), ("Art. 105", "第一百零五条"), ("Art. 120", "第一百二十条"),
+    ("Art. 23, 31; 市场监督管理行政处罚程序规定 Art. 18",
+     "第二十三、三十一条；《市场监督管理行政处罚程序规定》第十八条"),
+])
+def test_an_article_is_cited_in_chinese(article: str, cited: str) -> None:
+    assert article_zh(article) == cited

@@ -20,7 +20,8 @@ from contracts.delivery import (
     DeliveryState,
     OutboxEntry,
 )
-from gateway.store.base import DeliveryFilter, LeaseLost
+from gateway.store.base import DeliveryFilter, LeaseLost, replayable
+from gateway.store.postgres import echo
 from gateway.store.postgres.connection import Connections
 from gateway.store.postgres.where import where
 
@@ -32,20 +33,25 @@ DEAD = DeliveryState.DEAD.value
 
 
 def insert_deliveries_sql(first: int, ticket: str, key: str, source: str = "") -> str:
-    """New deliveries from the eight parallel arrays of `delivery_arrays` and a time, parameters `first` to
-    `first` + 8, in outbox order so that `seq` follows it. `ticket` and `key` are the SQL of the ticket's id and
+    """New deliveries from the ten parallel arrays of `delivery_arrays` and a time, parameters `first` to
+    `first` + 10, in outbox order so that `seq` follows it. `ticket` and `key` are the SQL of the ticket's id and
     idempotency key (an entry without a key of its own takes the ticket's); `source`, a FROM item to join."""
-    p = [f"${n}" for n in range(first, first + 9)]
+    p = [f"${n}" for n in range(first, first + DELIVERY_PARAMS)]
     return (
         "INSERT INTO deliveries (id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"  # noqa: S608
-        " priority, state, claim_rank, due_at, created_at)"
+        " priority, state, claim_rank, due_at, created_at, reports_sequence, reports_status)"
         f" SELECT e.id, {ticket}, e.destination, e.kind, COALESCE(e.key, {key}), e.body, e.content_type,"
-        f" e.headers::json, e.priority, 'pending', 2 * e.priority, {p[8]}, {p[8]}"
+        f" e.headers::json, e.priority, 'pending', 2 * e.priority, {p[10]}, {p[10]}, e.reports_sequence,"
+        " e.reports_status"
         f" FROM {source}unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::bytea[],"
-        f" {p[5]}::text[], {p[6]}::text[], {p[7]}::smallint[])"
-        " WITH ORDINALITY AS e(id, destination, kind, key, body, content_type, headers, priority, n)"
+        f" {p[5]}::text[], {p[6]}::text[], {p[7]}::smallint[], {p[8]}::integer[], {p[9]}::text[])"
+        " WITH ORDINALITY AS e(id, destination, kind, key, body, content_type, headers, priority, reports_sequence,"
+        " reports_status, n)"
         " ORDER BY e.n"
     )
+
+
+DELIVERY_PARAMS = 11  # the parameters `insert_deliveries_sql` takes: ten arrays and a time
 
 
 def delivery_arrays(outbox: Sequence[OutboxEntry]) -> tuple[list[str], list[Any]]:
@@ -60,6 +66,8 @@ def delivery_arrays(outbox: Sequence[OutboxEntry]) -> tuple[list[str], list[Any]
         [e.content_type for e in outbox],
         [json.dumps(e.headers, ensure_ascii=False) for e in outbox],
         [e.priority for e in outbox],
+        [e.reports.sequence if e.reports else None for e in outbox],
+        [e.reports.status if e.reports else None for e in outbox],
     ]
 
 
@@ -68,7 +76,10 @@ async def enqueue(db: Connections, ticket_id: str, idempotency_key: str,
     if not entries:
         return ()
     ids, arrays = delivery_arrays(entries)
-    await db.execute(insert_deliveries_sql(3, "$1", "$2"), ticket_id, idempotency_key, *arrays, datetime.now(UTC))
+    now = datetime.now(UTC)
+    async with db.transaction() as conn:
+        await conn.execute(insert_deliveries_sql(3, "$1", "$2"), ticket_id, idempotency_key, *arrays, now)
+        await echo.statuses_enqueued(conn, ticket_id, entries, now)
     return tuple(ids)
 
 
@@ -112,7 +123,7 @@ async def claim(db: Connections, destination: str, worker_id: str, lease_seconds
 
 
 # The attempt is recorded in the same statement: only if the lease was still held.
-_SETTLE = """
+_SETTLE = f"""
 WITH settled AS (
     UPDATE deliveries SET state = $3, attempts = attempts + 1, lease_token = NULL, lease_until = NULL,
            worker_id = NULL, return_state = NULL, last_error_class = $4, last_status_code = $5,
@@ -120,16 +131,17 @@ WITH settled AS (
            delivered_at = CASE WHEN $3 = 'delivered' THEN $7 ELSE delivered_at END,
            dead_at = CASE WHEN $3 = 'dead' THEN $7 ELSE dead_at END
      WHERE id = $1 AND state = 'in_flight' AND lease_token = $2
- RETURNING id, attempts),
+ RETURNING id, attempts, ticket_id, destination, reports_sequence, reports_status),
 recorded AS (
     INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, outcome,
                           response_body)
     SELECT id, attempts, $8, $9, $5, $4, $10, $11 FROM settled
     ON CONFLICT (delivery_id, number) DO UPDATE SET started_at = excluded.started_at,
        duration_ms = excluded.duration_ms, status_code = excluded.status_code, error_class = excluded.error_class,
-       outcome = excluded.outcome, response_body = excluded.response_body)
+       outcome = excluded.outcome, response_body = excluded.response_body),
+{echo.HEARD_CTE}
 SELECT attempts FROM settled
-"""
+"""  # noqa: S608 - the echo's fragment is SQL of this package
 
 
 async def settle(db: Connections, claim: ClaimedDelivery, attempt: AttemptReceipt, state: str,
@@ -189,17 +201,18 @@ def _filter(flt: DeliveryFilter, first: int = 1) -> tuple[str, list[object]]:
 
 async def replay(db: Connections, flt: DeliveryFilter | None, delivery_ids: list[str] | None,
                  dry_run: bool) -> list[str]:
-    """Dead deliveries back to pending as fresh work (their attempts kept, the retry budget counted from now)."""
+    """Dead deliveries back to pending as fresh work and retrying ones due now (their attempts kept, the retry budget
+    counted from now)."""
     if delivery_ids is None and flt is None:
         raise ValueError("replay needs a filter or delivery ids; replaying every dead letter is a filter too")
     if delivery_ids is not None:
-        chosen = "SELECT id FROM deliveries WHERE state = 'dead' AND id = ANY($1::text[])"
+        chosen = "SELECT id FROM deliveries WHERE state IN ('dead', 'retrying') AND id = ANY($1::text[])"
         params: list[object] = [delivery_ids]
         limit = ""
     else:
         assert flt is not None
         condition, params = _filter(DeliveryFilter(
-            state=DeliveryState.DEAD, destination=flt.destination, error_class=flt.error_class, since=flt.since,
+            state=replayable(flt.state), destination=flt.destination, error_class=flt.error_class, since=flt.since,
             until=flt.until, ticket_id=flt.ticket_id, limit=flt.limit))
         chosen = f"SELECT id FROM deliveries {condition}"  # noqa: S608
         params.append(flt.limit)
@@ -209,11 +222,15 @@ async def replay(db: Connections, flt: DeliveryFilter | None, delivery_ids: list
         return [r["id"] for r in rows]
     params.append(datetime.now(UTC))
     now = f"${len(params)}"
+    # A dead letter goes back as fresh work, a retrying delivery is due now: an operator asked for it now. (The SET
+    # expressions read the row as it was.)
     rows = await db.fetch(
-        f"UPDATE deliveries SET state = 'pending', claim_rank = 2 * priority, due_at = {now}, dead_at = NULL,"  # noqa: S608
-        f" budget_attempts = attempts, budget_since = {now}"
-        f" WHERE id IN ({chosen} ORDER BY created_at, seq{limit} FOR UPDATE) AND state = 'dead'"
-        " RETURNING id, created_at, seq", *params)
+        f"UPDATE deliveries AS d SET state = CASE WHEN d.state = 'dead' THEN 'pending' ELSE d.state END,"  # noqa: S608
+        " claim_rank = CASE WHEN d.state = 'dead' THEN 2 * d.priority ELSE d.claim_rank END,"
+        f" due_at = {now}, dead_at = NULL, budget_attempts = d.attempts, budget_since = {now}"
+        f" FROM ({chosen} ORDER BY created_at, seq{limit} FOR UPDATE) AS chosen"
+        " WHERE d.id = chosen.id AND d.state IN ('dead', 'retrying')"
+        " RETURNING d.id, d.created_at, d.seq", *params)
     return [r["id"] for r in sorted(rows, key=lambda r: (r["created_at"], r["seq"]))]
 
 

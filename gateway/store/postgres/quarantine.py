@@ -11,16 +11,22 @@ from contracts.errors import FieldError
 from gateway.store.base import QuarantinedPayload
 from gateway.store.errors import UnknownQuarantine
 from gateway.store.postgres.connection import Connections
+from gateway.store.records import payload_digest
 
-_COLUMNS = "id, adapter_id, received_at, content_type, body, errors, resolved_ticket_id"
+_COLUMNS = "id, adapter_id, received_at, content_type, body, errors, resolved_ticket_id, times_seen, last_seen_at"
 
 
 async def insert(db: Connections, quarantine_id: str, adapter_id: str, body: bytes, content_type: str,
-                 errors_json: str) -> None:
-    await db.execute(
-        "INSERT INTO quarantine (id, adapter_id, received_at, content_type, body, errors)"
-        " VALUES ($1, $2, $3, $4, $5, $6::json)",
-        quarantine_id, adapter_id, datetime.now(UTC), content_type, body, errors_json)
+                 errors_json: str) -> str:
+    """A new record, or one more sighting of the same payload's open record (the unique index decides); its id."""
+    now = datetime.now(UTC)
+    return str(await db.fetchval(
+        "INSERT INTO quarantine (id, adapter_id, received_at, content_type, body, errors, payload_digest, times_seen,"
+        " last_seen_at) VALUES ($1, $2, $3, $4, $5, $6::json, $7, 1, $3)"
+        " ON CONFLICT (adapter_id, payload_digest) WHERE resolved_ticket_id IS NULL AND payload_digest IS NOT NULL"
+        " DO UPDATE SET times_seen = quarantine.times_seen + 1, last_seen_at = excluded.last_seen_at,"
+        " errors = excluded.errors RETURNING id",
+        quarantine_id, adapter_id, now, content_type, body, errors_json, payload_digest(content_type, body)))
 
 
 async def resolve(db: Connections, quarantine_id: str, ticket_id: str) -> None:
@@ -34,7 +40,8 @@ def _quarantined(r: asyncpg.Record) -> QuarantinedPayload:
         quarantine_id=r["id"], adapter_id=r["adapter_id"], received_at=r["received_at"],
         content_type=r["content_type"], body=bytes(r["body"]),
         errors=tuple(FieldError.model_validate(e) for e in json.loads(r["errors"])),
-        resolved_ticket_id=r["resolved_ticket_id"],
+        resolved_ticket_id=r["resolved_ticket_id"], times_seen=r["times_seen"],
+        last_seen_at=r["last_seen_at"] if r["last_seen_at"] is not None else r["received_at"],
     )
 
 

@@ -102,7 +102,9 @@ CREATE TABLE deliveries (
     last_status_code integer,
     budget_attempts  integer NOT NULL DEFAULT 0,
     budget_since     timestamptz,
-    compacted_at     timestamptz
+    compacted_at     timestamptz,
+    reports_sequence integer,
+    reports_status   text
 );
 -- A claim walks this index in claim order; the order check probes the one below it.
 CREATE INDEX deliveries_claim ON deliveries (destination, claim_rank, due_at, seq)
@@ -149,8 +151,14 @@ CREATE TABLE quarantine (
     content_type       text NOT NULL,
     body               bytea NOT NULL,
     errors             json NOT NULL,
-    resolved_ticket_id text
+    resolved_ticket_id text,
+    payload_digest     text,
+    times_seen         integer NOT NULL DEFAULT 1,
+    last_seen_at       timestamptz
 );
+-- One open record per adapter and payload (bytes and content type): a payload that comes again is counted on it.
+CREATE UNIQUE INDEX quarantine_open_payload ON quarantine (adapter_id, payload_digest)
+    WHERE resolved_ticket_id IS NULL AND payload_digest IS NOT NULL;
 CREATE INDEX quarantine_adapter ON quarantine (adapter_id, received_at DESC, seq DESC);
 CREATE INDEX quarantine_received ON quarantine (received_at DESC, seq DESC);
 
@@ -186,6 +194,34 @@ CREATE TABLE minute_counts (
 );
 
 CREATE TABLE store_facts (name text PRIMARY KEY, value text NOT NULL);
+
+-- The sender's echo: per ticket, the newest status its partner's callbacks carry and the newest it heard, kept in
+-- the transactions that enqueue and settle those callbacks; the tickets behind indexed by since when.
+CREATE TABLE partner_echo (
+    ticket_id       text PRIMARY KEY,
+    destination     text NOT NULL,
+    latest_sequence integer NOT NULL,
+    latest_status   text NOT NULL,
+    latest_at       timestamptz NOT NULL,
+    heard_sequence  integer,
+    heard_status    text,
+    heard_at        timestamptz,
+    behind_since    timestamptz
+);
+CREATE INDEX partner_echo_behind ON partner_echo (behind_since, ticket_id) WHERE behind_since IS NOT NULL;
+CREATE INDEX deliveries_reports ON deliveries (ticket_id, destination, reports_sequence)
+    WHERE reports_sequence IS NOT NULL;
+
+-- Alerts, one record each from firing to resolved (the alert monitor's state, shared by its processes).
+CREATE TABLE alerts (
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
+    id         text PRIMARY KEY,
+    firing     boolean NOT NULL,
+    updated_at timestamptz NOT NULL,
+    body       json NOT NULL
+);
+CREATE INDEX alerts_firing ON alerts (updated_at DESC, seq DESC) WHERE firing;
+CREATE INDEX alerts_updated ON alerts (updated_at DESC, seq DESC);
 """),
 )
 

@@ -18,17 +18,19 @@ from contracts.delivery import (
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import (
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
     OnTimeCount,
+    PartnerEcho,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
 from gateway.store.errors import StoreError
-from gateway.store.postgres import coordination, lanes, operations, quarantine, tickets
+from gateway.store.postgres import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.postgres.connection import Connections, LaneListener, PoolSettings, redacted
 from gateway.store.postgres.schema import check_phone_key, migrate
 from gateway.store.records import attempt_to_record, next_revision
@@ -131,10 +133,8 @@ class PostgresStore(Store):
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        quarantine_id = str(ULID())
         errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        await quarantine.insert(self._db, quarantine_id, adapter_id, body, content_type, errors_json)
-        return quarantine_id
+        return await quarantine.insert(self._db, str(ULID()), adapter_id, body, content_type, errors_json)
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._db, quarantine_id)
@@ -193,6 +193,23 @@ class PostgresStore(Store):
         listener = LaneListener(self.settings, wake)
         listener.start()
         self._listeners.append(listener)
+
+    # -- the sender's echo (written by the lane writes above) ------------------------------------------------
+    async def get_echo(self, ticket_id: str) -> PartnerEcho | None:
+        return await echo.get_echo(self._db, ticket_id)
+
+    async def list_behind(self, behind_before: datetime, limit: int = 100) -> list[PartnerEcho]:
+        return await echo.list_behind(self._db, behind_before, limit)
+
+    async def count_behind(self, behind_before: datetime) -> int:
+        return await echo.count_behind(self._db, behind_before)
+
+    # -- alerts ------------------------------------------------------------------------------------------
+    async def save_alert(self, alert: AlertRecord) -> None:
+        await alerts.save_alert(self._db, alert)
+
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        return await alerts.list_alerts(self._db, firing_only, limit)
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
 from gateway.store.base import ConcurrentUpdate, IntakeResult, OnTimeCount, TicketQuery, UnknownTicket
-from gateway.store.postgres.connection import Connections
+from gateway.store.postgres import echo
+from gateway.store.postgres.connection import Conn, Connections
 from gateway.store.postgres.lanes import delivery_arrays, insert_deliveries_sql
 from gateway.store.postgres.where import where
 from gateway.store.ticket_index import ended_limits, next_due_on, query_index_values, ticket_index_values
@@ -33,6 +36,12 @@ def _outcomes_sql(ticket: str, source: str, first: int) -> str:
                                    first3=first + 3, first4=first + 4)
 
 
+def _transaction_if(conn: Conn, needed: bool) -> AbstractAsyncContextManager[object]:
+    """A transaction around intake's statement only when more statements must share it (status callbacks in the
+    outbox move the sender's echo); otherwise the one statement is its own transaction (one round trip)."""
+    return conn.transaction() if needed else contextlib.nullcontext()
+
+
 # Ticket, raw payload and outbox in ONE statement (one round trip, one transaction). The unique constraint on the
 # idempotency key decides a race between connections or processes: the loser inserts nothing at all (the raw
 # payload and the deliveries are made from the ticket row it did not get) and is told the winner's id.
@@ -41,12 +50,12 @@ WITH ticket AS (
     INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system, source_ticket_no,
                          status, respondent_uscc, respondent_name, complainant_phone_hash, held, last_sequence,
                          revision, created_at, updated_at, body, next_due_on)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json, $27)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json, $29)
     ON CONFLICT DO NOTHING
     RETURNING id, idempotency_key),
 raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $16, $17, $14 FROM ticket),
 outbox AS ({insert_deliveries_sql(18, "ticket.id", "ticket.idempotency_key", source="ticket, ")}),
-ended AS ({_outcomes_sql("ticket.id", "ticket, ", 28)})
+ended AS ({_outcomes_sql("ticket.id", "ticket, ", 30)})
 SELECT id FROM ticket
 """  # noqa: S608 - the deliveries fragment is SQL of this package
 
@@ -58,7 +67,7 @@ async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, ra
     now = datetime.now(UTC)
     ix = ticket_index_values(ticket, phone_key)
     ids, arrays = delivery_arrays(outbox)
-    async with db.connection() as conn:
+    async with db.connection() as conn, _transaction_if(conn, echo.reports_any(outbox)):
         inserted = await conn.fetchval(
             _INTAKE, ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
             ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
@@ -66,6 +75,7 @@ async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, ra
             ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now, next_due_on(ticket),
             *_outcome_arrays(ticket))
         if inserted is not None:
+            await echo.statuses_enqueued(conn, ticket.ticket_id, outbox, now)
             return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
         existing = await conn.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", ticket.idempotency_key)
     if existing is None:
@@ -101,6 +111,7 @@ async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEn
         ids, arrays = delivery_arrays(outbox)
         await conn.execute(insert_deliveries_sql(3, "$1", "$2"), ticket.ticket_id, row["idempotency_key"],
                            *arrays, now)
+        await echo.statuses_enqueued(conn, ticket.ticket_id, outbox, now)
     return tuple(ids)
 
 

@@ -39,15 +39,17 @@ def enqueue_order(outbox_id: bytes | str) -> int:
 
 
 def outbox_args(entries: list[OutboxEntry], idempotency_key: str) -> tuple[list[str], list[str | bytes | int]]:
-    """Fresh delivery ids and the 8-per-entry arguments the {tickets} scripts expect."""
+    """Fresh delivery ids and the 10-per-entry arguments the {tickets} scripts expect."""
     ids: list[str] = []
     args: list[str | bytes | int] = [len(entries)]
     for entry in entries:
         check_destination(entry.destination)
         delivery_id = str(ULID())
         ids.append(delivery_id)
+        reports = entry.reports
         args += [delivery_id, entry.destination, entry.kind.value, entry.idempotency_key or idempotency_key,
-                 entry.body, entry.content_type, json.dumps(entry.headers, ensure_ascii=False), entry.priority]
+                 entry.body, entry.content_type, json.dumps(entry.headers, ensure_ascii=False), entry.priority,
+                 reports.sequence if reports else "", reports.status if reports else ""]
     return ids, args
 
 
@@ -149,10 +151,13 @@ class RedisConnection:
             priority = int(text(fields["prio"]))
             stream = keys.urgent if priority <= 0 else keys.normal
             did = text(fields["did"])
+            ticket_id = text(fields["ticket"])
             calls.append((
-                [keys.record(did), stream, keys.state(DeliveryState.PENDING.value)],
-                [did, fields["ticket"], fields["kind"], fields["idem"], fields["body"], fields["ctype"],
-                 fields["headers"], priority, fields["created"], lane, enqueue_order(outbox_id), keys.order_prefix],
+                [keys.record(did), stream, keys.state(DeliveryState.PENDING.value), keys.echo(ticket_id),
+                 keys.behind, keys.echo_waiting(ticket_id)],
+                [did, ticket_id, fields["kind"], fields["idem"], fields["body"], fields["ctype"],
+                 fields["headers"], priority, fields["created"], lane, enqueue_order(outbox_id), keys.order_prefix,
+                 fields.get("rseq", ""), fields.get("rstatus", "")],  # none in an outbox entry of an older gateway
             ))
         errors = [r if isinstance(r, Exception) else None for r in await self._eval_many(lua.RELAY, calls)]
         moved = [outbox_id for (outbox_id, _), error in zip(entries, errors, strict=True) if error is None]
@@ -164,11 +169,11 @@ class RedisConnection:
                          ticket_id: str, now: int) -> None:
         entries: list[OutboxItem] = []
         for n, (outbox_id, did) in enumerate(zip(outbox_ids, ids, strict=True)):
-            b = 1 + n * 8
+            b = 1 + n * 10
             entries.append((outbox_id, {
                 "did": did, "lane": args[b + 1], "ticket": ticket_id, "kind": args[b + 2], "idem": args[b + 3],
                 "body": args[b + 4], "ctype": args[b + 5], "headers": args[b + 6], "prio": str(args[b + 7]),
-                "created": now,
+                "created": now, "rseq": args[b + 8], "rstatus": args[b + 9],
             }))
         await self._relays.submit(entries)  # with the relays of other intakes under way at the same moment;
         # it raises only what kept one of these entries from moving

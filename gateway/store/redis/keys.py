@@ -9,6 +9,7 @@ Slots (the part in braces decides the Redis Cluster slot):
   reap and replay are each ONE Lua script over one lane's slot only.
 - `{quarantine}` — quarantined payloads and their indexes (one MULTI per write).
 - `{audit}` — the audit log stream and its per-ticket indexes (one MULTI per entry).
+- `{alerts}` — alert records and their indexes by update and of those firing (one MULTI per save).
 - cursors, locks, nonces, the lane registry: single keys, no tag needed.
 The relay that moves an outbox entry from `{tickets}` into its lane is idempotent (the lane script
 creates the delivery record only if it does not exist), so a crash between the two slots repeats
@@ -99,6 +100,25 @@ class LaneKeys:
     def attempts(self, delivery_id: str) -> str:  # list of attempt JSON, oldest first
         return self.attempts_prefix + delivery_id
 
+    # The sender's echo of the tickets whose status callbacks go on this lane (kept by RELAY and SETTLE).
+    @property
+    def echo_prefix(self) -> str:  # + ticket id: hash of the newest status reported and the newest heard
+        return self._k("echo:")
+
+    def echo(self, ticket_id: str) -> str:
+        return self.echo_prefix + ticket_id
+
+    @property
+    def echo_waiting_prefix(self) -> str:  # + ticket id: sorted set of callbacks not yet heard, by status sequence
+        return self._k("echo-wait:")
+
+    def echo_waiting(self, ticket_id: str) -> str:
+        return self.echo_waiting_prefix + ticket_id
+
+    @property
+    def behind(self) -> str:  # sorted set: ticket id scored by since when its partner is behind (ms)
+        return self._k("behind")
+
 
 class RedisKeys:
     """Key names under one namespace prefix (`hig` by default; tests use a fresh one each)."""
@@ -110,6 +130,7 @@ class RedisKeys:
         self._tickets = f"{namespace}:{{tickets}}"
         self._quarantine = f"{namespace}:{{quarantine}}"
         self._audit = f"{namespace}:{{audit}}"
+        self._alerts = f"{namespace}:{{alerts}}"
 
     @property
     def pattern(self) -> str:
@@ -182,7 +203,7 @@ class RedisKeys:
 
     # -- quarantine -------------------------------------------------------------------------------
     def quarantined(self, quarantine_id: str) -> str:  # hash
-        return f"{self._quarantine}:q:{quarantine_id}"
+        return self.quarantine_prefix + quarantine_id
 
     @property
     def quarantine_by_time(self) -> str:  # sorted set by receipt time (ms)
@@ -190,6 +211,17 @@ class RedisKeys:
 
     def quarantine_by_adapter(self, adapter_id: str) -> str:
         return f"{self._quarantine}:by-adapter:{adapter_id}"
+
+    @property
+    def quarantine_open_prefix(self) -> str:  # + adapter id + ":" + payload digest: the open record's id (string)
+        return f"{self._quarantine}:open:"
+
+    def quarantine_open(self, adapter_id: str, digest: str) -> str:
+        return f"{self.quarantine_open_prefix}{adapter_id}:{digest}"
+
+    @property
+    def quarantine_prefix(self) -> str:  # + quarantine id: the record
+        return f"{self._quarantine}:q:"
 
     # -- the {audit} slot ---------------------------------------------------------------------------
     @property
@@ -201,6 +233,19 @@ class RedisKeys:
 
     def minute_counts(self, minute_ms: int) -> str:  # hash: series name -> count in that minute (expires)
         return f"{self.namespace}:counts:{minute_ms}"
+
+    # -- the {alerts} slot --------------------------------------------------------------------------
+    @property
+    def alerts(self) -> str:  # hash: alert id -> its record (JSON)
+        return f"{self._alerts}:records"
+
+    @property
+    def alerts_by_update(self) -> str:  # sorted set: alert id scored by its last update (ms)
+        return f"{self._alerts}:by-update"
+
+    @property
+    def alerts_firing(self) -> str:  # sorted set: the ids of firing alerts, scored by their last update (ms)
+        return f"{self._alerts}:firing"
 
     # -- single keys ------------------------------------------------------------------------------
     def cursor(self, adapter_id: str) -> str:

@@ -22,7 +22,7 @@ from contracts.delivery import (
     DeliveryState,
     OutboxEntry,
 )
-from gateway.store.base import DeliveryFilter, LaneStore
+from gateway.store.base import DeliveryFilter, LaneStore, replayable
 from gateway.store.errors import LeaseLost
 from gateway.store.records import attempt_to_record, from_ms, now_ms, to_ms
 from gateway.store.redis import lua
@@ -32,6 +32,7 @@ from gateway.store.redis.keys import GROUP
 log = logging.getLogger("gateway.store.redis")  # one logger name for the whole Redis store
 
 _STATES = tuple(s.value for s in DeliveryState)
+_REPLAYABLE = (DeliveryState.DEAD, DeliveryState.RETRYING)
 _WAITING = (DeliveryState.PENDING.value, DeliveryState.RETRYING.value, DeliveryState.IN_FLIGHT.value)
 _RECEIPT_FIELDS = ("id", "ticket", "kind", "state", "idem", "attempts", "created", "due", "delivered_at",
                    "last_error", "last_status")
@@ -116,10 +117,11 @@ class RedisLanes(RedisConnection, LaneStore):
         done = await self._eval(
             lua.SETTLE,
             [keys.record(claim.delivery_id), keys.attempts(claim.delivery_id), keys.leases, keys.delayed,
-             keys.dead, keys.state("in_flight"), keys.state(state.value), *keys.streams],
+             keys.dead, keys.state("in_flight"), keys.state(state.value), *keys.streams, keys.behind],
             [GROUP, claim.lease_token, state.value, record.model_dump_json(), record.error_class or "",
              "" if record.status_code is None else record.status_code, now,
-             to_ms(due_at) if due_at is not None else "", keys.record_prefix, keys.order_prefix],
+             to_ms(due_at) if due_at is not None else "", keys.record_prefix, keys.order_prefix,
+             keys.echo_prefix, keys.echo_waiting_prefix],
         )
         if int(done) == 0:
             raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")
@@ -240,12 +242,12 @@ class RedisLanes(RedisConnection, LaneStore):
         if delivery_ids is not None:
             lanes = await self.redis.hmget(self.keys.delivery_lanes, delivery_ids) if delivery_ids else []
             lane_ids = [(text(lane), did) for did, lane in zip(delivery_ids, lanes, strict=True) if lane is not None]
-            candidates = [r for r in await self._records(lane_ids) if r.state is DeliveryState.DEAD]
+            candidates = [r for r in await self._records(lane_ids) if r.state in _REPLAYABLE]
             candidates.sort(key=lambda r: (r.created_at, r.delivery_id))
         else:
             assert flt is not None
             candidates = await self.list_deliveries(DeliveryFilter(
-                state=DeliveryState.DEAD, destination=flt.destination, error_class=flt.error_class,
+                state=replayable(flt.state), destination=flt.destination, error_class=flt.error_class,
                 since=flt.since, until=flt.until, ticket_id=flt.ticket_id, limit=flt.limit,
             ))
         if dry_run:
@@ -260,7 +262,7 @@ class RedisLanes(RedisConnection, LaneStore):
             for start in range(0, len(ids), PAGE):
                 done = await self._eval(
                     lua.REPLAY,
-                    [keys.urgent, keys.normal, keys.dead, keys.state("dead"), keys.state("pending")],
+                    [keys.urgent, keys.normal, keys.dead, keys.state("dead"), keys.state("pending"), keys.delayed],
                     [now, keys.record_prefix, keys.order_prefix, *ids[start:start + PAGE]],
                 )
                 replayed.update(text(d) for d in done)

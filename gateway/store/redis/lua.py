@@ -1,8 +1,9 @@
 """The Lua scripts of the Redis store; each runs atomically over the keys of ONE Cluster slot.
 
 Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE. Scripts touching one {lane:NAME}: RELAY,
-CLAIM, SETTLE, REAP, REPLAY. Keys a script builds from a prefix (a delivery's record and attempts, a
-ticket's index sets) carry the same hash tag as its declared keys, so they live in the same slot.
+CLAIM, SETTLE, REAP, REPLAY. Scripts touching {quarantine}: QUARANTINE, RESOLVE_QUARANTINED. Keys a script
+builds from a prefix (a delivery's record and attempts, a ticket's index sets and echo, a quarantine record) carry
+the same hash tag as its declared keys, so they live in the same slot.
 Writes made before an error inside a script are not rolled back, so every script either checks
 before its first write or does its writes in self-consistent steps.
 """
@@ -41,16 +42,17 @@ local function set_deadline_state(tkey, bydue, onprefix, id, due, ended)
   redis.call('HSET', tkey, 'ended', ended)
 end
 
--- Outbox entries: 8 arguments each (delivery id, lane, kind, idempotency key, body, content type,
--- headers JSON, priority), preceded by their count.
+-- Outbox entries: 10 arguments each (delivery id, lane, kind, idempotency key, body, content type,
+-- headers JSON, priority, the sequence and the status a status callback reports or '' twice), preceded by
+-- their count.
 local function add_outbox(outbox, lanes, tdel, tid, at, now)
   local n = tonumber(ARGV[at])
   local ids = {}
   for i = 0, n - 1 do
-    local b = at + 1 + i * 8
+    local b = at + 1 + i * 10
     local eid = redis.call('XADD', outbox, '*', 'did', ARGV[b], 'lane', ARGV[b + 1], 'ticket', tid,
       'kind', ARGV[b + 2], 'idem', ARGV[b + 3], 'body', ARGV[b + 4], 'ctype', ARGV[b + 5],
-      'headers', ARGV[b + 6], 'prio', ARGV[b + 7], 'created', now)
+      'headers', ARGV[b + 6], 'prio', ARGV[b + 7], 'created', now, 'rseq', ARGV[b + 8], 'rstatus', ARGV[b + 9])
     redis.call('HSET', lanes, ARGV[b], ARGV[b + 1])
     redis.call('HSET', tdel, ARGV[b], ARGV[b + 1])
     ids[#ids + 1] = eid
@@ -152,10 +154,12 @@ local function waits_behind(ok, did, rp, streams)
 end
 """
 
-# Moves one outbox entry into its lane; a repeat (relay crashed and ran again) does nothing.
-# KEYS: record, target stream, state:pending
+# Moves one outbox entry into its lane; a repeat (relay crashed and ran again) does nothing. A status callback
+# (its reported sequence given) also moves the ticket's echo: the newest status reported, and since when the
+# partner is behind (unless it already was, or heard this status or a newer one).
+# KEYS: record, target stream, state:pending, the ticket's echo, the lane's behind set, the ticket's echo-waiting
 # ARGV: delivery id, ticket id, kind, idempotency key, body, content type, headers, priority, created, lane,
-#       enqueue order (score), order prefix
+#       enqueue order (score), order prefix, reported sequence ('' for none), reported status
 RELAY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local eid = redis.call('XADD', KEYS[2], '*', 'd', ARGV[1])
@@ -165,6 +169,22 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'ticket', ARGV[2], 'kind', ARGV[3], '
   'order', ARGV[11])
 redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
 redis.call('ZADD', ARGV[12] .. ARGV[2], ARGV[11], ARGV[1])
+if ARGV[13] ~= '' then
+  local seq = tonumber(ARGV[13])
+  redis.call('HSET', KEYS[1], 'rseq', ARGV[13], 'rstatus', ARGV[14])
+  local e = redis.call('HMGET', KEYS[4], 'latest_seq', 'heard_seq', 'behind_since')
+  if (not e[1]) or seq >= tonumber(e[1]) then
+    redis.call('HSET', KEYS[4], 'ticket', ARGV[2], 'lane', ARGV[10], 'latest_seq', ARGV[13],
+      'latest_status', ARGV[14], 'latest_at', ARGV[9])
+  end
+  if (not e[2]) or seq > tonumber(e[2]) then  -- nothing heard yet, or only an older status
+    redis.call('ZADD', KEYS[6], seq, ARGV[1])
+    if not e[3] then
+      redis.call('HSET', KEYS[4], 'behind_since', ARGV[9])
+      redis.call('ZADD', KEYS[5], ARGV[9], ARGV[2])
+    end
+  end
+end
 return 1
 """
 
@@ -262,10 +282,12 @@ table.insert(out, 1, recreated)
 return out
 """
 
+# A delivered status callback moves its ticket's echo: the partner heard its status (unless it heard a newer one
+# already), and is behind since the oldest callback still waiting with a newer status, or no longer.
 # KEYS: record, attempts, leases, delayed, dead stream, state:in_flight, state:<new state>,
-#       urgent, urgent-retry, normal, normal-retry
+#       urgent, urgent-retry, normal, normal-retry, the lane's behind set
 # ARGV: group, lease token, new state, attempt JSON, error class ('' none), status code ('' none),
-#       now, due (retrying only), record prefix, order prefix
+#       now, due (retrying only), record prefix, order prefix, echo prefix, echo-waiting prefix
 # -> attempts after this one; 0 when the lease is no longer held
 SETTLE = _LANE_ORDER + """
 local rk = KEYS[1]
@@ -300,6 +322,30 @@ if state == 'delivered' or state == 'dead' then  -- no longer ahead of its ticke
   if ok then
     redis.call('ZREM', ok, did)
     unpark_head(ok, ARGV[9], {KEYS[8], KEYS[9], KEYS[10], KEYS[11]})
+  end
+end
+if state == 'delivered' then
+  local r = redis.call('HMGET', rk, 'rseq', 'rstatus', 'ticket')
+  if r[1] and r[3] then
+    local ek, wk = ARGV[11] .. r[3], ARGV[12] .. r[3]
+    local seq = tonumber(r[1])
+    local heard = redis.call('HGET', ek, 'heard_seq')  -- nil until something is heard (sequences start at -1)
+    if (not heard) or seq > tonumber(heard) then
+      redis.call('HSET', ek, 'heard_seq', r[1], 'heard_status', r[2], 'heard_at', ARGV[7])
+      heard = seq
+    else
+      heard = tonumber(heard)
+    end
+    redis.call('ZREMRANGEBYSCORE', wk, '-inf', heard)
+    local first = redis.call('ZRANGE', wk, 0, 0)[1]
+    local since = first and redis.call('HGET', ARGV[9] .. first, 'created')
+    if since then
+      redis.call('HSET', ek, 'behind_since', since)
+      redis.call('ZADD', KEYS[12], since, r[3])
+    else
+      redis.call('HDEL', ek, 'behind_since')
+      redis.call('ZREM', KEYS[12], r[3])
+    end
   end
 end
 return n
@@ -359,9 +405,9 @@ put_back(ARGV[1], rk, did, f)
 return 1
 """
 
-# KEYS: urgent, normal, dead stream, state:dead, state:pending
+# KEYS: urgent, normal, dead stream, state:dead, state:pending, delayed
 # ARGV: now, record prefix, order prefix, ids...
-# -> the ids put back (only those that were dead)
+# -> the ids put back (dead ones) or made due now (retrying ones)
 REPLAY = """
 local now, rp, op = ARGV[1], ARGV[2], ARGV[3]
 local out = {}
@@ -382,6 +428,11 @@ for i = 4, #ARGV do
     if f[4] then redis.call('XDEL', KEYS[3], f[4]) end
     redis.call('ZREM', KEYS[4], did)
     redis.call('ZADD', KEYS[5], f[3], did)
+    out[#out + 1] = did
+  elseif f[1] == 'retrying' then
+    -- retry now: due at once (a parked or already promoted one keeps its place), its budget counted from now
+    if redis.call('ZSCORE', KEYS[6], did) then redis.call('ZADD', KEYS[6], now, did) end
+    redis.call('HSET', rk, 'due', now, 'budget_attempts', f[5] or '0', 'budget_since', now)
     out[#out + 1] = did
   end
 end
@@ -422,6 +473,40 @@ elseif last then
   redis.call('SET', KEYS[2], last)
 end
 return {n, scanned}
+"""
+
+# A payload that did not map: one more sighting of the same payload's open record, or a new record.
+# KEYS: the open record's pointer (adapter + digest), the new record, quarantine by-time, by-adapter
+# ARGV: new id, now, adapter id, content type, body, errors JSON, digest, record prefix   -> the record's id
+QUARANTINE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local rk = ARGV[8] .. existing
+  if redis.call('EXISTS', rk) == 1 and not redis.call('HGET', rk, 'resolved') then
+    redis.call('HINCRBY', rk, 'seen', 1)
+    redis.call('HSET', rk, 'last_seen', ARGV[2], 'errors', ARGV[6])
+    return existing
+  end
+end
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'adapter', ARGV[3], 'received', ARGV[2], 'ctype', ARGV[4],
+  'body', ARGV[5], 'errors', ARGV[6], 'digest', ARGV[7], 'seen', 1, 'last_seen', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+# Resolve a record (only one that exists: no half-record for an unknown id); a later same payload is a new record.
+# KEYS: the record   ARGV: ticket id, open-pointer prefix   -> 1, or -1 for an unknown id
+RESOLVE_QUARANTINED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'resolved', ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'id', 'adapter', 'digest')
+if f[3] then
+  local pk = ARGV[2] .. f[2] .. ':' .. f[3]
+  if redis.call('GET', pk) == f[1] then redis.call('DEL', pk) end
+end
+return 1
 """
 
 # KEYS: lock   ARGV: owner, ttl ms   -> 1 taken or renewed, 0 held by another owner

@@ -1,4 +1,4 @@
-"""The Redis store's quarantine: payloads that did not map, in the `{quarantine}` slot, one MULTI per write."""
+"""The Redis store's quarantine: payloads that did not map, in the `{quarantine}` slot, one script per write."""
 
 from __future__ import annotations
 
@@ -11,31 +11,28 @@ from ulid import ULID
 from contracts.errors import FieldError
 from gateway.store.base import QuarantinedPayload, QuarantineStore
 from gateway.store.errors import UnknownQuarantine
-from gateway.store.records import from_ms, now_ms
+from gateway.store.records import from_ms, now_ms, payload_digest
+from gateway.store.redis import lua
 from gateway.store.redis.connection import RedisConnection, text
-
-# HSET only if the record exists, in one step: no half-record for an unknown id.
-_RESOLVE = ("if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'resolved', ARGV[1])"
-            " end return -1")
 
 
 class RedisQuarantine(RedisConnection, QuarantineStore):
-    """Quarantined payloads by id, with indexes by time and by adapter."""
+    """Quarantined payloads by id, with indexes by time and by adapter, and a pointer from each adapter's open
+    payload (by digest) to its record, so that the same payload again counts on that record."""
 
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
         quarantine_id = str(ULID())
-        now = now_ms()
         errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys.quarantined(quarantine_id), mapping={
-                "id": quarantine_id, "adapter": adapter_id, "received": now, "ctype": content_type,
-                "body": body, "errors": errors_json,
-            })
-            pipe.zadd(self.keys.quarantine_by_time, {quarantine_id: now})
-            pipe.zadd(self.keys.quarantine_by_adapter(adapter_id), {quarantine_id: now})
-            await pipe.execute()
-        return quarantine_id
+        digest = payload_digest(content_type, body)
+        k = self.keys
+        found = await self._eval(
+            lua.QUARANTINE,
+            [k.quarantine_open(adapter_id, digest), k.quarantined(quarantine_id), k.quarantine_by_time,
+             k.quarantine_by_adapter(adapter_id)],
+            [quarantine_id, now_ms(), adapter_id, content_type, body, errors_json, digest, k.quarantine_prefix],
+        )
+        return text(found)
 
     @staticmethod
     def _quarantined(raw: dict[bytes, bytes]) -> QuarantinedPayload:
@@ -46,6 +43,8 @@ class RedisQuarantine(RedisConnection, QuarantineStore):
             content_type=text(f["ctype"]), body=bytes(f["body"]),
             errors=tuple(FieldError.model_validate(e) for e in json.loads(f["errors"])),
             resolved_ticket_id=text(resolved) if resolved else None,
+            times_seen=int(f.get("seen", 1)),
+            last_seen_at=from_ms(int(f.get("last_seen", f["received"]))),
         )
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
@@ -62,6 +61,7 @@ class RedisQuarantine(RedisConnection, QuarantineStore):
         return [self._quarantined(r) for r in rows if r]
 
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
-        done = await self.redis.eval(_RESOLVE, 1, self.keys.quarantined(quarantine_id), ticket_id)
+        done = await self._eval(lua.RESOLVE_QUARANTINED, [self.keys.quarantined(quarantine_id)],
+                                [ticket_id, self.keys.quarantine_open_prefix])
         if int(done) == -1:
             raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")

@@ -17,8 +17,9 @@ from contracts.delivery import (
     DeliveryState,
     OutboxEntry,
 )
-from gateway.store.base import DeliveryFilter, LeaseLost
+from gateway.store.base import DeliveryFilter, LeaseLost, replayable
 from gateway.store.records import from_ms, now_ms, to_ms
+from gateway.store.sqlite import echo
 from gateway.store.sqlite.executor import Executor, Row
 from gateway.store.sqlite.where import ms, where
 
@@ -48,15 +49,18 @@ def insert_deliveries(db: sqlite3.Connection, ticket_id: str, idempotency_key: s
     ids: list[str] = []
     for entry in outbox:
         delivery_id = str(ULID())
+        reports = entry.reports
         db.execute(
             "INSERT INTO deliveries (id, ticket_id, destination, kind, idempotency_key, body, content_type,"
-            " headers, priority, state, claim_rank, due_at, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " headers, priority, state, claim_rank, due_at, created_at, reports_sequence, reports_status)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (delivery_id, ticket_id, entry.destination, entry.kind.value,
              entry.idempotency_key or idempotency_key, entry.body, entry.content_type,
              json.dumps(entry.headers, ensure_ascii=False), entry.priority, PENDING,
-             2 * entry.priority, now, now),
+             2 * entry.priority, now, now, reports.sequence if reports else None, reports.status if reports else None),
         )
+        if reports is not None:
+            echo.status_enqueued(db, ticket_id, entry.destination, reports, now)
         ids.append(delivery_id)
     return tuple(ids)
 
@@ -114,12 +118,15 @@ def settle(claim: ClaimedDelivery, attempt: AttemptReceipt, state: str, due_at: 
         " due_at = COALESCE(?, due_at), claim_rank = 2 * priority + 1,"
         " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
         " dead_at = CASE WHEN ? = 'dead' THEN ? ELSE dead_at END"
-        " WHERE id = ? AND state = 'in_flight' AND lease_token = ? RETURNING attempts",
+        " WHERE id = ? AND state = 'in_flight' AND lease_token = ? RETURNING attempts, reports_sequence,"
+        " reports_status",
         (state, attempt.error_class, attempt.status_code, due_at, state, now, state, now,
          claim.delivery_id, claim.lease_token),
     ).fetchone()
     if row is None:
         raise LeaseLost(f"delivery {claim.delivery_id}: the lease {claim.lease_token} is no longer held")
+    if state == DELIVERED and row[1] is not None:
+        echo.status_heard(db, claim.ticket_id, claim.destination, int(row[1]), str(row[2]), now)
     db.execute(
         "INSERT OR REPLACE INTO attempts (delivery_id, number, started_at, duration_ms, status_code,"
         " error_class, outcome, response_body) VALUES (?,?,?,?,?,?,?,?)",
@@ -158,7 +165,8 @@ def compact_delivered(created_before: int, limit: int, db: sqlite3.Connection) -
 
 
 def replay(x: Executor, flt: DeliveryFilter | None, delivery_ids: list[str] | None, dry_run: bool) -> list[str]:
-    """Dead deliveries back to pending, in a transaction of its own; on the store's thread."""
+    """Dead deliveries back to pending and retrying ones due now, in a transaction of its own; on the store's
+    thread."""
     if delivery_ids is None and flt is None:
         raise ValueError("replay needs a filter or delivery ids; replaying every dead letter is a filter too")
     now = now_ms()
@@ -166,28 +174,33 @@ def replay(x: Executor, flt: DeliveryFilter | None, delivery_ids: list[str] | No
         if delivery_ids is not None:
             marks = ",".join("?" * len(delivery_ids))
             rows = db.execute(
-                f"SELECT id FROM deliveries WHERE state = 'dead' AND id IN ({marks})"  # noqa: S608
+                f"SELECT id, state FROM deliveries WHERE state IN ('dead', 'retrying') AND id IN ({marks})"  # noqa: S608
                 " ORDER BY created_at, rowid",
                 delivery_ids,
             ).fetchall() if delivery_ids else []
         else:
             assert flt is not None
             condition, params = _filter(DeliveryFilter(
-                state=DeliveryState.DEAD, destination=flt.destination, error_class=flt.error_class,
+                state=replayable(flt.state), destination=flt.destination, error_class=flt.error_class,
                 since=flt.since, until=flt.until, ticket_id=flt.ticket_id, limit=flt.limit,
             ))
             rows = db.execute(
-                f"SELECT id FROM deliveries {condition} ORDER BY created_at, rowid LIMIT ?",  # noqa: S608
+                f"SELECT id, state FROM deliveries {condition} ORDER BY created_at, rowid LIMIT ?",  # noqa: S608
                 (*params, flt.limit),
             ).fetchall()
         ids = [str(r[0]) for r in rows]
         if not dry_run:
-            # A replayed delivery goes back as fresh work: an operator asked for it now. Its attempts so far
-            # stay on record, and the retry policy's budget starts again from here.
+            # A replayed delivery goes back as fresh work, a retrying one is due now: an operator asked for it
+            # now. Its attempts so far stay on record, and the retry policy's budget starts again from here.
             db.executemany(
                 "UPDATE deliveries SET state = 'pending', claim_rank = 2 * priority, due_at = ?, dead_at = NULL,"
                 " budget_attempts = attempts, budget_since = ? WHERE id = ? AND state = 'dead'",
-                [(now, now, i) for i in ids],
+                [(now, now, str(r[0])) for r in rows if r[1] == DEAD],
+            )
+            db.executemany(
+                "UPDATE deliveries SET due_at = ?, budget_attempts = attempts, budget_since = ?"
+                " WHERE id = ? AND state = 'retrying'",
+                [(now, now, str(r[0])) for r in rows if r[1] == RETRYING],
             )
     return ids
 

@@ -261,6 +261,40 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX deadline_outcomes_ended ON deadline_outcomes(ended_on);
     """,
+    # 11: alerts, one record each from firing to resolved (the alert monitor's state, shared by its processes).
+    """
+    CREATE TABLE alerts (
+        id         TEXT PRIMARY KEY,
+        firing     INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX alerts_firing ON alerts(firing, updated_at) WHERE firing = 1;
+    CREATE INDEX alerts_updated ON alerts(updated_at);
+    """,
+    # 12: the sender's echo - the status each callback reports, and per ticket what its partner has heard, with the
+    # tickets behind indexed by since when; quarantine dedupe - one open record per adapter and payload, counted.
+    """
+    ALTER TABLE deliveries ADD COLUMN reports_sequence INTEGER;
+    ALTER TABLE deliveries ADD COLUMN reports_status TEXT;
+    CREATE TABLE partner_echo (
+        ticket_id       TEXT PRIMARY KEY,
+        destination     TEXT NOT NULL,
+        latest_sequence INTEGER NOT NULL,
+        latest_status   TEXT NOT NULL,
+        latest_at       INTEGER NOT NULL,
+        heard_sequence  INTEGER,
+        heard_status    TEXT,
+        heard_at        INTEGER,
+        behind_since    INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX partner_echo_behind ON partner_echo(behind_since) WHERE behind_since IS NOT NULL;
+    ALTER TABLE quarantine ADD COLUMN payload_digest TEXT;
+    ALTER TABLE quarantine ADD COLUMN times_seen INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE quarantine ADD COLUMN last_seen_at INTEGER;
+    CREATE UNIQUE INDEX quarantine_open_payload ON quarantine(adapter_id, payload_digest)
+        WHERE resolved_ticket_id IS NULL AND payload_digest IS NOT NULL;
+    """,
 )
 
 

@@ -21,17 +21,19 @@ from contracts.delivery import (
 from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import (
+    AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
     OnTimeCount,
+    PartnerEcho,
     QuarantinedPayload,
     Store,
     TicketQuery,
 )
 from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
-from gateway.store.sqlite import coordination, lanes, operations, quarantine, tickets
+from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
 
@@ -109,12 +111,10 @@ class SqliteStore(Store):
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        quarantine_id = str(ULID())
         errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        await self._executor.write(
-            functools.partial(quarantine.insert, quarantine_id, adapter_id, body, content_type, errors_json),
+        return await self._executor.write(
+            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json),
             acknowledged=True)
-        return quarantine_id
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._executor, quarantine_id)
@@ -180,6 +180,16 @@ class SqliteStore(Store):
     async def watch_lanes(self, wake: Callable[[str | None], None]) -> None:
         """One node: lanes find work by their idle polling (the gateway's own intake is on the same machine)."""
 
+    # -- the sender's echo (written by the lane writes above) ------------------------------------------------
+    async def get_echo(self, ticket_id: str) -> PartnerEcho | None:
+        return await echo.get_echo(self._executor, ticket_id)
+
+    async def list_behind(self, behind_before: datetime, limit: int = 100) -> list[PartnerEcho]:
+        return await echo.list_behind(self._executor, behind_before, limit)
+
+    async def count_behind(self, behind_before: datetime) -> int:
+        return await echo.count_behind(self._executor, behind_before)
+
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:
         entry_id = str(ULID())
@@ -202,6 +212,13 @@ class SqliteStore(Store):
 
     async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self._executor.run(operations.intake_stats, self._executor, list(adapter_ids))
+
+    # -- alerts -------------------------------------------------------------------------------------
+    async def save_alert(self, alert: AlertRecord) -> None:
+        await self._executor.write(functools.partial(alerts.save_alert, alert), acknowledged=True)
+
+    async def list_alerts(self, *, firing_only: bool = False, limit: int = 100) -> list[AlertRecord]:
+        return await alerts.list_alerts(self._executor, firing_only, limit)
 
     # -- pollers, locks, nonces -------------------------------------------------------------------
     async def get_cursor(self, adapter_id: str) -> str | None:

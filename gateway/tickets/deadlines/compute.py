@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
@@ -30,6 +31,42 @@ _EVENT_WORDS = {
     "filing_decision": "filing decision",
     "dispute": "dispute",
 }
+_EVENT_WORDS_ZH = {
+    "receipt": "收到之日",
+    "acceptance": "受理之日",
+    "filing_decision": "作出立案决定之日",
+    "dispute": "发生管辖争议之日",
+}
+_DIGITS_ZH = "零一二三四五六七八九"
+_ARTICLE = re.compile(r"Art\. (\d+(?:, \d+)*)")
+
+
+def _number_zh(n: int) -> str:
+    """1-999 in Chinese numerals, as articles are numbered: 14 十四, 21 二十一, 105 一百零五."""
+    hundreds, rest = divmod(n, 100)
+    tens, ones = divmod(rest, 10)
+    text = f"{_DIGITS_ZH[hundreds]}百" if hundreds else ""
+    if tens:
+        text += ("" if tens == 1 and not hundreds else _DIGITS_ZH[tens]) + "十"
+    elif hundreds and ones:
+        text += "零"
+    return text + (_DIGITS_ZH[ones] if ones else "")
+
+
+def article_zh(article: str) -> str:
+    """A rule's article as Chinese readers cite it: "Art. 23, 31; 市场监督管理行政处罚程序规定 Art. 18" →
+    "第二十三、三十一条；《市场监督管理行政处罚程序规定》第十八条"."""
+    parts = []
+    for part in article.split(";"):
+        part = part.strip()
+        match = _ARTICLE.search(part)
+        if match is None:
+            parts.append(part)
+            continue
+        law = part[:match.start()].strip()
+        numbers = "、".join(_number_zh(int(n)) for n in match.group(1).split(", "))
+        parts.append((f"《{law}》" if law else "") + f"第{numbers}条")
+    return "；".join(parts)
 
 
 class ExtensionNotAllowed(GatewayError, ValueError):
@@ -52,6 +89,13 @@ def _fallback_note(calendar: WorkingDayCalendar, start: date, end: date) -> str:
             "holidays are not counted)")
 
 
+def _fallback_note_zh(calendar: WorkingDayCalendar, start: date, end: date) -> str:
+    years = [y for y in range(start.year, end.year + 1) if calendar.is_fallback_year(y)]
+    if not years:
+        return ""
+    return f"；{'、'.join(str(y) for y in years)}年无法定节假日数据，按周一至周五计算"
+
+
 def deadline_from(
     kind: DeadlineKind,
     event_at: datetime,
@@ -69,8 +113,11 @@ def deadline_from(
         f"{limit.working_days} working days from {_EVENT_WORDS[limit.counted_from]} "
         f"{start.isoformat()} ({limit.article})"
     )
+    basis_zh = (f"自{_EVENT_WORDS_ZH[limit.counted_from]}（{start.isoformat()}）起{limit.working_days}个工作日"
+                f"（{article_zh(limit.article)}）")
     if fallback:
         basis += _fallback_note(calendar, start + timedelta(days=1), due)
+        basis_zh += _fallback_note_zh(calendar, start + timedelta(days=1), due)
     return Deadline(
         kind=kind,
         starts_on=start,
@@ -78,6 +125,7 @@ def deadline_from(
         working_days=limit.working_days,
         rule_set=rule_set.id,
         basis=basis,
+        basis_zh=basis_zh,
         calendar_fallback=fallback,
     )
 
@@ -142,13 +190,17 @@ def extend(deadline: Deadline, rules: RuleBook, calendar: WorkingDayCalendar) ->
     basis = (
         f"{deadline.basis}; extended by {rule.working_days} working days ({rule.article or limit.article})"
     )
+    basis_zh = (f"{deadline.basis_zh or deadline.basis}；延长{rule.working_days}个工作日"
+                f"（{article_zh(rule.article or limit.article)}）")
     if fallback and not deadline.calendar_fallback:
         basis += _fallback_note(calendar, deadline.due_on + timedelta(days=1), due)
+        basis_zh += _fallback_note_zh(calendar, deadline.due_on + timedelta(days=1), due)
     return deadline.model_copy(
         update={
             "due_on": due,
             "working_days": deadline.working_days + rule.working_days,
             "basis": basis,
+            "basis_zh": basis_zh[:300],
             "calendar_fallback": deadline.calendar_fallback or fallback,
             "extensions": deadline.extensions + 1,
         }

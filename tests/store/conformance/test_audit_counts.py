@@ -65,7 +65,7 @@ async def test_intake_stats_count_tickets_and_open_quarantine_per_adapter(store:
     await store.intake(make_ticket("B-1", adapter_id="legacy-registration"), RAW, "application/json", [])
     error = FieldError(field="complainant.phone", rule="phone", message="not a phone number")
     q1 = await store.quarantine("city-12345-rest", RAW, "application/json", [error])
-    await store.quarantine("city-12345-rest", RAW, "application/json", [error])
+    await store.quarantine("city-12345-rest", RAW + b" ", "application/json", [error])  # another payload
     await store.resolve_quarantined(q1, "01J0000000000000000000000A")
 
     stats = await store.intake_stats(["city-12345-rest", "legacy-registration", "emergency-command"])

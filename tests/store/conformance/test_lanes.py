@@ -225,6 +225,36 @@ async def test_replay_by_id_touches_only_dead_deliveries(store: Store) -> None:
     assert receipt is not None and receipt.state is DeliveryState.PENDING and receipt.attempts == 1
 
 
+async def test_a_retrying_delivery_replayed_by_id_is_due_now(store: Store) -> None:
+    await store.enqueue("t1", "k1", [national()])
+    [c] = await store.claim("national", "w", 30)
+    await store.settle_retry(c, attempt(c, outcome=AttemptOutcome.RETRY, status_code=503), soon(3600))
+    assert await store.claim("national", "w", 30) == []  # waiting out its backoff
+
+    assert await store.replay(delivery_ids=[c.delivery_id], dry_run=True) == [c.delivery_id]
+    assert await store.claim("national", "w", 30) == []  # a dry run changes nothing
+    assert await store.replay(delivery_ids=[c.delivery_id]) == [c.delivery_id]
+    [again] = await store.claim("national", "w", 30)
+    assert (again.delivery_id, again.attempts) == (c.delivery_id, 1)
+
+
+async def test_retrying_deliveries_replay_by_filter_only_when_asked_for(store: Store) -> None:
+    await store.enqueue("t1", "k1", [national()])
+    await store.enqueue("t2", "k2", [national()])
+    [retrying] = await store.claim("national", "w", 30)
+    await store.settle_retry(retrying, attempt(retrying, outcome=AttemptOutcome.RETRY, status_code=503), soon(3600))
+    [dead] = await store.claim("national", "w", 30)
+    await store.settle_dead(dead, attempt(dead, outcome=AttemptOutcome.PERMANENT, status_code=400))
+
+    assert await store.replay(DeliveryFilter(destination="national"), dry_run=True) == [dead.delivery_id]
+    assert await store.replay(DeliveryFilter(state=DeliveryState.RETRYING, destination="national")) == [
+        retrying.delivery_id]
+    [again] = await store.claim("national", "w", 30)
+    assert again.delivery_id == retrying.delivery_id
+    still = await store.get_delivery(dead.delivery_id)
+    assert still is not None and still.state is DeliveryState.DEAD
+
+
 async def test_a_replayed_delivery_carries_a_retry_budget_counted_from_its_replay(store: Store) -> None:
     [delivery_id] = await store.enqueue("t1", "k1", [national()])
     [fresh] = await store.claim("national", "w", 30)

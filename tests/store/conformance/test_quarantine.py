@@ -32,3 +32,48 @@ async def test_resolving_an_unknown_quarantine_id_raises_unknown_quarantine(stor
     with pytest.raises(UnknownQuarantine):
         await store.resolve_quarantined("01J0000000000000000000NONE", "01J0RESOLVEDTICKET00000000")
     assert await store.get_quarantined("01J0000000000000000000NONE") is None  # nothing half-made
+
+
+async def test_the_same_payload_from_the_same_adapter_is_one_record_counted_while_unresolved(store: Store) -> None:
+    body = b'{"contactPhone":"138001","hotlineNo":"KL-Q-1"}'
+    first = [FieldError(field="complainant.phone", rule="invalid_phone", message="too few digits", value="138001")]
+    latest = [FieldError(field="complainant.phone", rule="invalid_phone", message="still too few digits")]
+    qid = await store.quarantine("city-12345-rest", body, "application/json", first)
+    again = await store.quarantine("city-12345-rest", body, "application/json", first)
+    third = await store.quarantine("city-12345-rest", body, "application/json", latest)
+    assert again == qid and third == qid
+
+    got = await store.get_quarantined(qid)
+    assert got is not None
+    assert got.times_seen == 3
+    assert got.last_seen_at is not None and got.last_seen_at >= got.received_at
+    assert got.errors == tuple(latest)  # the errors of the latest time it came
+    assert [q.quarantine_id for q in await store.list_quarantined()] == [qid]
+    assert (await store.intake_stats(["city-12345-rest"]))["city-12345-rest"]["quarantine_open"] == 1
+
+
+async def test_another_adapter_another_body_or_another_content_type_is_another_record(store: Store) -> None:
+    body = b"<order><infoid>Q-2</infoid></order>"
+    base = await store.quarantine("province-12345-soap", body, "text/xml", [])
+    others = {
+        await store.quarantine("legacy-registration", body, "text/xml", []),
+        await store.quarantine("province-12345-soap", body + b" ", "text/xml", []),
+        await store.quarantine("province-12345-soap", body, "application/json", []),
+    }
+    assert base not in others and len(others) == 3
+    for qid in (base, *others):
+        got = await store.get_quarantined(qid)
+        assert got is not None and got.times_seen == 1 and got.last_seen_at == got.received_at
+
+
+async def test_after_it_is_resolved_the_same_payload_again_is_a_new_record(store: Store) -> None:
+    body = b'{"hotlineNo":"KL-Q-3"}'
+    qid = await store.quarantine("city-12345-rest", body, "application/json", [])
+    await store.resolve_quarantined(qid, "01J0RESOLVEDTICKET00000000")
+    fresh = await store.quarantine("city-12345-rest", body, "application/json", [])
+    assert fresh != qid
+    again = await store.quarantine("city-12345-rest", body, "application/json", [])
+    assert again == fresh
+    old, new = await store.get_quarantined(qid), await store.get_quarantined(fresh)
+    assert old is not None and old.times_seen == 1 and old.resolved_ticket_id == "01J0RESOLVEDTICKET00000000"
+    assert new is not None and new.times_seen == 2 and new.resolved_ticket_id is None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
 
 from contracts.ticket import Deadline, Ticket
+from gateway.store import TicketQuery
 from gateway.tickets.deadlines import WorkingDayCalendar, deadline_status
 
 Risk = Literal["overdue", "due_soon"]
+RiskFilter = Literal["overdue", "due_soon", "at_risk"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,12 @@ def deadline_risk(ticket: Ticket, now: datetime, calendar: WorkingDayCalendar, *
         if status == "due_soon" and worst is None:
             worst = DeadlineRisk("due_soon", deadline)
     return worst
+
+
+def risk_query(risk: RiskFilter, today: date, calendar: WorkingDayCalendar, *, due_soon_within: int,
+               query: TicketQuery | None = None) -> TicketQuery:
+    """`query` narrowed to the tickets whose most pressing running limit is overdue, due soon, or either (the
+    store's index of due days answers it)."""
+    soon_until = risk_window(today, calendar, due_soon_within=due_soon_within)
+    window = {"overdue": (None, today), "due_soon": (today, soon_until), "at_risk": (None, soon_until)}[risk]
+    return replace(query or TicketQuery(), due_from=window[0], due_before=window[1])
