@@ -19,6 +19,10 @@ class DeliveryKind(StrEnum):
     FORWARD = "forward"  # the ticket to the national platform
     CALLBACK = "callback"  # a status change back to the originating partner
     ROUTED = "routed"  # a side delivery chosen by routing rules (enforcement, credit, emergency)
+    # Follow-ups of a forwarded ticket to the national platform, on its lane after the forward.
+    UPDATE = "update"  # a new version or supplement: the same registration, updated
+    URGE = "urge"  # the sender's 催办
+    WITHDRAW = "withdraw"  # the sender's 撤诉/撤回
     ALERT = "alert"  # an operational alert to an ops channel (webhook, 企业微信, 钉钉, e-mail)
 
 

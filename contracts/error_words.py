@@ -18,6 +18,14 @@ FIELD_NAMES: dict[str, str] = {
     "source.source_ticket_no": "来源工单号",
     "source.related_ticket_nos": "关联工单号",
     "source.source_received_at": "来源受理时间",
+    "source.source_version": "来源工单版本",
+    "follow_up": "后续（补充材料、催办、撤诉）",
+    "follow_up.source_ticket_no": "后续所指的来源工单号",
+    "follow_up.at": "后续时间",
+    "follow_up.text": "后续内容",
+    "follow_up.version": "补充材料版本",
+    "follow_up.reference": "后续编号",
+    "follow_up.requested_by": "经办人",
     "source.source_deadline": "来源办理时限",
     "classification": "分类",
     "classification.business_type": "业务类型",
@@ -84,6 +92,7 @@ FIELD_NAMES: dict[str, str] = {
 # Rules in words; `{n}` is the number found in the English message (a length, a limit), when there is one.
 RULE_WORDS: dict[str, str] = {
     "missing": "必须填写",
+    "unknown_ticket": "网关没有这张工单：补充材料、催办、撤诉须针对已转来的工单",
     "required": "必须填写",
     "string_too_long": "超过长度上限（最多 {n} 个字符）",
     "string_too_short": "内容过短（至少 {n} 个字符）",
@@ -116,7 +125,7 @@ RULE_WORDS: dict[str, str] = {
     "value_error": "取值无效",
     "invalid_value": "取值无效",
     "invalid_text": "应为文本",
-    "control_character": "含有不允许的控制字符",
+    "control_character": "含有不允许的控制字符{u}",
     "invalid_number": "应为数字",
     "invalid_money": "金额格式不正确",
     "invalid_date": "日期格式不正确",
@@ -153,6 +162,9 @@ PREFIX_WORDS: dict[str, str] = {
 
 _INDEX = re.compile(r"\[\d+\]")
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
+_CODE_POINT = re.compile(r"U\+[0-9A-Fa-f]{4,6}")
+# pydantic's value_error carries the validator's own sentence; these say what it was about.
+_VALUE_ERRORS = (("control character", "control_character"),)
 
 
 def field_name(field: str) -> str:
@@ -172,9 +184,14 @@ def rule_words(rule: str, message: str = "") -> str:
     head, _, code = rule.partition(":")
     if code and head in PREFIX_WORDS:
         return PREFIX_WORDS[head].format(code=code)
+    if rule == "value_error":
+        rule = next((named for phrase, named in _VALUE_ERRORS if phrase in message), rule)
     words = RULE_WORDS.get(rule)
     if words is None:
         return f"不符合规则 {rule}"
+    if "{u}" in words:  # the character named as the English names it, U+001B
+        found = _CODE_POINT.search(message)
+        return words.format(u=f"（{found.group(0)}）" if found else "")
     if "{n}" in words:
         found = _NUMBER.search(message)
         return words.format(n=found.group(1)) if found else words.split("（")[0]

@@ -25,6 +25,7 @@ from contracts.codesets import (
     Urgency,
 )
 from contracts.codetables import default_code_tables
+from contracts.followups import SenderUpdates
 from contracts.identifiers import (
     IdentifierError,
     classify_enterprise_code,
@@ -338,6 +339,30 @@ class Attachment(ContractModel):
     size: Annotated[int, Field(ge=0)] | None = None
 
 
+LinkState = Literal["linked", "confirmed", "dismissed"]
+LINKS_KEPT = 50  # Ticket.links: a matter reported fifty times over is linked to the first fifty
+
+
+class TicketLink(ContractModel):
+    """A possible duplicate of this ticket that reached the gateway on another line or at another time: the same
+    complainant about the same respondent, on a similar matter. Linked, never dropped: both tickets go on."""
+
+    ticket_id: Annotated[str, Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
+    national_registration_no: Annotated[str, Field(max_length=64)] | None = None  # when known at linking
+    adapter_id: SystemId
+    source_ticket_no: TicketNo
+    received_at: AwareDatetime  # the other ticket's source_received_at
+    score: Annotated[float, Field(ge=0, le=1)]
+    similarity: Annotated[float, Field(ge=0, le=1)]  # of the two matters' normalised text
+    days_apart: Annotated[float, Field(ge=0)]
+    reasons: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=10)  # Chinese
+    state: LinkState = "linked"
+    linked_at: AwareDatetime
+    decided_by: Annotated[str, Field(max_length=100)] | None = None  # the operator who confirmed or dismissed
+    decided_at: AwareDatetime | None = None
+    note: Annotated[str, Field(max_length=300)] | None = None
+
+
 class Ticket(ContractModel):
     """One complaint, report or enquiry in the national data standard."""
 
@@ -358,6 +383,8 @@ class Ticket(ContractModel):
     routing: Routing = Field(default_factory=Routing)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     attachments: list[Attachment] = Field(default_factory=list, max_length=50)
+    links: list[TicketLink] = Field(default_factory=list, max_length=LINKS_KEPT)
+    sender_updates: SenderUpdates = Field(default_factory=SenderUpdates)
 
     @model_validator(mode="after")
     def _national_rules(self) -> Ticket:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli_backup import backup_command, restore_command
+from gateway.cli_links import links_cli
 from gateway.cli_map import map_command
 from gateway.cli_migrate import migrate
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
@@ -24,6 +25,7 @@ cli = typer.Typer(help="Hotline Interop Gateway: partner systems ⇄ the nationa
 schema_cli = typer.Typer(help="The national contract's JSON Schema.", add_completion=False)
 cli.add_typer(schema_cli, name="schema")
 tickets_cli.add_typer(review_cli, name="review")
+tickets_cli.add_typer(links_cli, name="links")
 cli.add_typer(tickets_cli, name="tickets")
 cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(quarantine_cli, name="quarantine")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from contracts.errors import FieldError
-from mapping.engine import Mapped, Rejected, Returned, apply
+from mapping.engine import Mapped, Noticed, Rejected, Returned, apply
 from mapping.goldens import Fixture, FixtureCheck, check_fixture, fixtures_of, read_payload, write_golden
 from mapping.loading import FIXTURES_DIR, SPECS_DIR, load_spec, load_specs
 from mapping.payload import PayloadError
@@ -51,6 +51,8 @@ def map_command(
         for warning in result.warnings:
             typer.echo(f"warning: {_describe(warning)}", err=True)
         typer.echo(_json(result.ticket.model_dump(mode="json", exclude_none=True)))
+    elif isinstance(result, Noticed):
+        typer.echo(_json({"follow_up": result.notice.model_dump(mode="json", exclude_none=True)}))
     elif isinstance(result, Returned):
         typer.echo(_json({"returned": {"reason_code": result.reason_code.value, "reason": result.reason,
                                        "source_ticket_no": result.source_ticket_no}}))

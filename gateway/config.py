@@ -77,6 +77,18 @@ class DeadlineSettings(_Section):
     due_soon_working_days: Annotated[int, Field(ge=0, le=30)] = 2
 
 
+class LinkSettings(_Section):
+    """Cross-line duplicate linking at intake (docs/links.md): which earlier tickets are candidates, and the score
+    above which a candidate is linked."""
+
+    enabled: bool = True
+    window_days: Annotated[int, Field(ge=1, le=365)] = 30  # candidates received this many days apart at most
+    threshold: Annotated[float, Field(ge=0.3, le=1.0)] = 0.6  # link at or above this score (0–1)
+    time_weight: Annotated[float, Field(ge=0.0, le=0.5)] = 0.15  # the share of closeness in time in the score
+    candidates: Annotated[int, Field(ge=1, le=200)] = 20  # the newest candidates scored per ticket
+    max_links: Annotated[int, Field(ge=1, le=50)] = 5  # a new ticket links to at most this many, best first
+
+
 class EchoSettings(_Section):
     """The sender's echo (事事有回音): how long a partner may go without hearing its ticket's latest status before
     the ticket is listed on the dashboard's panel, the ops API and the metric."""
@@ -128,6 +140,7 @@ class GatewaySettings(BaseSettings):
     delivery_file: str = "delivery.yaml"
     routing_file: str = "routing.yaml"
     jurisdiction_file: str = "jurisdiction.yaml"  # the jurisdiction screen's rules (accept / return / review)
+    links: LinkSettings = Field(default_factory=LinkSettings)
     alerts_file: str | None = None  # alert rules and channels (alerts.yaml); None: the rules' defaults, no channels
     national: NationalSettings = Field(default_factory=NationalSettings)
     credit_lookup: CreditLookupSettings = Field(default_factory=CreditLookupSettings)

@@ -32,7 +32,8 @@ from gateway.tickets.enrichment import CreditEnricher
 from gateway.tickets.handlers import adapter_region_problems
 from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.jurisdiction import JurisdictionRules
-from gateway.tickets.national_link import NationalForwardSender
+from gateway.tickets.links import Linker
+from gateway.tickets.national_link import NationalForwardSender, follow_ups_url
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
 from mapping.spec import MappingSpec
@@ -108,7 +109,14 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Ticket
         if destination.name == national:
             headers = {**destination.headers, "Authorization": f"Bearer {national_token(settings)}"}
             destination = destination.model_copy(update={"headers": headers})
-            senders[destination.name] = NationalForwardSender(build_sender(destination), store)
+            # Follow-ups (update, urge, withdraw) go beside the registration URL; the platform signs its answers
+            # with the key of its status events.
+            follow_ups = None if destination.url is None else build_sender(
+                destination.model_copy(update={"url": follow_ups_url(str(destination.url))}))
+            senders[destination.name] = NationalForwardSender(
+                build_sender(destination), store, follow_ups=follow_ups,
+                verifier=WebhookVerifier(national_status_secrets(settings),
+                                         tolerance_seconds=settings.national.status_tolerance_seconds))
         destinations.append(destination)
     for adapter in adapters.values():
         callback = adapter.callback_destination()
@@ -206,7 +214,8 @@ class Runtime:
         canonical = {i: c for i, c in components.adapter_configs.items() if c.enabled and c.is_canonical}
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                                canonical=canonical, callbacks=adapters, enrich=enricher,
-                               jurisdiction=components.jurisdiction)
+                               jurisdiction=components.jurisdiction,
+                               linker=Linker(store, settings.links) if settings.links.enabled else None)
         status = StatusService(store, components.specs, components.router, adapters, components.rules,
                                components.calendar)
         return cls(components, store, adapters, intake, status, enricher=enricher)
@@ -276,7 +285,8 @@ class Runtime:
         rules = standard_rules(
             config, self.store, breakers=breakers, pollers=pollers,
             adapter_ids=lambda: sorted(self.components.adapter_configs),
-            deadline_basis=lambda: (self.components.calendar, self.settings.deadlines.due_soon_working_days))
+            deadline_basis=lambda: (self.components.calendar, self.settings.deadlines.due_soon_working_days),
+            echo_behind_after=lambda: self.settings.echo.behind_after_seconds)
         monitor = AlertMonitor(config, self.store, rules, region=self.settings.region.name,
                                owner=default_worker_id(), enqueued=wake_lane)
         if self.engine is not None:

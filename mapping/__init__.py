@@ -5,7 +5,7 @@
     callback = reverse(spec, ticket, event)        # the partner's status code and fields
 """
 
-from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.engine import Mapped, MappingResult, Noticed, Rejected, Returned, apply
 from mapping.errors import MappingError
 from mapping.loading import FIXTURES_DIR, SPECS_DIR, default_specs, load_spec, load_specs, spec_for
 from mapping.paths import PathSyntaxError
@@ -20,6 +20,7 @@ __all__ = [
     "MappingError",
     "MappingResult",
     "MappingSpec",
+    "Noticed",
     "PathSyntaxError",
     "PayloadError",
     "Rejected",

@@ -14,7 +14,16 @@ from contracts.codetables import CodeTableError, CodeTables, Crosswalk, load_cro
 from contracts.yamldoc import YamlDocument
 from mapping.paths import PathSyntaxError, compile_path
 from mapping.rules import Loc, RuleCompiler, Skip
-from mapping.spec import FieldPlan, MappingSpec, ReturnRule, ReversePlan, SpecError
+from mapping.spec import (
+    FOLLOW_UP_FIELDS,
+    FOLLOW_UP_KINDS,
+    FieldPlan,
+    FollowUpRule,
+    MappingSpec,
+    ReturnRule,
+    ReversePlan,
+    SpecError,
+)
 from mapping.steps import Note, Pipeline, SpecProblem, StepContext, parse_zone
 from mapping.targets import RESERVED_TARGETS, TargetField, item_fields, target_fields
 
@@ -23,7 +32,7 @@ DEFAULT_ZONE = "+08:00"
 
 _TOP_KEYS = {
     "spec_version", "adapter_id", "source_system", "title", "description", "timezone", "xml_record",
-    "steps", "return_when", "fields", "reverse",
+    "steps", "return_when", "fields", "reverse", "follow_ups",
 }
 _SYSTEM_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _PARTNER_KEY = re.compile(r"^[^.\[\]\s]+(\.[^.\[\]\s]+)*$")
@@ -68,6 +77,7 @@ class _Compiler(RuleCompiler):
 
         plans = self._fields(data.get("fields"), ctx)
         returns = self._returns(data.get("return_when"), ctx)
+        follow_ups = self._follow_ups(data.get("follow_ups"), ctx)
         reverse = self._reverse(data.get("reverse"), ctx) if "reverse" in data else None
         if self.problems:
             raise SpecError(self.problems)
@@ -85,6 +95,7 @@ class _Compiler(RuleCompiler):
             sources=dict(self.sources),
             crosswalks=crosswalks,
             ticket_no=next((plan for plan in plans if plan.target == "source.source_ticket_no"), None),
+            follow_ups=tuple(follow_ups),
         )
 
     # -- header ------------------------------------------------------------------------------------
@@ -251,6 +262,47 @@ class _Compiler(RuleCompiler):
             rules.append(ReturnRule(when=when, reason_code=code, reason=_text_or_empty(reason)))
         return rules
 
+    # -- follow-ups of a known ticket ---------------------------------------------------------------
+
+    def _follow_ups(self, node: Any, ctx: StepContext) -> list[FollowUpRule]:
+        if node is None:
+            return []
+        if not isinstance(node, list):
+            self.problem(("follow_ups",), "follow_ups is a list of {kind, when, fields}")
+            return []
+        rules = []
+        for i, item in enumerate(node):
+            at: Loc = ("follow_ups", i)
+            if not isinstance(item, dict) or set(item) - {"kind", "when", "fields"} or "when" not in item:
+                self.problem(at, "each follow-up rule has kind, when and fields")
+                continue
+            kind = item.get("kind")
+            if kind not in FOLLOW_UP_KINDS:
+                self.problem((*at, "kind"), f"kind is one of {', '.join(FOLLOW_UP_KINDS)}")
+                continue
+            fields = item.get("fields")
+            if not isinstance(fields, dict) or "source_ticket_no" not in fields or "at" not in fields:
+                self.problem((*at, "fields"), "fields maps at least source_ticket_no and at (the follow-up's time)")
+                continue
+            try:
+                when = self._when(item["when"], ctx, (*at, "when"))
+            except Skip:
+                continue
+            plans = []
+            for name, rule in fields.items():
+                field_at: Loc = (*at, "fields", name)
+                if name not in FOLLOW_UP_FIELDS:
+                    self.problem(field_at, f"a follow-up has the fields {', '.join(FOLLOW_UP_FIELDS)}")
+                    continue
+                try:
+                    produce, source = self._rule(rule, ctx, field_at, None)
+                except Skip:
+                    continue
+                plans.append(FieldPlan(target=name, keys=(name,), source=source, produce=produce,
+                                       coerce=_text_of_number))
+            rules.append(FollowUpRule(kind=kind, when=when, plans=tuple(plans)))
+        return rules
+
     # -- reverse -----------------------------------------------------------------------------------
 
     def _reverse(self, node: Any, ctx: StepContext) -> ReversePlan | None:
@@ -301,6 +353,11 @@ def _text_or_empty(render: Callable[[Any], Any]) -> Callable[[Any], str]:
         return value if isinstance(value, str) else ""
 
     return text
+
+
+def _text_of_number(value: Any) -> Any:
+    """A follow-up's fields are text or a time: a number (hotlineNo: 880231, version: 2) is read as text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _no_value(payload: Any, notes: list[Note]) -> Any:

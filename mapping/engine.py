@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from contracts.base import CONTROL_CHARACTER_RULE, control_characters
 from contracts.codesets import NotAcceptedReason
 from contracts.errors import FieldError, field_errors
+from contracts.followups import FollowUpNotice
 from contracts.ticket import Ticket
 from mapping.paths import assign
-from mapping.spec import FieldPlan, MappingSpec
+from mapping.spec import FieldPlan, FollowUpRule, MappingSpec
 from mapping.steps import Note, StepError
 
 _SHOWN_TEXT = 200
@@ -48,7 +49,16 @@ class Returned:
     kind: Literal["returned"] = "returned"
 
 
-MappingResult = Mapped | Rejected | Returned
+@dataclass(frozen=True, slots=True)
+class Noticed:
+    """The payload is a follow-up of a ticket the partner sent before (补充材料, 催办, 撤诉), not a ticket."""
+
+    notice: FollowUpNotice
+    warnings: tuple[FieldError, ...] = ()
+    kind: Literal["notice"] = "notice"
+
+
+MappingResult = Mapped | Rejected | Returned | Noticed
 
 
 def apply(spec: MappingSpec, payload: Any) -> MappingResult:
@@ -72,6 +82,9 @@ def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
                for path, message in control_characters(payload)]
     if refused:  # the policy in contracts/base.py: refused wherever it is, before any rule reads the payload
         return Rejected(tuple(refused))
+    for follow_up in spec.follow_ups:
+        if follow_up.when(payload):
+            return _notice(spec, follow_up, payload)
     for rule in spec.returns:
         if rule.when(payload):
             return Returned(rule.reason_code, rule.reason(payload), _ticket_no(spec, payload))
@@ -102,6 +115,35 @@ def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
     if errors:
         return Rejected(tuple(errors), tuple(warnings))
     return Mapped(ticket, tuple(warnings))
+
+
+def _notice(spec: MappingSpec, rule: FollowUpRule, payload: Any) -> Noticed | Rejected:
+    """The follow-up a payload says, or its errors named `follow_up.<field>` with the partner's path."""
+    doc: dict[str, Any] = {"kind": rule.kind, "source_system": spec.source_system, "adapter_id": spec.adapter_id}
+    errors: list[FieldError] = []
+    warnings: list[FieldError] = []
+    failed: list[str] = []
+    sources = {plan.target: plan.source for plan in rule.plans}
+    for plan in rule.plans:
+        value = _value(plan, f"follow_up.{plan.target}", plan.source, payload, errors, warnings, failed)
+        if value is not None:
+            doc[plan.target] = value
+    if rule.kind == "supplement" and doc.get("text") is None:
+        errors.append(FieldError(field="follow_up.text", rule="required", source_path=sources.get("text"),
+                                 message="a supplement (补充材料) carries the added material"))
+    if errors:
+        return Rejected(tuple(errors), tuple(warnings))
+    try:
+        notice = FollowUpNotice.model_validate(doc)
+    except ValidationError as err:
+        for error in field_errors(err):
+            name = error.field.split(".")[0]
+            error.field = f"follow_up.{error.field}"
+            error.source_path = sources.get(name)
+            error.value = _shown(error.value if error.value is not None else doc.get(name))
+            _add(errors, error)
+        return Rejected(tuple(errors), tuple(warnings))
+    return Noticed(notice, tuple(warnings))
 
 
 def _value(

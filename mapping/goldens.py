@@ -14,6 +14,7 @@ Its golden, beside it, is one of:
                            field the contract gains later does not rewrite every golden;
 - `NN-name.errors.json`    the errors, as a list of {field, rule, source_path};
 - `NN-name.returned.json`  the return to sender, {reason_code, reason};
+- `NN-name.notice.json`    a follow-up of a known ticket (补充材料, 催办, 撤诉): the notice, defaults left out;
 
 and, when a mapped ticket carries warnings, `NN-name.warnings.json` lists them as {field, rule, source_path}.
 """
@@ -26,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import FieldError
-from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.engine import Mapped, MappingResult, Noticed, Rejected, Returned, apply
 from mapping.loading import FIXTURES_DIR
 from mapping.payload import decode_body, xml_records
 from mapping.spec import MappingSpec
 
-GOLDEN_SUFFIXES = {"ok": ".expected.json", "errors": ".errors.json", "returned": ".returned.json"}
+GOLDEN_SUFFIXES = {"ok": ".expected.json", "errors": ".errors.json", "returned": ".returned.json",
+                   "notice": ".notice.json"}
 WARNINGS_SUFFIX = ".warnings.json"
 _ALL_GOLDEN = (*GOLDEN_SUFFIXES.values(), WARNINGS_SUFFIX)
 CONTENT_TYPES = {".gbk.json": "application/json; charset=GBK", ".json": "application/json", ".xml": "text/xml"}
@@ -93,6 +95,8 @@ def golden_of(result: MappingResult) -> tuple[str, Any, list[dict[str, Any]]]:
         return "ok", ticket, _brief(result.warnings)
     if isinstance(result, Rejected):
         return "errors", _brief(result.errors), []
+    if isinstance(result, Noticed):
+        return "notice", result.notice.model_dump(mode="json", exclude_defaults=True), _brief(result.warnings)
     assert isinstance(result, Returned)
     return "returned", {"reason_code": result.reason_code.value, "reason": result.reason}, []
 

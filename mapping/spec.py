@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any
+from typing import Any, get_args
 
 from contracts.codesets import NotAcceptedReason, Status
 from contracts.codetables import Crosswalk
+from contracts.followups import FollowUpKind
 from mapping.conditions import Predicate
 from mapping.errors import MappingError
 from mapping.steps import Note
@@ -46,6 +47,21 @@ class ReturnRule:
     reason: Callable[[Any], str]
 
 
+FOLLOW_UP_KINDS: tuple[str, ...] = get_args(FollowUpKind)
+# What a follow-up rule may fill: the fields of contracts.followups.FollowUpNotice a partner gives.
+FOLLOW_UP_FIELDS = ("source_ticket_no", "at", "text", "version", "reference", "requested_by")
+
+
+@dataclass(frozen=True)
+class FollowUpRule:
+    """A payload that is not a ticket but a follow-up of one (补充材料, 催办, 撤诉) when `when` holds; `plans` fill
+    the notice's fields (FOLLOW_UP_FIELDS), each plan's target one of them."""
+
+    kind: FollowUpKind
+    when: Predicate
+    plans: tuple[FieldPlan, ...]
+
+
 @dataclass(frozen=True)
 class ReversePlan:
     """National status and result → the partner's status code and callback fields."""
@@ -71,3 +87,4 @@ class MappingSpec:
     sources: Mapping[str, str]  # target field → the source path(s) it reads, for error messages
     crosswalks: Mapping[str, Crosswalk] = field(default_factory=dict)
     ticket_no: FieldPlan | None = None
+    follow_ups: tuple[FollowUpRule, ...] = ()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -33,6 +34,8 @@ class SendResult:
     error_class: str | None = None  # None for a 2xx; `http_<code>` or an ErrorClass otherwise
     retry_after: float | None = None  # seconds the receiver asked us to wait, unbounded as received
     duration: float = 0.0  # seconds from the start of the request to the end of the response
+    # The Standard Webhooks headers of a signed answer (webhook-id, -timestamp, -signature), when it had them.
+    signature_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -128,10 +128,21 @@ class HttpSender:
             error_class=None if 200 <= code < 300 else http_error_class(code),
             retry_after=parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC)),
             duration=time.monotonic() - started,
+            signature_headers=_signature_headers(response.headers),
         )
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+def _signature_headers(headers: httpx.Headers) -> dict[str, str]:
+    """The Standard Webhooks headers of a signed answer; empty for an unsigned one (most receivers)."""
+    if "webhook-signature" not in headers:
+        return {}
+    return {name: headers[name] for name in _SIGNATURE_HEADERS if name in headers}
 
 
 def environment_proxy(url: str) -> str | None:

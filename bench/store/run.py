@@ -280,7 +280,8 @@ async def bench_postgres(n: int, url: str) -> list[Row]:
             await pool.fetchval(_INTAKE, t.ticket_id, t.idempotency_key, None, "city-12345-rest", "city-12345",
                                 t.source.source_ticket_no, "RECEIVED", t.respondent.uscc, t.respondent.name, "h", None,
                                 -1, 0, now, t.model_dump_json(), "application/json", RAW, [uuid.uuid4().hex],
-                                ["national"], ["forward"], [None], [BODY], ["application/json"], ["{}"], [1], now)
+                                ["national"], ["forward"], [None], [BODY], ["application/json"], ["{}"], [1], [None],
+                                [None], now, None, [], [], [], [], [], [], now)
 
         async def bare_claim_ack(_: int) -> None:
             now = datetime.now(UTC)

@@ -15,8 +15,8 @@ from gateway.errors import GatewayError
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
-RuleName = Literal["dead_letters", "lane_waiting", "breaker_open", "ticket_overdue", "ticket_due_soon",
-                   "quarantine_growing", "poller_failing", "store_unreachable"]
+RuleName = Literal["dead_letters", "lane_waiting", "sender_silent", "breaker_open", "ticket_overdue",
+                   "ticket_due_soon", "quarantine_growing", "poller_failing", "store_unreachable"]
 EnvName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Z_][A-Z0-9_]*$")]
 ChannelKind = Literal["webhook", "wecom", "dingtalk", "email"]
 
@@ -37,12 +37,19 @@ class DeadLettersRule(_Rule):
 
 
 class LaneWaitingRule(_Rule):
-    """A lane's oldest undelivered delivery (pending, retrying or in flight) has waited longer than `older_than`;
-    for a partner's status callbacks (`callback:<adapter>`) `callbacks_older_than`: the partner has not heard back."""
+    """A lane's oldest undelivered delivery (pending, retrying or in flight) has waited longer than `older_than`.
+    A partner's status-callback lanes are left to `sender_silent`, which tells per ticket what the partner heard."""
 
     severity: Severity = "warning"
     older_than: PositiveDuration = 900.0
-    callbacks_older_than: PositiveDuration = 3600.0
+
+
+class SenderSilentRule(_Rule):
+    """At least `min_count` tickets of one partner whose newest status it has not heard (no delivered callback) for
+    longer than the gateway's echo.behind_after_seconds: the sender's echo (事事有回音) says it is not hearing back."""
+
+    severity: Severity = "warning"
+    min_count: Annotated[int, Field(ge=1)] = 1
 
 
 class BreakerRule(_Rule):
@@ -89,6 +96,7 @@ class StoreRule(_Rule):
 class Rules(_Section):
     dead_letters: DeadLettersRule = Field(default_factory=DeadLettersRule)
     lane_waiting: LaneWaitingRule = Field(default_factory=LaneWaitingRule)
+    sender_silent: SenderSilentRule = Field(default_factory=SenderSilentRule)
     breaker_open: BreakerRule = Field(default_factory=BreakerRule)
     ticket_overdue: OverdueRule = Field(default_factory=OverdueRule)
     ticket_due_soon: DueSoonRule = Field(default_factory=DueSoonRule)

@@ -19,7 +19,8 @@ SEVERITY_LABELS = {"critical": "严重", "warning": "警告", "info": "提示"}
 CHANGE_LABELS: dict[Change, str] = {"fired": "告警", "grew": "告警加重", "resolved": "已恢复"}
 # What a resolution means, per rule: the alert's summary tells what was wrong, this what is now right.
 RESOLUTIONS = {
-    "dead_letters": "死信已处理完毕", "lane_waiting": "积压已送达", "breaker_open": "熔断已关闭，恢复投递",
+    "dead_letters": "死信已处理完毕", "lane_waiting": "积压已送达", "sender_silent": "来源系统已收到最新状态",
+    "breaker_open": "熔断已关闭，恢复投递",
     "poller_failing": "拉取已恢复正常", "quarantine_growing": "隔离件已降至阈值以下",
     "ticket_overdue": "逾期工单已处理完毕", "ticket_due_soon": "临期工单已处理完毕",
     "store_unreachable": "存储已恢复访问",

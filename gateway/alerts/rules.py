@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.alerts.config import (
@@ -16,9 +16,10 @@ from gateway.alerts.config import (
     OverdueRule,
     PollerRule,
     QuarantineRule,
+    SenderSilentRule,
     Severity,
 )
-from gateway.store import LaneStore, OpsLedger, Store, TicketStore
+from gateway.store import EchoStore, LaneStore, OpsLedger, PartnerEcho, Store, TicketStore
 from gateway.tickets.deadlines import WorkingDayCalendar, china_date
 from gateway.tickets.risk import Risk, risk_query
 
@@ -90,8 +91,8 @@ def waited(seconds: float) -> str:
 
 
 class LaneFacts:
-    """Lanes holding dead letters, and lanes whose oldest undelivered delivery waits too long (a partner's status
-    callbacks waiting: the partner has not heard back). From the store's counts: every process's lanes."""
+    """Lanes holding dead letters, and lanes whose oldest undelivered delivery waits too long. From the store's
+    counts: every process's lanes."""
 
     name = "lanes"
     produces = ("dead_letters", "lane_waiting")
@@ -115,17 +116,9 @@ class LaneFacts:
         return found
 
     def _waiting_fact(self, lane: str, age: float, undelivered: int) -> AlertFact | None:
-        rule = self._waiting
-        if lane.startswith(CALLBACK_PREFIX):
-            if age <= rule.callbacks_older_than:
-                return None
-            partner = lane.removeprefix(CALLBACK_PREFIX)
-            return AlertFact("lane_waiting", lane, rule.severity, undelivered,
-                             f"接口 {partner} 的状态回写已等待 {waited(age)} 未送达：来源系统未收到回音"
-                             f"（{undelivered} 条未送达）")
-        if age <= rule.older_than:
+        if lane.startswith(CALLBACK_PREFIX) or age <= self._waiting.older_than:  # callbacks: SilentPartners
             return None
-        return AlertFact("lane_waiting", lane, rule.severity, undelivered,
+        return AlertFact("lane_waiting", lane, self._waiting.severity, undelivered,
                          f"通道 {lane} 最早一条未送达的投递已等待 {waited(age)}（{undelivered} 条未送达）")
 
 
@@ -182,6 +175,30 @@ class GrowingQuarantine:
                 if (n := counts.get("quarantine_open", 0)) >= self._config.min_open]
 
 
+class SilentPartners:
+    """Partners not hearing back: tickets whose newest status has not reached their originating partner for longer
+    than `behind_after()` seconds (the sender's echo, kept by the store), one alert per partner, the tickets longest
+    behind as examples."""
+
+    name = "sender_silent"
+    produces = (name,)
+    LIMIT = 1000  # tickets read per round; a partner with more is told "at least" this many
+
+    def __init__(self, store: EchoStore, behind_after: Callable[[], float], config: SenderSilentRule) -> None:
+        self._store, self._behind_after, self._config = store, behind_after, config
+
+    async def facts(self, now: datetime) -> list[AlertFact]:
+        after = self._behind_after()
+        by_partner: dict[str, list[PartnerEcho]] = {}
+        for echo in await self._store.list_behind(now - timedelta(seconds=after), limit=self.LIMIT):
+            by_partner.setdefault(echo.destination.removeprefix(CALLBACK_PREFIX), []).append(echo)
+        return [AlertFact(self.name, partner, self._config.severity, len(echoes),
+                          f"接口 {partner} 有 {len(echoes)} 件工单的最新状态超过 {waited(after)} 未送达："
+                          "来源系统未收到回音",
+                          tuple(e.ticket_id for e in echoes[:EXAMPLES]))
+                for partner, echoes in sorted(by_partner.items()) if len(echoes) >= self._config.min_count]
+
+
 class DeadlineRisks:
     """Open tickets past a statutory time limit (one alert), or due soon (another): counted by the store's index of
     due days, the most pressing ones' numbers as examples."""
@@ -215,12 +232,15 @@ class DeadlineRisks:
 
 
 def standard_rules(config: AlertsConfig, store: Store, *, breakers: BreakerStates, pollers: PollerStates,
-                   adapter_ids: Callable[[], Sequence[str]], deadline_basis: DeadlineBasis) -> list[AlertRule]:
+                   adapter_ids: Callable[[], Sequence[str]], deadline_basis: DeadlineBasis,
+                   echo_behind_after: Callable[[], float]) -> list[AlertRule]:
     """The rules alerts.yaml enables, reading the running gateway through the given views."""
     rules = config.rules
     found: list[AlertRule] = []
     if rules.dead_letters.enabled or rules.lane_waiting.enabled:
         found.append(LaneFacts(store, rules.dead_letters, rules.lane_waiting))
+    if rules.sender_silent.enabled:
+        found.append(SilentPartners(store, echo_behind_after, rules.sender_silent))
     if rules.breaker_open.enabled:
         found.append(OpenBreakers(breakers, rules.breaker_open))
     if rules.poller_failing.enabled:

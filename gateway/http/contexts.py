@@ -21,7 +21,10 @@ class IntakeOutcomeView(Protocol):
     """What the route reads of an intake outcome (gateway.intake.IntakeOutcome)."""
 
     @property
-    def kind(self) -> str: ...  # "created" | "repeat" | "review" | "quarantined" | "returned"
+    def kind(self) -> str: ...  # "created" | "repeat" | "updated" | "review" | "quarantined" | "returned"
+
+    @property
+    def follow_up(self) -> str | None: ...  # what a follow-up of a known ticket said (new_version, urge, …)
 
     @property
     def ticket_id(self) -> str | None: ...

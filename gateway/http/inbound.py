@@ -114,12 +114,20 @@ def _returned_json(returned: Any) -> dict[str, Any]:
             "source_ticket_no": getattr(returned, "source_ticket_no", None)}
 
 
+def _follow_up_json(outcome: IntakeOutcomeView) -> dict[str, str]:
+    return {"follow_up": outcome.follow_up} if outcome.follow_up is not None else {}
+
+
 def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
     """The HTTP answer to a partner for one intake outcome (documented in docs/integrators.md)."""
     if outcome.kind == "created":
         return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False}, status_code=202)
     if outcome.kind == "repeat":
-        return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": True}, status_code=200)
+        return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": True, **_follow_up_json(outcome)},
+                            status_code=200)
+    if outcome.kind == "updated":  # a follow-up (new version, supplement, urge, withdrawal) of a known ticket
+        return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False, **_follow_up_json(outcome)},
+                            status_code=200)
     if outcome.kind == "review":
         # Stored, but whose matter it is needs an operator: nothing is forwarded until one settles it.
         return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False, "review": True}, status_code=202)

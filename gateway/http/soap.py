@@ -49,6 +49,7 @@ def submit_ticket_response(outcome: IntakeOutcomeView) -> etree._Element:
     response = etree.Element(f"{{{TNS}}}SubmitTicketResponse", nsmap={"hig": TNS})
     _element(response, "ticketId", outcome.ticket_id)
     _element(response, "status", outcome.kind)
+    _element(response, "followUp", outcome.follow_up)
     if outcome.kind == "returned":
         _element(response, "quarantineId", outcome.quarantine_id)
         returned = getattr(outcome, "returned", None)

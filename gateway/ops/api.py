@@ -1,4 +1,4 @@
-"""The ops API under /api/v1: ticket search and detail, deliveries, replay, quarantine, re-map, reload, audit."""
+"""The ops API under /api/v1: tickets and their links, deliveries, replay, quarantine, re-map, reload, audit."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from contracts.delivery import DeliveryReceipt
 from contracts.error_words import chinese_message
 from gateway.ops.deps import Admin, Operator, Service, Viewer
 from gateway.ops.errors import OpsError
+from gateway.ops.links import LinkResult, decide
 from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.on_time import OnTimeReport
 from gateway.ops.review import ReviewResult, ReviewView, pending_reviews, settle
@@ -40,6 +41,7 @@ from gateway.ops.schemas import (
     TicketSearch,
     TicketSummary,
 )
+from gateway.tickets.links import LinkDecision
 from gateway.tickets.review import Settlement
 
 
@@ -137,6 +139,14 @@ def ops_api_router() -> APIRouter:
         delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
         it waits for and that callback's last error."""
         return await service.behind(search, user)
+    @router.get("/tickets/{ticket_id}/raw", response_class=Response, responses={
+        **_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the payload as received"}})
+    async def raw_payload(ticket_id: str, user: Operator, service: Service,
+                          version: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+        """The raw payload a version of the ticket was taken from, byte for byte (operator; audited). Without
+        `version`, the first; every later version (a new version or 补充材料) keeps its own."""
+        body, content_type = await service.raw_payload(ticket_id, version, user)
+        return Response(body, media_type=content_type)
 
     @router.get("/reviews", response_model=list[ReviewView])
     async def reviews(user: Viewer, service: Service,
@@ -151,6 +161,14 @@ def ops_api_router() -> APIRouter:
         """Settle a review (operator): accept → forwarded and routed as a normal ticket; return → 退单 to the
         partner with the reason and the competent authority."""
         return await settle(service, ticket_id, settlement, user)
+
+    @router.post("/tickets/{ticket_id}/links/{linked_ticket_id}", response_model=LinkResult,
+                 responses={404: _refusal("No such ticket, or it has no link to the other")})
+    async def decide_link(ticket_id: str, linked_ticket_id: str, decision: LinkDecision, user: Operator,
+                          service: Service) -> LinkResult:
+        """Confirm (one matter) or dismiss (not a duplicate) the link between two tickets (operator); both tickets
+        show the decision, who made it and when; audited."""
+        return await decide(service, ticket_id, linked_ticket_id, decision, user)
 
     @router.get("/deliveries", response_model=list[DeliveryReceipt])
     async def list_deliveries(search: Annotated[DeliverySearch, Query()], user: Viewer,

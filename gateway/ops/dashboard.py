@@ -19,6 +19,7 @@ from contracts.codetables import default_code_tables
 from gateway.ops.access import OpsUser, Role
 from gateway.ops.deps import SESSION_COOKIE, Service, SignedIn, client_of, presented_token, signed_in
 from gateway.ops.errors import OpsError
+from gateway.ops.links import decide
 from gateway.ops.on_time import LIMIT_LABELS
 from gateway.ops.replay import REASONS
 from gateway.ops.review import pending_reviews, settle
@@ -28,11 +29,15 @@ from gateway.ops.views import (
     ACTION_LABELS,
     CIRCUIT_LABELS,
     CREDENTIAL_LABELS,
+    LINK_STATES,
     RISK_LABELS,
     SEVERITY_LABELS,
     STATE_LABELS,
     STATUS_LABELS,
+    VERSION_LABELS,
+    WITHDRAWAL_LABELS,
 )
+from gateway.tickets.links import LinkDecision
 from gateway.tickets.review import Settlement
 from gateway.tickets.risk import deadline_risk
 
@@ -53,6 +58,8 @@ MESSAGES = {
     "review_returned": "已判定退回：退单已发回来源系统",
     "not_under_review": "该工单已不在待判定状态（可能已被他人处理）",
     "review_invalid": "判定未提交：理由至少 2 个字；退回须填写主管部门",
+    "link_confirmed": "已确认为重复工单（两件工单均已记录）", "link_dismissed": "已排除重复关联（两件工单均已记录）",
+    "link_invalid": "未提交：说明不超过 300 字", "link_not_found": "该工单没有这条关联",
 }
 # The not-accepted reasons (不予受理原因) an operator returning a held ticket chooses from, from the code table.
 RETURN_REASONS = {e.code: e.label for e in default_code_tables()["not_accepted_reason"].roots()}
@@ -79,8 +86,10 @@ def _environment() -> Environment:
     env.filters["china"] = _china_time
     env.globals.update(CREDENTIAL_LABELS=CREDENTIAL_LABELS, STATE_LABELS=STATE_LABELS, STATUS_LABELS=STATUS_LABELS,
                        CIRCUIT_LABELS=CIRCUIT_LABELS, SEVERITY_LABELS=SEVERITY_LABELS,
+                       VERSION_LABELS=VERSION_LABELS, WITHDRAWAL_LABELS=WITHDRAWAL_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
-                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS, Role=Role)
+                       URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS,
+                       LINK_STATES=LINK_STATES, Role=Role)
     return env
 
 
@@ -257,6 +266,27 @@ def dashboard_router() -> APIRouter:
             return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
         return _back(target, "review_accepted" if settlement.outcome == "accept" else "review_returned")
 
+    @router.post("/tickets/{ticket_id}/links/{linked_ticket_id}")
+    async def decide_link(ticket_id: str, linked_ticket_id: str, request: Request, service: Service,
+                          csrf: Annotated[str, Form()] = "", decision: Annotated[str, Form()] = "",
+                          note: Annotated[str, Form()] = "") -> Response:
+        """An operator's confirm / dismiss of a duplicate link: the same decision, role check and audit as the API's."""
+        target = f"/ops/tickets/{quote(ticket_id)}"
+        checked = await _check_form(service, request, csrf, Role.OPERATOR)
+        if isinstance(checked, str):
+            return _back(target, checked)
+        try:
+            chosen = LinkDecision.model_validate({"decision": decision, "note": note.strip() or None})
+        except ValidationError:
+            return _back(target, "link_invalid")
+        try:
+            await decide(service, ticket_id, linked_ticket_id, chosen, checked)
+        except OpsError as err:
+            if err.status == 404:
+                return _back(target, "link_not_found")
+            return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
+        return _back(target, "link_confirmed" if chosen.decision == "confirm" else "link_dismissed")
+
     @router.post("/deliveries/{delivery_id}/replay")
     async def replay_one(delivery_id: str, request: Request, service: Service, csrf: Annotated[str, Form()] = "",
                          back: Annotated[str, Form()] = "/ops") -> Response:
@@ -309,7 +339,7 @@ def dashboard_router() -> APIRouter:
             result = await service.remap(quarantine_id, checked)
         except OpsError as err:
             return page.render(service, "error.html", request, checked, status=err.status, error=err.message)
-        if result.ticket_id and result.outcome in ("created", "repeat", "review"):
+        if result.ticket_id and result.outcome in ("created", "repeat", "updated", "review"):
             return _back(f"/ops/tickets/{result.ticket_id}",
                          "remapped_review" if result.outcome == "review" else "remapped")
         return _back("/ops/quarantine", result.outcome)

@@ -27,7 +27,7 @@ PERSONAL_KEYS = frozenset({
 })
 # Identifiers and codes: never personal, and free-text masking must not mangle them.
 _KEPT_KEYS = frozenset({"ticket_id", "idempotency_key", "event_id", "delivery_id", "sha256", "uri", "schema_version",
-                        "uscc", "platform_uscc", "mime"})
+                        "uscc", "platform_uscc", "mime", "key", "notice_key", "version"})
 _KEPT_SUFFIXES = ("_no", "_nos", "_code", "_id", "_at", "_on", "_type")
 
 

@@ -22,8 +22,8 @@ class OpsMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.intake = Counter("hig_intake", "Partner payloads taken, by adapter and outcome "
-                              "(created, repeat, quarantined, returned, error).", ["adapter", "outcome"], registry=r)
+        self.intake = Counter("hig_intake", "Partner payloads taken, by adapter and outcome (created, repeat, "
+                              "updated, review, quarantined, returned, error).", ["adapter", "outcome"], registry=r)
         self.mapping_failures = Counter("hig_mapping_failures", "Mapping errors of quarantined payloads, by adapter "
                                         "and the rule that was broken.", ["adapter", "rule"], registry=r)
         self.intake_seconds = Histogram("hig_intake_duration_seconds", "Time from payload to stored ticket "

@@ -206,7 +206,8 @@ class DeliveryDetail(BaseModel):
 
 class TimelineEntry(BaseModel):
     at: datetime
-    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline
+    kind: str  # received, registered, stored, status, rejected_event, attempt, delivered, dead, audit, deadline,
+    # version, urge, withdrawal (the sender's follow-ups)
     label: str  # Chinese, for the page
     detail: str | None = None
     tone: Literal["info", "ok", "warn", "bad"] = "info"
@@ -326,7 +327,7 @@ class RemapResult(BaseModel):
     `still_rejected` (the errors), `already_resolved`."""
 
     quarantine_id: str
-    outcome: Literal["created", "repeat", "review", "still_rejected", "returned", "already_resolved"]
+    outcome: Literal["created", "repeat", "updated", "review", "still_rejected", "returned", "already_resolved"]
     ticket_id: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
     jurisdiction: JurisdictionDecision | None = None  # the jurisdiction screen's decision, when it ran

@@ -212,6 +212,27 @@ class OpsService:
         raise OpsError(404, "not_found", f"no ticket has the id, source ticket number or national registration "
                        f"number {reference} (tickets find searches by phone, respondent and more)", field="ticket_id")
 
+    async def raw_payload(self, ticket_id: str, version: str | None, user: OpsUser) -> tuple[bytes, str]:
+        """The payload one version of a ticket was taken from, as the partner sent it (operator: it holds personal
+        data unmasked; audited). No version: the first."""
+        require(user, Role.OPERATOR, "reading a raw payload")
+        ticket = await self.store.get_ticket(ticket_id)
+        if ticket is None:
+            raise OpsError(404, "not_found", f"no ticket {ticket_id}", field="ticket_id")
+        versions = ticket.sender_updates.versions
+        key: str | None = None
+        if version is not None:
+            found = next((v for v in versions if v.version == version), None)
+            if found is None and version != ticket.source.source_version:
+                raise OpsError(404, "not_found", f"ticket {ticket_id} has no version {version}", field="version")
+            key = None if found is None or found is versions[0] else found.idempotency_key
+        raw = await self.store.get_raw_payload(ticket_id, key)
+        if raw is None:
+            raise OpsError(404, "not_found", f"no raw payload is kept for version {version or '1'}", field="version")
+        first = versions[0].version if versions else ticket.source.source_version
+        await self.record(user, "ticket.raw", [ticket_id], {"version": version or first})
+        return raw
+
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)
         if ticket is None:
@@ -348,7 +369,7 @@ class OpsService:
                 self.runtime.engine.wake()  # the 退单 write-back is on the partner's callback lane
             return RemapResult(quarantine_id=quarantine_id, outcome="returned", audit_id=audit_id, errors=errors,
                                jurisdiction=decision)
-        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "review")
+        assert outcome.ticket_id is not None and outcome.kind in ("created", "repeat", "updated", "review")
         await self.store.resolve_quarantined(quarantine_id, outcome.ticket_id)
         audit_id = await self.record(user, "quarantine.remap", [outcome.ticket_id], {
             **detail, "kind": outcome.kind,

@@ -30,9 +30,11 @@ STATUS_LABELS = {
 CIRCUIT_LABELS = {"closed": "正常", "open": "熔断", "half_open": "试探", "none": "—"}
 ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预演）", "quarantine.remap": "隔离件重新映射",
                  "config.reload": "重新加载配置", "compact": "压缩已送达投递",
-                 "jurisdiction.review": "受理范围人工判定"}
+                 "jurisdiction.review": "受理范围人工判定", "ticket.raw": "查看原始报文",
+                 "link.confirm": "确认重复工单关联", "link.dismiss": "排除重复工单关联"}
 RISK_LABELS = {"overdue": "已逾期", "due_soon": "即将到期"}
 SEVERITY_LABELS = {"critical": "严重", "warning": "警告", "info": "提示"}
+LINK_STATES = {"linked": "待确认", "confirmed": "已确认重复", "dismissed": "已排除"}
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,31 @@ def audit_view(entry: AuditEntry) -> AuditView:
 
 
 
+VERSION_LABELS = {"original": "首版", "new_version": "新版本", "supplement": "补充材料"}
+WITHDRAWAL_LABELS = {"requested": "已转报，待全国平台答复", "accepted": "全国平台同意撤回",
+                     "refused": "全国平台不同意撤回"}
+
+
+def follow_up_entries(ticket: Ticket, masked: bool) -> list[TimelineEntry]:
+    """The sender's follow-ups on the timeline: each later version, each urge (催办), the withdrawal (撤诉)."""
+    def said(text: str | None) -> str | None:
+        return (mask_in_text(ticket, text) if masked else text) if text else None
+
+    updates = ticket.sender_updates
+    entries = [TimelineEntry(at=v.received_at, kind="version", tone="info",
+                             label=f"来源{VERSION_LABELS[v.kind]} 第{v.version}版",
+                             detail=said(v.text) or ("变更：" + "、".join(v.changed) if v.changed else None))
+               for v in updates.versions if v.kind != "original"]
+    entries += [TimelineEntry(at=u.received_at, kind="urge", tone="warn", label="来源系统催办", detail=said(u.text))
+                for u in updates.urges]
+    w = updates.withdrawal
+    if w is not None:
+        entries.append(TimelineEntry(at=w.received_at, kind="withdrawal", tone="warn", label="来源系统申请撤诉",
+                                     detail=" ".join(x for x in (WITHDRAWAL_LABELS[w.state], said(w.text),
+                                                                 w.national_reason) if x)))
+    return entries
+
+
 def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequence[AuditEntry],
              masked: bool) -> list[TimelineEntry]:
     """What happened to a ticket, oldest first: receipt, storing, every attempt, every status, every ops action."""
@@ -177,6 +204,7 @@ def timeline(ticket: Ticket, deliveries: Sequence[DeliveryDetail], audit: Sequen
         entries.append(TimelineEntry(at=rejected.received_at, kind="rejected_event", tone="warn",
                                      label=f"拒收状态事件 {STATUS_LABELS.get(rejected.status.value, rejected.status)}",
                                      detail=rejected.reason))
+    entries.extend(follow_up_entries(ticket, masked))
     for entry in audit:
         entries.append(TimelineEntry(at=entry.at, kind="audit", tone="info",
                                      label=f"运维操作：{ACTION_LABELS.get(entry.action, entry.action)}",

@@ -34,6 +34,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "LinkQuery",
     "OnTimeCount",
     "OpsLedger",
     "PartnerEcho",
@@ -95,6 +96,18 @@ class TicketQuery:
     due_before: date | None = None
     order: Literal["newest", "due"] = "newest"  # "due": earliest due day first, then newest
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class LinkQuery:
+    """Tickets indexed at intake under any of `marks` (each "complainant|respondent", e.g. "phone:+86…|uscc:…"),
+    received (source_received_at) in [since, until]; newest received first. The store keeps each mark only as
+    its keyed hash, like the phone."""
+
+    marks: tuple[str, ...]
+    since: datetime
+    until: datetime
+    limit: int = 20
 
 
 @dataclass(frozen=True)
@@ -227,11 +240,13 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id.
 
         `ticket_json`: `ticket.model_dump_json()` when the caller has it already (intake forwards the same
-        JSON), so it is not made twice."""
+        JSON), so it is not made twice. `link_marks`: what later tickets find this one by (`find_link_candidates`),
+        indexed in the same step at the ticket's source_received_at."""
 
     @abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
@@ -265,7 +280,19 @@ class TicketStore(ABC):
         by handling organisation and kind, as the tickets stand now (a ticket saved again is counted once)."""
 
     @abstractmethod
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None: ...
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        """The payload a ticket was taken from (body, content type); with `key`, the one kept under it by
+        `keep_raw_payload` (a later version's)."""
+
+    @abstractmethod
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        """Keep the raw payload of a later version of a stored ticket under `key` (its idempotency key); the same
+        key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
+
+    @abstractmethod
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        """Tickets stored with any of the query's marks, received in its time range, newest received first, at
+        most `limit`: an index range read per mark, never a scan."""
 
 
 class QuarantineStore(ABC):

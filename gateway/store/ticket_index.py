@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -54,6 +57,13 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
         "held": query.held,
     }
     return {name: value for name, value in given.items() if value is not None}
+
+
+def link_keys(marks: Sequence[str], key: bytes) -> list[str]:
+    """The index keys of link marks (complainant|respondent): HMAC-SHA256 under the phone hash key, hex, so the
+    index holds no phone or ID number; the same mark hashes alike in every process sharing the key."""
+    return [hmac.new(key, b"link\x1f" + mark.encode("utf-8"), hashlib.sha256).hexdigest()
+            for mark in dict.fromkeys(marks)]
 
 
 def next_due_on(ticket: Ticket) -> date | None:

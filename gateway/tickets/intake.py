@@ -16,14 +16,17 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.codesets import NotAcceptedReason
 from contracts.delivery import OutboxEntry
 from contracts.errors import FieldError
+from contracts.followups import FollowUpNotice
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
 from gateway.store.base import Store
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
+from gateway.tickets.links import Linker
 from gateway.tickets.routing import Router, RuleReturn
 from gateway.tickets.writeback import partner_writeback
-from mapping.engine import Mapped, MappingResult, Rejected, Returned, apply
+from mapping.engine import Mapped, MappingResult, Noticed, Rejected, Returned, apply
 from mapping.spec import MappingSpec
 
 log = logging.getLogger(__name__)
@@ -33,20 +36,22 @@ Enricher = Callable[[Ticket], Awaitable[Ticket]]
 
 @dataclass(frozen=True)
 class IntakeOutcome:
-    """What became of one payload: `created`/`repeat` stored and sent on, `review` stored and held for an operator
-    (the jurisdiction screen could not decide), `quarantined`/`returned` kept as a raw payload in quarantine."""
+    """What became of one payload: `created`/`repeat` stored and sent on, `updated` a known ticket changed by a
+    follow-up (a new version, supplement, urge or withdrawal), `review` stored and held for an operator (the
+    jurisdiction screen could not decide), `quarantined`/`returned` kept as a raw payload in quarantine."""
 
-    kind: Literal["created", "repeat", "quarantined", "returned", "review"]
+    kind: Literal["created", "repeat", "updated", "quarantined", "returned", "review"]
     ticket_id: str | None = None
     quarantine_id: str | None = None
     errors: tuple[FieldError, ...] = ()
     warnings: tuple[FieldError, ...] = ()
     returned: Returned | None = None
     decision: JurisdictionDecision | None = None  # the jurisdiction screen's, when it ran
+    follow_up: FollowUpSaid | None = None  # what a follow-up of a known ticket said (`updated`, or its `repeat`)
 
     @property
     def stored(self) -> bool:
-        return self.kind in ("created", "repeat", "review")
+        return self.kind in ("created", "repeat", "updated", "review")
 
 
 # adapter id, outcome kind ("created", "repeat", "review", "quarantined", "returned" or "error"), seconds, the outcome
@@ -58,12 +63,13 @@ class UnknownAdapter(GatewayError, LookupError):
 
 
 class IntakeService:
-    """Map, screen jurisdiction, route, set deadlines, and store ticket + raw payload + outbox in one step."""
+    """Map, screen jurisdiction, route, set deadlines, link possible duplicates, and store ticket + raw payload +
+    outbox in one step."""
 
     def __init__(self, store: Store, specs: Mapping[str, MappingSpec], router: Router, rules: RuleBook,
                  calendar: WorkingDayCalendar, *, canonical: Mapping[str, AdapterConfig] | None = None,
                  callbacks: Mapping[str, Adapter] | None = None, enrich: Enricher | None = None,
-                 jurisdiction: JurisdictionRules | None = None) -> None:
+                 jurisdiction: JurisdictionRules | None = None, linker: Linker | None = None) -> None:
         self.store = store
         self.specs = specs
         self.canonical = dict(canonical or {})  # adapters taking tickets already in the national standard
@@ -74,6 +80,8 @@ class IntakeService:
         self.calendar = calendar
         self.enrich = enrich
         self.jurisdiction = jurisdiction  # None: no screen (every mapped ticket goes on)
+        self.linker = linker  # None: no duplicate linking (nothing indexed, nothing looked up)
+        self.follow_ups = FollowUps(store, router.config.national_destination)
 
     def knows(self, adapter_id: str) -> bool:
         return adapter_id in self.canonical or adapter_id in self.specs
@@ -125,12 +133,40 @@ class IntakeService:
                                  warnings=result.warnings)
         if isinstance(result, Returned):
             return await self._send_back(adapter_id, result, raw_body=raw_body, content_type=content_type, kept=kept)
+        if isinstance(result, Noticed):
+            return await self._follow_up(adapter_id, result.notice, raw_body=raw_body, content_type=content_type,
+                                         kept=kept)
+        if result.ticket.source.source_version != FIRST_VERSION:
+            # A later version of a ticket the gateway holds updates it (no screen: the ticket was decided on).
+            stored = await known_ticket(self.store, result.ticket.source.source_system,
+                                        result.ticket.source.source_ticket_no)
+            if stored is not None:
+                done = await self.follow_ups.new_version(stored, result.ticket, raw_body=raw_body,
+                                                         content_type=content_type)
+                return _followed(done, result.warnings)
         decision = self.screen(result.ticket)
         if decision is not None and decision.outcome == "return":
             return await self._send_back(adapter_id, returned_by(result.ticket, decision), raw_body=raw_body,
                                          content_type=content_type, decision=decision, kept=kept)
         return await self.store_ticket(result, raw_body=raw_body, content_type=content_type, decision=decision,
                                        kept=kept)
+
+    async def _follow_up(self, adapter_id: str, notice: FollowUpNotice, *, raw_body: bytes, content_type: str,
+                         kept: str | None) -> IntakeOutcome:
+        """A supplement, urge or withdrawal: applied to the ticket it names, or kept in quarantine when the gateway
+        holds no such ticket (yet: an operator re-maps it once the ticket has come)."""
+        stored = await known_ticket(self.store, notice.source_system, notice.source_ticket_no)
+        if stored is None:
+            number = notice.source_ticket_no
+            errors = (FieldError(field="follow_up.source_ticket_no", rule="unknown_ticket", value=number,
+                                 message=f"the gateway holds no ticket {number} from {notice.source_system}: "
+                                         f"a {notice.kind} follows a ticket sent before"),)
+            quarantine_id = kept or await self.store.quarantine(adapter_id, raw_body, content_type, list(errors))
+            log.info("follow-up of an unknown ticket quarantined", extra={
+                "adapter_id": adapter_id, "quarantine_id": quarantine_id, "follow_up": notice.kind})
+            return IntakeOutcome("quarantined", quarantine_id=quarantine_id, errors=errors)
+        done = await self.follow_ups.notice(stored, notice, raw_body=raw_body, content_type=content_type)
+        return _followed(done, ())
 
     def screen(self, ticket: Ticket) -> JurisdictionDecision | None:
         """The jurisdiction screen's decision on a mapped ticket (None when no rules are configured)."""
@@ -186,11 +222,17 @@ class IntakeService:
         if sent_back is not None:
             return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
                                          content_type=content_type, rule=sent_back, kept=kept)
+        marks: list[str] = []
+        if self.linker is not None:  # before the outbox: the national forward names the tickets linked
+            marks, ticket = await self.linker.link(ticket)
         if held:
             ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
         else:
             ticket, ticket_json, outbox = self.router.intake_outbox(ticket)
-        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json)
+        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json,
+                                          link_marks=marks)
+        if outcome.created and ticket.links and self.linker is not None:
+            await self.linker.link_back(ticket)
         kind: Literal["created", "repeat", "review"] = (
             "repeat" if not outcome.created else "review" if held else "created")
         log.info({"created": "ticket stored", "repeat": "ticket repeated", "review": "ticket held for review"}[kind],
@@ -204,6 +246,14 @@ class IntakeService:
         deadlines = compute_deadlines(ticket.classification.business_type.value,
                                       ticket.source.source_received_at, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
+
+
+FIRST_VERSION = "1"  # Source.source_version's default: a ticket's first version needs no look-up of an earlier one
+
+
+def _followed(done: FollowUpResult, warnings: tuple[FieldError, ...]) -> IntakeOutcome:
+    return IntakeOutcome("updated" if done.verdict == "updated" else "repeat", ticket_id=done.ticket_id,
+                         warnings=warnings, follow_up=done.said)
 
 
 def with_jurisdiction(ticket: Ticket, decision: JurisdictionDecision) -> Ticket:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.codesets import Urgency
 from contracts.delivery import DeliveryKind, OutboxEntry
+from contracts.national_followups import registration_key
 from contracts.status import StatusEvent
 from contracts.ticket import Evidence, RouteDecision, Ticket
 from contracts.yamldoc import load_yaml_model
@@ -107,8 +108,11 @@ class Router:
         urgently (a mass food poisoning sent without the 特急 code is no less urgent for the platform)."""
         urgent = ticket.classification.urgency is Urgency.CRITICAL or any(
             r.urgent for r in ticket.routing.routes if r.trigger == "intake")
+        # Registered under its first version's key, whichever version it has reached (a ticket held for review
+        # may be updated before it is forwarded): the key its follow-ups name.
         return OutboxEntry(destination=self.config.national_destination, kind=DeliveryKind.FORWARD,
-                           body=forward_body, priority=URGENT_PRIORITY if urgent else NORMAL_PRIORITY)
+                           body=forward_body, priority=URGENT_PRIORITY if urgent else NORMAL_PRIORITY,
+                           idempotency_key=registration_key(ticket))
 
     def intake_outbox(self, ticket: Ticket) -> tuple[Ticket, str, list[OutboxEntry]]:
         """What a ticket taken on sends — the national forward first, then what the intake rules add (特急, …) —

@@ -63,7 +63,10 @@ class LegacyRegistration:
                  charset: str = "utf-8") -> None:
         self.api_key = api_key or credential("PARTNER_LEGACY_OUTBOUND_KEY")
         self.charset = charset  # older line systems answer in GBK
-        self.fixtures = load_fixtures(ADAPTER_ID)
+        fixtures = load_fixtures(ADAPTER_ID)
+        # Registrations are held at start; their follow-ups (补充材料, 催办, 撤诉, a later version) when asked for.
+        self.fixtures = {name: r for name, r in fixtures.items() if not is_follow_up(r)}
+        self.follow_ups = {name: r for name, r in fixtures.items() if is_follow_up(r)}
         self.callbacks = CallbackRecorder(callback_secret or credential("PARTNER_LEGACY_CALLBACK_SECRET"))
         self.faults = Faults()
         self.url: str | None = None
@@ -82,7 +85,7 @@ class LegacyRegistration:
             return seq
 
     def add_fixture(self, name: str, *, fresh: bool = False) -> int:
-        record = self.fixtures[name]
+        record = self.fixtures[name] if name in self.fixtures else self.follow_ups[name]
         return self.add(with_fresh_number(record, NUMBER_PATH) if fresh else json.loads(json.dumps(record)))
 
     def records(self) -> list[LegacyRecord]:
@@ -108,12 +111,14 @@ class LegacyRegistration:
         wanted = set(numbers)
         done = 0
         with self._lock:
-            for record in self._records:
+            found: set[str] = set()
+            for record in self._records:  # a record and its follow-ups (补充材料, 催办, 撤诉) share the 登记编号
                 if record.djbh in wanted:
-                    wanted.discard(record.djbh)
+                    found.add(record.djbh)
                     if record.acked_at is None:
                         record.acked_at = now_iso()
-                    done += 1
+            done = len(found)
+            wanted -= found
         return done, sorted(wanted)
 
     def note_pull(self, pull: PullRequest) -> None:
@@ -123,6 +128,11 @@ class LegacyRegistration:
     def authorised(self, request: Request) -> bool:
         presented = request.headers.get("x-api-key", "")
         return hmac.compare_digest(presented.encode("utf-8"), self.api_key.encode("utf-8"))
+
+
+def is_follow_up(record: dict[str, Any]) -> bool:
+    """A follow-up of a registration made before: 补充材料, 催办, 撤诉 (操作类型 czlx), or a later version (bbh)."""
+    return record.get("czlx") is not None or record.get("bbh") not in (None, "1")
 
 
 def _error(status: int, code: int, message: str) -> JSONResponse:

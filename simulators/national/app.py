@@ -10,16 +10,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from adapters.wire.webhooks import WebhookSigner
 from contracts.errors import FieldError, field_errors
+from contracts.national_followups import FOLLOW_UPS_PATH, NationalFollowUp
 from contracts.ticket import Ticket
 from simulators.national.config import FaultUpdate, SimulatorConfig
 from simulators.national.events import EventDispatcher, EventRequest
 from simulators.national.faults import FaultController, FaultInjector
+from simulators.national.followups import registered_for, take_follow_up
 from simulators.national.registry import NationalState, RegisteredTicket, StateFile, now_cst
 
 log = logging.getLogger(__name__)
@@ -145,7 +148,7 @@ def create_app(config: SimulatorConfig) -> FaultInjector:
         number = state.next_registration_no(region, received)
         ticket.national_registration_no = number
         registered = RegisteredTicket(national_registration_no=number, idempotency_key=key,
-                                      registered_at=received, ticket=ticket)
+                                      registered_at=received, ticket=ticket, version=ticket.source.source_version)
         state.tickets[number] = registered
         state.keys[key] = number
         state.stats.accepted += 1
@@ -154,6 +157,29 @@ def create_app(config: SimulatorConfig) -> FaultInjector:
         log.info("ticket registered", extra={"ticket_id": ticket.ticket_id, "national_registration_no": number})
         return JSONResponse(registered.summary(duplicate=False), status_code=201,
                             headers={"Location": f"/api/v1/tickets/{number}"})
+
+    answer_signer = WebhookSigner(config.secrets)
+
+    @api.post(f"/api/v1/tickets/{FOLLOW_UPS_PATH}", tags=["national"], response_model=None)
+    async def follow_up(request: Request) -> Response:
+        """An update, urge or withdrawal of a registered ticket; the answer is signed like a status event."""
+        if (refusal := unauthorized(request)) is not None:
+            return refusal
+        try:
+            body = NationalFollowUp.model_validate_json(await request.body())
+        except ValidationError as err:
+            state.stats.rejected += 1
+            return errors_response(422, field_errors(err))
+        registered = registered_for(state, body)
+        if registered is None:
+            return one_error(404, "registration_key", "not_registered",
+                             "no ticket is registered under this key or number: register it first")
+        answer = take_follow_up(state, registered, body, platform.events)
+        platform.save()
+        content = answer.model_dump_json(exclude_none=True).encode("utf-8")
+        headers = answer_signer.sign(f"ans_{body.key[:32]}_{body.operation}", None, content)
+        # The bytes signed are the bytes sent.
+        return Response(content, media_type="application/json", headers=headers)
 
     @api.get("/api/v1/tickets", tags=["national"], response_model=None)
     async def find_tickets(request: Request, idempotency_key: str | None = None) -> JSONResponse:

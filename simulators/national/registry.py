@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.codesets import Status
+from contracts.national_followups import NationalFollowUpAnswer
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket
 
@@ -36,6 +37,10 @@ class RegisteredTicket(BaseModel):
     status_sequence: int = 0  # sequence 0 is the registration itself; events count from 1
     last_sequence: int = 0
     submissions: Annotated[int, Field(ge=1)] = 1
+    version: str = "1"  # the source version the platform holds (updates move it on)
+    versions: list[str] = Field(default_factory=list)  # the versions updates brought, in order
+    urge_count: Annotated[int, Field(ge=0)] = 0
+    follow_up_answers: dict[str, NationalFollowUpAnswer] = Field(default_factory=dict)  # by follow-up key
 
     def summary(self, duplicate: bool | None = None) -> dict[str, object]:
         body: dict[str, object] = {
@@ -47,6 +52,9 @@ class RegisteredTicket(BaseModel):
             "registered_at": self.registered_at.isoformat(),
             "last_sequence": self.last_sequence,
             "submissions": self.submissions,
+            "version": self.version,
+            "versions": self.versions,
+            "urge_count": self.urge_count,
         }
         if duplicate is not None:
             body["duplicate"] = duplicate
@@ -87,6 +95,11 @@ class Stats(BaseModel):
     events_delivered: int = 0
     events_failed: int = 0
     event_attempts: int = 0
+    updates: int = 0  # follow-ups: new versions taken
+    urges: int = 0
+    withdrawals: int = 0  # accepted (a WITHDRAWN event follows)
+    withdrawals_refused: int = 0
+    follow_up_repeats: int = 0  # a follow-up sent again (same key): the first answer, nothing changed
 
 
 class NationalState(BaseModel):

@@ -38,6 +38,7 @@ ORDER_FIELDS = (
     "infoid", "visittime", "way", "aim", "questiontype", "title", "content", "request", "limittime", "limitdays",
     "isend", "visitorname", "sex", "idcard", "mobilephone", "visitoraddress", "questionarea", "eventaddress",
     "objectname", "objectcode", "objectaddress", "urgentlevel", "addorg", "ispub", "attachments",
+    "ordertype", "version", "optid", "opttime", "optcontent", "optuser",
 )
 FILE_FIELDS = ("filename", "url", "sha256", "mimetype", "filesize")
 REPLY_FIELDS = ("infoid", "replytype", "replycontent", "replytime", "replyorg", "replyuser", "backreason", "limittime",
@@ -114,19 +115,25 @@ class Province12345:
         if not fields.get("infoid"):
             raise ValueError("a work order needs an infoid")
         with self._lock:
-            if any(order.infoid == fields["infoid"] for order in self.orders):
+            # A follow-up (补充, 催办, 撤回, a new version) names an order already sent: it is told apart by its own
+            # number and version, not by its infoid.
+            if any(_identity(order.fields) == _identity(fields) for order in self.orders):
                 raise ValueError(f"work order {fields['infoid']} exists already")
             order = PendingOrder(seq=len(self.orders) + 1, fields=dict(fields))
             self.orders.append(order)
             return order
 
     def seed_fixtures(self, folder: Path = FIXTURES) -> int:
-        """Hold every work order of the mapping fixtures (JSON, and the orders of the GBK envelope)."""
+        """Hold every first work order of the mapping fixtures (JSON, and the orders of the GBK envelope); their
+        follow-ups (a new version, 补充, 催办, 撤回) are `follow_up_fixtures`."""
         count = 0
         # Only the payloads: NN-name.json and NN-name.xml, not the goldens beside them (NN-name.expected.json …).
         for file in sorted(f for f in folder.iterdir() if f.name.count(".") == 1):
             if file.suffix == ".json":
-                self.add_order(json.loads(file.read_text(encoding="utf-8")))
+                fields = json.loads(file.read_text(encoding="utf-8"))
+                if is_follow_up(fields):
+                    continue  # held only when asked for (follow_up_fixtures): they name an order held before
+                self.add_order(fields)
                 count += 1
             elif file.suffix == ".xml":
                 for record in xml_records(file.read_bytes(), None, "order"):
@@ -147,7 +154,7 @@ class Province12345:
         wanted = set(infoids)
         done = 0
         with self._lock:
-            for order in self.orders:
+            for order in self.orders:  # every order held under a signed-for infoid, its follow-ups too
                 if order.infoid in wanted and order.acked_at is None:
                     order.acked_at = now
                     done += 1
@@ -285,6 +292,28 @@ class Province12345:
         etree.SubElement(result, f"{{{NS}}}watermark").text = str(watermark if watermark is not None else since)
         etree.SubElement(result, f"{{{NS}}}hasmore").text = "true" if more else "false"
         return response
+
+
+def is_follow_up(fields: dict[str, Any]) -> bool:
+    """A follow-up of an order held before: 补充, 催办, 撤回, or a later version of a 派单."""
+    return fields.get("ordertype") not in (None, "派单") or fields.get("version") not in (None, "1")
+
+
+def follow_up_fixtures(folder: Path = FIXTURES) -> dict[str, dict[str, Any]]:
+    """The follow-ups among the mapping fixtures, by file name without suffix, in file order."""
+    found: dict[str, dict[str, Any]] = {}
+    for file in sorted(folder.glob("*.json")):
+        if file.name.count(".") == 1:
+            fields = json.loads(file.read_text(encoding="utf-8"))
+            if is_follow_up(fields):
+                found[file.stem] = fields
+    return found
+
+
+def _identity(fields: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What tells one held order from another: its infoid, and for a follow-up its type, number and version."""
+    return (str(fields.get("infoid")), str(fields.get("ordertype") or "派单"), str(fields.get("optid") or ""),
+            str(fields.get("version") or ""))
 
 
 def order_element(fields: dict[str, Any]) -> etree._Element:

@@ -3,20 +3,20 @@ e.g. the sender's echo, would be) and a clock the test moves: repeats, failing r
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from contracts.delivery import DeliveryKind, OutboxEntry
+from contracts.delivery import DeliveryKind, OutboxEntry, ReportedStatus
 from gateway.alerts import AlertFact, AlertMonitor, AlertsConfig
 from gateway.alerts.config import Rules
-from gateway.alerts.rules import LaneFacts
+from gateway.alerts.rules import SilentPartners
 from gateway.store import Store
 from gateway.store.sqlite import SqliteStore
 from tests.ops.ops_support import PHONE_KEY
-from tests.store.store_support import attempt
+from tests.store.conformance.conformance_support import RAW
+from tests.store.store_support import attempt, make_ticket, national
 
 CONFIG = AlertsConfig.model_validate({
     "evaluate_every": "1m", "resolve_after": "2m", "repeat_after": "1h",
@@ -24,8 +24,9 @@ CONFIG = AlertsConfig.model_validate({
                   "secret_env": "UNUSED_HERE"}]})
 
 
-class SilentPartners:
-    """A source of alerts as the sender's echo would be: partners that have not heard back past a threshold."""
+class ScriptedSilence:
+    """A source of alerts scripted by the test, shaped as the sender's echo source is: partners that have not heard
+    back past a threshold."""
 
     name = "sender_silent"
     produces = ("sender_silent",)
@@ -65,10 +66,10 @@ def _changes(messages: list[dict[str, object]]) -> list[tuple[str, int]]:
     return [(c["change"], c["count"]) for m in messages for c in m["data"]["changes"]]  # type: ignore[index]
 
 
-async def _monitor(tmp: Path) -> tuple[AlertMonitor, SilentPartners, Clock, SqliteStore]:
+async def _monitor(tmp: Path) -> tuple[AlertMonitor, ScriptedSilence, Clock, SqliteStore]:
     store = SqliteStore(tmp / "gateway.db", PHONE_KEY)
     await store.open()
-    rule, clock = SilentPartners(), Clock()
+    rule, clock = ScriptedSilence(), Clock()
     return AlertMonitor(CONFIG, store, [rule], region="黔东南", owner="test", clock=clock), rule, clock, store
 
 
@@ -131,7 +132,7 @@ async def test_a_channel_taken_out_of_the_configuration_is_owed_nothing_any_more
         update={"rate_limit": CONFIG.channels[0].rate_limit.model_copy(update={"max_messages": 1})}),)})
     store = SqliteStore(tmp_path / "gateway.db", PHONE_KEY)
     await store.open()
-    rule, clock = SilentPartners(), Clock()
+    rule, clock = ScriptedSilence(), Clock()
     monitor = AlertMonitor(limited, store, [rule], region="黔东南", owner="test", clock=clock)
     rule.silent = {"city-12345-rest": 1}
     await monitor.evaluate()
@@ -147,20 +148,31 @@ async def test_a_channel_taken_out_of_the_configuration_is_owed_nothing_any_more
     await store.close()
 
 
-async def test_status_callbacks_waiting_too_long_say_the_partner_has_not_heard_back(tmp_path: Path) -> None:
+async def test_a_partner_not_hearing_its_tickets_newest_status_is_told_by_the_senders_echo(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "gateway.db", PHONE_KEY)
     await store.open()
-    await store.enqueue("T-ECHO-1", "k-echo-1", [OutboxEntry(
-        destination="callback:city-12345-rest", kind=DeliveryKind.CALLBACK, body=b'{"handleStatus":"1"}')])
-    rules = Rules.model_validate({"lane_waiting": {"older_than": "1h", "callbacks_older_than": "0.05s"}})
-    monitor = AlertMonitor(CONFIG, store, [LaneFacts(store, rules.dead_letters, rules.lane_waiting)],
-                           region="黔东南", owner="test")
-    while (await store.lane_stats())["callback:city-12345-rest"]["oldest_waiting_age_s"] <= 0.05:  # noqa: ASYNC110 - the store has no event to wait on
-        await asyncio.sleep(0.02)
+    ticket = make_ticket("GZ-ECHO-ALERT-1")
+    await store.intake(ticket, RAW, "application/json", [national()])
+    # The status callback of an ACCEPTED event, as a status event makes it.
+    await store.save_ticket(ticket, [OutboxEntry(
+        destination="callback:city-12345-rest", kind=DeliveryKind.CALLBACK, body=b'{"handleStatus":"1"}',
+        idempotency_key="echo-alert:1", reports=ReportedStatus(1, "ACCEPTED"))])
+    clock = Clock()
+    clock.now = datetime.now(UTC) + timedelta(hours=2)  # the callback has waited two hours, the threshold is one
+    rule = SilentPartners(store, lambda: 3600.0, Rules().sender_silent)
+    monitor = AlertMonitor(CONFIG, store, [rule], region="黔东南", owner="test", clock=clock)
 
     await monitor.evaluate()
 
     [alert] = await store.list_alerts(firing_only=True)
-    assert alert.key == "lane_waiting:callback:city-12345-rest" and alert.count == 1
-    assert alert.summary.startswith("接口 city-12345-rest 的状态回写已等待") and "来源系统未收到回音" in alert.summary
+    assert (alert.key, alert.count, alert.details) == ("sender_silent:city-12345-rest", 1, (ticket.ticket_id,))
+    assert alert.summary == "接口 city-12345-rest 有 1 件工单的最新状态超过 60 分钟 未送达：来源系统未收到回音"
+    assert _changes(await _messages(store)) == [("fired", 1)]
+
+    [callback] = await store.claim("callback:city-12345-rest", "w", 30)  # the partner takes it: it has heard
+    await store.settle_delivered(callback, attempt(callback))
+    clock.advance(minutes=3)
+    await monitor.evaluate()
+    assert await store.list_alerts(firing_only=True) == []
+    assert _changes(await _messages(store)) == [("resolved", 1)]
     await store.close()

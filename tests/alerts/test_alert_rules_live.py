@@ -165,11 +165,12 @@ def test_a_store_outage_is_told_once_the_store_is_back(tmp_path: Path) -> None:
             monitor = world.runtime.alerts
             assert monitor is not None
             proxy.cut()
+            # A check of a cut connection may take up to the monitor's 10 s health timeout: generous waits.
             world.wait("the monitor to find the store unreachable twice", lambda: monitor.outage is not None
-                       and monitor.outage.failed_checks >= 2)
+                       and monitor.outage.failed_checks >= 2, timeout=120)
             proxy.start()
             alert = world.wait("the outage alert once the store is back", lambda: next(
-                (a for a in world.alerts("all") if a["key"] == "store_unreachable:store"), None))
+                (a for a in world.alerts("all") if a["key"] == "store_unreachable:store"), None), timeout=120)
             assert alert["state"] == "resolved" and alert["count"] >= 2 and alert["severity"] == "critical"
             world.wait("the robots to hear of it", lambda: any(
                 "存储曾无法访问" in m["markdown"]["content"] and "存储已恢复访问" in m["markdown"]["content"]

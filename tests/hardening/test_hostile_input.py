@@ -510,8 +510,9 @@ def test_a_control_character_in_a_status_event_is_refused(live: Live) -> None:
             b'"status":"ACCEPTED","opinion":"\\u001b]0;owned\\u0007"}')
     answer = send(live, "national:control", _national(live, body))
     assert answer.status == 422, answer.text
-    assert [(e["field"], e["message"][:30]) for e in json.loads(answer.body)["errors"]] == [
+    assert [(e["field"], e["message_en"][:30]) for e in json.loads(answer.body)["errors"]] == [
         ("opinion", "Value error, text holds the co")], answer.text
+    assert json.loads(answer.body)["errors"][0]["message"] == "opinion：含有不允许的控制字符（U+001B）"  # Chinese first
 
 
 def test_malformed_gbk_json_is_400(live: Live) -> None:

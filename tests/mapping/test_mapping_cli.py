@@ -73,7 +73,7 @@ def test_check_fails_naming_the_fixture_and_field_that_differ(tmp_path: Path) ->
     result = runner.invoke(cli, ["map", "--check", "-a", "city-12345-rest", "--fixtures", str(fixtures),
                                  "--specs", str(SPECS_DIR)])
     assert result.exit_code == 1
-    assert "FAIL city-12345-rest: 7/8 fixtures match" in result.stdout
+    assert "FAIL city-12345-rest: 12/13 fixtures match" in result.stdout
     assert "01-food-complaint.json:" in result.stdout
     assert 'complainant.name: golden "王小明", mapping "王小红"' in result.stdout
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mapping import Mapped, Rejected, Returned, apply, default_specs
+from mapping import Mapped, Noticed, Rejected, Returned, apply, default_specs
 from mapping.engine import _apply
 from mapping.goldens import fixtures_of, read_payload
 
@@ -53,7 +53,7 @@ def mutated(value: Any) -> st.SearchStrategy[Any]:
 
 
 def check(result: object) -> None:
-    assert isinstance(result, Mapped | Rejected | Returned)
+    assert isinstance(result, Mapped | Rejected | Returned | Noticed)
     if isinstance(result, Rejected):
         assert result.errors
         assert all(error.rule != "internal" for error in result.errors), result.errors

@@ -26,7 +26,7 @@ PHONE_KEY = b"test-phone-hash-key"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"tickets", "raw_payloads", "deliveries", "attempts", "quarantine", "cursors", "locks", "nonces",
           "audit_log", "minute_counts", "store_facts", "schema_migrations", "deadline_outcomes",
-          "partner_echo", "alerts"}
+          "partner_echo", "alerts", "raw_versions", "ticket_link_keys"}
 
 
 @pytest.fixture

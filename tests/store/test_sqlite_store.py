@@ -185,6 +185,8 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_14(db)
+        _drop_schema_13(db)
         _drop_schema_12(db)
         _drop_schema_11(db)
         _drop_schema_10(db)
@@ -221,6 +223,14 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         await store.close()
 
 
+def _drop_schema_14(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE ticket_link_keys")
+
+
+def _drop_schema_13(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE raw_versions")
+
+
 def _drop_schema_12(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE partner_echo")
     db.execute("DROP INDEX quarantine_open_payload")
@@ -253,6 +263,8 @@ async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_ac
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_14(db)
+        _drop_schema_13(db)
         _drop_schema_12(db)
         _drop_schema_11(db)
         _drop_schema_10(db)

@@ -76,6 +76,25 @@ CREATE TABLE raw_payloads (
     received_at  timestamptz NOT NULL
 );
 
+-- The raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+CREATE TABLE raw_versions (
+    ticket_id    text NOT NULL REFERENCES tickets (id),
+    key          text NOT NULL,
+    content_type text NOT NULL,
+    body         bytea NOT NULL,
+    received_at  timestamptz NOT NULL,
+    PRIMARY KEY (ticket_id, key)
+);
+
+-- Cross-line duplicate links: each ticket under the keyed hashes of its complainant|respondent marks, by the time it
+-- was received, so a new ticket's candidates are a range read per mark.
+CREATE TABLE ticket_link_keys (
+    link_key    text NOT NULL,
+    received_at timestamptz NOT NULL,
+    ticket_id   text NOT NULL,
+    PRIMARY KEY (link_key, received_at, ticket_id)
+);
+
 CREATE TABLE deliveries (
     seq              bigint GENERATED ALWAYS AS IDENTITY,
     id               text PRIMARY KEY,

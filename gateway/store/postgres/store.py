@@ -23,6 +23,7 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkQuery,
     OnTimeCount,
     PartnerEcho,
     QuarantinedPayload,
@@ -96,11 +97,13 @@ class PostgresStore(Store):
 
     # -- tickets ----------------------------------------------------------------------------------
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         for entry in outbox:
             check_destination(entry.destination)
         body = ticket.model_dump_json() if ticket_json is None else ticket_json
-        return await tickets.intake(self._db, ticket, body, raw_body, raw_content_type, outbox, self._phone_key)
+        return await tickets.intake(self._db, ticket, body, raw_body, raw_content_type, outbox, self._phone_key,
+                                    link_marks)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         return await tickets.get_ticket(self._db, ticket_id)
@@ -127,8 +130,14 @@ class PostgresStore(Store):
     async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
         return await tickets.on_time_counts(self._db, first_day, last_day)
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        return await tickets.get_raw_payload(self._db, ticket_id)
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        return await tickets.get_raw_payload(self._db, ticket_id, key)
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        await tickets.keep_raw_payload(self._db, ticket_id, key, body, content_type)
+
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        return await tickets.find_link_candidates(self._db, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,

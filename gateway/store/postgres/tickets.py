@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any
 
+import asyncpg
+
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, OnTimeCount, TicketQuery, UnknownTicket
+from gateway.store.base import ConcurrentUpdate, IntakeResult, LinkQuery, OnTimeCount, TicketQuery, UnknownTicket
 from gateway.store.postgres import echo
 from gateway.store.postgres.connection import Conn, Connections
 from gateway.store.postgres.lanes import delivery_arrays, insert_deliveries_sql
 from gateway.store.postgres.where import where
-from gateway.store.ticket_index import ended_limits, next_due_on, query_index_values, ticket_index_values
+from gateway.store.ticket_index import (
+    ended_limits,
+    link_keys,
+    next_due_on,
+    query_index_values,
+    ticket_index_values,
+)
 
 # A ticket's ended time limits, for the on-time counts, from the parallel arrays of `_outcome_arrays`.
 _INSERT_OUTCOMES = (
@@ -55,13 +64,15 @@ WITH ticket AS (
     RETURNING id, idempotency_key),
 raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $16, $17, $14 FROM ticket),
 outbox AS ({insert_deliveries_sql(18, "ticket.id", "ticket.idempotency_key", source="ticket, ")}),
-ended AS ({_outcomes_sql("ticket.id", "ticket, ", 30)})
+ended AS ({_outcomes_sql("ticket.id", "ticket, ", 30)}),
+links AS (INSERT INTO ticket_link_keys (link_key, received_at, ticket_id)
+          SELECT k.link_key, $36, ticket.id FROM ticket, unnest($35::text[]) AS k(link_key) ON CONFLICT DO NOTHING)
 SELECT id FROM ticket
 """  # noqa: S608 - the deliveries fragment is SQL of this package
 
 
 async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
-                 outbox: list[OutboxEntry], phone_key: bytes) -> IntakeResult:
+                 outbox: list[OutboxEntry], phone_key: bytes, link_marks: Sequence[str] = ()) -> IntakeResult:
     """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again."""
     assert ticket.idempotency_key is not None  # the contract fills it in
     now = datetime.now(UTC)
@@ -73,7 +84,7 @@ async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, ra
             ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
             ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
             ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now, next_due_on(ticket),
-            *_outcome_arrays(ticket))
+            *_outcome_arrays(ticket), link_keys(link_marks, phone_key), ticket.source.source_received_at)
         if inserted is not None:
             await echo.statuses_enqueued(conn, ticket.ticket_id, outbox, now)
             return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
@@ -164,6 +175,34 @@ async def on_time_counts(db: Connections, first_day: date, last_day: date) -> li
     return [OnTimeCount(r["handler_org_code"], r["name"], r["kind"], int(r["met"]), int(r["missed"])) for r in rows]
 
 
-async def get_raw_payload(db: Connections, ticket_id: str) -> tuple[bytes, str] | None:
-    row = await db.fetchrow("SELECT body, content_type FROM raw_payloads WHERE ticket_id = $1", ticket_id)
+async def get_raw_payload(db: Connections, ticket_id: str, key: str | None) -> tuple[bytes, str] | None:
+    if key is None:
+        row = await db.fetchrow("SELECT body, content_type FROM raw_payloads WHERE ticket_id = $1", ticket_id)
+    else:
+        row = await db.fetchrow("SELECT body, content_type FROM raw_versions WHERE ticket_id = $1 AND key = $2",
+                                ticket_id, key)
     return (bytes(row["body"]), str(row["content_type"])) if row is not None else None
+
+
+async def keep_raw_payload(db: Connections, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+    """Keep a later version's raw payload under its key, replacing one kept before under the same key."""
+    try:
+        await db.execute(
+            "INSERT INTO raw_versions (ticket_id, key, content_type, body, received_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (ticket_id, key) DO UPDATE SET content_type = excluded.content_type, body = excluded.body,"
+            " received_at = excluded.received_at", ticket_id, key, content_type, body, datetime.now(UTC))
+    except asyncpg.ForeignKeyViolationError as err:
+        raise UnknownTicket(ticket_id) from err
+
+
+async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: bytes) -> list[Ticket]:
+    keys = link_keys(query.marks, phone_key)
+    if not keys or query.limit <= 0:
+        return []
+    # One index range per key (the primary key's order), the newest received first, then the bodies of those few.
+    rows = await db.fetch(
+        "SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, max(received_at) AS at FROM ticket_link_keys"
+        " WHERE link_key = ANY($1::text[]) AND received_at BETWEEN $2 AND $3 GROUP BY ticket_id"
+        " ORDER BY at DESC, ticket_id DESC LIMIT $4) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC",
+        keys, query.since, query.until, query.limit)
+    return [Ticket.model_validate_json(r["body"]) for r in rows]

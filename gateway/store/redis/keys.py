@@ -144,6 +144,9 @@ class RedisKeys:
     def raw(self, ticket_id: str) -> str:  # hash: body, content_type
         return f"{self._tickets}:raw:{ticket_id}"
 
+    def raw_version(self, ticket_id: str, key: str) -> str:  # hash: body, ctype, received (a later version's)
+        return f"{self._tickets}:rawv:{ticket_id}:{key}"
+
     def idempotency(self, key: str) -> str:  # string: ticket id
         return f"{self._tickets}:idem:{key}"
 
@@ -153,6 +156,13 @@ class RedisKeys:
 
     def index(self, name: str, value: str) -> str:  # set of ticket ids
         return f"{self.index_prefix}{name}:{value}"
+
+    @property
+    def link_prefix(self) -> str:
+        return f"{self._tickets}:lk:"
+
+    def link(self, link_key: str) -> str:  # sorted set: ticket ids under one link mark's hash, by receipt (ms)
+        return f"{self.link_prefix}{link_key}"
 
     @property
     def tickets_by_time(self) -> str:  # sorted set: ticket id scored by intake time (ms)

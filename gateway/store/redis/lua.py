@@ -1,6 +1,7 @@
 """The Lua scripts of the Redis store; each runs atomically over the keys of ONE Cluster slot.
 
-Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE. Scripts touching one {lane:NAME}: RELAY,
+Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES,
+KEEP_RAW_VERSION. Scripts touching one {lane:NAME}: RELAY,
 CLAIM, SETTLE, REAP, REPLAY. Scripts touching {quarantine}: QUARANTINE, RESOLVE_QUARANTINED. Keys a script
 builds from a prefix (a delivery's record and attempts, a ticket's index sets and echo, a quarantine record) carry
 the same hash tag as its declared keys, so they live in the same slot.
@@ -63,7 +64,8 @@ end
 
 # KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due
 # ARGV: ticket id, json, revision, now, raw body, raw content type, due, ended, on-time prefix, index prefix,
-#       index count, index (name, value) pairs, outbox entries
+#       index count, index (name, value) pairs, outbox entries, link-key prefix,
+#       received (ms), link key count, link keys
 # -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
 INTAKE = _TICKET_COMMON + """
 local existing = redis.call('GET', KEYS[1])
@@ -77,7 +79,12 @@ redis.call('ZADD', KEYS[4], now, tid)
 set_deadline_state(KEYS[2], KEYS[8], ARGV[9], tid, ARGV[7], ARGV[8])
 local n = tonumber(ARGV[11])
 set_indexes(KEYS[2], ARGV[10], tid, 12, n)
-local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, 12 + 2 * n, now)
+local at = 12 + 2 * n
+local ids = add_outbox(KEYS[5], KEYS[6], KEYS[7], tid, at, now)
+local links = at + 1 + 10 * tonumber(ARGV[at])
+for i = 1, tonumber(ARGV[links + 2]) do
+  redis.call('ZADD', ARGV[links] .. ARGV[links + 2 + i], ARGV[links + 1], tid)
+end
 table.insert(ids, 1, 1)
 return ids
 """
@@ -99,6 +106,44 @@ set_indexes(KEYS[1], ARGV[9], tid, 11, n)
 local ids = add_outbox(KEYS[2], KEYS[3], KEYS[4], tid, 11 + 2 * n, ARGV[5])
 table.insert(ids, 1, 1)
 return ids
+"""
+
+# The tickets under any of a new ticket's link marks, received in a range: one range read per mark, the newest
+# `limit` of them (a ticket under several marks once), their bodies read in the same call.
+# KEYS: the marks' sorted sets   ARGV: highest score, lowest score (ms), limit, ticket key prefix
+# -> ticket JSON bodies, newest received first
+LINK_CANDIDATES = """
+local limit = tonumber(ARGV[3])
+local newest, ids = {}, {}
+for _, key in ipairs(KEYS) do
+  local hits = redis.call('ZREVRANGEBYSCORE', key, ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #hits, 2 do
+    local id, score = hits[i], tonumber(hits[i + 1])
+    if newest[id] == nil then
+      ids[#ids + 1] = id
+      newest[id] = score
+    elseif score > newest[id] then
+      newest[id] = score
+    end
+  end
+end
+table.sort(ids, function(a, b)
+  if newest[a] ~= newest[b] then return newest[a] > newest[b] end
+  return a > b
+end)
+local bodies = {}
+for i = 1, math.min(#ids, limit) do
+  local body = redis.call('HGET', ARGV[4] .. ids[i], 'json')
+  if body then bodies[#bodies + 1] = body end
+end
+return bodies
+"""
+
+# KEYS: ticket, raw version   ARGV: body, content type, now   -> 1 kept; 0 no such ticket
+KEEP_RAW_VERSION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'body', ARGV[1], 'ctype', ARGV[2], 'received', ARGV[3])
+return 1
 """
 
 # KEYS: outbox, delivery-lanes, ticket-deliveries   ARGV: ticket id, now, outbox entries

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import date, timedelta
-from typing import cast
+from typing import Any, cast
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import IntakeResult, OnTimeCount, TicketQuery, TicketStore
+from gateway.store.base import IntakeResult, LinkQuery, OnTimeCount, TicketQuery, TicketStore
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
 from gateway.store.records import next_revision, now_ms, to_ms
 from gateway.store.redis import lua
@@ -16,6 +16,7 @@ from gateway.store.redis.connection import RedisConnection, outbox_args, text
 from gateway.store.ticket_index import (
     TICKET_INDEXES,
     ended_limits,
+    link_keys,
     next_due_on,
     query_index_values,
     ticket_index_values,
@@ -41,25 +42,33 @@ class RedisTickets(RedisConnection, TicketStore):
         return args
 
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         assert ticket.idempotency_key is not None  # the contract fills it in
         ids, entry_args = outbox_args(outbox, ticket.idempotency_key)
         now = now_ms()
-        k = self.keys
-        reply = await self._eval(
-            lua.INTAKE,
-            [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
-             k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id), k.tickets_by_due],
-            [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
-             ticket.lifecycle.revision, now, raw_body,
-             raw_content_type, *self._deadline_args(ticket), *self._index_args(ticket), *entry_args],
-        )
+        reply = await self._eval(lua.INTAKE, *self._intake_call(ticket, raw_body, raw_content_type, entry_args, now,
+                                                                ticket_json=ticket_json, link_marks=link_marks))
         if int(reply[0]) == 0:
             return IntakeResult(ticket_id=text(reply[1]), created=False)
         if self.wait_aof:
             await self._wait_aof()
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
+
+    def _intake_call(self, ticket: Ticket, raw_body: bytes, raw_content_type: str, entry_args: list[Any], now: int,
+                     *, ticket_json: str | None, link_marks: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the INTAKE script for one ticket (bench/links fills a store with them)."""
+        assert ticket.idempotency_key is not None
+        k = self.keys
+        keys = [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
+                k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id), k.tickets_by_due]
+        args = [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
+                ticket.lifecycle.revision, now, raw_body, raw_content_type, *self._deadline_args(ticket),
+                *self._index_args(ticket), *entry_args,
+                k.link_prefix, to_ms(ticket.source.source_received_at),
+                *_counted(link_keys(link_marks, self._phone_key))]
+        return keys, args
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         body = await cast(Awaitable[bytes | None], self.redis.hget(self.keys.ticket(ticket_id), "json"))
@@ -166,6 +175,15 @@ class RedisTickets(RedisConnection, TicketStore):
             bodies = await pipe.execute()
         return [Ticket.model_validate_json(b) for b in bodies if b is not None]
 
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        keys = link_keys(query.marks, self._phone_key)
+        if not keys or query.limit <= 0:
+            return []
+        # One script, one round trip: intake makes this call for every ticket.
+        bodies = await self._eval(lua.LINK_CANDIDATES, [self.keys.link(key) for key in keys],
+                                  [to_ms(query.until), to_ms(query.since), query.limit, self.keys.ticket("")])
+        return [Ticket.model_validate_json(body) for body in bodies]
+
     async def count_tickets(self, query: TicketQuery) -> int:
         if not query_index_values(query, self._phone_key) and query.since is None and query.until is None:
             if query.due_from is None and query.due_before is None:
@@ -198,10 +216,22 @@ class RedisTickets(RedisConnection, TicketStore):
                                                    met, missed)
         return [merged[key] for key in sorted(merged)]
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        body, ctype = await cast(Awaitable[list[bytes | None]],
-                                 self.redis.hmget(self.keys.raw(ticket_id), ["body", "ctype"]))
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        where = self.keys.raw(ticket_id) if key is None else self.keys.raw_version(ticket_id, key)
+        body, ctype = await cast(Awaitable[list[bytes | None]], self.redis.hmget(where, ["body", "ctype"]))
         return (body, text(ctype)) if body is not None else None
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        stored = await self._eval(lua.KEEP_RAW_VERSION, [self.keys.ticket(ticket_id),
+                                                         self.keys.raw_version(ticket_id, key)],
+                                  [body, content_type, now_ms()])
+        if int(stored) == 0:
+            raise UnknownTicket(ticket_id)
+
+
+def _counted(items: list[str]) -> list[str | int]:
+    """A script's variable-length argument: the count, then the items."""
+    return [len(items), *items]
 
 
 def _scored(reply: object) -> list[tuple[str, float]]:

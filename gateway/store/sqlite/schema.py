@@ -295,6 +295,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX quarantine_open_payload ON quarantine(adapter_id, payload_digest)
         WHERE resolved_ticket_id IS NULL AND payload_digest IS NOT NULL;
     """,
+    # 13: the raw payload of each later version of a ticket (a partner's new version or supplement), by its key.
+    """
+    CREATE TABLE raw_versions (
+        ticket_id    TEXT NOT NULL REFERENCES tickets(id),
+        key          TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (ticket_id, key)
+    ) WITHOUT ROWID;
+    """,
+    # 14: cross-line duplicate links - each ticket under the keyed hashes of its complainant|respondent marks, by
+    # the time it was received, so a new ticket's candidates are a range read per mark. Tickets stored before
+    # this migration are not indexed (the marks need the phone key and the ticket domain's normalisation).
+    """
+    CREATE TABLE ticket_link_keys (
+        link_key    TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        ticket_id   TEXT NOT NULL,
+        PRIMARY KEY (link_key, received_at, ticket_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

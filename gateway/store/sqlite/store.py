@@ -26,6 +26,7 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkQuery,
     OnTimeCount,
     PartnerEcho,
     QuarantinedPayload,
@@ -70,12 +71,14 @@ class SqliteStore(Store):
 
     # -- tickets ----------------------------------------------------------------------------------
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                     outbox: list[OutboxEntry], *, ticket_json: str | None = None) -> IntakeResult:
+                     outbox: list[OutboxEntry], *, ticket_json: str | None = None,
+                     link_marks: Sequence[str] = ()) -> IntakeResult:
         for entry in outbox:
             check_destination(entry.destination)
         body = ticket.model_dump_json() if ticket_json is None else ticket_json
         return await self._executor.grouped(
-            functools.partial(tickets.intake, ticket, body, raw_body, raw_content_type, outbox, self._phone_key),
+            functools.partial(tickets.intake, ticket, body, raw_body, raw_content_type, outbox, self._phone_key,
+                              link_marks=link_marks),
             acknowledged=True)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -105,8 +108,14 @@ class SqliteStore(Store):
     async def on_time_counts(self, first_day: date, last_day: date) -> list[OnTimeCount]:
         return await tickets.on_time_counts(self._executor, first_day, last_day)
 
-    async def get_raw_payload(self, ticket_id: str) -> tuple[bytes, str] | None:
-        return await tickets.get_raw_payload(self._executor, ticket_id)
+    async def get_raw_payload(self, ticket_id: str, key: str | None = None) -> tuple[bytes, str] | None:
+        return await tickets.get_raw_payload(self._executor, ticket_id, key)
+
+    async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
+        await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
+
+    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+        return await tickets.find_link_candidates(self._executor, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,

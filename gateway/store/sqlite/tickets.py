@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import date
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, OnTimeCount, TicketQuery, UnknownTicket
-from gateway.store.records import now_ms
+from gateway.store.base import ConcurrentUpdate, IntakeResult, LinkQuery, OnTimeCount, TicketQuery, UnknownTicket
+from gateway.store.records import now_ms, to_ms
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
 from gateway.store.sqlite.where import ms, where
-from gateway.store.ticket_index import ended_limits, next_due_on, query_index_values, ticket_index_values
+from gateway.store.ticket_index import ended_limits, link_keys, next_due_on, query_index_values, ticket_index_values
 
 
 def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
-           phone_key: bytes, db: sqlite3.Connection) -> IntakeResult:
+           phone_key: bytes, db: sqlite3.Connection, link_marks: Sequence[str] = ()) -> IntakeResult:
     """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again."""
     assert ticket.idempotency_key is not None  # the contract fills it in
     now = now_ms()
@@ -43,6 +44,10 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
         "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
         (ticket.ticket_id, raw_content_type, raw_body, now),
     )
+    if link_marks:
+        received = to_ms(ticket.source.source_received_at)
+        db.executemany("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES (?,?,?)",
+                       [(key, received, ticket.ticket_id) for key in link_keys(link_marks, phone_key)])
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
@@ -122,6 +127,19 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
 
 
+async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[Ticket]:
+    keys = link_keys(query.marks, phone_key)
+    if not keys or query.limit <= 0:
+        return []
+    # One index range per key (the primary key's order), the newest received first, then the bodies of those few.
+    marks = ",".join("?" * len(keys))
+    sql = (f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(received_at) AS at FROM ticket_link_keys"  # noqa: S608
+           f" WHERE link_key IN ({marks}) AND received_at BETWEEN ? AND ? GROUP BY ticket_id"
+           " ORDER BY at DESC, ticket_id DESC LIMIT ?) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC")
+    rows = await x.run(x.fetchall, sql, (*keys, to_ms(query.since), to_ms(query.until), query.limit))
+    return [Ticket.model_validate_json(str(row[0])) for row in rows]
+
+
 async def count_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> int:
     condition, params = _matching(query, phone_key)
     row = await x.run(x.fetchone, f"SELECT COUNT(*) FROM tickets {condition}", tuple(params))  # noqa: S608
@@ -139,6 +157,20 @@ async def on_time_counts(x: Executor, first_day: date, last_day: date) -> list[O
     return [OnTimeCount(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
-async def get_raw_payload(x: Executor, ticket_id: str) -> tuple[bytes, str] | None:
-    row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_payloads WHERE ticket_id = ?", (ticket_id,))
+async def get_raw_payload(x: Executor, ticket_id: str, key: str | None) -> tuple[bytes, str] | None:
+    if key is None:
+        row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_payloads WHERE ticket_id = ?", (ticket_id,))
+    else:
+        row = await x.run(x.fetchone, "SELECT body, content_type FROM raw_versions WHERE ticket_id = ? AND key = ?",
+                          (ticket_id, key))
     return (bytes(row[0]), str(row[1])) if row else None
+
+
+def keep_raw_payload(ticket_id: str, key: str, body: bytes, content_type: str, db: sqlite3.Connection) -> None:
+    """Keep a later version's raw payload under its key, replacing one kept before under the same key."""
+    if db.execute("SELECT 1 FROM tickets WHERE id = ?", (ticket_id,)).fetchone() is None:
+        raise UnknownTicket(ticket_id)
+    db.execute("INSERT INTO raw_versions (ticket_id, key, content_type, body, received_at) VALUES (?,?,?,?,?)"
+               " ON CONFLICT (ticket_id, key) DO UPDATE SET content_type = excluded.content_type,"
+               " body = excluded.body, received_at = excluded.received_at",
+               (ticket_id, key, content_type, body, now_ms()))

@@ -228,3 +228,31 @@ async def test_raw_payload_is_kept_byte_for_byte(store: Store) -> None:
     await store.intake(ticket, gbk, "text/xml; charset=GBK", [])
     assert await store.get_raw_payload(ticket.ticket_id) == (gbk, "text/xml; charset=GBK")
     assert await store.get_raw_payload("01J0000000000000000000NONE") is None
+
+
+# -- raw payloads of later versions --------------------------------------------------------------------
+
+async def test_a_later_versions_raw_payload_is_kept_under_its_key_beside_the_first(store: Store) -> None:
+    ticket = make_ticket()
+    await store.intake(ticket, RAW, "application/json", [])
+    second = "补充材料：购物小票".encode("gbk")
+    await store.keep_raw_payload(ticket.ticket_id, "v2-key", second, "application/json; charset=GBK")
+
+    assert await store.get_raw_payload(ticket.ticket_id, "v2-key") == (second, "application/json; charset=GBK")
+    assert await store.get_raw_payload(ticket.ticket_id) == (RAW, "application/json")
+    assert await store.get_raw_payload(ticket.ticket_id, "v3-key") is None
+
+
+async def test_keeping_a_versions_raw_payload_again_replaces_it(store: Store) -> None:
+    ticket = make_ticket()
+    await store.intake(ticket, RAW, "application/json", [])
+    await store.keep_raw_payload(ticket.ticket_id, "v2-key", b"first try", "text/plain")
+    await store.keep_raw_payload(ticket.ticket_id, "v2-key", b"second try", "application/json")
+
+    assert await store.get_raw_payload(ticket.ticket_id, "v2-key") == (b"second try", "application/json")
+
+
+async def test_a_versions_raw_payload_needs_a_stored_ticket(store: Store) -> None:
+    with pytest.raises(UnknownTicket):
+        await store.keep_raw_payload("01J0000000000000000000NONE", "v2-key", RAW, "application/json")
+    assert await store.get_raw_payload("01J0000000000000000000NONE", "v2-key") is None

@@ -1,0 +1,79 @@
+"""Duplicate links on the command line: `tickets links list | confirm | dismiss`, on the configured store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _fail, _run
+
+links_cli = typer.Typer(help="Possible cross-line duplicates linked at intake: list a ticket's links, confirm or "
+                             "dismiss one.", add_completion=False, no_args_is_help=True)
+
+TicketArgument = Annotated[str, typer.Argument(help="the gateway's ticket id")]
+LinkedArgument = Annotated[str, typer.Argument(help="the ticket id of the linked ticket")]
+NoteOption = Annotated[str | None, typer.Option(help="why, in Chinese (kept on both tickets and in the audit)")]
+
+
+@links_cli.command("list")
+def links_list(ticket_id: TicketArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """A ticket's links: the linked ticket, score, state and reasons."""
+    from gateway.ops.errors import OpsError
+
+    async def work(service: Any, user: Any) -> Any:
+        ticket = await service.store.get_ticket(ticket_id)
+        if ticket is None:
+            raise OpsError(404, "not_found", f"no ticket {ticket_id}", field="ticket_id")
+        return ticket.links
+
+    try:
+        links = _run(config, work)
+    except OpsError as err:
+        raise _fail(err) from err
+    if as_json:
+        _echo_json([k.model_dump(mode="json") for k in links])
+        return
+    for k in links:
+        typer.echo(f"{k.ticket_id}  {k.adapter_id:<22} {k.source_ticket_no:<24} score {k.score:.2f}  {k.state}"
+                   f"{f' ({k.decided_by})' if k.decided_by else ''}")
+        typer.echo(f"    {'；'.join(k.reasons)}")
+    typer.echo(f"{len(links)} link(s)")
+
+
+def _decide(config: Any, ticket_id: str, linked_ticket_id: str, raw: dict[str, Any], as_json: bool) -> None:
+    from gateway.ops.errors import OpsError
+    from gateway.ops.links import decide
+    from gateway.tickets.links import LinkDecision
+
+    try:
+        decision = LinkDecision.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as err:
+        raise _fail(err) from err
+
+    async def work(service: Any, user: Any) -> Any:
+        return await decide(service, ticket_id, linked_ticket_id, decision, user)
+
+    try:
+        result = _run(config, work)
+    except OpsError as err:
+        raise _fail(err) from err
+    if as_json:
+        _echo_json(result.model_dump(mode="json"))
+        return
+    typer.echo(f"{result.ticket_id} ↔ {result.linked_ticket_id}: {result.link.state}, audit {result.audit_id}")
+
+
+@links_cli.command("confirm")
+def links_confirm(ticket_id: TicketArgument, linked_ticket_id: LinkedArgument, note: NoteOption = None,
+                  config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The two tickets are one matter: the link is marked confirmed on both."""
+    _decide(config, ticket_id, linked_ticket_id, {"decision": "confirm", "note": note}, as_json)
+
+
+@links_cli.command("dismiss")
+def links_dismiss(ticket_id: TicketArgument, linked_ticket_id: LinkedArgument, note: NoteOption = None,
+                  config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The two tickets are different matters: the link is marked dismissed on both (kept, never deleted)."""
+    _decide(config, ticket_id, linked_ticket_id, {"decision": "dismiss", "note": note}, as_json)

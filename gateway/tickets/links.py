@@ -1,0 +1,231 @@
+"""Cross-line duplicates: a ticket of the same complainant about the same respondent, on a similar matter and received
+within N days of another, is linked to it on both tickets with the score and the reasons — never dropped."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from rapidfuzz import fuzz
+
+from contracts.base import CHINA_STANDARD_TIME
+from contracts.ticket import LINKS_KEPT, Ticket, TicketLink
+from gateway.config import LinkSettings
+from gateway.errors import GatewayError
+from gateway.store import ConcurrentUpdate, LinkQuery, TicketStore
+from gateway.tickets.text import normalise
+from gateway.tickets.updates import TicketChange, update_ticket
+
+log = logging.getLogger(__name__)
+
+_NOT_WORDS = re.compile(r"[\W_]+")
+DAY_S = 86400.0
+
+# What each kind of mark says when two tickets share it (Chinese: operators read the reasons).
+_COMPLAINANT_REASONS = {"phone": "同一投诉人（联系电话相同）", "id": "同一投诉人（证件号码相同）"}
+_RESPONDENT_REASONS = {"uscc": "同一被投诉方（统一社会信用代码相同）", "name": "同一被投诉方（名称与所在地区相同）"}
+
+
+def _words(text: str) -> str:
+    """Normalised (full-width, case, traditional forms, spaces) and without punctuation."""
+    return _NOT_WORDS.sub("", normalise(text))
+
+
+def complainant_marks(ticket: Ticket) -> dict[str, str]:
+    """Who complains, by kind: the phone (E.164, as the contract keeps it) and the ID number."""
+    c = ticket.complainant
+    marks = {}
+    if c.phone:
+        marks["phone"] = c.phone
+    if c.id_number:
+        marks["id"] = c.id_number.strip().upper()
+    return marks
+
+
+def respondent_marks(ticket: Ticket) -> dict[str, str]:
+    """About whom, by kind: the USCC, and the normalised name with the region it operates in (or the incident's)."""
+    r = ticket.respondent
+    marks = {}
+    if r.uscc:
+        marks["uscc"] = r.uscc
+    region = r.operating_region_code or ticket.occurrence.incident_region_code
+    name = _words(r.name) if r.name else ""
+    if name and region:
+        marks["name"] = f"{name}@{region}"
+    return marks
+
+
+def link_marks(ticket: Ticket) -> list[str]:
+    """What the store indexes a ticket under and finds its candidates by: every complainant mark with every
+    respondent mark ("phone:+86…|uscc:…"); none when either side is unknown."""
+    respondents = respondent_marks(ticket)
+    return [f"{ck}:{cv}|{rk}:{rv}" for ck, cv in complainant_marks(ticket).items() for rk, rv in respondents.items()]
+
+
+def matter_of(ticket: Ticket) -> str:
+    """The matter as compared: title, content and request, normalised, as a set of character bigrams (Chinese has no
+    spaces: two tellings of one matter share most bigrams in any order and wording)."""
+    reg = ticket.registration
+    text = _words(" ".join(t for t in (reg.title, reg.content, reg.request) if t))
+    return " ".join(sorted({text[i:i + 2] for i in range(len(text) - 1)}))
+
+
+def similarity(a: str, b: str) -> float:
+    """Of two matters (`matter_of`), 0–1: rapidfuzz's token set ratio over their bigrams."""
+    return fuzz.token_set_ratio(a, b) / 100.0
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """How two tickets compare: the score the threshold is held against, and why."""
+
+    score: float
+    similarity: float
+    days_apart: float
+    reasons: tuple[str, ...]
+
+
+def compare(ticket: Ticket, other: Ticket, settings: LinkSettings, *, matter: str | None = None) -> Pairing | None:
+    """The pairing of two tickets; None unless they share a complainant and a respondent mark."""
+    others_c, others_r = complainant_marks(other), respondent_marks(other)
+    same_c = [k for k, v in complainant_marks(ticket).items() if others_c.get(k) == v]
+    same_r = [k for k, v in respondent_marks(ticket).items() if others_r.get(k) == v]
+    if not same_c or not same_r:
+        return None
+    sim = similarity(matter if matter is not None else matter_of(ticket), matter_of(other))
+    apart = abs((ticket.source.source_received_at - other.source.source_received_at).total_seconds()) / DAY_S
+    closeness = max(0.0, 1.0 - apart / settings.window_days)
+    score = (1.0 - settings.time_weight) * sim + settings.time_weight * closeness
+    line = ("同一来源系统" if ticket.source.source_system == other.source.source_system
+            else f"来源不同（{other.source.adapter_id} / {ticket.source.adapter_id}）")
+    reasons = (*(_COMPLAINANT_REASONS[k] for k in same_c), *(_RESPONDENT_REASONS[k] for k in same_r),
+               f"诉求内容相似度 {sim:.2f}", f"接收时间相隔 {apart:.1f} 天", line)
+    return Pairing(round(score, 3), round(sim, 3), round(apart, 2), reasons)
+
+
+def link_to(other: Ticket, pairing: Pairing, at: datetime) -> TicketLink:
+    """The link a ticket shows to `other`."""
+    return TicketLink(ticket_id=other.ticket_id, national_registration_no=other.national_registration_no,
+                      adapter_id=other.source.adapter_id, source_ticket_no=other.source.source_ticket_no,
+                      received_at=other.source.source_received_at, score=pairing.score,
+                      similarity=pairing.similarity, days_apart=pairing.days_apart, reasons=list(pairing.reasons),
+                      linked_at=at)
+
+
+def _is_version_of(ticket: Ticket, other: Ticket) -> bool:
+    """Another version of the same source ticket: an update, not a duplicate."""
+    return (ticket.source.source_system, ticket.source.source_ticket_no) == (
+        other.source.source_system, other.source.source_ticket_no)
+
+
+class Linker:
+    """Finds a new ticket's duplicates among the stored ones (one indexed look-up), and links them both ways."""
+
+    def __init__(self, store: TicketStore, settings: LinkSettings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def link(self, ticket: Ticket, *, now: datetime | None = None) -> tuple[list[str], Ticket]:
+        """The ticket's link marks (to store it under) and the ticket with its links to earlier tickets scoring at
+        or above the threshold, best first. Links a partner sent are not the gateway's: they are replaced."""
+        marks = link_marks(ticket)
+        links: list[TicketLink] = []
+        if marks:
+            window = timedelta(days=self.settings.window_days)
+            at = ticket.source.source_received_at
+            found = await self.store.find_link_candidates(
+                LinkQuery(tuple(marks), at - window, at + window, limit=self.settings.candidates))
+            matter = matter_of(ticket) if found else ""
+            linked_at = now or datetime.now(CHINA_STANDARD_TIME)
+            for other in found:
+                if other.ticket_id == ticket.ticket_id or _is_version_of(ticket, other):
+                    continue
+                pairing = compare(ticket, other, self.settings, matter=matter)
+                if pairing is not None and pairing.score >= self.settings.threshold:
+                    links.append(link_to(other, pairing, linked_at))
+            links.sort(key=lambda link: link.score, reverse=True)
+        if links or ticket.links:
+            ticket = ticket.model_copy(update={"links": links[:min(self.settings.max_links, LINKS_KEPT)]})
+        return marks, ticket
+
+    async def link_back(self, ticket: Ticket) -> None:
+        """Show a stored new ticket's links on the tickets it links to. A ticket that cannot be written after the
+        update seam's retries keeps its side unshown (logged): the new ticket has the link either way."""
+        for link in ticket.links:
+            other_id = link.ticket_id
+
+            def add_back(other: Ticket, link: TicketLink = link) -> tuple[bool, TicketChange | None]:
+                if any(known.ticket_id == ticket.ticket_id for known in other.links):
+                    return False, None
+                if len(other.links) >= LINKS_KEPT:
+                    log.warning("ticket has as many links as it keeps; a further one is shown on the new ticket only",
+                                extra={"ticket_id": other.ticket_id, "linked": ticket.ticket_id})
+                    return False, None
+                back = link.model_copy(update={
+                    "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
+                    "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
+                    "received_at": ticket.source.source_received_at})
+                return True, TicketChange(other.model_copy(update={"links": [*other.links, back]}))
+
+            try:
+                await update_ticket(self.store, other_id, add_back)
+            except ConcurrentUpdate:
+                log.error("could not show the link on the earlier ticket",
+                          extra={"ticket_id": other_id, "linked": ticket.ticket_id})
+        if ticket.links:
+            log.info("ticket linked to possible duplicates", extra={
+                "ticket_id": ticket.ticket_id, "adapter_id": ticket.source.adapter_id,
+                "links": [{"ticket_id": k.ticket_id, "score": k.score} for k in ticket.links]})
+
+
+class LinkDecision(BaseModel):
+    """An operator's word on a link: the two tickets are one matter (confirm), or not (dismiss)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Literal["confirm", "dismiss"]
+    note: Annotated[str, Field(max_length=300)] | None = None  # Chinese, why
+
+
+class LinkRefused(GatewayError, LookupError):
+    """No such ticket, or it has no link to the other one."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The link as it now stands on the ticket, and on the other ticket when it shows one back."""
+
+    link: TicketLink
+    back: TicketLink | None
+
+
+def _decide(ticket: Ticket, other_id: str, decision: LinkDecision, actor: str,
+            at: datetime) -> tuple[TicketLink | None, TicketChange | None]:
+    state: Literal["confirmed", "dismissed"] = "confirmed" if decision.decision == "confirm" else "dismissed"
+    links = list(ticket.links)
+    for n, link in enumerate(links):
+        if link.ticket_id == other_id:
+            links[n] = link.model_copy(update={"state": state, "decided_by": actor[:100], "decided_at": at,
+                                               "note": decision.note})
+            return links[n], TicketChange(ticket.model_copy(update={"links": links}))
+    return None, None
+
+
+async def decide_link(store: TicketStore, ticket_id: str, other_id: str, decision: LinkDecision, *, actor: str,
+                      now: datetime | None = None) -> Decided:
+    """Confirm or dismiss the link between two tickets, on both (each through the update seam)."""
+    at = now or datetime.now(CHINA_STANDARD_TIME)
+    update = await update_ticket(store, ticket_id, lambda t: _decide(t, other_id, decision, actor, at))
+    if update is None:
+        raise LinkRefused(f"no ticket {ticket_id}")
+    if update.verdict is None:
+        raise LinkRefused(f"ticket {ticket_id} has no link to {other_id}")
+    back = await update_ticket(store, other_id, lambda t: _decide(t, ticket_id, decision, actor, at))
+    log.info("link decided", extra={"ticket_id": ticket_id, "linked": other_id, "decision": decision.decision,
+                                    "actor": actor})
+    return Decided(update.verdict, back.verdict if back is not None else None)
+

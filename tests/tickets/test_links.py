@@ -1,0 +1,207 @@
+"""Cross-line duplicates at intake on a real store: the same complainant about the same respondent on a similar
+matter within the window is linked both ways with score and reasons; anything else is not; nothing is dropped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.loading import load_adapters
+from adapters.secrets import credential_variables, ensure_demo_credentials
+from contracts.ticket import Ticket
+from gateway.config import LinkSettings, load_settings
+from gateway.runtime import Runtime
+from gateway.store.base import DeliveryFilter
+from gateway.store.sqlite import SqliteStore
+from gateway.tickets.intake import IntakeService
+from gateway.tickets.links import LinkDecision, LinkRefused, compare, decide_link, link_marks
+from tests.sample_tickets import make_ticket, ticket_data
+
+FIXTURES = Path(__file__).resolve().parents[2] / "mapping" / "fixtures"
+CITY = "city-12345-rest"
+# The city fixture 01-food-complaint: 王小红 13985012345 against 凯里市惠民生活超市有限公司, expired yoghurt.
+CITY_PHONE, CITY_USCC = "13985012345", "91522601MA6DL4KQ33"
+SAME_MATTER = "消费者称其于2024年3月15日在惠民生活超市（营盘东路）买了两盒酸奶，回家发现已经过期，要求退款赔偿。"
+OTHER_MATTER = "消费者反映在惠民生活超市办理的会员卡无法退卡，预付金额500元，商家拒绝退还。"
+
+
+def city_payload(number: str = "KL12345-2024-031500057") -> tuple[dict[str, Any], bytes]:
+    payload = json.loads((FIXTURES / CITY / "01-food-complaint.json").read_bytes())
+    payload["hotlineNo"] = number
+    return payload, json.dumps(payload, ensure_ascii=False).encode()
+
+
+def canonical(no: str, *, content: str = SAME_MATTER, phone: str = CITY_PHONE, uscc: str | None = CITY_USCC,
+              received: str = "2024-03-16T14:05:00+08:00", **changes: Any) -> tuple[dict[str, Any], bytes]:
+    """A ticket pushed in the national standard by another line (a former 12315 registration system)."""
+    fields: dict[str, Any] = {
+        "source__source_received_at": received, "source__source_system": "line-12315",
+        "registration__registered_at": received, "registration__title": "酸奶过期",
+        "registration__content": content, "registration__request": "退款并赔偿",
+        "complainant__name": "王小红", "complainant__phone": phone,
+        "respondent__name": "凯里市惠民生活超市有限公司", "respondent__uscc": uscc,
+        "respondent__operating_region_code": "522601"}
+    data = ticket_data("complaint", no, **{**fields, **changes})
+    del data["source"]["adapter_id"]
+    return data, json.dumps(data, ensure_ascii=False).encode()
+
+
+async def runtime_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Runtime:
+    monkeypatch.setenv("HIG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HIG_CREDIT_LOOKUP__URL", "")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    configs = load_adapters(settings.resolve(settings.adapters_dir))
+    for config in configs.values():
+        for name, _ in credential_variables(config):
+            monkeypatch.delenv(name, raising=False)
+    ensure_demo_credentials(settings.resolved_data_dir, configs)
+    store = SqliteStore(tmp_path / "gateway.db", b"links-test-key")
+    runtime = Runtime.build(settings, store=store)
+    await store.open()
+    return runtime
+
+
+@pytest.fixture
+async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IntakeService]:
+    runtime = await runtime_on(tmp_path, monkeypatch)
+    yield runtime.intake
+    await runtime.store.close()
+
+
+async def take(intake: IntakeService, adapter_id: str, sent: tuple[dict[str, Any], bytes]) -> Ticket:
+    outcome = await intake.accept(adapter_id, sent[0], raw_body=sent[1], content_type="application/json")
+    assert outcome.kind == "created", outcome
+    assert outcome.ticket_id is not None
+    ticket = await intake.store.get_ticket(outcome.ticket_id)
+    assert ticket is not None
+    return ticket
+
+
+async def test_the_same_matter_through_two_lines_is_linked_on_both_tickets(intake: IntakeService) -> None:
+    first = await take(intake, CITY, city_payload())
+    second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042"))
+
+    (link,) = second.links
+    assert (link.ticket_id, link.adapter_id, link.source_ticket_no, link.state) == (
+        first.ticket_id, CITY, "KL12345-2024-031500057", "linked")
+    assert link.score >= 0.6 and 0.5 < link.similarity < 1 and link.days_apart == pytest.approx(1.16, abs=0.01)
+    assert "同一投诉人（联系电话相同）" in link.reasons
+    assert "同一被投诉方（统一社会信用代码相同）" in link.reasons
+    assert "同一被投诉方（名称与所在地区相同）" in link.reasons
+    assert f"来源不同（{CITY} / canonical）" in link.reasons
+    stored_first = await intake.store.get_ticket(first.ticket_id)
+    assert stored_first is not None
+    (back,) = stored_first.links
+    assert (back.ticket_id, back.adapter_id, back.score, back.reasons) == (
+        second.ticket_id, "canonical", link.score, link.reasons)
+
+
+async def test_both_linked_tickets_are_forwarded_and_the_forward_names_the_earlier_one(
+        intake: IntakeService) -> None:
+    first = await take(intake, CITY, city_payload())
+    await intake.store.save_ticket(first.model_copy(update={"national_registration_no": "12315-2024-0000057"}), [])
+    second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042"))
+
+    for ticket in (first, second):
+        (forward,) = await intake.store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id))
+        assert forward.destination == "national"
+    claimed = await intake.store.claim("national", "test-worker", 30, limit=10)
+    (body,) = [c.body for c in claimed if c.ticket_id == second.ticket_id]
+    (sent,) = Ticket.model_validate_json(body).links
+    assert (sent.ticket_id, sent.national_registration_no) == (first.ticket_id, "12315-2024-0000057")
+
+
+async def test_another_matter_of_the_same_complainant_and_respondent_is_not_linked(intake: IntakeService) -> None:
+    await take(intake, CITY, city_payload())
+    second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042", content=OTHER_MATTER,
+                                                      registration__title="会员卡退卡"))
+    assert second.links == []
+
+
+async def test_another_complainant_is_not_linked(intake: IntakeService) -> None:
+    await take(intake, CITY, city_payload())
+    second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042", phone="13985012346"))
+    assert second.links == []
+
+
+async def test_a_ticket_received_outside_the_window_is_not_linked(intake: IntakeService) -> None:
+    await take(intake, CITY, city_payload())
+    late = "2024-04-20T09:00:00+08:00"  # 36 days after the city ticket
+    second = await take(intake, "canonical", canonical("GS12315-2024-0420-0001", received=late))
+    assert second.links == []
+
+
+async def test_id_number_and_respondent_name_with_region_link_without_phone_or_uscc(intake: IntakeService) -> None:
+    first = await take(intake, CITY, city_payload())
+    second = await take(intake, "canonical", canonical(
+        "GS12315-2024-0316-0042", phone="13800138000", uscc=None, complainant__id_type="01",
+        complainant__id_number="522601200109098873", respondent__name="凯里市 惠民生活超市有限公司"))
+
+    (link,) = second.links
+    assert link.ticket_id == first.ticket_id
+    assert "同一投诉人（证件号码相同）" in link.reasons and "同一被投诉方（名称与所在地区相同）" in link.reasons
+    assert "同一投诉人（联系电话相同）" not in link.reasons
+
+
+async def test_an_operator_confirms_a_link_on_both_tickets_and_may_dismiss_it_later(intake: IntakeService) -> None:
+    first = await take(intake, CITY, city_payload())
+    second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042"))
+
+    decided = await decide_link(intake.store, second.ticket_id, first.ticket_id,
+                                LinkDecision(decision="confirm", note="同一消费者就同一事项重复投诉"), actor="op-li")
+    assert (decided.link.state, decided.link.decided_by) == ("confirmed", "op-li")
+    assert decided.back is not None and decided.back.state == "confirmed"
+    await decide_link(intake.store, first.ticket_id, second.ticket_id, LinkDecision(decision="dismiss"),
+                      actor="op-wang")
+    for ticket_id in (first.ticket_id, second.ticket_id):
+        stored = await intake.store.get_ticket(ticket_id)
+        assert stored is not None
+        assert [(k.state, k.decided_by) for k in stored.links] == [("dismissed", "op-wang")]
+
+
+async def test_deciding_a_link_that_does_not_exist_is_refused(intake: IntakeService) -> None:
+    first = await take(intake, CITY, city_payload())
+    with pytest.raises(LinkRefused):
+        await decide_link(intake.store, first.ticket_id, "01J00000000000000000000000",
+                          LinkDecision(decision="confirm"), actor="op-li")
+    with pytest.raises(LinkRefused):
+        await decide_link(intake.store, "01J00000000000000000000000", first.ticket_id,
+                          LinkDecision(decision="confirm"), actor="op-li")
+
+
+async def test_with_linking_off_nothing_is_linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = await runtime_on(tmp_path, monkeypatch, HIG_LINKS__ENABLED="false")
+    try:
+        await take(runtime.intake, CITY, city_payload())
+        second = await take(runtime.intake, "canonical", canonical("GS12315-2024-0316-0042"))
+        assert second.links == []
+    finally:
+        await runtime.store.close()
+
+
+def test_a_ticket_without_complainant_or_respondent_has_no_marks() -> None:
+    enquiry = make_ticket("enquiry")  # no complainant
+    assert link_marks(enquiry) == []
+    assert link_marks(make_ticket(respondent__uscc=None, respondent__operating_region_code=None)) == []
+
+
+def test_tickets_sharing_only_the_complainant_do_not_pair() -> None:
+    one = make_ticket(no="A1")
+    other = make_ticket(no="A2", respondent__uscc="91522601MA6DL4KQ33", respondent__name="另一家店")
+    assert compare(one, other, LinkSettings()) is None
+
+
+def test_the_score_falls_with_time_apart() -> None:
+    one = make_ticket(no="A1")
+    near = make_ticket(no="A2", source__source_received_at="2024-06-12T09:30:00+08:00")
+    far = make_ticket(no="A3", source__source_received_at="2024-07-05T09:30:00+08:00")
+    near_pair, far_pair = compare(one, near, LinkSettings()), compare(one, far, LinkSettings())
+    assert near_pair is not None and far_pair is not None
+    assert near_pair.similarity == far_pair.similarity == 1.0
+    assert far_pair.score < near_pair.score
