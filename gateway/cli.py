@@ -13,6 +13,7 @@ import typer
 from gateway.cli_backup import backup_command, restore_command
 from gateway.cli_links import links_cli
 from gateway.cli_map import map_command
+from gateway.cli_migrate import migrate
 from gateway.cli_ops import deliveries_cli, ops_cli, quarantine_cli, tickets_cli
 from gateway.cli_organisations import organisations_cli
 from gateway.cli_review import review_cli
@@ -145,3 +146,4 @@ cli.command("worker")(worker)
 cli.command("backup")(backup_command)
 cli.command("restore")(restore_command)
 cli.command("map")(map_command)
+cli.command("migrate")(migrate)

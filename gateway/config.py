@@ -49,13 +49,19 @@ class StoreTimeouts(_Section):
 
 
 class StoreSettings(_Section):
-    kind: Literal["sqlite", "redis"] = "sqlite"
+    kind: Literal["sqlite", "redis", "postgres"] = "sqlite"
     timeouts: StoreTimeouts = Field(default_factory=StoreTimeouts)
     sqlite_file: str = "gateway.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Acknowledge an intake only once Redis has it in its AOF on disk (WAITAOF 1 0, Redis 7.2+): for a Redis with
     # appendfsync everysec, which otherwise may lose about a second of acknowledged intakes on a power loss.
     redis_wait_aof: bool = False
+    # PostgreSQL: the database, the schema the gateway's tables live in (made if missing), and the connection pool
+    # (a request waits at most `postgres_pool_timeout_seconds` for a free connection, then fails with StoreBusy).
+    postgres_url: str = "postgresql://127.0.0.1:5432/hig"
+    postgres_schema: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,39}$")] = "hig"
+    postgres_pool_size: Annotated[int, Field(ge=2, le=200)] = 10
+    postgres_pool_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     # Delivered deliveries older than this lose their bodies (copies of what was sent); None keeps them all.
     compact_delivered_after_days: Annotated[int, Field(ge=1)] | None = None
 

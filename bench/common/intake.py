@@ -19,14 +19,16 @@ from typing import Literal
 from bench.common import payloads, rules_mix
 from bench.common.load import LoadResult, RequestFactory, closed_loop
 from bench.common.procs import (
+    STORE_CHOICES,
     GatewayEnv,
     Server,
     cpu_seconds,
     gateway_env,
     machine_load,
-    redis_db,
     start_baseline,
     start_gateway,
+    store_backend,
+    stores_of,
 )
 from bench.common.rules_mix import Mix, rules_off_files
 
@@ -147,11 +149,12 @@ async def alternate(gateway: tuple[Server, RequestFactory], baseline: tuple[Serv
 
 
 def run_comparison(kind: Kind, *, rounds: int, seconds: float, connections: int, store: str = "sqlite",
-                   redis_url: str | None = None, work: Path | None = None) -> Comparison:
+                   redis_url: str | None = None, work: Path | None = None,
+                   store_env: dict[str, str] | None = None) -> Comparison:
     """Start the bare baseline and a gateway (workers off: intake only), alternate load between them."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
         base = work or Path(tmp)
-        genv = gateway_env(base / "data", store=store, redis_url=redis_url, workers=False)
+        genv = gateway_env(base / "data", store=store, redis_url=redis_url, workers=False, store_env=store_env)
         tag = payloads.run_tag()
         if kind == "rest":
             gateway_make, bare_make = rest_factories(genv.env["PARTNER_CITY12345_API_KEY"], tag)
@@ -193,7 +196,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (each side once per round)")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of one side's round")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections of the load generator")
-    parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="sqlite")
+    parser.add_argument("--store", choices=STORE_CHOICES, default="sqlite",
+                        help='"both": SQLite and Redis; "all": and PostgreSQL')
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",
                         help="a database of its own: it must be empty, and is emptied afterwards")
     parser.add_argument("--quick", action="store_true", help="CI-sized: 2 rounds of 2 s")
@@ -204,17 +208,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_from_arguments(kind: Kind, args: argparse.Namespace) -> list[Comparison]:
     if args.quick:
         args.rounds, args.seconds = 2, 2.0
-    stores = ("sqlite", "redis") if args.store == "both" else (args.store,)
     comparisons = []
-    for store in stores:
-        if store == "redis":
-            with redis_db(args.redis_url):
-                comparisons.append(run_comparison(kind, rounds=args.rounds, seconds=args.seconds,
-                                                  connections=args.connections, store=store,
-                                                  redis_url=args.redis_url))
-        else:
+    for store in stores_of(args.store):
+        with store_backend(store, redis_url=args.redis_url) as store_env:
             comparisons.append(run_comparison(kind, rounds=args.rounds, seconds=args.seconds,
-                                              connections=args.connections, store=store))
+                                              connections=args.connections, store=store, redis_url=args.redis_url,
+                                              store_env=store_env))
     return comparisons
 
 

@@ -126,7 +126,8 @@ class GatewayEnv:
 
 
 def gateway_env(data_dir: Path, *, store: str = "sqlite", redis_url: str | None = None, workers: bool = False,
-                delivery_file: Path | None = None, log_level: str = "INFO") -> GatewayEnv:
+                delivery_file: Path | None = None, log_level: str = "INFO",
+                store_env: Mapping[str, str] | None = None) -> GatewayEnv:
     """The demo configuration with HIG_* overrides: data under `data_dir`, no simulators, no pollers,
     generated partner credentials (adapters.secrets.ensure_demo_credentials) exported to the children."""
     from adapters.loading import load_adapters
@@ -145,6 +146,7 @@ def gateway_env(data_dir: Path, *, store: str = "sqlite", redis_url: str | None 
         overrides["HIG_STORE__REDIS_URL"] = redis_url
     if delivery_file is not None:
         overrides["HIG_DELIVERY_FILE"] = str(delivery_file)
+    overrides.update(store_env or {})
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
     try:
@@ -244,6 +246,46 @@ def redis_db(url: str) -> Iterator[dict[str, object]]:
         for start in range(0, len(keys), 10_000):
             client.delete(*keys[start:start + 10_000])
         client.close()
+
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+STORE_CHOICES = ("sqlite", "redis", "postgres", "both", "all")
+
+
+def stores_of(choice: str) -> tuple[str, ...]:
+    """The stores a `--store` choice names: "both" is SQLite and Redis (as before PostgreSQL), "all" adds it."""
+    return {"both": ("sqlite", "redis"), "all": ("sqlite", "redis", "postgres")}.get(choice, (choice,))
+
+
+@contextmanager
+def store_backend(store: str, *, redis_url: str, postgres_url: str = POSTGRES_URL) -> Iterator[dict[str, str]]:
+    """Where one benchmark configuration keeps its data, as HIG_* overrides for its gateways: a Redis database of its
+    own (refused unless empty, emptied afterwards), a PostgreSQL schema of its own (dropped afterwards), or the
+    SQLite file under the data directory."""
+    if store == "redis":
+        with redis_db(redis_url):
+            yield {"HIG_STORE__REDIS_URL": redis_url}
+        return
+    if store != "postgres":
+        yield {}
+        return
+    import asyncio
+
+    import asyncpg
+
+    schema = f"bench_{secrets.token_hex(6)}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    try:
+        yield {"HIG_STORE__POSTGRES_URL": postgres_url, "HIG_STORE__POSTGRES_SCHEMA": schema}
+    finally:
+        asyncio.run(drop())
 
 
 def cpu_seconds(pid: int) -> float:

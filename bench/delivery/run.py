@@ -8,7 +8,7 @@ to its N-th request is taken. Then this process posts the same N bodies with the
 (Content-Type, Idempotency-Key, Authorization) through one httpx.AsyncClient with as many requests in
 flight as the lane's concurrency, to the same receiver. Target: the gateway at least 0.7 of the bare client.
 
-Run from the repository root:  .venv/bin/python -m bench.delivery.run [--quick] [--store both] [--write-docs]
+Run from the repository root:  .venv/bin/python -m bench.delivery.run [--quick] [--store all] [--write-docs]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import httpx
 from bench.common import payloads
 from bench.common.fill import TicketMaker, fill, open_bench_store, settings_for, ticket_maker
 from bench.common.procs import (
+    STORE_CHOICES,
     Server,
     cpu_seconds,
     delivery_file,
@@ -34,16 +35,17 @@ from bench.common.procs import (
     national_token,
     receiver_reset,
     receiver_stats,
-    redis_db,
     start_gateway,
     start_receiver,
+    store_backend,
+    stores_of,
 )
 from bench.common.report import machine, write_section
 from gateway.config import GatewaySettings
 
 TITLE = "Delivery to a local receiver"
 TARGET = 0.7
-COMMAND = ".venv/bin/python -m bench.delivery.run --store both --n 2000 --rounds 3 --write-docs"
+COMMAND = ".venv/bin/python -m bench.delivery.run --store all --n 2000 --rounds 3 --write-docs"
 NATIONAL_PATH = "/api/v1/tickets"
 
 
@@ -108,46 +110,52 @@ async def bare_posts(url: str, bodies: list[tuple[bytes, str]], token: str, conc
 def one_store(store: str, args: argparse.Namespace, work: Path, receiver: Server) -> StoreResult:
     result = StoreResult(store, args.n, args.concurrency)
     for r in range(args.rounds):
-        data = work / f"{store}-{r}"
-        deliveries = delivery_file(work / f"delivery-{store}-{r}.yaml", receiver.url + NATIONAL_PATH,
-                                   concurrency=args.concurrency)
-        genv = gateway_env(data, store=store, redis_url=args.redis_url, workers=True, delivery_file=deliveries,
-                           log_level="WARNING")
-        settings = settings_for(genv.env)
-        maker = ticket_maker(settings, f"{store[0].upper()}{r}{payloads.run_tag()}")
-
-        async def queue_tickets(settings: GatewaySettings = settings, maker: TicketMaker = maker
-                                ) -> list[tuple[bytes, str]]:
-            bench_store = open_bench_store(settings)
-            await bench_store.open()
-            try:
-                await fill(bench_store, maker, args.n)
-            finally:
-                await bench_store.close()
-            made = [maker.ticket(10**8 + i) for i in range(args.n)]  # the same shape of body, other keys
-            return [(t.model_dump_json().encode(), t.idempotency_key or "") for t in made]
-
-        bodies = asyncio.run(queue_tickets())
-        receiver_reset(receiver)
-        gateway = start_gateway(genv, work, name=f"gateway-{store}-{r}")
-        try:
-            seconds, first, cpu = wait_for(receiver, args.n, gateway, timeout=args.n / 5 + 60)
-        finally:
-            gateway.stop()
-        stats = receiver_stats(receiver)
-        gateway_rate = (args.n - first) / seconds
-        receiver_reset(receiver)
-        token = national_token(genv)
-        cpu_before = time.process_time()
-        bare_seconds = asyncio.run(bare_posts(receiver.url + NATIONAL_PATH, bodies, token, args.concurrency))
-        bare_cpu = time.process_time() - cpu_before
-        one = Round(gateway_rate, args.n / bare_seconds, cpu / max(args.n - first, 1) * 1000,
-                    bare_cpu / args.n * 1000, int(stats["keys_received_twice_or_more"]))
-        result.rounds.append(one)
-        print(f"  {store} round {r + 1}: gateway {one.gateway_rate:7,.0f}/s ({one.gateway_cpu_ms:.2f} ms CPU each), "
-              f"bare httpx {one.bare_rate:7,.0f}/s ({one.bare_cpu_ms:.2f} ms CPU each), ratio {one.ratio:.2f}, "
-              f"duplicates {one.duplicates}", flush=True)
+        with store_backend(store, redis_url=args.redis_url) as store_env:
+            result.rounds.append(one_round(store, r, args, work, receiver, store_env))
     return result
+
+
+def one_round(store: str, r: int, args: argparse.Namespace, work: Path, receiver: Server,
+              store_env: dict[str, str]) -> Round:
+    data = work / f"{store}-{r}"
+    deliveries = delivery_file(work / f"delivery-{store}-{r}.yaml", receiver.url + NATIONAL_PATH,
+                               concurrency=args.concurrency)
+    genv = gateway_env(data, store=store, redis_url=args.redis_url, workers=True, delivery_file=deliveries,
+                       log_level="WARNING", store_env=store_env)
+    settings = settings_for(genv.env)
+    maker = ticket_maker(settings, f"{store[0].upper()}{r}{payloads.run_tag()}")
+
+    async def queue_tickets(settings: GatewaySettings = settings, maker: TicketMaker = maker
+                            ) -> list[tuple[bytes, str]]:
+        bench_store = open_bench_store(settings)
+        await bench_store.open()
+        try:
+            await fill(bench_store, maker, args.n)
+        finally:
+            await bench_store.close()
+        made = [maker.ticket(10**8 + i) for i in range(args.n)]  # the same shape of body, other keys
+        return [(t.model_dump_json().encode(), t.idempotency_key or "") for t in made]
+
+    bodies = asyncio.run(queue_tickets())
+    receiver_reset(receiver)
+    gateway = start_gateway(genv, work, name=f"gateway-{store}-{r}")
+    try:
+        seconds, first, cpu = wait_for(receiver, args.n, gateway, timeout=args.n / 5 + 60)
+    finally:
+        gateway.stop()
+    stats = receiver_stats(receiver)
+    gateway_rate = (args.n - first) / seconds
+    receiver_reset(receiver)
+    token = national_token(genv)
+    cpu_before = time.process_time()
+    bare_seconds = asyncio.run(bare_posts(receiver.url + NATIONAL_PATH, bodies, token, args.concurrency))
+    bare_cpu = time.process_time() - cpu_before
+    one = Round(gateway_rate, args.n / bare_seconds, cpu / max(args.n - first, 1) * 1000,
+                bare_cpu / args.n * 1000, int(stats["keys_received_twice_or_more"]))
+    print(f"  {store} round {r + 1}: gateway {one.gateway_rate:7,.0f}/s ({one.gateway_cpu_ms:.2f} ms CPU each), "
+          f"bare httpx {one.bare_rate:7,.0f}/s ({one.bare_cpu_ms:.2f} ms CPU each), ratio {one.ratio:.2f}, "
+          f"duplicates {one.duplicates}", flush=True)
+    return one
 
 
 def table(results: list[StoreResult]) -> str:
@@ -168,7 +176,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1500, help="tickets queued per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8, help="the national lane's (and the bare client's)")
-    parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="sqlite")
+    parser.add_argument("--store", choices=STORE_CHOICES, default="sqlite",
+                        help='"both": SQLite and Redis; "all": and PostgreSQL')
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",
                         help="a database of its own: it must be empty, and is emptied afterwards")
     parser.add_argument("--quick", action="store_true", help="CI-sized: 1 round of 500 tickets")
@@ -182,12 +191,8 @@ def main() -> None:
         work = Path(tmp)
         receiver = start_receiver(work)
         try:
-            for store in ("sqlite", "redis") if args.store == "both" else (args.store,):
-                if store == "redis":
-                    with redis_db(args.redis_url):
-                        results.append(one_store(store, args, work, receiver))
-                else:
-                    results.append(one_store(store, args, work, receiver))
+            for store in stores_of(args.store):
+                results.append(one_store(store, args, work, receiver))
         finally:
             receiver.stop()
     print(table(results))

@@ -5,7 +5,7 @@ The gateway (`python main.py serve`, delivery workers off, so only intake is mea
 them at a time in alternating rounds. Every request is a new city 12345 ticket (fixture 01, a 投诉, with a
 fresh hotlineNo), pushed with the partner's X-Api-Key. Target: at least 0.6 of the baseline's throughput.
 
-Run from the repository root:  .venv/bin/python -m bench.rest_intake.run [--quick] [--store both] [--write-docs]
+Run from the repository root:  .venv/bin/python -m bench.rest_intake.run [--quick] [--store all] [--write-docs]
 
 `--rules` measures instead what the jurisdiction screen and the routing rules cost intake: the gateway with the
 shipped rules, the same gateway without them and the bare endpoint, in alternating rounds (section "Screening
@@ -32,7 +32,7 @@ from bench.rest_intake import rules_cost
 
 TITLE = "Intake over REST"
 TARGET = 0.6
-COMMAND = ".venv/bin/python -m bench.rest_intake.run --store both --write-docs"
+COMMAND = ".venv/bin/python -m bench.rest_intake.run --store all --write-docs"
 RULES_TITLE = "Screening and routing at intake"
 RULES_TARGET = 0.90  # issue 15: screening and routing cost at most 10 % of intake throughput
 RULES_COMMAND = ".venv/bin/python -m bench.rest_intake.run --rules --store both --write-docs"
@@ -74,6 +74,8 @@ Reproduce: `{COMMAND}` (`--quick` for a CI-sized run; `--rounds`, `--seconds`, `
 
 
 def run_rules(args: argparse.Namespace) -> None:
+    if args.store in ("postgres", "all"):
+        raise SystemExit("--rules compares rule sets on SQLite and Redis: --store sqlite, redis or both")
     if args.quick:
         args.rounds, args.seconds = 2, 2.0
     elif args.seconds == 6.0:  # the plain benchmark's default; three sides and two mixes here

@@ -1,4 +1,5 @@
-"""Store throughput: intake and claim+ack on SQLite and Redis, each against the bare client doing the same writes.
+"""Store throughput: intake and claim+ack on SQLite, Redis and PostgreSQL, each against the bare client doing the same
+writes.
 
 Run from the repository root:  .venv/bin/python -m bench.store.run [--n 2000] [--write-docs]
 """
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import asyncpg
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
@@ -30,6 +32,10 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery, DeliveryKind, OutboxEntry
 from contracts.ticket import Ticket
 from gateway.store.base import Store
+from gateway.store.postgres import PoolSettings, PostgresStore
+from gateway.store.postgres.lanes import _CLAIM, _SETTLE
+from gateway.store.postgres.schema import migrate
+from gateway.store.postgres.tickets import _INTAKE
 from gateway.store.redis import GROUP, RedisKeys, RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore, StoreThread
 
@@ -251,6 +257,50 @@ async def bench_redis(n: int, url: str) -> list[Row]:
         sync_client.close()
 
 
+# -- PostgreSQL -------------------------------------------------------------------------------------
+
+async def bench_postgres(n: int, url: str) -> list[Row]:
+    """The store against asyncpg running the very statements the store runs (intake's one statement; the claim and
+    the settle), on a schema of the same migrations: what the store adds is its records, checks and hashing."""
+    store_schema, bare_schema = f"bench_store_{uuid.uuid4().hex[:8]}", f"bench_bare_{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(PoolSettings(url=url, schema=store_schema), KEY)
+    await store.open()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, server_settings={"search_path": bare_schema})
+    # As the store's claims and settles: commits that do not wait for the WAL flush.
+    lane_pool = await asyncpg.create_pool(url, min_size=1, max_size=2, server_settings={
+        "search_path": bare_schema, "synchronous_commit": "off"})
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, bare_schema)
+        batch, bare_batch = tickets(n, "ps"), tickets(n, "pb")
+
+        async def bare_intake(i: int) -> None:
+            t = bare_batch[i]
+            now = datetime.now(UTC)
+            await pool.fetchval(_INTAKE, t.ticket_id, t.idempotency_key, None, "city-12345-rest", "city-12345",
+                                t.source.source_ticket_no, "RECEIVED", t.respondent.uscc, t.respondent.name, "h", None,
+                                -1, 0, now, t.model_dump_json(), "application/json", RAW, [uuid.uuid4().hex],
+                                ["national"], ["forward"], [None], [BODY], ["application/json"], ["{}"], [1], [None],
+                                [None], now, None, [], [], [], [], [], [], now)
+
+        async def bare_claim_ack(_: int) -> None:
+            now = datetime.now(UTC)
+            [row] = await lane_pool.fetch(_CLAIM, "national", now, now, "w", 1)
+            await lane_pool.fetchval(_SETTLE, row["id"], row["lease_token"], "delivered", None, 200, None, now, now,
+                                     3.0, "success", '{"code":0}')
+
+        intake = await compare(n, lambda i: _intake(store, batch[i]), bare_intake)
+        claim_ack = await compare(n, lambda _: _claim_ack(store), bare_claim_ack)
+        return [Row("postgres", "intake", *intake), Row("postgres", "claim+ack", *claim_ack)]
+    finally:
+        await store.close()
+        async with pool.acquire() as conn:
+            for schema in (store_schema, bare_schema):
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await lane_pool.close()
+        await pool.close()
+
+
 # -- report -----------------------------------------------------------------------------------------
 
 def table(rows: list[Row]) -> str:
@@ -264,15 +314,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def section(rows: list[Row], n: int, repeat: int, redis_info: dict[str, Any], hop_us: float) -> str:
+def section(rows: list[Row], n: int, repeat: int, redis_info: dict[str, Any], hop_us: float,
+            postgres_version: str) -> str:
+    postgres_note = ("The driver, asyncpg, was chosen over psycopg 3 with psycopg_pool by "
+                     "`bench/postgres/driver_choice.py` (docs/postgres-store.md).")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return f"""## Stores
 
 Measured by `bench/store/run.py`: {n} operations per measurement, one at a time (each awaited before
 the next, as one worker does), in five alternating rounds of store and bare client so both see the same
 machine load; {repeat} repetitions, medians shown. The bare client does the same writes in the same run:
-`sqlite3` on the calling thread, `redis-py` asyncio with one MULTI per operation. Ratio = store ÷ bare
-(1.0 = no overhead).
+`sqlite3` on the calling thread, `redis-py` asyncio with one MULTI per operation, `asyncpg` running the very
+statements the PostgreSQL store runs. Ratio = store ÷ bare (1.0 = no overhead).
 
 {table(rows)}
 
@@ -291,12 +344,20 @@ machine load; {repeat} repetitions, medians shown. The bare client does the same
   one). The rest of the gap is the typed records (ClaimedDelivery, AttemptReceipt) the store builds and
   checks and bare `sqlite3` never makes, and the claim's check that no earlier delivery of the same ticket to
   the same lane is still outstanding (one ticket's deliveries go in order).
+- PostgreSQL: intake is one statement (ticket, raw payload and outbox as data-modifying CTEs; the unique
+  constraint on the idempotency key decides a race), a claim one `UPDATE … FOR UPDATE SKIP LOCKED`, a settle one
+  statement recording the attempt; each is one round trip on a pooled connection. Intake commits as the
+  server's defaults say (fsync on, synchronous_commit on: flushed before the partner hears 202); claims and settles
+  run on a second pool with synchronous_commit=off, as SQLite's run at synchronous=NORMAL (a crash of PostgreSQL
+  can only cause a re-send), and so do the bare client's. The store's share over bare asyncpg is the phone hash and
+  index values, lane-name checks, fresh ids and the typed records it builds. {postgres_note}
 - One at a time, as measured here, SQLite's group commit has nothing to group: every write is a transaction
   of its own. With several writers waiting (intake under load) they share one transaction
   and one fsync; `tests/store/test_sqlite_store.py` shows 41 concurrent intakes committed in fewer commits.
 - Machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {load} at the end of the run.
   Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, Redis \
-{redis_info.get("redis_version", "?")} on loopback (aof_enabled={redis_info.get("aof_enabled")}). With other
+{redis_info.get("redis_version", "?")} on loopback (aof_enabled={redis_info.get("aof_enabled")}), PostgreSQL \
+{postgres_version} on loopback (asyncpg {asyncpg.__version__}). With other
   test suites running on the machine the absolute figures are low and noisy; compare the ratios.
 
 Reproduce: `{COMMAND}` (`--n`, `--repeat` for steadier figures; without `--write-docs` it only prints).
@@ -332,6 +393,7 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="operations per measurement")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the table shows medians")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--write-docs", action="store_true", help="replace the Stores section of docs/benchmarks.md")
     args = parser.parse_args()
     runs = []
@@ -339,6 +401,7 @@ async def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-store-") as work:
             rows = await bench_sqlite(args.n, Path(work))
         rows += await bench_redis(args.n, args.redis_url)
+        rows += await bench_postgres(args.n, args.postgres_url)
         runs.append(rows)
     rows = summarise(runs)
     hop = await thread_hop_us()
@@ -348,7 +411,10 @@ async def main() -> None:
         info_client = SyncRedis.from_url(args.redis_url)
         info = {**info_client.info("server"), **info_client.info("persistence")}
         info_client.close()
-        write_docs(section(rows, args.n, args.repeat, info, hop))
+        conn = await asyncpg.connect(args.postgres_url)
+        postgres_version = str(await conn.fetchval("SHOW server_version"))
+        await conn.close()
+        write_docs(section(rows, args.n, args.repeat, info, hop, postgres_version))
         print(f"wrote the Stores section of {DOCS}", file=sys.stderr)
 
 

@@ -471,6 +471,7 @@ class DeliveryEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._reaper: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._watching = False
         self.reaped = 0
 
     @classmethod
@@ -503,6 +504,9 @@ class DeliveryEngine:
             self.lanes[name] = lane
             self._tasks.append(asyncio.create_task(lane.run(), name=f"lane:{name}"))
         self._reaper = asyncio.create_task(self._reap_forever(), name="lease-reaper")
+        if not self._watching:  # once per engine: the store wakes lanes until it closes
+            self._watching = True
+            await self.store.watch_lanes(self.wake)
         log.info("delivery engine started",
                  extra={"worker_id": self.worker_id, "destinations": sorted(self.destinations)})
 

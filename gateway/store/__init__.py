@@ -1,8 +1,10 @@
-"""Durable storage of the gateway: the store interface by role, its errors, and the factory choosing SQLite or Redis."""
+"""Durable storage of the gateway: the store interface by role, its errors, and the factory choosing SQLite, Redis
+or PostgreSQL."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING
 
 from gateway.config import GatewaySettings
 from gateway.store.base import (
@@ -38,6 +40,9 @@ from gateway.store.errors import (
 from gateway.store.phone_hash import hash_phone, load_phone_hash_key
 from gateway.store.sqlite.owner import StoreFileInUse, store_file_owned
 
+if TYPE_CHECKING:
+    from gateway.store.postgres import PoolSettings
+
 __all__ = [
     "AlertLedger",
     "AlertRecord",
@@ -68,6 +73,7 @@ __all__ = [
     "UnknownTicket",
     "hash_phone",
     "open_store",
+    "postgres_pool_settings",
     "serving_store",
 ]
 
@@ -77,6 +83,10 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
     """The store the settings ask for, not yet opened: `async with open_store(s) as store: …`."""
     key = phone_hash_key if phone_hash_key is not None else load_phone_hash_key(settings.resolved_data_dir)
     timeouts = settings.store.timeouts
+    if settings.store.kind == "postgres":
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(postgres_pool_settings(settings), key)
     if settings.store.kind == "redis":
         from gateway.store.redis import RedisStore
 
@@ -101,3 +111,12 @@ def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,
                 taking.enter_context(store_file_owned(settings.sqlite_path, "workers", role))
             stack = taking.pop_all()
     return stack
+def postgres_pool_settings(settings: GatewaySettings) -> PoolSettings:
+    """The PostgreSQL store's connection settings from the gateway's (`store.timeouts` bound connecting and each
+    statement)."""
+    from gateway.store.postgres import PoolSettings
+
+    s = settings.store
+    return PoolSettings(url=s.postgres_url, schema=s.postgres_schema, size=s.postgres_pool_size,
+                        acquire_timeout=s.postgres_pool_timeout_seconds, connect_timeout=s.timeouts.connect_seconds,
+                        command_timeout=s.timeouts.operation_seconds)

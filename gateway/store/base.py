@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
@@ -387,6 +387,13 @@ class LaneStore(ABC):
         times, and every attempt's number, time, status and outcome. How many this call compacted, at most
         `limit`; call again until it returns 0. Goes by creation time: a delivery delivered only after a
         compaction passed its creation time may be left whole (Redis)."""
+
+    @abstractmethod
+    async def watch_lanes(self, wake: Callable[[str | None], None]) -> None:
+        """From now until the store closes, call `wake(lane)` on the event loop when work becomes due on a lane
+        through another connection or process, and `wake(None)` when some may have been missed (after a
+        reconnection); returns at once. A store that cannot tell does nothing, and lanes find new work by their
+        idle polling (SQLite, Redis)."""
 
     @abstractmethod
     async def lane_stats(self) -> dict[str, dict[str, float]]:

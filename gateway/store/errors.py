@@ -29,5 +29,17 @@ class PhoneKeyMismatch(StoreError, RuntimeError):
     """The store's phone index was made with another key than this gateway's."""
 
 
+class StoreUnavailable(StoreError, ConnectionError):
+    """The store's server cannot be reached now (down, restarting, refusing connections); retry later."""
+
+
+class StoreBusy(StoreError, TimeoutError):
+    """Every connection of the store's pool stayed in use for as long as a request may wait for one."""
+
+
+class SchemaTooNew(StoreError, RuntimeError):
+    """The database's schema was made by a newer gateway than this one; run that gateway or restore a backup."""
+
+
 class StoreConfigError(StoreError, RuntimeError):
     """The store's configuration asks for something the store it reaches cannot do; the gateway does not start."""

@@ -1,4 +1,4 @@
-"""Fixtures for the delivery specifications: a real receiver on loopback and real stores (SQLite, Redis)."""
+"""Fixtures for the delivery specifications: a real receiver on loopback and real stores (SQLite, Redis, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,22 @@ import pytest
 
 from gateway.store.base import Store
 from simulators.receiver import Receiver, ReceiverThread
-from tests.delivery.delivery_support import drop_redis_namespace, make_redis_store, make_sqlite_store
+from tests.delivery.delivery_support import (
+    drop_redis_namespace,
+    make_postgres_store,
+    make_redis_store,
+    make_sqlite_store,
+)
+from tests.store.postgres_schemas import drop_schema, new_schema
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """Each engine specification runs on both stores."""
+    """Each engine specification runs on every store."""
     namespace = f"test-delivery-{uuid.uuid4().hex[:10]}"
-    s = make_sqlite_store(tmp_path / "gateway.db") if request.param == "sqlite" else make_redis_store(namespace)
+    schema = new_schema("test_delivery")
+    s = {"sqlite": lambda: make_sqlite_store(tmp_path / "gateway.db"), "redis": lambda: make_redis_store(namespace),
+         "postgres": lambda: make_postgres_store(schema)}[request.param]()
     await s.open()
     try:
         yield s
@@ -25,6 +33,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
         if request.param == "redis":
             await drop_redis_namespace(namespace)
+        if request.param == "postgres":
+            await drop_schema(schema)
 
 
 @pytest.fixture

@@ -27,6 +27,13 @@ def make_sqlite_store(path: Path) -> Store:
     return SqliteStore(path, phone_hash_key=b"delivery-tests-phone-key-32bytes")
 
 
+def make_postgres_store(schema: str) -> Store:
+    from gateway.store.postgres import PostgresStore
+    from tests.store.postgres_schemas import pool_settings
+
+    return PostgresStore(pool_settings(schema), phone_hash_key=b"delivery-tests-phone-key-32bytes")
+
+
 def make_redis_store(namespace: str) -> Store:
     from gateway.store.redis import RedisStore
 

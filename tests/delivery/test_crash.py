@@ -1,5 +1,5 @@
 """Crash tests: worker processes killed with SIGKILL mid-flight lose nothing, and a lane shared by two
-processes on Redis never has one delivery in flight twice at once."""
+processes on Redis or PostgreSQL never has one delivery in flight twice at once."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from gateway.store import open_store
 from gateway.store.base import DeliveryFilter, Store
 from simulators.receiver import Action, Receiver, ReceiverThread
 from tests.delivery.delivery_support import REDIS_URL, drop_redis_namespace, enqueue
+from tests.store.postgres_schemas import POSTGRES_URL, drop_schema, new_schema
 
 pytestmark = pytest.mark.slow
 
@@ -33,19 +34,21 @@ LEASE = 3.0  # total timeout 1.5 s + margin: a killed worker's deliveries come b
 
 
 class Deployment:
-    """A gateway configuration in a temporary folder: one lane at the receiver, on SQLite or Redis."""
+    """A gateway configuration in a temporary folder: one lane at the receiver, on SQLite, Redis or PostgreSQL."""
 
     def __init__(self, root: Path, kind: str, receiver: Receiver) -> None:
         self.root = root
         self.kind = kind
         self.lane = f"national-{uuid.uuid4().hex[:6]}"
         self.namespace = f"test-crash-{uuid.uuid4().hex[:10]}"
+        self.schema = new_schema("test_crash")
         self.gateway_yaml = root / "gateway.yaml"
         self.destinations_yaml = root / "destinations.yaml"
         self.gateway_yaml.write_text(
             "region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
             f"data_dir: {root / 'data'}\n"
-            f"store: {{kind: {kind}, sqlite_file: gateway.db, redis_url: '{REDIS_URL}'}}\n"
+            f"store: {{kind: {kind}, sqlite_file: gateway.db, redis_url: '{REDIS_URL}',"
+            f" postgres_url: '{POSTGRES_URL}', postgres_schema: {self.schema}}}\n"
             "logging: {level: INFO, json_lines: true}\n", encoding="utf-8")
         self.destinations_yaml.write_text(
             "engine: {reaper_interval: 0.5s, idle_poll_min: 10ms, idle_poll_max: 100ms, stop_grace: 5s}\n"
@@ -119,15 +122,21 @@ async def enqueue_many(store: Store, lane: str, count: int) -> list[str]:
     return keys
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+async def drop_deployment(dep: Deployment) -> None:
+    if dep.kind == "redis":
+        await drop_redis_namespace(dep.namespace)
+    if dep.kind == "postgres":
+        await drop_schema(dep.schema)
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Deployment, Receiver]]:
     with ReceiverThread() as receiver:
         dep = Deployment(tmp_path, request.param, receiver)
         try:
             yield dep, receiver
         finally:
-            if dep.kind == "redis":
-                asyncio.run(drop_redis_namespace(dep.namespace))
+            asyncio.run(drop_deployment(dep))
 
 
 async def test_a_worker_killed_mid_flight_loses_nothing(deployment: tuple[Deployment, Receiver],
@@ -167,10 +176,11 @@ async def test_a_worker_killed_mid_flight_loses_nothing(deployment: tuple[Deploy
               f"first start; keys received twice: {len(twice)}; requests: {receiver.stats().total}")
 
 
-async def test_two_workers_share_a_redis_lane_and_one_finishes_when_the_other_dies(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+async def test_two_workers_share_a_lane_and_one_finishes_when_the_other_dies(
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with ReceiverThread() as receiver:
-        dep = Deployment(tmp_path, "redis", receiver)
+        dep = Deployment(tmp_path, kind, receiver)
         receiver.script(default=Action(delay=0.01))
         try:
             async with dep.store() as store:
@@ -185,13 +195,13 @@ async def test_two_workers_share_a_redis_lane_and_one_finishes_when_the_other_di
                     assert beta.wait(timeout=20) == 0, dep.log_of("beta")
                 by_beta = dep.delivered_by("beta")
         finally:
-            await drop_redis_namespace(dep.namespace)
+            await drop_deployment(dep)
         stats = receiver.stats()
         counts = receiver.counts()
     assert set(counts) == set(keys), "every idempotency key reaches the receiver"
     assert stats.max_in_flight_per_key == 1, "no delivery is ever in flight twice at once"
     assert 0 < by_beta < len(keys)  # the lane really was shared: alpha delivered the rest before it died
     with capsys.disabled():
-        print(f"\n[two workers redis] {len(keys)} deliveries; beta delivered {by_beta}, alpha the rest; "
+        print(f"\n[two workers {kind}] {len(keys)} deliveries; beta delivered {by_beta}, alpha the rest; "
               f"max in flight at once {stats.max_in_flight}, per key {stats.max_in_flight_per_key}; "
               f"keys received twice: {stats.keys_received_twice_or_more}")

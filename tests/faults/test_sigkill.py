@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from tests.faults.fault_support import (
     wait_registered,
 )
 from tests.hardening.live_gateway import GatewayFiles, running, serve, wait_ready, worker, write_config
+from tests.store.postgres_schemas import POSTGRES_URL, drop_schema_now, new_schema
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +57,23 @@ def _check_nothing_lost(files: GatewayFiles, national: National, partner: Partne
             f"absorbed by the idempotency key, {partner.refused_while_down} pushes retried while down")
 
 
-def test_the_gateway_killed_mid_flight_loses_nothing(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_config(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The gateway's store: the embedded SQLite file, or a schema of its own on the machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield {"kind": "sqlite"}
+        return
+    schema = new_schema("test_sigkill")
+    try:
+        yield {"kind": "postgres", "postgres_url": POSTGRES_URL, "postgres_schema": schema}
+    finally:
+        drop_schema_now(schema)
+
+
+def test_the_gateway_killed_mid_flight_loses_nothing(tmp_path: Path, store_config: dict[str, str]) -> None:
     port = national_port()
-    files = write_config(tmp_path, ports={8316: port}, destinations={NATIONAL_LANE: FAST_NATIONAL})
+    files = write_config(tmp_path, ports={8316: port}, destinations={NATIONAL_LANE: FAST_NATIONAL},
+                         store=store_config)
     with national_simulator(port, files.env["HIG_NATIONAL_TOKEN"]) as national:
         national.faults(latency_ms=LATENCY_MS)
         gateway = serve(files)
@@ -79,8 +94,8 @@ def test_the_gateway_killed_mid_flight_loses_nothing(tmp_path: Path) -> None:
             finally:
                 partner.stop()
             summary = _check_nothing_lost(files, national, partner)
-    print(f"\ngateway SIGKILL: killed with {acknowledged_at_kill} pushes acknowledged and {registered_at_kill} "
-          f"registered; after the restart {summary}")
+    print(f"\ngateway SIGKILL ({store_config['kind']}): killed with {acknowledged_at_kill} pushes acknowledged and "
+          f"{registered_at_kill} registered; after the restart {summary}")
 
 
 def test_a_worker_killed_mid_flight_loses_nothing(tmp_path: Path) -> None:

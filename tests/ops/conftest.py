@@ -18,14 +18,14 @@ def ops_environment(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(ENVIRONMENT)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
 async def gw(tmp_path: Path, store_kind: str) -> AsyncIterator[OpsGateway]:
-    """The gateway (no workers) on SQLite or Redis, with its lifespan running."""
+    """The gateway (no workers) on SQLite, Redis or PostgreSQL, with its lifespan running."""
     async with running_gateway(tmp_path, store_kind=store_kind) as gateway:
         yield gateway
 

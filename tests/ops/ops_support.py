@@ -27,12 +27,14 @@ from gateway.delivery.config import load_delivery_config
 from gateway.ops.service import OpsService
 from gateway.runtime import Components, Runtime, load_components
 from gateway.store.base import Store
+from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.deadlines import CHINA_TZ, deadline_status
 from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.status import StatusService
 from simulators.peer import DEV_CREDENTIALS, serve_in_thread
+from tests.store.postgres_schemas import drop_schema, pool_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -103,8 +105,11 @@ def build_runtime(settings: GatewaySettings, store: Store) -> Runtime:
 
 
 def make_store(kind: str, tmp: Path, namespace: str) -> Store:
+    """The store of a test gateway; `namespace` names its Redis key prefix or its PostgreSQL schema."""
     if kind == "redis":
         return RedisStore(REDIS_URL, PHONE_KEY, namespace=namespace)
+    if kind == "postgres":
+        return PostgresStore(pool_settings(namespace), PHONE_KEY)
     return SqliteStore(tmp / "data" / "gateway.db", PHONE_KEY)
 
 
@@ -212,7 +217,7 @@ async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: boo
                           delivery_file: Path | None = None, adapters_dir: Path | None = None,
                           config_dir: Path | None = None,
                           echo_behind_after_seconds: int | None = None) -> AsyncIterator[OpsGateway]:
-    namespace = f"test-ops-{uuid.uuid4().hex[:12]}"
+    namespace = f"test-ops-{uuid.uuid4().hex[:12]}" if store_kind == "redis" else f"test_ops_{uuid.uuid4().hex[:12]}"
     settings = base_settings(tmp, store_kind=store_kind, workers=workers, delivery_file=delivery_file,
                              adapters_dir=adapters_dir, config_dir=config_dir,
                              echo_behind_after_seconds=echo_behind_after_seconds)
@@ -226,6 +231,8 @@ async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: boo
     finally:
         if store_kind == "redis":
             await drop_namespace(namespace)
+        if store_kind == "postgres":
+            await drop_schema(namespace)
 
 
 # -- a receiver for the delivery lanes ---------------------------------------------------------------------

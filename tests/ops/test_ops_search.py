@@ -62,6 +62,18 @@ async def test_the_phone_index_never_holds_the_number_itself(gw: OpsGateway) -> 
         with sqlite3.connect(gw.runtime.settings.resolved_data_dir / "gateway.db") as db:
             hashes = [r[0] for r in db.execute("SELECT complainant_phone_hash FROM tickets")]
         assert all(h and "13985012345" not in h and len(h) == 64 for h in hashes)
+    elif gw.runtime.settings.store.kind == "postgres":
+        import asyncpg
+
+        from gateway.store.postgres import PostgresStore
+        from tests.store.postgres_schemas import POSTGRES_URL
+
+        assert isinstance(gw.runtime.store, PostgresStore)
+        conn = await asyncpg.connect(POSTGRES_URL)
+        schema = gw.runtime.store.settings.schema
+        hashes = [r[0] for r in await conn.fetch(f'SELECT complainant_phone_hash FROM "{schema}".tickets')]  # noqa: S608
+        await conn.close()
+        assert len(hashes) == 3 and all(h and "13985012345" not in h and len(h) == 64 for h in hashes)
     else:
         from redis.asyncio import Redis
 

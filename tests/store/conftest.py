@@ -1,4 +1,5 @@
-"""Fixtures for the store specifications: both stores (a temp SQLite file, a namespaced real Redis) and tickets.
+"""Fixtures for the store specifications: every store (a temp SQLite file, a namespaced real Redis, a schema of its
+own on the real PostgreSQL) and tickets.
 
 `store` and `open_store` run each test once per backend (tests/store/conformance/ holds the specification by
 role); another backend joins by adding its kind to `store_kind` and opening it in `open_store`."""
@@ -13,8 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.store.base import Store
+from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
+from tests.store.postgres_schemas import drop_schema, new_schema, pool_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PHONE_KEY = b"test-phone-hash-key"
@@ -22,7 +25,7 @@ PHONE_KEY = b"test-phone-hash-key"
 StoreFactory = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -43,14 +46,22 @@ async def redis_client(redis_namespace: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def open_store(store_kind: str, tmp_path: Path, redis_namespace: str) -> AsyncIterator[StoreFactory]:
-    """Opens another store on the same data (same SQLite file, same Redis namespace); closes them all."""
+def postgres_schema() -> str:
+    return new_schema()
+
+
+@pytest.fixture
+async def open_store(store_kind: str, tmp_path: Path, redis_namespace: str,
+                     postgres_schema: str) -> AsyncIterator[StoreFactory]:
+    """Opens another store on the same data (same SQLite file, Redis namespace, PostgreSQL schema); closes them all."""
     opened: list[Store] = []
 
     async def make() -> Store:
         store: Store
         if store_kind == "sqlite":
             store = SqliteStore(tmp_path / "gateway.db", PHONE_KEY)
+        elif store_kind == "postgres":
+            store = PostgresStore(pool_settings(postgres_schema), PHONE_KEY)
         else:
             store = RedisStore(REDIS_URL, PHONE_KEY, namespace=redis_namespace)
         await store.open()
@@ -62,6 +73,8 @@ async def open_store(store_kind: str, tmp_path: Path, redis_namespace: str) -> A
         await store.close()
     if store_kind == "redis":
         await drop_namespace(redis_namespace)
+    if store_kind == "postgres":
+        await drop_schema(postgres_schema)
 
 
 async def drop_namespace(namespace: str) -> None:

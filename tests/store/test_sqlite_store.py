@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -339,3 +341,27 @@ async def test_deliveries_waiting_behind_their_tickets_earlier_one_are_parked_ou
         assert (await ranks())[third] >= 100  # still behind the replayed first
     finally:
         await store.close()
+
+
+def _migrate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
+                      f"data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
+    return subprocess.run([sys.executable, "main.py", "migrate", *args, "--config", str(config)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          check=False, env={**os.environ, "HIG_PHONE_HASH_KEY": "migrate-test-key"})
+
+
+def test_migrate_dry_run_prints_the_files_pending_sql_and_migrate_applies_it(tmp_path: Path) -> None:
+    dry = _migrate(tmp_path, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "schema version 0; would apply 1, 2," in dry.stdout and "CREATE TABLE tickets" in dry.stdout
+    assert not (tmp_path / "data" / "gateway.db").exists()  # nothing made
+
+    applied = _migrate(tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    newest = int(applied.stdout.rsplit("to ", 1)[1])
+    assert "migrated from version 0 to" in applied.stdout
+    with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == newest >= 9
+    assert "up to date" in _migrate(tmp_path, "--dry-run").stdout

@@ -283,6 +283,10 @@ class RedisLanes(RedisConnection, LaneStore):
                     break
         return compacted
 
+    async def watch_lanes(self, wake: Callable[[str | None], None]) -> None:
+        """Lanes on Redis find work by their idle polling (a blocking stream read per lane would hold a connection
+        each)."""
+
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         now = now_ms()
         stats: dict[str, dict[str, float]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -185,6 +185,9 @@ class SqliteStore(Store):
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:
         return await self._executor.run(lanes.lane_stats, self._executor)
+
+    async def watch_lanes(self, wake: Callable[[str | None], None]) -> None:
+        """One node: lanes find work by their idle polling (the gateway's own intake is on the same machine)."""
 
     # -- the sender's echo (written by the lane writes above) ------------------------------------------------
     async def get_echo(self, ticket_id: str) -> PartnerEcho | None:

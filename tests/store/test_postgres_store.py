@@ -1,0 +1,231 @@
+"""What only the PostgreSQL store does: its migrations, its bounded pool, LISTEN/NOTIFY wake-ups and claims that
+several processes' pools share (each test in a schema of its own on the real PostgreSQL, dropped afterwards)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gateway.store import PhoneKeyMismatch, open_store
+from gateway.store.errors import SchemaTooNew, StoreBusy, StoreUnavailable
+from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.connection import LISTENER_NAME, PoolSettings
+from tests.delivery.delivery_support import eventually
+from tests.hardening.live_gateway import closed_port
+from tests.store.postgres_schemas import POSTGRES_URL, drop_schema, new_schema, pool_settings
+from tests.store.store_support import attempt, make_ticket, national
+
+PHONE_KEY = b"test-phone-hash-key"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TABLES = {"tickets", "raw_payloads", "deliveries", "attempts", "quarantine", "cursors", "locks", "nonces",
+          "audit_log", "minute_counts", "store_facts", "schema_migrations", "deadline_outcomes",
+          "partner_echo", "alerts", "raw_versions", "ticket_link_keys"}
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    name = new_schema()
+    yield name
+    await drop_schema(name)
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(POSTGRES_URL)
+    yield conn
+    await conn.close()
+
+
+async def _opened(settings: PoolSettings, key: bytes = PHONE_KEY) -> PostgresStore:
+    store = PostgresStore(settings, key)
+    await store.open()
+    return store
+
+
+async def _tables(raw: asyncpg.Connection, schema: str) -> set[str]:
+    rows = await raw.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema)
+    return {r["table_name"] for r in rows}
+
+
+# -- migrations ---------------------------------------------------------------------------------------
+
+async def test_opening_a_fresh_schema_makes_every_table_and_records_version_1(
+        schema: str, raw: asyncpg.Connection) -> None:
+    store = await _opened(pool_settings(schema))
+    await store.close()
+    assert await _tables(raw, schema) == TABLES
+    rows = await raw.fetch(f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')  # noqa: S608
+    assert [r["version"] for r in rows] == [1]
+
+
+async def test_two_gateways_opening_one_fresh_schema_at_once_migrate_it_once(
+        schema: str, raw: asyncpg.Connection) -> None:
+    stores = await asyncio.gather(*(_opened(pool_settings(schema)) for _ in range(3)))
+    for store in stores:
+        await store.close()
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 1  # noqa: S608
+
+
+async def test_a_schema_newer_than_the_gateway_is_refused(schema: str, raw: asyncpg.Connection) -> None:
+    await (await _opened(pool_settings(schema))).close()
+    await raw.execute(f"INSERT INTO \"{schema}\".schema_migrations (version, description)"  # noqa: S608
+                      " VALUES (99, 'from a newer gateway')")
+    with pytest.raises(SchemaTooNew, match="version 99, newer than this gateway knows"):
+        await _opened(pool_settings(schema))
+
+
+async def test_a_gateway_with_another_phone_key_refuses_the_schema(schema: str) -> None:
+    await (await _opened(pool_settings(schema))).close()
+    with pytest.raises(PhoneKeyMismatch, match="HIG_PHONE_HASH_KEY"):
+        await _opened(pool_settings(schema), b"another-key")
+
+
+def _main(tmp_path: Path, schema: str, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
+                      f"data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
+    env = {**os.environ, "HIG_STORE__KIND": "postgres", "HIG_STORE__POSTGRES_URL": POSTGRES_URL,
+           "HIG_STORE__POSTGRES_SCHEMA": schema}
+    return subprocess.run([sys.executable, "main.py", *args, "--config", str(config)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+async def test_migrate_dry_run_prints_the_sql_and_migrate_applies_it(
+        tmp_path: Path, schema: str, raw: asyncpg.Connection) -> None:
+    dry = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "schema version 0; would apply 1 of 1" in dry.stdout
+    assert f'CREATE SCHEMA IF NOT EXISTS "{schema}"' in dry.stdout
+    assert "CREATE TABLE tickets" in dry.stdout and "FOR EACH ROW EXECUTE FUNCTION notify_lane()" in dry.stdout
+    assert await _tables(raw, schema) == set()  # nothing changed
+
+    applied = await asyncio.to_thread(_main, tmp_path, schema, "migrate")
+    assert applied.returncode == 0, applied.stderr
+    assert "migrated from version 0 to 1" in applied.stdout
+    assert await _tables(raw, schema) == TABLES
+    again = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
+    assert "schema version 1, up to date" in again.stdout
+
+
+async def test_migrate_refuses_a_newer_schema_naming_both_versions(
+        tmp_path: Path, schema: str, raw: asyncpg.Connection) -> None:
+    await (await _opened(pool_settings(schema))).close()
+    await raw.execute(f"INSERT INTO \"{schema}\".schema_migrations (version, description) VALUES (7, 'newer')")  # noqa: S608
+    refused = await asyncio.to_thread(_main, tmp_path, schema, "migrate")
+    assert refused.returncode == 1
+    assert "version 7, newer than this gateway knows (1)" in refused.stderr
+
+
+# -- connections and the pool -----------------------------------------------------------------------
+
+async def test_a_database_that_does_not_answer_is_a_store_unavailable_error(schema: str) -> None:
+    settings = PoolSettings(url=f"postgresql://postgres@127.0.0.1:{closed_port()}/test", schema=schema,
+                            connect_timeout=2)
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        await _opened(settings)
+
+
+async def test_an_exhausted_pool_fails_a_request_after_a_bounded_wait_naming_the_setting(
+        schema: str, raw: asyncpg.Connection) -> None:
+    store = await _opened(pool_settings(schema, size=2, acquire_timeout=0.5))
+    try:
+        ticket = make_ticket()
+        await store.intake(ticket, b"{}", "application/json", [])
+        async with raw.transaction():  # a DBA's lock holds both of the pool's connections in their reads
+            await raw.execute(f'LOCK TABLE "{schema}".tickets IN ACCESS EXCLUSIVE MODE')
+            held = [asyncio.create_task(store.get_ticket(ticket.ticket_id)) for _ in range(2)]
+
+            async def both_wait() -> bool:
+                return bool(await raw.fetchval(
+                    "SELECT count(*) = 2 FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
+                    f'"{schema}".tickets'))
+
+            await eventually(both_wait, within=30)
+            with pytest.raises(StoreBusy, match=r"pool of 2, store\.postgres_pool_size"):
+                await store.get_cursor("city-12345-rest")
+        assert [await t for t in held] == [ticket, ticket]  # the lock gone, the waiting reads finish
+        assert await store.get_cursor("city-12345-rest") is None  # and the pool serves again
+    finally:
+        await store.close()
+
+
+# -- several processes on one schema -----------------------------------------------------------------
+
+async def test_claims_through_two_pools_never_hand_out_one_delivery_twice(schema: str) -> None:
+    one, two = await _opened(pool_settings(schema)), await _opened(pool_settings(schema))
+    try:
+        for start in range(0, 300, 50):
+            await asyncio.gather(*(one.enqueue(f"t{n}", f"k{n}", [national()]) for n in range(start, start + 50)))
+        claimed: list[str] = []
+
+        async def worker(store: PostgresStore, name: str) -> None:
+            while batch := await store.claim("national", name, 30, limit=7):
+                claimed.extend(c.delivery_id for c in batch)
+                for c in batch:
+                    await store.settle_delivered(c, attempt(c))
+
+        await asyncio.gather(*(worker(one if i % 2 else two, f"w{i}") for i in range(8)))
+        assert len(claimed) == 300 and len(set(claimed)) == 300
+        assert (await one.lane_stats())["national"]["delivered"] == 300
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_work_enqueued_through_another_pool_wakes_a_watching_lane(schema: str) -> None:
+    watcher, writer = await _opened(pool_settings(schema)), await _opened(pool_settings(schema))
+    woken: asyncio.Queue[str | None] = asyncio.Queue()
+    try:
+        await watcher.watch_lanes(woken.put_nowait)
+        assert await asyncio.wait_for(woken.get(), 30) is None  # listening: whatever came before, look now
+        await writer.intake(make_ticket(), b"{}", "application/json", [national(), national(destination="credit")])
+        got = {await asyncio.wait_for(woken.get(), 30), await asyncio.wait_for(woken.get(), 30)}
+        assert got == {"national", "credit"}
+
+        [c] = await writer.claim("national", "w", 30)  # a retry due later wakes nobody; a release does
+        await writer.settle_retry(c, attempt(c, status_code=503), c.lease_until)
+        [c] = await writer.claim("credit", "w", 30)
+        await writer.release(c)
+        assert await asyncio.wait_for(woken.get(), 30) == "credit"
+        assert woken.empty()
+    finally:
+        await watcher.close()
+        await writer.close()
+
+
+async def test_the_lane_listener_reconnects_by_itself_when_its_connection_is_killed(
+        schema: str, raw: asyncpg.Connection) -> None:
+    watcher, writer = await _opened(pool_settings(schema)), await _opened(pool_settings(schema))
+    woken: asyncio.Queue[str | None] = asyncio.Queue()
+    try:
+        await watcher.watch_lanes(woken.put_nowait)
+        assert await asyncio.wait_for(woken.get(), 30) is None
+        killed = await raw.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1"
+            " AND query ILIKE 'LISTEN%' AND query ILIKE $2", LISTENER_NAME, f"%lanes_{schema}%")
+        assert killed == 1
+        assert await asyncio.wait_for(woken.get(), 30) is None  # listening again: look for what was missed
+        await writer.enqueue("t1", "k1", [national()])
+        assert await asyncio.wait_for(woken.get(), 30) == "national"
+    finally:
+        await watcher.close()
+        await writer.close()
+
+
+async def test_health_reports_durability_from_the_servers_settings(schema: str) -> None:
+    from gateway.config import GatewaySettings, StoreSettings
+
+    settings = GatewaySettings.model_validate({
+        "region": {"code": "522600", "name": "黔东南苗族侗族自治州"},
+        "store": StoreSettings(kind="postgres", postgres_url=POSTGRES_URL, postgres_schema=schema)})
+    async with open_store(settings, phone_hash_key=PHONE_KEY) as store:
+        health = await store.health()
+    assert (health["reachable"], health["persistent"], health["warnings"]) == (True, True, [])
+    assert (health["kind"], health["schema"]) == ("postgres", schema)
