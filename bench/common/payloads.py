@@ -1,18 +1,22 @@
 """What the load generators send: the partners' own tickets (mapping fixtures) with a fresh number each time,
-so every request is a new ticket, never a repeat."""
+so every request is a new ticket, never a repeat, and from a consumer of its own (the same consumer, shop and
+matter every time would make every request a cross-line duplicate of the ones before: docs/links.md)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 from adapters.wire.envelope import SOAP11_ENV
 from adapters.wire.wsse import WSSE, WSU, password_digest
+from contracts.identifiers.resident_id import resident_id_check_char
 from gateway.http.wsdl import TNS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,9 +46,22 @@ def run_tag() -> str:
     return uuid.uuid4().hex[:6].upper()
 
 
+def consumer(tag: str, i: int) -> dict[str, str]:
+    """The city fields of request i's complainant: a mobile number and a resident ID (valid check character) of
+    their own, born in 凯里市 on one of 15,000 days from 1970 with one of 1,000 sequence numbers."""
+    n = int(hashlib.blake2b(f"{tag}-{i}".encode(), digest_size=4).hexdigest(), 16) % 100_000_000
+    first17 = f"522601{date(1970, 1, 1) + timedelta(days=i % 15_000):%Y%m%d}{i // 15_000 % 1000:03d}"
+    return {"contactPhone": f"139{n:08d}", "contactIdCard": first17 + resident_id_check_char(first17)}
+
+
+def city_ticket(tag: str, i: int) -> dict[str, Any]:
+    """The city 12345 platform's ticket i: fixture 01 (a 投诉) under a new hotlineNo, from its own consumer."""
+    return {**CITY_TICKET, "hotlineNo": f"KL12345-{tag}-{i:09d}", **consumer(tag, i)}
+
+
 def city_body(tag: str, i: int) -> bytes:
-    """The city 12345 platform's JSON for ticket i: fixture 01 (a 投诉) under a new hotlineNo."""
-    return json.dumps({**CITY_TICKET, "hotlineNo": f"KL12345-{tag}-{i:09d}"}, ensure_ascii=False).encode("utf-8")
+    """city_ticket as the platform sends it."""
+    return json.dumps(city_ticket(tag, i), ensure_ascii=False).encode("utf-8")
 
 
 def province_order(tag: str, i: int) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from bench.common.payloads import CITY_TICKET
+from bench.common.payloads import city_ticket
 
 REPO = Path(__file__).resolve().parents[2]
 LABELLED = REPO / "tests" / "jurisdiction" / "labelled.yaml"
@@ -81,10 +81,10 @@ def texts(mix: Mix) -> tuple[dict[str, str], ...]:
 
 
 def city_payload(mix: Mix, tag: str, i: int) -> dict[str, Any]:
-    """Request i of a mix: fixture 01 with the mix's i-th text and a new hotlineNo."""
+    """Request i of a mix: fixture 01 with the mix's i-th text, a new hotlineNo and a consumer of its own."""
     options = texts(mix)
     text = options[i % len(options)]
-    payload = {**CITY_TICKET, **text, "hotlineNo": f"KL12345-{tag}-{i:09d}"}
+    payload = {**city_ticket(tag, i), **text}
     if "appealTypeCode" in text:
         payload["appealTypeName"] = _APPEAL_TYPES[text["appealTypeCode"]]
     return payload

@@ -154,16 +154,20 @@ class Linker:
 
     async def link_back(self, ticket: Ticket) -> None:
         """Show a stored new ticket's links on the tickets it links to. A ticket that cannot be written after the
-        update seam's retries keeps its side unshown (logged): the new ticket has the link either way."""
+        update seam's retries keeps its side unshown (logged): the new ticket has the link either way. An earlier
+        ticket shows at most twice `max_links` links (its own and those back)."""
+        shown = min(LINKS_KEPT, 2 * self.settings.max_links)
         for link in ticket.links:
             other_id = link.ticket_id
 
             def add_back(other: Ticket, link: TicketLink = link) -> tuple[bool, TicketChange | None]:
                 if any(known.ticket_id == ticket.ticket_id for known in other.links):
                     return False, None
-                if len(other.links) >= LINKS_KEPT:
-                    log.warning("ticket has as many links as it keeps; a further one is shown on the new ticket only",
-                                extra={"ticket_id": other.ticket_id, "linked": ticket.ticket_id})
+                if len(other.links) >= shown:
+                    # A matter reported over and over: each new report names its best matches, the earlier ones
+                    # stop growing (every link back is a durable write, and each candidate read parses them all).
+                    log.info("ticket shows as many links as configured; a further one is shown on the new ticket only",
+                             extra={"ticket_id": other.ticket_id, "linked": ticket.ticket_id})
                     return False, None
                 back = link.model_copy(update={
                     "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,

@@ -117,6 +117,21 @@ async def test_both_linked_tickets_are_forwarded_and_the_forward_names_the_earli
     assert (sent.ticket_id, sent.national_registration_no) == (first.ticket_id, "12315-2024-0000057")
 
 
+async def test_a_matter_reported_over_and_over_keeps_every_tickets_links_bounded(intake: IntakeService) -> None:
+    """Fourteen reports of one matter: each new one names its best five (max_links in the demo configuration),
+    and no stored ticket shows more than ten (its own and those back), so a storm of duplicates costs bounded
+    reads and writes per intake."""
+    first = await take(intake, CITY, city_payload())
+    later = [await take(intake, "canonical", canonical(f"GS12315-2024-0316-{n:04d}",
+                                                      received=f"2024-03-16T14:{n:02d}:00+08:00"))
+             for n in range(14)]
+
+    assert [len(ticket.links) for ticket in later] == [1, 2, 3, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
+    for ticket in (first, *later):
+        stored = await intake.store.get_ticket(ticket.ticket_id)
+        assert stored is not None and 1 <= len(stored.links) <= 10
+
+
 async def test_another_matter_of_the_same_complainant_and_respondent_is_not_linked(intake: IntakeService) -> None:
     await take(intake, CITY, city_payload())
     second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042", content=OTHER_MATTER,
