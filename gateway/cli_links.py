@@ -25,7 +25,7 @@ def links_list(ticket_id: TicketArgument, config: ConfigOption = None, as_json: 
     async def work(service: Any, user: Any) -> Any:
         ticket = await service.store.get_ticket(ticket_id)
         if ticket is None:
-            raise OpsError(404, "not_found", f"no ticket {ticket_id}", field="ticket_id")
+            raise OpsError(404, "not_found", f"no ticket {ticket_id}", zh=f"找不到工单 {ticket_id}", field="ticket_id")
         return ticket.links
 
     try:

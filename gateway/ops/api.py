@@ -84,14 +84,14 @@ class OpsRoute(APIRoute):
             except RequestValidationError as err:
                 errors = validation_errors(err)
                 first = errors[0]["field"] if errors else None
-                body = OpsError(422, "invalid_request", "the request has invalid fields", field=first,
-                                errors=errors).body()
+                body = OpsError(422, "invalid_request", "the request has invalid fields", zh="请求中有不合规的字段",
+                                field=first, errors=errors).body()
                 return JSONResponse(jsonable_encoder(body), status_code=422)
             except HTTPException as err:  # FastAPI's own refusal of a body it cannot parse (a Starlette one)
                 if err.status_code != 400:
                     raise
-                return JSONResponse(OpsError(400, "invalid_body", "the body is not JSON", field="(body)").body(),
-                                    status_code=400)
+                refused = OpsError(400, "invalid_body", "the body is not JSON", zh="请求体不是 JSON", field="(body)")
+                return JSONResponse(refused.body(), status_code=400)
 
         return handle
 

@@ -37,7 +37,7 @@ def authenticated(request: Request, required: Role, *, cookie: bool) -> OpsUser:
     user = ops_service(request).authenticate(presented_token(request, cookie=cookie), client_of(request))
     if user is None:
         raise OpsError(401, "unauthenticated", "present an ops token: Authorization: Bearer <token>",
-                       field="Authorization")
+                       zh="请出示运维令牌：Authorization: Bearer <令牌>", field="Authorization")
     require(user, required, f"{request.method} {request.url.path}")
     request.state.ops_user = user
     return user

@@ -34,7 +34,8 @@ async def decide(service: OpsService, ticket_id: str, linked_ticket_id: str, dec
         decided = await decide_link(service.store, ticket_id, linked_ticket_id, decision, actor=user.id)
     except LinkRefused as err:
         await service.record(user, action, [ticket_id], {**detail, "error": str(err)}, outcome="not_found")
-        raise OpsError(404, "not_found", str(err), field="linked_ticket_id") from err
+        raise OpsError(404, "not_found", str(err), zh=f"工单 {ticket_id} 与 {linked_ticket_id} 之间没有疑似重复关联",
+                       field="linked_ticket_id") from err
     audit_id = await service.record(user, action, [ticket_id, linked_ticket_id],
                                     {**detail, "score": decided.link.score})
     return LinkResult(ticket_id=ticket_id, linked_ticket_id=linked_ticket_id, link=decided.link, back=decided.back,

@@ -52,7 +52,9 @@ async def settle(service: OpsService, ticket_id: str, settlement: Settlement, us
         settled = await settle_review(service.runtime.intake, ticket_id, settlement, actor=user.id)
     except ReviewRefused as err:
         await service.record(user, AUDIT_ACTION, [ticket_id], {**detail, "error": str(err)}, outcome=err.code)
-        raise OpsError(404 if err.code == "not_found" else 409, err.code, str(err), field="ticket_id") from err
+        zh = (f"找不到工单 {ticket_id}" if err.code == "not_found"
+              else f"工单 {ticket_id} 不在待判定状态（可能已由他人处理）")
+        raise OpsError(404 if err.code == "not_found" else 409, err.code, str(err), zh=zh, field="ticket_id") from err
     audit_id = await service.record(user, AUDIT_ACTION, [ticket_id],
                                     {**detail, "rule_id": settled.decision.rule_id,
                                      "delivery_ids": list(settled.delivery_ids)})

@@ -135,7 +135,8 @@ class OpsService:
             if wait:
                 raise OpsError(429, "too_many_failed_sign_ins",
                                f"too many failed sign-ins from this address; try again in {wait} s",
-                               field="Authorization", retry_after=wait)
+                               zh=f"此地址登录失败次数过多，请 {wait} 秒后再试", field="Authorization",
+                               retry_after=wait)
         user = self.auth.authenticate(token)
         if client is not None:
             if user is None:
@@ -189,10 +190,11 @@ class OpsService:
         until = search.until or self.board.today()
         since = search.since or until - timedelta(days=ON_TIME_DAYS - 1)
         if since > until:
-            raise OpsError(422, "invalid_request", f"since ({since}) must not be after until ({until})", field="since")
+            raise OpsError(422, "invalid_request", f"since ({since}) must not be after until ({until})",
+                           zh=f"起始日 since（{since}）不能晚于截止日 until（{until}）", field="since")
         if (until - since).days >= MAX_ON_TIME_DAYS:
             raise OpsError(422, "invalid_request", f"since to until spans at most {MAX_ON_TIME_DAYS} days",
-                           field="since")
+                           zh=f"since 至 until 最多跨 {MAX_ON_TIME_DAYS} 天", field="since")
         return await self.board.on_time(since, until)
 
     async def ticket_by_reference(self, reference: str) -> str:
@@ -208,9 +210,13 @@ class OpsService:
             if found:
                 ids = ", ".join(f"{t.ticket_id} ({t.source.adapter_id})" for t in found)
                 raise OpsError(409, "ambiguous_reference", f"{reference} is the {field} of several tickets: {ids}; "
-                               "give the ticket id", field="ticket_id")
+                               "give the ticket id", zh=f"{reference} 对应多张工单：{ids}；请给出工单编号（ticket id）",
+                               field="ticket_id")
         raise OpsError(404, "not_found", f"no ticket has the id, source ticket number or national registration "
-                       f"number {reference} (tickets find searches by phone, respondent and more)", field="ticket_id")
+                       f"number {reference} (tickets find searches by phone, respondent and more)",
+                       zh=f"没有工单的编号、来源工单号或全国登记号是 {reference}"
+                          "（可用 tickets find 按电话、被投诉方等查找）",
+                       field="ticket_id")
 
     async def raw_payload(self, ticket_id: str, version: str | None, user: OpsUser) -> tuple[bytes, str]:
         """The payload one version of a ticket was taken from, as the partner sent it (operator: it holds personal
@@ -218,17 +224,19 @@ class OpsService:
         require(user, Role.OPERATOR, "reading a raw payload")
         ticket = await self.store.get_ticket(ticket_id)
         if ticket is None:
-            raise OpsError(404, "not_found", f"no ticket {ticket_id}", field="ticket_id")
+            raise OpsError(404, "not_found", f"no ticket {ticket_id}", zh=f"找不到工单 {ticket_id}", field="ticket_id")
         versions = ticket.sender_updates.versions
         key: str | None = None
         if version is not None:
             found = next((v for v in versions if v.version == version), None)
             if found is None and version != ticket.source.source_version:
-                raise OpsError(404, "not_found", f"ticket {ticket_id} has no version {version}", field="version")
+                raise OpsError(404, "not_found", f"ticket {ticket_id} has no version {version}",
+                               zh=f"工单 {ticket_id} 没有版本 {version}", field="version")
             key = None if found is None or found is versions[0] else found.idempotency_key
         raw = await self.store.get_raw_payload(ticket_id, key)
         if raw is None:
-            raise OpsError(404, "not_found", f"no raw payload is kept for version {version or '1'}", field="version")
+            raise OpsError(404, "not_found", f"no raw payload is kept for version {version or '1'}",
+                           zh=f"版本 {version or '1'} 没有保存原始报文", field="version")
         first = versions[0].version if versions else ticket.source.source_version
         await self.record(user, "ticket.raw", [ticket_id], {"version": version or first})
         return raw
@@ -236,7 +244,7 @@ class OpsService:
     async def ticket_detail(self, ticket_id: str, user: OpsUser) -> TicketDetail:
         ticket = await self.store.get_ticket(ticket_id)
         if ticket is None:
-            raise OpsError(404, "not_found", f"no ticket {ticket_id}", field="ticket_id")
+            raise OpsError(404, "not_found", f"no ticket {ticket_id}", zh=f"找不到工单 {ticket_id}", field="ticket_id")
         masked = must_mask(ticket, user.role)
         receipts: list[DeliveryReceipt] = await self.store.list_deliveries(
             DeliveryFilter(ticket_id=ticket_id, limit=1000))
@@ -276,7 +284,8 @@ class OpsService:
             for delivery_id in request.delivery_ids:
                 receipt = await self.store.get_delivery(delivery_id)
                 if receipt is None:
-                    raise OpsError(404, "not_found", f"no delivery {delivery_id}", field="delivery_ids")
+                    raise OpsError(404, "not_found", f"no delivery {delivery_id}", zh=f"找不到投递 {delivery_id}",
+                                   field="delivery_ids")
                 asked.append(receipt)
             ids: list[str] = await self.store.replay(delivery_ids=list(request.delivery_ids),
                                                      dry_run=request.dry_run)
@@ -332,21 +341,22 @@ class OpsService:
         require(user, Role.OPERATOR, "re-mapping quarantined payloads")
         item: QuarantinedPayload | None = await self.store.get_quarantined(quarantine_id)
         if item is None:
-            raise OpsError(404, "not_found", f"no quarantined payload {quarantine_id}", field="quarantine_id")
+            raise OpsError(404, "not_found", f"no quarantined payload {quarantine_id}",
+                           zh=f"隔离区中没有 {quarantine_id}", field="quarantine_id")
         if item.resolved_ticket_id is not None:
             return RemapResult(quarantine_id=quarantine_id, outcome="already_resolved",
                                ticket_id=item.resolved_ticket_id)
         intake = self.runtime.intake
         if not intake.knows(item.adapter_id):
             raise OpsError(409, "unknown_adapter", f"adapter {item.adapter_id} has no mapping spec configured now",
-                           field="adapter_id")
+                           zh=f"适配器 {item.adapter_id} 当前没有配置映射规则", field="adapter_id")
         detail: dict[str, Any] = {"quarantine_id": quarantine_id, "adapter_id": item.adapter_id}
         try:
             payload = payload_of(item.body, item.content_type)
         except PayloadError as err:
             await self.record(user, "quarantine.remap", [], {**detail, "error": str(err)}, outcome="unreadable")
             raise OpsError(422, "unreadable_payload", f"the kept payload cannot be read: {err}",
-                           field="quarantine_id") from err
+                           zh=f"保存的报文无法读取：{err}", field="quarantine_id") from err
         # The same path as a push (mapping, the jurisdiction screen, routing): a 退单 reaches the partner, a
         # ticket held for review is stored and waits for an operator; the payload stays in this entry otherwise.
         outcome = await intake.accept(item.adapter_id, payload, raw_body=item.body, content_type=item.content_type,
@@ -388,7 +398,8 @@ class OpsService:
             new = await read_configuration(self.runtime, self.users_file)
         except Exception as err:  # every configuration error names its file, line and key
             await self.record(user, "config.reload", [], {"error": str(err)[:2000]}, outcome="invalid")
-            raise OpsError(422, "invalid_configuration", str(err), field="configuration") from err
+            raise OpsError(422, "invalid_configuration", str(err), zh=f"配置有误，未重新加载：{err}",
+                           field="configuration") from err
         restart = restart_required(self.runtime.started_components, new.components)
         # Nothing awaited from here to the last assignment: no request sees the runtime and users half swapped.
         self.runtime.reload(new.components)

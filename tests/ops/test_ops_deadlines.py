@@ -180,8 +180,9 @@ async def test_an_extension_of_a_limit_the_ticket_does_not_run_under_changes_not
 async def test_a_span_of_days_the_wrong_way_round_is_refused_naming_the_field(gw: OpsGateway) -> None:
     refused = await gw.get("/api/v1/ops/on-time", since="2024-11-30", until="2024-11-01")
     assert refused.status_code == 422
-    assert (refused.json()["field"], refused.json()["message"]) == (
+    assert (refused.json()["field"], refused.json()["message_en"]) == (
         "since", "since (2024-11-30) must not be after until (2024-11-01)")
+    assert refused.json()["message"] == "起始日 since（2024-11-30）不能晚于截止日 until（2024-11-01）"
     too_long = await gw.get("/api/v1/ops/on-time", since="2020-01-01")  # until today
     assert too_long.status_code == 422 and too_long.json()["field"] == "since"
     not_a_day = await gw.get("/api/v1/ops/on-time", since="30/11/2024")

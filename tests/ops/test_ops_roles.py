@@ -20,6 +20,18 @@ async def test_a_request_without_a_token_is_refused_naming_the_header(sqlite_gw:
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["error"] == "unauthenticated"
     assert response.json()["field"] == "Authorization"
+    assert response.json()["message"] == "请出示运维令牌：Authorization: Bearer <令牌>"
+    assert response.json()["message_en"] == "present an ops token: Authorization: Bearer <token>"
+
+
+async def test_refusals_speak_chinese_to_the_operator_and_english_beside_it(sqlite_gw: OpsGateway) -> None:
+    missing = await sqlite_gw.get("/api/v1/tickets/01J0000000000000000000000Z", role="viewer")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "找不到工单 01J0000000000000000000000Z"
+    assert missing.json()["message_en"] == "no ticket 01J0000000000000000000000Z"
+    forbidden = await sqlite_gw.post("/api/v1/admin/reload", "viewer")
+    assert forbidden.status_code == 403
+    assert "需要 admin 角色" in forbidden.json()["message"] and "needs the admin role" in forbidden.json()["message_en"]
 
 
 async def test_an_unknown_token_is_refused(sqlite_gw: OpsGateway) -> None:
