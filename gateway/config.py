@@ -129,6 +129,7 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     config_dir: Path = DEFAULT_CONFIG.parent
+    config_file: Path | None = None  # the file these settings were read from (load_settings sets it)
     data_dir: Path = Path("data")
     server: ServerSettings = Field(default_factory=ServerSettings)
     region: RegionSettings
@@ -187,6 +188,7 @@ def load_settings(path: Path | None = None) -> GatewaySettings:
         return f" (or environment variable {ENV_PREFIX}{'__'.join(str(p) for p in key).upper()})"
 
     try:
-        return load_yaml_model(file, GatewaySettings, defaults={"config_dir": str(file.parent)}, hint=env_hint)
+        defaults = {"config_dir": str(file.parent), "config_file": str(file)}
+        return load_yaml_model(file, GatewaySettings, defaults=defaults, hint=env_hint)
     except YamlFileError as err:
         raise ConfigError(err.problems) from err

@@ -20,7 +20,7 @@ from contracts.yamldoc import YamlFileError
 from gateway.alerts import AlertMonitor, AlertsConfig, channel_lanes, load_alerts_config
 from gateway.alerts.rules import standard_rules
 from gateway.compaction import Compactor
-from gateway.config import GatewaySettings
+from gateway.config import ConfigError, GatewaySettings, load_settings
 from gateway.delivery.breaker import BreakerSnapshot
 from gateway.delivery.config import DeliveryConfig, load_delivery_config
 from gateway.delivery.engine import DeliveryEngine, default_worker_id
@@ -166,6 +166,17 @@ class CurrentIntake:
         return self._runtime.live.intake.accept(adapter_id, payload, raw_body=raw_body, content_type=content_type)
 
 
+def own_file(settings: GatewaySettings) -> GatewaySettings | None:
+    """The settings the gateway's file gives now (None when the settings were not read from a file or it no longer
+    reads: a reload's own check reports that)."""
+    if settings.config_file is None:
+        return None
+    try:
+        return load_settings(settings.config_file)
+    except ConfigError:
+        return None
+
+
 class Runtime:
     """The running gateway's parts; `start()` and `stop()` bracket the life of the process, `reload()` swaps
     in new configuration."""
@@ -176,6 +187,9 @@ class Runtime:
         # What the transports (adapters, pollers) and the lanes were built from: a reload does not change them, so
         # what a reload cannot apply is measured against this, not against the last reload.
         self.started_components = components
+        # The gateway's own file as it was at start (settings may also come from code or the environment): a reload
+        # reads the file again and names every section that changed, none of which it applies.
+        self.started_file = own_file(components.settings)
         self.store = store
         self.adapters = adapters
         self.enricher = enricher

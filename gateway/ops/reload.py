@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.config import AdapterConfig
+from gateway.config import GatewaySettings
 from gateway.ops.access import Authenticator
-from gateway.runtime import Components, Runtime, load_components
+from gateway.runtime import Components, Runtime, load_components, own_file
 
 # What a reload applies while the gateway runs; transports and lanes need a restart (restart_required).
 RELOADED = ("adapters", "mapping_specs", "routing", "jurisdiction_rules", "deadline_rules", "calendar", "ops_users")
@@ -21,6 +22,7 @@ class Configuration:
 
     components: Components
     auth: Authenticator
+    file: GatewaySettings | None  # the gateway's own file read again (a reload applies none of it)
 
 
 async def read_configuration(runtime: Runtime, users_file: Path) -> Configuration:
@@ -30,15 +32,22 @@ async def read_configuration(runtime: Runtime, users_file: Path) -> Configuratio
     components = await asyncio.to_thread(load_components, settings)
     runtime.check(components)
     auth = await asyncio.to_thread(Authenticator.from_file, users_file, settings.resolved_data_dir)
-    return Configuration(components, auth)
+    return Configuration(components, auth, await asyncio.to_thread(own_file, settings))
 
 
-def restart_required(running: Components, new: Components) -> list[str]:
+def restart_required(running: Components, new: Components, started_file: GatewaySettings | None = None,
+                     file_now: GatewaySettings | None = None) -> list[str]:
     """What differs between the configuration the transports and lanes run on (`running`, as started) and the one
     read now, that only a restart applies: an adapter's transport (or the adapter itself), the lanes, the alerts
-    (rules and channels). Every such change is listed on every reload until a restart, not only on the reload that
-    first saw it."""
+    (rules and channels), and any section of the gateway's own file that changed since start (`started_file` against
+    `file_now`: server, store, links, echo… run as started; `gateway.yaml:<section>`). Every such change is listed
+    on every reload until a restart, not only on the reload that first saw it."""
     restart: list[str] = []
+    if started_file is not None and file_now is not None:
+        started = started_file.model_dump(exclude={"config_dir", "config_file"})
+        now = file_now.model_dump(exclude={"config_dir", "config_file"})
+        name = (started_file.config_file or Path("gateway.yaml")).name
+        restart += [f"{name}:{section}" for section in sorted(started) if started[section] != now.get(section)]
     for adapter_id in sorted(set(running.adapter_configs) | set(new.adapter_configs)):
         before, after = running.adapter_configs.get(adapter_id), new.adapter_configs.get(adapter_id)
         if before is None or after is None or _transport(before) != _transport(after):

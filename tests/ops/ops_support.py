@@ -80,6 +80,7 @@ def base_settings(tmp: Path, *, store_kind: str = "sqlite", workers: bool = Fals
         update["adapters_dir"] = str(adapters_dir)
     if config_dir is not None:
         update["config_dir"] = config_dir
+        update["config_file"] = config_dir / "gateway.yaml"
     return settings.model_copy(update=update)
 
 

@@ -186,6 +186,22 @@ async def test_a_changed_transport_is_named_as_needing_a_restart(tmp_path: Path)
         assert 'id="restart-pending"' not in (await gw.client.get("/ops")).text
 
 
+async def test_a_changed_section_of_the_gateways_own_file_is_named_as_needing_a_restart(tmp_path: Path) -> None:
+    config, _ = _config_with_broken_spec(tmp_path)
+    async with running_gateway(tmp_path, config_dir=config) as gw:
+        own = config / "gateway.yaml"
+        text = own.read_text(encoding="utf-8")
+        assert "  threshold: 0.6 " in text
+        own.write_text(text.replace("  threshold: 0.6 ", "  threshold: 0.7 "), encoding="utf-8")
+        response = await gw.post("/api/v1/admin/reload", "admin")
+        assert response.json()["restart_required"] == ["gateway.yaml:links"]
+        again = await gw.post("/api/v1/admin/reload", "admin")
+        assert again.json()["restart_required"] == ["gateway.yaml:links"]
+        own.write_text(text, encoding="utf-8")
+        undone = await gw.post("/api/v1/admin/reload", "admin")
+        assert undone.json()["restart_required"] == []
+
+
 async def test_a_remapped_payload_goes_through_the_jurisdiction_screen_like_a_push(tmp_path: Path,
                                                                                   store_kind: str) -> None:
     config, spec = _config_with_broken_spec(tmp_path)
