@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from adapters.wire.results import SendResult
+from adapters.wire.results import ErrorClass, SendResult
 from adapters.wire.senders import Sender
 from adapters.wire.webhooks import WebhookVerificationError, WebhookVerifier
 from contracts.base import CHINA_STANDARD_TIME
@@ -38,7 +38,8 @@ def registration_number_of(body: str | None) -> str | None:
 
 
 async def record_registration_number(store: TicketStore, ticket_id: str, number: str) -> bool:
-    """Store the number on the ticket unless it already has one; True when the ticket changed."""
+    """Store the number on the ticket unless it already has one; True when the ticket changed. Raises
+    ConcurrentUpdate when other writers of the ticket won every try (the caller sends again)."""
 
     def keep_number(ticket: Ticket) -> tuple[bool, TicketChange | None]:
         if ticket.national_registration_no == number:
@@ -49,11 +50,7 @@ async def record_registration_number(store: TicketStore, ticket_id: str, number:
             return False, None
         return True, TicketChange(ticket.model_copy(update={"national_registration_no": number}))
 
-    try:
-        update = await update_ticket(store, ticket_id, keep_number)  # a status event may land meanwhile
-    except ConcurrentUpdate:
-        log.error("could not record the national registration number", extra={"ticket_id": ticket_id})
-        return False
+    update = await update_ticket(store, ticket_id, keep_number)  # a status event may land meanwhile
     return update is not None and update.saved
 
 
@@ -129,7 +126,15 @@ class NationalForwardSender:
         if result.status_code is not None and 200 <= result.status_code < 300:
             number = registration_number_of(result.body)
             if number is not None:
-                await record_registration_number(self.store, claim.ticket_id, number)
+                try:
+                    await record_registration_number(self.store, claim.ticket_id, number)
+                except ConcurrentUpdate:
+                    # Never delivered without its number: the platform answers the same key with the same number.
+                    log.warning("could not keep the national registration number yet; the ticket is sent again",
+                                extra={"ticket_id": claim.ticket_id, "delivery_id": claim.delivery_id})
+                    return SendResult(status_code=None, error_class=ErrorClass.ANSWER_NOT_KEPT,
+                                      body=f"registered as {number}, but other writers of the ticket won every try",
+                                      duration=result.duration)
         return result
 
     async def _send_follow_up(self, claim: ClaimedDelivery, sender: Sender) -> SendResult:

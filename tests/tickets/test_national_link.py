@@ -1,8 +1,9 @@
-"""The national link's follow-ups against the real national simulator: an answer is kept on the ticket only when its
-signature verifies with the platform's key."""
+"""The national link against the real national simulator: an answer to a follow-up is kept on the ticket only when
+its signature verifies with the platform's key; a registration is done only once its number is kept."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,10 @@ from adapters.destination import DestinationConfig
 from adapters.wire.senders import HttpSender
 from adapters.wire.webhooks import WebhookVerifier
 from contracts.base import CHINA_STANDARD_TIME
+from contracts.delivery import DeliveryKind, OutboxEntry
 from contracts.followups import FollowUpNotice
+from contracts.ticket import Ticket
+from gateway.store import ConcurrentUpdate
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.followups import FollowUps
 from gateway.tickets.national_link import NationalForwardSender, follow_ups_url
@@ -80,3 +84,47 @@ async def test_a_signed_answer_to_an_urge_is_kept_on_the_ticket(store: SqliteSto
 async def test_an_answer_signed_with_another_key_is_not_kept(store: SqliteStore, national: str) -> None:
     await reset(national)
     assert await urge_sent_with(store, national, OTHER_SECRET) is None
+
+
+class BusyTicketStore(SqliteStore):
+    """A store where, for a while, another writer of the ticket (a link back, a status event) always saves first."""
+
+    busy = True
+
+    async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
+                          expected_revision: int | None = None) -> tuple[str, ...]:
+        if self.busy:
+            raise ConcurrentUpdate(f"ticket {ticket.ticket_id} was saved by another writer first")
+        return await super().save_ticket(ticket, outbox, expected_revision=expected_revision)
+
+
+async def test_a_registration_whose_number_cannot_be_kept_is_sent_again(tmp_path: Path, national: str) -> None:
+    """The platform registered the ticket, but every try to keep its number lost to another writer: the delivery
+    must not count as done (its number would be lost for good); sent again, the same key gets the same number."""
+    await reset(national)
+    store = BusyTicketStore(tmp_path / "gateway.db", b"national-link-test-key")
+    await store.open()
+    ticket = make_ticket()
+    body = ticket.model_dump_json().encode()
+    await store.intake(ticket, b"{}", "application/json",
+                       [OutboxEntry(destination="national", kind=DeliveryKind.FORWARD, body=body)])
+    sender = NationalForwardSender(HttpSender(DestinationConfig(name="national", url=f"{national}/api/v1/tickets",
+                                                                headers=AUTH)), store)
+    try:
+        (claim,) = await store.claim("national", "test", 60)
+        first = await sender.send(claim)
+        assert (first.status_code, first.error_class) == (None, "answer_not_kept")
+        stored = await store.get_ticket(ticket.ticket_id)
+        assert stored is not None and stored.national_registration_no is None
+        store.busy = False
+        again = await sender.send(claim)
+        assert again.status_code == 200, again.body  # the platform's answer to a key it knows
+        async with httpx.AsyncClient() as client:
+            registered = (await client.get(f"{national}/sim/stats")).json()
+        assert (registered["accepted"], registered["duplicates"]) == (1, 1)
+        stored = await store.get_ticket(ticket.ticket_id)
+        assert stored is not None and stored.national_registration_no == json.loads(again.body or "")[
+            "national_registration_no"]
+    finally:
+        await sender.aclose()
+        await store.close()
