@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
@@ -53,6 +54,7 @@ def _number_zh(n: int) -> str:
     return text + (_DIGITS_ZH[ones] if ones else "")
 
 
+@functools.cache  # a handful of articles, worked out on every status event otherwise
 def article_zh(article: str) -> str:
     """A rule's article as Chinese readers cite it: "Art. 23, 31; 市场监督管理行政处罚程序规定 Art. 18" →
     "第二十三、三十一条；《市场监督管理行政处罚程序规定》第十八条"."""
