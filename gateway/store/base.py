@@ -20,6 +20,7 @@ from gateway.store.errors import (
     UnknownQuarantine,
     UnknownTicket,
 )
+from gateway.store.link_candidate import LinkCandidate
 
 __all__ = [
     "COUNTS_RETENTION_S",
@@ -34,6 +35,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "LinkCandidate",
     "LinkQuery",
     "OnTimeCount",
     "OpsLedger",
@@ -290,9 +292,9 @@ class TicketStore(ABC):
         key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
 
     @abstractmethod
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         """Tickets stored with any of the query's marks, received in its time range, newest received first, at
-        most `limit`: an index range read per mark, never a scan."""
+        most `limit`, as the link score reads them: an index range read per mark, never a scan."""
 
 
 class QuarantineStore(ABC):

@@ -12,7 +12,15 @@ import asyncpg
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, LinkQuery, OnTimeCount, TicketQuery, UnknownTicket
+from gateway.store.base import (
+    ConcurrentUpdate,
+    IntakeResult,
+    LinkCandidate,
+    LinkQuery,
+    OnTimeCount,
+    TicketQuery,
+    UnknownTicket,
+)
 from gateway.store.postgres import echo
 from gateway.store.postgres.connection import Conn, Connections
 from gateway.store.postgres.lanes import delivery_arrays, insert_deliveries_sql
@@ -195,7 +203,7 @@ async def keep_raw_payload(db: Connections, ticket_id: str, key: str, body: byte
         raise UnknownTicket(ticket_id) from err
 
 
-async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: bytes) -> list[Ticket]:
+async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: bytes) -> list[LinkCandidate]:
     keys = link_keys(query.marks, phone_key)
     if not keys or query.limit <= 0:
         return []
@@ -205,4 +213,4 @@ async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: byt
         " WHERE link_key = ANY($1::text[]) AND received_at BETWEEN $2 AND $3 GROUP BY ticket_id"
         " ORDER BY at DESC, ticket_id DESC LIMIT $4) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC",
         keys, query.since, query.until, query.limit)
-    return [Ticket.model_validate_json(r["body"]) for r in rows]
+    return [LinkCandidate.model_validate_json(r["body"]) for r in rows]

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import IntakeResult, LinkQuery, OnTimeCount, TicketQuery, TicketStore
+from gateway.store.base import IntakeResult, LinkCandidate, LinkQuery, OnTimeCount, TicketQuery, TicketStore
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
 from gateway.store.records import next_revision, now_ms, to_ms
 from gateway.store.redis import lua
@@ -175,14 +175,14 @@ class RedisTickets(RedisConnection, TicketStore):
             bodies = await pipe.execute()
         return [Ticket.model_validate_json(b) for b in bodies if b is not None]
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         keys = link_keys(query.marks, self._phone_key)
         if not keys or query.limit <= 0:
             return []
         # One script, one round trip: intake makes this call for every ticket.
         bodies = await self._eval(lua.LINK_CANDIDATES, [self.keys.link(key) for key in keys],
                                   [to_ms(query.until), to_ms(query.since), query.limit, self.keys.ticket("")])
-        return [Ticket.model_validate_json(body) for body in bodies]
+        return [LinkCandidate.model_validate_json(body) for body in bodies]
 
     async def count_tickets(self, query: TicketQuery) -> int:
         if not query_index_values(query, self._phone_key) and query.since is None and query.until is None:

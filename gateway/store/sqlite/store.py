@@ -26,6 +26,7 @@ from gateway.store.base import (
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkCandidate,
     LinkQuery,
     OnTimeCount,
     PartnerEcho,
@@ -114,7 +115,7 @@ class SqliteStore(Store):
     async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
         await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         return await tickets.find_link_candidates(self._executor, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------

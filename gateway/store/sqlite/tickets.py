@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import date
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, LinkQuery, OnTimeCount, TicketQuery, UnknownTicket
+from gateway.store.base import (
+    ConcurrentUpdate,
+    IntakeResult,
+    LinkCandidate,
+    LinkQuery,
+    OnTimeCount,
+    TicketQuery,
+    UnknownTicket,
+)
 from gateway.store.records import now_ms, to_ms
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
@@ -127,17 +136,24 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
 
 
-async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[Ticket]:
-    keys = link_keys(query.marks, phone_key)
-    if not keys or query.limit <= 0:
-        return []
-    # One index range per key (the primary key's order), the newest received first, then the bodies of those few.
+def link_candidate_bodies(keys: Sequence[str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
+    """The bodies of the newest tickets indexed under any of `keys` in the query's span: one index range per key
+    (the primary key's order), then the bodies of those few by their primary key."""
     marks = ",".join("?" * len(keys))
     sql = (f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(received_at) AS at FROM ticket_link_keys"  # noqa: S608
            f" WHERE link_key IN ({marks}) AND received_at BETWEEN ? AND ? GROUP BY ticket_id"
            " ORDER BY at DESC, ticket_id DESC LIMIT ?) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC")
-    rows = await x.run(x.fetchall, sql, (*keys, to_ms(query.since), to_ms(query.until), query.limit))
-    return [Ticket.model_validate_json(str(row[0])) for row in rows]
+    rows = db.execute(sql, (*keys, to_ms(query.since), to_ms(query.until), query.limit)).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[LinkCandidate]:
+    keys = link_keys(query.marks, phone_key)
+    if not keys or query.limit <= 0:
+        return []
+    # Every intake makes this read: in place on the loop's connection, an index read of a few pages.
+    bodies = await x.read_in_place(functools.partial(link_candidate_bodies, keys, query))
+    return [LinkCandidate.model_validate_json(body) for body in bodies]
 
 
 async def count_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> int:

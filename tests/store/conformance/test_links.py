@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from contracts.ticket import Ticket
 from gateway.store import LinkQuery, Store
 from tests.store.conformance.conformance_support import RAW
-from tests.store.store_support import make_ticket
+from tests.store.store_support import RESPONDENT_USCC, make_ticket
 
 PHONE_MARK = "phone:+8613985012345|uscc:91520100MA6DK2X98L"
 ID_MARK = "id:522601200109098873|name:凯里市惠民生活超市@522601"
@@ -25,8 +25,8 @@ def around(ticket: Ticket, days: float = 30) -> tuple[datetime, datetime]:
     return at - timedelta(days=days), at + timedelta(days=days)
 
 
-async def test_a_ticket_is_found_by_any_of_its_marks(store: Store) -> None:
-    ticket = make_ticket("GZ-1")
+async def test_a_ticket_is_found_by_any_of_its_marks_with_what_the_link_score_reads(store: Store) -> None:
+    ticket = make_ticket("GZ-1", phone="+8613985012345", respondent="凯里市惠民生活超市", uscc=RESPONDENT_USCC)
     await store.intake(ticket, RAW, "application/json", [], link_marks=[PHONE_MARK, ID_MARK])
 
     since, until = around(ticket)
@@ -34,7 +34,20 @@ async def test_a_ticket_is_found_by_any_of_its_marks(store: Store) -> None:
     by_id = await store.find_link_candidates(LinkQuery(("unknown|mark", ID_MARK), since, until))
 
     assert [t.ticket_id for t in by_phone] == [ticket.ticket_id]
-    assert by_phone[0] == ticket
+    found = by_phone[0]
+    # What the link score and the link read of it, as stored.
+    assert (found.national_registration_no, found.source.source_system, found.source.adapter_id,
+            found.source.source_ticket_no, found.source.source_received_at) == (
+        ticket.national_registration_no, ticket.source.source_system, ticket.source.adapter_id,
+        ticket.source.source_ticket_no, ticket.source.source_received_at)
+    assert (found.registration.title, found.registration.content, found.registration.request) == (
+        ticket.registration.title, ticket.registration.content, ticket.registration.request)
+    assert (found.complainant.phone, found.complainant.id_number) == (ticket.complainant.phone,
+                                                                      ticket.complainant.id_number)
+    assert (found.respondent.name, found.respondent.uscc, found.respondent.operating_region_code,
+            found.occurrence.incident_region_code) == (
+        ticket.respondent.name, ticket.respondent.uscc, ticket.respondent.operating_region_code,
+        ticket.occurrence.incident_region_code)
     assert [t.ticket_id for t in by_id] == [ticket.ticket_id]
 
 
