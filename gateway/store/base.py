@@ -11,7 +11,7 @@ from typing import Literal, Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.errors import (
     ConcurrentUpdate,
     LeaseLost,
@@ -290,6 +290,14 @@ class TicketStore(ABC):
     async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
         """Keep the raw payload of a later version of a stored ticket under `key` (its idempotency key); the same
         key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
+
+    @abstractmethod
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        """Show each `links[ticket_id]` on that stored ticket (a new ticket's link, seen from the earlier one), in
+        one write of the store (SQLite and PostgreSQL: one transaction; Redis: one round trip, each ticket's save
+        atomic, a ticket changed meanwhile read again); each changed ticket one revision on. A ticket that shows
+        a link to the same ticket already, or `most` links, or is not stored, is left as it is. The ids of the
+        tickets changed. ConcurrentUpdate when other writers kept winning."""
 
     @abstractmethod
     async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:

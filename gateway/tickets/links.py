@@ -156,37 +156,30 @@ class Linker:
         return marks, ticket
 
     async def link_back(self, ticket: Ticket) -> None:
-        """Show a stored new ticket's links on the tickets it links to. A ticket that cannot be written after the
-        update seam's retries keeps its side unshown (logged): the new ticket has the link either way. An earlier
-        ticket shows at most twice `max_links` links (its own and those back)."""
-        shown = min(LINKS_KEPT, 2 * self.settings.max_links)
-        for link in ticket.links:
-            other_id = link.ticket_id
-
-            def add_back(other: Ticket, link: TicketLink = link) -> tuple[bool, TicketChange | None]:
-                if any(known.ticket_id == ticket.ticket_id for known in other.links):
-                    return False, None
-                if len(other.links) >= shown:
-                    # A matter reported over and over: each new report names its best matches, the earlier ones
-                    # stop growing (every link back is a durable write, and each candidate read parses them all).
-                    log.info("ticket shows as many links as configured; a further one is shown on the new ticket only",
-                             extra={"ticket_id": other.ticket_id, "linked": ticket.ticket_id})
-                    return False, None
-                back = link.model_copy(update={
-                    "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
-                    "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
-                    "received_at": ticket.source.source_received_at})
-                return True, TicketChange(other.model_copy(update={"links": [*other.links, back]}))
-
-            try:
-                await update_ticket(self.store, other_id, add_back)
-            except ConcurrentUpdate:
-                log.error("could not show the link on the earlier ticket",
-                          extra={"ticket_id": other_id, "linked": ticket.ticket_id})
-        if ticket.links:
-            log.info("ticket linked to possible duplicates", extra={
-                "ticket_id": ticket.ticket_id, "adapter_id": ticket.source.adapter_id,
-                "links": [{"ticket_id": k.ticket_id, "score": k.score} for k in ticket.links]})
+        """Show a stored new ticket's links on the tickets it links to, in one write of the store (a storm of one
+        matter made up to `max_links` read-modify-saves per intake before). A ticket that other writers kept
+        changing keeps its side unshown (logged): the new ticket has the link either way. An earlier ticket shows
+        at most twice `max_links` links (its own and those back)."""
+        if not ticket.links:
+            return
+        backs = {link.ticket_id: link.model_copy(update={
+            "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
+            "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
+            "received_at": ticket.source.source_received_at}) for link in ticket.links}
+        try:
+            shown = set(await self.store.add_links_back(backs, most=min(LINKS_KEPT, 2 * self.settings.max_links)))
+        except ConcurrentUpdate:
+            log.error("could not show the links on the earlier tickets",
+                      extra={"ticket_id": ticket.ticket_id, "linked": sorted(backs)})
+            shown = set()
+        for other_id in sorted(set(backs) - shown):
+            # A matter reported over and over: each new report names its best matches, the earlier ones stop
+            # growing (each candidate read parses them all).
+            log.info("the earlier ticket does not show the link (as many links as configured, or it was not written)",
+                     extra={"ticket_id": other_id, "linked": ticket.ticket_id})
+        log.info("ticket linked to possible duplicates", extra={
+            "ticket_id": ticket.ticket_id, "adapter_id": ticket.source.adapter_id,
+            "links": [{"ticket_id": k.ticket_id, "score": k.score} for k in ticket.links]})
 
 
 class LinkDecision(BaseModel):

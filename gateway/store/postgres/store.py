@@ -16,7 +16,7 @@ from contracts.delivery import (
     check_destination,
 )
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
@@ -121,6 +121,11 @@ class PostgresStore(Store):
         saved = next_revision(ticket, expected_revision)
         return await tickets.save(self._db, saved, saved.model_dump_json(), outbox, expected_revision,
                                   self._phone_key)
+
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        if not links:
+            return []
+        return await tickets.add_links_back(self._db, links, most, self._phone_key)
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._db, query, self._phone_key)

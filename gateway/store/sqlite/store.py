@@ -19,7 +19,7 @@ from contracts.delivery import (
     check_destination,
 )
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
@@ -99,6 +99,12 @@ class SqliteStore(Store):
             functools.partial(tickets.save, saved, saved.model_dump_json(), outbox, expected_revision,
                               self._phone_key),
             acknowledged=True)
+
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        if not links:
+            return []
+        return await self._executor.write(
+            functools.partial(tickets.add_links_back, dict(links), most, self._phone_key), acknowledged=True)
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)

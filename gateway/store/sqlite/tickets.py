@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from contracts.delivery import OutboxEntry
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     ConcurrentUpdate,
     IntakeResult,
@@ -18,7 +18,7 @@ from gateway.store.base import (
     TicketQuery,
     UnknownTicket,
 )
-from gateway.store.records import now_ms, to_ms
+from gateway.store.records import next_revision, now_ms, to_ms, with_link_back
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
 from gateway.store.sqlite.where import ms, where
@@ -85,6 +85,19 @@ def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision
     db.execute("DELETE FROM deadline_outcomes WHERE ticket_id = ?", (ticket.ticket_id,))
     _keep_outcomes(db, ticket)
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
+
+
+def add_links_back(links: Mapping[str, TicketLink], most: int, phone_key: bytes, db: sqlite3.Connection) -> list[str]:
+    """Each link shown on its ticket, in the caller's one transaction (see Store.add_links_back)."""
+    changed = []
+    for ticket_id, link in links.items():
+        row = db.execute("SELECT body, revision FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+        shown = None if row is None else with_link_back(Ticket.model_validate_json(row[0]), link, most)
+        if shown is not None:
+            saved = next_revision(shown, int(row[1]))
+            save(saved, saved.model_dump_json(), [], int(row[1]), phone_key, db)
+            changed.append(ticket_id)
+    return changed
 
 
 def _day(day: date | None) -> str | None:
