@@ -119,6 +119,14 @@ def link_to(other: Linkable, pairing: Pairing, at: datetime) -> TicketLink:
                       linked_at=at)
 
 
+def links_back(ticket: Ticket) -> dict[str, TicketLink]:
+    """By the id of each ticket `ticket` links to, the link that ticket shows back to `ticket`."""
+    return {link.ticket_id: link.model_copy(update={
+        "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
+        "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
+        "received_at": ticket.source.source_received_at}) for link in ticket.links}
+
+
 def _is_version_of(ticket: Ticket, other: Linkable) -> bool:
     """Another version of the same source ticket: an update, not a duplicate."""
     return (ticket.source.source_system, ticket.source.source_ticket_no) == (
@@ -162,10 +170,7 @@ class Linker:
         at most twice `max_links` links (its own and those back)."""
         if not ticket.links:
             return
-        backs = {link.ticket_id: link.model_copy(update={
-            "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
-            "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
-            "received_at": ticket.source.source_received_at}) for link in ticket.links}
+        backs = links_back(ticket)
         try:
             shown = set(await self.store.add_links_back(backs, most=min(LINKS_KEPT, 2 * self.settings.max_links)))
         except ConcurrentUpdate:
