@@ -55,3 +55,12 @@ async def test_the_floor_server_acknowledges_only_what_it_authenticated_mapped_a
                                                                                         "province-12345"}
     assert lanes == [("national", 2)]
     assert nonces == 1
+
+
+def test_each_benchmark_order_comes_from_a_consumer_of_its_own() -> None:
+    # The same complainant on every order made each one a cross-line duplicate of all before (links at intake).
+    tag = payloads.run_tag()
+    orders = [payloads.province_order(tag, i) for i in range(50)]
+    tickets = [json.loads(payloads.city_body(tag, i)) for i in range(50)]
+    assert len({(o["mobilephone"], o["idcard"]) for o in orders}) == 50
+    assert len({(t["contactPhone"], t["contactIdCard"]) for t in tickets}) == 50
