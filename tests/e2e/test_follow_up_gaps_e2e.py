@@ -149,6 +149,33 @@ def test_a_new_version_that_screens_as_another_authoritys_matter_is_held_until_a
         assert ticket_id not in reviews(world)
 
 
+def test_a_held_version_an_operator_returns_tells_the_partner_and_withdraws_the_registration(tmp_path: Path) -> None:
+    with running_world(tmp_path) as world:
+        first = with_fresh_number(world.city.tickets["01-food-complaint"], ("hotlineNo",))
+        ticket_id = world.city.push(first).body["ticket_id"]
+        registered(world, ticket_id)
+        noisy = {**world.city.tickets["09-food-complaint-version-2"], **NOISE, "hotlineNo": first["hotlineNo"]}
+        assert world.city.push(noisy).body["follow_up"] == "new_version"
+
+        settled = operator(world, "POST", f"/api/v1/tickets/{ticket_id}/jurisdiction",
+                           json={"outcome": "return", "reason": "反映的是邻里施工噪音，不属于市场监管职责",
+                                 "competent_authority": "生态环境部门"})
+        assert settled.status_code == 200, settled.text
+        wait_for("the platform's WITHDRAWN", lambda: world.ticket(ticket_id)["ticket"]["lifecycle"]["status"]
+                 == "WITHDRAWN" or None, 60)
+        ticket = world.ticket(ticket_id)["ticket"]
+        assert (ticket["routing"]["jurisdiction"]["outcome"], ticket["sender_updates"]["withdrawal"]["state"]) == (
+            "return", "accepted")
+        assert platform_copy(world, ticket_id)["status"] == "WITHDRAWN"
+
+        def told() -> list[str] | None:
+            heard = [c.body.get("handleResult") for c in world.city.callbacks.received()
+                     if isinstance(c.body, dict) and c.body.get("hotlineNo") == first["hotlineNo"]]
+            return heard if "3" in heard else None
+        assert "3" in wait_for("the city's 退单", told, 60)  # 3: 退单, with the operator's reason
+        assert ticket_id not in reviews(world)
+
+
 def test_a_new_version_that_moves_the_matter_gets_a_new_handler_and_deadlines_and_keeps_the_old_ones(
         tmp_path: Path) -> None:
     with running_world(tmp_path) as world:
