@@ -5,6 +5,7 @@ replayed after it."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.slow
 OPERATOR = ENVIRONMENT["HIG_OPS_TOKEN_OPERATOR"]
 CANONICAL_KEY = ENVIRONMENT["PARTNER_CANONICAL_API_KEY"]
 # Neighbours' noise: another authority's matter by the jurisdiction screen's rule return.noise-neighbours.
-NOISE = {"appealTitle": "楼上邻居半夜施工噪音扰民", "appealContent": "市民反映楼上邻居连续一周半夜施工，噪音扰民，无法休息。",
+NOISE = {"appealTitle": "楼上邻居半夜施工噪音扰民",
+         "appealContent": "市民反映楼上邻居连续一周半夜施工，噪音扰民，无法休息。",
          "appealRequest": "要求楼上停止半夜施工"}
 
 
@@ -267,7 +269,7 @@ def test_follow_ups_queued_behind_a_dead_forward_go_after_it_in_order_when_it_is
         assert kinds == ["forward", "update", "urge"]
         # In order: each follow-up's successful attempt started after the one before it was delivered.
         ordered = sorted(done, key=lambda d: d["delivery"]["created_at"])
-        for ahead, behind in zip(ordered, ordered[1:], strict=False):
+        for ahead, behind in itertools.pairwise(ordered):
             succeeded = [a for a in behind["attempts"] if a["outcome"] == "success"]
             assert succeeded and succeeded[-1]["started_at"] >= ahead["delivery"]["delivered_at"], (ahead, behind)
         copy = platform_copy(world, ticket_id)
