@@ -139,6 +139,7 @@ def ops_api_router() -> APIRouter:
         delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
         it waits for and that callback's last error."""
         return await service.behind(search, user)
+
     @router.get("/tickets/{ticket_id}/raw", response_class=Response, responses={
         **_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the payload as received"}})
     async def raw_payload(ticket_id: str, user: Operator, service: Service,
@@ -192,7 +193,8 @@ def ops_api_router() -> APIRouter:
     async def remap(quarantine_id: str, user: Operator, service: Service) -> Response:
         """Map a quarantined payload again with its adapter's current spec and take it as a push is taken (the
         jurisdiction screen included): stored (`created`, or `review` held for an operator), it resolves the
-        entry; `returned` sent the partner its 退单; `still_rejected` (422) names the failing fields."""
+        entry; `returned` sent the partner its 退单 and closed the entry with it (`already_returned` when it held
+        one already: nothing is sent again); `still_rejected` (422) names the failing fields."""
         result = await service.remap(quarantine_id, user)
         status = 422 if result.outcome == "still_rejected" else 200
         return JSONResponse(jsonable_encoder(result), status_code=status)

@@ -328,7 +328,7 @@ class OpsService:
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
                               resolved_ticket_id=item.resolved_ticket_id,
-                              returned=any(e.rule.startswith("returned:") for e in item.errors),
+                              returned=item.returned,
                               times_seen=item.times_seen, last_seen_at=item.last_seen_at or item.received_at)
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
@@ -346,6 +346,9 @@ class OpsService:
         if item.resolved_ticket_id is not None:
             return RemapResult(quarantine_id=quarantine_id, outcome="already_resolved",
                                ticket_id=item.resolved_ticket_id)
+        if item.returned:  # the partner heard its 退单: the entry is closed
+            return RemapResult(quarantine_id=quarantine_id, outcome="already_returned",
+                               errors=masked_errors(item.errors, user.role))
         intake = self.runtime.intake
         if not intake.knows(item.adapter_id):
             raise OpsError(409, "unknown_adapter", f"adapter {item.adapter_id} has no mapping spec configured now",

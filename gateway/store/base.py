@@ -121,6 +121,9 @@ class OnTimeCount:
     missed: int
 
 
+RETURNED_NOTE = "returned:"  # the rule of a 退单's first note on its quarantine record: "returned:<reason code>"
+
+
 @dataclass(frozen=True)
 class QuarantinedPayload:
     quarantine_id: str
@@ -134,6 +137,12 @@ class QuarantinedPayload:
     # how many times it came, and when last (received_at is the first time).
     times_seen: int = 1
     last_seen_at: datetime | None = None
+
+    @property
+    def returned(self) -> bool:
+        """Sent back to its partner (退单: the errors are its notes, `returned:<reason code>` first): closed, as an
+        entry resolved by a ticket is; re-mapping it would only send the 退单 again."""
+        return any(e.rule.startswith(RETURNED_NOTE) for e in self.errors)
 
 
 @dataclass(frozen=True)
@@ -314,6 +323,12 @@ class QuarantineStore(ABC):
     @abstractmethod
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         """Mark the payload resolved by this ticket; UnknownQuarantine for an id never stored."""
+
+    @abstractmethod
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        """The payload, re-mapped, was sent back to its partner (退单): its errors become the 退单's notes (the
+        reason, and the rule with its evidence), so that it reads as a pushed 退单's record does; UnknownQuarantine
+        for an id never stored."""
 
 
 class EchoStore(ABC):

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
+from contracts.errors import FieldError
 from contracts.ticket import Ticket
 from gateway.store.base import AlertRecord
 
@@ -50,6 +51,11 @@ def attempt_to_record(claim: ClaimedDelivery, attempt: AttemptReceipt) -> Attemp
             "response_body": truncate_utf8(body) if body is not None else None,
         }
     )
+
+
+def errors_json(errors: list[FieldError]) -> str:
+    """A quarantine record's errors (or a 退单's notes) as the stores keep them."""
+    return json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
 
 
 def payload_digest(content_type: str, body: bytes) -> str:

@@ -34,7 +34,7 @@ from gateway.store.errors import StoreError
 from gateway.store.postgres import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.postgres.connection import Connections, LaneListener, PoolSettings, redacted
 from gateway.store.postgres.schema import check_phone_key, migrate
-from gateway.store.records import attempt_to_record, next_revision
+from gateway.store.records import attempt_to_record, errors_json, next_revision
 
 
 class PostgresStore(Store):
@@ -142,8 +142,7 @@ class PostgresStore(Store):
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        return await quarantine.insert(self._db, str(ULID()), adapter_id, body, content_type, errors_json)
+        return await quarantine.insert(self._db, str(ULID()), adapter_id, body, content_type, errors_json(errors))
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._db, quarantine_id)
@@ -153,6 +152,9 @@ class PostgresStore(Store):
 
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         await quarantine.resolve(self._db, quarantine_id, ticket_id)
+
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        await quarantine.note_returned(self._db, quarantine_id, errors_json(notes))
 
     # -- delivery lanes ---------------------------------------------------------------------------
     async def enqueue(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry]) -> tuple[str, ...]:

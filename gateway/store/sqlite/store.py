@@ -33,7 +33,7 @@ from gateway.store.base import (
     Store,
     TicketQuery,
 )
-from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
+from gateway.store.records import attempt_to_record, errors_json, minute_start_ms, next_revision, to_ms
 from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
@@ -120,9 +120,8 @@ class SqliteStore(Store):
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
         return await self._executor.write(
-            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json),
+            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json(errors)),
             acknowledged=True)
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
@@ -133,6 +132,10 @@ class SqliteStore(Store):
 
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         await self._executor.write(functools.partial(quarantine.resolve, quarantine_id, ticket_id),
+                                   acknowledged=True)
+
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        await self._executor.write(functools.partial(quarantine.note_returned, quarantine_id, errors_json(notes)),
                                    acknowledged=True)
 
     # -- delivery lanes ---------------------------------------------------------------------------
