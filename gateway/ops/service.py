@@ -26,7 +26,7 @@ from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
-from gateway.ops.replay import not_replayed
+from gateway.ops.replay import not_replayed, with_followers
 from gateway.ops.schemas import (
     AlertSearch,
     AlertView,
@@ -287,17 +287,18 @@ class OpsService:
                     raise OpsError(404, "not_found", f"no delivery {delivery_id}", zh=f"找不到投递 {delivery_id}",
                                    field="delivery_ids")
                 asked.append(receipt)
-            ids: list[str] = await self.store.replay(delivery_ids=list(request.delivery_ids),
-                                                     dry_run=request.dry_run)
             detail: dict[str, Any] = {"requested": list(request.delivery_ids)}
         else:
             assert request.filter is not None
-            flt = request.filter.filter()
-            if not request.dry_run:  # what matched, so that any that changed state meanwhile are explained
-                matched = await self.store.replay(flt, dry_run=True)
-                asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
-            ids = await self.store.replay(flt, dry_run=request.dry_run)
+            matched = await self.store.replay(request.filter.filter(), dry_run=True)
+            asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
             detail = {"filter": request.filter.model_dump(mode="json", exclude_none=True)}
+        # Each dead one takes along the dead deliveries queued behind it on its ticket's lane (its follow-ups).
+        chosen = await with_followers(self.store, asked)
+        ids: list[str] = await self.store.replay(delivery_ids=chosen, dry_run=request.dry_run)
+        followers = [i for i in ids if i not in {a.delivery_id for a in asked}]
+        if followers:
+            detail["followers"] = followers
         receipts = [r for r in [await self.store.get_delivery(i) for i in ids] if r is not None]
         done = set(ids)
         left = [not_replayed(r) for r in [await self.store.get_delivery(a.delivery_id) or a for a in asked

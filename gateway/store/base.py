@@ -11,7 +11,7 @@ from typing import Literal, Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.errors import (
     ConcurrentUpdate,
     LeaseLost,
@@ -20,6 +20,7 @@ from gateway.store.errors import (
     UnknownQuarantine,
     UnknownTicket,
 )
+from gateway.store.link_candidate import LinkCandidate
 
 __all__ = [
     "COUNTS_RETENTION_S",
@@ -34,6 +35,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "LinkCandidate",
     "LinkQuery",
     "OnTimeCount",
     "OpsLedger",
@@ -299,9 +301,17 @@ class TicketStore(ABC):
         key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
 
     @abstractmethod
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        """Show each `links[ticket_id]` on that stored ticket (a new ticket's link, seen from the earlier one), in
+        one write of the store (SQLite and PostgreSQL: one transaction; Redis: one round trip, each ticket's save
+        atomic, a ticket changed meanwhile read again); each changed ticket one revision on. A ticket that shows
+        a link to the same ticket already, or `most` links, or is not stored, is left as it is. The ids of the
+        tickets changed. ConcurrentUpdate when other writers kept winning."""
+
+    @abstractmethod
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         """Tickets stored with any of the query's marks, received in its time range, newest received first, at
-        most `limit`: an index range read per mark, never a scan."""
+        most `limit`, as the link score reads them: an index range read per mark, never a scan."""
 
 
 class QuarantineStore(ABC):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import AlertRecord
 
 
@@ -64,6 +64,13 @@ def payload_digest(content_type: str, body: bytes) -> str:
     digest.update(b"\x00")
     digest.update(body)
     return digest.hexdigest()
+
+
+def with_link_back(ticket: Ticket, link: TicketLink, most: int) -> Ticket | None:
+    """The ticket showing `link` too; None when it shows a link to that ticket already, or `most` links."""
+    if len(ticket.links) >= most or any(known.ticket_id == link.ticket_id for known in ticket.links):
+        return None
+    return ticket.model_copy(update={"links": [*ticket.links, link]})
 
 
 def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:

@@ -17,10 +17,11 @@ from contracts.codesets import NotAcceptedReason
 from contracts.delivery import OutboxEntry
 from contracts.errors import FieldError
 from contracts.followups import FollowUpNotice
+from contracts.national_followups import registration_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
 from gateway.store.base import RETURNED_NOTE, Store
-from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines, with_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
 from gateway.tickets.links import Linker
@@ -81,7 +82,7 @@ class IntakeService:
         self.enrich = enrich
         self.jurisdiction = jurisdiction  # None: no screen (every mapped ticket goes on)
         self.linker = linker  # None: no duplicate linking (nothing indexed, nothing looked up)
-        self.follow_ups = FollowUps(store, router.config.national_destination)
+        self.follow_ups = FollowUps(store, router.config.national_destination, self)
 
     def knows(self, adapter_id: str) -> bool:
         return adapter_id in self.canonical or adapter_id in self.specs
@@ -137,14 +138,14 @@ class IntakeService:
         if isinstance(result, Noticed):
             return await self._follow_up(adapter_id, result.notice, raw_body=raw_body, content_type=content_type,
                                          kept=kept)
-        if result.ticket.source.source_version != FIRST_VERSION:
-            # A later version of a ticket the gateway holds updates it (no screen: the ticket was decided on).
-            stored = await known_ticket(self.store, result.ticket.source.source_system,
-                                        result.ticket.source.source_ticket_no)
-            if stored is not None:
-                done = await self.follow_ups.new_version(stored, result.ticket, raw_body=raw_body,
-                                                         content_type=content_type)
-                return _followed(done, result.warnings)
+        # Another version of a ticket the gateway holds updates it, or is a repeat when older (a version 1 come
+        # after the version 2 that made the ticket); the version that made it is a repeat the store's key answers.
+        stored = await known_ticket(self.store, result.ticket.source.source_system,
+                                    result.ticket.source.source_ticket_no)
+        if stored is not None and result.ticket.idempotency_key != registration_key(stored):
+            done = await self.follow_ups.new_version(stored, result.ticket, raw_body=raw_body,
+                                                     content_type=content_type)
+            return _followed(done, result.warnings)
         decision = self.screen(result.ticket)
         if decision is not None and decision.outcome == "return":
             return await self._send_back(adapter_id, returned_by(result.ticket, decision), raw_body=raw_body,
@@ -252,8 +253,10 @@ class IntakeService:
                                       ticket.source.source_received_at, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
 
-
-FIRST_VERSION = "1"  # Source.source_version's default: a ticket's first version needs no look-up of an earlier one
+    def reassign(self, ticket: Ticket) -> Ticket:
+        """A stored ticket's handler and deadlines worked out again from its facts and its whole lifecycle (a new
+        version may move the matter or change its business type), under the rule set in force at receipt."""
+        return with_deadlines(self.router.assign_handler(ticket), self.rules, self.calendar)
 
 
 def _followed(done: FollowUpResult, warnings: tuple[FieldError, ...]) -> IntakeOutcome:

@@ -16,13 +16,14 @@ from contracts.delivery import (
     check_destination,
 )
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkCandidate,
     LinkQuery,
     OnTimeCount,
     PartnerEcho,
@@ -121,6 +122,11 @@ class PostgresStore(Store):
         return await tickets.save(self._db, saved, saved.model_dump_json(), outbox, expected_revision,
                                   self._phone_key)
 
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        if not links:
+            return []
+        return await tickets.add_links_back(self._db, links, most, self._phone_key)
+
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._db, query, self._phone_key)
 
@@ -136,7 +142,7 @@ class PostgresStore(Store):
     async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
         await tickets.keep_raw_payload(self._db, ticket_id, key, body, content_type)
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         return await tickets.find_link_candidates(self._db, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------

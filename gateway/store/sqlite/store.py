@@ -19,13 +19,14 @@ from contracts.delivery import (
     check_destination,
 )
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkCandidate,
     LinkQuery,
     OnTimeCount,
     PartnerEcho,
@@ -99,6 +100,12 @@ class SqliteStore(Store):
                               self._phone_key),
             acknowledged=True)
 
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        if not links:
+            return []
+        return await self._executor.write(
+            functools.partial(tickets.add_links_back, dict(links), most, self._phone_key), acknowledged=True)
+
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
 
@@ -114,7 +121,7 @@ class SqliteStore(Store):
     async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
         await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         return await tickets.find_link_candidates(self._executor, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
