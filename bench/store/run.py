@@ -317,7 +317,7 @@ def table(rows: list[Row]) -> str:
 def section(rows: list[Row], n: int, repeat: int, redis_info: dict[str, Any], hop_us: float,
             postgres_version: str) -> str:
     postgres_note = ("The driver, asyncpg, was chosen over psycopg 3 with psycopg_pool by "
-                     "`bench/postgres/driver_choice.py` (docs/postgres-store.md).")
+                     "`bench/postgres/driver_choice.py` (docs/choosing-a-store.md).")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return f"""## Stores
 

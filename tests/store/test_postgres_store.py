@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +18,7 @@ from gateway.store import PhoneKeyMismatch, open_store
 from gateway.store.errors import SchemaTooNew, StoreBusy, StoreUnavailable
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres.connection import LISTENER_NAME, PoolSettings
+from gateway.store.postgres.schema import MIGRATIONS, schema_sql
 from tests.delivery.delivery_support import eventually
 from tests.hardening.live_gateway import closed_port
 from tests.store.postgres_schemas import POSTGRES_URL, drop_schema, new_schema, pool_settings
@@ -26,7 +28,7 @@ PHONE_KEY = b"test-phone-hash-key"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"tickets", "raw_payloads", "deliveries", "attempts", "quarantine", "cursors", "locks", "nonces",
           "audit_log", "minute_counts", "store_facts", "schema_migrations", "deadline_outcomes",
-          "partner_echo", "alerts", "raw_versions", "ticket_link_keys"}
+          "partner_echo", "alerts", "raw_versions", "ticket_link_keys", "lane_counts"}
 
 
 @pytest.fixture
@@ -56,13 +58,13 @@ async def _tables(raw: asyncpg.Connection, schema: str) -> set[str]:
 
 # -- migrations ---------------------------------------------------------------------------------------
 
-async def test_opening_a_fresh_schema_makes_every_table_and_records_version_1(
+async def test_opening_a_fresh_schema_makes_every_table_and_records_every_version(
         schema: str, raw: asyncpg.Connection) -> None:
     store = await _opened(pool_settings(schema))
     await store.close()
     assert await _tables(raw, schema) == TABLES
     rows = await raw.fetch(f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')  # noqa: S608
-    assert [r["version"] for r in rows] == [1]
+    assert [r["version"] for r in rows] == [1, 2]
 
 
 async def test_two_gateways_opening_one_fresh_schema_at_once_migrate_it_once(
@@ -70,7 +72,7 @@ async def test_two_gateways_opening_one_fresh_schema_at_once_migrate_it_once(
     stores = await asyncio.gather(*(_opened(pool_settings(schema)) for _ in range(3)))
     for store in stores:
         await store.close()
-    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 1  # noqa: S608
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 2  # noqa: S608
 
 
 async def test_a_schema_newer_than_the_gateway_is_refused(schema: str, raw: asyncpg.Connection) -> None:
@@ -101,17 +103,18 @@ async def test_migrate_dry_run_prints_the_sql_and_migrate_applies_it(
         tmp_path: Path, schema: str, raw: asyncpg.Connection) -> None:
     dry = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "schema version 0; would apply 1 of 1" in dry.stdout
+    assert "schema version 0; would apply 1, 2 of 2" in dry.stdout
     assert f'CREATE SCHEMA IF NOT EXISTS "{schema}"' in dry.stdout
     assert "CREATE TABLE tickets" in dry.stdout and "FOR EACH ROW EXECUTE FUNCTION notify_lane()" in dry.stdout
+    assert "CREATE TABLE lane_counts" in dry.stdout
     assert await _tables(raw, schema) == set()  # nothing changed
 
     applied = await asyncio.to_thread(_main, tmp_path, schema, "migrate")
     assert applied.returncode == 0, applied.stderr
-    assert "migrated from version 0 to 1" in applied.stdout
+    assert "migrated from version 0 to 2" in applied.stdout
     assert await _tables(raw, schema) == TABLES
     again = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
-    assert "schema version 1, up to date" in again.stdout
+    assert "schema version 2, up to date" in again.stdout
 
 
 async def test_migrate_refuses_a_newer_schema_naming_both_versions(
@@ -120,7 +123,7 @@ async def test_migrate_refuses_a_newer_schema_naming_both_versions(
     await raw.execute(f"INSERT INTO \"{schema}\".schema_migrations (version, description) VALUES (7, 'newer')")  # noqa: S608
     refused = await asyncio.to_thread(_main, tmp_path, schema, "migrate")
     assert refused.returncode == 1
-    assert "version 7, newer than this gateway knows (1)" in refused.stderr
+    assert "version 7, newer than this gateway knows (2)" in refused.stderr
 
 
 # -- connections and the pool -----------------------------------------------------------------------
@@ -229,3 +232,84 @@ async def test_health_reports_durability_from_the_servers_settings(schema: str) 
         health = await store.health()
     assert (health["reachable"], health["persistent"], health["warnings"]) == (True, True, [])
     assert (health["kind"], health["schema"]) == ("postgres", schema)
+
+
+# -- lane counts (migration 2) ------------------------------------------------------------------------
+
+async def _deliveries_by_lane_and_state(raw: asyncpg.Connection, schema: str) -> dict[tuple[str, str], int]:
+    rows = await raw.fetch(f'SELECT destination, state, count(*) AS n FROM "{schema}".deliveries'  # noqa: S608
+                           " GROUP BY destination, state")
+    return {(r["destination"], r["state"]): r["n"] for r in rows}
+
+
+async def test_migration_2_counts_the_deliveries_a_version_1_schema_already_holds(
+        schema: str, raw: asyncpg.Connection) -> None:
+    async with raw.transaction():  # a schema as a gateway of version 1 left it
+        await raw.execute(schema_sql(schema))
+        await raw.execute(MIGRATIONS[0].sql)
+        await raw.execute("INSERT INTO schema_migrations (version, description) VALUES (1, 'v1')")
+    kept = [("national", "pending")] * 3 + [("national", "delivered")] * 2 + [("credit", "dead")]
+    await raw.executemany(
+        "INSERT INTO deliveries (id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
+        " priority, state, claim_rank, due_at, created_at)"
+        " VALUES ($1, $1, $2, 'forward', $1, ''::bytea, 'application/json', '{}', 1, $3, 2, now(), now())",
+        [(f"d{n}", lane, state) for n, (lane, state) in enumerate(kept)])
+
+    store = await _opened(pool_settings(schema))
+    try:
+        stats = await store.lane_stats()
+    finally:
+        await store.close()
+    assert (stats["national"]["pending"], stats["national"]["delivered"], stats["national"]["dead"]) == (3, 2, 0)
+    assert (stats["credit"]["dead"], stats["credit"]["pending"]) == (1, 0)
+
+
+async def test_lane_counts_stay_exact_while_two_pools_claim_settle_reap_and_read_them(
+        schema: str, raw: asyncpg.Connection) -> None:
+    one, two = await _opened(pool_settings(schema)), await _opened(pool_settings(schema))
+    try:
+        for start in range(0, 300, 50):
+            await asyncio.gather(*(one.enqueue(f"t{n}", f"k{n}", [national()]) for n in range(start, start + 50)))
+        working = True
+        totals: list[float] = []
+
+        async def worker(store: PostgresStore, name: str) -> None:
+            while batch := await store.claim("national", name, 30, limit=7):
+                for c in batch:
+                    await store.settle_delivered(c, attempt(c))
+
+        async def reader(store: PostgresStore) -> None:  # each read folds the counts first
+            while working:
+                stats = (await store.lane_stats())["national"]
+                totals.append(sum(stats[s] for s in ("pending", "in_flight", "retrying", "delivered", "dead")))
+                await store.reap_expired_leases(datetime.now(UTC))
+
+        readers = [asyncio.create_task(reader(store)) for store in (one, two)]
+        await asyncio.gather(*(worker(one if i % 2 else two, f"w{i}") for i in range(8)))
+        working = False
+        await asyncio.gather(*readers)
+
+        assert totals and set(totals) == {300}  # every read saw every delivery in exactly one state
+        stats = await two.lane_stats()
+        assert _counted(stats) == await _deliveries_by_lane_and_state(raw, schema) == {("national", "delivered"): 300}
+        assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".lane_counts') == 1  # folded  # noqa: S608
+    finally:
+        await one.close()
+        await two.close()
+
+
+def _counted(stats: dict[str, dict[str, float]]) -> dict[tuple[str, str], int]:
+    return {(lane, state): int(n) for lane, counts in stats.items() for state, n in counts.items()
+            if state != "oldest_waiting_age_s" and n}
+
+
+async def test_a_dbas_statement_from_another_search_path_is_counted(schema: str, raw: asyncpg.Connection) -> None:
+    store = await _opened(pool_settings(schema))
+    try:
+        for n in range(3):
+            await store.enqueue(f"t{n}", f"k{n}", [national()])
+        await raw.execute(f'UPDATE "{schema}".deliveries SET state = \'dead\' WHERE ticket_id = \'t1\'')  # noqa: S608
+        await raw.execute(f'DELETE FROM "{schema}".deliveries WHERE ticket_id = \'t2\'')  # noqa: S608
+        assert _counted(await store.lane_stats()) == {("national", "pending"): 1, ("national", "dead"): 1}
+    finally:
+        await store.close()

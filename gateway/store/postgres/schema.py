@@ -242,6 +242,47 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_firing ON alerts (updated_at DESC, seq DESC) WHERE firing;
 CREATE INDEX alerts_updated ON alerts (updated_at DESC, seq DESC);
 """),
+    Migration(2, "lane counts kept by the statements that change deliveries", """
+-- Deliveries per lane and state, kept in the transaction of every statement that inserts, updates or deletes
+-- deliveries, so lane_stats reads a few rows instead of counting the table. Each statement appends its change as
+-- rows of its own (n may be negative) rather than updating one counter row per lane, which would make concurrent
+-- claims and settles on a lane wait for each other's commit; lane_stats and the reaper fold them (fold_lane_counts).
+CREATE TABLE lane_counts (
+    destination text NOT NULL,
+    state       text NOT NULL,
+    n           bigint NOT NULL
+);
+
+-- search_path as at creation (this schema), so a DBA's statement from another search_path still counts here.
+CREATE FUNCTION count_lane_states() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO lane_counts (destination, state, n)
+        SELECT destination, state, count(*) FROM new_rows GROUP BY destination, state;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO lane_counts (destination, state, n)
+        SELECT destination, state, -count(*) FROM old_rows GROUP BY destination, state;
+    ELSE
+        INSERT INTO lane_counts (destination, state, n)
+        SELECT destination, state, sum(change) FROM (
+            SELECT destination, state, -1 AS change FROM old_rows
+            UNION ALL SELECT destination, state, 1 FROM new_rows) AS changes
+        GROUP BY destination, state HAVING sum(change) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted_inserts AFTER INSERT ON deliveries REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_lane_states();
+CREATE TRIGGER deliveries_counted_updates AFTER UPDATE ON deliveries
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_lane_states();
+CREATE TRIGGER deliveries_counted_deletes AFTER DELETE ON deliveries REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_lane_states();
+
+-- The deliveries already kept: CREATE TRIGGER holds a lock that keeps writers out until this transaction commits, so
+-- every delivery is counted either here or by a trigger, never both.
+INSERT INTO lane_counts (destination, state, n) SELECT destination, state, count(*) FROM deliveries
+    GROUP BY destination, state;
+"""),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -50,7 +50,7 @@ class PostgresStore(Store):
         self.settings = settings
         self._phone_key = phone_hash_key
         self._db = Connections(settings)  # intake, ticket saves, quarantine, audit: acknowledged, flushed at commit
-        self._lanes = Connections(settings, acknowledged=False)  # claims, settles, releases, nonces
+        self._lanes = Connections(settings, acknowledged=False)  # claims, settles, releases, nonces, lane counts
         self._listeners: list[LaneListener] = []
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -185,7 +185,9 @@ class PostgresStore(Store):
         return await lanes.release(self._lanes, claim)
 
     async def reap_expired_leases(self, now: datetime) -> int:
-        return await lanes.reap_expired_leases(self._db, now)
+        reaped = await lanes.reap_expired_leases(self._db, now)
+        await lanes.fold_lane_counts(self._lanes)  # so that the counts stay a few rows where nobody reads them
+        return reaped
 
     async def get_delivery(self, delivery_id: str) -> DeliveryReceipt | None:
         return await lanes.get_delivery(self._db, delivery_id)
@@ -204,7 +206,7 @@ class PostgresStore(Store):
         return await lanes.compact_delivered(self._db, created_before, limit)
 
     async def lane_stats(self) -> dict[str, dict[str, float]]:
-        return await lanes.lane_stats(self._db)
+        return await lanes.lane_stats(self._lanes)  # its fold need not wait for a flush: lost whole if lost
 
     async def watch_lanes(self, wake: Callable[[str | None], None]) -> None:
         listener = LaneListener(self.settings, wake)

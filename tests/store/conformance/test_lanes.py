@@ -387,3 +387,32 @@ async def test_lane_stats_count_by_state_and_age_the_oldest_waiting(store: Store
     assert 0.04 < stats["national"]["oldest_waiting_age_s"] < 30
     await deliver_all(store)
     assert (await store.lane_stats())["national"]["oldest_waiting_age_s"] == 0.0
+
+
+async def test_lane_stats_follow_every_change_of_state(store: Store) -> None:
+    def counts(stats: dict[str, dict[str, float]], lane: str = "national") -> tuple[float, ...]:
+        return tuple(stats[lane][s.value] for s in (DeliveryState.PENDING, DeliveryState.IN_FLIGHT,
+                                                    DeliveryState.RETRYING, DeliveryState.DELIVERED,
+                                                    DeliveryState.DEAD))
+
+    for n in range(6):
+        await store.enqueue(f"t{n}", f"k{n}", [national()])
+    await store.enqueue("t-credit", "k-credit", [national(destination="credit")])
+    assert counts(await store.lane_stats()) == (6, 0, 0, 0, 0)
+
+    a, b, c, d, _ = await store.claim("national", "w", 30, limit=5)  # the fifth: its lease runs out
+    assert counts(await store.lane_stats()) == (1, 5, 0, 0, 0)
+    await store.settle_delivered(a, attempt(a))
+    await store.settle_retry(b, attempt(b, outcome=AttemptOutcome.RETRY, status_code=503), soon(60))
+    await store.settle_dead(c, attempt(c, outcome=AttemptOutcome.PERMANENT, status_code=400))
+    assert await store.release(d)
+    assert counts(await store.lane_stats()) == (2, 1, 1, 1, 1)
+
+    await store.reap_expired_leases(datetime.now(UTC) + timedelta(seconds=60))  # the fifth claim's lease is over
+    assert counts(await store.lane_stats()) == (3, 0, 1, 1, 1)
+    assert await store.replay(delivery_ids=[c.delivery_id, b.delivery_id]) == [b.delivery_id, c.delivery_id]
+    assert counts(await store.lane_stats()) == (4, 0, 1, 1, 0)  # the retry stays retrying, due now
+
+    assert await deliver_all(store) == 5
+    assert counts(await store.lane_stats()) == (0, 0, 0, 6, 0)
+    assert counts(await store.lane_stats(), "credit") == (1, 0, 0, 0, 0)
