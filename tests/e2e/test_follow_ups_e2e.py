@@ -114,7 +114,7 @@ def settled(world: World, ticket_id: str) -> dict[str, Any] | None:
     detail = world.ticket(ticket_id)
     national = [d["delivery"] for d in detail["deliveries"] if d["delivery"]["destination"] == "national"]
     if any(d["state"] == "dead" for d in national):
-        pytest.fail(f"a national delivery of {ticket_id} went dead: {national}")
+        pytest.fail(f"a national delivery of {ticket_id} went dead\n{unsettled(world, ticket_id)}")
     ticket: dict[str, Any] = detail["ticket"]
     updates = ticket["sender_updates"]
     done = (all(d["state"] == "delivered" for d in national)
@@ -123,6 +123,28 @@ def settled(world: World, ticket_id: str) -> dict[str, Any] | None:
             and updates["withdrawal"] is not None and updates["withdrawal"]["state"] == "accepted"
             and ticket["lifecycle"]["status"] == "WITHDRAWN")
     return detail if done else None
+
+
+def unsettled(world: World, ticket_id: str) -> str:
+    """What a ticket still waits for, and every dead delivery of the gateway (id, lane, kind, last error), for the
+    failure message."""
+    detail = world.ticket(ticket_id)
+    ticket = detail["ticket"]
+    updates = ticket["sender_updates"]
+    number = ticket["national_registration_no"]
+    lines = [f"lifecycle {ticket['lifecycle']['status']}, national number {number}",
+             "versions answered: " + str([(v["version"], v["national_answered_at"]) for v in updates["versions"]]),
+             "urges answered: " + str([u["national_answered_at"] for u in updates["urges"]]),
+             f"withdrawal: {updates['withdrawal']}"]
+    lines += [f"delivery {d['delivery_id']} {d['destination']} {d['kind']} {d['state']} attempts {d['attempts']}"
+              f" last error {d['last_error_class']} {d['last_status_code']}"
+              for d in (entry["delivery"] for entry in detail["deliveries"])]
+    lines += [f"dead delivery {d['delivery_id']} of {d['ticket_id']}: {d['destination']} {d['kind']}, last error"
+              f" {d['last_error_class']} {d['last_status_code']}" for d in world.deliveries(state="dead")]
+    if number:
+        lines += [f"platform event {e['event']['sequence']} {e['event']['status']} {e['state']}: {e['attempts']}"
+                  for e in world.national_events(number) if e["state"] != "delivered"]
+    return "\n".join(lines)
 
 
 def test_follow_ups_from_push_soap_and_polling_update_one_registration_under_faults(tmp_path: Path) -> None:
@@ -135,7 +157,8 @@ def test_follow_ups_from_push_soap_and_polling_update_one_registration_under_fau
         tickets = [city_ticket, pushed_ticket, polled_ticket, legacy_ticket]
 
         details = {t: wait_for(f"ticket {t} updated, urged and withdrawn at the platform",
-                               lambda t=t: settled(world, t), 180, 0.5) for t in tickets}
+                               lambda t=t: settled(world, t), 180, 0.5, explain=lambda t=t: unsettled(world, t))
+                   for t in tickets}
         world.national("DELETE", "/sim/faults")  # the checks below read the national API
         stats = world.national_stats()
         registered = world.national_tickets()
