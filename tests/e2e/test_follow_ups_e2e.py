@@ -212,6 +212,37 @@ def test_follow_ups_from_push_soap_and_polling_update_one_registration_under_fau
         wait_for("the city's withdrawal callback", heard, 60)
 
 
+def test_follow_ups_wait_behind_a_registration_the_platform_keeps_refusing(tmp_path: Path) -> None:
+    """The platform answers every call 503 while a partner sends a ticket, a new version, an urge and a withdrawal:
+    no follow-up is sent before the registration is delivered (the platform would answer 404 not_registered, a
+    permanent refusal, and the follow-up would be dead); once the platform is back, all arrive, in order."""
+    with running_world(tmp_path) as world:
+        world.national("POST", "/sim/faults", json={"error_ratio": 1.0, "error_status": 503})
+        first = with_fresh_number(world.city.tickets["01-food-complaint"], ("hotlineNo",))
+        ticket_id = str(world.city.push(first).body["ticket_id"])
+        for name in ("09-food-complaint-version-2", "11-food-complaint-urge", "12-food-complaint-withdrawal"):
+            assert world.city.push({**world.city.tickets[name], "hotlineNo": first["hotlineNo"]}).status == 200
+
+        def national_deliveries() -> dict[str, list[dict[str, Any]]]:
+            found = [d for d in world.ticket(ticket_id)["deliveries"] if d["delivery"]["destination"] == "national"]
+            return {d["delivery"]["kind"]: d["attempts"] for d in found}
+
+        def refused_three_times() -> dict[str, list[dict[str, Any]]] | None:
+            national = national_deliveries()
+            return national if len(national) == 4 and len(national["forward"]) >= 3 else None
+        refusing = wait_for("the registration refused three times", refused_three_times, 120)
+        assert {kind: len(attempts) for kind, attempts in refusing.items() if kind != "forward"} == {
+            "update": 0, "urge": 0, "withdraw": 0}
+        world.national("DELETE", "/sim/faults")
+
+        wait_for(f"ticket {ticket_id} updated, urged and withdrawn at the platform", lambda: settled(world, ticket_id),
+                 120, 0.5, explain=lambda: unsettled(world, ticket_id))
+        follow_ups = {kind: attempts for kind, attempts in national_deliveries().items() if kind != "forward"}
+        assert all(a["status_code"] == 200 for attempts in follow_ups.values() for a in attempts), follow_ups
+        stats = world.national_stats()
+        assert (stats["updates"], stats["urges"], stats["withdrawals"]) == (1, 1, 1), stats
+
+
 def test_a_withdrawal_the_platform_refuses_leaves_the_lifecycle_and_shows_the_reason(tmp_path: Path) -> None:
     with running_world(tmp_path) as world:
         first = with_fresh_number(world.city.tickets["01-food-complaint"], ("hotlineNo",))
