@@ -212,10 +212,14 @@ def test_tickets_from_every_partner_are_forwarded_once_closed_routed_and_answere
         late["drop"] = max(faults["drop"] - attempts["connection_dropped"], 0)
         assert attempts["timeout"] + leases_lost >= faults["timeout"] + sum(late.values()), (attempts, faults)
         # Errors and 429s are answered before the platform looks at the ticket, and a call that never connected
-        # (only ever under heavy load) never reached it; every other call is a submission.
-        unseen = attempts["connect_timeout"] + attempts["connect_error"]
-        unrecorded = stats["submissions"] + faults["error"] + faults["rate_limit"] - (national_attempts - unseen)
-        assert 0 <= unrecorded <= leases_lost, (attempts, leases_lost, stats)
+        # (only ever under heavy load) never reached it; every other call is a submission. Every call the platform
+        # counted is an attempt of the gateway (recorded, or unrecorded with its lease lost), and every recorded
+        # attempt that connected and did not time out reached it. A timed-out one may not have: on a loaded
+        # machine the gateway's 1.5 s can pass before the platform reads the request at all.
+        platform_calls = stats["submissions"] + faults["error"] + faults["rate_limit"]
+        connected = national_attempts - attempts["connect_timeout"] - attempts["connect_error"]
+        assert connected - attempts["timeout"] <= platform_calls <= connected + leases_lost, (
+            attempts, leases_lost, stats)
         assert stats["duplicates"] == stats["submissions"] - stats["accepted"]
         assert stats["events_failed"] == stats["events_pending"] == 0
 
