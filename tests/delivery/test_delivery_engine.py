@@ -120,7 +120,7 @@ async def test_a_timeout_is_retried(store: Store, receiver: Receiver) -> None:
     assert receipt.state is DeliveryState.DELIVERED
     first, second = await store.list_attempts(delivery_id)
     assert (first.status_code, first.error_class, first.outcome) == (None, "timeout", AttemptOutcome.RETRY)
-    assert 250 < first.duration_ms < 20_000  # the timeout, not the minute: a bound for a loaded machine
+    assert first.duration_ms > 250  # the timeout; not the minute, or the attempt would have had its answer
     assert second.outcome is AttemptOutcome.SUCCESS
 
 
@@ -403,11 +403,10 @@ async def test_stop_after_the_grace_leaves_unfinished_sends_to_their_lease(store
     engine = DeliveryEngine(store, [dest], settings=FAST_ENGINE)
     await engine.start()
     await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == 1, 5)
-    started = time.monotonic()
     await engine.stop(grace=0.1)
-    assert time.monotonic() - started < 20  # not the minute the send would take: a bound for a loaded machine
     receipt = await store.get_delivery(delivery_id)
     assert receipt is not None
+    # Not waited for: a stop that let the send run its minute would have settled it delivered, one attempt.
     assert receipt.state is DeliveryState.IN_FLIGHT  # until the lease runs out; then it is sent again
     assert receipt.attempts == 0
 

@@ -220,7 +220,10 @@ def test_tickets_from_every_partner_are_forwarded_once_closed_routed_and_answere
         connected = national_attempts - attempts["connect_timeout"] - attempts["connect_error"]
         assert connected - attempts["timeout"] <= platform_calls <= connected + leases_lost, (
             attempts, leases_lost, stats)
-        assert stats["duplicates"] == stats["submissions"] - stats["accepted"]
+        # A submission is accepted or a duplicate, unless the gateway gave up on it before the platform had read its
+        # body (a timeout on a loaded machine): then the platform counted it and did nothing more.
+        abandoned = stats["submissions"] - stats["accepted"] - stats["duplicates"]
+        assert 0 <= abandoned <= attempts["timeout"], (abandoned, attempts, stats)
         assert stats["events_failed"] == stats["events_pending"] == 0
 
         # -- driven to 办结 (CLOSED) by the platform's events, every step applied once ---------------------------
