@@ -8,7 +8,6 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ import zeep
 from lxml import etree
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from zeep.exceptions import Error as ZeepError
-from zeep.exceptions import Fault, TransportError
 from zeep.exceptions import ValidationError as ZeepValidationError
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
@@ -30,11 +28,10 @@ from zeep.wsse.username import UsernameToken
 from adapters.base import Adapter, ConfigKey, PartnerUnavailable, PullBatch, PulledTicket
 from adapters.config import AdapterConfig, EnvName, read_env
 from adapters.destination import DestinationConfig, Duration, PositiveDuration, TimeoutConfig
-from adapters.wire.envelope import SoapFault
+from adapters.wire.replies import Reply, ReplyFault, UnreadableReply, read_reply
 from adapters.wire.results import SendResult, http_error_class
 from adapters.wire.senders import USER_AGENT, error_class_of, truncate_body
 from adapters.wire.wsse import UsernameTokenPolicy
-from adapters.wire.xml import decode_body, parse_xml
 from contracts.delivery import ClaimedDelivery
 from mapping.payload import PayloadError, xml_to_dict
 
@@ -53,7 +50,7 @@ _NAME = Annotated[str, Field(min_length=1, max_length=100)]
 FAULT_CLIENT = "soap_fault_client"  # the partner refused the call: retrying the same call cannot help
 FAULT_SERVER = "soap_fault_server"  # the partner failed: retry
 REQUEST_INVALID = "soap_request_invalid"  # the fields do not fit the operation (a spec or config problem)
-BAD_RESPONSE = "soap_bad_response"  # a reply zeep could not read
+BAD_RESPONSE = "soap_bad_response"  # a 200 reply that is no SOAP envelope
 WSDL_UNAVAILABLE = "soap_wsdl_unavailable"  # the partner's WSDL could not be loaded yet
 # A SOAP 1.1 Fault always travels as HTTP 500, so the delivery policy (which classes by status) is told
 # 400 for a Client fault, which makes it permanent, and 500 for the rest, which are retried.
@@ -102,36 +99,16 @@ class SoapOptions(BaseModel):
     ack_token_field: _NAME = "infoid"  # noqa: S105 - a field name, not a secret; which field of a record identifies it to ack_operation
 
 
-@dataclass(frozen=True)
-class RawReply:
-    """A reply as it came off the wire, before zeep read it."""
-
-    content: bytes
-    content_type: str | None
-    status_code: int
-
-
-_CAPTURED: ContextVar[list[RawReply] | None] = ContextVar("soap_captured_reply", default=None)
-
-
-class _CapturingTransport(AsyncTransport):
-    """Keeps each reply's bytes for the calling task (a ContextVar, not zeep's thread-local raw_response,
-    which every coroutine on the loop would share). Requests name the gateway, not zeep, as their User-Agent."""
+class _GatewayTransport(AsyncTransport):
+    """zeep's transport, its requests naming the gateway, not zeep, as their User-Agent."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.client.headers["User-Agent"] = USER_AGENT  # zeep's __init__ sets "Zeep/<version>" on both clients
         self.wsdl_client.headers["User-Agent"] = USER_AGENT
 
-    async def post_xml(self, address: str, envelope: Any, headers: Any) -> Any:
-        response = await super().post_xml(address, envelope, headers)  # type: ignore[no-untyped-call]
-        sink = _CAPTURED.get()
-        if sink is not None:
-            sink.append(RawReply(response.content, response.headers.get("Content-Type"), response.status_code))
-        return response
 
-
-_Transport: Any = _CapturingTransport
+_Transport: Any = _GatewayTransport
 
 
 @dataclass
@@ -156,9 +133,12 @@ def _http_client(timeout: TimeoutConfig) -> httpx.AsyncClient:
                              follow_redirects=False, trust_env=False)
 
 
-def zeep_settings() -> zeep.Settings:
-    """Hardened parsing of partner WSDLs and replies: no DTD, no entities, nothing fetched by an entity."""
-    return zeep.Settings(forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False)
+def zeep_settings(*, raw_response: bool = False) -> zeep.Settings:
+    """Hardened parsing of partner WSDLs and replies: no DTD, no entities, nothing fetched by an entity.
+
+    `raw_response`: zeep hands back the HTTP response unread (the adapter reads each reply once, itself)."""
+    return zeep.Settings(forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False,
+                         raw_response=raw_response)
 
 
 def fault_class(code: str | None) -> str:
@@ -266,9 +246,11 @@ class SoapAdapter(Adapter):
             password = self.options.wsse.password(f"the WS-Security password we present to partner {self.id}")
             wsse = _UsernameToken(self.options.wsse.username, password, use_digest=True)
         service = _Service(document=document, binding=binding, address=address, channels=channels)
+        # zeep writes the request (and its UsernameToken); the reply is read once, by read_reply, not by zeep too.
+        unread = zeep_settings(raw_response=True)
         for channel in channels.values():
             client = _AsyncClient(document, transport=_Transport(client=channel.http, wsdl_client=loader),
-                                  settings=settings, wsse=wsse)
+                                  settings=unread, wsse=wsse)
             # AsyncClient.service would be a synchronous proxy; this is the asynchronous one.
             channel.proxy = _AsyncServiceProxy(client, document.bindings[binding], address=address)
         return service
@@ -295,21 +277,15 @@ class SoapAdapter(Adapter):
                     return str(port.binding_options["address"])
         raise ValueError(f"the WSDL gives no soap:address for {binding}: set options.address")
 
-    async def call(self, operation: str, arguments: Mapping[str, Any], *, channel: str = "poll") -> RawReply:
-        """Call one operation; the reply's bytes. Raises zeep's Fault / TransportError, httpx errors, TimeoutError."""
+    async def call(self, operation: str, arguments: Mapping[str, Any], *, channel: str = "poll") -> Reply:
+        """Call one operation; its reply, read once. Raises ReplyFault, UnreadableReply, zeep's errors for arguments
+        the operation does not take, httpx errors, TimeoutError."""
         service = await self._ensure_service()
         chosen = service.channels[channel]
-        sink: list[RawReply] = []
-        token = _CAPTURED.set(sink)
-        try:
-            # httpx's timeouts bound each phase; this bounds the whole call, however slowly a partner trickles.
-            async with asyncio.timeout(chosen.total_timeout):
-                await chosen.proxy[operation](**arguments)
-        finally:
-            _CAPTURED.reset(token)
-        if not sink:
-            raise PartnerUnavailable(f"adapter {self.id}: {operation}: no reply was captured")
-        return sink[-1]
+        # httpx's timeouts bound each phase; this bounds the whole call, however slowly a partner trickles.
+        async with asyncio.timeout(chosen.total_timeout):
+            response: httpx.Response = await chosen.proxy[operation](**arguments)
+        return read_reply(response.status_code, response.content, response.headers.get("Content-Type"))
 
     # -- poll --------------------------------------------------------------------------------------
     async def pull(self, since_cursor: str | None) -> PullBatch:
@@ -320,12 +296,12 @@ class SoapAdapter(Adapter):
         arguments: dict[str, Any] = {self.options.since_param: cursor}
         if self.options.max_param is not None:
             arguments[self.options.max_param] = poll.batch_size
-        reply = await self._partner_call(poll.operation, arguments)
+        root = (await self._partner_call(poll.operation, arguments)).envelope
+        if root is None:
+            raise PartnerUnavailable(f"adapter {self.id}: {poll.operation} answered nothing")
         try:
-            root, _ = parse_xml(reply.content, reply.content_type)
-            records = list(_records(root, self.options.record_element))
-            items = [self._pulled(record) for record in records]
-        except (SoapFault, PayloadError) as err:
+            items = [self._pulled(record) for record in _records(root, self.options.record_element)]
+        except PayloadError as err:
             raise PartnerUnavailable(f"adapter {self.id}: {poll.operation} answered what cannot be read: "
                                      f"{err}") from err
         next_cursor = _outside_text(root, self.options.watermark_element, self.options.record_element)
@@ -352,12 +328,14 @@ class SoapAdapter(Adapter):
             return
         await self._partner_call(self.options.ack_operation, {self.options.ack_param: tokens})
 
-    async def _partner_call(self, operation: str, arguments: Mapping[str, Any]) -> RawReply:
+    async def _partner_call(self, operation: str, arguments: Mapping[str, Any]) -> Reply:
         try:
             return await self.call(operation, arguments, channel="poll")
-        except Fault as fault:
+        except ReplyFault as fault:
             raise PartnerUnavailable(f"adapter {self.id}: {operation} answered a Fault {fault.code}: "
                                      f"{fault.message}") from fault
+        except UnreadableReply as err:
+            raise PartnerUnavailable(f"adapter {self.id}: {operation} answered what cannot be read: {err}") from err
         except (ZeepError, httpx.HTTPError, TimeoutError) as err:
             # asyncio's TimeoutError, and some of httpx's, carry no text: say what the limit was.
             detail = str(err) or (f"no complete answer within {self.config.poll.timeout.total:g} s (poll.timeout)"
@@ -402,13 +380,13 @@ class SoapSender:
             return result(_CLIENT_STATUS, REQUEST_INVALID, "the callback body is not a JSON object of fields")
         try:
             reply = await self.adapter.call(self.operation, fields, channel="callback")
-        except Fault as fault:
+        except ReplyFault as fault:
             kind = fault_class(fault.code)
             status = _CLIENT_STATUS if kind == FAULT_CLIENT else _SERVER_STATUS
             return result(status, kind, f"{fault.code}: {fault.message}")
-        except TransportError as err:
-            code = err.status_code if isinstance(err.status_code, int) and err.status_code else None
-            return result(code, http_error_class(code) if code else BAD_RESPONSE, f"TransportError: {err.message}")
+        except UnreadableReply as err:
+            code = err.status_code if err.status_code != 200 else None
+            return result(code, http_error_class(code) if code else BAD_RESPONSE, str(err))
         except (ZeepValidationError, TypeError) as err:
             # zeep refuses fields the operation does not declare, or misses required ones: a spec or config error.
             return result(_CLIENT_STATUS, REQUEST_INVALID, f"{self.operation}: {type(err).__name__}: {err}")
@@ -418,18 +396,10 @@ class SoapSender:
             return result(None, WSDL_UNAVAILABLE, str(err))
         except Exception as err:  # every failure is a recorded attempt (timeouts, refused connections), never a crash
             return result(None, error_class_of(err), f"{type(err).__name__}: {err}")
-        return result(reply.status_code, None, _reply_text(reply))
+        return result(reply.status_code, None, reply.text)
 
     async def aclose(self) -> None:
         return None  # the adapter owns the connections
-
-
-def _reply_text(reply: RawReply) -> str:
-    """A reply as text for the attempt record, in the charset the partner used (GBK replies stay readable)."""
-    try:
-        return decode_body(reply.content, reply.content_type).text
-    except SoapFault:
-        return reply.content.decode("utf-8", errors="replace")
 
 
 def _records(element: etree._Element, name: str) -> Iterator[etree._Element]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _fail, _run
+from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _options, _run
 
 links_cli = typer.Typer(help="Possible cross-line duplicates linked at intake: list a ticket's links, confirm or "
                              "dismiss one.", add_completion=False, no_args_is_help=True)
@@ -28,10 +27,7 @@ def links_list(ticket_id: TicketArgument, config: ConfigOption = None, as_json: 
             raise OpsError(404, "not_found", f"no ticket {ticket_id}", zh=f"找不到工单 {ticket_id}", field="ticket_id")
         return ticket.links
 
-    try:
-        links = _run(config, work)
-    except OpsError as err:
-        raise _fail(err) from err
+    links = _run(config, work)
     if as_json:
         _echo_json([k.model_dump(mode="json") for k in links])
         return
@@ -43,22 +39,15 @@ def links_list(ticket_id: TicketArgument, config: ConfigOption = None, as_json: 
 
 
 def _decide(config: Any, ticket_id: str, linked_ticket_id: str, raw: dict[str, Any], as_json: bool) -> None:
-    from gateway.ops.errors import OpsError
     from gateway.ops.links import decide
     from gateway.tickets.links import LinkDecision
 
-    try:
-        decision = LinkDecision.model_validate({k: v for k, v in raw.items() if v is not None})
-    except ValidationError as err:
-        raise _fail(err) from err
+    decision = _options(LinkDecision, raw)
 
     async def work(service: Any, user: Any) -> Any:
         return await decide(service, ticket_id, linked_ticket_id, decision, user)
 
-    try:
-        result = _run(config, work)
-    except OpsError as err:
-        raise _fail(err) from err
+    result = _run(config, work)
     if as_json:
         _echo_json(result.model_dump(mode="json"))
         return

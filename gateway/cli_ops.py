@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.config import ConfigError, GatewaySettings, load_settings
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 tickets_cli = typer.Typer(help="Find tickets and show one with its deliveries and timeline.", add_completion=False,
                           no_args_is_help=True)
@@ -43,8 +44,10 @@ def _settings(config: Path | None) -> GatewaySettings:
 
 
 def _run(config: Path | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
-    """Open the configured store (no workers, no pollers), run `work(service, user)`, close."""
+    """Open the configured store (no workers, no pollers), run `work(service, user)`, close. A refusal of the ops
+    service ends the command as `_fail` says."""
     from gateway.ops.access import Authenticator, OpsUser, Role
+    from gateway.ops.errors import OpsError
     from gateway.ops.service import OpsService
     from gateway.runtime import Runtime
 
@@ -61,7 +64,18 @@ def _run(config: Path | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
         finally:
             await runtime.stop()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (OpsError, ValidationError) as err:
+        raise _fail(err) from err
+
+
+def _options(model: type[M], given: dict[str, Any]) -> M:
+    """The command's options as the ops API's model of them (an option not given keeps the model's default)."""
+    try:
+        return model.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as err:
+        raise _fail(err) from err
 
 
 def _fail(err: Exception) -> typer.Exit:
@@ -88,15 +102,11 @@ def tickets_show(reference: Annotated[str, typer.Argument(
                      help="the gateway's ticket id, the partner's ticket number or the national registration number")],
                  config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """One ticket: its facts, deliveries with attempts, and timeline."""
-    from gateway.ops.errors import OpsError
 
     async def work(service: Any, user: Any) -> Any:
         return await service.ticket_detail(await service.ticket_by_reference(reference), user)
 
-    try:
-        detail = _run(config, work)
-    except OpsError as err:
-        raise _fail(err) from err
+    detail = _run(config, work)
     if as_json:
         _echo_json(detail.model_dump(mode="json"))
         return
@@ -144,10 +154,7 @@ def tickets_behind(config: ConfigOption = None,
     """Tickets whose partner has not heard their latest status for longer than echo.behind_after_seconds."""
     from gateway.ops.schemas import EchoSearch
 
-    try:
-        search = EchoSearch(limit=limit)
-    except ValidationError as err:
-        raise _fail(err) from err
+    search = _options(EchoSearch, {"limit": limit})
 
     async def work(service: Any, user: Any) -> Any:
         return await service.behind(search, user)
@@ -181,10 +188,7 @@ def tickets_find(
     raw = {"source_ticket_no": source_no, "national_registration_no": national_no, "complainant_phone": phone,
            "respondent_uscc": uscc, "respondent_name": respondent, "status": status, "adapter_id": adapter,
            "deadline": deadline, "limit": limit}
-    try:
-        search = TicketSearch.model_validate({k: v for k, v in raw.items() if v is not None})
-    except ValidationError as err:
-        raise _fail(err) from err
+    search = _options(TicketSearch, raw)
 
     async def work(service: Any, user: Any) -> Any:
         return await service.search(search, user)
@@ -210,21 +214,14 @@ def tickets_on_time(
 ) -> None:
     """办理时效: the statutory time limits that ended in a span of days, met and missed, per handling organisation
     and per limit."""
-    from gateway.ops.errors import OpsError
     from gateway.ops.schemas import OnTimeSearch
 
-    try:
-        search = OnTimeSearch.model_validate({k: v for k, v in {"since": since, "until": until}.items() if v})
-    except ValidationError as err:
-        raise _fail(err) from err
+    search = _options(OnTimeSearch, {"since": since or None, "until": until or None})
 
     async def work(service: Any, user: Any) -> Any:
         return await service.on_time(search)
 
-    try:
-        report = _run(config, work)
-    except OpsError as err:
-        raise _fail(err) from err
+    report = _run(config, work)
     if as_json:
         _echo_json(report.model_dump(mode="json"))
         return
@@ -249,12 +246,8 @@ def deliveries_list(
     """Deliveries by state (dead letters by default), oldest first."""
     from gateway.ops.schemas import DeliverySearch
 
-    try:
-        search = DeliverySearch.model_validate({k: v for k, v in {
-            "state": state, "destination": destination, "error_class": error_class, "limit": limit}.items()
-            if v is not None})
-    except ValidationError as err:
-        raise _fail(err) from err
+    search = _options(DeliverySearch, {"state": state, "destination": destination, "error_class": error_class,
+                                       "limit": limit})
 
     async def work(service: Any, user: Any) -> Any:
         return await service.deliveries(search, user)
@@ -296,15 +289,11 @@ def deliveries_replay(
     if not ids and not by_filter:
         typer.echo("give --id, or a filter (--destination, --error-class, --ticket, --since, --until)", err=True)
         raise typer.Exit(2)
-    try:
-        flt = ReplayFilter.model_validate({k: v for k, v in {
-            "destination": destination, "error_class": error_class, "ticket_id": ticket, "since": since,
-            "until": until, "limit": limit, "state": "retrying" if retrying else "dead"}.items() if v is not None}
-        ) if by_filter else None
-        if ids:
-            ReplayRequest(delivery_ids=list(ids))  # checks the ids' form before opening the store
-    except ValidationError as err:
-        raise _fail(err) from err
+    flt = _options(ReplayFilter, {
+        "destination": destination, "error_class": error_class, "ticket_id": ticket, "since": since, "until": until,
+        "limit": limit, "state": "retrying" if retrying else "dead"}) if by_filter else None
+    if ids:
+        _options(ReplayRequest, {"delivery_ids": list(ids)})  # checks the ids' form before opening the store
 
     async def work(service: Any, user: Any) -> dict[str, Any]:
         # The set is fixed first (a dry run of the filter); the replay then goes in batches, with progress.
@@ -331,10 +320,7 @@ def deliveries_replay(
         return {"matched": len(candidates), "replayed" if not dry_run else "would_replay": len(done),
                 "dry_run": dry_run, "destinations": dict(destinations), "not_replayed": left}
 
-    try:
-        summary = _run(config, work)
-    except Exception as err:
-        raise _fail(err) from err
+    summary = _run(config, work)
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -358,10 +344,7 @@ def deliveries_compact(
         count = await service.compact(older_than_days, user, progress=progress)
         return {"compacted": count, "older_than_days": older_than_days}
 
-    try:
-        summary = _run(config, work)
-    except Exception as err:
-        raise _fail(err) from err
+    summary = _run(config, work)
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -433,10 +416,7 @@ def quarantine_remap(
         return {"payloads": len(targets), "outcomes": dict(outcomes), "ticket_ids": tickets, "still_failing": problems,
                 "returned": returned}
 
-    try:
-        summary = _run(config, work)
-    except Exception as err:
-        raise _fail(err) from err
+    summary = _run(config, work)
     typer.echo(json.dumps(summary, ensure_ascii=False))
     if summary["outcomes"].get("still_rejected"):
         raise typer.Exit(1)

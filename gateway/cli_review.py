@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _fail, _run
+from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _options, _run
 
 review_cli = typer.Typer(help="Tickets the jurisdiction screen held for review: list them, accept or return one.",
                          add_completion=False, no_args_is_help=True)
@@ -35,22 +34,15 @@ def review_list(config: ConfigOption = None, limit: Annotated[int, typer.Option(
 
 
 def _settle(config: Any, ticket_id: str, raw: dict[str, Any], as_json: bool) -> None:
-    from gateway.ops.errors import OpsError
     from gateway.ops.review import settle
     from gateway.tickets.review import Settlement
 
-    try:
-        settlement = Settlement.model_validate({k: v for k, v in raw.items() if v is not None})
-    except ValidationError as err:
-        raise _fail(err) from err
+    settlement = _options(Settlement, raw)
 
     async def work(service: Any, user: Any) -> Any:
         return await settle(service, ticket_id, settlement, user)
 
-    try:
-        result = _run(config, work)
-    except OpsError as err:
-        raise _fail(err) from err
+    result = _run(config, work)
     if as_json:
         _echo_json(result.model_dump(mode="json"))
         return

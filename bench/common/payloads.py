@@ -65,7 +65,11 @@ def city_body(tag: str, i: int) -> bytes:
 
 
 def province_order(tag: str, i: int) -> dict[str, Any]:
-    return {**PROVINCE_ORDER, "infoid": f"GZ12345-{tag}-{i:09d}"}
+    """The provincial 12345 system's order i: fixture 01 under a new infoid, from its own consumer (the same one
+    every time would make each order a cross-line duplicate of all before it, as for the city's tickets)."""
+    person = consumer(tag, i)
+    return {**PROVINCE_ORDER, "infoid": f"GZ12345-{tag}-{i:09d}", "mobilephone": person["contactPhone"],
+            "idcard": person["contactIdCard"]}
 
 
 def province_body(tag: str, i: int) -> bytes:

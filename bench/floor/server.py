@@ -12,9 +12,11 @@ enrichment, idempotency look-up, body limits, logging, metrics or error bodies n
 hiredis, as the gateway); `--store none` writes nothing, which is not an intake: it shows what the write costs.
 
 `--answer fast-path` (the default) answers the two POSTs in an ASGI middleware before FastAPI's routing, request
-handling and dependencies, as the gateway answers its pushes (`gateway/http/fast_path.py`); `--answer routes`
-answers them through the FastAPI routes. `--loop`/`--http` choose uvicorn's event loop and HTTP parser
-(`asyncio`/`h11`, as the gateway runs today, or `uvloop`/`httptools`, what `fastapi[standard]` installs).
+handling and dependencies, installed where the gateway installs its own (`gateway/http/fast_path.py`): inside
+FastAPI's middleware stack, so each request pays FastAPI's and Starlette's entry and error middleware as a push to
+the gateway does; `--answer routes` answers them through the FastAPI routes. `--loop`/`--http` choose uvicorn's
+event loop and HTTP parser (`asyncio`/`h11`, as the gateway runs today, or `uvloop`/`httptools`, what
+`fastapi[standard]` installs).
 
     FLOOR_API_KEY=... FLOOR_SOAP_PASSWORD=... FLOOR_DB=/tmp/floor.db \\
         python -m bench.floor.server --port 8398 [--store sqlite|redis|none] [--answer fast-path|routes]
@@ -110,7 +112,11 @@ def _redis_writer(url: str) -> tuple[Write, Callable[[], Awaitable[None]]]:
     return write, client.aclose
 
 
-def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path, redis_url: str) -> FastAPI:
+Answer = Literal["fast-path", "routes"]
+
+
+def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path, redis_url: str,
+               answer: Answer = "fast-path") -> FastAPI:
     app = FastAPI(title="intake floor")
     write: Write
     if store == "sqlite":
@@ -164,16 +170,17 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
                      ticket.complainant.phone))
         return Response(_soap_answer(ticket_id), media_type="text/xml; charset=utf-8")
 
-    app.state.answers = {FLOOR_CITY_PATH: city, FLOOR_SOAP_PATH: province}
+    if answer == "fast-path":  # where gateway/app.py installs PushFastPath: a middleware of the app
+        app.add_middleware(FloorFastPath, answers={FLOOR_CITY_PATH: city, FLOOR_SOAP_PATH: province})
     return app
 
 
 class FloorFastPath:
     """The two POSTs answered before FastAPI's routing, as `gateway/http/fast_path.py` answers the gateway's."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, answers: dict[str, Callable[[Request], Awaitable[Response]]]) -> None:
         self.app = app
-        self.answers: dict[str, Callable[[Request], Awaitable[Response]]] = app.state.answers
+        self.answers = answers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         answer = self.answers.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -201,9 +208,8 @@ def main() -> None:
     parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
     args = parser.parse_args()
     app = create_app(os.environ["FLOOR_API_KEY"], os.environ["FLOOR_SOAP_PASSWORD"], args.store,
-                     Path(os.environ.get("FLOOR_DB", "floor.db")), args.redis_url)
-    served: ASGIApp = FloorFastPath(app) if args.answer == "fast-path" else app
-    uvicorn.run(served, host="127.0.0.1", port=args.port, log_config=None, access_log=False, loop=args.loop,
+                     Path(os.environ.get("FLOOR_DB", "floor.db")), args.redis_url, args.answer)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, loop=args.loop,
                 http=args.http, lifespan="on")
 
 

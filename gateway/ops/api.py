@@ -139,6 +139,7 @@ def ops_api_router() -> APIRouter:
         delivered callback) for longer than echo.behind_after_seconds, longest behind first, each with the callback
         it waits for and that callback's last error."""
         return await service.behind(search, user)
+
     @router.get("/tickets/{ticket_id}/raw", response_class=Response, responses={
         **_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the payload as received"}})
     async def raw_payload(ticket_id: str, user: Operator, service: Service,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.types import ASGIApp
 
 from bench.common import payloads
 from bench.common.hand_mapping import check_against_specs
@@ -31,8 +30,7 @@ def test_the_hand_written_mappings_make_the_specs_tickets() -> None:
 async def test_the_floor_server_acknowledges_only_what_it_authenticated_mapped_and_stored(tmp_path: Path,
                                                                                           answer: str) -> None:
     db = tmp_path / "floor.db"
-    routed = create_app(API_KEY, PASSWORD, "sqlite", db, "redis://127.0.0.1:6379/15")
-    app: ASGIApp = FloorFastPath(routed) if answer == "fast-path" else routed
+    app = create_app(API_KEY, PASSWORD, "sqlite", db, "redis://127.0.0.1:6379/15", answer)  # type: ignore[arg-type]
     tag = payloads.run_tag()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     envelope = payloads.soap_envelope(payloads.province_order(tag, 1), FLOOR_SOAP_USER, PASSWORD, created)
@@ -55,3 +53,20 @@ async def test_the_floor_server_acknowledges_only_what_it_authenticated_mapped_a
                                                                                         "province-12345"}
     assert lanes == [("national", 2)]
     assert nonces == 1
+
+
+def test_each_benchmark_order_comes_from_a_consumer_of_its_own() -> None:
+    # The same complainant on every order made each one a cross-line duplicate of all before (links at intake).
+    tag = payloads.run_tag()
+    orders = [payloads.province_order(tag, i) for i in range(50)]
+    tickets = [json.loads(payloads.city_body(tag, i)) for i in range(50)]
+    assert len({(o["mobilephone"], o["idcard"]) for o in orders}) == 50
+    assert len({(t["contactPhone"], t["contactIdCard"]) for t in tickets}) == 50
+
+
+def test_the_floor_answers_through_a_middleware_of_the_app_as_the_gateway_does(tmp_path: Path) -> None:
+    # Wrapped around the app, the fast path would skip FastAPI's entry and error middleware the gateway's pushes pay.
+    floor = create_app(API_KEY, PASSWORD, "none", tmp_path / "floor.db", "redis://127.0.0.1:6379/15")
+    routed = create_app(API_KEY, PASSWORD, "none", tmp_path / "floor.db", "redis://127.0.0.1:6379/15", "routes")
+    assert [m.cls for m in floor.user_middleware] == [FloorFastPath]
+    assert routed.user_middleware == []

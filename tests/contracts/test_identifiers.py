@@ -25,6 +25,8 @@ from contracts.identifiers import (
 )
 from contracts.identifiers import phone as phone_module
 from contracts.identifiers.memo import MAX_REMEMBERED
+from contracts.identifiers.uscc import USCC_ALPHABET
+from tests.contracts.published_usccs import PUBLISHED_USCCS, PublishedUscc
 
 # Registered codes whose MOD 31 check and embedded GB 11714 organisation-code check both hold.
 REGISTERED_USCCS = [
@@ -36,7 +38,8 @@ REGISTERED_USCCS = [
     "11100000000013127D",  # registration authority 1 (机构编制), category 1 (机关)
 ]
 
-# Built by the GB 32100 rules, since stdnum rejects these shapes: a letter registration authority.
+# Built by the GB 32100 rules (no published code with a letter registration authority could be found to cite):
+# they show the letter authorities and their categories are known, not that the check character is right.
 LETTER_AUTHORITY_USCCS = [
     "N2522601MA6XT8RK34",  # 农业 / 村级集体经济组织 in 凯里市
     "Y1522601MA6J9W4B7C",  # 其他
@@ -56,6 +59,21 @@ def reason_of(error: pytest.ExceptionInfo[IdentifierError]) -> str:
 @pytest.mark.parametrize("code", REGISTERED_USCCS)
 def test_registered_uscc_is_valid(code: str) -> None:
     assert validate_uscc(code) == code
+
+
+@pytest.mark.parametrize("published", PUBLISHED_USCCS, ids=[p.code for p in PUBLISHED_USCCS])
+def test_every_published_uscc_is_valid(published: PublishedUscc) -> None:
+    assert validate_uscc(published.code) == published.code
+
+
+@pytest.mark.parametrize("published", PUBLISHED_USCCS, ids=[p.code for p in PUBLISHED_USCCS])
+def test_a_published_uscc_with_any_other_check_character_is_refused(published: PublishedUscc) -> None:
+    refused = []
+    for other in USCC_ALPHABET.replace(published.code[17], ""):
+        with pytest.raises(IdentifierError, match="check character"):
+            validate_uscc(published.code[:17] + other)
+        refused.append(other)
+    assert len(refused) == 30
 
 
 @pytest.mark.parametrize("code", LETTER_AUTHORITY_USCCS)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from gateway.store import open_store
 from gateway.store.base import DeliveryFilter
 from simulators.national.runner import run_national_simulator
 from simulators.peer import encode_json, load_fixtures, with_fresh_number
-from tests.hardening.live_gateway import CITY, GatewayFiles, free_port
+from tests.hardening.live_gateway import CITY, GatewayFiles, GatewayProcess, free_port
 
 CITY_SEED = load_fixtures(CITY)["01-food-complaint"]
 NATIONAL_LANE = "national"
@@ -190,6 +190,51 @@ def wait_registered(national: National, ticket_ids: set[str], within: float) -> 
 
 
 @dataclass(frozen=True)
+class Outage:
+    """A store outage a partner pushed through at a steady rate: what stood when it began, and what came of it."""
+
+    acknowledged_at_stop: int
+    registered_at_stop: int
+    refused_while_down: int  # pushes refused or answered 503 while the store was down, and retried
+    ticket_ids: set[str]  # every ticket the partner had acknowledged
+    resumed: float  # seconds from the store's return until the platform held every acknowledged ticket
+    stats: dict[str, Any]  # the national platform's counts
+    registered: dict[str, str]  # idempotency key → ticket id, at the platform
+    log: str  # the gateway's log
+
+
+def push_through_outage(files: GatewayFiles, national: National, gateway: GatewayProcess, *, stop: Callable[[], None],
+                        start: Callable[[], None], rate: float, down_seconds: float,
+                        acknowledged_within: float, registered_within: float) -> Outage:
+    """Pushes at `rate` a second for 4 s, `stop` the store, push on for `down_seconds`, `start` it, push 6 s more;
+    then wait until the partner has every push acknowledged and the platform every ticket registered."""
+    national.faults(latency_ms=500)  # 8 in flight: about 16 a second, so a backlog waits at the stop
+    partner = Partner(files)
+    partner.start()
+    try:
+        partner.steady(rate, 4)
+        acknowledged_at_stop, registered_at_stop = (len(partner.acknowledged()),
+                                                    national.stats()["unique_idempotency_keys"])
+        stop()
+        partner.steady(rate, down_seconds)
+        refused_while_down = partner.refused_while_down
+        start()
+        restarted = time.monotonic()
+        partner.steady(rate, 6)
+        partner.wait_acknowledged(within=acknowledged_within)
+    finally:
+        partner.stop()
+    assert partner.failures == []
+    ticket_ids = {p.ticket_id for p in partner.acknowledged() if p.ticket_id}
+    assert len(ticket_ids) == len(partner.pushes)
+    wait_registered(national, ticket_ids, within=registered_within)
+    resumed = time.monotonic() - restarted
+    assert gateway.alive()
+    return Outage(acknowledged_at_stop, registered_at_stop, refused_while_down, ticket_ids, resumed, national.stats(),
+                  national.registered(), gateway.log_text())
+
+
+@dataclass(frozen=True)
 class StoreView:
     """What the gateway's store holds for the tickets a partner had acknowledged."""
 
@@ -229,6 +274,18 @@ def inspect_store(files: GatewayFiles, ticket_ids: list[str], *, redis_url: str 
 
 def delivered(view: StoreView, lane: str = NATIONAL_LANE) -> int:
     return int(view.lanes.get(lane, {}).get(DeliveryState.DELIVERED.value, 0))
+
+
+def assert_each_registered_once(view: StoreView, registered: dict[str, str], stats: dict[str, Any], count: int) -> None:
+    """Every one of `count` acknowledged tickets is stored, registered at the platform under its own idempotency key
+    (once), delivered, and keeps the number the platform gave it; nothing went dead."""
+    assert not view.missing
+    for ticket_id, key in view.keys.items():
+        assert registered.get(key) == ticket_id
+    assert stats["unique_idempotency_keys"] == count
+    assert view.dead == 0
+    assert delivered(view) == count
+    assert view.national_numbers == count
 
 
 class OwnRedis:

@@ -12,7 +12,7 @@ from tests.faults.fault_support import (
     FAST_NATIONAL,
     NATIONAL_LANE,
     Partner,
-    delivered,
+    assert_each_registered_once,
     inspect_store,
     national_port,
     national_simulator,
@@ -62,10 +62,4 @@ def test_a_minute_long_national_outage_under_steady_load_loses_nothing(tmp_path:
           f"{OUTAGE_SECONDS:.0f} s outage; {registered_during} registered before it); the backlog drained "
           f"{drain_seconds:.1f} s after the platform came back; {stats['unique_idempotency_keys']} registered, "
           f"{stats['duplicates']} duplicate submissions, faults served {stats.get('faults')}")
-    assert not view.missing
-    for ticket_id, key in view.keys.items():  # every key registered, under its own ticket
-        assert registered.get(key) == ticket_id
-    assert stats["unique_idempotency_keys"] == len(ticket_ids)
-    assert view.dead == 0
-    assert delivered(view) == len(ticket_ids)
-    assert view.national_numbers == len(ticket_ids)  # the platform's numbers were kept on the tickets
+    assert_each_registered_once(view, registered, stats, len(ticket_ids))

@@ -16,7 +16,7 @@ from tests.faults.fault_support import (
     NATIONAL_LANE,
     National,
     Partner,
-    delivered,
+    assert_each_registered_once,
     inspect_store,
     national_port,
     national_simulator,
@@ -45,14 +45,7 @@ def _check_nothing_lost(files: GatewayFiles, national: National, partner: Partne
     wait_registered(national, ticket_ids, within=60)
     stats = national.stats()
     registered = national.registered()
-    view = inspect_store(files, sorted(ticket_ids))
-    assert not view.missing
-    for ticket_id, key in view.keys.items():
-        assert registered.get(key) == ticket_id
-    assert stats["unique_idempotency_keys"] == TICKETS
-    assert view.dead == 0
-    assert delivered(view) == TICKETS
-    assert view.national_numbers == TICKETS  # each ticket kept the number the platform gave it
+    assert_each_registered_once(inspect_store(files, sorted(ticket_ids)), registered, stats, TICKETS)
     return (f"{TICKETS} acknowledged, {TICKETS} registered, {stats['duplicates']} duplicate submissions "
             f"absorbed by the idempotency key, {partner.refused_while_down} pushes retried while down")
 

@@ -127,7 +127,7 @@ async def test_a_bare_http_error_makes_the_partner_unavailable(province: Running
     province.province.behaviour.http_errors = 1
     adapter = SoapAdapter(polling_config(province.wsdl_url))
     try:
-        with pytest.raises(PartnerUnavailable, match="TransportError"):
+        with pytest.raises(PartnerUnavailable, match="HTTP 503"):
             await adapter.pull(None)
     finally:
         await adapter.aclose()
