@@ -1,4 +1,4 @@
-"""Hostile input against the real gateway process: each request gets a clear 4xx or SOAP Fault within a bounded
+"""Hostile input against the real gateway process: each request gets a clear 4xx or SOAP Fault for a bounded CPU
 time and bounded memory, nothing is fetched from outside, and a good request succeeds right after.
 
 The gateway runs as `python main.py -c <tmp>/gateway.yaml` (SQLite in a temporary folder, no simulators,
