@@ -12,7 +12,9 @@ from pydantic import AwareDatetime, Field, model_validator
 from contracts.base import ContractModel
 
 FollowUpKind = Literal["supplement", "urge", "withdrawal"]
-VersionKind = Literal["original", "new_version", "supplement"]
+# stale: a version older than the one the ticket holds, come late (its raw payload kept, nothing applied).
+VersionKind = Literal["original", "new_version", "supplement", "stale"]
+ScreenOutcome = Literal["accept", "return", "review"]
 
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 Reference = Annotated[str, Field(min_length=1, max_length=64)]
@@ -64,8 +66,13 @@ class FollowUpNotice(ContractModel):
         """What makes two notices the same one (a partner sending again): its kind, ticket and own number, or
         when it has none, its time and words."""
         said = self.reference or f"{self.at.isoformat()}\x1f{self.text or ''}"
-        material = "\x1f".join((self.kind, self.source_system, self.source_ticket_no, said))
-        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+        return follow_up_key(self.kind, self.source_system, self.source_ticket_no, said)
+
+
+def follow_up_key(kind: FollowUpKind, source_system: str, source_ticket_no: str, said: str) -> str:
+    """The key of a follow-up of a ticket: its kind, the ticket's source and what identifies this one."""
+    material = "\x1f".join((kind, source_system, source_ticket_no, said))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 class TicketVersion(ContractModel):
@@ -80,6 +87,8 @@ class TicketVersion(ContractModel):
     reference: Reference | None = None
     notice_key: Key | None = None  # a supplement's FollowUpNotice.key: the same supplement again is a repeat
     national_answered_at: AwareDatetime | None = None  # the national platform took the update
+    screened: ScreenOutcome | None = None  # the jurisdiction screen's outcome on this version (None: no screen)
+    held: bool = False  # screened return/review: its update waits for an operator instead of going to the platform
 
 
 class Urge(ContractModel):
@@ -122,3 +131,7 @@ class SenderUpdates(ContractModel):
     urges: list[Urge] = Field(default_factory=list, max_length=URGES_KEPT)
     urge_count: Annotated[int, Field(ge=0)] = 0
     withdrawal: Withdrawal | None = None
+
+    def held_versions(self) -> list[TicketVersion]:
+        """The versions whose national update waits for an operator's jurisdiction decision."""
+        return [v for v in self.versions if v.held]

@@ -304,6 +304,17 @@ class RouteDecision(ContractModel):
     at: AwareDatetime
 
 
+class RoutingRevision(ContractModel):
+    """The handler and time limits a ticket had until a new version of it changed them (kept as history)."""
+
+    version: Annotated[str, Field(min_length=1, max_length=32)]  # the version that changed them
+    at: AwareDatetime
+    handler_org_code: Annotated[str, Field(max_length=64)] | None = None
+    handler_org_name: Annotated[str, Field(max_length=100)] | None = None
+    handler_level: HandlerLevel | None = None
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
 class Routing(ContractModel):
     """Which organisation handles the ticket and by when, where else it went, and why."""
 
@@ -314,6 +325,7 @@ class Routing(ContractModel):
     jurisdiction: JurisdictionDecision | None = None
     routes: list[RouteDecision] = Field(default_factory=list, max_length=100)
     warnings: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=20)
+    revisions: list[RoutingRevision] = Field(default_factory=list, max_length=50)  # before each new version
 
 
 class Lifecycle(ContractModel):
@@ -415,9 +427,12 @@ class Ticket(ContractModel):
         return self
 
     def held_for_review(self) -> bool:
-        """Whether the ticket waits for an operator's jurisdiction decision (stored, not forwarded)."""
+        """Whether the ticket waits for an operator's jurisdiction decision: stored and not forwarded, or forwarded
+        and a later version's update held (that version screens as another authority's matter, or undecided)."""
         decision = self.routing.jurisdiction
-        return decision is not None and decision.outcome == "review" and self.lifecycle.status is Status.RECEIVED
+        if decision is None or decision.outcome != "review":
+            return False
+        return self.lifecycle.status is Status.RECEIVED or bool(self.sender_updates.held_versions())
 
 
 def legal_violations(ticket: Ticket) -> list[tuple[str, str, str]]:

@@ -409,7 +409,7 @@ def quarantine_remap(
                 outcomes[result.outcome] += 1
                 if result.ticket_id:
                     tickets.append(result.ticket_id)
-                if result.outcome == "returned":  # 退单 sent to the partner: done, not a failure
+                if result.outcome in ("returned", "already_returned"):  # 退单 sent to the partner: done, not a failure
                     returned[qid] = "; ".join(e["message"] for e in result.errors)
                 elif result.errors:
                     problems[qid] = [f"{e['field']} ({e['rule']})" for e in result.errors]

@@ -269,8 +269,12 @@ def run_rules_comparison(*, rounds: int, seconds: float, connections: int, mixes
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
         base = Path(tmp)
         jurisdiction_off, routing_off = rules_off_files(base / "config")
-        with_rules = gateway_env(base / "data-rules", store=store, redis_url=redis_url, workers=False)
-        without = gateway_env(base / "data-no-rules", store=store, redis_url=redis_url, workers=False)
+        # No credit look-up on either: the demo's points at 127.0.0.1:8414, and whatever answers there on a shared
+        # machine (another checkout's demo) would give the rules' gateway credit flags to route on.
+        same = {"HIG_CREDIT_LOOKUP__URL": ""}
+        with_rules = gateway_env(base / "data-rules", store=store, redis_url=redis_url, workers=False, store_env=same)
+        without = gateway_env(base / "data-no-rules", store=store, redis_url=redis_url, workers=False,
+                              store_env=same)
         comparisons = []
         baseline = start_baseline(base)
         try:

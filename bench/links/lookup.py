@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,11 +42,12 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.identifiers.uscc import org_code_check_char, uscc_check_char
 from contracts.ticket import Ticket, idempotency_key_of
 from gateway.config import LinkSettings
-from gateway.store.base import LinkQuery, Store
+from gateway.store.base import LinkQuery
 from gateway.store.redis import RedisStore
 from gateway.store.redis import lua as redis_lua
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite import tickets as sqlite_tickets
+from gateway.store.ticket_index import link_keys
 from gateway.tickets.links import link_marks
 
 KEY = b"bench-links-phone-hash-key"
@@ -160,25 +161,46 @@ class Latencies:
         return statistics.quantiles(self.ms, n=100)[98]
 
 
-async def measure(store: Store, name: str, tickets: Tickets, n: int, lookups: int) -> list[Latencies]:
+Lookup = Callable[[LinkQuery], Awaitable[Sized]]
+
+
+def on_store_thread(store: SqliteStore) -> Lookup:
+    """The SQLite look-up as it ran before issue 16's performance pass: the same read on the store's thread (a hop
+    there and back through its queue) instead of in place on the event loop's connection, and each candidate parsed
+    into a whole `Ticket` instead of the `LinkCandidate` the score needs."""
+    x = store._executor
+
+    async def lookup(query: LinkQuery) -> list[Ticket]:
+        keys = link_keys(query.marks, KEY)
+        bodies = await x.run(lambda: sqlite_tickets.link_candidate_bodies(keys, query, x.db))
+        return [Ticket.model_validate_json(body) for body in bodies]
+
+    return lookup
+
+
+async def measure(name: str, variants: dict[str, Lookup], tickets: Tickets, n: int,
+                  lookups: int) -> list[Latencies]:
+    """Each look-up made by every variant in turn (the same probe, alternating): the variants share the load."""
     window = timedelta(days=LinkSettings().window_days)
     results = []
     for kind in ("hit", "miss"):
-        ms: list[float] = []
-        found = 0
+        ms: dict[str, list[float]] = {label: [] for label in variants}
+        found = dict.fromkeys(variants, 0)
         for k in range(lookups):
             i = _pick(k, kind, n - 10) + 5
             # A new ticket of ticket i's pair received just after it (hit), or of a complainant never seen (miss).
             probe = tickets.ticket(i, tag="P", complainant=None if kind == "hit" else COMPLAINANTS + k)
             marks = tuple(link_marks(probe))
             at = probe.source.source_received_at
-            began = time.perf_counter()
-            candidates = await store.find_link_candidates(LinkQuery(marks, at - window, at + window))
-            ms.append((time.perf_counter() - began) * 1000)
-            found += len(candidates)
-        results.append(Latencies(name, kind, ms, found))
-        print(f"  {name} {kind}: p50 {results[-1].p50:.2f} ms, p99 {results[-1].p99:.2f} ms, "
-              f"{found / lookups:.2f} candidates per look-up", flush=True)
+            for label, lookup in variants.items():
+                began = time.perf_counter()
+                candidates = await lookup(LinkQuery(marks, at - window, at + window))
+                ms[label].append((time.perf_counter() - began) * 1000)
+                found[label] += len(candidates)
+        for label in variants:
+            results.append(Latencies(name, f"{kind}{label}", ms[label], found[label]))
+            print(f"  {name} {kind}{label}: p50 {results[-1].p50:.2f} ms, p99 {results[-1].p99:.2f} ms, "
+                  f"{found[label] / lookups:.2f} candidates per look-up", flush=True)
     return results
 
 
@@ -219,7 +241,8 @@ async def run_sqlite(tickets: Tickets, n: int, lookups: int) -> tuple[float, int
         store = SqliteStore(path, KEY)
         await store.open()
         try:
-            return seconds, size, await measure(store, "sqlite", tickets, n, lookups)
+            variants = {"": store.find_link_candidates, " (before: on the store thread)": on_store_thread(store)}
+            return seconds, size, await measure("sqlite", variants, tickets, n, lookups)
         finally:
             await store.close()
     finally:
@@ -232,7 +255,7 @@ async def run_redis(tickets: Tickets, n: int, lookups: int, url: str) -> tuple[f
     try:
         seconds = await fill_redis(store, tickets, n)
         used = int((await store.redis.info("memory"))["used_memory"])
-        return seconds, used, await measure(store, "redis", tickets, n, lookups)
+        return seconds, used, await measure("redis", {"": store.find_link_candidates}, tickets, n, lookups)
     finally:
         await store.close()
 

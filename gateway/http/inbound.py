@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from adapters.canonical import canonical_push_schema
+from adapters.canonical import FOLLOW_UP_KIND, canonical_follow_up_schema, canonical_push_schema
 from adapters.config import digest_matches
+from contracts.errors import FieldError
 from gateway.http.contexts import InboundContext, IntakeOutcomeView
 from gateway.http.contexts import TicketIntake as TicketIntake  # where pollers.py finds it
 from gateway.http.deps import Inbound
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 
 INBOUND_PATH = "/api/v1/inbound/{adapter_id}/tickets"
+# A canonical sender's follow-ups, beside its tickets (as the national platform's …/tickets/follow-ups).
+FOLLOW_UPS_INBOUND_PATH = "/api/v1/inbound/{adapter_id}/tickets/follow-ups"
 API_KEY_HEADER = "X-Api-Key"
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
@@ -170,9 +173,21 @@ def _problem_doc(description: str) -> dict[str, Any]:
 
 async def answer_push(context: InboundContext, adapter_id: str, request: Request) -> JSONResponse:
     """The answer to one push: authenticate, read and parse the body within its limits, take the ticket."""
+    return await _answer(context, adapter_id, request, follow_up=False)
+
+
+async def answer_follow_up(context: InboundContext, adapter_id: str, request: Request) -> JSONResponse:
+    """The answer to a canonical sender's follow-up (补充材料, 催办, 撤诉) of a ticket it pushed before."""
+    return await _answer(context, adapter_id, request, follow_up=True)
+
+
+async def _answer(context: InboundContext, adapter_id: str, request: Request, *, follow_up: bool) -> JSONResponse:
     config = context.adapters.get(adapter_id)
     if config is None or not config.enabled or not config.push:
         return _refuse(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this gateway")
+    if follow_up and not config.is_canonical:
+        return _refuse(404, "not_canonical", f"adapter {adapter_id!r} maps its partner's own shape: its follow-ups go "
+                       f"to {INBOUND_PATH.replace('{adapter_id}', adapter_id)} as its mapping spec's follow_ups say")
     if adapter_id in context.missing or adapter_id not in context.credentials:
         return _refuse(503, "adapter_not_configured",
                        f"adapter {adapter_id!r} is not ready to take pushes (its credentials or mapping are not "
@@ -197,6 +212,11 @@ async def answer_push(context: InboundContext, adapter_id: str, request: Request
             raise HttpRefusal(400, "invalid_json", str(err)) from err
         if not isinstance(payload, dict):
             raise HttpRefusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
+        if follow_up and FOLLOW_UP_KIND not in payload:
+            return _refuse(422, "invalid_follow_up", "跟进消息缺少 kind（supplement、urge 或 withdrawal）",
+                           message_en="a follow-up names its kind: supplement, urge or withdrawal",
+                           errors=[FieldError(field=FOLLOW_UP_KIND, rule="missing", source_path=FOLLOW_UP_KIND,
+                                              message="kind: supplement, urge or withdrawal").reader_json()])
     except HttpRefusal as refusal:
         log.info("push refused", extra={"adapter_id": adapter_id, "status": refusal.status,
                                         "error": refusal.error, "reason": refusal.message})
@@ -267,5 +287,29 @@ def inbound_router(*dependencies: Callable[..., object]) -> APIRouter:
     )
     async def push_ticket(adapter_id: str, request: Request, context: Inbound) -> JSONResponse:
         return await answer_push(context, adapter_id, request)
+
+    @router.post(
+        FOLLOW_UPS_INBOUND_PATH,
+        status_code=200,
+        summary="A canonical sender follows up a ticket it pushed before: 补充材料, 催办 or 撤诉",
+        response_model=None,
+        openapi_extra={**_REQUEST_BODY_DOC, "requestBody": {"required": True, "content": {"application/json": {
+            "schema": canonical_follow_up_schema()}}}},
+        responses={
+            200: {"description": "Applied to the ticket the sender pushed before (`follow_up` names what it said), "
+                                 "or a repeat of one already taken (`repeat`: true)"},
+            400: _problem_doc("The body is not JSON, or not a JSON object"),
+            401: _problem_doc("Missing or wrong credentials"),
+            403: _problem_doc("Valid credentials of another adapter"),
+            404: _problem_doc("No adapter with this id takes pushes, or it is not a canonical adapter"),
+            413: _problem_doc("The body exceeds server.max_body_bytes"),
+            415: _problem_doc("The body is not JSON"),
+            422: {"description": "Invalid (each field with its rule), or of a ticket the gateway does not hold (yet): "
+                                 "`follow_up.source_ticket_no` / `unknown_ticket`, kept under quarantine_id"},
+            503: _problem_doc("The adapter's credentials are not configured, or the store did not confirm the write"),
+        },
+    )
+    async def push_follow_up(adapter_id: str, request: Request, context: Inbound) -> JSONResponse:
+        return await answer_follow_up(context, adapter_id, request)
 
     return router

@@ -193,7 +193,8 @@ def ops_api_router() -> APIRouter:
     async def remap(quarantine_id: str, user: Operator, service: Service) -> Response:
         """Map a quarantined payload again with its adapter's current spec and take it as a push is taken (the
         jurisdiction screen included): stored (`created`, or `review` held for an operator), it resolves the
-        entry; `returned` sent the partner its 退单; `still_rejected` (422) names the failing fields."""
+        entry; `returned` sent the partner its 退单 and closed the entry with it (`already_returned` when it held
+        one already: nothing is sent again); `still_rejected` (422) names the failing fields."""
         result = await service.remap(quarantine_id, user)
         status = 422 if result.outcome == "still_rejected" else 200
         return JSONResponse(jsonable_encoder(result), status_code=status)

@@ -339,11 +339,13 @@ class QuarantineView(BaseModel):
 
 class RemapResult(BaseModel):
     """What a re-map did: `created`/`repeat` stored and sent on, `review` stored and held for an operator's
-    jurisdiction decision, `returned` sent back to the partner (退单; the entry keeps the payload),
-    `still_rejected` (the errors), `already_resolved`."""
+    jurisdiction decision, `returned` sent back to the partner (退单; the entry keeps the payload and is closed
+    with the 退单's notes), `still_rejected` (the errors), `already_resolved` (by a ticket) or `already_returned`
+    (a 退单 before: nothing is sent again)."""
 
     quarantine_id: str
-    outcome: Literal["created", "repeat", "updated", "review", "still_rejected", "returned", "already_resolved"]
+    outcome: Literal["created", "repeat", "updated", "review", "still_rejected", "returned", "already_resolved",
+                     "already_returned"]
     ticket_id: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
     jurisdiction: JurisdictionDecision | None = None  # the jurisdiction screen's decision, when it ran

@@ -26,7 +26,7 @@ from gateway.ops.masking import masked_errors, must_mask, shown, ticket_json
 from gateway.ops.metrics import OpsMetrics
 from gateway.ops.on_time import MAX_ON_TIME_DAYS, OnTimeReport
 from gateway.ops.reload import RELOADED, read_configuration, restart_required
-from gateway.ops.replay import not_replayed
+from gateway.ops.replay import not_replayed, with_followers
 from gateway.ops.schemas import (
     AlertSearch,
     AlertView,
@@ -287,17 +287,18 @@ class OpsService:
                     raise OpsError(404, "not_found", f"no delivery {delivery_id}", zh=f"找不到投递 {delivery_id}",
                                    field="delivery_ids")
                 asked.append(receipt)
-            ids: list[str] = await self.store.replay(delivery_ids=list(request.delivery_ids),
-                                                     dry_run=request.dry_run)
             detail: dict[str, Any] = {"requested": list(request.delivery_ids)}
         else:
             assert request.filter is not None
-            flt = request.filter.filter()
-            if not request.dry_run:  # what matched, so that any that changed state meanwhile are explained
-                matched = await self.store.replay(flt, dry_run=True)
-                asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
-            ids = await self.store.replay(flt, dry_run=request.dry_run)
+            matched = await self.store.replay(request.filter.filter(), dry_run=True)
+            asked = [r for r in [await self.store.get_delivery(i) for i in matched] if r is not None]
             detail = {"filter": request.filter.model_dump(mode="json", exclude_none=True)}
+        # Each dead one takes along the dead deliveries queued behind it on its ticket's lane (its follow-ups).
+        chosen = await with_followers(self.store, asked)
+        ids: list[str] = await self.store.replay(delivery_ids=chosen, dry_run=request.dry_run)
+        followers = [i for i in ids if i not in {a.delivery_id for a in asked}]
+        if followers:
+            detail["followers"] = followers
         receipts = [r for r in [await self.store.get_delivery(i) for i in ids] if r is not None]
         done = set(ids)
         left = [not_replayed(r) for r in [await self.store.get_delivery(a.delivery_id) or a for a in asked
@@ -328,7 +329,7 @@ class OpsService:
                               received_at=item.received_at, content_type=item.content_type, size=len(item.body),
                               errors=masked_errors(item.errors, user.role),
                               resolved_ticket_id=item.resolved_ticket_id,
-                              returned=any(e.rule.startswith("returned:") for e in item.errors),
+                              returned=item.returned,
                               times_seen=item.times_seen, last_seen_at=item.last_seen_at or item.received_at)
 
     async def quarantine(self, search: QuarantineSearch, user: OpsUser) -> list[QuarantineView]:
@@ -346,6 +347,9 @@ class OpsService:
         if item.resolved_ticket_id is not None:
             return RemapResult(quarantine_id=quarantine_id, outcome="already_resolved",
                                ticket_id=item.resolved_ticket_id)
+        if item.returned:  # the partner heard its 退单: the entry is closed
+            return RemapResult(quarantine_id=quarantine_id, outcome="already_returned",
+                               errors=masked_errors(item.errors, user.role))
         intake = self.runtime.intake
         if not intake.knows(item.adapter_id):
             raise OpsError(409, "unknown_adapter", f"adapter {item.adapter_id} has no mapping spec configured now",

@@ -139,7 +139,9 @@ def audit_view(entry: AuditEntry) -> AuditView:
 
 
 
-VERSION_LABELS = {"original": "首版", "new_version": "新版本", "supplement": "补充材料"}
+VERSION_LABELS = {"original": "首版", "new_version": "新版本", "supplement": "补充材料",
+                  "stale": "迟到旧版本（未采用）"}
+SCREEN_LABELS = {"return": "筛查为退单，更新待人工复核", "review": "筛查待定，更新待人工复核"}
 WITHDRAWAL_LABELS = {"requested": "已转报，待全国平台答复", "accepted": "全国平台同意撤回",
                      "refused": "全国平台不同意撤回"}
 
@@ -150,8 +152,10 @@ def follow_up_entries(ticket: Ticket, masked: bool) -> list[TimelineEntry]:
         return (mask_in_text(ticket, text) if masked else text) if text else None
 
     updates = ticket.sender_updates
-    entries = [TimelineEntry(at=v.received_at, kind="version", tone="info",
-                             label=f"来源{VERSION_LABELS[v.kind]} 第{v.version}版",
+    entries = [TimelineEntry(at=v.received_at, kind="version", tone="warn" if v.held else "info",
+                             label=f"来源{VERSION_LABELS[v.kind]} 第{v.version}版"
+                                   + (f"（{SCREEN_LABELS[v.screened]}）" if v.held and v.screened in SCREEN_LABELS
+                                      else ""),
                              detail=said(v.text) or ("变更：" + "、".join(v.changed) if v.changed else None))
                for v in updates.versions if v.kind != "original"]
     entries += [TimelineEntry(at=u.received_at, kind="urge", tone="warn", label="来源系统催办", detail=said(u.text))

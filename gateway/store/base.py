@@ -11,7 +11,7 @@ from typing import Literal, Self
 
 from contracts.delivery import AttemptReceipt, ClaimedDelivery, DeliveryReceipt, DeliveryState, OutboxEntry
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.errors import (
     ConcurrentUpdate,
     LeaseLost,
@@ -20,6 +20,7 @@ from gateway.store.errors import (
     UnknownQuarantine,
     UnknownTicket,
 )
+from gateway.store.link_candidate import LinkCandidate
 
 __all__ = [
     "COUNTS_RETENTION_S",
@@ -34,6 +35,7 @@ __all__ = [
     "IntakeResult",
     "LaneStore",
     "LeaseLost",
+    "LinkCandidate",
     "LinkQuery",
     "OnTimeCount",
     "OpsLedger",
@@ -121,6 +123,9 @@ class OnTimeCount:
     missed: int
 
 
+RETURNED_NOTE = "returned:"  # the rule of a 退单's first note on its quarantine record: "returned:<reason code>"
+
+
 @dataclass(frozen=True)
 class QuarantinedPayload:
     quarantine_id: str
@@ -134,6 +139,12 @@ class QuarantinedPayload:
     # how many times it came, and when last (received_at is the first time).
     times_seen: int = 1
     last_seen_at: datetime | None = None
+
+    @property
+    def returned(self) -> bool:
+        """Sent back to its partner (退单: the errors are its notes, `returned:<reason code>` first): closed, as an
+        entry resolved by a ticket is; re-mapping it would only send the 退单 again."""
+        return any(e.rule.startswith(RETURNED_NOTE) for e in self.errors)
 
 
 @dataclass(frozen=True)
@@ -290,9 +301,17 @@ class TicketStore(ABC):
         key again replaces it (a partner sending the version again). UnknownTicket for a ticket never stored."""
 
     @abstractmethod
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        """Show each `links[ticket_id]` on that stored ticket (a new ticket's link, seen from the earlier one), in
+        one write of the store (SQLite and PostgreSQL: one transaction; Redis: one round trip, each ticket's save
+        atomic, a ticket changed meanwhile read again); each changed ticket one revision on. A ticket that shows
+        a link to the same ticket already, or `most` links, or is not stored, is left as it is. The ids of the
+        tickets changed. ConcurrentUpdate when other writers kept winning."""
+
+    @abstractmethod
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         """Tickets stored with any of the query's marks, received in its time range, newest received first, at
-        most `limit`: an index range read per mark, never a scan."""
+        most `limit`, as the link score reads them: an index range read per mark, never a scan."""
 
 
 class QuarantineStore(ABC):
@@ -314,6 +333,12 @@ class QuarantineStore(ABC):
     @abstractmethod
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         """Mark the payload resolved by this ticket; UnknownQuarantine for an id never stored."""
+
+    @abstractmethod
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        """The payload, re-mapped, was sent back to its partner (退单): its errors become the 退单's notes (the
+        reason, and the rule with its evidence), so that it reads as a pushed 退单's record does; UnknownQuarantine
+        for an id never stored."""
 
 
 class EchoStore(ABC):

@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
-from contracts.ticket import Ticket
+from contracts.errors import FieldError
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import AlertRecord
 
 
@@ -52,12 +53,24 @@ def attempt_to_record(claim: ClaimedDelivery, attempt: AttemptReceipt) -> Attemp
     )
 
 
+def errors_json(errors: list[FieldError]) -> str:
+    """A quarantine record's errors (or a 退单's notes) as the stores keep them."""
+    return json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
+
+
 def payload_digest(content_type: str, body: bytes) -> str:
     """What makes two quarantined payloads the same one: their bytes and how they are to be read (SHA-256, hex)."""
     digest = hashlib.sha256(content_type.strip().lower().encode("utf-8"))
     digest.update(b"\x00")
     digest.update(body)
     return digest.hexdigest()
+
+
+def with_link_back(ticket: Ticket, link: TicketLink, most: int) -> Ticket | None:
+    """The ticket showing `link` too; None when it shows a link to that ticket already, or `most` links."""
+    if len(ticket.links) >= most or any(known.ticket_id == link.ticket_id for known in ticket.links):
+        return None
+    return ticket.model_copy(update={"links": [*ticket.links, link]})
 
 
 def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:

@@ -17,10 +17,11 @@ from contracts.codesets import NotAcceptedReason
 from contracts.delivery import OutboxEntry
 from contracts.errors import FieldError
 from contracts.followups import FollowUpNotice
+from contracts.national_followups import registration_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
-from gateway.store.base import Store
-from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines
+from gateway.store.base import RETURNED_NOTE, Store
+from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines, with_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
 from gateway.tickets.links import Linker
@@ -81,7 +82,7 @@ class IntakeService:
         self.enrich = enrich
         self.jurisdiction = jurisdiction  # None: no screen (every mapped ticket goes on)
         self.linker = linker  # None: no duplicate linking (nothing indexed, nothing looked up)
-        self.follow_ups = FollowUps(store, router.config.national_destination)
+        self.follow_ups = FollowUps(store, router.config.national_destination, self)
 
     def knows(self, adapter_id: str) -> bool:
         return adapter_id in self.canonical or adapter_id in self.specs
@@ -100,8 +101,9 @@ class IntakeService:
         """Take one payload. The outcome is only returned once whatever it says is durably stored.
 
         A payload already kept in quarantine (`kept`, its entry's id: an operator's re-map) goes the same way —
-        mapping, the jurisdiction screen, routing — except that a rejection or a 退单 leaves it in that entry
-        rather than quarantining it again, and the listeners are not told: they counted it when it came in."""
+        mapping, the jurisdiction screen, routing — except that a rejection leaves it in that entry and a 退单
+        closes that entry with the 退单's notes, rather than quarantining it again, and the listeners are not
+        told: they counted it when it came in."""
         started = time.perf_counter()
         try:
             outcome = await self._accept(adapter_id, payload, raw_body=raw_body, content_type=content_type,
@@ -136,14 +138,14 @@ class IntakeService:
         if isinstance(result, Noticed):
             return await self._follow_up(adapter_id, result.notice, raw_body=raw_body, content_type=content_type,
                                          kept=kept)
-        if result.ticket.source.source_version != FIRST_VERSION:
-            # A later version of a ticket the gateway holds updates it (no screen: the ticket was decided on).
-            stored = await known_ticket(self.store, result.ticket.source.source_system,
-                                        result.ticket.source.source_ticket_no)
-            if stored is not None:
-                done = await self.follow_ups.new_version(stored, result.ticket, raw_body=raw_body,
-                                                         content_type=content_type)
-                return _followed(done, result.warnings)
+        # Another version of a ticket the gateway holds updates it, or is a repeat when older (a version 1 come
+        # after the version 2 that made the ticket); the version that made it is a repeat the store's key answers.
+        stored = await known_ticket(self.store, result.ticket.source.source_system,
+                                    result.ticket.source.source_ticket_no)
+        if stored is not None and result.ticket.idempotency_key != registration_key(stored):
+            done = await self.follow_ups.new_version(stored, result.ticket, raw_body=raw_body,
+                                                     content_type=content_type)
+            return _followed(done, result.warnings)
         decision = self.screen(result.ticket)
         if decision is not None and decision.outcome == "return":
             return await self._send_back(adapter_id, returned_by(result.ticket, decision), raw_body=raw_body,
@@ -176,18 +178,22 @@ class IntakeService:
                          rule: RuleReturn | None = None, decision: JurisdictionDecision | None = None,
                          kept: str | None = None) -> IntakeOutcome:
         """退单, from the spec's return rule, the jurisdiction screen or a routing rule: the partner hears it
-        through its callback lane, the payload is kept with the reason (and the rule and its evidence) — or stays
-        in the entry that already keeps it (`kept`) — and the push is answered returned."""
+        through its callback lane, the payload is kept with the reason (and the rule and its evidence) — or the
+        entry that already keeps it (`kept`, a re-map) is closed with them — and the push is answered returned."""
         # The 退单 callback is enqueued first: should the quarantine write fail, the partner sends again,
         # and the callback's key (its ticket number) makes the second one a repeat it drops.
         await self._tell_returned(adapter_id, result)
         said = result.reason if rule is None else f"{result.reason} (routing rule {rule.rule_id})"
-        notes = [FieldError(field="(ticket)", rule=f"returned:{result.reason_code}", message=said)]
+        notes = [FieldError(field="(ticket)", rule=f"{RETURNED_NOTE}{result.reason_code}", message=said)]
         if decision is not None:
             matched = "；".join(f"{e.field}={e.matched}" for e in decision.evidence)
             notes.append(FieldError(field="routing.jurisdiction", rule=f"jurisdiction:{decision.rule_id}",
                                     message=f"主管部门：{decision.competent_authority or '-'}；命中：{matched or '-'}"))
-        quarantine_id = kept or await self.store.quarantine(adapter_id, raw_body, content_type, notes)
+        if kept is None:
+            quarantine_id = await self.store.quarantine(adapter_id, raw_body, content_type, notes)
+        else:
+            quarantine_id = kept
+            await self.store.return_quarantined(kept, notes)
         evidence = rule.evidence if rule is not None else decision.evidence if decision is not None else ()
         log.info("ticket returned to sender", extra={
             "adapter_id": adapter_id, "quarantine_id": quarantine_id, "reason_code": str(result.reason_code),
@@ -247,8 +253,10 @@ class IntakeService:
                                       ticket.source.source_received_at, self.rules, self.calendar)
         return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
 
-
-FIRST_VERSION = "1"  # Source.source_version's default: a ticket's first version needs no look-up of an earlier one
+    def reassign(self, ticket: Ticket) -> Ticket:
+        """A stored ticket's handler and deadlines worked out again from its facts and its whole lifecycle (a new
+        version may move the matter or change its business type), under the rule set in force at receipt."""
+        return with_deadlines(self.router.assign_handler(ticket), self.rules, self.calendar)
 
 
 def _followed(done: FollowUpResult, warnings: tuple[FieldError, ...]) -> IntakeOutcome:

@@ -16,7 +16,7 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.ticket import LINKS_KEPT, Ticket, TicketLink
 from gateway.config import LinkSettings
 from gateway.errors import GatewayError
-from gateway.store import ConcurrentUpdate, LinkQuery, TicketStore
+from gateway.store import ConcurrentUpdate, LinkCandidate, LinkQuery, TicketStore
 from gateway.tickets.text import normalise
 from gateway.tickets.updates import TicketChange, update_ticket
 
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 _NOT_WORDS = re.compile(r"[\W_]+")
 DAY_S = 86400.0
+
+# A ticket as intake holds it, or as a duplicate look-up reads a stored one: the same field names.
+Linkable = Ticket | LinkCandidate
 
 # What each kind of mark says when two tickets share it (Chinese: operators read the reasons).
 _COMPLAINANT_REASONS = {"phone": "同一投诉人（联系电话相同）", "id": "同一投诉人（证件号码相同）"}
@@ -35,7 +38,7 @@ def _words(text: str) -> str:
     return _NOT_WORDS.sub("", normalise(text))
 
 
-def complainant_marks(ticket: Ticket) -> dict[str, str]:
+def complainant_marks(ticket: Linkable) -> dict[str, str]:
     """Who complains, by kind: the phone (E.164, as the contract keeps it) and the ID number."""
     c = ticket.complainant
     marks = {}
@@ -46,7 +49,7 @@ def complainant_marks(ticket: Ticket) -> dict[str, str]:
     return marks
 
 
-def respondent_marks(ticket: Ticket) -> dict[str, str]:
+def respondent_marks(ticket: Linkable) -> dict[str, str]:
     """About whom, by kind: the USCC, and the normalised name with the region it operates in (or the incident's)."""
     r = ticket.respondent
     marks = {}
@@ -66,7 +69,7 @@ def link_marks(ticket: Ticket) -> list[str]:
     return [f"{ck}:{cv}|{rk}:{rv}" for ck, cv in complainant_marks(ticket).items() for rk, rv in respondents.items()]
 
 
-def matter_of(ticket: Ticket) -> str:
+def matter_of(ticket: Linkable) -> str:
     """The matter as compared: title, content and request, normalised, as a set of character bigrams (Chinese has no
     spaces: two tellings of one matter share most bigrams in any order and wording)."""
     reg = ticket.registration
@@ -89,7 +92,7 @@ class Pairing:
     reasons: tuple[str, ...]
 
 
-def compare(ticket: Ticket, other: Ticket, settings: LinkSettings, *, matter: str | None = None) -> Pairing | None:
+def compare(ticket: Ticket, other: Linkable, settings: LinkSettings, *, matter: str | None = None) -> Pairing | None:
     """The pairing of two tickets; None unless they share a complainant and a respondent mark."""
     others_c, others_r = complainant_marks(other), respondent_marks(other)
     same_c = [k for k, v in complainant_marks(ticket).items() if others_c.get(k) == v]
@@ -107,7 +110,7 @@ def compare(ticket: Ticket, other: Ticket, settings: LinkSettings, *, matter: st
     return Pairing(round(score, 3), round(sim, 3), round(apart, 2), reasons)
 
 
-def link_to(other: Ticket, pairing: Pairing, at: datetime) -> TicketLink:
+def link_to(other: Linkable, pairing: Pairing, at: datetime) -> TicketLink:
     """The link a ticket shows to `other`."""
     return TicketLink(ticket_id=other.ticket_id, national_registration_no=other.national_registration_no,
                       adapter_id=other.source.adapter_id, source_ticket_no=other.source.source_ticket_no,
@@ -116,7 +119,15 @@ def link_to(other: Ticket, pairing: Pairing, at: datetime) -> TicketLink:
                       linked_at=at)
 
 
-def _is_version_of(ticket: Ticket, other: Ticket) -> bool:
+def links_back(ticket: Ticket) -> dict[str, TicketLink]:
+    """By the id of each ticket `ticket` links to, the link that ticket shows back to `ticket`."""
+    return {link.ticket_id: link.model_copy(update={
+        "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
+        "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
+        "received_at": ticket.source.source_received_at}) for link in ticket.links}
+
+
+def _is_version_of(ticket: Ticket, other: Linkable) -> bool:
     """Another version of the same source ticket: an update, not a duplicate."""
     return (ticket.source.source_system, ticket.source.source_ticket_no) == (
         other.source.source_system, other.source.source_ticket_no)
@@ -153,37 +164,27 @@ class Linker:
         return marks, ticket
 
     async def link_back(self, ticket: Ticket) -> None:
-        """Show a stored new ticket's links on the tickets it links to. A ticket that cannot be written after the
-        update seam's retries keeps its side unshown (logged): the new ticket has the link either way. An earlier
-        ticket shows at most twice `max_links` links (its own and those back)."""
-        shown = min(LINKS_KEPT, 2 * self.settings.max_links)
-        for link in ticket.links:
-            other_id = link.ticket_id
-
-            def add_back(other: Ticket, link: TicketLink = link) -> tuple[bool, TicketChange | None]:
-                if any(known.ticket_id == ticket.ticket_id for known in other.links):
-                    return False, None
-                if len(other.links) >= shown:
-                    # A matter reported over and over: each new report names its best matches, the earlier ones
-                    # stop growing (every link back is a durable write, and each candidate read parses them all).
-                    log.info("ticket shows as many links as configured; a further one is shown on the new ticket only",
-                             extra={"ticket_id": other.ticket_id, "linked": ticket.ticket_id})
-                    return False, None
-                back = link.model_copy(update={
-                    "ticket_id": ticket.ticket_id, "national_registration_no": ticket.national_registration_no,
-                    "adapter_id": ticket.source.adapter_id, "source_ticket_no": ticket.source.source_ticket_no,
-                    "received_at": ticket.source.source_received_at})
-                return True, TicketChange(other.model_copy(update={"links": [*other.links, back]}))
-
-            try:
-                await update_ticket(self.store, other_id, add_back)
-            except ConcurrentUpdate:
-                log.error("could not show the link on the earlier ticket",
-                          extra={"ticket_id": other_id, "linked": ticket.ticket_id})
-        if ticket.links:
-            log.info("ticket linked to possible duplicates", extra={
-                "ticket_id": ticket.ticket_id, "adapter_id": ticket.source.adapter_id,
-                "links": [{"ticket_id": k.ticket_id, "score": k.score} for k in ticket.links]})
+        """Show a stored new ticket's links on the tickets it links to, in one write of the store (a storm of one
+        matter made up to `max_links` read-modify-saves per intake before). A ticket that other writers kept
+        changing keeps its side unshown (logged): the new ticket has the link either way. An earlier ticket shows
+        at most twice `max_links` links (its own and those back)."""
+        if not ticket.links:
+            return
+        backs = links_back(ticket)
+        try:
+            shown = set(await self.store.add_links_back(backs, most=min(LINKS_KEPT, 2 * self.settings.max_links)))
+        except ConcurrentUpdate:
+            log.error("could not show the links on the earlier tickets",
+                      extra={"ticket_id": ticket.ticket_id, "linked": sorted(backs)})
+            shown = set()
+        for other_id in sorted(set(backs) - shown):
+            # A matter reported over and over: each new report names its best matches, the earlier ones stop
+            # growing (each candidate read parses them all).
+            log.info("the earlier ticket does not show the link (as many links as configured, or it was not written)",
+                     extra={"ticket_id": other_id, "linked": ticket.ticket_id})
+        log.info("ticket linked to possible duplicates", extra={
+            "ticket_id": ticket.ticket_id, "adapter_id": ticket.source.adapter_id,
+            "links": [{"ticket_id": k.ticket_id, "score": k.score} for k in ticket.links]})
 
 
 class LinkDecision(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.codesets import NotAcceptedReason, Status
 from contracts.delivery import OutboxEntry, ReportedStatus
+from contracts.followups import Withdrawal, follow_up_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
 from gateway.tickets.intake import IntakeService, returned_by, with_jurisdiction
@@ -72,6 +73,9 @@ async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settl
             decided_at=at, decided_by=actor[:100])
         settled = with_jurisdiction(ticket, decision)
         outbox: list[OutboxEntry]
+        if ticket.sender_updates.held_versions():
+            change = settled_version(intake, ticket, settled, settlement, actor=actor, at=at)
+            return (change.ticket, decision), change
         if settlement.outcome == "accept":
             settled, _, outbox = intake.router.intake_outbox(settled)
         else:
@@ -91,3 +95,28 @@ async def settle_review(intake: IntakeService, ticket_id: str, settlement: Settl
     log.info("jurisdiction review settled", extra={"ticket_id": ticket_id, "adapter_id": settled.source.adapter_id,
                                                    "outcome": settlement.outcome, "actor": actor})
     return Settled(settled, decision, update.delivery_ids)
+
+
+def settled_version(intake: IntakeService, read: Ticket, settled: Ticket, settlement: Settlement, *, actor: str,
+                    at: datetime) -> TicketChange:
+    """A forwarded ticket whose later version was held (it screened as not ours): accept → the update the version
+    held goes to the national platform (the ticket as it now stands); return → the partner hears the 退单 and the
+    national registration is withdrawn with the operator's reason (the platform's WITHDRAWN moves the lifecycle)."""
+    updates = settled.sender_updates
+    versions = [v.model_copy(update={"held": False}) if v.held else v for v in updates.versions]
+    released = settled.model_copy(update={"sender_updates": updates.model_copy(update={"versions": versions})})
+    version = read.source.source_version
+    follow_ups = intake.follow_ups
+    if settlement.outcome == "accept":
+        assert released.idempotency_key is not None
+        return follow_ups.national_change(read, released, "update", released.idempotency_key, at=at, version=version)
+    key = follow_up_key("withdrawal", read.source.source_system, read.source.source_ticket_no,
+                        f"returned:{version}")
+    withdrawal = Withdrawal(key=key, at=at, received_at=at, text=settlement.reason, requested_by=actor[:100])
+    withdrawn = released.model_copy(update={"sender_updates": released.sender_updates.model_copy(update={
+        "withdrawal": withdrawal})})
+    change = follow_ups.national_change(read, withdrawn, "withdraw", key, at=at, text=settlement.reason)
+    decision = settled.routing.jurisdiction
+    assert decision is not None
+    callback = intake.returned_callback(read.source.adapter_id, returned_by(read, decision))
+    return TicketChange(change.ticket, [*change.outbox, *([] if callback is None else [callback])])

@@ -58,16 +58,15 @@ class RoutingConfig(_Strict):
         return self
 
 
-def routed_body(ticket: Ticket, event: StatusEvent | None, rule: str, route: RouteDecision | None = None) -> bytes:
+def routed_body(ticket_json: str, event: StatusEvent | None, rule: str, route: RouteDecision | None = None) -> bytes:
     """What a side system receives: the canonical ticket, the event that triggered it, and why (the rule's name,
-    and its decision with the evidence)."""
-    document = {
-        "rule": rule,
-        "route": route.model_dump(mode="json") if route is not None else None,
-        "ticket": ticket.model_dump(mode="json"),
-        "event": event.model_dump(mode="json") if event is not None else None,
-    }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    and its decision with the evidence). `ticket_json` is the routed ticket's JSON as stored: a ticket is
+    serialised once, however many lanes it goes to."""
+    document = (f'{{"rule":{json.dumps(rule, ensure_ascii=False)},'
+                f'"route":{route.model_dump_json() if route is not None else "null"},'
+                f'"ticket":{ticket_json},'
+                f'"event":{event.model_dump_json() if event is not None else "null"}}}')
+    return document.encode("utf-8")
 
 
 class Router:
@@ -97,11 +96,13 @@ class Router:
 
     def intake_routes(self, ticket: Ticket) -> tuple[Ticket, list[OutboxEntry]]:
         """A new ticket's side deliveries, and the ticket with each one's decision (rule and evidence) on it."""
-        return self._routes("intake", ticket, None)
+        routed, entries, _ = self._routes("intake", ticket, None)
+        return routed, entries
 
     def status_routes(self, ticket: Ticket, event: StatusEvent) -> tuple[Ticket, list[OutboxEntry]]:
         """A status change's side deliveries (filed → enforcement, …), and the ticket with their decisions."""
-        return self._routes("status", ticket, event)
+        routed, entries, _ = self._routes("status", ticket, event)
+        return routed, entries
 
     def forward_entry(self, ticket: Ticket, forward_body: bytes) -> OutboxEntry:
         """The national platform's delivery: ahead of normal traffic for 特急, or when a rule routed the ticket
@@ -117,8 +118,9 @@ class Router:
     def intake_outbox(self, ticket: Ticket) -> tuple[Ticket, str, list[OutboxEntry]]:
         """What a ticket taken on sends — the national forward first, then what the intake rules add (特急, …) —
         with the ticket that records each route's rule and evidence, and its JSON (stored, and forwarded as is)."""
-        routed, entries = self.intake_routes(ticket)
-        ticket_json = routed.model_dump_json()
+        routed, entries, ticket_json = self._routes("intake", ticket, None)
+        if ticket_json is None:
+            ticket_json = routed.model_dump_json()
         return routed, ticket_json, [self.forward_entry(routed, ticket_json.encode("utf-8")), *entries]
 
     def returned(self, ticket: Ticket) -> RuleReturn | None:
@@ -135,7 +137,9 @@ class Router:
         return None
 
     def _routes(self, trigger: Literal["intake", "status"], ticket: Ticket,
-                event: StatusEvent | None) -> tuple[Ticket, list[OutboxEntry]]:
+                event: StatusEvent | None) -> tuple[Ticket, list[OutboxEntry], str | None]:
+        """The side deliveries, the ticket with their decisions, and its JSON when it was routed (serialised
+        once: each routed body embeds it, and intake stores and forwards it as is)."""
         # One delivery per destination and trigger: the first rule that matches decides (rules are listed most
         # pressing first), so a 特急 mass poisoning reaches emergency command once, not once per rule.
         text = TicketText(ticket)
@@ -147,7 +151,7 @@ class Router:
             if evidence is not None:
                 chosen[rule.destination] = (rule, evidence)
         if not chosen:
-            return ticket, []
+            return ticket, [], None
         at = datetime.now(CHINA_STANDARD_TIME)
         decisions = [(rule, RouteDecision(destination=rule.destination, rule_id=rule.rule_id, trigger=trigger,
                                           urgent=rule.urgent, evidence=evidence, at=at))
@@ -157,12 +161,13 @@ class Router:
         # A key per route, not the ticket's: a side system may hear one ticket more than once (credit: a listed
         # respondent at intake, a penalty at closing), and must not drop the second as a resend of the first.
         occasion = "intake" if event is None else str(event.sequence)
+        ticket_json = ticket.model_dump_json()
         entries = [OutboxEntry(destination=rule.destination, kind=DeliveryKind.ROUTED,
-                               body=routed_body(ticket, event, rule.name, decision),
+                               body=routed_body(ticket_json, event, rule.name, decision),
                                priority=URGENT_PRIORITY if rule.urgent else NORMAL_PRIORITY,
                                idempotency_key=f"{ticket.idempotency_key}:{rule.destination}:{occasion}")
                    for rule, decision in decisions]
-        return ticket, entries
+        return ticket, entries, ticket_json
 
     def check_lanes(self, lanes: set[str], lanes_file: Path) -> None:
         """Every destination the routing file names is a lane; YamlFileError naming line and key otherwise."""

@@ -109,6 +109,7 @@ class Timing:
     event_max_attempts: int = 12
     event_retry_max_seconds: float = 1.0
     credit_lookup_timeout: float = 0.5
+    national_max_attempts: int = 60  # a few: a failing platform dead-letters the forward quickly
 
 
 def _read_yaml(path: Path) -> Any:
@@ -147,7 +148,7 @@ def write_config(target: Path, *, gateway_port: int, national_url: str, partners
         if name == "national":
             destination["url"] = national_url + "/api/v1/tickets"
             destination["timeout"] = {"connect": f"{timing.national_timeout}s", "total": f"{timing.national_timeout}s"}
-            destination["retry"] = QUICK_RETRY
+            destination["retry"] = {**QUICK_RETRY, "max_attempts": timing.national_max_attempts}
             # 30 % of calls fail on purpose: the breaker may open only when nearly everything fails.
             destination["breaker"] = {"failure_ratio": 0.8, "window": "10s", "min_calls": 20, "cool_down": "0.5s"}
         else:

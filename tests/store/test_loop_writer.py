@@ -7,11 +7,13 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Coroutine, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from gateway.store import LinkQuery
 from gateway.store.sqlite import LoopWriter, SqliteStore, WriterBusy
 from tests.store.conftest import PHONE_KEY
 from tests.store.store_support import attempt, make_ticket, national
@@ -53,6 +55,21 @@ async def test_claim_and_settle_finish_in_place_when_the_write_lock_is_free(tmp_
             finished_without_suspending(store.settle_delivered(claim, attempt(claim)))
         receipts = [await store.get_delivery(c.delivery_id) for c in claims]
         assert [r.state.value for r in receipts if r is not None] == ["delivered"] * 3
+    finally:
+        await store.close()
+
+
+async def test_the_duplicate_look_up_finishes_in_place_and_sees_what_intake_committed(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "lookup.db", PHONE_KEY)
+    await store.open()
+    try:
+        ticket = make_ticket("LW-1", phone="+8613985012345")
+        mark = "phone:+8613985012345|uscc:91520100MA6DK2X98L"
+        await store.intake(ticket, b"{}", "application/json", [], link_marks=[mark])
+        at = ticket.source.source_received_at
+        query = LinkQuery((mark,), at - timedelta(days=1), at + timedelta(days=1))
+        found = finished_without_suspending(store.find_link_candidates(query))  # no hop to the store thread
+        assert [c.ticket_id for c in found] == [ticket.ticket_id]
     finally:
         await store.close()
 

@@ -17,7 +17,7 @@ from adapters.wire.webhooks import WebhookVerifier
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.delivery import DeliveryKind, OutboxEntry
 from contracts.followups import FollowUpNotice
-from contracts.ticket import Ticket
+from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.store import ConcurrentUpdate
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.followups import FollowUps
@@ -44,6 +44,16 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.close()
 
 
+class Undecided:
+    """No screen, no handler or deadline rules: an urge needs none of the decisions a new version is put through."""
+
+    def screen(self, ticket: Ticket) -> JurisdictionDecision | None:
+        return None
+
+    def reassign(self, ticket: Ticket) -> Ticket:
+        return ticket
+
+
 def national_link(store: SqliteStore, national: str, secret: str) -> NationalForwardSender:
     destination = DestinationConfig(name="national", url=f"{national}/api/v1/tickets", headers=AUTH)
     follow_ups = DestinationConfig(name="national", url=follow_ups_url(f"{national}/api/v1/tickets"), headers=AUTH)
@@ -61,7 +71,8 @@ async def urged(store: SqliteStore, national: str) -> Ticket:
     notice = FollowUpNotice(kind="urge", source_system=ticket.source.source_system,
                             adapter_id=ticket.source.adapter_id, source_ticket_no=ticket.source.source_ticket_no,
                             at=datetime(2024, 6, 13, 9, 0, tzinfo=CHINA_STANDARD_TIME), text="请尽快处理")
-    await FollowUps(store, "national").notice(ticket, notice, raw_body=b"{}", content_type="application/json")
+    await FollowUps(store, "national", Undecided()).notice(ticket, notice, raw_body=b"{}",
+                                                           content_type="application/json")
     return ticket
 
 

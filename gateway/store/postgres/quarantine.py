@@ -35,6 +35,12 @@ async def resolve(db: Connections, quarantine_id: str, ticket_id: str) -> None:
         raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")
 
 
+async def note_returned(db: Connections, quarantine_id: str, errors_json: str) -> None:
+    status = await db.execute("UPDATE quarantine SET errors = $2::json WHERE id = $1", quarantine_id, errors_json)
+    if status == "UPDATE 0":
+        raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")
+
+
 def _quarantined(r: asyncpg.Record) -> QuarantinedPayload:
     return QuarantinedPayload(
         quarantine_id=r["id"], adapter_id=r["adapter_id"], received_at=r["received_at"],

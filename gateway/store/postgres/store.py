@@ -16,13 +16,14 @@ from contracts.delivery import (
     check_destination,
 )
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkCandidate,
     LinkQuery,
     OnTimeCount,
     PartnerEcho,
@@ -34,7 +35,7 @@ from gateway.store.errors import StoreError
 from gateway.store.postgres import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.postgres.connection import Connections, LaneListener, PoolSettings, redacted
 from gateway.store.postgres.schema import check_phone_key, migrate
-from gateway.store.records import attempt_to_record, next_revision
+from gateway.store.records import attempt_to_record, errors_json, next_revision
 
 
 class PostgresStore(Store):
@@ -121,6 +122,11 @@ class PostgresStore(Store):
         return await tickets.save(self._db, saved, saved.model_dump_json(), outbox, expected_revision,
                                   self._phone_key)
 
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        if not links:
+            return []
+        return await tickets.add_links_back(self._db, links, most, self._phone_key)
+
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._db, query, self._phone_key)
 
@@ -136,14 +142,13 @@ class PostgresStore(Store):
     async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
         await tickets.keep_raw_payload(self._db, ticket_id, key, body, content_type)
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         return await tickets.find_link_candidates(self._db, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
-        return await quarantine.insert(self._db, str(ULID()), adapter_id, body, content_type, errors_json)
+        return await quarantine.insert(self._db, str(ULID()), adapter_id, body, content_type, errors_json(errors))
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._db, quarantine_id)
@@ -153,6 +158,9 @@ class PostgresStore(Store):
 
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         await quarantine.resolve(self._db, quarantine_id, ticket_id)
+
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        await quarantine.note_returned(self._db, quarantine_id, errors_json(notes))
 
     # -- delivery lanes ---------------------------------------------------------------------------
     async def enqueue(self, ticket_id: str, idempotency_key: str, entries: list[OutboxEntry]) -> tuple[str, ...]:

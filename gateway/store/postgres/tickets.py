@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -11,12 +11,21 @@ from typing import Any
 import asyncpg
 
 from contracts.delivery import OutboxEntry
-from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, LinkQuery, OnTimeCount, TicketQuery, UnknownTicket
+from contracts.ticket import Ticket, TicketLink
+from gateway.store.base import (
+    ConcurrentUpdate,
+    IntakeResult,
+    LinkCandidate,
+    LinkQuery,
+    OnTimeCount,
+    TicketQuery,
+    UnknownTicket,
+)
 from gateway.store.postgres import echo
 from gateway.store.postgres.connection import Conn, Connections
 from gateway.store.postgres.lanes import delivery_arrays, insert_deliveries_sql
 from gateway.store.postgres.where import where
+from gateway.store.records import next_revision, with_link_back
 from gateway.store.ticket_index import (
     ended_limits,
     link_keys,
@@ -99,7 +108,6 @@ async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEn
     """Replace a stored ticket (at the revision expected, when given) and enqueue its outbox, in one transaction.
     `ticket` carries its new revision already (store.next_revision)."""
     now = datetime.now(UTC)
-    ix = ticket_index_values(ticket, phone_key)
     async with db.transaction() as conn:
         row = await conn.fetchrow("SELECT revision, idempotency_key FROM tickets WHERE id = $1 FOR UPDATE",
                                   ticket.ticket_id)
@@ -108,15 +116,7 @@ async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEn
         if expected_revision is not None and row["revision"] != expected_revision:
             raise ConcurrentUpdate(
                 f"ticket {ticket.ticket_id} is at revision {row['revision']}, not {expected_revision}")
-        await conn.execute(
-            "UPDATE tickets SET national_registration_no = $2, status = $3, respondent_uscc = $4,"
-            " respondent_name = $5, complainant_phone_hash = $6, held = $7, last_sequence = $8, revision = $9,"
-            " updated_at = $10, body = $11::json, next_due_on = $12 WHERE id = $1",
-            ticket.ticket_id, ix["national_registration_no"], ix["status"], ix["respondent_uscc"],
-            ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
-            ticket.lifecycle.revision, now, body, next_due_on(ticket))
-        await conn.execute("DELETE FROM deadline_outcomes WHERE ticket_id = $1", ticket.ticket_id)
-        await conn.execute(_outcomes_sql("$1", "", 2), ticket.ticket_id, *_outcome_arrays(ticket))
+        await _replace(conn, ticket, body, phone_key, now)
         if not outbox:
             return ()
         ids, arrays = delivery_arrays(outbox)
@@ -124,6 +124,38 @@ async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEn
                            *arrays, now)
         await echo.statuses_enqueued(conn, ticket.ticket_id, outbox, now)
     return tuple(ids)
+
+
+async def _replace(conn: Conn, ticket: Ticket, body: str, phone_key: bytes, now: datetime) -> None:
+    """The stored ticket's row, its indexed columns and its ended limits replaced by `ticket`'s, in the caller's
+    transaction."""
+    ix = ticket_index_values(ticket, phone_key)
+    await conn.execute(
+        "UPDATE tickets SET national_registration_no = $2, status = $3, respondent_uscc = $4,"
+        " respondent_name = $5, complainant_phone_hash = $6, held = $7, last_sequence = $8, revision = $9,"
+        " updated_at = $10, body = $11::json, next_due_on = $12 WHERE id = $1",
+        ticket.ticket_id, ix["national_registration_no"], ix["status"], ix["respondent_uscc"],
+        ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
+        ticket.lifecycle.revision, now, body, next_due_on(ticket))
+    await conn.execute("DELETE FROM deadline_outcomes WHERE ticket_id = $1", ticket.ticket_id)
+    await conn.execute(_outcomes_sql("$1", "", 2), ticket.ticket_id, *_outcome_arrays(ticket))
+
+
+async def add_links_back(db: Connections, links: Mapping[str, TicketLink], most: int, phone_key: bytes) -> list[str]:
+    """Each link shown on its ticket, in one transaction (see Store.add_links_back); the rows locked in id order,
+    so two of these writes never wait on each other in a cycle."""
+    now = datetime.now(UTC)
+    changed = []
+    async with db.transaction() as conn:
+        rows = await conn.fetch("SELECT id, body, revision FROM tickets WHERE id = ANY($1::text[]) ORDER BY id"
+                                " FOR UPDATE", sorted(links))
+        for row in rows:
+            shown = with_link_back(Ticket.model_validate_json(row["body"]), links[row["id"]], most)
+            if shown is not None:
+                saved = next_revision(shown, row["revision"])
+                await _replace(conn, saved, saved.model_dump_json(), phone_key, now)
+                changed.append(str(row["id"]))
+    return changed
 
 
 async def get_ticket(db: Connections, ticket_id: str) -> Ticket | None:
@@ -195,7 +227,7 @@ async def keep_raw_payload(db: Connections, ticket_id: str, key: str, body: byte
         raise UnknownTicket(ticket_id) from err
 
 
-async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: bytes) -> list[Ticket]:
+async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: bytes) -> list[LinkCandidate]:
     keys = link_keys(query.marks, phone_key)
     if not keys or query.limit <= 0:
         return []
@@ -205,4 +237,4 @@ async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: byt
         " WHERE link_key = ANY($1::text[]) AND received_at BETWEEN $2 AND $3 GROUP BY ticket_id"
         " ORDER BY at DESC, ticket_id DESC LIMIT $4) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC",
         keys, query.since, query.until, query.limit)
-    return [Ticket.model_validate_json(r["body"]) for r in rows]
+    return [LinkCandidate.model_validate_json(r["body"]) for r in rows]

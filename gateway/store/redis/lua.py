@@ -2,9 +2,9 @@
 
 Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES,
 KEEP_RAW_VERSION. Scripts touching one {lane:NAME}: RELAY,
-CLAIM, SETTLE, REAP, REPLAY. Scripts touching {quarantine}: QUARANTINE, RESOLVE_QUARANTINED. Keys a script
-builds from a prefix (a delivery's record and attempts, a ticket's index sets and echo, a quarantine record) carry
-the same hash tag as its declared keys, so they live in the same slot.
+CLAIM, SETTLE, REAP, REPLAY. Scripts touching {quarantine}: QUARANTINE, RESOLVE_QUARANTINED,
+RETURN_QUARANTINED. Keys a script builds from a prefix (a delivery's record and attempts, a ticket's index sets
+and echo, a quarantine record) carry the same hash tag as its declared keys, so they live in the same slot.
 Writes made before an error inside a script are not rolled back, so every script either checks
 before its first write or does its writes in self-consistent steps.
 """
@@ -551,6 +551,13 @@ if f[3] then
   local pk = ARGV[2] .. f[2] .. ':' .. f[3]
   if redis.call('GET', pk) == f[1] then redis.call('DEL', pk) end
 end
+return 1
+"""
+
+# KEYS: the record   ARGV: the 退单's notes (errors JSON)   -> 1 noted, -1 no such record (nothing made)
+RETURN_QUARANTINED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'errors', ARGV[1])
 return 1
 """
 

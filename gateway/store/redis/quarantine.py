@@ -11,7 +11,7 @@ from ulid import ULID
 from contracts.errors import FieldError
 from gateway.store.base import QuarantinedPayload, QuarantineStore
 from gateway.store.errors import UnknownQuarantine
-from gateway.store.records import from_ms, now_ms, payload_digest
+from gateway.store.records import errors_json, from_ms, now_ms, payload_digest
 from gateway.store.redis import lua
 from gateway.store.redis.connection import RedisConnection, text
 
@@ -23,14 +23,14 @@ class RedisQuarantine(RedisConnection, QuarantineStore):
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
         quarantine_id = str(ULID())
-        errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
         digest = payload_digest(content_type, body)
         k = self.keys
         found = await self._eval(
             lua.QUARANTINE,
             [k.quarantine_open(adapter_id, digest), k.quarantined(quarantine_id), k.quarantine_by_time,
              k.quarantine_by_adapter(adapter_id)],
-            [quarantine_id, now_ms(), adapter_id, content_type, body, errors_json, digest, k.quarantine_prefix],
+            [quarantine_id, now_ms(), adapter_id, content_type, body, errors_json(errors), digest,
+             k.quarantine_prefix],
         )
         return text(found)
 
@@ -63,5 +63,10 @@ class RedisQuarantine(RedisConnection, QuarantineStore):
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         done = await self._eval(lua.RESOLVE_QUARANTINED, [self.keys.quarantined(quarantine_id)],
                                 [ticket_id, self.keys.quarantine_open_prefix])
+        if int(done) == -1:
+            raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")
+
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        done = await self._eval(lua.RETURN_QUARANTINED, [self.keys.quarantined(quarantine_id)], [errors_json(notes)])
         if int(done) == -1:
             raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")

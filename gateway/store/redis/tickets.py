@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, cast
 
 from contracts.delivery import OutboxEntry
-from contracts.ticket import Ticket
-from gateway.store.base import IntakeResult, LinkQuery, OnTimeCount, TicketQuery, TicketStore
+from contracts.ticket import Ticket, TicketLink
+from gateway.store.base import IntakeResult, LinkCandidate, LinkQuery, OnTimeCount, TicketQuery, TicketStore
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
-from gateway.store.records import next_revision, now_ms, to_ms
+from gateway.store.records import next_revision, now_ms, to_ms, with_link_back
 from gateway.store.redis import lua
 from gateway.store.redis.connection import RedisConnection, outbox_args, text
 from gateway.store.ticket_index import (
@@ -21,6 +21,9 @@ from gateway.store.ticket_index import (
     query_index_values,
     ticket_index_values,
 )
+
+# Reads and saves of the tickets a new ticket links back to, while status events and forwards write them too.
+LINK_BACK_TRIES = 5
 
 
 class RedisTickets(RedisConnection, TicketStore):
@@ -96,15 +99,7 @@ class RedisTickets(RedisConnection, TicketStore):
         assert idem is not None  # the contract fills it in
         ids, entry_args = outbox_args(outbox, idem)
         now = now_ms()
-        k = self.keys
-        reply = await self._eval(
-            lua.SAVE_TICKET,
-            [k.ticket(ticket.ticket_id), k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id),
-             k.tickets_by_due],
-            [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.revision,
-             "" if expected_revision is None else expected_revision, now, *self._deadline_args(ticket),
-             *self._index_args(ticket), *entry_args],
-        )
+        reply = await self._eval(lua.SAVE_TICKET, *self._save_call(ticket, expected_revision, entry_args, now))
         status = int(reply[0])
         if status == -1:
             raise UnknownTicket(ticket.ticket_id)
@@ -114,6 +109,52 @@ class RedisTickets(RedisConnection, TicketStore):
             )
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return tuple(ids)
+
+    def _save_call(self, ticket: Ticket, expected_revision: int | None, entry_args: list[Any],
+                   now: int) -> tuple[list[str], list[Any]]:
+        """SAVE_TICKET's keys and arguments for `ticket` (at its new revision already)."""
+        k = self.keys
+        return ([k.ticket(ticket.ticket_id), k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id),
+                 k.tickets_by_due],
+                [ticket.ticket_id, ticket.model_dump_json(), ticket.lifecycle.revision,
+                 "" if expected_revision is None else expected_revision, now, *self._deadline_args(ticket),
+                 *self._index_args(ticket), *entry_args])
+
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        changed: list[str] = []
+        pending = dict(links)
+        for _ in range(LINK_BACK_TRIES):
+            if not pending:
+                return changed
+            ids = list(pending)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in ids:
+                    pipe.hget(self.keys.ticket(tid), "json")
+                bodies = await pipe.execute()
+            saves: list[tuple[str, tuple[list[str], list[Any]]]] = []
+            now = now_ms()
+            for tid, body in zip(ids, bodies, strict=True):
+                read = None if body is None else Ticket.model_validate_json(body)
+                shown = None if read is None else with_link_back(read, pending[tid], most)
+                if read is not None and shown is not None:
+                    revision = read.lifecycle.revision
+                    no_outbox = [0]
+                    saves.append((tid, self._save_call(next_revision(shown, revision), revision, no_outbox, now)))
+            # Every save in one round trip, each one script (atomic); a ticket saved by another writer since it
+            # was read (-2) is read and tried again.
+            replies = await self._eval_many(lua.SAVE_TICKET, [call for _, call in saves])
+            retry = {}
+            for (tid, _), reply in zip(saves, replies, strict=True):
+                if isinstance(reply, Exception):
+                    raise reply
+                if int(reply[0]) == -2:
+                    retry[tid] = pending[tid]
+                elif int(reply[0]) != -1:
+                    changed.append(tid)
+            pending = retry
+        if pending:
+            raise ConcurrentUpdate(f"tickets {sorted(pending)} kept changing while their links back were added")
+        return changed
 
     async def _matching_ids(self, query: TicketQuery, limit: int | None) -> list[str]:
         """Ids of the tickets matching the query, in its order; at most `limit` (None: all)."""
@@ -175,14 +216,14 @@ class RedisTickets(RedisConnection, TicketStore):
             bodies = await pipe.execute()
         return [Ticket.model_validate_json(b) for b in bodies if b is not None]
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         keys = link_keys(query.marks, self._phone_key)
         if not keys or query.limit <= 0:
             return []
         # One script, one round trip: intake makes this call for every ticket.
         bodies = await self._eval(lua.LINK_CANDIDATES, [self.keys.link(key) for key in keys],
                                   [to_ms(query.until), to_ms(query.since), query.limit, self.keys.ticket("")])
-        return [Ticket.model_validate_json(body) for body in bodies]
+        return [LinkCandidate.model_validate_json(body) for body in bodies]
 
     async def count_tickets(self, query: TicketQuery) -> int:
         if not query_index_values(query, self._phone_key) and query.since is None and query.until is None:

@@ -176,6 +176,15 @@ class Executor:
                 return self._loop_writer.write(write)
         return await self.grouped(write, acknowledged=False)
 
+    async def read_in_place(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """A short indexed read (intake's duplicate look-up) on the loop writer's connection: no hop to the store
+        thread, whose queue and wake-up were most of the look-up's time on a loaded machine (docs/benchmarks.md);
+        on the store thread when the loop writer is not this thread's."""
+        if self._loop_writer is not None:
+            with contextlib.suppress(WriterBusy):
+                return self._loop_writer.read(read)
+        return await self.run(lambda: read(self.db))
+
     @property
     def db(self) -> sqlite3.Connection:
         """The store thread's connection; only on that thread."""

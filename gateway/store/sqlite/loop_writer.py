@@ -1,4 +1,5 @@
-"""The event loop's own SQLite connection: a lane's claims, settles and releases, and SOAP nonces, in place."""
+"""The event loop's own SQLite connection: a lane's claims, settles and releases, SOAP nonces and intake's duplicate
+look-up, in place."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ class LoopWriter:
             self._since_checkpoint = 0
             self._checkpoint_due()
         return result
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work`'s reads on this connection (each statement its own snapshot); WriterBusy on another thread."""
+        return work(self._connection())
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:

@@ -37,6 +37,12 @@ def resolve(quarantine_id: str, ticket_id: str, db: sqlite3.Connection) -> None:
         raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")
 
 
+def note_returned(quarantine_id: str, errors_json: str, db: sqlite3.Connection) -> None:
+    changed = db.execute("UPDATE quarantine SET errors = ? WHERE id = ?", (errors_json, quarantine_id)).rowcount
+    if changed == 0:
+        raise UnknownQuarantine(f"no quarantined payload {quarantine_id}")
+
+
 def _quarantined(row: Row) -> QuarantinedPayload:
     qid, adapter_id, received_at, content_type, body, errors, resolved, times_seen, last_seen = row
     return QuarantinedPayload(

@@ -19,13 +19,14 @@ from contracts.delivery import (
     check_destination,
 )
 from contracts.errors import FieldError
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
     AuditQuery,
     DeliveryFilter,
     IntakeResult,
+    LinkCandidate,
     LinkQuery,
     OnTimeCount,
     PartnerEcho,
@@ -33,7 +34,7 @@ from gateway.store.base import (
     Store,
     TicketQuery,
 )
-from gateway.store.records import attempt_to_record, minute_start_ms, next_revision, to_ms
+from gateway.store.records import attempt_to_record, errors_json, minute_start_ms, next_revision, to_ms
 from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
@@ -99,6 +100,12 @@ class SqliteStore(Store):
                               self._phone_key),
             acknowledged=True)
 
+    async def add_links_back(self, links: Mapping[str, TicketLink], *, most: int) -> list[str]:
+        if not links:
+            return []
+        return await self._executor.write(
+            functools.partial(tickets.add_links_back, dict(links), most, self._phone_key), acknowledged=True)
+
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)
 
@@ -114,15 +121,14 @@ class SqliteStore(Store):
     async def keep_raw_payload(self, ticket_id: str, key: str, body: bytes, content_type: str) -> None:
         await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
 
-    async def find_link_candidates(self, query: LinkQuery) -> list[Ticket]:
+    async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
         return await tickets.find_link_candidates(self._executor, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        errors_json = json.dumps([e.model_dump(mode="json") for e in errors], ensure_ascii=False)
         return await self._executor.write(
-            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json),
+            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json(errors)),
             acknowledged=True)
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
@@ -133,6 +139,10 @@ class SqliteStore(Store):
 
     async def resolve_quarantined(self, quarantine_id: str, ticket_id: str) -> None:
         await self._executor.write(functools.partial(quarantine.resolve, quarantine_id, ticket_id),
+                                   acknowledged=True)
+
+    async def return_quarantined(self, quarantine_id: str, notes: list[FieldError]) -> None:
+        await self._executor.write(functools.partial(quarantine.note_returned, quarantine_id, errors_json(notes)),
                                    acknowledged=True)
 
     # -- delivery lanes ---------------------------------------------------------------------------

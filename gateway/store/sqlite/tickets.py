@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from contracts.delivery import OutboxEntry
-from contracts.ticket import Ticket
-from gateway.store.base import ConcurrentUpdate, IntakeResult, LinkQuery, OnTimeCount, TicketQuery, UnknownTicket
-from gateway.store.records import now_ms, to_ms
+from contracts.ticket import Ticket, TicketLink
+from gateway.store.base import (
+    ConcurrentUpdate,
+    IntakeResult,
+    LinkCandidate,
+    LinkQuery,
+    OnTimeCount,
+    TicketQuery,
+    UnknownTicket,
+)
+from gateway.store.records import next_revision, now_ms, to_ms, with_link_back
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
 from gateway.store.sqlite.where import ms, where
@@ -78,6 +87,19 @@ def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
 
 
+def add_links_back(links: Mapping[str, TicketLink], most: int, phone_key: bytes, db: sqlite3.Connection) -> list[str]:
+    """Each link shown on its ticket, in the caller's one transaction (see Store.add_links_back)."""
+    changed = []
+    for ticket_id, link in links.items():
+        row = db.execute("SELECT body, revision FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+        shown = None if row is None else with_link_back(Ticket.model_validate_json(row[0]), link, most)
+        if shown is not None:
+            saved = next_revision(shown, int(row[1]))
+            save(saved, saved.model_dump_json(), [], int(row[1]), phone_key, db)
+            changed.append(ticket_id)
+    return changed
+
+
 def _day(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
@@ -127,17 +149,24 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
 
 
-async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[Ticket]:
-    keys = link_keys(query.marks, phone_key)
-    if not keys or query.limit <= 0:
-        return []
-    # One index range per key (the primary key's order), the newest received first, then the bodies of those few.
+def link_candidate_bodies(keys: Sequence[str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
+    """The bodies of the newest tickets indexed under any of `keys` in the query's span: one index range per key
+    (the primary key's order), then the bodies of those few by their primary key."""
     marks = ",".join("?" * len(keys))
     sql = (f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(received_at) AS at FROM ticket_link_keys"  # noqa: S608
            f" WHERE link_key IN ({marks}) AND received_at BETWEEN ? AND ? GROUP BY ticket_id"
            " ORDER BY at DESC, ticket_id DESC LIMIT ?) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC")
-    rows = await x.run(x.fetchall, sql, (*keys, to_ms(query.since), to_ms(query.until), query.limit))
-    return [Ticket.model_validate_json(str(row[0])) for row in rows]
+    rows = db.execute(sql, (*keys, to_ms(query.since), to_ms(query.until), query.limit)).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[LinkCandidate]:
+    keys = link_keys(query.marks, phone_key)
+    if not keys or query.limit <= 0:
+        return []
+    # Every intake makes this read: in place on the loop's connection, an index read of a few pages.
+    bodies = await x.read_in_place(functools.partial(link_candidate_bodies, keys, query))
+    return [LinkCandidate.model_validate_json(body) for body in bodies]
 
 
 async def count_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -67,6 +68,9 @@ class WorkingDayCalendar:
         self._fallback_years: set[int] = set()
         # Answers by date: chinesecalendar scans its whole holiday table on every call (bench/rest_intake).
         self._days: dict[date, bool] = {}
+        # The working days of each year consulted, as sorted ordinals: counting n working days is a bisect, not a
+        # walk of the calendar day by day (a status event counts 45 for mediation).
+        self._working_ordinals: dict[int, list[int]] = {}
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_OVERRIDES_PATH) -> WorkingDayCalendar:
@@ -122,31 +126,46 @@ class WorkingDayCalendar:
             )
         return day.weekday() < 5 and not (fallback and (day.month, day.day) in FIXED_STATUTORY_HOLIDAYS)
 
+    def working_ordinals(self, year: int) -> list[int]:
+        """The working days of ``year`` (after overrides), as ``date.toordinal()`` values in order."""
+        known = self._working_ordinals.get(year)
+        if known is None:
+            first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
+            known = [o for o in range(first, last + 1) if self.is_working_day(date.fromordinal(o))]
+            self._working_ordinals[year] = known
+        return known
+
     def add_working_days(self, start: date, n: int) -> date:
         """The ``n``-th working day after ``start`` (``start`` itself is not counted); n=0 gives start."""
         if n < 0:
             raise ValueError(f"n must be a non-negative number of working days, got {n}")
-        day = start
-        remaining = n
-        while remaining:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                remaining -= 1
-        return day
+        if n == 0:
+            return start
+        after = start.toordinal()
+        year = date.fromordinal(after + 1).year  # the first day counted, as a walk from ``start`` would
+        while True:
+            days = self.working_ordinals(year)
+            first = bisect_right(days, after)
+            if first + n <= len(days):
+                return date.fromordinal(days[first + n - 1])
+            n -= len(days) - first
+            year += 1
 
     def working_days_between(self, start: date, end: date, *, stop_after: int | None = None) -> int:
         """Working days in the span after ``start`` up to and including ``end`` (0 if end <= start).
 
-        ``stop_after`` ends the count early once it exceeds that number, for cheap threshold checks.
+        ``stop_after`` ends the count early once it exceeds that number (the answer is then ``stop_after + 1``),
+        for cheap threshold checks.
         """
+        if end <= start:
+            return 0
+        after, through = start.toordinal(), end.toordinal()
         count = 0
-        day = start
-        while day < end:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                count += 1
-                if stop_after is not None and count > stop_after:
-                    break
+        for year in range(date.fromordinal(after + 1).year, end.year + 1):
+            days = self.working_ordinals(year)
+            count += bisect_right(days, through) - bisect_right(days, after)
+            if stop_after is not None and count > stop_after:
+                return stop_after + 1
         return count
 
     def span_uses_fallback(self, start: date, end: date) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
@@ -53,6 +54,7 @@ def _number_zh(n: int) -> str:
     return text + (_DIGITS_ZH[ones] if ones else "")
 
 
+@functools.cache  # a handful of articles, worked out on every status event otherwise
 def article_zh(article: str) -> str:
     """A rule's article as Chinese readers cite it: "Art. 23, 31; 市场监督管理行政处罚程序规定 Art. 18" →
     "第二十三、三十一条；《市场监督管理行政处罚程序规定》第十八条"."""
@@ -105,8 +107,26 @@ def deadline_from(
 ) -> Deadline:
     """The ``kind`` deadline counted from ``event_at`` under the rule set in force on ``governing_day``."""
     rule_set = rules.rules_on(governing_day)
-    limit = rule_set.limits.get(_LIMIT_OF_KIND[kind])
     start = china_date(event_at)
+    limit = rule_set.limits.get(_LIMIT_OF_KIND[kind])
+    due, fallback, basis, basis_zh = _counted(limit, start, calendar)
+    return Deadline(
+        kind=kind,
+        starts_on=start,
+        due_on=due,
+        working_days=limit.working_days,
+        rule_set=rule_set.id,
+        basis=basis,
+        basis_zh=basis_zh,
+        calendar_fallback=fallback,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _counted(limit: TimeLimit, start: date, calendar: WorkingDayCalendar) -> tuple[date, bool, str, str]:
+    """A limit counted from ``start``: its due day, whether a fallback year was counted, and its basis in English
+    and Chinese. Remembered: every status event works a ticket's limits out again from its history, and the
+    tickets of a day share their start days. A calendar's answers for a day never change while it lives."""
     due = calendar.add_working_days(start, limit.working_days)
     fallback = calendar.span_uses_fallback(start, due)
     basis = (
@@ -118,16 +138,7 @@ def deadline_from(
     if fallback:
         basis += _fallback_note(calendar, start + timedelta(days=1), due)
         basis_zh += _fallback_note_zh(calendar, start + timedelta(days=1), due)
-    return Deadline(
-        kind=kind,
-        starts_on=start,
-        due_on=due,
-        working_days=limit.working_days,
-        rule_set=rule_set.id,
-        basis=basis,
-        basis_zh=basis_zh,
-        calendar_fallback=fallback,
-    )
+    return due, fallback, basis, basis_zh
 
 
 def compute_deadlines(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptOutcome, ClaimedDelivery, DeliveryKind, DeliveryState
+from gateway.ops.replay import with_followers
 from gateway.store import DeliveryFilter, LeaseLost, Store
 from tests.store.conformance.conformance_support import RAW, deliver_all
 from tests.store.store_support import attempt, make_ticket, national, soon
@@ -99,6 +100,29 @@ async def test_a_replayed_delivery_goes_ahead_of_its_tickets_later_ones(store: S
     assert await store.claim("national", "w", 30, limit=10) == []  # the third waits for the replayed first
     await store.settle_delivered(replayed, attempt(replayed))
     assert [c.delivery_id for c in await store.claim("national", "w", 30, limit=10)] == [third]
+
+
+async def test_a_replayed_dead_delivery_takes_along_the_dead_ones_behind_it_and_they_go_after_it_in_order(
+        store: Store) -> None:
+    first, second, third = await store.enqueue("t1", "k1", [national(), national(), national()])
+    [other_ticket] = await store.enqueue("t2", "k2", [national()])
+    [other_lane] = await store.enqueue("t1", "k1", [national(destination="credit")])
+    for lane in ("national", "national", "national", "national", "credit"):  # every one refused, one at a time
+        for c in await store.claim(lane, "w", 30, limit=10):
+            await store.settle_dead(c, attempt(c, outcome=AttemptOutcome.PERMANENT, status_code=404))
+    head = await store.get_delivery(first)
+    assert head is not None and head.state is DeliveryState.DEAD
+
+    chosen = await with_followers(store, [head])
+    assert chosen == [first, second, third]  # not another ticket's, nor another lane's
+    assert await store.replay(delivery_ids=chosen) == [first, second, third]
+    for expected in (first, second, third):
+        [c] = await store.claim("national", "w", 30, limit=10)  # one at a time, in their order
+        assert c.delivery_id == expected
+        await store.settle_delivered(c, attempt(c))
+    for untouched in (other_ticket, other_lane):
+        receipt = await store.get_delivery(untouched)
+        assert receipt is not None and receipt.state is DeliveryState.DEAD
 
 
 async def test_lanes_are_separate(store: Store) -> None:

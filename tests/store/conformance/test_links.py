@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.store import LinkQuery, Store
 from tests.store.conformance.conformance_support import RAW
-from tests.store.store_support import make_ticket
+from tests.store.store_support import RESPONDENT_USCC, make_ticket
 
 PHONE_MARK = "phone:+8613985012345|uscc:91520100MA6DK2X98L"
 ID_MARK = "id:522601200109098873|name:凯里市惠民生活超市@522601"
@@ -25,8 +25,8 @@ def around(ticket: Ticket, days: float = 30) -> tuple[datetime, datetime]:
     return at - timedelta(days=days), at + timedelta(days=days)
 
 
-async def test_a_ticket_is_found_by_any_of_its_marks(store: Store) -> None:
-    ticket = make_ticket("GZ-1")
+async def test_a_ticket_is_found_by_any_of_its_marks_with_what_the_link_score_reads(store: Store) -> None:
+    ticket = make_ticket("GZ-1", phone="+8613985012345", respondent="凯里市惠民生活超市", uscc=RESPONDENT_USCC)
     await store.intake(ticket, RAW, "application/json", [], link_marks=[PHONE_MARK, ID_MARK])
 
     since, until = around(ticket)
@@ -34,7 +34,20 @@ async def test_a_ticket_is_found_by_any_of_its_marks(store: Store) -> None:
     by_id = await store.find_link_candidates(LinkQuery(("unknown|mark", ID_MARK), since, until))
 
     assert [t.ticket_id for t in by_phone] == [ticket.ticket_id]
-    assert by_phone[0] == ticket
+    found = by_phone[0]
+    # What the link score and the link read of it, as stored.
+    assert (found.national_registration_no, found.source.source_system, found.source.adapter_id,
+            found.source.source_ticket_no, found.source.source_received_at) == (
+        ticket.national_registration_no, ticket.source.source_system, ticket.source.adapter_id,
+        ticket.source.source_ticket_no, ticket.source.source_received_at)
+    assert (found.registration.title, found.registration.content, found.registration.request) == (
+        ticket.registration.title, ticket.registration.content, ticket.registration.request)
+    assert (found.complainant.phone, found.complainant.id_number) == (ticket.complainant.phone,
+                                                                      ticket.complainant.id_number)
+    assert (found.respondent.name, found.respondent.uscc, found.respondent.operating_region_code,
+            found.occurrence.incident_region_code) == (
+        ticket.respondent.name, ticket.respondent.uscc, ticket.respondent.operating_region_code,
+        ticket.occurrence.incident_region_code)
     assert [t.ticket_id for t in by_id] == [ticket.ticket_id]
 
 
@@ -100,3 +113,75 @@ async def test_a_saved_ticket_is_found_as_saved(store: Store) -> None:
     since, until = around(ticket)
     (found,) = await store.find_link_candidates(LinkQuery((PHONE_MARK,), since, until))
     assert found.national_registration_no == "12315-2024-000001"
+
+
+def link_to(ticket: Ticket, score: float = 0.9) -> TicketLink:
+    """The link an earlier ticket shows to `ticket`, a later duplicate."""
+    return TicketLink(ticket_id=ticket.ticket_id, adapter_id=ticket.source.adapter_id,
+                      source_ticket_no=ticket.source.source_ticket_no, received_at=ticket.source.source_received_at,
+                      score=score, similarity=score, days_apart=1.0, reasons=["同一投诉人（联系电话相同）"],
+                      linked_at=ticket.source.source_received_at)
+
+
+async def stored(store: Store, ticket_id: str) -> Ticket:
+    found = await store.get_ticket(ticket_id)
+    assert found is not None
+    return found
+
+
+async def test_links_back_are_shown_on_several_tickets_in_one_write(store: Store) -> None:
+    earlier = [make_ticket(f"GZ-{i}") for i in range(3)]
+    for ticket in earlier:
+        await store.intake(ticket, RAW, "application/json", [])
+    new = make_ticket("GZ-9", adapter_id="legacy-12365")
+
+    changed = await store.add_links_back({t.ticket_id: link_to(new) for t in earlier[:2]}, most=10)
+
+    assert sorted(changed) == sorted(t.ticket_id for t in earlier[:2])
+    for ticket in earlier[:2]:
+        now = await stored(store, ticket.ticket_id)
+        assert [(k.ticket_id, k.adapter_id, k.score) for k in now.links] == [(new.ticket_id, "legacy-12365", 0.9)]
+        assert now.lifecycle.revision == ticket.lifecycle.revision + 1
+    untouched = await stored(store, earlier[2].ticket_id)
+    assert untouched.links == [] and untouched.lifecycle.revision == earlier[2].lifecycle.revision
+
+
+async def test_a_link_back_shown_already_or_beyond_the_cap_is_not_added(store: Store) -> None:
+    shown, full = make_ticket("GZ-1"), make_ticket("GZ-2")
+    new, other = make_ticket("GZ-9"), make_ticket("GZ-8")
+    await store.intake(shown.model_copy(update={"links": [link_to(new, 0.8)]}), RAW, "application/json", [])
+    await store.intake(full.model_copy(update={"links": [link_to(other)]}), RAW, "application/json", [])
+
+    changed = await store.add_links_back({shown.ticket_id: link_to(new), full.ticket_id: link_to(new)}, most=1)
+
+    assert changed == []
+    assert [k.score for k in (await stored(store, shown.ticket_id)).links] == [0.8]  # the link it had, kept
+    assert [k.ticket_id for k in (await stored(store, full.ticket_id)).links] == [other.ticket_id]
+    assert (await stored(store, full.ticket_id)).lifecycle.revision == full.lifecycle.revision
+
+
+async def test_a_link_back_to_a_ticket_never_stored_is_left_out(store: Store) -> None:
+    ticket = make_ticket("GZ-1")
+    await store.intake(ticket, RAW, "application/json", [])
+    new = make_ticket("GZ-9")
+
+    changed = await store.add_links_back({ticket.ticket_id: link_to(new), make_ticket("GZ-7").ticket_id: link_to(new)},
+                                         most=10)
+
+    assert changed == [ticket.ticket_id]
+    assert [k.ticket_id for k in (await stored(store, ticket.ticket_id)).links] == [new.ticket_id]
+
+
+async def test_a_link_back_keeps_what_another_writer_saved_before_it(store: Store) -> None:
+    ticket = make_ticket("GZ-1")
+    await store.intake(ticket, RAW, "application/json", [])
+    await store.save_ticket(ticket.model_copy(update={"national_registration_no": "12315-2024-000001"}), [],
+                            expected_revision=ticket.lifecycle.revision)
+    new = make_ticket("GZ-9")
+
+    await store.add_links_back({ticket.ticket_id: link_to(new)}, most=10)
+
+    now = await stored(store, ticket.ticket_id)
+    assert now.national_registration_no == "12315-2024-000001"  # the other writer's change stays
+    assert [k.ticket_id for k in now.links] == [new.ticket_id]
+    assert now.lifecycle.revision == ticket.lifecycle.revision + 2

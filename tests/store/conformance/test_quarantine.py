@@ -34,6 +34,30 @@ async def test_resolving_an_unknown_quarantine_id_raises_unknown_quarantine(stor
     assert await store.get_quarantined("01J0000000000000000000NONE") is None  # nothing half-made
 
 
+async def test_a_returned_remap_closes_the_record_with_the_notes_of_its_return(store: Store) -> None:
+    mapping = [FieldError(field="registration.content", rule="required", message="缺少诉求内容")]
+    qid = await store.quarantine("city-12345-rest", b'{"hotlineNo":"KL-Q-RET"}', "application/json", mapping)
+    assert (await store.get_quarantined(qid)).returned is False  # type: ignore[union-attr]
+    notes = [FieldError(field="(ticket)", rule="returned:1", message="噪音扰民属生态环境部门职责"),
+             FieldError(field="routing.jurisdiction", rule="jurisdiction:return.noise-neighbours",
+                        message="主管部门：生态环境部门；命中：registration.content=噪音")]
+
+    await store.return_quarantined(qid, notes)
+
+    got = await store.get_quarantined(qid)
+    assert got is not None
+    assert got.errors == tuple(notes) and got.returned is True
+    assert got.resolved_ticket_id is None and got.times_seen == 1
+    [listed] = await store.list_quarantined("city-12345-rest")
+    assert listed.errors == tuple(notes)
+
+
+async def test_returning_an_unknown_quarantine_id_raises_unknown_quarantine(store: Store) -> None:
+    with pytest.raises(UnknownQuarantine):
+        await store.return_quarantined("01J0000000000000000000NONE", [])
+    assert await store.get_quarantined("01J0000000000000000000NONE") is None  # nothing half-made
+
+
 async def test_the_same_payload_from_the_same_adapter_is_one_record_counted_while_unresolved(store: Store) -> None:
     body = b'{"contactPhone":"138001","hotlineNo":"KL-Q-1"}'
     first = [FieldError(field="complainant.phone", rule="invalid_phone", message="too few digits", value="138001")]
