@@ -18,8 +18,8 @@ class ErrorClass(StrEnum):
     CONNECTION_DROPPED = "connection_dropped"  # the peer closed or reset the connection mid-exchange
     NETWORK_ERROR = "network_error"
     SENDER_ERROR = "sender_error"  # the sender itself failed (a bug or a bad configuration)
-    # The receiver took it, but what it answered (the national registration number) could not be kept on the
-    # ticket: sent again later, the receiver's idempotency key gets the same answer.
+    # The receiver took it, but what it answered (the national registration number, the answer to a follow-up)
+    # could not be kept on the ticket: sent again later, the receiver's idempotency key gets the same answer.
     ANSWER_NOT_KEPT = "answer_not_kept"
 
 

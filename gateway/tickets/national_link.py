@@ -88,7 +88,8 @@ def answered(updates: SenderUpdates, answer: NationalFollowUpAnswer, at: datetim
 
 async def record_follow_up_answer(store: TicketStore, ticket_id: str, answer: NationalFollowUpAnswer) -> bool:
     """Keep the platform's answer to a follow-up on the ticket (and its registration number, when it had none);
-    True when the ticket changed. A withdrawal's WITHDRAWN status comes as the platform's status event."""
+    True when the ticket changed. A withdrawal's WITHDRAWN status comes as the platform's status event. Raises
+    ConcurrentUpdate when other writers of the ticket won every try (the caller sends again)."""
     at = datetime.now(CHINA_STANDARD_TIME)
 
     def keep_answer(ticket: Ticket) -> tuple[bool, TicketChange | None]:
@@ -99,12 +100,17 @@ async def record_follow_up_answer(store: TicketStore, ticket_id: str, answer: Na
         return True, TicketChange(ticket.model_copy(update={
             "sender_updates": updates or ticket.sender_updates, "national_registration_no": number}))
 
-    try:
-        update = await update_ticket(store, ticket_id, keep_answer)
-    except ConcurrentUpdate:
-        log.error("could not record the national answer to a follow-up", extra={"ticket_id": ticket_id})
-        return False
+    update = await update_ticket(store, ticket_id, keep_answer)  # status events and link backs may land meanwhile
     return update is not None and update.saved
+
+
+def answer_not_kept(claim: ClaimedDelivery, result: SendResult, answered: str) -> SendResult:
+    """The platform took the delivery, but what it answered could not be kept on the ticket: not done, so it is
+    sent again, and the platform answers the same key the same way."""
+    log.warning("could not keep the national platform's answer yet; the delivery is sent again",
+                extra={"ticket_id": claim.ticket_id, "delivery_id": claim.delivery_id, "kind": str(claim.kind)})
+    return SendResult(status_code=None, error_class=ErrorClass.ANSWER_NOT_KEPT,
+                      body=f"{answered}, but other writers of the ticket won every try", duration=result.duration)
 
 
 class NationalForwardSender:
@@ -128,13 +134,8 @@ class NationalForwardSender:
             if number is not None:
                 try:
                     await record_registration_number(self.store, claim.ticket_id, number)
-                except ConcurrentUpdate:
-                    # Never delivered without its number: the platform answers the same key with the same number.
-                    log.warning("could not keep the national registration number yet; the ticket is sent again",
-                                extra={"ticket_id": claim.ticket_id, "delivery_id": claim.delivery_id})
-                    return SendResult(status_code=None, error_class=ErrorClass.ANSWER_NOT_KEPT,
-                                      body=f"registered as {number}, but other writers of the ticket won every try",
-                                      duration=result.duration)
+                except ConcurrentUpdate:  # never delivered without its number
+                    return answer_not_kept(claim, result, f"registered as {number}")
         return result
 
     async def _send_follow_up(self, claim: ClaimedDelivery, sender: Sender) -> SendResult:
@@ -155,7 +156,10 @@ class NationalForwardSender:
             log.warning("national answer to a follow-up cannot be read", extra={
                 "ticket_id": claim.ticket_id, "delivery_id": claim.delivery_id})
             return result
-        await record_follow_up_answer(self.store, claim.ticket_id, answer)
+        try:
+            await record_follow_up_answer(self.store, claim.ticket_id, answer)
+        except ConcurrentUpdate:  # never delivered without its answer on the ticket: it is what settles the follow-up
+            return answer_not_kept(claim, result, f"{answer.operation} answered {answer.outcome}")
         return result
 
     async def aclose(self) -> None:

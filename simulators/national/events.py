@@ -268,6 +268,8 @@ class EventDispatcher:
                 wait = min(max(wait, retry_after), self.config.event_retry_max_seconds)
             delay *= 2
             await asyncio.sleep(wait)
+        log.warning("status event given up", extra={"event_id": record.event.event_id,
+                                                     "attempts": len(record.attempts), "status": record.event.status})
         record.state = "failed"
         self.state.stats.events_failed += 1
 

@@ -15,10 +15,10 @@ import pytest
 
 from adapters.destination import DestinationConfig
 from adapters.wire.results import SendResult
-from contracts.delivery import AttemptOutcome, ClaimedDelivery, DeliveryKind, DeliveryState, OutboxEntry
+from contracts.delivery import AttemptOutcome, AttemptReceipt, ClaimedDelivery, DeliveryKind, DeliveryState, OutboxEntry
 from gateway.delivery.breaker import BreakerState
-from gateway.delivery.engine import _UNSETTLED_FACTOR, DeliveryEngine, SendRate
-from gateway.delivery.policy import backoff_bounds
+from gateway.delivery.engine import _UNSETTLED_FACTOR, AttemptListener, DeliveryEngine, SendRate
+from gateway.delivery.policy import Decision, DecisionKind, backoff_bounds
 from gateway.store.base import DeliveryFilter, Store
 from simulators.receiver import Action, Receiver
 from tests.delivery.delivery_support import FAST_ENGINE, destination, enqueue, eventually, settled
@@ -120,7 +120,7 @@ async def test_a_timeout_is_retried(store: Store, receiver: Receiver) -> None:
     assert receipt.state is DeliveryState.DELIVERED
     first, second = await store.list_attempts(delivery_id)
     assert (first.status_code, first.error_class, first.outcome) == (None, "timeout", AttemptOutcome.RETRY)
-    assert 250 < first.duration_ms < 20_000  # the timeout, not the minute: a bound for a loaded machine
+    assert first.duration_ms > 250  # the timeout; not the minute, or the attempt would have had its answer
     assert second.outcome is AttemptOutcome.SUCCESS
 
 
@@ -148,14 +148,29 @@ async def test_the_retry_is_scheduled_within_the_jitter_bounds(store: Store, rec
         assert low - 0.01 <= gap <= high + 0.5, (n, gap, low, high)
 
 
+def decisions_of(destination: str) -> tuple[list[Decision], AttemptListener]:
+    """The engine's decisions after each attempt on a lane, and the listener that collects them: how long a retry
+    was scheduled to wait is read from the decision, not from a clock that a loaded machine slows down."""
+    decisions: list[Decision] = []
+
+    def listen(lane: str, _: AttemptReceipt, decision: Decision) -> None:
+        if lane == destination:
+            decisions.append(decision)
+    return decisions, listen
+
+
 async def test_retry_after_is_honoured(store: Store, receiver: Receiver) -> None:
     receiver.script(per_key=[Action(status=429, retry_after="1")])
     dest = destination(receiver, retry={"retry_after_min": 0, "retry_after_max": 5})
     [(delivery_id, key)] = await enqueue(store, dest.name, 1)
-    async with running(store, dest):
+    decisions, listen = decisions_of(dest.name)
+    async with running(store, dest, listeners=[listen]):
         await settled(store, delivery_id)
     first, second = (r.monotonic for r in receiver.requests(key))
-    assert 1.0 <= second - first < 2.0
+    assert second - first >= 1.0  # waited the second it was asked to
+    retry, _ = decisions
+    assert retry.kind is DecisionKind.RETRY and retry.delay is not None
+    assert 1.0 <= retry.delay < 2.0  # and no longer (the backoff alone is far shorter, the policy allows 5 s)
 
 
 async def test_retry_after_is_bounded_by_the_policy(store: Store, receiver: Receiver) -> None:
@@ -163,11 +178,14 @@ async def test_retry_after_is_bounded_by_the_policy(store: Store, receiver: Rece
     receiver.script(per_key=[Action(status=503, retry_after=a_day_later)])
     dest = destination(receiver, retry={"retry_after_min": 0, "retry_after_max": 0.5})
     [(delivery_id, key)] = await enqueue(store, dest.name, 1)
-    async with running(store, dest):
+    decisions, listen = decisions_of(dest.name)
+    async with running(store, dest, listeners=[listen]):
         receipt = await settled(store, delivery_id)
     first, second = (r.monotonic for r in receiver.requests(key))
     assert receipt.state is DeliveryState.DELIVERED
-    assert 0.5 <= second - first < 1.5  # not a day
+    assert second - first >= 0.5
+    retry, _ = decisions
+    assert retry.delay is not None and 0.5 <= retry.delay < 1.5  # not a day
 
 
 async def test_a_retry_after_pauses_the_whole_lane(store: Store, receiver: Receiver) -> None:
@@ -207,17 +225,25 @@ async def test_claims_held_back_by_a_pause_are_given_back_at_stop_not_left_in_fl
         store: Store, receiver: Receiver) -> None:
     # The lane claims ahead of its worker, then is paused for 30 s by a 429. Its queued claims may wait that
     # long within their 60 s leases; stopping the engine ends the wait at once and gives them back, so the
-    # next start (or another worker) need not wait out their leases.
+    # next start (or another worker) need not wait out their leases: they are pending again, not left in flight
+    # (a stop that waited for them would have cancelled them after its grace, in flight until their leases end).
+    # The lane's clock (its send rate and its pause) moves by hand: the rate that makes it claim ahead is the
+    # first second's warm-up sends however slowly a loaded machine makes them, and the pause never runs out.
     warm_up = [Action(delay=0.02)] * 80
     receiver.script(sequence=[*warm_up, Action(status=429, retry_after="30")])
     dest = destination(receiver, concurrency=1, lease=60, retry={"retry_after_min": 0, "retry_after_max": 60})
     ids = await enqueue(store, dest.name, len(warm_up) + 6)
-    async with running(store, dest) as engine:
-        await eventually(lambda: _answered(receiver, 429), within=20)
-        await asyncio.sleep(0.3)
-        assert engine.status()[dest.name].queued >= 1
-        stopping = time.monotonic()
-    assert time.monotonic() - stopping < 3
+    second = [0.0]
+    async with running(store, dest, clock=lambda: second[0]) as engine:
+        async def warming_up() -> bool:
+            return len(receiver.requests()) >= 30
+        await eventually(warming_up, within=60)
+        second[0] = 1.0  # the lane has sent 30 or more in second 0: it claims ahead from now on
+
+        async def held_back() -> bool:
+            status = engine.status()[dest.name]
+            return await _answered(receiver, 429) and status.paused_for > 0 and status.queued >= 1
+        await eventually(held_back, within=60)
     counters = engine.status()[dest.name].counters
     states = Counter(r.state for r in [await store.get_delivery(i) for i, _ in ids] if r is not None)
     assert counters.get("released", 0) >= 1 and counters.get("left_to_lease", 0) == 0, counters
@@ -377,11 +403,10 @@ async def test_stop_after_the_grace_leaves_unfinished_sends_to_their_lease(store
     engine = DeliveryEngine(store, [dest], settings=FAST_ENGINE)
     await engine.start()
     await asyncio.to_thread(receiver.wait_until, lambda rx: len(rx.requests()) == 1, 5)
-    started = time.monotonic()
     await engine.stop(grace=0.1)
-    assert time.monotonic() - started < 20  # not the minute the send would take: a bound for a loaded machine
     receipt = await store.get_delivery(delivery_id)
     assert receipt is not None
+    # Not waited for: a stop that let the send run its minute would have settled it delivered, one attempt.
     assert receipt.state is DeliveryState.IN_FLIGHT  # until the lease runs out; then it is sent again
     assert receipt.attempts == 0
 

@@ -122,7 +122,8 @@ async def test_a_slow_answer_is_a_timeout(receiver: Receiver) -> None:
     result = await send_once(destination(receiver, timeout={"connect": 0.5, "total": 0.5}))
     assert result.status_code is None
     assert result.error_class == ErrorClass.TIMEOUT
-    assert 0.4 < result.duration < 20  # type: ignore[attr-defined]  # the timeout, not the minute
+    # It waited for the timeout; not for the minute, or the answer would have come instead of a timeout.
+    assert result.duration > 0.4  # type: ignore[attr-defined]
 
 
 async def test_a_dropped_connection_is_classed(receiver: Receiver) -> None:

@@ -85,16 +85,18 @@ def free_port() -> int:
         return port
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2, *,
+             explain: Callable[[], str] | None = None) -> T:
     """Call `check` until it returns something other than None, False or an empty collection (a list of
-    callbacks that has none yet is not an answer); fail naming `what` after `timeout`."""
+    callbacks that has none yet is not an answer); fail naming `what` after `timeout`, with what `explain` says
+    about the state it was left in."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result is not None and result is not False and not (isinstance(result, Sized) and len(result) == 0):
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}" + (f"\n{explain()}" if explain else ""))
         time.sleep(interval)
 
 

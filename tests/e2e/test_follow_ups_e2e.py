@@ -114,7 +114,7 @@ def settled(world: World, ticket_id: str) -> dict[str, Any] | None:
     detail = world.ticket(ticket_id)
     national = [d["delivery"] for d in detail["deliveries"] if d["delivery"]["destination"] == "national"]
     if any(d["state"] == "dead" for d in national):
-        pytest.fail(f"a national delivery of {ticket_id} went dead: {national}")
+        pytest.fail(f"a national delivery of {ticket_id} went dead\n{unsettled(world, ticket_id)}")
     ticket: dict[str, Any] = detail["ticket"]
     updates = ticket["sender_updates"]
     done = (all(d["state"] == "delivered" for d in national)
@@ -123,6 +123,28 @@ def settled(world: World, ticket_id: str) -> dict[str, Any] | None:
             and updates["withdrawal"] is not None and updates["withdrawal"]["state"] == "accepted"
             and ticket["lifecycle"]["status"] == "WITHDRAWN")
     return detail if done else None
+
+
+def unsettled(world: World, ticket_id: str) -> str:
+    """What a ticket still waits for, and every dead delivery of the gateway (id, lane, kind, last error), for the
+    failure message."""
+    detail = world.ticket(ticket_id)
+    ticket = detail["ticket"]
+    updates = ticket["sender_updates"]
+    number = ticket["national_registration_no"]
+    lines = [f"lifecycle {ticket['lifecycle']['status']}, national number {number}",
+             "versions answered: " + str([(v["version"], v["national_answered_at"]) for v in updates["versions"]]),
+             "urges answered: " + str([u["national_answered_at"] for u in updates["urges"]]),
+             f"withdrawal: {updates['withdrawal']}"]
+    lines += [f"delivery {d['delivery_id']} {d['destination']} {d['kind']} {d['state']} attempts {d['attempts']}"
+              f" last error {d['last_error_class']} {d['last_status_code']}"
+              for d in (entry["delivery"] for entry in detail["deliveries"])]
+    lines += [f"dead delivery {d['delivery_id']} of {d['ticket_id']}: {d['destination']} {d['kind']}, last error"
+              f" {d['last_error_class']} {d['last_status_code']}" for d in world.deliveries(state="dead")]
+    if number:
+        lines += [f"platform event {e['event']['sequence']} {e['event']['status']} {e['state']}: {e['attempts']}"
+                  for e in world.national_events(number) if e["state"] != "delivered"]
+    return "\n".join(lines)
 
 
 def test_follow_ups_from_push_soap_and_polling_update_one_registration_under_faults(tmp_path: Path) -> None:
@@ -135,7 +157,8 @@ def test_follow_ups_from_push_soap_and_polling_update_one_registration_under_fau
         tickets = [city_ticket, pushed_ticket, polled_ticket, legacy_ticket]
 
         details = {t: wait_for(f"ticket {t} updated, urged and withdrawn at the platform",
-                               lambda t=t: settled(world, t), 180, 0.5) for t in tickets}
+                               lambda t=t: settled(world, t), 180, 0.5, explain=lambda t=t: unsettled(world, t))
+                   for t in tickets}
         world.national("DELETE", "/sim/faults")  # the checks below read the national API
         stats = world.national_stats()
         registered = world.national_tickets()
@@ -187,6 +210,37 @@ def test_follow_ups_from_push_soap_and_polling_update_one_registration_under_fau
             return any(c.body.get("hotlineNo") == city_number and c.body.get("handleResult") == "1"
                        for c in world.city.callbacks.received() if isinstance(c.body, dict))
         wait_for("the city's withdrawal callback", heard, 60)
+
+
+def test_follow_ups_wait_behind_a_registration_the_platform_keeps_refusing(tmp_path: Path) -> None:
+    """The platform answers every call 503 while a partner sends a ticket, a new version, an urge and a withdrawal:
+    no follow-up is sent before the registration is delivered (the platform would answer 404 not_registered, a
+    permanent refusal, and the follow-up would be dead); once the platform is back, all arrive, in order."""
+    with running_world(tmp_path) as world:
+        world.national("POST", "/sim/faults", json={"error_ratio": 1.0, "error_status": 503})
+        first = with_fresh_number(world.city.tickets["01-food-complaint"], ("hotlineNo",))
+        ticket_id = str(world.city.push(first).body["ticket_id"])
+        for name in ("09-food-complaint-version-2", "11-food-complaint-urge", "12-food-complaint-withdrawal"):
+            assert world.city.push({**world.city.tickets[name], "hotlineNo": first["hotlineNo"]}).status == 200
+
+        def national_deliveries() -> dict[str, list[dict[str, Any]]]:
+            found = [d for d in world.ticket(ticket_id)["deliveries"] if d["delivery"]["destination"] == "national"]
+            return {d["delivery"]["kind"]: d["attempts"] for d in found}
+
+        def refused_three_times() -> dict[str, list[dict[str, Any]]] | None:
+            national = national_deliveries()
+            return national if len(national) == 4 and len(national["forward"]) >= 3 else None
+        refusing = wait_for("the registration refused three times", refused_three_times, 120)
+        assert {kind: len(attempts) for kind, attempts in refusing.items() if kind != "forward"} == {
+            "update": 0, "urge": 0, "withdraw": 0}
+        world.national("DELETE", "/sim/faults")
+
+        wait_for(f"ticket {ticket_id} updated, urged and withdrawn at the platform", lambda: settled(world, ticket_id),
+                 120, 0.5, explain=lambda: unsettled(world, ticket_id))
+        follow_ups = {kind: attempts for kind, attempts in national_deliveries().items() if kind != "forward"}
+        assert all(a["status_code"] == 200 for attempts in follow_ups.values() for a in attempts), follow_ups
+        stats = world.national_stats()
+        assert (stats["updates"], stats["urges"], stats["withdrawals"]) == (1, 1, 1), stats
 
 
 def test_a_withdrawal_the_platform_refuses_leaves_the_lifecycle_and_shows_the_reason(tmp_path: Path) -> None:

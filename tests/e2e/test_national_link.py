@@ -134,7 +134,13 @@ class Progress:
     def describe(self) -> str:
         statuses = Counter(t["status"] for t in self.tickets)
         states = Counter(d["state"] for d in self.deliveries)
-        return f"{len(self.tickets)}/{self.expected} tickets {dict(statuses)}; deliveries {dict(states)}"
+        waiting = Counter((d["destination"], d["kind"], d["state"], d["last_error_class"], d["last_status_code"])
+                          for d in self.deliveries if d["state"] != "delivered")
+        engine = self.world.runtime.engine
+        lanes = {name: (lane.paused_for, lane.breaker and lane.breaker.state, lane.counters)
+                 for name, lane in engine.status().items()} if engine is not None else {}
+        return (f"{len(self.tickets)}/{self.expected} tickets {dict(statuses)}; deliveries {dict(states)}; "
+                f"not delivered {dict(waiting)}; lanes {lanes}; platform {self.world.national_stats()}")
 
 
 def _callbacks(world: World, adapter: str) -> list[dict[str, Any]]:
@@ -159,9 +165,8 @@ def test_tickets_from_every_partner_are_forwarded_once_closed_routed_and_answere
         sent = send_from_every_partner(world)
         expected = sum(len(numbers) for numbers in sent.values())
         progress = Progress(world, expected)
-        deadline = 75.0 - (time.monotonic() - started)
-        try:
-            wait_for("every ticket stored, closed, delivered and answered", progress.done, deadline, 0.5)
+        try:  # a wait, not a bound: the time it took is printed below
+            wait_for("every ticket stored, closed, delivered and answered", progress.done, 300, 0.5)
         finally:
             print(f"\nprogress: {progress.describe()}")
         world.national("DELETE", "/sim/faults")  # the checks below read the national API themselves
@@ -193,13 +198,32 @@ def test_tickets_from_every_partner_are_forwarded_once_closed_routed_and_answere
                            for attempt in found[0]["attempts"])
         national_attempts = sum(attempts.values())
         assert national_attempts == sum(found[0]["delivery"]["attempts"] for found in forwards.values())
-        assert attempts["http_503"] == faults["error"] and attempts["http_429"] == faults["rate_limit"]
-        assert attempts["connection_dropped"] >= faults["drop"] and attempts["timeout"] >= faults["timeout"]
+        # A send whose lease ran out before it was settled (a stall of the loaded machine) is not recorded: the
+        # delivery goes again under a new lease, and the platform saw both. The lane counts such leases lost (and
+        # held-back claims found past their lease, which were never sent): at most that many sends are unrecorded.
+        assert world.runtime.engine is not None
+        leases_lost = world.runtime.engine.status()["national"].counters.get("lease_lost", 0)
+        # Each fault the platform served failed a call: the gateway saw it as what it was, or, when its answer came
+        # after the gateway's 1.5 s (a loaded machine), as a timeout; or it was one of the unrecorded sends.
+        # Only the faults answer 503 or 429; a dropped connection may also be an idle one the server closed.
+        late = {"error": faults["error"] - attempts["http_503"],
+                "rate_limit": faults["rate_limit"] - attempts["http_429"]}
+        assert all(n >= 0 for n in late.values()), (late, attempts, faults)
+        late["drop"] = max(faults["drop"] - attempts["connection_dropped"], 0)
+        assert attempts["timeout"] + leases_lost >= faults["timeout"] + sum(late.values()), (attempts, faults)
         # Errors and 429s are answered before the platform looks at the ticket, and a call that never connected
-        # (only ever under heavy load) never reached it; every other call is a submission.
-        unseen = attempts["connect_timeout"] + attempts["connect_error"]
-        assert national_attempts == stats["submissions"] + faults["error"] + faults["rate_limit"] + unseen
-        assert stats["duplicates"] == stats["submissions"] - stats["accepted"]
+        # (only ever under heavy load) never reached it; every other call is a submission. Every call the platform
+        # counted is an attempt of the gateway (recorded, or unrecorded with its lease lost), and every recorded
+        # attempt that connected and did not time out reached it. A timed-out one may not have: on a loaded
+        # machine the gateway's 1.5 s can pass before the platform reads the request at all.
+        platform_calls = stats["submissions"] + faults["error"] + faults["rate_limit"]
+        connected = national_attempts - attempts["connect_timeout"] - attempts["connect_error"]
+        assert connected - attempts["timeout"] <= platform_calls <= connected + leases_lost, (
+            attempts, leases_lost, stats)
+        # A submission is accepted or a duplicate, unless the gateway gave up on it before the platform had read its
+        # body (a timeout on a loaded machine): then the platform counted it and did nothing more.
+        abandoned = stats["submissions"] - stats["accepted"] - stats["duplicates"]
+        assert 0 <= abandoned <= attempts["timeout"], (abandoned, attempts, stats)
         assert stats["events_failed"] == stats["events_pending"] == 0
 
         # -- driven to 办结 (CLOSED) by the platform's events, every step applied once ---------------------------

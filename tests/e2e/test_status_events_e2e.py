@@ -34,16 +34,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield running
 
 
-def push_city(world: World, fixture: str = "01-food-complaint", *, uscc: str | None = None) -> tuple[str, str, float]:
-    """Push a fresh city ticket; (ticket id, hotlineNo, seconds the push took)."""
+def push_city(world: World, fixture: str = "01-food-complaint", *, uscc: str | None = None) -> tuple[str, str]:
+    """Push a fresh city ticket; (ticket id, hotlineNo)."""
     payload = with_fresh_number(world.city.tickets[fixture], ("hotlineNo",))
     if uscc is not None:
         payload["respondent"]["creditCode"] = uscc
-    started = time.monotonic()
     result = world.city.push(payload)
-    took = time.monotonic() - started
     assert result.status == 202, result.body
-    return str(result.body["ticket_id"]), str(payload["hotlineNo"]), took
+    return str(result.body["ticket_id"]), str(payload["hotlineNo"])
 
 
 def registered(world: World, ticket_id: str) -> str:
@@ -75,7 +73,7 @@ def lifecycle(world: World, ticket_id: str) -> dict[str, Any]:
 
 
 def test_a_resent_and_an_out_of_order_event_change_nothing_and_call_back_once_per_status(world: World) -> None:
-    ticket_id, hotline_no, _ = push_city(world)
+    ticket_id, hotline_no = push_city(world)
     number = registered(world, ticket_id)
 
     accepted = world.issue_event(number, status="ACCEPTED", opinion="予以受理")["event"]["event_id"]
@@ -129,14 +127,14 @@ def deadlines(world: World, ticket_id: str) -> dict[str, dict[str, Any]]:
 
 
 def test_the_platforms_events_start_extend_and_end_the_tickets_time_limits(world: World) -> None:
-    complaint, _, _ = push_city(world)
+    complaint, _ = push_city(world)
     accepted = world.issue_event(registered(world, complaint), status="ACCEPTED")["event"]
     assert codes(world.wait_event_settled(accepted["event_id"])) == [200]
     limits = deadlines(world, complaint)
     assert limits["acceptance"]["outcome"] in ("met", "missed") and limits["acceptance"]["ended_by"] == "ACCEPTED"
     assert limits["mediation"]["starts_on"] == accepted["at"][:10] and limits["mediation"]["outcome"] is None
 
-    report, _, _ = push_city(world, "02-report-with-attachments")
+    report, _ = push_city(world, "02-report-with-attachments")
     number = registered(world, report)
     first_due = deadlines(world, report)["clue_check"]["due_on"]
     for _ in range(2):
@@ -148,7 +146,7 @@ def test_the_platforms_events_start_extend_and_end_the_tickets_time_limits(world
 
 
 def test_an_illegal_transition_is_refused_with_409_and_kept_on_the_ticket(world: World) -> None:
-    ticket_id, hotline_no, _ = push_city(world, "03-enquiry-minimal")
+    ticket_id, hotline_no = push_city(world, "03-enquiry-minimal")
     number = registered(world, ticket_id)
     accepted = world.issue_event(number, status="ACCEPTED")["event"]["event_id"]
     assert codes(world.wait_event_settled(accepted)) == [200]
@@ -184,27 +182,26 @@ def test_the_credit_look_up_enriches_when_answered_and_never_holds_a_ticket_up(w
     answer = world.credit.lookup(KNOWN_USCC)
     assert answer["flags"], answer
 
-    ticket_id, _, _ = push_city(world, uscc=KNOWN_USCC)
+    ticket_id, _ = push_city(world, uscc=KNOWN_USCC)
     respondent = world.ticket(ticket_id)["ticket"]["respondent"]
     assert respondent["uscc"] == KNOWN_USCC and sorted(respondent["credit_flags"]) == sorted(answer["flags"])
     assert enricher.failures == 0
 
-    # Slow: the credit system answers after 5 s; the look-up gives up after 0.5 s and the ticket goes on.
+    # Slow: the credit system answers after 5 s; the look-up gives up after 0.5 s and the ticket goes on. That it
+    # did not wait for the answer shows without a clock: had it waited, the look-up would have succeeded.
     world.client.post(f"{world.credit.url}/sim/faults", json={"latency_seconds": 5.0}).raise_for_status()
     try:
-        slow_id, _, took = push_city(world, uscc=OTHER_USCC)
+        slow_id, _ = push_city(world, uscc=OTHER_USCC)
     finally:
         world.client.post(f"{world.credit.url}/sim/faults", json={"latency_seconds": 0.0}).raise_for_status()
-    assert took < 3.0, f"the push took {took:.2f} s"
     assert enricher.failures == 1
 
     # Down: the credit system answers 503 (the look-up is also pausing after the failure above).
     world.client.post(f"{world.credit.url}/sim/faults", json={"down": True}).raise_for_status()
     try:
-        down_id, _, took = push_city(world, uscc=OTHER_USCC)
+        down_id, _ = push_city(world, uscc=OTHER_USCC)
     finally:
         world.client.post(f"{world.credit.url}/sim/faults", json={"down": False}).raise_for_status()
-    assert took < 3.0, f"the push took {took:.2f} s"
 
     for held_up in (slow_id, down_id):
         ticket = world.ticket(held_up)["ticket"]

@@ -50,7 +50,7 @@ def test_a_slow_soap_partner_times_out_without_a_pile_up_of_polls(tmp_path: Path
             state.update_behaviour(BehaviourUpdate(delay_seconds=0))
             quick = time.monotonic()
             while not state.acked_ids():
-                assert time.monotonic() - quick < 15, "the poller did not recover once the partner was quick"
+                assert time.monotonic() - quick < 60, "the poller did not recover once the partner was quick"
                 time.sleep(0.1)
             recovered = time.monotonic() - quick
             time.sleep(0.5)

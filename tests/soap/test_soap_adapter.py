@@ -156,18 +156,16 @@ async def test_an_unreachable_wsdl_makes_the_partner_unavailable() -> None:
 
 
 async def test_a_slow_partner_times_out_within_the_poll_timeout() -> None:
-    # The partner answers after 30 s; a timeout of 0.3 s ends the poll long before (bound: a loaded machine).
+    # The partner answers after 30 s; a timeout of 0.3 s ends the poll long before: a poll that waited would have
+    # had the answer, not a TimeoutError.
     with run_in_thread(Province12345(username=PROVINCE_USER, password=PROVINCE_PASSWORD), delay_seconds=30) as slow:
         adapter = SoapAdapter(polling_config(slow.wsdl_url, timeout=0.3))
         try:
             await adapter.start()
-            started = datetime.now(UTC)
             with pytest.raises(PartnerUnavailable, match="TimeoutError"):
                 await adapter.pull(None)
-            took = (datetime.now(UTC) - started).total_seconds()
         finally:
             await adapter.aclose()
-    assert took < 10
 
 
 async def test_reply_order_reaches_the_province_in_its_own_codes(province: RunningProvince) -> None:

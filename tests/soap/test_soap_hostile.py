@@ -1,4 +1,4 @@
-"""Hostile bodies on the SOAP endpoint: each gets a clear Fault (or 413/404) fast, and the gateway keeps serving."""
+"""Hostile bodies on the SOAP endpoint: each gets a clear Fault (or 413/404) cheaply, and the gateway keeps serving."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from adapters.wire.wsse import username_token
 from gateway.http.wsdl import TNS
 from tests.soap.conftest import MAX_BODY, PARTNER_PASSWORD, PARTNER_USER, Gateway
 
-FAST = 2.0  # seconds: every refusal below must come well within this, on any machine that runs the suite
+# CPU seconds of this process (the gateway serves on the test's own event loop) over one request: a refusal costs
+# milliseconds; a parser that expanded entities or built a huge tree would cost far more. CPU, not the wall clock,
+# which a loaded machine stretches.
+CHEAP = 2.0
 
 ORDER = ("<order><infoid>GZ12345-20240330-000001</infoid><visittime>2024/03/30 10:00</visittime><way>来电</way>"
          "<aim>投诉</aim><questiontype>市场监管_消费维权_商品质量</questiontype>"
@@ -44,10 +47,11 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 async def post(http: httpx.AsyncClient, gateway: Gateway, body: bytes, content_type: str = "text/xml; charset=utf-8",
                adapter_id: str | None = None) -> tuple[httpx.Response, float]:
+    """The answer, and the CPU time this process spent on the exchange."""
     url = gateway.soap_url(adapter_id) if adapter_id is not None else gateway.soap_url()
-    started = time.monotonic()
+    started = time.process_time()
     response = await http.post(url, content=body, headers={"Content-Type": content_type})
-    return response, time.monotonic() - started
+    return response, time.process_time() - started
 
 
 def fault_of(response: httpx.Response) -> tuple[str, str]:
@@ -84,12 +88,12 @@ LOWERCASE_DOCTYPE = "<!doctype x [<!entity e 'x'>]>" + envelope(submit())
 @pytest.mark.parametrize("body", [XXE, EXTERNAL_DTD, BILLION_LAUGHS, QUADRATIC, LOWERCASE_DOCTYPE],
                          ids=["xxe", "external-dtd", "billion-laughs", "quadratic-blowup", "lowercase-doctype"])
 async def test_any_dtd_is_refused_before_parsing(http: httpx.AsyncClient, gateway: Gateway, body: str) -> None:
-    response, took = await post(http, gateway, body.encode())
+    response, cpu = await post(http, gateway, body.encode())
     assert response.status_code == 500
     code, message = fault_of(response)
     assert code == "soap:Client"
     assert "DOCTYPE" in message
-    assert took < FAST
+    assert cpu < CHEAP
     assert b"root:" not in response.content
     await assert_still_serving(http, gateway)
 
@@ -103,10 +107,10 @@ async def test_a_doctype_hidden_in_utf16_is_refused(http: httpx.AsyncClient, gat
 
 async def test_declared_oversize_body_is_413_without_reading_it(http: httpx.AsyncClient, gateway: Gateway) -> None:
     body = envelope(submit(ORDER.replace("<content>", "<content>" + "投诉" * MAX_BODY))).encode()
-    response, took = await post(http, gateway, body)
+    response, cpu = await post(http, gateway, body)
     assert response.status_code == 413
     assert fault_of(response)[0] == "soap:Client"
-    assert took < FAST
+    assert cpu < CHEAP
 
 
 async def test_chunked_oversize_body_is_413(http: httpx.AsyncClient, gateway: Gateway) -> None:
@@ -222,19 +226,19 @@ async def test_an_unknown_must_understand_header_is_refused(http: httpx.AsyncCli
 async def test_deep_nesting_is_refused_fast(http: httpx.AsyncClient, gateway: Gateway) -> None:
     depth = 100_000
     body = envelope(submit("<order>" + "<a>" * depth + "x" + "</a>" * depth + "</order>")).encode()
-    response, took = await post(http, gateway, body[:MAX_BODY - 1] if len(body) >= MAX_BODY else body)
+    response, cpu = await post(http, gateway, body[:MAX_BODY - 1] if len(body) >= MAX_BODY else body)
     assert response.status_code in (413, 500)
     assert fault_of(response)[0] == "soap:Client"
-    assert took < FAST
+    assert cpu < CHEAP
     await assert_still_serving(http, gateway)
 
 
 async def test_nesting_within_the_size_limit_is_refused_fast(http: httpx.AsyncClient, gateway: Gateway) -> None:
     depth = 5_000  # ~35 KB: under the size cap, over libxml2's depth limit and the mapping's
     body = envelope(submit("<order><attachments>" + "<a>" * depth + "</a>" * depth + "</attachments></order>"))
-    response, took = await post(http, gateway, body.encode())
+    response, cpu = await post(http, gateway, body.encode())
     assert (response.status_code, fault_of(response)[0]) == (500, "soap:Client")
-    assert took < FAST
+    assert cpu < CHEAP
 
 
 @pytest.mark.parametrize("adapter_id", ["province-12345-soap%00", "%E7%9C%81", "PROVINCE-12345-SOAP", "a" * 300,

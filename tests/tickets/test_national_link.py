@@ -54,9 +54,15 @@ class Undecided:
         return ticket
 
 
-async def urge_sent_with(store: SqliteStore, national: str, secret: str) -> datetime | None:
-    """Register a complaint, urge it, send the urge through the national link verifying with `secret`; when the
-    ticket says the platform answered (None: the answer was not kept)."""
+def national_link(store: SqliteStore, national: str, secret: str) -> NationalForwardSender:
+    destination = DestinationConfig(name="national", url=f"{national}/api/v1/tickets", headers=AUTH)
+    follow_ups = DestinationConfig(name="national", url=follow_ups_url(f"{national}/api/v1/tickets"), headers=AUTH)
+    return NationalForwardSender(HttpSender(destination), store, follow_ups=HttpSender(follow_ups),
+                                 verifier=WebhookVerifier([secret]))
+
+
+async def urged(store: SqliteStore, national: str) -> Ticket:
+    """A complaint registered at the platform and urged by its partner: the urge waits on the national lane."""
     ticket = make_ticket()
     await store.intake(ticket, b"{}", "application/json", [])
     async with httpx.AsyncClient() as client:
@@ -67,11 +73,15 @@ async def urge_sent_with(store: SqliteStore, national: str, secret: str) -> date
                             at=datetime(2024, 6, 13, 9, 0, tzinfo=CHINA_STANDARD_TIME), text="请尽快处理")
     await FollowUps(store, "national", Undecided()).notice(ticket, notice, raw_body=b"{}",
                                                            content_type="application/json")
+    return ticket
+
+
+async def urge_sent_with(store: SqliteStore, national: str, secret: str) -> datetime | None:
+    """Register a complaint, urge it, send the urge through the national link verifying with `secret`; when the
+    ticket says the platform answered (None: the answer was not kept)."""
+    ticket = await urged(store, national)
     (claim,) = await store.claim("national", "test", 60)
-    destination = DestinationConfig(name="national", url=f"{national}/api/v1/tickets", headers=AUTH)
-    follow_ups = DestinationConfig(name="national", url=follow_ups_url(f"{national}/api/v1/tickets"), headers=AUTH)
-    sender = NationalForwardSender(HttpSender(destination), store, follow_ups=HttpSender(follow_ups),
-                                   verifier=WebhookVerifier([secret]))
+    sender = national_link(store, national, secret)
     try:
         result = await sender.send(claim)
     finally:
@@ -136,6 +146,36 @@ async def test_a_registration_whose_number_cannot_be_kept_is_sent_again(tmp_path
         stored = await store.get_ticket(ticket.ticket_id)
         assert stored is not None and stored.national_registration_no == json.loads(again.body or "")[
             "national_registration_no"]
+    finally:
+        await sender.aclose()
+        await store.close()
+
+
+async def test_an_answer_to_a_follow_up_that_cannot_be_kept_is_asked_for_again(tmp_path: Path, national: str) -> None:
+    """The platform took the urge, but every try to keep its answer on the ticket lost to another writer: the
+    delivery must not count as done (the ticket would never show the answer); sent again, the platform answers the
+    same key the same way and counts the urge once."""
+    await reset(national)
+    store = BusyTicketStore(tmp_path / "gateway.db", b"national-link-test-key")
+    store.busy = False
+    await store.open()
+    ticket = await urged(store, national)
+    (claim,) = await store.claim("national", "test", 60)
+    sender = national_link(store, national, PLATFORM_SECRET)
+    try:
+        store.busy = True
+        first = await sender.send(claim)
+        assert (first.status_code, first.error_class) == (None, "answer_not_kept")
+        stored = await store.get_ticket(ticket.ticket_id)
+        assert stored is not None and stored.sender_updates.urges[0].national_answered_at is None
+        store.busy = False
+        again = await sender.send(claim)
+        assert again.status_code == 200, again.body
+        stored = await store.get_ticket(ticket.ticket_id)
+        assert stored is not None and stored.sender_updates.urges[0].national_answered_at is not None
+        async with httpx.AsyncClient() as client:
+            stats = (await client.get(f"{national}/sim/stats")).json()
+        assert (stats["urges"], stats["follow_up_repeats"]) == (1, 1)
     finally:
         await sender.aclose()
         await store.close()
