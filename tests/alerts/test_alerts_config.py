@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.alerts import AlertsConfigError, load_alerts_config
 from gateway.alerts.channels import dingtalk_sign
+from tests.hig_command import run_hig
 from tests.ops.ops_support import running_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +35,7 @@ def test_check_config_names_file_line_and_key_of_a_bad_channel(tmp_path: Path) -
         "    host: smtp.example.gov.cn\n"
         "    sender: alerts@example.gov.cn\n"
         "    to: [not-an-address]\n"))
-    done = subprocess.run([sys.executable, "main.py", "check-config", str(gateway)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    done = run_hig("check-config", str(gateway), env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2, done.stdout
     alerts = gateway.parent / "alerts.yaml"
     assert f"{alerts}:6: channels[0].min_severity" in done.stderr
@@ -57,8 +55,7 @@ def test_a_channel_whose_secret_is_not_in_the_environment_is_refused_at_its_line
 
 
 def test_the_demo_configuration_has_alerts_and_no_channels() -> None:
-    done = subprocess.run([sys.executable, "main.py", "check-config"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = run_hig("check-config")
     assert done.returncode == 0, done.stderr
     assert "0 alert channels" in done.stdout
 

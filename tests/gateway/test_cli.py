@@ -1,4 +1,7 @@
-"""The command line as a newcomer uses it: serve, check-config, schema export."""
+"""The command line as a newcomer uses it: serve, check-config, schema export.
+
+Each command starts `python main.py` once here; the other check-config cases call the same command line in this
+process (tests/hig_command.py), where a Python start-up costs nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.hig_command import run_hig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +34,7 @@ def test_check_config_accepts_the_demo_configuration() -> None:
 def test_check_config_names_the_broken_key_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "gateway.yaml"
     bad.write_text('region:\n  code: "5226"\n  name: x\n', encoding="utf-8")
-    done = subprocess.run([sys.executable, "main.py", "check-config", str(bad)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = run_hig("check-config", str(bad))
     assert done.returncode == 2
     assert f"{bad}:2: region.code" in done.stderr
 
@@ -38,8 +42,7 @@ def test_check_config_names_the_broken_key_and_exits_2(tmp_path: Path) -> None:
 def test_check_config_refuses_a_region_code_that_is_no_region(tmp_path: Path) -> None:
     bad = tmp_path / "gateway.yaml"
     bad.write_text('region:\n  code: "522690"\n  name: x\n', encoding="utf-8")
-    done = subprocess.run([sys.executable, "main.py", "check-config", str(bad)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = run_hig("check-config", str(bad))
     assert done.returncode == 2
     assert f"{bad}:2: region.code: region code 522690 is not in the current GB/T 2260 table" in done.stderr
 
@@ -85,8 +88,7 @@ def test_check_config_names_a_broken_file_the_configuration_points_to(tmp_path: 
     routing = config / "routing.yaml"
     routing.write_text(routing.read_text(encoding="utf-8").replace("status: [FILED]", "status: [FILD]"),
                        encoding="utf-8")
-    done = subprocess.run([sys.executable, "main.py", "check-config", str(config / "gateway.yaml")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = run_hig("check-config", str(config / "gateway.yaml"))
     assert done.returncode == 2
     assert f"{routing}:" in done.stderr
     assert "rules[7].when.status[0]" in done.stderr  # enforcement-filed-report
@@ -101,7 +103,6 @@ def test_check_config_names_a_routing_rule_whose_lane_delivery_does_not_define(t
     text = routing.read_text(encoding="utf-8").replace("destination: enforcement", "destination: enforcment")
     routing.write_text(text, encoding="utf-8")
     line = text.splitlines().index("    destination: enforcment") + 1
-    done = subprocess.run([sys.executable, "main.py", "check-config", str(config / "gateway.yaml")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = run_hig("check-config", str(config / "gateway.yaml"))
     assert done.returncode == 2
     assert f"{routing}:{line}: rules[7].destination: unknown lane 'enforcment'" in done.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import yaml
 
 from contracts.yamldoc import YamlFileError
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
+from tests.hig_command import Completed, run_hig
 from tests.sample_tickets import make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,12 +83,11 @@ def test_the_partner_category_path_is_its_keywords_joined() -> None:
 
 # -- a bad rules file: refused at start-up naming file, line and key -------------------------------------------
 
-def check_config(tmp_path: Path, rules_text: str) -> subprocess.CompletedProcess[str]:
+def check_config(tmp_path: Path, rules_text: str) -> Completed:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
     (config / "jurisdiction.yaml").write_text(rules_text, encoding="utf-8")
-    return subprocess.run([sys.executable, "main.py", "check-config", str(config / "gateway.yaml")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return run_hig("check-config", str(config / "gateway.yaml"))
 
 
 def rules_file(rule: dict[str, Any]) -> str:
@@ -131,7 +129,6 @@ def test_the_rules_file_is_read_by_the_loader_with_every_problem_listed(tmp_path
 
 
 def test_the_shipped_rules_pass_check_config() -> None:
-    done = subprocess.run([sys.executable, "main.py", "check-config"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    done = run_hig("check-config")
     assert done.returncode == 0, done.stderr
     assert "jurisdiction rules" in done.stdout

@@ -30,6 +30,7 @@ from gateway.tickets.intake import IntakeService
 from gateway.tickets.routing import Router
 from simulators.peer import encode_json
 from tests.adapters.adapter_support import SPECS_DIR, serve_gateway
+from tests.hig_command import Completed, run_hig
 from tests.sample_tickets import make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,9 +84,8 @@ def add_qiannan_adapter(adapters_dir: Path) -> Path:
     return adapter
 
 
-def check_config(gateway_yaml: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "main.py", "check-config", str(gateway_yaml)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+def check_config(gateway_yaml: Path) -> Completed:
+    return run_hig("check-config", str(gateway_yaml))
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +129,7 @@ def test_bureaus_are_named_as_the_bodies_call_themselves(code: str, name: str) -
 
 
 def test_the_generator_refuses_a_region_that_is_not_a_province() -> None:
-    done = subprocess.run([sys.executable, "main.py", "organisations", "generate", "--province", "522700"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = run_hig("organisations", "generate", "--province", "522700")
     assert done.returncode == 2
     assert "not a province-level region" in done.stderr
 
