@@ -11,14 +11,21 @@ from pathlib import Path
 import httpx
 
 from tests.hardening.live_gateway import CITY, REPO, GatewayFiles, running, serve, write_config
+from tests.hig_command import Completed, run_hig
 from tests.ops.ops_support import city_complaint
 
 PHONE = "139 8501 2345"
 
 
 def _main(files: GatewayFiles, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python main.py` in its own process: the first backup and the first restore."""
     return subprocess.run([sys.executable, "main.py", *args, "-c", str(files.gateway_yaml)], cwd=REPO,
                           env=files.env, capture_output=True, text=True, timeout=300)
+
+
+def _in_process(files: GatewayFiles, *args: str) -> Completed:
+    """The same command line in this process: the refusals, where only the answer is the point."""
+    return run_hig(*args, "-c", str(files.gateway_yaml), env=files.env)
 
 
 def _found_by_phone(files: GatewayFiles) -> dict[str, str]:
@@ -42,7 +49,7 @@ def test_a_backup_made_while_serving_restores_elsewhere_and_serves_the_same_tick
         made = _main(first, "backup", str(backup_folder))
         assert made.returncode == 0, made.stderr
         assert json.loads(made.stdout)["tickets"] == 2
-        again = _main(first, "backup", str(backup_folder))
+        again = _in_process(first, "backup", str(backup_folder))
         assert again.returncode == 1 and "is not empty" in again.stderr
     assert (backup_folder / "phone-hash.key").stat().st_mode & 0o777 == 0o600
 
@@ -54,7 +61,7 @@ def test_a_backup_made_while_serving_restores_elsewhere_and_serves_the_same_tick
         detail = httpx.get(f"{second.url}/api/v1/tickets/{before['KL-BACKUP-1']}",
                            headers={"Authorization": f"Bearer {second.ops_tokens['operator']}"}, timeout=30)
         assert detail.status_code == 200 and detail.json()["ticket"]["source"]["source_ticket_no"] == "KL-BACKUP-1"
-        busy = _main(second, "restore", str(backup_folder), "--force")
+        busy = _in_process(second, "restore", str(backup_folder), "--force")
         assert busy.returncode == 1 and "restore refused" in busy.stderr and "already has a gateway" in busy.stderr
-    over = _main(second, "restore", str(backup_folder))
+    over = _in_process(second, "restore", str(backup_folder))
     assert over.returncode == 1 and "exists" in over.stderr and "--force" in over.stderr

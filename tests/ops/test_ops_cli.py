@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from gateway.config import load_settings
 from gateway.ops.access import parse_token_hash
 from gateway.runtime import Runtime
 from gateway.store.base import AuditQuery
+from tests.hig_command import Completed, run_hig
 from tests.ops.ops_support import CONFIG, REPO, city_complaint
 from tests.store.store_support import attempt
 
@@ -67,9 +67,9 @@ def _seed(gateway_yaml: Path) -> dict[str, str]:
     return asyncio.run(seed())
 
 
-def _main(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ), check=False)
+def _main(*args: str) -> Completed:
+    """`python main.py *args`, called in this process; `ops hash-token` below starts the real one."""
+    return run_hig(*args)
 
 
 def _audit(gateway_yaml: Path) -> list[tuple[str, str, tuple[str, ...]]]:

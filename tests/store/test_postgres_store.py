@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from gateway.store.postgres.connection import LISTENER_NAME, PoolSettings
 from gateway.store.postgres.schema import MIGRATIONS, schema_sql
 from tests.delivery.delivery_support import eventually
 from tests.hardening.live_gateway import closed_port
+from tests.hig_command import Completed, run_hig
 from tests.store.postgres_schemas import POSTGRES_URL, drop_schema, new_schema, pool_settings
 from tests.store.store_support import attempt, make_ticket, national
 
@@ -89,14 +88,15 @@ async def test_a_gateway_with_another_phone_key_refuses_the_schema(schema: str) 
         await _opened(pool_settings(schema), b"another-key")
 
 
-def _main(tmp_path: Path, schema: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _main(tmp_path: Path, schema: str, *args: str) -> Completed:
+    """`python main.py *args` on the test's schema, called in this process (tests/store/test_sqlite_store.py starts
+    the real `migrate`)."""
     config = tmp_path / "gateway.yaml"
     config.write_text("region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
                       f"data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
     env = {**os.environ, "HIG_STORE__KIND": "postgres", "HIG_STORE__POSTGRES_URL": POSTGRES_URL,
            "HIG_STORE__POSTGRES_SCHEMA": schema}
-    return subprocess.run([sys.executable, "main.py", *args, "--config", str(config)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return run_hig(*args, "--config", str(config), env=env)
 
 
 async def test_migrate_dry_run_prints_the_sql_and_migrate_applies_it(

@@ -21,6 +21,7 @@ from gateway.store.base import TicketQuery
 from gateway.store.phone_hash import PhoneKeyMismatch, hash_phone
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
+from tests.hig_command import Completed, run_hig
 from tests.store.conftest import PHONE_KEY
 from tests.store.store_support import attempt, make_ticket, national
 
@@ -343,17 +344,20 @@ async def test_deliveries_waiting_behind_their_tickets_earlier_one_are_parked_ou
         await store.close()
 
 
-def _migrate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _migrate(tmp_path: Path, *args: str, own_process: bool = False) -> Completed | subprocess.CompletedProcess[str]:
+    """`python main.py migrate`: in its own process when `own_process`, else the same command line in this one."""
     config = tmp_path / "gateway.yaml"
     config.write_text("region: {code: '522600', name: 黔东南苗族侗族自治州}\n"
                       f"data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
+    env = {**os.environ, "HIG_PHONE_HASH_KEY": "migrate-test-key"}
+    if not own_process:
+        return run_hig("migrate", *args, "--config", str(config), env=env)
     return subprocess.run([sys.executable, "main.py", "migrate", *args, "--config", str(config)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120,
-                          check=False, env={**os.environ, "HIG_PHONE_HASH_KEY": "migrate-test-key"})
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env=env)
 
 
 def test_migrate_dry_run_prints_the_files_pending_sql_and_migrate_applies_it(tmp_path: Path) -> None:
-    dry = _migrate(tmp_path, "--dry-run")
+    dry = _migrate(tmp_path, "--dry-run", own_process=True)
     assert dry.returncode == 0, dry.stderr
     assert "schema version 0; would apply 1, 2," in dry.stdout and "CREATE TABLE tickets" in dry.stdout
     assert not (tmp_path / "data" / "gateway.db").exists()  # nothing made
