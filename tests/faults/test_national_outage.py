@@ -1,5 +1,5 @@
-"""The national platform down for a minute under steady load: intake goes on, the backlog drains once the
-platform is back, and nothing is lost — every acknowledged ticket is registered, under its idempotency key."""
+"""The national platform down for a while under steady load: intake goes on, the backlog drains once the platform is
+back, and nothing is lost — every acknowledged ticket is registered, under its idempotency key."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ from tests.hardening.live_gateway import running, serve, write_config
 
 pytestmark = pytest.mark.slow
 
-OUTAGE_SECONDS = 60.0
+# The platform answers 503 with a Retry-After of the outage's remaining time and the lane pauses that long, so the
+# course is the same whatever the length: the first deliveries meet the outage, the lane waits it out while intake
+# goes on, then drains. 20 s holds four times the 5 s of pushing before and after it (it was 60 s until 2026-12,
+# the suite's slowest test at 75 s).
+OUTAGE_SECONDS = 20.0
 RATE = 8.0  # tickets a second, before, during and after the outage
 DRAIN_WITHIN = 45.0  # seconds after the platform is back; it takes a few here
 
 
-def test_a_minute_long_national_outage_under_steady_load_loses_nothing(tmp_path: Path) -> None:
+def test_a_national_outage_under_steady_load_loses_nothing(tmp_path: Path) -> None:
     port = national_port()
     files = write_config(tmp_path, ports={8316: port}, destinations={NATIONAL_LANE: FAST_NATIONAL})
     with national_simulator(port, files.env["HIG_NATIONAL_TOKEN"]) as national, running(serve(files)) as gateway:
