@@ -16,14 +16,14 @@ from tests.delivery.delivery_support import (
     make_redis_store,
     make_sqlite_store,
 )
-from tests.store.postgres_schemas import drop_schema, new_schema
+from tests.store.postgres_schemas import give_back_schema, take_schema
 
 
 @pytest.fixture(params=["sqlite", "redis", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """Each engine specification runs on every store."""
     namespace = f"test-delivery-{uuid.uuid4().hex[:10]}"
-    schema = new_schema("test_delivery")
+    schema = take_schema("test_delivery")
     s = {"sqlite": lambda: make_sqlite_store(tmp_path / "gateway.db"), "redis": lambda: make_redis_store(namespace),
          "postgres": lambda: make_postgres_store(schema)}[request.param]()
     await s.open()
@@ -34,7 +34,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         if request.param == "redis":
             await drop_redis_namespace(namespace)
         if request.param == "postgres":
-            await drop_schema(schema)
+            await give_back_schema(schema)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from gateway.tickets.deadlines import CHINA_TZ, deadline_status
 from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.status import StatusService
 from simulators.peer import DEV_CREDENTIALS, serve_in_thread
-from tests.store.postgres_schemas import drop_schema, pool_settings
+from tests.store.postgres_schemas import give_back_schema, pool_settings, take_schema
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -218,7 +218,7 @@ async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: boo
                           delivery_file: Path | None = None, adapters_dir: Path | None = None,
                           config_dir: Path | None = None,
                           echo_behind_after_seconds: int | None = None) -> AsyncIterator[OpsGateway]:
-    namespace = f"test-ops-{uuid.uuid4().hex[:12]}" if store_kind == "redis" else f"test_ops_{uuid.uuid4().hex[:12]}"
+    namespace = f"test-ops-{uuid.uuid4().hex[:12]}" if store_kind == "redis" else take_schema("test_ops")
     settings = base_settings(tmp, store_kind=store_kind, workers=workers, delivery_file=delivery_file,
                              adapters_dir=adapters_dir, config_dir=config_dir,
                              echo_behind_after_seconds=echo_behind_after_seconds)
@@ -233,7 +233,7 @@ async def running_gateway(tmp: Path, *, store_kind: str = "sqlite", workers: boo
         if store_kind == "redis":
             await drop_namespace(namespace)
         if store_kind == "postgres":
-            await drop_schema(namespace)
+            await give_back_schema(namespace)
 
 
 # -- a receiver for the delivery lanes ---------------------------------------------------------------------

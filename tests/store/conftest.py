@@ -17,7 +17,7 @@ from gateway.store.base import Store
 from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
-from tests.store.postgres_schemas import drop_schema, new_schema, pool_settings
+from tests.store.postgres_schemas import give_back_schema, pool_settings, take_schema
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PHONE_KEY = b"test-phone-hash-key"
@@ -47,7 +47,7 @@ async def redis_client(redis_namespace: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def postgres_schema() -> str:
-    return new_schema()
+    return take_schema()
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ async def open_store(store_kind: str, tmp_path: Path, redis_namespace: str,
     if store_kind == "redis":
         await drop_namespace(redis_namespace)
     if store_kind == "postgres":
-        await drop_schema(postgres_schema)
+        await give_back_schema(postgres_schema)
 
 
 async def drop_namespace(namespace: str) -> None:
