@@ -226,5 +226,6 @@ def test_the_small_things_an_operator_met_hold_in_the_browser(browser: WebDriver
     assert not browser.find_elements(By.CSS_SELECTOR, f"{returned_row} button")
     open_row = f"#quarantine-{failed['quarantine_id']}"
     assert cell(browser, f"{open_row} .state") == "待处理"
+    assert "业务类型：代码不在对照表中，无法对应国家标准代码" in cell(browser, open_row)  # the problem, in Chinese
     assert cell(browser, f"{open_row} button.act") == "重新映射"
     assert _lines(browser, f"{open_row} button.act") == 1
