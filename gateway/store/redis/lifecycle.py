@@ -44,6 +44,7 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
             await self._ensure_lane(lane, force=True)
         await self._relay_backlog()
         await self._fill_due_index()
+        await self._fill_source_numbers()
 
     async def _fill_due_index(self, batch: int = 1000) -> None:
         """Once per store: tickets stored before the due-day index existed enter it, as SQLite's migration 10 fills
@@ -68,6 +69,30 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
                 filled += int(await self.redis.zadd(self.keys.tickets_by_due, due, nx=True) or 0)
         if filled:
             log.info("due-day index filled for tickets stored before it", extra={"tickets": filled})
+
+    async def _fill_source_numbers(self, batch: int = 1000) -> None:
+        """Once per store: tickets stored before intake kept the partner's numbers hold theirs, as SQLite's
+        migration 15 fills its table — in receipt order, so a number stored twice before goes to its first ticket.
+        The mark is set after the fill (HSETNX makes a second, concurrent fill harmless)."""
+        if await self.redis.exists(self.keys.source_numbers_filled):
+            return
+        start, filled = 0, 0
+        while ids := [text(t) for t in await self.redis.zrange(self.keys.tickets_by_time, start, start + batch - 1)]:
+            start += batch
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in ids:
+                    pipe.hget(self.keys.ticket(tid), "json")
+                bodies: list[bytes | None] = await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid, body in zip(ids, bodies, strict=True):
+                    if body is not None:
+                        source = json.loads(body)["source"]
+                        field = self.keys.source_number_field(source["source_system"], source["source_ticket_no"])
+                        pipe.hsetnx(self.keys.source_numbers, field, tid)
+                filled += sum(int(done) for done in await pipe.execute())
+        await self.redis.set(self.keys.source_numbers_filled, "1")
+        if filled:
+            log.info("partner numbers kept for tickets stored before them", extra={"tickets": filled})
 
     def _acknowledged_loss(self) -> str | None:
         """What a power loss can take that the gateway already acknowledged, when Redis persists but not at once."""
