@@ -187,7 +187,7 @@ def test_a_held_version_an_operator_returns_is_the_partners_last_word_and_its_re
         heard = [c.body for c in world.city.callbacks.received()
                  if isinstance(c.body, dict) and c.body.get("hotlineNo") == first["hotlineNo"]]
         assert [(h["handleStatus"], h.get("handleResult")) for h in heard] == [("3", "3")]  # 已退回, 退单
-        assert reason in heard[0]["returnReason"]
+        assert (heard[0]["handleOpinion"], heard[0]["returnReason"]) == (reason, "不属于市场监督管理部门职责"), heard
 
 
 # -- 2a. versions of one number racing ---------------------------------------------------------------------------

@@ -283,7 +283,7 @@ CREATE TRIGGER deliveries_counted_deletes AFTER DELETE ON deliveries REFERENCING
 INSERT INTO lane_counts (destination, state, n) SELECT destination, state, count(*) FROM deliveries
     GROUP BY destination, state;
 """),
-    Migration(3, "a partner's number belongs to one ticket, taken in intake's statement", """
+    Migration(3, "one ticket per partner number (source_numbers), taken in the intake statement", """
 -- Two versions of one matter racing make one ticket: intake takes the (source system, number) with the ticket.
 -- A schema may hold duplicates made before: each number goes to its first-stored ticket.
 CREATE TABLE source_numbers (
