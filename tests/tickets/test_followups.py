@@ -15,7 +15,7 @@ from adapters.loading import load_adapters
 from adapters.secrets import credential_variables, ensure_demo_credentials
 from contracts.delivery import DeliveryKind, DeliveryReceipt
 from contracts.ticket import idempotency_key_of
-from gateway.config import load_settings
+from gateway.config import GatewaySettings, load_settings
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, TicketQuery
 from gateway.store.postgres import PostgresStore
@@ -34,8 +34,8 @@ def fixture(adapter_id: str, name: str) -> tuple[dict[str, Any], bytes]:
     return json.loads(raw), raw
 
 
-@pytest.fixture
-async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IntakeService]:
+def demo_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GatewaySettings:
+    """The demo configuration with its data (and partner credentials) under tmp_path, no credit look-up."""
     monkeypatch.setenv("HIG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HIG_CREDIT_LOOKUP__URL", "")
     settings = load_settings()
@@ -44,6 +44,12 @@ async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         for name, _ in credential_variables(config):
             monkeypatch.delenv(name, raising=False)
     ensure_demo_credentials(settings.resolved_data_dir, configs)
+    return settings
+
+
+@pytest.fixture
+async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IntakeService]:
+    settings = demo_settings(tmp_path, monkeypatch)
     store = SqliteStore(tmp_path / "gateway.db", b"followups-test-key")
     runtime = Runtime.build(settings, store=store)
     await store.open()
@@ -232,14 +238,7 @@ async def test_two_gateways_taking_versions_of_one_number_at_once_make_one_ticke
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two gateway processes on one PostgreSQL schema each take a different version of the same work order at the
     same moment, many times over: one ticket per number, carrying version 2, with both versions on its record."""
-    monkeypatch.setenv("HIG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("HIG_CREDIT_LOOKUP__URL", "")
-    settings = load_settings()
-    configs = load_adapters(settings.resolve(settings.adapters_dir))
-    for config in configs.values():
-        for name, _ in credential_variables(config):
-            monkeypatch.delenv(name, raising=False)
-    ensure_demo_credentials(settings.resolved_data_dir, configs)
+    settings = demo_settings(tmp_path, monkeypatch)
     schema = new_schema()
     stores = [PostgresStore(pool_settings(schema), b"followups-race-key") for _ in range(2)]
     gateways = [Runtime.build(settings, store=store).intake for store in stores]
