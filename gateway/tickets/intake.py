@@ -218,10 +218,8 @@ class IntakeService:
         """Set handler and deadlines, enrich, route a mapped ticket, then store it with its outbox; or send it
         back when a routing rule says so. A ticket the screen put to review is stored with its decision and no
         outbox: nothing is sent (nor routed) until an operator settles it."""
-        ticket = self.prepare(mapped.ticket)
+        ticket = self.prepare(mapped.ticket, decision)
         held = decision is not None and decision.outcome == "review"
-        if decision is not None:
-            ticket = with_jurisdiction(ticket, decision)
         if self.enrich is not None:
             ticket = await self.enrich(ticket)  # before the rules: they read the respondent's credit flags
         sent_back = self.router.returned(ticket)
@@ -246,12 +244,15 @@ class IntakeService:
                         **({"rule": decision.rule_id} if decision is not None else {})})
         return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
 
-    def prepare(self, ticket: Ticket) -> Ticket:
-        """The handling organisation and statutory deadlines, from the ticket's own facts."""
-        ticket = self.router.assign_handler(ticket)
-        deadlines = compute_deadlines(ticket.classification.business_type.value,
-                                      ticket.source.source_received_at, self.rules, self.calendar)
-        return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
+    def prepare(self, ticket: Ticket, decision: JurisdictionDecision | None = None) -> Ticket:
+        """The handling organisation and statutory deadlines, from the ticket's own facts, and the jurisdiction
+        screen's decision when there is one: one copy of the ticket for all three."""
+        update = self.router.handling(ticket)
+        update["deadlines"] = compute_deadlines(ticket.classification.business_type.value,
+                                                ticket.source.source_received_at, self.rules, self.calendar)
+        if decision is not None:
+            update["jurisdiction"] = decision
+        return ticket.model_copy(update={"routing": ticket.routing.model_copy(update=update)})
 
     def reassign(self, ticket: Ticket) -> Ticket:
         """A stored ticket's handler and deadlines worked out again from its facts and its whole lifecycle (a new
