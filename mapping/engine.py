@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from contracts.base import CONTROL_CHARACTER_RULE, control_characters
+from contracts.base import CONTROL_CHARACTER_RULE, control_characters, holds_control_characters
 from contracts.codesets import NotAcceptedReason
 from contracts.errors import FieldError, field_errors
 from contracts.followups import FollowUpNotice
@@ -78,10 +78,10 @@ def apply(spec: MappingSpec, payload: Any) -> MappingResult:
 
 
 def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
-    refused = [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
-               for path, message in control_characters(payload)]
-    if refused:  # the policy in contracts/base.py: refused wherever it is, before any rule reads the payload
-        return Rejected(tuple(refused))
+    # The policy in contracts/base.py: refused wherever it is, before any rule reads the payload.
+    if holds_control_characters(payload):
+        return Rejected(tuple(FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
+                              for path, message in control_characters(payload)))
     for follow_up in spec.follow_ups:
         if follow_up.when(payload):
             return _notice(spec, follow_up, payload)
