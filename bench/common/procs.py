@@ -237,9 +237,10 @@ def redis_db(url: str) -> Iterator[dict[str, object]]:
     import redis
 
     client = redis.Redis.from_url(url)
+    if client.dbsize():  # refused before the clean-up below: another user's keys are theirs, not emptied
+        client.close()
+        raise SystemExit(f"{url} is not empty: give the benchmark a database of its own (--redis-url)")
     try:
-        if client.dbsize():
-            raise SystemExit(f"{url} is not empty: give the benchmark a database of its own (--redis-url)")
         yield dict(client.info("memory"))
     finally:
         keys = list(client.scan_iter(count=10_000))
