@@ -62,17 +62,23 @@ local function add_outbox(outbox, lanes, tdel, tid, at, now)
 end
 """
 
-# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due
+# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due,
+#       source numbers
 # ARGV: ticket id, json, revision, now, raw body, raw content type, due, ended, on-time prefix, index prefix,
 #       index count, index (name, value) pairs, outbox entries, link-key prefix,
-#       received (ms), link key count, link keys
-# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
+#       received (ms), link key count, link keys, source number field (the last)
+# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key, {2, holder's ticket id}
+# when another ticket holds the partner's number (another version of the matter)
 INTAKE = _TICKET_COMMON + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
+local number = ARGV[#ARGV]
+local holder = redis.call('HGET', KEYS[9], number)
+if holder then return {2, holder} end
 local tid = ARGV[1]
 local now = ARGV[4]
 redis.call('SET', KEYS[1], tid)
+redis.call('HSET', KEYS[9], number, tid)
 redis.call('HSET', KEYS[2], 'json', ARGV[2], 'rev', ARGV[3], 'created', now, 'updated', now)
 redis.call('HSET', KEYS[3], 'body', ARGV[5], 'ctype', ARGV[6], 'received', now)
 redis.call('ZADD', KEYS[4], now, tid)
