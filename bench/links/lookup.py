@@ -229,14 +229,21 @@ def private_redis() -> Iterator[str]:
         proc.wait(timeout=60)
 
 
-async def run_sqlite(tickets: Tickets, n: int, lookups: int) -> tuple[float, int, list[Latencies]]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-links-"))
+async def run_sqlite(tickets: Tickets, n: int, lookups: int,
+                     kept: Path | None = None) -> tuple[float, int, list[Latencies]]:
+    """Fill a new file and measure; with `kept`, fill that file only if it does not exist yet, and keep it (a
+    million-ticket fill takes 25-80 minutes here: it can run at any load, the look-ups on a quiet machine later)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-links-")) if kept is None else kept.parent
     try:
-        path = folder / "gateway.db"
-        store = SqliteStore(path, KEY)
-        await store.open()  # the schema, as a gateway makes it
-        await store.close()
-        seconds = fill_sqlite(path, tickets, n)
+        path = folder / "gateway.db" if kept is None else kept
+        seconds = float("nan")
+        if not path.exists():
+            store = SqliteStore(path, KEY)
+            await store.open()  # the schema, as a gateway makes it
+            await store.close()
+            seconds = fill_sqlite(path, tickets, n)
+        if lookups == 0:
+            return seconds, path.stat().st_size, []
         size = path.stat().st_size
         store = SqliteStore(path, KEY)
         await store.open()
@@ -246,7 +253,8 @@ async def run_sqlite(tickets: Tickets, n: int, lookups: int) -> tuple[float, int
         finally:
             await store.close()
     finally:
-        shutil.rmtree(folder)
+        if kept is None:
+            shutil.rmtree(folder)
 
 
 async def run_redis(tickets: Tickets, n: int, lookups: int, url: str) -> tuple[float, int, list[Latencies]]:
@@ -266,6 +274,9 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2000, help="look-ups measured per kind (hit, miss)")
     parser.add_argument("--store", choices=("sqlite", "redis", "both"), default="both")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--keep-db", type=Path, metavar="FILE",
+                        help="SQLite: fill FILE if it does not exist (with --n tickets) and keep it; measure on it. "
+                             "With --lookups 0 only the fill runs")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still stops its Redis and deletes its file
     settings = settings_for({**os.environ, "HIG_CREDIT_LOOKUP__URL": ""})
@@ -274,7 +285,7 @@ def main() -> None:
     load_start = machine_load()
     rows: list[tuple[str, float, int, list[Latencies]]] = []
     if args.store in ("sqlite", "both"):
-        rows.append(("sqlite", *asyncio.run(run_sqlite(tickets, args.n, args.lookups))))
+        rows.append(("sqlite", *asyncio.run(run_sqlite(tickets, args.n, args.lookups, args.keep_db))))
     if args.store in ("redis", "both"):
         with private_redis() as url:
             rows.append(("redis", *asyncio.run(run_redis(tickets, args.n, args.lookups, url))))

@@ -108,8 +108,9 @@ class Board:
             config, s = configs[adapter_id], stats.get(adapter_id, {})
             adapters.append(AdapterRow(
                 adapter_id=adapter_id, description=config.description, kind=config.kind, enabled=config.enabled,
-                received=s.get("tickets", 0) + s.get("quarantine_open", 0), mapped=s.get("tickets", 0),
-                quarantined=s.get("quarantine_open", 0), quarantined_total=s.get("quarantined", 0),
+                received=s.get("tickets", 0) + s.get("quarantine_open", 0) + s.get("returned", 0),
+                mapped=s.get("tickets", 0), quarantined=s.get("quarantine_open", 0),
+                quarantined_total=s.get("quarantined", 0), returned=s.get("returned", 0),
                 callback=by_lane.get(f"callback:{adapter_id}"), poller=pollers.get(adapter_id),
                 credentials=credential_sources(config, settings.resolved_data_dir, generate=generates),
             ))

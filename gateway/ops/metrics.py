@@ -41,8 +41,8 @@ class OpsMetrics:
                              "state.", ["destination", "state"], registry=r)
         self.at_risk = Gauge("hig_tickets_deadline_risk", "Tickets whose most pressing running statutory time "
                              "limit is overdue or due soon.", ["risk"], registry=r)
-        self.quarantine_open = Gauge("hig_quarantine_open", "Quarantined payloads not yet re-mapped, by adapter.",
-                                     ["adapter"], registry=r)
+        self.quarantine_open = Gauge("hig_quarantine_open", "Quarantined payloads waiting for an operator (neither "
+                                     "re-mapped nor sent back as 退单), by adapter.", ["adapter"], registry=r)
         self.echo_behind = Gauge("hig_echo_behind_tickets", "Tickets whose originating partner has not heard their "
                                  "latest status (no delivered callback) for longer than echo.behind_after_seconds.",
                                  registry=r)

@@ -63,10 +63,11 @@ class AdapterRow:
     description: str | None
     kind: str
     enabled: bool
-    received: int  # stored tickets plus payloads still in quarantine
+    received: int  # stored tickets, payloads still in quarantine and payloads sent back (退单)
     mapped: int
-    quarantined: int  # open
+    quarantined: int  # open: waiting for an operator
     quarantined_total: int
+    returned: int  # sent back to the partner as 退单 (closed, kept with the reason)
     callback: LaneRow | None
     poller: PollerStatus | None
     credentials: dict[str, CredentialSource] = field(default_factory=dict)  # variable -> where its value comes from

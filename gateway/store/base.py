@@ -465,7 +465,8 @@ class OpsLedger(ABC):
 
     @abstractmethod
     async def intake_stats(self, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" not yet resolved."""
+        """Per adapter: "tickets" stored, "quarantined" payloads ever, "quarantine_open" waiting for an operator
+        (neither resolved by a ticket nor sent back), "returned" sent back to the partner as 退单."""
 
 
 class AlertLedger(ABC):

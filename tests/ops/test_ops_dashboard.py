@@ -21,6 +21,7 @@ from tests.ops.ops_support import (
     city_matter,
     fixture_payload,
 )
+from tests.ops.test_ops_metrics import sample
 
 
 async def _sign_in(gw: OpsGateway, role: str) -> None:
@@ -294,6 +295,26 @@ async def test_the_received_card_and_the_chart_legend_agree_when_a_partner_pushe
     card = re.search(r'id="total-received">(\d+)<', page)
     legend = re.search(r'id="chart-intake">(\d+)<', page)
     assert card and legend and card.group(1) == legend.group(1) == "2"
+
+
+async def test_a_returned_payload_is_counted_as_returned_not_as_quarantine_waiting_for_an_operator(
+        sqlite_gw: OpsGateway) -> None:
+    """A 退单 is closed business (the partner heard it): neither the 隔离待处理 column nor hig_quarantine_open (which
+    the quarantine_growing alert reads) counts it; the 已退单 column does, and 累计接收 counts every payload once."""
+    assert (await sqlite_gw.push(fixture_payload("city-12345-rest", "04-help-request-returned"))).kind == "returned"
+    assert (await sqlite_gw.push(city_complaint("KL-DASH-RET-2", appealTypeCode="99"))).kind == "quarantined"
+    assert (await sqlite_gw.push(city_complaint("KL-DASH-RET-3"))).kind == "created"
+
+    metrics = (await sqlite_gw.client.get("/metrics")).text
+    assert sample(metrics, "hig_quarantine_open", adapter="city-12345-rest") == 1
+    await _sign_in(sqlite_gw, "viewer")
+    page = (await sqlite_gw.client.get("/ops/live")).text
+    row = re.search(r'<tr id="adapter-city-12345-rest">(.*?)</tr>', page, re.S)
+    assert row
+    assert re.search(r'class="num quarantined"><a href="/ops/quarantine">1</a><', row.group(1))
+    assert re.search(r'class="num returned">1<', row.group(1))
+    assert re.search(r'class="num received">3<', row.group(1))
+    assert re.search(r'id="total-received">3<', page)
 
 
 async def test_a_returned_payload_is_listed_as_returned_without_a_remap_button(sqlite_gw: OpsGateway) -> None:

@@ -63,7 +63,7 @@ async def test_metrics_expose_intake_mapping_failures_and_gauges(sqlite_gw: OpsG
     assert sample(text, "hig_lane_depth", destination="national", state="dead") == 1
     assert sample(text, "hig_lane_oldest_waiting_seconds", destination="national") == 0
     assert sample(text, "hig_tickets_deadline_risk", risk="overdue") == 1
-    assert sample(text, "hig_quarantine_open", adapter=city) == 2
+    assert sample(text, "hig_quarantine_open", adapter=city) == 1  # the 退单 is closed: the partner heard it
 
 
 async def test_delivery_attempts_latency_and_circuit_state_come_from_the_running_engine(tmp_path: Path) -> None:

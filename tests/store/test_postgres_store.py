@@ -159,6 +159,29 @@ async def test_an_exhausted_pool_fails_a_request_after_a_bounded_wait_naming_the
         await store.close()
 
 
+async def test_a_released_connection_sends_no_reset_statements_and_an_open_transaction_is_rolled_back(
+        schema: str) -> None:
+    """The pool lends a connection again as the store left it, with one exception: a transaction left open (a
+    request cancelled inside it) is rolled back. No `RESET ALL` / `UNLISTEN *` round trip on every release."""
+    store = await _opened(pool_settings(schema, size=1))
+    sent: list[str] = []
+    try:
+        async with store._db.connection() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+            await conn.fetchval("SELECT 1")
+        async with store._db.connection() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TABLE left_open (n int)")  # in a transaction nobody commits
+        async with store._db.connection() as again:
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SELECT to_regclass('left_open')") is None  # rolled back, not committed
+    finally:
+        await store.close()
+    assert sent[0] == "SELECT 1"
+    assert not [q for q in sent if any(word in q for word in ("RESET ALL", "UNLISTEN", "CLOSE ALL", "advisory"))]
+    assert "ROLLBACK" in sent  # the connection left in a transaction, and only that one
+
+
 # -- several processes on one schema -----------------------------------------------------------------
 
 async def test_claims_through_two_pools_never_hand_out_one_delivery_twice(schema: str) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from gateway.store.base import COUNTS_RETENTION_S, AuditEntry, AuditQuery
+from gateway.store.base import COUNTS_RETENTION_S, RETURNED_NOTE, AuditEntry, AuditQuery
 from gateway.store.postgres.connection import Connections
 from gateway.store.postgres.where import where
 
@@ -66,15 +66,21 @@ async def read_counts(db: Connections, since: datetime, until: datetime | None) 
 
 
 async def intake_stats(db: Connections, adapter_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Tickets and quarantined payloads (all, and still open) per adapter: counts over the adapter indexes."""
-    stats = {a: {"tickets": 0, "quarantined": 0, "quarantine_open": 0} for a in adapter_ids}
+    """Tickets and quarantined payloads (all, still open, sent back as 退单) per adapter: counts over the adapter
+    indexes."""
+    stats = {a: {"tickets": 0, "quarantined": 0, "quarantine_open": 0, "returned": 0} for a in adapter_ids}
     async with db.connection() as conn:
         for r in await conn.fetch("SELECT adapter_id, count(*) AS n FROM tickets WHERE adapter_id = ANY($1::text[])"
                                   " GROUP BY adapter_id", list(adapter_ids)):
             stats[r["adapter_id"]]["tickets"] = int(r["n"])
         for r in await conn.fetch(
-                "SELECT adapter_id, count(*) AS n, count(*) FILTER (WHERE resolved_ticket_id IS NULL) AS still_open"
-                " FROM quarantine WHERE adapter_id = ANY($1::text[]) GROUP BY adapter_id", list(adapter_ids)):
+                "SELECT adapter_id, count(*) AS n,"
+                " count(*) FILTER (WHERE resolved_ticket_id IS NULL AND NOT returned) AS still_open,"
+                " count(*) FILTER (WHERE returned) AS returned"
+                " FROM (SELECT adapter_id, resolved_ticket_id, coalesce(errors->0->>'rule' LIKE $2, false) AS returned"
+                " FROM quarantine WHERE adapter_id = ANY($1::text[])) q GROUP BY adapter_id",
+                list(adapter_ids), f"{RETURNED_NOTE}%"):
             stats[r["adapter_id"]]["quarantined"] = int(r["n"])
             stats[r["adapter_id"]]["quarantine_open"] = int(r["still_open"])
+            stats[r["adapter_id"]]["returned"] = int(r["returned"])
     return stats

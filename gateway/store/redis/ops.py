@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from ulid import ULID
 
-from gateway.store.base import COUNTS_RETENTION_S, AuditEntry, AuditQuery, OpsLedger
+from gateway.store.base import COUNTS_RETENTION_S, RETURNED_NOTE, AuditEntry, AuditQuery, OpsLedger
 from gateway.store.records import from_ms, minute_start_ms, now_ms, to_ms
 from gateway.store.redis.connection import PAGE, RedisConnection, text
 
@@ -113,8 +113,17 @@ class RedisOpsLedger(RedisConnection, OpsLedger):
             ids = await self.redis.zrange(self.keys.quarantine_by_adapter(adapter_id), 0, -1)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for qid in ids:
-                    pipe.hexists(self.keys.quarantined(text(qid)), "resolved")
-                resolved = await pipe.execute() if ids else []
+                    pipe.hmget(self.keys.quarantined(text(qid)), ["resolved", "errors"])
+                records = await pipe.execute() if ids else []
+            returned = [_returned(errors) for _, errors in records]
             stats[adapter_id] = {"tickets": int(tickets), "quarantined": len(ids),
-                                 "quarantine_open": sum(1 for r in resolved if not r)}
+                                 "quarantine_open": sum(1 for (resolved, _), r in zip(records, returned, strict=True)
+                                                        if not resolved and not r),
+                                 "returned": sum(returned)}
         return stats
+
+
+def _returned(errors: bytes | None) -> bool:
+    """A quarantine record sent back to its partner as a 退单: its first note's rule is `returned:<reason code>`."""
+    notes = json.loads(errors) if errors else []
+    return bool(notes) and str(notes[0].get("rule", "")).startswith(RETURNED_NOTE)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from datetime import datetime
 
-from gateway.store.base import COUNTS_RETENTION_S, AuditEntry, AuditQuery
+from gateway.store.base import COUNTS_RETENTION_S, RETURNED_NOTE, AuditEntry, AuditQuery
 from gateway.store.records import from_ms, minute_start_ms, now_ms, to_ms
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.where import ms, where
@@ -69,16 +69,20 @@ async def read_counts(x: Executor, since: datetime, until: datetime | None) -> d
 
 
 def intake_stats(x: Executor, adapter_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Tickets and quarantined payloads (all, and still open) per adapter; on the store's thread."""
-    stats = {a: {"tickets": 0, "quarantined": 0, "quarantine_open": 0} for a in adapter_ids}
+    """Tickets and quarantined payloads (all, still open, sent back as 退单) per adapter; on the store's thread."""
+    stats = {a: {"tickets": 0, "quarantined": 0, "quarantine_open": 0, "returned": 0} for a in adapter_ids}
     db = x.db
     for adapter_id, count in db.execute("SELECT adapter_id, n FROM ticket_counts"):
         if adapter_id in stats:
             stats[adapter_id]["tickets"] = int(count)
-    for adapter_id, total, still_open in db.execute(
-        "SELECT adapter_id, COUNT(*), SUM(resolved_ticket_id IS NULL) FROM quarantine GROUP BY adapter_id"
+    for adapter_id, total, still_open, returned in db.execute(
+        "SELECT adapter_id, COUNT(*), SUM(resolved_ticket_id IS NULL AND NOT returned), SUM(returned)"
+        " FROM (SELECT adapter_id, resolved_ticket_id,"
+        " coalesce(json_extract(errors, '$[0].rule') LIKE ?, 0) AS returned"
+        " FROM quarantine) GROUP BY adapter_id", (f"{RETURNED_NOTE}%",)
     ):
         if adapter_id in stats:
             stats[adapter_id]["quarantined"] = int(total)
             stats[adapter_id]["quarantine_open"] = int(still_open or 0)
+            stats[adapter_id]["returned"] = int(returned or 0)
     return stats

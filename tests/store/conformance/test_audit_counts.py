@@ -67,10 +67,15 @@ async def test_intake_stats_count_tickets_and_open_quarantine_per_adapter(store:
     q1 = await store.quarantine("city-12345-rest", RAW, "application/json", [error])
     await store.quarantine("city-12345-rest", RAW + b" ", "application/json", [error])  # another payload
     await store.resolve_quarantined(q1, "01J0000000000000000000000A")
+    # 退单: one kept when it was pushed, one an open record an operator's re-map sent back; both are closed.
+    returned = FieldError(field="(ticket)", rule="returned:04", message="求助类诉求，不属于市场监管职责")
+    await store.quarantine("city-12345-rest", RAW + b"  ", "application/json", [returned])
+    q4 = await store.quarantine("city-12345-rest", RAW + b"   ", "application/json", [error])
+    await store.return_quarantined(q4, [returned])
 
     stats = await store.intake_stats(["city-12345-rest", "legacy-registration", "emergency-command"])
     assert stats == {
-        "city-12345-rest": {"tickets": 2, "quarantined": 2, "quarantine_open": 1},
-        "legacy-registration": {"tickets": 1, "quarantined": 0, "quarantine_open": 0},
-        "emergency-command": {"tickets": 0, "quarantined": 0, "quarantine_open": 0},
+        "city-12345-rest": {"tickets": 2, "quarantined": 4, "quarantine_open": 1, "returned": 2},
+        "legacy-registration": {"tickets": 1, "quarantined": 0, "quarantine_open": 0, "returned": 0},
+        "emergency-command": {"tickets": 0, "quarantined": 0, "quarantine_open": 0, "returned": 0},
     }
