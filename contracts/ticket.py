@@ -434,6 +434,14 @@ class Ticket(ContractModel):
             return False
         return self.lifecycle.status is Status.RECEIVED or bool(self.sender_updates.held_versions())
 
+    def returned_to_sender(self) -> bool:
+        """Whether an operator returned the ticket to its sender (退单): held at intake, or a later version of a
+        forwarded ticket held and returned. The matter went back to the sender, whose last word from the gateway
+        is that 退单; what the national platform says of the ticket afterwards (its WITHDRAWN of the registration
+        the gateway withdrew) is kept on the ticket, not called back."""
+        decision = self.routing.jurisdiction
+        return decision is not None and decision.outcome == "return"
+
 
 def legal_violations(ticket: Ticket) -> list[tuple[str, str, str]]:
     """The national rules a ticket breaks, as (field, rule, message); empty when it keeps them all."""

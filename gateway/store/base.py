@@ -43,6 +43,7 @@ __all__ = [
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
+    "SourceNumber",
     "Store",
     "StoreError",
     "StoreLifecycle",
@@ -55,9 +56,22 @@ __all__ = [
 
 @dataclass(frozen=True)
 class IntakeResult:
+    """What the store did with a ticket at intake. Nothing is stored when `created` is False: its idempotency key
+    was known (a repeat push: `ticket_id` is the ticket stored under it), or its partner's number belongs to
+    another ticket (`number_taken`: `ticket_id` is that ticket, which the push is a follow-up of)."""
+
     ticket_id: str
-    created: bool  # False when the idempotency key was already known: a repeat push
+    created: bool
     delivery_ids: tuple[str, ...] = ()
+    number_taken: bool = False
+
+
+@dataclass(frozen=True)
+class SourceNumber:
+    """A partner's number for a matter: one ticket in the store holds it, whatever versions the partner sends."""
+
+    source_system: str
+    source_ticket_no: str
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,11 @@ class TicketStore(ABC):
                      link_marks: Sequence[str] = ()) -> IntakeResult:
         """Store ticket, raw payload and outbox in one step; a known idempotency key returns the existing id.
 
+        The store is the arbiter of a partner's number: the ticket's (source_system, source_ticket_no) is taken
+        in the same step, and when another ticket holds it already (another version of the matter, come first or
+        at the same moment through another connection or process) nothing is stored and the result names that
+        ticket (`number_taken`).
+
         `ticket_json`: `ticket.model_dump_json()` when the caller has it already (intake forwards the same
         JSON), so it is not made twice. `link_marks`: what later tickets find this one by (`find_link_candidates`),
         indexed in the same step at the ticket's source_received_at."""
@@ -264,7 +283,10 @@ class TicketStore(ABC):
 
     @abstractmethod
     async def find_ticket_id(self, *, idempotency_key: str | None = None,
-                             national_registration_no: str | None = None) -> str | None: ...
+                             national_registration_no: str | None = None,
+                             source: SourceNumber | None = None) -> str | None:
+        """The ticket stored under an idempotency key, the first stored with a national registration number, or
+        the one holding a partner's number (one keyed read: no ticket is parsed)."""
 
     @abstractmethod
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
@@ -318,10 +340,10 @@ class TicketStore(ABC):
                                        link_marks: Sequence[str] = ()) -> IntakeResult | list[LinkCandidate]:
         """`intake`, unless the link look-up (`find_link_candidates(query)`) finds candidates: then nothing is
         stored and they are returned (the caller scores them and calls `intake` with the ticket it decides on). A
-        known idempotency key stores nothing either way: answered as `intake` answers it, or with the candidates
-        (the ticket stored under that key among them), after which `intake` answers it. Here the look-up and then
-        the intake; a store that can do both in one step (Redis: one script, one round trip, the key checked
-        first) overrides it."""
+        known idempotency key, or a partner's number another ticket holds (`number_taken`), stores nothing either
+        way: answered as `intake` answers it, or with the candidates (that ticket among them), after which `intake`
+        answers it. Here the look-up and then the intake; a store that can do both in one step (Redis: one script,
+        one round trip, key and number checked first) overrides it."""
         found = await self.find_link_candidates(query)
         if found:
             return found

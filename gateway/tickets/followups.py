@@ -21,7 +21,7 @@ from contracts.followups import (
 )
 from contracts.national_followups import NationalFollowUp, NationalOperation, registration_key
 from contracts.ticket import CONTENT_MAX, JurisdictionDecision, RoutingRevision, Ticket, idempotency_key_of
-from gateway.store import TicketQuery, TicketStore
+from gateway.store import SourceNumber, TicketStore
 from gateway.tickets.updates import Change, TicketChange, update_ticket
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 # routing, deadlines, lifecycle, the national number — stay.
 REPLACED = ("classification", "registration", "complainant", "respondent", "subject", "problem", "occurrence",
             "attachments")
-# How many stored tickets with one source number are looked at (a partner reusing numbers is a partner's bug).
-_SAME_NUMBER_LIMIT = 20
 
 FollowUpSaid = Literal["new_version", "stale_version", "supplement", "urge", "withdrawal"]
 Verdict = Literal["updated", "repeat"]
@@ -65,10 +63,9 @@ def forwarded(ticket: Ticket) -> bool:
 
 
 async def known_ticket(store: TicketStore, source_system: str, source_ticket_no: str) -> Ticket | None:
-    """The stored ticket a partner's number names: the first stored of that source system and number."""
-    found = await store.search_tickets(TicketQuery(source_ticket_no=source_ticket_no, limit=_SAME_NUMBER_LIMIT))
-    same = [t for t in found if t.source.source_system == source_system]
-    return same[-1] if same else None  # newest first: the last is the first stored
+    """The stored ticket a partner's number names: the one holding it in the store (the first stored with it)."""
+    ticket_id = await store.find_ticket_id(source=SourceNumber(source_system, source_ticket_no))
+    return None if ticket_id is None else await store.get_ticket(ticket_id)
 
 
 def _now() -> datetime:

@@ -20,7 +20,7 @@ from contracts.followups import FollowUpNotice
 from contracts.national_followups import registration_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
-from gateway.store.base import RETURNED_NOTE, IntakeResult, LinkQuery, Store
+from gateway.store.base import RETURNED_NOTE, IntakeResult, LinkQuery, Store, UnknownTicket
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines, with_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
@@ -140,12 +140,11 @@ class IntakeService:
                                          kept=kept)
         # Another version of a ticket the gateway holds updates it, or is a repeat when older (a version 1 come
         # after the version 2 that made the ticket); the version that made it is a repeat the store's key answers.
+        # The look-up is one keyed read; the store decides a race of two versions none of which is stored yet.
         stored = await known_ticket(self.store, result.ticket.source.source_system,
                                     result.ticket.source.source_ticket_no)
         if stored is not None and result.ticket.idempotency_key != registration_key(stored):
-            done = await self.follow_ups.new_version(stored, result.ticket, raw_body=raw_body,
-                                                     content_type=content_type)
-            return _followed(done, result.warnings)
+            return await self._new_version(stored, result, raw_body=raw_body, content_type=content_type)
         decision = self.screen(result.ticket)
         if decision is not None and decision.outcome == "return":
             return await self._send_back(adapter_id, returned_by(result.ticket, decision), raw_body=raw_body,
@@ -252,6 +251,11 @@ class IntakeService:
                 outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
                                                   link_marks=marks)
         ticket = stored
+        if outcome.number_taken:  # another version of the matter was stored first, maybe a moment ago: follow it
+            holder = await self.store.get_ticket(outcome.ticket_id)
+            if holder is None:
+                raise UnknownTicket(outcome.ticket_id)
+            return await self._new_version(holder, mapped, raw_body=raw_body, content_type=content_type)
         if outcome.created and ticket.links and self.linker is not None:
             await self.linker.link_back(ticket)
         kind: Literal["created", "repeat", "review"] = (
@@ -266,6 +270,11 @@ class IntakeService:
         if held:
             return ticket, ticket.model_dump_json(), []
         return self.router.intake_outbox(ticket)
+
+    async def _new_version(self, stored: Ticket, mapped: Mapped, *, raw_body: bytes,
+                           content_type: str) -> IntakeOutcome:
+        done = await self.follow_ups.new_version(stored, mapped.ticket, raw_body=raw_body, content_type=content_type)
+        return _followed(done, mapped.warnings)
 
     def prepare(self, ticket: Ticket) -> Ticket:
         """The handling organisation and statutory deadlines, from the ticket's own facts."""

@@ -107,6 +107,12 @@ class StatusService:
         ticket that records each route's rule and evidence."""
         ticket, entries = self.router.status_routes(ticket, event)
         adapter_id = ticket.source.adapter_id
+        if ticket.returned_to_sender():
+            # The partner heard the 退单 and has the matter back (to dispatch elsewhere): a later national status —
+            # the WITHDRAWN of the registration the return withdrew — would tell it the matter is still in hand here.
+            log.info("status kept, not called back: the ticket was returned to its sender", extra={
+                "ticket_id": ticket.ticket_id, "adapter_id": adapter_id, "status": str(event.status)})
+            return ticket, entries
         callback = partner_writeback(self.adapters.get(adapter_id), self.specs.get(adapter_id), ticket, event)
         if callback is not None:
             entries.append(callback)

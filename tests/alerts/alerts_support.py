@@ -253,7 +253,8 @@ def flaky_delivery_file(tmp: Path, url: str, *, breaker: dict[str, Any] | None =
 def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "sqlite", namespace: str | None = None,
                         receivers: Receivers | None = None, delivery_file: Path | None = None,
                         adapters_dir: Path | None = None, pollers: bool = False,
-                        rules: dict[str, Any] | None = None, redis_url: str | None = None) -> Iterator[AlertWorld]:
+                        rules: dict[str, Any] | None = None, redis_url: str | None = None,
+                        echo_behind_after_seconds: int | None = None) -> Iterator[AlertWorld]:
     """The gateway (API, workers, alert monitor) served by uvicorn on loopback. Unless `delivery_file` says
     otherwise, every delivery lane goes to one receiver that refuses (400: dead letters) until told to accept."""
     with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
@@ -268,7 +269,8 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
         if receivers is None:
             receivers = stack.enter_context(alert_receivers())
         settings = base_settings(tmp, store_kind=store_kind, workers=True, adapters_dir=adapters_dir,
-                                 delivery_file=delivery_file or delivery_file_for(tmp, lanes.url))
+                                 delivery_file=delivery_file or delivery_file_for(tmp, lanes.url),
+                                 echo_behind_after_seconds=echo_behind_after_seconds)
         settings = settings.model_copy(update={"pollers": pollers})
         if redis_url is not None:
             settings = settings.model_copy(update={"store": settings.store.model_copy(update={"redis_url": redis_url})})

@@ -6,6 +6,8 @@ replayed after it."""
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +153,10 @@ def test_a_new_version_that_screens_as_another_authoritys_matter_is_held_until_a
         assert ticket_id not in reviews(world)
 
 
-def test_a_held_version_an_operator_returns_tells_the_partner_and_withdraws_the_registration(tmp_path: Path) -> None:
+def test_a_held_version_an_operator_returns_is_the_partners_last_word_and_its_registration_is_withdrawn(
+        tmp_path: Path) -> None:
+    """The partner hears one 退单 (已退回, with the operator's reason) and nothing after it: the platform's WITHDRAWN
+    of the registration the return withdrew is kept on the ticket, not called back as 处理中/未解决."""
     with running_world(tmp_path) as world:
         first = with_fresh_number(world.city.tickets["01-food-complaint"], ("hotlineNo",))
         ticket_id = world.city.push(first).body["ticket_id"]
@@ -159,9 +164,9 @@ def test_a_held_version_an_operator_returns_tells_the_partner_and_withdraws_the_
         noisy = {**world.city.tickets["09-food-complaint-version-2"], **NOISE, "hotlineNo": first["hotlineNo"]}
         assert world.city.push(noisy).body["follow_up"] == "new_version"
 
+        reason = "反映的是邻里施工噪音，不属于市场监管职责"
         settled = operator(world, "POST", f"/api/v1/tickets/{ticket_id}/jurisdiction",
-                           json={"outcome": "return", "reason": "反映的是邻里施工噪音，不属于市场监管职责",
-                                 "competent_authority": "生态环境部门"})
+                           json={"outcome": "return", "reason": reason, "competent_authority": "生态环境部门"})
         assert settled.status_code == 200, settled.text
         wait_for("the platform's WITHDRAWN", lambda: world.ticket(ticket_id)["ticket"]["lifecycle"]["status"]
                  == "WITHDRAWN" or None, 60)
@@ -169,13 +174,61 @@ def test_a_held_version_an_operator_returns_tells_the_partner_and_withdraws_the_
         assert (ticket["routing"]["jurisdiction"]["outcome"], ticket["sender_updates"]["withdrawal"]["state"]) == (
             "return", "accepted")
         assert platform_copy(world, ticket_id)["status"] == "WITHDRAWN"
-
-        def told() -> list[str] | None:
-            heard = [c.body.get("handleResult") for c in world.city.callbacks.received()
-                     if isinstance(c.body, dict) and c.body.get("hotlineNo") == first["hotlineNo"]]
-            return heard if "3" in heard else None
-        assert "3" in wait_for("the city's 退单", told, 60)  # 3: 退单, with the operator's reason
         assert ticket_id not in reviews(world)
+
+        # The status change and whatever it sends are one write: once WITHDRAWN is on the ticket, every callback
+        # it will ever send for it is among its deliveries.
+        def callbacks_sent() -> list[dict[str, Any]] | None:
+            found = [d for d in world.ticket(ticket_id)["deliveries"]
+                     if d["delivery"]["destination"] == "callback:city-12345-rest"]
+            return found if found and all(d["delivery"]["state"] == "delivered" for d in found) else None
+        assert len(wait_for("the 退单 delivered", callbacks_sent, 60)) == 1
+
+        heard = [c.body for c in world.city.callbacks.received()
+                 if isinstance(c.body, dict) and c.body.get("hotlineNo") == first["hotlineNo"]]
+        assert [(h["handleStatus"], h.get("handleResult")) for h in heard] == [("3", "3")]  # 已退回, 退单
+        assert (heard[0]["handleOpinion"], heard[0]["returnReason"]) == (reason, "不属于市场监督管理部门职责"), heard
+
+
+# -- 2a. versions of one number racing ---------------------------------------------------------------------------
+def push_together(world: World, *payloads: dict[str, Any]) -> list[Any]:
+    """Push the payloads at the same moment, each from a thread of its own (two partner connections)."""
+    start = threading.Barrier(len(payloads))
+
+    def push(payload: dict[str, Any]) -> Any:
+        start.wait()
+        return world.city.push(payload)
+
+    with ThreadPoolExecutor(len(payloads)) as pool:
+        return list(pool.map(push, payloads))
+
+
+def test_versions_1_and_2_of_one_number_pushed_together_make_one_ticket_and_one_registration(
+        tmp_path: Path) -> None:
+    with running_world(tmp_path) as world:
+        numbers = []
+        for n in range(8):
+            first = with_fresh_number(world.city.tickets["01-food-complaint"], ("hotlineNo",))
+            second = {**world.city.tickets["09-food-complaint-version-2"], "hotlineNo": first["hotlineNo"]}
+            answers = push_together(world, *((first, second) if n % 2 else (second, first)))
+            assert all(a.status in (200, 202) for a in answers), answers
+            assert len({a.body["ticket_id"] for a in answers}) == 1, answers
+            numbers.append((str(first["hotlineNo"]), answers[0].body["ticket_id"]))
+
+        for number, ticket_id in numbers:
+            assert [t["ticket_id"] for t in world.tickets(adapter_id="city-12345-rest")
+                    if t["source_ticket_no"] == number] == [ticket_id]
+            ticket = world.ticket(ticket_id)["ticket"]
+            assert ticket["source"]["source_version"] == "2"
+            assert "同批次货架上仍有4盒过期酸奶" in ticket["registration"]["content"]  # said by version 2 only
+            kinds = [(v["version"], v["kind"]) for v in ticket["sender_updates"]["versions"]]
+            assert kinds in ([("1", "original"), ("2", "new_version")], [("2", "original"), ("1", "stale")]), kinds
+            registered(world, ticket_id)
+            wait_for(f"version 2 of {number} at the platform",
+                     lambda t=ticket_id: platform_copy(world, t)["version"] == "2" or None, 60)
+        for _, ticket_id in numbers:
+            assert len([r for r in world.national_tickets() if r["ticket_id"] == ticket_id]) == 1
+        assert world.national_stats()["accepted"] == len(numbers), world.national_stats()
 
 
 def test_a_new_version_that_moves_the_matter_gets_a_new_handler_and_deadlines_and_keeps_the_old_ones(

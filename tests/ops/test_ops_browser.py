@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -28,6 +30,7 @@ from tests.ops.ops_support import (
     build_runtime,
     city_complaint,
     delivery_file_for,
+    fixture_payload,
     make_store,
     receiver,
 )
@@ -160,3 +163,69 @@ def test_ops_watch_a_push_open_its_ticket_replay_it_and_a_viewer_sees_masked_dat
     for clear in (COMPLAINANT["name"], "13985012345", COMPLAINANT["id_number"], "环城西路9号"):
         assert clear not in source
     assert not browser.find_elements(By.CSS_SELECTOR, "button[id^=replay-]")
+
+
+def _push_payload(gateway_url: str, payload: dict[str, object]) -> dict[str, object]:
+    response = httpx.post(f"{gateway_url}/api/v1/inbound/city-12345-rest/tickets",
+                          content=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                          headers={"Content-Type": "application/json; charset=utf-8",
+                                   "X-Api-Key": DEV_CREDENTIALS["PARTNER_CITY12345_API_KEY"]}, timeout=10)
+    assert response.status_code in (200, 201, 202, 422), response.text
+    answer: dict[str, object] = response.json()
+    return answer
+
+
+def _lines(driver: WebDriver, css: str) -> int:
+    """How many lines the text of an element takes as the browser lays it out (one box per line)."""
+    found = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); if (!e) return -1;"
+        "const r = document.createRange(); r.selectNodeContents(e);"
+        "return new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top))).size;", css)
+    return int(found)
+
+
+def test_the_small_things_an_operator_met_hold_in_the_browser(browser: WebDriver, gateway_url: str) -> None:
+    wait = WebDriverWait(browser, 40, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    first = push(gateway_url, "KL-BROWSER-SMALL-1")
+    assert push(gateway_url, "KL-BROWSER-SMALL-1") == first  # the partner pushes the same ticket again
+    failed = _push_payload(gateway_url, city_complaint("KL-BROWSER-SMALL-2", appealTypeCode="99"))
+    assert failed.get("quarantine_id")
+
+    # 累计接收 and the chart's legend count the same tickets: one ticket and one quarantined payload, not the repeat.
+    sign_in(browser, gateway_url, "operator")
+    wait.until(lambda d: cell(d, "#total-received") == "2")
+    assert cell(browser, "#chart-intake") == "2"
+
+    # The search page lists the newest tickets before any search.
+    browser.get(f"{gateway_url}/ops/tickets")
+    assert cell(browser, "#results-title") == "最新工单（1）"
+    assert [r.get_attribute("data-ticket") for r in browser.find_elements(By.CSS_SELECTOR, "tr.result")] == [first]
+
+    # The ticket page: the gateway's own times (kept in UTC) in China time beside the partner's; the deadline's
+    # basis in Chinese.
+    browser.get(f"{gateway_url}/ops/tickets/{first}")
+    wait.until(lambda d: d.find_elements(By.ID, "timeline"))
+    shown = {li.get_attribute("data-kind"): li.find_element(By.TAG_NAME, "time").text
+             for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")}
+    assert shown["received"] == "2024-03-15 10:21:07"  # the partner's own +08:00 time, as it wrote it
+    rows = httpx.get(f"{gateway_url}/api/v1/deliveries", params={"ticket_id": first, "destination": "national"},
+                     headers={"Authorization": f"Bearer {TOKENS['viewer']}"}, timeout=10).json()
+    stored = datetime.fromisoformat(rows[0]["created_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert shown["stored"] == stored.strftime("%Y-%m-%d %H:%M:%S")
+    deadlines = cell(browser, "#deadlines")
+    assert "个工作日" in deadlines and "working days" not in deadlines
+
+    # The quarantine list: a 退单 is 已退单 without a button; an open one's 重新映射 stays on one line, even narrow.
+    returned = _push_payload(gateway_url, fixture_payload("city-12345-rest", "04-help-request-returned"))
+    assert returned.get("quarantine_id")
+    browser.set_window_size(900, 1200)
+    browser.get(f"{gateway_url}/ops/quarantine")
+    returned_row = f"#quarantine-{returned['quarantine_id']}"
+    assert cell(browser, f"{returned_row} .state").startswith("已退单")
+    assert not browser.find_elements(By.CSS_SELECTOR, f"{returned_row} button")
+    open_row = f"#quarantine-{failed['quarantine_id']}"
+    assert cell(browser, f"{open_row} .state") == "待处理"
+    assert "业务类型：代码不在对照表中，无法对应国家标准代码" in cell(browser, open_row)  # the problem, in Chinese
+    assert cell(browser, f"{open_row} button.act") == "重新映射"
+    assert _lines(browser, f"{open_row} button.act") == 1

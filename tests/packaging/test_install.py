@@ -3,6 +3,7 @@ and runs from a folder that holds only a configuration (code tables, specs, temp
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -93,5 +94,8 @@ def test_the_readme_stands_alone_and_names_what_a_fresh_debian_machine_needs() -
     assert ".venv/bin/pip install -r requirements.txt && .venv/bin/python main.py" in readme
     assert ".venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in readme
     assert "../" not in readme  # nothing it points to is outside the repository
+    outside = [url for url in re.findall(r"https?://[^\s)`'\"]+", readme)
+               if not url.startswith(("http://127.0.0.1", "http://localhost"))]
+    assert outside == []  # no web links either: only the gateway and its simulators on loopback
     for named in ("docs/deployment.md", "docs/operations.md", "docs/integrators.md", "docs/architecture.md"):
         assert named in readme and (REPO / named).is_file(), named

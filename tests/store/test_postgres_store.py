@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.store import PhoneKeyMismatch, open_store
+from gateway.store import PhoneKeyMismatch, SourceNumber, open_store
 from gateway.store.errors import SchemaTooNew, StoreBusy, StoreUnavailable
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres.connection import LISTENER_NAME, PoolSettings
@@ -28,7 +28,7 @@ PHONE_KEY = b"test-phone-hash-key"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"tickets", "raw_payloads", "deliveries", "attempts", "quarantine", "cursors", "locks", "nonces",
           "audit_log", "minute_counts", "store_facts", "schema_migrations", "deadline_outcomes",
-          "partner_echo", "alerts", "raw_versions", "ticket_link_keys", "lane_counts"}
+          "partner_echo", "alerts", "raw_versions", "ticket_link_keys", "lane_counts", "source_numbers"}
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ async def test_opening_a_fresh_schema_makes_every_table_and_records_every_versio
     await store.close()
     assert await _tables(raw, schema) == TABLES
     rows = await raw.fetch(f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')  # noqa: S608
-    assert [r["version"] for r in rows] == [1, 2]
+    assert [r["version"] for r in rows] == [1, 2, 3]
 
 
 async def test_two_gateways_opening_one_fresh_schema_at_once_migrate_it_once(
@@ -72,7 +72,7 @@ async def test_two_gateways_opening_one_fresh_schema_at_once_migrate_it_once(
     stores = await asyncio.gather(*(_opened(pool_settings(schema)) for _ in range(3)))
     for store in stores:
         await store.close()
-    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 2  # noqa: S608
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 3  # noqa: S608
 
 
 async def test_a_schema_newer_than_the_gateway_is_refused(schema: str, raw: asyncpg.Connection) -> None:
@@ -103,18 +103,18 @@ async def test_migrate_dry_run_prints_the_sql_and_migrate_applies_it(
         tmp_path: Path, schema: str, raw: asyncpg.Connection) -> None:
     dry = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "schema version 0; would apply 1, 2 of 2" in dry.stdout
+    assert "schema version 0; would apply 1, 2, 3 of 3" in dry.stdout
     assert f'CREATE SCHEMA IF NOT EXISTS "{schema}"' in dry.stdout
     assert "CREATE TABLE tickets" in dry.stdout and "FOR EACH ROW EXECUTE FUNCTION notify_lane()" in dry.stdout
-    assert "CREATE TABLE lane_counts" in dry.stdout
+    assert "CREATE TABLE lane_counts" in dry.stdout and "CREATE TABLE source_numbers" in dry.stdout
     assert await _tables(raw, schema) == set()  # nothing changed
 
     applied = await asyncio.to_thread(_main, tmp_path, schema, "migrate")
     assert applied.returncode == 0, applied.stderr
-    assert "migrated from version 0 to 2" in applied.stdout
+    assert "migrated from version 0 to 3" in applied.stdout
     assert await _tables(raw, schema) == TABLES
     again = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
-    assert "schema version 2, up to date" in again.stdout
+    assert "schema version 3, up to date" in again.stdout
 
 
 async def test_migrate_refuses_a_newer_schema_naming_both_versions(
@@ -123,7 +123,7 @@ async def test_migrate_refuses_a_newer_schema_naming_both_versions(
     await raw.execute(f"INSERT INTO \"{schema}\".schema_migrations (version, description) VALUES (7, 'newer')")  # noqa: S608
     refused = await asyncio.to_thread(_main, tmp_path, schema, "migrate")
     assert refused.returncode == 1
-    assert "version 7, newer than this gateway knows (2)" in refused.stderr
+    assert "version 7, newer than this gateway knows (3)" in refused.stderr
 
 
 # -- connections and the pool -----------------------------------------------------------------------
@@ -334,5 +334,32 @@ async def test_a_dbas_statement_from_another_search_path_is_counted(schema: str,
         await raw.execute(f'UPDATE "{schema}".deliveries SET state = \'dead\' WHERE ticket_id = \'t1\'')  # noqa: S608
         await raw.execute(f'DELETE FROM "{schema}".deliveries WHERE ticket_id = \'t2\'')  # noqa: S608
         assert _counted(await store.lane_stats()) == {("national", "pending"): 1, ("national", "dead"): 1}
+    finally:
+        await store.close()
+
+
+async def test_migration_3_gives_each_number_stored_twice_before_to_its_first_ticket(
+        schema: str, raw: asyncpg.Connection) -> None:
+    async with raw.transaction():  # a schema as a gateway of version 2 left it, holding a duplicate it made
+        await raw.execute(schema_sql(schema))
+        for migration in MIGRATIONS[:2]:
+            await raw.execute(migration.sql)
+            await raw.execute("INSERT INTO schema_migrations (version, description) VALUES ($1, 'before')",
+                              migration.version)
+        first, second = make_ticket("GZ-NO-1", version="1"), make_ticket("GZ-NO-1", version="2")
+        for n, ticket in enumerate((first, second)):
+            await raw.execute(
+                "INSERT INTO tickets (id, idempotency_key, adapter_id, source_system, source_ticket_no, status,"
+                " last_sequence, revision, created_at, updated_at, body) VALUES ($1, $2, 'city-12345-rest',"
+                " 'city-12345', 'GZ-NO-1', 'RECEIVED', -1, 0, now() + make_interval(secs => $3), now(), $4::json)",
+                ticket.ticket_id, ticket.idempotency_key, n, ticket.model_dump_json())
+
+    store = await _opened(pool_settings(schema))
+    try:
+        assert await store.find_ticket_id(source=SourceNumber("city-12345", "GZ-NO-1")) == first.ticket_id
+        again = await store.intake(make_ticket("GZ-NO-1", version="2"), b"{}", "application/json", [])
+        assert (again.created, again.number_taken, again.ticket_id) == (False, False, second.ticket_id)
+        third = await store.intake(make_ticket("GZ-NO-1", version="3"), b"{}", "application/json", [])
+        assert (third.created, third.number_taken, third.ticket_id) == (False, True, first.ticket_id)
     finally:
         await store.close()

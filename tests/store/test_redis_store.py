@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from contracts.delivery import AttemptOutcome, DeliveryState
 from contracts.ticket import Deadline
-from gateway.store.base import DeliveryFilter, TicketQuery
+from gateway.store.base import DeliveryFilter, SourceNumber, TicketQuery
 from gateway.store.phone_hash import PhoneKeyMismatch
 from gateway.store.redis import GROUP, RedisKeys, RedisStore, key_slot
 from tests.store.conftest import PHONE_KEY, REDIS_URL, drop_namespace
@@ -288,5 +288,28 @@ async def test_tickets_stored_before_the_due_day_index_enter_it_once_on_open(
         found = await reopened.search_tickets(TicketQuery(due_before=date(2024, 6, 21)))
         assert [t.ticket_id for t in found] == [waiting.ticket_id]
         assert await redis_client.get(keys.due_index_filled) == b"1"
+    finally:
+        await reopened.close()
+
+
+async def test_tickets_stored_before_the_numbers_were_kept_hold_theirs_first_stored_first_on_open(
+        redis_store: RedisStore, redis_client: Redis, redis_namespace: str) -> None:
+    first, other = make_ticket("GZ-NO-1", version="1"), make_ticket("GZ-NO-2")
+    for ticket in (first, other):
+        await redis_store.intake(ticket, RAW, "application/json", [])
+    keys = redis_store.keys
+    await redis_client.delete(keys.source_numbers, keys.source_numbers_filled)  # as the version before left it
+    second = make_ticket("GZ-NO-1", version="2")  # the duplicate a gateway of the version before made
+    assert (await redis_store.intake(second, RAW, "application/json", [])).created
+    await redis_client.delete(keys.source_numbers, keys.source_numbers_filled)
+
+    reopened = RedisStore(REDIS_URL, PHONE_KEY, namespace=redis_namespace)
+    await reopened.open()
+    try:
+        assert await reopened.find_ticket_id(source=SourceNumber("city-12345", "GZ-NO-1")) == first.ticket_id
+        assert await reopened.find_ticket_id(source=SourceNumber("city-12345", "GZ-NO-2")) == other.ticket_id
+        third = await reopened.intake(make_ticket("GZ-NO-1", version="3"), RAW, "application/json", [])
+        assert (third.created, third.number_taken, third.ticket_id) == (False, True, first.ticket_id)
+        assert await redis_client.get(keys.source_numbers_filled) == b"1"
     finally:
         await reopened.close()

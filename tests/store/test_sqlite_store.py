@@ -16,7 +16,7 @@ import pytest
 from contracts.delivery import AttemptOutcome
 from contracts.ticket import Deadline
 from gateway.config import GatewaySettings
-from gateway.store import open_store
+from gateway.store import SourceNumber, open_store
 from gateway.store.base import TicketQuery
 from gateway.store.phone_hash import PhoneKeyMismatch, hash_phone
 from gateway.store.redis import RedisStore
@@ -185,6 +185,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_15(db)
         _drop_schema_14(db)
         _drop_schema_13(db)
         _drop_schema_12(db)
@@ -221,6 +222,10 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
     finally:
         await store.close()
+
+
+def _drop_schema_15(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE source_numbers")
 
 
 def _drop_schema_14(db: sqlite3.Connection) -> None:
@@ -263,6 +268,7 @@ async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_ac
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_15(db)
         _drop_schema_14(db)
         _drop_schema_13(db)
         _drop_schema_12(db)
@@ -365,3 +371,34 @@ def test_migrate_dry_run_prints_the_files_pending_sql_and_migrate_applies_it(tmp
     with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == newest >= 9
     assert "up to date" in _migrate(tmp_path, "--dry-run").stdout
+
+
+async def test_migration_15_gives_each_number_stored_twice_before_to_its_first_ticket(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.db"
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    first, other = make_ticket("GZ-NO-1", version="1"), make_ticket("GZ-NO-2")
+    for ticket in (first, other):
+        await store.intake(ticket, RAW, "application/json", [])
+    await store.close()
+    second = make_ticket("GZ-NO-1", version="2")
+    with sqlite3.connect(path) as db:  # back to schema 14, holding the duplicate a gateway of that version made
+        _drop_schema_15(db)
+        db.execute("INSERT INTO tickets (id, idempotency_key, adapter_id, source_system, source_ticket_no, status,"
+                   " last_sequence, created_at, updated_at, body) SELECT ?, ?, adapter_id, source_system,"
+                   " source_ticket_no, status, last_sequence, created_at + 1000, updated_at, ? FROM tickets"
+                   " WHERE id = ?", (second.ticket_id, second.idempotency_key, second.model_dump_json(),
+                                     first.ticket_id))
+        db.execute("PRAGMA user_version = 14")
+
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    try:
+        assert await store.find_ticket_id(source=SourceNumber("city-12345", "GZ-NO-1")) == first.ticket_id
+        assert await store.find_ticket_id(source=SourceNumber("city-12345", "GZ-NO-2")) == other.ticket_id
+        again = await store.intake(make_ticket("GZ-NO-1", version="2"), RAW, "application/json", [])
+        assert (again.created, again.number_taken, again.ticket_id) == (False, False, second.ticket_id)
+        third = await store.intake(make_ticket("GZ-NO-1", version="3"), RAW, "application/json", [])
+        assert (third.created, third.number_taken, third.ticket_id) == (False, True, first.ticket_id)
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@ platform an update of the same registration; an urge is counted; a withdrawal is
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +15,13 @@ from adapters.loading import load_adapters
 from adapters.secrets import credential_variables, ensure_demo_credentials
 from contracts.delivery import DeliveryKind, DeliveryReceipt
 from contracts.ticket import idempotency_key_of
-from gateway.config import load_settings
+from gateway.config import GatewaySettings, load_settings
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, TicketQuery
+from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.intake import IntakeService
+from tests.store.postgres_schemas import drop_schema, new_schema, pool_settings
 from tests.store.store_support import attempt
 
 FIXTURES = Path(__file__).resolve().parents[2] / "mapping" / "fixtures"
@@ -31,8 +34,8 @@ def fixture(adapter_id: str, name: str) -> tuple[dict[str, Any], bytes]:
     return json.loads(raw), raw
 
 
-@pytest.fixture
-async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IntakeService]:
+def demo_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GatewaySettings:
+    """The demo configuration with its data (and partner credentials) under tmp_path, no credit look-up."""
     monkeypatch.setenv("HIG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HIG_CREDIT_LOOKUP__URL", "")
     settings = load_settings()
@@ -41,6 +44,12 @@ async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         for name, _ in credential_variables(config):
             monkeypatch.delenv(name, raising=False)
     ensure_demo_credentials(settings.resolved_data_dir, configs)
+    return settings
+
+
+@pytest.fixture
+async def intake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IntakeService]:
+    settings = demo_settings(tmp_path, monkeypatch)
     store = SqliteStore(tmp_path / "gateway.db", b"followups-test-key")
     runtime = Runtime.build(settings, store=store)
     await store.open()
@@ -223,3 +232,39 @@ async def test_follow_ups_from_the_polled_lines_reach_their_tickets(intake: Inta
         assert [v.version for v in ticket.sender_updates.versions] == ["1", "2", "3"]
         assert ticket.sender_updates.urge_count == 1
         assert ticket.sender_updates.withdrawal is not None
+
+
+async def test_two_gateways_taking_versions_of_one_number_at_once_make_one_ticket_every_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two gateway processes on one PostgreSQL schema each take a different version of the same work order at the
+    same moment, many times over: one ticket per number, carrying version 2, with both versions on its record."""
+    settings = demo_settings(tmp_path, monkeypatch)
+    schema = new_schema()
+    stores = [PostgresStore(pool_settings(schema), b"followups-race-key") for _ in range(2)]
+    gateways = [Runtime.build(settings, store=store).intake for store in stores]
+    for store in stores:
+        await store.open()
+    try:
+        v1, raw1 = fixture(CITY, "01-food-complaint")
+        v2, raw2 = fixture(CITY, "09-food-complaint-version-2")
+        for n in range(30):
+            number = f"KL12345-2024-RACE{n:05d}"
+            pushes = [(v1, raw1), (v2, raw2)] if n % 2 else [(v2, raw2), (v1, raw1)]
+            outcomes = await asyncio.gather(*(
+                gateway.accept(CITY, {**payload, "hotlineNo": number},
+                               raw_body=raw.replace(NUMBER.encode(), number.encode()),
+                               content_type="application/json")
+                for gateway, (payload, raw) in zip(gateways, pushes, strict=True)))
+            assert len({o.ticket_id for o in outcomes}) == 1, outcomes
+            assert sorted(o.kind for o in outcomes) in (["created", "updated"], ["created", "repeat"]), outcomes
+            found = await stores[0].search_tickets(TicketQuery(source_ticket_no=number))
+            assert [t.ticket_id for t in found] == [outcomes[0].ticket_id]
+            ticket = found[0]
+            assert ticket.source.source_version == "2"
+            assert sorted(v.version for v in ticket.sender_updates.versions) == ["1", "2"]
+        forwards = await stores[1].list_deliveries(DeliveryFilter(destination="national", limit=500))
+        assert sum(d.kind is DeliveryKind.FORWARD for d in forwards) == 30
+    finally:
+        for store in stores:
+            await store.close()
+        await drop_schema(schema)

@@ -283,6 +283,19 @@ CREATE TRIGGER deliveries_counted_deletes AFTER DELETE ON deliveries REFERENCING
 INSERT INTO lane_counts (destination, state, n) SELECT destination, state, count(*) FROM deliveries
     GROUP BY destination, state;
 """),
+    Migration(3, "one ticket per partner number (source_numbers), taken in the intake statement", """
+-- Two versions of one matter racing make one ticket: intake takes the (source system, number) with the ticket.
+-- A schema may hold duplicates made before: each number goes to its first-stored ticket.
+CREATE TABLE source_numbers (
+    source_system    text NOT NULL,
+    source_ticket_no text NOT NULL,
+    ticket_id        text NOT NULL REFERENCES tickets (id),
+    PRIMARY KEY (source_system, source_ticket_no)
+);
+INSERT INTO source_numbers (source_system, source_ticket_no, ticket_id)
+    SELECT DISTINCT ON (source_system, source_ticket_no) source_system, source_ticket_no, id FROM tickets
+    ORDER BY source_system, source_ticket_no, created_at, seq;
+"""),
 )
 
 LATEST = MIGRATIONS[-1].version

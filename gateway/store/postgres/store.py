@@ -28,6 +28,7 @@ from gateway.store.base import (
     OnTimeCount,
     PartnerEcho,
     QuarantinedPayload,
+    SourceNumber,
     Store,
     TicketQuery,
 )
@@ -110,9 +111,10 @@ class PostgresStore(Store):
         return await tickets.get_ticket(self._db, ticket_id)
 
     async def find_ticket_id(self, *, idempotency_key: str | None = None,
-                             national_registration_no: str | None = None) -> str | None:
+                             national_registration_no: str | None = None,
+                             source: SourceNumber | None = None) -> str | None:
         return await tickets.find_ticket_id(self._db, idempotency_key=idempotency_key,
-                                            national_registration_no=national_registration_no)
+                                            national_registration_no=national_registration_no, source=source)
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
                           expected_revision: int | None = None) -> tuple[str, ...]:

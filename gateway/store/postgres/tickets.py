@@ -18,6 +18,7 @@ from gateway.store.base import (
     LinkCandidate,
     LinkQuery,
     OnTimeCount,
+    SourceNumber,
     TicketQuery,
     UnknownTicket,
 )
@@ -60,16 +61,20 @@ def _transaction_if(conn: Conn, needed: bool) -> AbstractAsyncContextManager[obj
     return conn.transaction() if needed else contextlib.nullcontext()
 
 
-# Ticket, raw payload and outbox in ONE statement (one round trip, one transaction). The unique constraint on the
-# idempotency key decides a race between connections or processes: the loser inserts nothing at all (the raw
-# payload and the deliveries are made from the ticket row it did not get) and is told the winner's id.
+# Partner's number, ticket, raw payload and outbox in ONE statement (one round trip, one transaction). The number
+# is taken first (`ON CONFLICT DO NOTHING` waits for a concurrent taker to commit): a second version of the matter,
+# or the same one pushed again, racing from another connection or process inserts nothing at all — the ticket, its
+# raw payload and its deliveries are made from the number row it did not get — and is told the holder after.
 _INTAKE = f"""
-WITH ticket AS (
+WITH number AS (
+    INSERT INTO source_numbers (source_system, source_ticket_no, ticket_id) VALUES ($5, $6, $1)
+    ON CONFLICT DO NOTHING
+    RETURNING ticket_id),
+ticket AS (
     INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system, source_ticket_no,
                          status, respondent_uscc, respondent_name, complainant_phone_hash, held, last_sequence,
                          revision, created_at, updated_at, body, next_due_on)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json, $29)
-    ON CONFLICT DO NOTHING
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15::json, $29 FROM number
     RETURNING id, idempotency_key),
 raw AS (INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) SELECT id, $16, $17, $14 FROM ticket),
 outbox AS ({insert_deliveries_sql(18, "ticket.id", "ticket.idempotency_key", source="ticket, ")}),
@@ -82,25 +87,32 @@ SELECT id FROM ticket
 
 async def intake(db: Connections, ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
                  outbox: list[OutboxEntry], phone_key: bytes, link_marks: Sequence[str] = ()) -> IntakeResult:
-    """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again."""
+    """Store a new ticket, its raw payload and its outbox; a ticket already stored, or another holding its partner's
+    number, is found, not stored again."""
     assert ticket.idempotency_key is not None  # the contract fills it in
     now = datetime.now(UTC)
     ix = ticket_index_values(ticket, phone_key)
     ids, arrays = delivery_arrays(outbox)
-    async with db.connection() as conn, _transaction_if(conn, echo.reports_any(outbox)):
-        inserted = await conn.fetchval(
-            _INTAKE, ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
-            ticket.source.source_system, ix["source_ticket_no"], ix["status"], ix["respondent_uscc"],
-            ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
-            ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now, next_due_on(ticket),
-            *_outcome_arrays(ticket), link_keys(link_marks, phone_key), ticket.source.source_received_at)
-        if inserted is not None:
-            await echo.statuses_enqueued(conn, ticket.ticket_id, outbox, now)
-            return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
-        existing = await conn.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", ticket.idempotency_key)
-    if existing is None:
-        raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
-    return IntakeResult(ticket_id=str(existing), created=False)
+    try:
+        async with db.connection() as conn, _transaction_if(conn, echo.reports_any(outbox)):
+            inserted = await conn.fetchval(
+                _INTAKE, ticket.ticket_id, ticket.idempotency_key, ix["national_registration_no"], ix["adapter_id"],
+                ticket.source.source_system, ticket.source.source_ticket_no, ix["status"], ix["respondent_uscc"],
+                ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
+                ticket.lifecycle.revision, now, body, raw_content_type, raw_body, *arrays, now, next_due_on(ticket),
+                *_outcome_arrays(ticket), link_keys(link_marks, phone_key), ticket.source.source_received_at)
+            if inserted is not None:
+                await echo.statuses_enqueued(conn, ticket.ticket_id, outbox, now)
+                return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
+    except asyncpg.UniqueViolationError as err:  # the number was free, so no ticket holds this key: the id is taken
+        raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket") from err
+    existing = await db.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", ticket.idempotency_key)
+    if existing is not None:  # the same version again (or a duplicate stored before the numbers were kept)
+        return IntakeResult(ticket_id=str(existing), created=False)
+    holder = await db.fetchval("SELECT ticket_id FROM source_numbers WHERE source_system = $1"
+                               " AND source_ticket_no = $2", ticket.source.source_system,
+                               ticket.source.source_ticket_no)
+    return IntakeResult(ticket_id=str(holder), created=False, number_taken=True)
 
 
 async def save(db: Connections, ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision: int | None,
@@ -163,16 +175,19 @@ async def get_ticket(db: Connections, ticket_id: str) -> Ticket | None:
     return Ticket.model_validate_json(body) if body is not None else None
 
 
-async def find_ticket_id(db: Connections, *, idempotency_key: str | None,
-                         national_registration_no: str | None) -> str | None:
-    if idempotency_key is not None:
+async def find_ticket_id(db: Connections, *, idempotency_key: str | None, national_registration_no: str | None,
+                         source: SourceNumber | None) -> str | None:
+    if source is not None:
+        found = await db.fetchval("SELECT ticket_id FROM source_numbers WHERE source_system = $1"
+                                  " AND source_ticket_no = $2", source.source_system, source.source_ticket_no)
+    elif idempotency_key is not None:
         found = await db.fetchval("SELECT id FROM tickets WHERE idempotency_key = $1", idempotency_key)
     elif national_registration_no is not None:
         found = await db.fetchval(
             "SELECT id FROM tickets WHERE national_registration_no = $1 ORDER BY created_at, seq LIMIT 1",
             national_registration_no)
     else:
-        raise ValueError("find_ticket_id needs idempotency_key or national_registration_no")
+        raise ValueError("find_ticket_id needs idempotency_key, national_registration_no or source")
     return str(found) if found is not None else None
 
 

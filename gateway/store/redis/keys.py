@@ -165,6 +165,18 @@ class RedisKeys:
         return f"{self.link_prefix}{link_key}"
 
     @property
+    def source_numbers(self) -> str:  # hash: source_number_field(system, number) -> the ticket id holding it
+        return f"{self._tickets}:source-numbers"
+
+    @staticmethod
+    def source_number_field(source_system: str, source_ticket_no: str) -> str:
+        return f"{source_system}\t{source_ticket_no}"
+
+    @property
+    def source_numbers_filled(self) -> str:  # string: set once tickets stored before the numbers were kept hold theirs
+        return f"{self._tickets}:source-numbers-filled"
+
+    @property
     def tickets_by_time(self) -> str:  # sorted set: ticket id scored by intake time (ms)
         return f"{self._tickets}:by-time"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import date
 
 from redis.asyncio import Redis
@@ -47,21 +48,17 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
             await self._ensure_lane(lane, force=True)
         await self._relay_backlog()
         await self._fill_due_index()
+        await self._fill_source_numbers()
 
     async def _fill_due_index(self, batch: int = 1000) -> None:
         """Once per store: tickets stored before the due-day index existed enter it, as SQLite's migration 10 fills
         its column: those still RECEIVED or DISPATCHED, by the earliest due day of their intake deadlines."""
         if not await self.redis.set(self.keys.due_index_filled, "1", nx=True):
             return
-        start, filled = 0, 0
-        while ids := [text(t) for t in await self.redis.zrange(self.keys.tickets_by_time, start, start + batch - 1)]:
-            start += batch
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for tid in ids:
-                    pipe.hmget(self.keys.ticket(tid), ["ix:status", "json"])
-                rows: list[list[bytes | None]] = await pipe.execute()
+        filled = 0
+        async for rows in self._stored_tickets(["ix:status", "json"], batch):
             due: dict[str, int] = {}
-            for tid, (status, body) in zip(ids, rows, strict=True):
+            for tid, (status, body) in rows:
                 if body is None or status not in (b"RECEIVED", b"DISPATCHED"):
                     continue
                 days = [d["due_on"] for d in json.loads(body).get("routing", {}).get("deadlines", [])]
@@ -71,6 +68,37 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
                 filled += int(await self.redis.zadd(self.keys.tickets_by_due, due, nx=True) or 0)
         if filled:
             log.info("due-day index filled for tickets stored before it", extra={"tickets": filled})
+
+    async def _stored_tickets(self, fields: list[str],
+                              batch: int) -> AsyncIterator[list[tuple[str, list[bytes | None]]]]:
+        """Every stored ticket in receipt order, a batch at a time: its id and the given fields of its hash."""
+        start = 0
+        while ids := [text(t) for t in await self.redis.zrange(self.keys.tickets_by_time, start, start + batch - 1)]:
+            start += batch
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in ids:
+                    pipe.hmget(self.keys.ticket(tid), fields)
+                rows: list[list[bytes | None]] = await pipe.execute()
+            yield list(zip(ids, rows, strict=True))
+
+    async def _fill_source_numbers(self, batch: int = 1000) -> None:
+        """Once per store: tickets stored before intake kept the partner's numbers hold theirs, as SQLite's
+        migration 15 fills its table — in receipt order, so a number stored twice before goes to its first ticket.
+        The mark is set after the fill (HSETNX makes a second, concurrent fill harmless)."""
+        if await self.redis.exists(self.keys.source_numbers_filled):
+            return
+        filled = 0
+        async for rows in self._stored_tickets(["json"], batch):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid, (body,) in rows:
+                    if body is not None:
+                        source = json.loads(body)["source"]
+                        field = self.keys.source_number_field(source["source_system"], source["source_ticket_no"])
+                        pipe.hsetnx(self.keys.source_numbers, field, tid)
+                filled += sum(int(done) for done in await pipe.execute())
+        await self.redis.set(self.keys.source_numbers_filled, "1")
+        if filled:
+            log.info("partner numbers kept for tickets stored before them", extra={"tickets": filled})
 
     def _acknowledged_loss(self) -> str | None:
         """What a power loss can take that the gateway already acknowledged, when Redis persists but not at once."""

@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis store; each runs atomically over the keys of ONE Cluster slot.
 
-Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES,
+Scripts touching {tickets}: INTAKE, INTAKE_UNLESS_CANDIDATES, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES,
 KEEP_RAW_VERSION. Scripts touching one {lane:NAME}: RELAY,
 CLAIM, SETTLE, REAP, REPLAY. Scripts touching {quarantine}: QUARANTINE, RESOLVE_QUARANTINED,
 RETURN_QUARANTINED. Keys a script builds from a prefix (a delivery's record and attempts, a ticket's index sets
@@ -90,11 +90,13 @@ local function candidates(keys, highest, lowest, limit, prefix)
 end
 """
 
-# INTAKE's writes, after its idempotency check (and INTAKE_UNLESS_CANDIDATES's look-up).
+# INTAKE's writes, after its checks (idempotency key, partner's number; and INTAKE_UNLESS_CANDIDATES's look-up):
+# `number` is the partner's number field, set by those checks.
 _STORE_NEW = """
 local tid = ARGV[1]
 local now = ARGV[4]
 redis.call('SET', KEYS[1], tid)
+redis.call('HSET', KEYS[9], number, tid)
 redis.call('HSET', KEYS[2], 'json', ARGV[2], 'rev', ARGV[3], 'created', now, 'updated', now)
 redis.call('HSET', KEYS[3], 'body', ARGV[5], 'ctype', ARGV[6], 'received', now)
 redis.call('ZADD', KEYS[4], now, tid)
@@ -111,33 +113,43 @@ table.insert(ids, 1, 1)
 return ids
 """
 
-# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due
+# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due,
+#       source numbers
 # ARGV: ticket id, json, revision, now, raw body, raw content type, due, ended, on-time prefix, index prefix,
 #       index count, index (name, value) pairs, outbox entries, link-key prefix,
-#       received (ms), link key count, link keys
-# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key
+#       received (ms), link key count, link keys, source number field (the last)
+# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key, {2, holder's ticket id}
+# when another ticket holds the partner's number (another version of the matter)
 INTAKE = _TICKET_COMMON + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
+local number = ARGV[#ARGV]
+local holder = redis.call('HGET', KEYS[9], number)
+if holder then return {2, holder} end
 """ + _STORE_NEW
 
 # The link look-up (LINK_CANDIDATES) and INTAKE in one round trip, for a ticket that usually has no duplicate:
-# a known idempotency key answers {0, existing id} first; then, when any ticket is found under the query's
-# marks, nothing is written and the candidates' JSON bodies come back (newest received first), {2, bodies...}, for
-# the gateway to score before it stores the ticket (INTAKE); otherwise the ticket is stored as INTAKE stores it.
-# KEYS: as INTAKE's   ARGV: as INTAKE's, then the look-up's highest score, lowest score (ms), limit, ticket key
-#       prefix, mark key count, mark keys (built with the link-key prefix: same slot)
+# a known idempotency key answers {0, existing id} and a partner's number another ticket holds {2, holder} first,
+# as INTAKE answers them; then, when any ticket is found under the query's marks, nothing is written and the
+# candidates' JSON bodies come back (newest received first), {3, bodies...}, for the gateway to score before it
+# stores the ticket (INTAKE); otherwise the ticket is stored as INTAKE stores it.
+# KEYS: as INTAKE's   ARGV: as INTAKE's (the source number field after the link keys), then the look-up's highest
+#       score, lowest score (ms), limit, ticket key prefix, mark key count, mark keys (built with the link-key
+#       prefix: same slot)
 INTAKE_UNLESS_CANDIDATES = _TICKET_COMMON + _CANDIDATES + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
 local n0 = tonumber(ARGV[11])
 local links0 = 12 + 2 * n0 + 1 + 10 * tonumber(ARGV[12 + 2 * n0])
 local q = links0 + 3 + tonumber(ARGV[links0 + 2])
+local number = ARGV[q]
+local holder = redis.call('HGET', KEYS[9], number)
+if holder then return {2, holder} end
 local marks = {}
-for i = 1, tonumber(ARGV[q + 4]) do marks[i] = ARGV[links0] .. ARGV[q + 4 + i] end
-local found = candidates(marks, ARGV[q], ARGV[q + 1], tonumber(ARGV[q + 2]), ARGV[q + 3])
+for i = 1, tonumber(ARGV[q + 5]) do marks[i] = ARGV[links0] .. ARGV[q + 5 + i] end
+local found = candidates(marks, ARGV[q + 1], ARGV[q + 2], tonumber(ARGV[q + 3]), ARGV[q + 4])
 if #found > 0 then
-  table.insert(found, 1, 2)
+  table.insert(found, 1, 3)
   return found
 end
 """ + _STORE_NEW

@@ -8,7 +8,15 @@ from typing import Any, cast
 
 from contracts.delivery import OutboxEntry
 from contracts.ticket import Ticket, TicketLink
-from gateway.store.base import IntakeResult, LinkCandidate, LinkQuery, OnTimeCount, TicketQuery, TicketStore
+from gateway.store.base import (
+    IntakeResult,
+    LinkCandidate,
+    LinkQuery,
+    OnTimeCount,
+    SourceNumber,
+    TicketQuery,
+    TicketStore,
+)
 from gateway.store.errors import ConcurrentUpdate, UnknownTicket
 from gateway.store.records import next_revision, now_ms, to_ms, with_link_back
 from gateway.store.redis import lua
@@ -56,9 +64,9 @@ class RedisTickets(RedisConnection, TicketStore):
 
     async def _intake_done(self, reply: list[Any], ticket: Ticket, ids: list[str], entry_args: list[Any],
                            now: int) -> IntakeResult:
-        """INTAKE's reply answered: a repeat, or the new ticket's deliveries relayed into their lanes."""
-        if int(reply[0]) == 0:
-            return IntakeResult(ticket_id=text(reply[1]), created=False)
+        """INTAKE's reply answered: a repeat, another version's number, or the new ticket's deliveries relayed."""
+        if int(reply[0]) != 1:
+            return IntakeResult(ticket_id=text(reply[1]), created=False, number_taken=int(reply[0]) == 2)
         if self.wait_aof:
             await self._wait_aof()
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
@@ -79,7 +87,7 @@ class RedisTickets(RedisConnection, TicketStore):
                                        link_marks=link_marks)
         args += [to_ms(query.until), to_ms(query.since), query.limit, self.keys.ticket(""), *_counted(lookup)]
         reply = await self._eval(lua.INTAKE_UNLESS_CANDIDATES, keys, args)
-        if int(reply[0]) == 2:
+        if int(reply[0]) == 3:
             return [LinkCandidate.model_validate_json(body) for body in reply[1:]]
         return await self._intake_done(reply, ticket, ids, entry_args, now)
 
@@ -89,12 +97,14 @@ class RedisTickets(RedisConnection, TicketStore):
         assert ticket.idempotency_key is not None
         k = self.keys
         keys = [k.idempotency(ticket.idempotency_key), k.ticket(ticket.ticket_id), k.raw(ticket.ticket_id),
-                k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id), k.tickets_by_due]
+                k.tickets_by_time, k.outbox, k.delivery_lanes, k.ticket_deliveries(ticket.ticket_id), k.tickets_by_due,
+                k.source_numbers]
         args = [ticket.ticket_id, ticket.model_dump_json() if ticket_json is None else ticket_json,
                 ticket.lifecycle.revision, now, raw_body, raw_content_type, *self._deadline_args(ticket),
                 *self._index_args(ticket), *entry_args,
                 k.link_prefix, to_ms(ticket.source.source_received_at),
-                *_counted(link_keys(link_marks, self._phone_key))]
+                *_counted(link_keys(link_marks, self._phone_key)),
+                k.source_number_field(ticket.source.source_system, ticket.source.source_ticket_no)]
         return keys, args
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -102,12 +112,17 @@ class RedisTickets(RedisConnection, TicketStore):
         return Ticket.model_validate_json(body) if body is not None else None
 
     async def find_ticket_id(self, *, idempotency_key: str | None = None,
-                             national_registration_no: str | None = None) -> str | None:
+                             national_registration_no: str | None = None,
+                             source: SourceNumber | None = None) -> str | None:
+        if source is not None:
+            holder = await cast(Awaitable[bytes | None], self.redis.hget(
+                self.keys.source_numbers, self.keys.source_number_field(source.source_system, source.source_ticket_no)))
+            return text(holder) if holder is not None else None
         if idempotency_key is not None:
             found = await self.redis.get(self.keys.idempotency(idempotency_key))
             return text(found) if found is not None else None
         if national_registration_no is None:
-            raise ValueError("find_ticket_id needs idempotency_key or national_registration_no")
+            raise ValueError("find_ticket_id needs idempotency_key, national_registration_no or source")
         members = await cast(Awaitable[set[bytes]], self.redis.smembers(
             self.keys.index("national_registration_no", national_registration_no)))
         if not members:

@@ -317,6 +317,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (link_key, received_at, ticket_id)
     ) WITHOUT ROWID;
     """,
+    # 15: a partner's number belongs to one ticket, taken in intake's transaction (two versions of one matter
+    # racing make one ticket). A store may hold duplicates made before: each number goes to its first-stored ticket.
+    """
+    CREATE TABLE source_numbers (
+        source_system    TEXT NOT NULL,
+        source_ticket_no TEXT NOT NULL,
+        ticket_id        TEXT NOT NULL REFERENCES tickets(id) DEFERRABLE INITIALLY DEFERRED,
+        PRIMARY KEY (source_system, source_ticket_no)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO source_numbers (source_system, source_ticket_no, ticket_id)
+        SELECT source_system, source_ticket_no, id FROM tickets ORDER BY created_at, rowid;
+    """,
 )
 
 

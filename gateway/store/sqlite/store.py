@@ -31,6 +31,7 @@ from gateway.store.base import (
     OnTimeCount,
     PartnerEcho,
     QuarantinedPayload,
+    SourceNumber,
     Store,
     TicketQuery,
 )
@@ -86,9 +87,10 @@ class SqliteStore(Store):
         return await tickets.get_ticket(self._executor, ticket_id)
 
     async def find_ticket_id(self, *, idempotency_key: str | None = None,
-                             national_registration_no: str | None = None) -> str | None:
+                             national_registration_no: str | None = None,
+                             source: SourceNumber | None = None) -> str | None:
         return await tickets.find_ticket_id(self._executor, idempotency_key=idempotency_key,
-                                            national_registration_no=national_registration_no)
+                                            national_registration_no=national_registration_no, source=source)
 
     async def save_ticket(self, ticket: Ticket, outbox: list[OutboxEntry], *,
                           expected_revision: int | None = None) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from gateway.store.base import (
     LinkCandidate,
     LinkQuery,
     OnTimeCount,
+    SourceNumber,
     TicketQuery,
     UnknownTicket,
 )
@@ -31,7 +32,15 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     assert ticket.idempotency_key is not None  # the contract fills it in
     now = now_ms()
     ix = ticket_index_values(ticket, phone_key)
-    # The UNIQUE constraint decides a race, whichever connection or process loses it.
+    # The partner's number is taken first, a write: whichever connection or process takes it holds the write lock
+    # until it commits, so a second version of the matter racing this one finds it taken and stores nothing.
+    taken = db.execute(
+        "INSERT INTO source_numbers (source_system, source_ticket_no, ticket_id) VALUES (?,?,?)"
+        " ON CONFLICT DO NOTHING RETURNING ticket_id",
+        (ticket.source.source_system, ticket.source.source_ticket_no, ticket.ticket_id),
+    ).fetchone()
+    if taken is None:
+        return _not_stored(db, ticket)
     inserted = db.execute(
         "INSERT INTO tickets (id, idempotency_key, national_registration_no, adapter_id, source_system,"
         " source_ticket_no, status, respondent_uscc, respondent_name, complainant_phone_hash, held,"
@@ -42,13 +51,8 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
          ix["respondent_name"], ix["complainant_phone_hash"], ix["held"], ticket.lifecycle.last_sequence,
          now, now, body, _day(next_due_on(ticket))),
     ).fetchone()
-    if inserted is None:
-        existing = db.execute(
-            "SELECT id FROM tickets WHERE idempotency_key = ?", (ticket.idempotency_key,)
-        ).fetchone()
-        if existing is None:
-            raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
-        return IntakeResult(ticket_id=existing[0], created=False)
+    if inserted is None:  # the number was free, so no ticket holds this key: the ticket id is someone else's
+        raise ValueError(f"ticket id {ticket.ticket_id} is already stored for another source ticket")
     db.execute(
         "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
         (ticket.ticket_id, raw_content_type, raw_body, now),
@@ -60,6 +64,17 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
+
+
+def _not_stored(db: sqlite3.Connection, ticket: Ticket) -> IntakeResult:
+    """Intake of a ticket whose partner's number another ticket holds: a repeat when its key is known (the same
+    version again, or a duplicate stored before the numbers were kept), else a follow-up of the holder."""
+    existing = db.execute("SELECT id FROM tickets WHERE idempotency_key = ?", (ticket.idempotency_key,)).fetchone()
+    if existing is not None:
+        return IntakeResult(ticket_id=existing[0], created=False)
+    holder = db.execute("SELECT ticket_id FROM source_numbers WHERE source_system = ? AND source_ticket_no = ?",
+                        (ticket.source.source_system, ticket.source.source_ticket_no)).fetchone()
+    return IntakeResult(ticket_id=holder[0], created=False, number_taken=True)
 
 
 def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision: int | None,
@@ -118,9 +133,12 @@ async def get_ticket(x: Executor, ticket_id: str) -> Ticket | None:
     return Ticket.model_validate_json(row[0]) if row else None
 
 
-async def find_ticket_id(x: Executor, *, idempotency_key: str | None,
-                         national_registration_no: str | None) -> str | None:
-    if idempotency_key is not None:
+async def find_ticket_id(x: Executor, *, idempotency_key: str | None, national_registration_no: str | None,
+                         source: SourceNumber | None) -> str | None:
+    if source is not None:
+        row = await x.run(x.fetchone, "SELECT ticket_id FROM source_numbers WHERE source_system = ?"
+                          " AND source_ticket_no = ?", (source.source_system, source.source_ticket_no))
+    elif idempotency_key is not None:
         row = await x.run(x.fetchone, "SELECT id FROM tickets WHERE idempotency_key = ?", (idempotency_key,))
     elif national_registration_no is not None:
         row = await x.run(
@@ -129,7 +147,7 @@ async def find_ticket_id(x: Executor, *, idempotency_key: str | None,
             (national_registration_no,),
         )
     else:
-        raise ValueError("find_ticket_id needs idempotency_key or national_registration_no")
+        raise ValueError("find_ticket_id needs idempotency_key, national_registration_no or source")
     return str(row[0]) if row else None
 
 

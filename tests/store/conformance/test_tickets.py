@@ -59,12 +59,6 @@ async def test_pushing_the_very_same_ticket_twice_is_a_repeat(store: Store) -> N
     assert (again.ticket_id, again.created) == (first.ticket_id, False)
 
 
-async def test_a_new_source_version_is_a_new_ticket(store: Store) -> None:
-    first = await store.intake(make_ticket(version="1"), RAW, "application/json", [])
-    second = await store.intake(make_ticket(version="2"), RAW, "application/json", [])
-    assert second.created and second.ticket_id != first.ticket_id
-
-
 async def test_twenty_racing_identical_pushes_create_one_ticket(store: Store) -> None:
     results = await asyncio.gather(*(
         store.intake(make_ticket(), RAW, "application/json", [national()]) for _ in range(20)
