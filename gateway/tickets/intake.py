@@ -20,7 +20,7 @@ from contracts.followups import FollowUpNotice
 from contracts.national_followups import registration_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
-from gateway.store.base import RETURNED_NOTE, Store, UnknownTicket
+from gateway.store.base import RETURNED_NOTE, IntakeResult, LinkQuery, Store, UnknownTicket
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines, with_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
@@ -226,14 +226,29 @@ class IntakeService:
             return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
                                          content_type=content_type, rule=sent_back, kept=kept)
         marks: list[str] = []
-        if self.linker is not None:  # before the outbox: the national forward names the tickets linked
-            marks, ticket = await self.linker.link(ticket)
-        if held:
-            ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
+        query: LinkQuery | None = None
+        if self.linker is not None:
+            # The ticket is stored as it is when the look-up finds no candidate (most tickets: look-up and intake
+            # are one round trip on Redis); when it finds some, they are scored first, as the national forward
+            # names the tickets linked, and the ticket is stored with its links.
+            marks, query = self.linker.look_up(ticket)
+            ticket = self.linker.linked(ticket, ())  # links a partner sent are not the gateway's
+        stored, ticket_json, outbox = self._with_outbox(ticket, held)
+        if query is None:
+            outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
+                                              link_marks=marks)
         else:
-            ticket, ticket_json, outbox = self.router.intake_outbox(ticket)
-        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json,
-                                          link_marks=marks)
+            first = await self.store.intake_unless_candidates(stored, raw_body, content_type, outbox, query,
+                                                              ticket_json=ticket_json, link_marks=marks)
+            if isinstance(first, IntakeResult):
+                outcome = first
+            else:
+                assert self.linker is not None
+                ticket = self.linker.linked(ticket, first)
+                stored, ticket_json, outbox = self._with_outbox(ticket, held)
+                outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
+                                                  link_marks=marks)
+        ticket = stored
         if outcome.number_taken:  # another version of the matter was stored first, maybe a moment ago: follow it
             holder = await self.store.get_ticket(outcome.ticket_id)
             if holder is None:
@@ -247,6 +262,12 @@ class IntakeService:
                  extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id,
                         **({"rule": decision.rule_id} if decision is not None else {})})
         return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
+
+    def _with_outbox(self, ticket: Ticket, held: bool) -> tuple[Ticket, str, list[OutboxEntry]]:
+        """The ticket as stored (with its routes), its JSON and its outbox; a ticket held for review sends nothing."""
+        if held:
+            return ticket, ticket.model_dump_json(), []
+        return self.router.intake_outbox(ticket)
 
     async def _new_version(self, stored: Ticket, mapped: Mapped, *, raw_body: bytes,
                            content_type: str) -> IntakeOutcome:
