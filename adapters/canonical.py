@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adapters.config import AdapterConfig
-from contracts.base import CHINA_STANDARD_TIME, CONTROL_CHARACTER_RULE, control_characters
+from contracts.base import CHINA_STANDARD_TIME, CONTROL_CHARACTER_RULE, control_characters, holds_control_characters
 from contracts.errors import FieldError, field_errors
 from contracts.followups import FollowUpNotice
 from contracts.ticket import Ticket
@@ -37,8 +37,9 @@ def canonical_ticket(payload: Any, config: AdapterConfig, *,
     errors = [FieldError(field=key, rule="gateway_owned", source_path=key, value=None,
                          message=f"{key} is set by the gateway, not by the sender")
               for key in GATEWAY_OWNED if key in payload]
-    errors += [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
-               for path, message in control_characters(payload)]  # the policy in contracts/base.py
+    if holds_control_characters(payload):  # the policy in contracts/base.py
+        errors += [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
+                   for path, message in control_characters(payload)]
     if FOLLOW_UP_KIND in payload:
         return canonical_follow_up(payload, config, errors, now=now)
     doc = dict(payload)

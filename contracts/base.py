@@ -44,6 +44,22 @@ def control_characters(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from control_characters(item, f"{path}[{n}]")
 
 
+def holds_control_characters(value: Any) -> bool:
+    """Whether any string in a JSON-like value holds a control character: what `control_characters` answers in
+    detail, asked first because nearly every payload holds none (one search over its texts joined, no paths)."""
+    texts: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return CONTROL_CHARACTER.search("".join(texts)) is not None
+
+
 def no_control_characters(text: str | None) -> str | None:
     """A field validator's check: the text as it is, or an error of rule `control_character` naming the character."""
     if text is not None:

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from ulid import ULID
 
 from contracts.base import ContractModel, Money
 from contracts.codesets import (
@@ -35,6 +34,7 @@ from contracts.identifiers import (
     validate_uscc,
 )
 from contracts.status import AppliedEvent, CaseResult, DeadlineKind, FollowUp, RejectedEvent
+from contracts.ulids import new_ulid
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 CONTENT_MAX = 4000
@@ -380,7 +380,7 @@ class Ticket(ContractModel):
 
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     ticket_id: Annotated[str, Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")] = Field(
-        default_factory=lambda: str(ULID())
+        default_factory=lambda: new_ulid()
     )
     idempotency_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     national_registration_no: Annotated[str, Field(max_length=64)] | None = None

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from contracts.base import CONTROL_CHARACTER_RULE, control_characters
+from contracts.base import CONTROL_CHARACTER_RULE, control_characters, holds_control_characters
 from contracts.codesets import NotAcceptedReason
 from contracts.errors import FieldError, field_errors
 from contracts.followups import FollowUpNotice
@@ -78,10 +78,10 @@ def apply(spec: MappingSpec, payload: Any) -> MappingResult:
 
 
 def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
-    refused = [FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
-               for path, message in control_characters(payload)]
-    if refused:  # the policy in contracts/base.py: refused wherever it is, before any rule reads the payload
-        return Rejected(tuple(refused))
+    # The policy in contracts/base.py: refused wherever it is, before any rule reads the payload.
+    if holds_control_characters(payload):
+        return Rejected(tuple(FieldError(field=path, rule=CONTROL_CHARACTER_RULE, message=message, source_path=path)
+                              for path, message in control_characters(payload)))
     for follow_up in spec.follow_ups:
         if follow_up.when(payload):
             return _notice(spec, follow_up, payload)
@@ -94,11 +94,22 @@ def _apply(spec: MappingSpec, payload: Any) -> MappingResult:
     warnings: list[FieldError] = []
     failed: list[str] = []
     item_sources: dict[str, str] = {}
+    notes: list[Note] = []
     for plan in spec.plans:
         if plan.each is not None:
             value: Any = _items(plan, payload, errors, warnings, failed, item_sources)
         else:
-            value = _value(plan, plan.target, plan.source, payload, errors, warnings, failed)
+            # `_value` inlined: this loop runs once per target field of every ticket.
+            try:
+                value = plan.produce(payload, notes)
+                if value is not None and plan.coerce is not None:
+                    value = plan.coerce(value)
+            except (StepError, ValueError, TypeError, ArithmeticError) as err:
+                _failed(err, plan.target, plan.source, errors, failed)
+                value = None
+            if notes:
+                _noted(notes, plan.target, plan.source, warnings)
+                notes = []
         if value is not None:
             assign(doc, plan.keys, value)
 
@@ -160,19 +171,27 @@ def _value(
         value = plan.produce(payload, notes)
         if value is not None and plan.coerce is not None:
             value = plan.coerce(value)
-    except StepError as err:
-        failed.append(field)
+    except (StepError, ValueError, TypeError, ArithmeticError) as err:
+        _failed(err, field, source, errors, failed)
+        value = None
+    _noted(notes, field, source, warnings)
+    return value
+
+
+def _failed(err: Exception, field: str, source: str | None, errors: list[FieldError], failed: list[str]) -> None:
+    """A field whose value could not be made: its error (a step's own rule, or `invalid_value`)."""
+    failed.append(field)
+    if isinstance(err, StepError):
         _add(errors, FieldError(field=field, rule=err.rule, message=err.message, value=_shown(err.value),
                                 source_path=source))
-        value = None
-    except (ValueError, TypeError, ArithmeticError) as err:
-        failed.append(field)
+    else:
         errors.append(FieldError(field=field, rule="invalid_value", message=f"cannot use the value: {err}",
                                  source_path=source))
-        value = None
+
+
+def _noted(notes: list[Note], field: str, source: str | None, warnings: list[FieldError]) -> None:
     for rule, message, shown in notes:
         warnings.append(FieldError(field=field, rule=rule, message=message, value=_shown(shown), source_path=source))
-    return value
 
 
 def _items(

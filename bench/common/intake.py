@@ -263,9 +263,11 @@ class RulesComparison:
 
 
 def run_rules_comparison(*, rounds: int, seconds: float, connections: int, mixes: tuple[Mix, ...],
-                         store: str = "sqlite", redis_url: str | None = None) -> list[RulesComparison]:
+                         store: str = "sqlite", redis_url: str | None = None,
+                         redis_url_without: str | None = None) -> list[RulesComparison]:
     """Start the bare endpoint and two gateways (workers off) on the same store kind, one with the shipped
-    rules, one without; per payload mix, alternate load over the three."""
+    rules, one without; per payload mix, alternate load over the three. On Redis each gateway has a database of
+    its own (`redis_url`, `redis_url_without`), as each has a file of its own on SQLite."""
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
         base = Path(tmp)
         jurisdiction_off, routing_off = rules_off_files(base / "config")
@@ -273,7 +275,8 @@ def run_rules_comparison(*, rounds: int, seconds: float, connections: int, mixes
         # machine (another checkout's demo) would give the rules' gateway credit flags to route on.
         same = {"HIG_CREDIT_LOOKUP__URL": ""}
         with_rules = gateway_env(base / "data-rules", store=store, redis_url=redis_url, workers=False, store_env=same)
-        without = gateway_env(base / "data-no-rules", store=store, redis_url=redis_url, workers=False,
+        without = gateway_env(base / "data-no-rules", store=store, redis_url=redis_url_without or redis_url,
+                              workers=False,
                               store_env=same)
         comparisons = []
         baseline = start_baseline(base)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import yaml
@@ -237,15 +238,27 @@ def redis_db(url: str) -> Iterator[dict[str, object]]:
     import redis
 
     client = redis.Redis.from_url(url)
+    if client.dbsize():  # refused before the clean-up below: another user's keys are theirs, not emptied
+        client.close()
+        raise SystemExit(f"{url} is not empty: give the benchmark a database of its own (--redis-url)")
     try:
-        if client.dbsize():
-            raise SystemExit(f"{url} is not empty: give the benchmark a database of its own (--redis-url)")
         yield dict(client.info("memory"))
     finally:
         keys = list(client.scan_iter(count=10_000))
         for start in range(0, len(keys), 10_000):
             client.delete(*keys[start:start + 10_000])
         client.close()
+
+
+def next_redis_db(url: str) -> str:
+    """The database after `url`'s on the same Redis (redis://host:port/11 -> /12): the second gateway of a
+    comparison keeps its data there. On SQLite each gateway of a comparison has a file of its own; sharing one
+    Redis database made the two gateways share the `alerts` lock too, so that only the first started ran the alert
+    monitor's rounds (the deadline alerts read every ticket due on the day the benchmark's tickets are due) and
+    paid them for both, on the side the comparison charges the feature to."""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{db + 1}"))
 
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.common import payloads
 from bench.common.intake import Side, add_arguments, alternate_sides
 from bench.common.load import RequestFactory
-from bench.common.procs import GatewayEnv, gateway_env, machine_load, redis_db, start_gateway
+from bench.common.procs import GatewayEnv, gateway_env, machine_load, next_redis_db, redis_db, start_gateway
 from bench.common.report import machine, write_section
 from bench.links.lookup import uscc
 from contracts.identifiers.resident_id import resident_id_check_char
@@ -99,11 +99,14 @@ class OnOff:
         return lines
 
 
-def run_store(store: str, *, rounds: int, seconds: float, connections: int, redis_url: str | None) -> OnOff:
+def run_store(store: str, *, rounds: int, seconds: float, connections: int, redis_url: str | None,
+              redis_url_off: str | None = None) -> OnOff:
+    """On Redis each gateway has a database of its own (`redis_url`, `redis_url_off`), as each has a file of its
+    own on SQLite: sharing one, only the first started ran the alert monitor's rounds, for both."""
     with tempfile.TemporaryDirectory(prefix="bench-links-intake-") as tmp:
         base = Path(tmp)
         on_env = gateway_env(base / "data-on", store=store, redis_url=redis_url, workers=False)
-        off_env = gateway_env(base / "data-off", store=store, redis_url=redis_url, workers=False)
+        off_env = gateway_env(base / "data-off", store=store, redis_url=redis_url_off or redis_url, workers=False)
         on = start_gateway(on_env, base, name="gateway-links-on")
         try:
             off = start_gateway(off_env, base, name="gateway-links-off", HIG_LINKS__ENABLED="false")
@@ -145,9 +148,11 @@ def main() -> None:
     results = []
     for store in ("sqlite", "redis") if args.store == "both" else (args.store,):
         if store == "redis":
-            with redis_db(args.redis_url):
+            off_url = next_redis_db(args.redis_url)  # each gateway a database of its own (both must be empty)
+            with redis_db(args.redis_url), redis_db(off_url):
                 results.append(run_store(store, rounds=args.rounds, seconds=args.seconds,
-                                         connections=args.connections, redis_url=args.redis_url))
+                                         connections=args.connections, redis_url=args.redis_url,
+                                         redis_url_off=off_url))
         else:
             results.append(run_store(store, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
                                      redis_url=None))

@@ -25,7 +25,7 @@ from bench.common.intake import (
     run_from_arguments,
     run_rules_comparison,
 )
-from bench.common.procs import redis_db
+from bench.common.procs import next_redis_db, redis_db
 from bench.common.report import machine, write_section
 from bench.common.rules_mix import MIXES, ROUTED, labelled_accepts
 from bench.rest_intake import rules_cost
@@ -86,10 +86,12 @@ def run_rules(args: argparse.Namespace) -> None:
     comparisons: list[RulesComparison] = []
     for store in ("sqlite", "redis") if args.store == "both" else (args.store,):
         if store == "redis":
-            with redis_db(args.redis_url):
+            # each gateway a database of its own: the one given and the next (both must be empty)
+            without_url = next_redis_db(args.redis_url)
+            with redis_db(args.redis_url), redis_db(without_url):
                 comparisons += run_rules_comparison(rounds=args.rounds, seconds=args.seconds,
                                                     connections=args.connections, mixes=MIXES, store=store,
-                                                    redis_url=args.redis_url)
+                                                    redis_url=args.redis_url, redis_url_without=without_url)
         else:
             comparisons += run_rules_comparison(rounds=args.rounds, seconds=args.seconds,
                                                 connections=args.connections, mixes=MIXES, store=store)

@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from ulid import ULID
-
 from contracts.delivery import DeliveryKind, OutboxEntry
+from contracts.ulids import new_ulid
 from gateway.alerts.config import AlertsConfig
 from gateway.alerts.notices import AlertChange, AnyChannel, Change, render
 from gateway.alerts.rules import AlertFact, AlertRule
@@ -181,7 +180,7 @@ class AlertMonitor:
         if not rule.enabled or outage.failed_checks < rule.failed_checks:
             return None
         alert = AlertRecord(
-            alert_id=str(ULID()), key=f"{STORE_RULE}:store", rule=STORE_RULE, subject="store",
+            alert_id=new_ulid(), key=f"{STORE_RULE}:store", rule=STORE_RULE, subject="store",
             severity=rule.severity, state="resolved",
             summary=f"存储曾无法访问：连续 {outage.failed_checks} 次检查失败（期间告警无法记录与发送）",
             count=outage.failed_checks, peak=outage.failed_checks, started_at=outage.since, updated_at=now,
@@ -206,7 +205,7 @@ class AlertMonitor:
 
     def _fired_or_updated(self, alert: AlertRecord | None, fact: AlertFact, now: datetime) -> AlertRecord:
         if alert is None:
-            fresh = AlertRecord(alert_id=str(ULID()), key=fact.key, rule=fact.rule, subject=fact.subject,
+            fresh = AlertRecord(alert_id=new_ulid(), key=fact.key, rule=fact.rule, subject=fact.subject,
                                 severity=fact.severity, state="firing", summary=fact.summary, count=fact.count,
                                 peak=fact.count, started_at=now, updated_at=now, last_seen_at=now,
                                 details=fact.details)
@@ -239,7 +238,7 @@ class AlertMonitor:
             changes = [AlertChange(a, "resolved" if a.state == "resolved" else "fired" if a.notices <= 1 else "grew")
                        for a in due]
             body, content_type = render(channel, self.region, changes, now)
-            message_id = str(ULID())
+            message_id = new_ulid()
             await self.store.enqueue(f"alerts:{name}", message_id, [OutboxEntry(
                 destination=channel.lane, kind=DeliveryKind.ALERT, body=body, content_type=content_type,
                 idempotency_key=f"alert-message:{message_id}")])

@@ -335,6 +335,21 @@ class TicketStore(ABC):
         """Tickets stored with any of the query's marks, received in its time range, newest received first, at
         most `limit`, as the link score reads them: an index range read per mark, never a scan."""
 
+    async def intake_unless_candidates(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
+                                       outbox: list[OutboxEntry], query: LinkQuery, *, ticket_json: str | None = None,
+                                       link_marks: Sequence[str] = ()) -> IntakeResult | list[LinkCandidate]:
+        """`intake`, unless the link look-up (`find_link_candidates(query)`) finds candidates: then nothing is
+        stored and they are returned (the caller scores them and calls `intake` with the ticket it decides on). A
+        known idempotency key, or a partner's number another ticket holds (`number_taken`), stores nothing either
+        way: answered as `intake` answers it, or with the candidates (that ticket among them), after which `intake`
+        answers it. Here the look-up and then the intake; a store that can do both in one step (Redis: one script,
+        one round trip, key and number checked first) overrides it."""
+        found = await self.find_link_candidates(query)
+        if found:
+            return found
+        return await self.intake(ticket, raw_body, raw_content_type, outbox, ticket_json=ticket_json,
+                                 link_marks=link_marks)
+
 
 class QuarantineStore(ABC):
     """Payloads that could not be mapped, kept with their errors until an operator resolves them."""

@@ -209,6 +209,11 @@ class Handlers:
         Complaints go where the respondent operates; reports where the conduct happened (the rules'
         jurisdiction articles). A region outside this gateway's area is left to the national platform.
         """
+        return ticket.model_copy(update={"routing": ticket.routing.model_copy(update=self.handling(ticket))})
+
+    def handling(self, ticket: Ticket) -> dict[str, object]:
+        """What `assign` sets on the ticket's routing, as an update (intake makes it one copy with the deadlines
+        and the jurisdiction decision: each copy of a ticket costs as much as working out its handler)."""
         if ticket.classification.business_type is BusinessType.REPORT:
             region = ticket.occurrence.incident_region_code or ticket.respondent.operating_region_code
         else:
@@ -227,8 +232,7 @@ class Handlers:
                 "handler_org_code": org.code if org else None})
             if warning not in ticket.routing.warnings:
                 update["warnings"] = [*ticket.routing.warnings, warning]
-        routing = ticket.routing.model_copy(update=update)
-        return ticket.model_copy(update={"routing": routing})
+        return update
 
     def organisation_for(self, region: str, address: str = "") -> Organisation | None:
         """The station whose areas the address names, else the bureau, of the most specific region that has one."""

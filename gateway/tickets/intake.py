@@ -20,7 +20,7 @@ from contracts.followups import FollowUpNotice
 from contracts.national_followups import registration_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
-from gateway.store.base import RETURNED_NOTE, Store, UnknownTicket
+from gateway.store.base import RETURNED_NOTE, IntakeResult, LinkQuery, Store, UnknownTicket
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines, with_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
@@ -217,10 +217,8 @@ class IntakeService:
         """Set handler and deadlines, enrich, route a mapped ticket, then store it with its outbox; or send it
         back when a routing rule says so. A ticket the screen put to review is stored with its decision and no
         outbox: nothing is sent (nor routed) until an operator settles it."""
-        ticket = self.prepare(mapped.ticket)
+        ticket = self.prepare(mapped.ticket, decision)
         held = decision is not None and decision.outcome == "review"
-        if decision is not None:
-            ticket = with_jurisdiction(ticket, decision)
         if self.enrich is not None:
             ticket = await self.enrich(ticket)  # before the rules: they read the respondent's credit flags
         sent_back = self.router.returned(ticket)
@@ -228,14 +226,29 @@ class IntakeService:
             return await self._send_back(ticket.source.adapter_id, sent_back.returned, raw_body=raw_body,
                                          content_type=content_type, rule=sent_back, kept=kept)
         marks: list[str] = []
-        if self.linker is not None:  # before the outbox: the national forward names the tickets linked
-            marks, ticket = await self.linker.link(ticket)
-        if held:
-            ticket_json, outbox = ticket.model_dump_json(), list[OutboxEntry]()
+        query: LinkQuery | None = None
+        if self.linker is not None:
+            # The ticket is stored as it is when the look-up finds no candidate (most tickets: look-up and intake
+            # are one round trip on Redis); when it finds some, they are scored first, as the national forward
+            # names the tickets linked, and the ticket is stored with its links.
+            marks, query = self.linker.look_up(ticket)
+            ticket = self.linker.linked(ticket, ())  # links a partner sent are not the gateway's
+        stored, ticket_json, outbox = self._with_outbox(ticket, held)
+        if query is None:
+            outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
+                                              link_marks=marks)
         else:
-            ticket, ticket_json, outbox = self.router.intake_outbox(ticket)
-        outcome = await self.store.intake(ticket, raw_body, content_type, outbox, ticket_json=ticket_json,
-                                          link_marks=marks)
+            first = await self.store.intake_unless_candidates(stored, raw_body, content_type, outbox, query,
+                                                              ticket_json=ticket_json, link_marks=marks)
+            if isinstance(first, IntakeResult):
+                outcome = first
+            else:
+                assert self.linker is not None
+                ticket = self.linker.linked(ticket, first)
+                stored, ticket_json, outbox = self._with_outbox(ticket, held)
+                outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
+                                                  link_marks=marks)
+        ticket = stored
         if outcome.number_taken:  # another version of the matter was stored first, maybe a moment ago: follow it
             holder = await self.store.get_ticket(outcome.ticket_id)
             if holder is None:
@@ -250,17 +263,26 @@ class IntakeService:
                         **({"rule": decision.rule_id} if decision is not None else {})})
         return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
 
+    def _with_outbox(self, ticket: Ticket, held: bool) -> tuple[Ticket, str, list[OutboxEntry]]:
+        """The ticket as stored (with its routes), its JSON and its outbox; a ticket held for review sends nothing."""
+        if held:
+            return ticket, ticket.model_dump_json(), []
+        return self.router.intake_outbox(ticket)
+
     async def _new_version(self, stored: Ticket, mapped: Mapped, *, raw_body: bytes,
                            content_type: str) -> IntakeOutcome:
         done = await self.follow_ups.new_version(stored, mapped.ticket, raw_body=raw_body, content_type=content_type)
         return _followed(done, mapped.warnings)
 
-    def prepare(self, ticket: Ticket) -> Ticket:
-        """The handling organisation and statutory deadlines, from the ticket's own facts."""
-        ticket = self.router.assign_handler(ticket)
-        deadlines = compute_deadlines(ticket.classification.business_type.value,
-                                      ticket.source.source_received_at, self.rules, self.calendar)
-        return ticket.model_copy(update={"routing": ticket.routing.model_copy(update={"deadlines": deadlines})})
+    def prepare(self, ticket: Ticket, decision: JurisdictionDecision | None = None) -> Ticket:
+        """The handling organisation and statutory deadlines, from the ticket's own facts, and the jurisdiction
+        screen's decision when there is one: one copy of the ticket for all three."""
+        update = self.router.handling(ticket)
+        update["deadlines"] = compute_deadlines(ticket.classification.business_type.value,
+                                                ticket.source.source_received_at, self.rules, self.calendar)
+        if decision is not None:
+            update["jurisdiction"] = decision
+        return ticket.model_copy(update={"routing": ticket.routing.model_copy(update=update)})
 
     def reassign(self, ticket: Ticket) -> Ticket:
         """A stored ticket's handler and deadlines worked out again from its facts and its whole lifecycle (a new

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -143,25 +144,35 @@ class Linker:
     async def link(self, ticket: Ticket, *, now: datetime | None = None) -> tuple[list[str], Ticket]:
         """The ticket's link marks (to store it under) and the ticket with its links to earlier tickets scoring at
         or above the threshold, best first. Links a partner sent are not the gateway's: they are replaced."""
+        marks, query = self.look_up(ticket)
+        found = [] if query is None else await self.store.find_link_candidates(query)
+        return marks, self.linked(ticket, found, now=now)
+
+    def look_up(self, ticket: Ticket) -> tuple[list[str], LinkQuery | None]:
+        """The ticket's link marks and the look-up of its candidates (None when it has no marks)."""
         marks = link_marks(ticket)
+        if not marks:
+            return marks, None
+        window = timedelta(days=self.settings.window_days)
+        at = ticket.source.source_received_at
+        return marks, LinkQuery(tuple(marks), at - window, at + window, limit=self.settings.candidates)
+
+    def linked(self, ticket: Ticket, found: Sequence[LinkCandidate], *, now: datetime | None = None) -> Ticket:
+        """The ticket with its links to the candidates `found` that score at or above the threshold, best first
+        (none: the ticket without links, whatever the partner sent)."""
         links: list[TicketLink] = []
-        if marks:
-            window = timedelta(days=self.settings.window_days)
-            at = ticket.source.source_received_at
-            found = await self.store.find_link_candidates(
-                LinkQuery(tuple(marks), at - window, at + window, limit=self.settings.candidates))
-            matter = matter_of(ticket) if found else ""
-            linked_at = now or datetime.now(CHINA_STANDARD_TIME)
-            for other in found:
-                if other.ticket_id == ticket.ticket_id or _is_version_of(ticket, other):
-                    continue
-                pairing = compare(ticket, other, self.settings, matter=matter)
-                if pairing is not None and pairing.score >= self.settings.threshold:
-                    links.append(link_to(other, pairing, linked_at))
-            links.sort(key=lambda link: link.score, reverse=True)
+        matter = matter_of(ticket) if found else ""
+        linked_at = now or datetime.now(CHINA_STANDARD_TIME)
+        for other in found:
+            if other.ticket_id == ticket.ticket_id or _is_version_of(ticket, other):
+                continue
+            pairing = compare(ticket, other, self.settings, matter=matter)
+            if pairing is not None and pairing.score >= self.settings.threshold:
+                links.append(link_to(other, pairing, linked_at))
+        links.sort(key=lambda link: link.score, reverse=True)
         if links or ticket.links:
             ticket = ticket.model_copy(update={"links": links[:min(self.settings.max_links, LINKS_KEPT)]})
-        return marks, ticket
+        return ticket
 
     async def link_back(self, ticket: Ticket) -> None:
         """Show a stored new ticket's links on the tickets it links to, in one write of the store (a storm of one

@@ -94,6 +94,10 @@ class Router:
         """Set the handling organisation (`handlers.Handlers.assign`): never silently the province."""
         return self.handlers.assign(ticket)
 
+    def handling(self, ticket: Ticket) -> dict[str, object]:
+        """The routing update `assign_handler` makes, for a caller that makes one copy of several updates."""
+        return self.handlers.handling(ticket)
+
     def intake_routes(self, ticket: Ticket) -> tuple[Ticket, list[OutboxEntry]]:
         """A new ticket's side deliveries, and the ticket with each one's decision (rule and evidence) on it."""
         routed, entries, _ = self._routes("intake", ticket, None)

@@ -14,6 +14,19 @@ def test_phone_and_id_numbers_in_free_text_are_masked() -> None:
     assert "138****8000" in masked and "110105********X" in masked
 
 
+def test_each_kind_of_personal_data_is_masked_when_it_is_the_only_thing_in_the_text() -> None:
+    # The masking skips text that holds none of `:`, `=`, `@` or seven digits in a row: each kind alone must
+    # still open that gate.
+    assert mask_text("13800138000") == "138****8000"
+    assert mask_text("0855-8274966") == "0855-****966"
+    assert mask_text("11010519491231002X") == "110105********X"
+    assert mask_text("yang.mou@example.cn") == "y***@example.cn"
+    assert mask_text("contact_name=杨某某") == "contact_name=杨**"
+    assert mask_text("'visitorname': '张桂芬'") == "'visitorname': '张**'"
+    assert mask_text("ticket stored 01J0000000000000000000000A city-12345") == (
+        "ticket stored 01J0000000000000000000000A city-12345")
+
+
 def test_a_log_line_is_one_json_object_with_ticket_and_adapter_and_masked_fields() -> None:
     record = logging.LogRecord("gateway", logging.INFO, __file__, 1, "ticket stored for %s", ("13800138000",), None)
     record.ticket_id = "01J0000000000000000000000A"

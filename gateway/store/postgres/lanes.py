@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from ulid import ULID
 
 from contracts.delivery import (
     AttemptOutcome,
@@ -20,6 +19,7 @@ from contracts.delivery import (
     DeliveryState,
     OutboxEntry,
 )
+from contracts.ulids import new_ulid
 from gateway.store.base import DeliveryFilter, LeaseLost, replayable
 from gateway.store.postgres import echo
 from gateway.store.postgres.connection import Connections
@@ -56,7 +56,7 @@ DELIVERY_PARAMS = 11  # the parameters `insert_deliveries_sql` takes: ten arrays
 
 def delivery_arrays(outbox: Sequence[OutboxEntry]) -> tuple[list[str], list[Any]]:
     """Fresh delivery ids and the parallel arrays `insert_deliveries_sql` takes (without the time)."""
-    ids = [str(ULID()) for _ in outbox]
+    ids = [new_ulid() for _ in outbox]
     return ids, [
         ids,
         [e.destination for e in outbox],

@@ -6,8 +6,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 
-from ulid import ULID
-
 from contracts.delivery import (
     AttemptReceipt,
     ClaimedDelivery,
@@ -17,6 +15,7 @@ from contracts.delivery import (
 )
 from contracts.errors import FieldError
 from contracts.ticket import Ticket, TicketLink
+from contracts.ulids import new_ulid
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
@@ -150,7 +149,7 @@ class PostgresStore(Store):
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        return await quarantine.insert(self._db, str(ULID()), adapter_id, body, content_type, errors_json(errors))
+        return await quarantine.insert(self._db, new_ulid(), adapter_id, body, content_type, errors_json(errors))
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
         return await quarantine.get_quarantined(self._db, quarantine_id)
@@ -234,7 +233,7 @@ class PostgresStore(Store):
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:
-        entry_id = str(ULID())
+        entry_id = new_ulid()
         detail = json.dumps(dict(entry.detail), ensure_ascii=False, default=str)
         await operations.append_audit(self._db, entry_id, entry, detail)
         return entry_id

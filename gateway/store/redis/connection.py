@@ -8,9 +8,9 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
-from ulid import ULID
 
 from contracts.delivery import DeliveryState, OutboxEntry, check_destination
+from contracts.ulids import new_ulid
 from gateway.store.coalesce import Coalescer
 from gateway.store.errors import StoreError
 from gateway.store.redis import lua
@@ -44,7 +44,7 @@ def outbox_args(entries: list[OutboxEntry], idempotency_key: str) -> tuple[list[
     args: list[str | bytes | int] = [len(entries)]
     for entry in entries:
         check_destination(entry.destination)
-        delivery_id = str(ULID())
+        delivery_id = new_ulid()
         ids.append(delivery_id)
         reports = entry.reports
         args += [delivery_id, entry.destination, entry.kind.value, entry.idempotency_key or idempotency_key,

@@ -14,6 +14,7 @@ from gateway.store.base import StoreLifecycle
 from gateway.store.errors import PhoneKeyMismatch, StoreConfigError
 from gateway.store.phone_hash import KEY_ENV, key_fingerprint
 from gateway.store.redis.connection import RedisConnection, text
+from gateway.store.redis.packing import packed_by_hiredis
 
 log = logging.getLogger("gateway.store.redis")  # one logger name for the whole Redis store
 
@@ -27,6 +28,8 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
             self._client = Redis.from_url(self.url, decode_responses=False,
                                           socket_connect_timeout=self.connect_timeout_s,
                                           socket_timeout=self.operation_timeout_s)
+            pool = self._client.connection_pool  # no connection made yet: each one it makes packs with hiredis
+            pool.connection_class = packed_by_hiredis(pool.connection_class)
         await self.redis.ping()
         self.persistence = await self._check_persistence()
         if not self.persistence["persistent"]:

@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis store; each runs atomically over the keys of ONE Cluster slot.
 
-Scripts touching {tickets}: INTAKE, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES,
+Scripts touching {tickets}: INTAKE, INTAKE_UNLESS_CANDIDATES, SAVE_TICKET, ENQUEUE, LINK_CANDIDATES,
 KEEP_RAW_VERSION. Scripts touching one {lane:NAME}: RELAY,
 CLAIM, SETTLE, REAP, REPLAY. Scripts touching {quarantine}: QUARANTINE, RESOLVE_QUARANTINED,
 RETURN_QUARANTINED. Keys a script builds from a prefix (a delivery's record and attempts, a ticket's index sets
@@ -62,19 +62,37 @@ local function add_outbox(outbox, lanes, tdel, tid, at, now)
 end
 """
 
-# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due,
-#       source numbers
-# ARGV: ticket id, json, revision, now, raw body, raw content type, due, ended, on-time prefix, index prefix,
-#       index count, index (name, value) pairs, outbox entries, link-key prefix,
-#       received (ms), link key count, link keys, source number field (the last)
-# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key, {2, holder's ticket id}
-# when another ticket holds the partner's number (another version of the matter)
-INTAKE = _TICKET_COMMON + """
-local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
-local number = ARGV[#ARGV]
-local holder = redis.call('HGET', KEYS[9], number)
-if holder then return {2, holder} end
+_CANDIDATES = """
+local function candidates(keys, highest, lowest, limit, prefix)
+  local newest, ids = {}, {}
+  for _, key in ipairs(keys) do
+    local hits = redis.call('ZREVRANGEBYSCORE', key, highest, lowest, 'WITHSCORES', 'LIMIT', 0, limit)
+    for i = 1, #hits, 2 do
+      local id, score = hits[i], tonumber(hits[i + 1])
+      if newest[id] == nil then
+        ids[#ids + 1] = id
+        newest[id] = score
+      elseif score > newest[id] then
+        newest[id] = score
+      end
+    end
+  end
+  table.sort(ids, function(a, b)
+    if newest[a] ~= newest[b] then return newest[a] > newest[b] end
+    return a > b
+  end)
+  local bodies = {}
+  for i = 1, math.min(#ids, limit) do
+    local body = redis.call('HGET', prefix .. ids[i], 'json')
+    if body then bodies[#bodies + 1] = body end
+  end
+  return bodies
+end
+"""
+
+# INTAKE's writes, after its checks (idempotency key, partner's number; and INTAKE_UNLESS_CANDIDATES's look-up):
+# `number` is the partner's number field, set by those checks.
+_STORE_NEW = """
 local tid = ARGV[1]
 local now = ARGV[4]
 redis.call('SET', KEYS[1], tid)
@@ -94,6 +112,47 @@ end
 table.insert(ids, 1, 1)
 return ids
 """
+
+# KEYS: idempotency, ticket, raw, tickets-by-time, outbox, delivery-lanes, ticket-deliveries, tickets-by-due,
+#       source numbers
+# ARGV: ticket id, json, revision, now, raw body, raw content type, due, ended, on-time prefix, index prefix,
+#       index count, index (name, value) pairs, outbox entries, link-key prefix,
+#       received (ms), link key count, link keys, source number field (the last)
+# -> {1, outbox ids...} when stored, {0, existing ticket id} for a known idempotency key, {2, holder's ticket id}
+# when another ticket holds the partner's number (another version of the matter)
+INTAKE = _TICKET_COMMON + """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+local number = ARGV[#ARGV]
+local holder = redis.call('HGET', KEYS[9], number)
+if holder then return {2, holder} end
+""" + _STORE_NEW
+
+# The link look-up (LINK_CANDIDATES) and INTAKE in one round trip, for a ticket that usually has no duplicate:
+# a known idempotency key answers {0, existing id} and a partner's number another ticket holds {2, holder} first,
+# as INTAKE answers them; then, when any ticket is found under the query's marks, nothing is written and the
+# candidates' JSON bodies come back (newest received first), {3, bodies...}, for the gateway to score before it
+# stores the ticket (INTAKE); otherwise the ticket is stored as INTAKE stores it.
+# KEYS: as INTAKE's   ARGV: as INTAKE's (the source number field after the link keys), then the look-up's highest
+#       score, lowest score (ms), limit, ticket key prefix, mark key count, mark keys (built with the link-key
+#       prefix: same slot)
+INTAKE_UNLESS_CANDIDATES = _TICKET_COMMON + _CANDIDATES + """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+local n0 = tonumber(ARGV[11])
+local links0 = 12 + 2 * n0 + 1 + 10 * tonumber(ARGV[12 + 2 * n0])
+local q = links0 + 3 + tonumber(ARGV[links0 + 2])
+local number = ARGV[q]
+local holder = redis.call('HGET', KEYS[9], number)
+if holder then return {2, holder} end
+local marks = {}
+for i = 1, tonumber(ARGV[q + 5]) do marks[i] = ARGV[links0] .. ARGV[q + 5 + i] end
+local found = candidates(marks, ARGV[q + 1], ARGV[q + 2], tonumber(ARGV[q + 3]), ARGV[q + 4])
+if #found > 0 then
+  table.insert(found, 1, 3)
+  return found
+end
+""" + _STORE_NEW
 
 # KEYS: ticket, outbox, delivery-lanes, ticket-deliveries, tickets-by-due
 # ARGV: ticket id, json, revision, expected revision ('' for any), now, due, ended, on-time prefix, index prefix,
@@ -118,31 +177,8 @@ return ids
 # `limit` of them (a ticket under several marks once), their bodies read in the same call.
 # KEYS: the marks' sorted sets   ARGV: highest score, lowest score (ms), limit, ticket key prefix
 # -> ticket JSON bodies, newest received first
-LINK_CANDIDATES = """
-local limit = tonumber(ARGV[3])
-local newest, ids = {}, {}
-for _, key in ipairs(KEYS) do
-  local hits = redis.call('ZREVRANGEBYSCORE', key, ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
-  for i = 1, #hits, 2 do
-    local id, score = hits[i], tonumber(hits[i + 1])
-    if newest[id] == nil then
-      ids[#ids + 1] = id
-      newest[id] = score
-    elseif score > newest[id] then
-      newest[id] = score
-    end
-  end
-end
-table.sort(ids, function(a, b)
-  if newest[a] ~= newest[b] then return newest[a] > newest[b] end
-  return a > b
-end)
-local bodies = {}
-for i = 1, math.min(#ids, limit) do
-  local body = redis.call('HGET', ARGV[4] .. ids[i], 'json')
-  if body then bodies[#bodies + 1] = body end
-end
-return bodies
+LINK_CANDIDATES = _CANDIDATES + """
+return candidates(KEYS, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 """
 
 # KEYS: ticket, raw version   ARGV: body, content type, now   -> 1 kept; 0 no such ticket

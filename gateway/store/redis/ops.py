@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from ulid import ULID
-
+from contracts.ulids import new_ulid
 from gateway.store.base import COUNTS_RETENTION_S, RETURNED_NOTE, AuditEntry, AuditQuery, OpsLedger
 from gateway.store.records import from_ms, minute_start_ms, now_ms, to_ms
 from gateway.store.redis.connection import PAGE, RedisConnection, text
@@ -28,7 +27,7 @@ class RedisOpsLedger(RedisConnection, OpsLedger):
     """Audit entries (never trimmed) with a per-ticket index, counters per minute (expiring), intake totals."""
 
     async def append_audit(self, entry: AuditEntry) -> str:
-        entry_id = str(ULID())
+        entry_id = new_ulid()
         at = to_ms(entry.at)
         fields: dict[str, str | int] = {
             "id": entry_id, "at": at, "actor": entry.actor, "role": entry.role, "action": entry.action,

@@ -6,9 +6,8 @@ import json
 from collections.abc import Awaitable
 from typing import cast
 
-from ulid import ULID
-
 from contracts.errors import FieldError
+from contracts.ulids import new_ulid
 from gateway.store.base import QuarantinedPayload, QuarantineStore
 from gateway.store.errors import UnknownQuarantine
 from gateway.store.records import errors_json, from_ms, now_ms, payload_digest
@@ -22,7 +21,7 @@ class RedisQuarantine(RedisConnection, QuarantineStore):
 
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
-        quarantine_id = str(ULID())
+        quarantine_id = new_ulid()
         digest = payload_digest(content_type, body)
         k = self.keys
         found = await self._eval(

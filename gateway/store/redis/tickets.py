@@ -60,12 +60,36 @@ class RedisTickets(RedisConnection, TicketStore):
         now = now_ms()
         reply = await self._eval(lua.INTAKE, *self._intake_call(ticket, raw_body, raw_content_type, entry_args, now,
                                                                 ticket_json=ticket_json, link_marks=link_marks))
+        return await self._intake_done(reply, ticket, ids, entry_args, now)
+
+    async def _intake_done(self, reply: list[Any], ticket: Ticket, ids: list[str], entry_args: list[Any],
+                           now: int) -> IntakeResult:
+        """INTAKE's reply answered: a repeat, another version's number, or the new ticket's deliveries relayed."""
         if int(reply[0]) != 1:
             return IntakeResult(ticket_id=text(reply[1]), created=False, number_taken=int(reply[0]) == 2)
         if self.wait_aof:
             await self._wait_aof()
         await self._relay_new(reply[1:], ids, entry_args, ticket.ticket_id, now)
         return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=tuple(ids))
+
+    async def intake_unless_candidates(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
+                                       outbox: list[OutboxEntry], query: LinkQuery, *, ticket_json: str | None = None,
+                                       link_marks: Sequence[str] = ()) -> IntakeResult | list[LinkCandidate]:
+        lookup = link_keys(query.marks, self._phone_key)
+        if not lookup or query.limit <= 0:
+            return await self.intake(ticket, raw_body, raw_content_type, outbox, ticket_json=ticket_json,
+                                     link_marks=link_marks)
+        # One script, one round trip for the look-up and the intake of a ticket with no candidate (most tickets).
+        assert ticket.idempotency_key is not None  # the contract fills it in
+        ids, entry_args = outbox_args(outbox, ticket.idempotency_key)
+        now = now_ms()
+        keys, args = self._intake_call(ticket, raw_body, raw_content_type, entry_args, now, ticket_json=ticket_json,
+                                       link_marks=link_marks)
+        args += [to_ms(query.until), to_ms(query.since), query.limit, self.keys.ticket(""), *_counted(lookup)]
+        reply = await self._eval(lua.INTAKE_UNLESS_CANDIDATES, keys, args)
+        if int(reply[0]) == 3:
+            return [LinkCandidate.model_validate_json(body) for body in reply[1:]]
+        return await self._intake_done(reply, ticket, ids, entry_args, now)
 
     def _intake_call(self, ticket: Ticket, raw_body: bytes, raw_content_type: str, entry_args: list[Any], now: int,
                      *, ticket_json: str | None, link_marks: Sequence[str]) -> tuple[list[str], list[Any]]:

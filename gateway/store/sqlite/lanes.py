@@ -6,8 +6,6 @@ import json
 import secrets
 import sqlite3
 
-from ulid import ULID
-
 from contracts.delivery import (
     AttemptOutcome,
     AttemptReceipt,
@@ -17,6 +15,7 @@ from contracts.delivery import (
     DeliveryState,
     OutboxEntry,
 )
+from contracts.ulids import new_ulid
 from gateway.store.base import DeliveryFilter, LeaseLost, replayable
 from gateway.store.records import from_ms, now_ms, to_ms
 from gateway.store.sqlite import echo
@@ -48,7 +47,7 @@ def insert_deliveries(db: sqlite3.Connection, ticket_id: str, idempotency_key: s
                       outbox: list[OutboxEntry], now: int) -> tuple[str, ...]:
     ids: list[str] = []
     for entry in outbox:
-        delivery_id = str(ULID())
+        delivery_id = new_ulid()
         reports = entry.reports
         db.execute(
             "INSERT INTO deliveries (id, ticket_id, destination, kind, idempotency_key, body, content_type,"

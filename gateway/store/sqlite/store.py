@@ -9,8 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from ulid import ULID
-
 from contracts.delivery import (
     AttemptReceipt,
     ClaimedDelivery,
@@ -20,6 +18,7 @@ from contracts.delivery import (
 )
 from contracts.errors import FieldError
 from contracts.ticket import Ticket, TicketLink
+from contracts.ulids import new_ulid
 from gateway.store.base import (
     AlertRecord,
     AuditEntry,
@@ -130,7 +129,7 @@ class SqliteStore(Store):
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,
                          errors: list[FieldError]) -> str:
         return await self._executor.write(
-            functools.partial(quarantine.insert, str(ULID()), adapter_id, body, content_type, errors_json(errors)),
+            functools.partial(quarantine.insert, new_ulid(), adapter_id, body, content_type, errors_json(errors)),
             acknowledged=True)
 
     async def get_quarantined(self, quarantine_id: str) -> QuarantinedPayload | None:
@@ -213,7 +212,7 @@ class SqliteStore(Store):
 
     # -- operations: audit log, per-minute counts, intake totals ---------------------------------------
     async def append_audit(self, entry: AuditEntry) -> str:
-        entry_id = str(ULID())
+        entry_id = new_ulid()
         detail = json.dumps(dict(entry.detail), ensure_ascii=False, default=str)
         await self._executor.write(functools.partial(operations.append_audit, entry_id, entry, detail),
                                    acknowledged=True)

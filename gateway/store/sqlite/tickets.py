@@ -135,9 +135,11 @@ async def get_ticket(x: Executor, ticket_id: str) -> Ticket | None:
 
 async def find_ticket_id(x: Executor, *, idempotency_key: str | None, national_registration_no: str | None,
                          source: SourceNumber | None) -> str | None:
-    if source is not None:
-        row = await x.run(x.fetchone, "SELECT ticket_id FROM source_numbers WHERE source_system = ?"
-                          " AND source_ticket_no = ?", (source.source_system, source.source_ticket_no))
+    if source is not None:  # intake's look-up before every new ticket: in place, as the duplicate look-up (the store's
+        # intake still arbitrates a number two versions race for: this read only spares the loser its screening)
+        number = (source.source_system, source.source_ticket_no)
+        row = await x.read_in_place(lambda db: db.execute(
+            "SELECT ticket_id FROM source_numbers WHERE source_system = ? AND source_ticket_no = ?", number).fetchone())
     elif idempotency_key is not None:
         row = await x.run(x.fetchone, "SELECT id FROM tickets WHERE idempotency_key = ?", (idempotency_key,))
     elif national_registration_no is not None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from contracts.ticket import Ticket, TicketLink
-from gateway.store import LinkQuery, Store
+from gateway.store import DeliveryFilter, IntakeResult, LinkQuery, Store
 from tests.store.conformance.conformance_support import RAW
-from tests.store.store_support import RESPONDENT_USCC, make_ticket
+from tests.store.store_support import RESPONDENT_USCC, make_ticket, national
 
 PHONE_MARK = "phone:+8613985012345|uscc:91520100MA6DK2X98L"
 ID_MARK = "id:522601200109098873|name:凯里市惠民生活超市@522601"
@@ -185,3 +185,88 @@ async def test_a_link_back_keeps_what_another_writer_saved_before_it(store: Stor
     assert now.national_registration_no == "12315-2024-000001"  # the other writer's change stays
     assert [k.ticket_id for k in now.links] == [new.ticket_id]
     assert now.lifecycle.revision == ticket.lifecycle.revision + 2
+
+
+async def test_intake_unless_candidates_stores_a_ticket_no_other_shares_a_mark_with(store: Store) -> None:
+    other = make_ticket("GZ-1")
+    await store.intake(other, RAW, "application/json", [], link_marks=[ID_MARK])
+    ticket = make_ticket("GZ-2")
+    since, until = around(ticket)
+
+    result = await store.intake_unless_candidates(ticket, RAW, "application/json", [national()],
+                                                  LinkQuery((PHONE_MARK,), since, until), link_marks=[PHONE_MARK])
+
+    assert isinstance(result, IntakeResult)
+    assert (result.ticket_id, result.created, len(result.delivery_ids)) == (ticket.ticket_id, True, 1)
+    stored = await store.get_ticket(ticket.ticket_id)
+    assert stored is not None and stored.source.source_ticket_no == "GZ-2"
+    assert await store.find_ticket_id(idempotency_key=ticket.idempotency_key) == ticket.ticket_id
+    (delivery,) = await store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id))
+    assert delivery.destination == "national"
+    # stored under its marks, as intake stores it
+    assert [t.ticket_id for t in await store.find_link_candidates(LinkQuery((PHONE_MARK,), since, until))] == [
+        ticket.ticket_id]
+
+
+async def test_intake_unless_candidates_stores_nothing_and_answers_the_candidates_when_there_are(
+        store: Store) -> None:
+    first = make_ticket("GZ-1")
+    second = received_later(make_ticket("GZ-2"), 1)
+    await store.intake(first, RAW, "application/json", [], link_marks=[PHONE_MARK])
+    await store.intake(second, RAW, "application/json", [], link_marks=[ID_MARK])
+    ticket = received_later(make_ticket("GZ-3"), 2)
+    since, until = around(ticket)
+
+    result = await store.intake_unless_candidates(ticket, RAW, "application/json", [national()],
+                                                  LinkQuery((PHONE_MARK, ID_MARK), since, until),
+                                                  link_marks=[PHONE_MARK, ID_MARK])
+
+    assert isinstance(result, list)
+    assert [c.ticket_id for c in result] == [second.ticket_id, first.ticket_id]  # newest received first
+    assert result[1].source.source_ticket_no == "GZ-1"
+    assert await store.get_ticket(ticket.ticket_id) is None
+    assert await store.find_ticket_id(idempotency_key=ticket.idempotency_key) is None
+    assert await store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id)) == []
+    # then stored by intake, as the caller does once it has scored them
+    stored = await store.intake(ticket, RAW, "application/json", [national()], link_marks=[PHONE_MARK])
+    assert stored.created and stored.ticket_id == ticket.ticket_id
+
+
+async def test_intake_unless_candidates_stores_no_second_ticket_for_a_known_key(store: Store) -> None:
+    ticket = make_ticket("GZ-1")
+    await store.intake(ticket, RAW, "application/json", [], link_marks=[PHONE_MARK])
+    again = make_ticket("GZ-1")  # the same push again: same idempotency key, a new ticket id
+    assert again.idempotency_key == ticket.idempotency_key and again.ticket_id != ticket.ticket_id
+    since, until = around(again)
+
+    result = await store.intake_unless_candidates(again, RAW, "application/json", [national()],
+                                                  LinkQuery((PHONE_MARK,), since, until), link_marks=[PHONE_MARK])
+
+    # Answered as intake answers a known key (Redis: its script checks the key first), or with the candidates,
+    # the earlier ticket among them, after which intake answers it so: either way no second ticket.
+    if isinstance(result, IntakeResult):
+        assert (result.ticket_id, result.created) == (ticket.ticket_id, False)
+    else:
+        assert [c.ticket_id for c in result] == [ticket.ticket_id]
+        repeat = await store.intake(again, RAW, "application/json", [national()], link_marks=[PHONE_MARK])
+        assert (repeat.ticket_id, repeat.created) == (ticket.ticket_id, False)
+    assert await store.get_ticket(again.ticket_id) is None
+    assert await store.list_deliveries(DeliveryFilter(ticket_id=again.ticket_id)) == []
+
+
+async def test_intake_unless_candidates_answers_another_version_with_the_holder_of_its_number(store: Store) -> None:
+    first = make_ticket("GZ-1")
+    await store.intake(first, RAW, "application/json", [], link_marks=[PHONE_MARK])
+    update = make_ticket("GZ-1", version="2")  # the partner's next version: a new key, the same number
+    assert update.idempotency_key != first.idempotency_key
+    since, until = around(update)
+
+    result = await store.intake_unless_candidates(update, RAW, "application/json", [national()],
+                                                  LinkQuery((PHONE_MARK,), since, until), link_marks=[PHONE_MARK])
+
+    # As intake answers it, or with the candidates (the first version among them), after which intake does.
+    if isinstance(result, list):
+        assert [c.ticket_id for c in result] == [first.ticket_id]
+        result = await store.intake(update, RAW, "application/json", [national()], link_marks=[PHONE_MARK])
+    assert (result.ticket_id, result.created, result.number_taken) == (first.ticket_id, False, True)
+    assert await store.get_ticket(update.ticket_id) is None
