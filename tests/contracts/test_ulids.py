@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 
 from ulid import ULID
@@ -36,3 +38,31 @@ def test_ulids_of_later_milliseconds_sort_later() -> None:
 def test_ulids_do_not_repeat() -> None:
     made = {new_ulid() for _ in range(10_000)}
     assert len(made) == 10_000
+
+
+def test_ulids_made_one_after_another_sort_in_that_order_within_a_millisecond_too() -> None:
+    # Thousands in a row share milliseconds; each must still sort after the one before (the stores order one
+    # ticket's deliveries by id), as python-ulid's own ids do.
+    made = [new_ulid() for _ in range(20_000)]
+    assert len({ULID.from_str(m).milliseconds for m in made}) < len(made)  # some did share a millisecond
+    assert all(a < b for a, b in itertools.pairwise(made))
+    library = [str(ULID()) for _ in range(20_000)]  # the library the gateway used before, for the same property
+    assert all(a < b for a, b in itertools.pairwise(library))
+
+
+def test_ulids_made_by_several_threads_at_once_never_repeat_and_each_thread_sees_them_rise() -> None:
+
+
+    made: dict[int, list[str]] = {}
+
+    def make(n: int) -> None:
+        made[n] = [new_ulid() for _ in range(5_000)]
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [u for ids in made.values() for u in ids]
+    assert len(set(every)) == len(every) == 20_000
+    assert all(all(a < b for a, b in itertools.pairwise(ids)) for ids in made.values())
