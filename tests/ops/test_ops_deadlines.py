@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -148,6 +149,11 @@ async def test_the_dashboard_draws_the_on_time_rates_in_chinese(gw: OpsGateway) 
     html = (await gw.client.get("/ops")).text
     assert "办理时效" in html and 'id="on-time-chart"' in html
     assert handler in html and "0.0%（0/1）" in html  # accepted or not far past the 7 working days
+    # an organisation's name longer than the room before its bar (14 characters) is drawn narrower, never cut off
+    labels = re.findall(r'<text class="org"([^>]*)>([^<]+)<title>', html)
+    assert handler in [name for _, name in labels]
+    for attributes, name in labels:
+        assert ('textLength="168"' in attributes) == (len(name) > 14), (name, attributes)
     assert '<tr id="on-time-acceptance"><td>受理时限</td>' in html
 
 
