@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 
+import pytest
 from ulid import ULID
 
 from contracts.ulids import new_ulid
@@ -51,8 +52,6 @@ def test_ulids_made_one_after_another_sort_in_that_order_within_a_millisecond_to
 
 
 def test_ulids_made_by_several_threads_at_once_never_repeat_and_each_thread_sees_them_rise() -> None:
-
-
     made: dict[int, list[str]] = {}
 
     def make(n: int) -> None:
@@ -66,3 +65,11 @@ def test_ulids_made_by_several_threads_at_once_never_repeat_and_each_thread_sees
     every = [u for ids in made.values() for u in ids]
     assert len(set(every)) == len(every) == 20_000
     assert all(all(a < b for a, b in itertools.pairwise(ids)) for ids in made.values())
+
+
+def test_a_wall_clock_set_back_does_not_make_an_id_sort_before_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = new_ulid()
+    an_hour_ago = time.time_ns() - 3_600 * 1_000_000_000
+    monkeypatch.setattr(time, "time_ns", lambda: an_hour_ago)
+    later = [new_ulid() for _ in range(100)]
+    assert all(a < b for a, b in itertools.pairwise([first, *later]))
