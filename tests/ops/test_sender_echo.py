@@ -154,7 +154,8 @@ async def test_a_failing_partner_receiver_is_on_the_echo_panel_until_it_recovers
 async def _failed(gw: OpsGateway, ticket_id: str) -> dict[str, Any] | None:
     row = await behind_row(gw, ticket_id)
     waiting = row["echo"]["waiting"] if row else None
-    return waiting if waiting and waiting["last_status_code"] is not None else None
+    # Between attempts (the next one comes 0.1-0.3 s later and is then in flight with the last code kept).
+    return waiting if waiting and waiting["last_status_code"] is not None and waiting["state"] == "retrying" else None
 
 
 async def _absent(found: Awaitable[object | None]) -> bool | None:

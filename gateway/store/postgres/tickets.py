@@ -246,10 +246,14 @@ async def find_link_candidates(db: Connections, query: LinkQuery, phone_key: byt
     keys = link_keys(query.marks, phone_key)
     if not keys or query.limit <= 0:
         return []
-    # One index range per key (the primary key's order), the newest received first, then the bodies of those few.
+    # Per key the newest `limit` entries, read backwards along the primary key (a ticket among the newest `limit` of
+    # all is among the newest `limit` of one of its keys): a look-up reads `limit` entries per key however many
+    # tickets one mark has, where grouping the whole span read them all. Then the newest `limit` and their bodies.
     rows = await db.fetch(
-        "SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, max(received_at) AS at FROM ticket_link_keys"
-        " WHERE link_key = ANY($1::text[]) AND received_at BETWEEN $2 AND $3 GROUP BY ticket_id"
-        " ORDER BY at DESC, ticket_id DESC LIMIT $4) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC",
+        "SELECT t.body FROM tickets AS t JOIN (SELECT n.ticket_id, max(n.received_at) AS at"
+        " FROM unnest($1::text[]) AS k(link_key) CROSS JOIN LATERAL (SELECT ticket_id, received_at"
+        " FROM ticket_link_keys AS l WHERE l.link_key = k.link_key AND l.received_at BETWEEN $2 AND $3"
+        " ORDER BY l.received_at DESC, l.ticket_id DESC LIMIT $4) AS n GROUP BY n.ticket_id"
+        " ORDER BY at DESC, n.ticket_id DESC LIMIT $4) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC",
         keys, query.since, query.until, query.limit)
     return [LinkCandidate.model_validate_json(r["body"]) for r in rows]

@@ -170,13 +170,20 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
 
 
 def link_candidate_bodies(keys: Sequence[str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
-    """The bodies of the newest tickets indexed under any of `keys` in the query's span: one index range per key
-    (the primary key's order), then the bodies of those few by their primary key."""
-    marks = ",".join("?" * len(keys))
-    sql = (f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(received_at) AS at FROM ticket_link_keys"  # noqa: S608
-           f" WHERE link_key IN ({marks}) AND received_at BETWEEN ? AND ? GROUP BY ticket_id"
-           " ORDER BY at DESC, ticket_id DESC LIMIT ?) AS k ON t.id = k.ticket_id ORDER BY k.at DESC, t.id DESC")
-    rows = db.execute(sql, (*keys, to_ms(query.since), to_ms(query.until), query.limit)).fetchall()
+    """The bodies of the newest tickets indexed under any of `keys` in the query's span: per key, the newest `limit`
+    entries by the primary key's order read backwards (a ticket in the newest `limit` of all is among the newest
+    `limit` of one of its keys), then the newest `limit` of those, then their bodies by primary key. Reading per key
+    keeps a look-up at `limit` index entries however many tickets one mark has (a complainant filing hundreds
+    about one business), where grouping every entry in the span read them all."""
+    newest = " UNION ALL ".join(
+        "SELECT * FROM (SELECT ticket_id, received_at AS at FROM ticket_link_keys WHERE link_key = ?"
+        " AND received_at BETWEEN ? AND ? ORDER BY received_at DESC, ticket_id DESC LIMIT ?)" for _ in keys)
+    sql = (f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(at) AS at FROM ({newest})"  # noqa: S608
+           " GROUP BY ticket_id ORDER BY at DESC, ticket_id DESC LIMIT ?) AS k ON t.id = k.ticket_id"
+           " ORDER BY k.at DESC, t.id DESC")
+    since, until = to_ms(query.since), to_ms(query.until)
+    params = [p for key in keys for p in (key, since, until, query.limit)]
+    rows = db.execute(sql, (*params, query.limit)).fetchall()
     return [str(row[0]) for row in rows]
 
 

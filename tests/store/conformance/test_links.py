@@ -92,6 +92,23 @@ async def test_a_ticket_under_two_matching_marks_is_found_once_and_the_limit_hol
     assert [t.ticket_id for t in found] == [t.ticket_id for t in reversed(tickets)][:3]
 
 
+async def test_the_newest_within_the_limit_are_found_whichever_mark_holds_them(store: Store) -> None:
+    # Each mark is read for its own newest few: the answer is still the newest of all, across marks, in order.
+    by_phone = [received_later(make_ticket(f"GZ-P{i}"), day) for i, day in enumerate((1, 2, 5, 8, 9))]
+    by_id = [received_later(make_ticket(f"GZ-I{i}"), day) for i, day in enumerate((0, 3, 4, 6, 7))]
+    for ticket in by_phone:
+        await store.intake(ticket, RAW, "application/json", [], link_marks=[PHONE_MARK])
+    for ticket in by_id:
+        await store.intake(ticket, RAW, "application/json", [], link_marks=[ID_MARK])
+
+    since, until = around(by_id[0])
+    found = await store.find_link_candidates(LinkQuery((PHONE_MARK, ID_MARK), since, until, limit=5))
+
+    # received on days 9, 8, 7, 6, 5
+    assert [t.ticket_id for t in found] == [by_phone[4].ticket_id, by_phone[3].ticket_id, by_id[4].ticket_id,
+                                            by_id[3].ticket_id, by_phone[2].ticket_id]
+
+
 async def test_a_repeated_push_adds_no_index_entry(store: Store) -> None:
     first = make_ticket("GZ-1")
     await store.intake(first, RAW, "application/json", [], link_marks=[PHONE_MARK])
