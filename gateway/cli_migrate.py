@@ -43,5 +43,6 @@ def migrate(
     typer.echo(f"-- store {plan.kind} at {plan.where}: schema version {plan.current}; would apply "
                f"{', '.join(map(str, versions))} of {plan.latest}, in one transaction")
     for step in plan.steps:
-        typer.echo(f"\n-- {step.version}: {step.description}" if step.version else f"\n-- {step.description}")
+        said = f"{step.version}: {step.description}" if step.version else step.description
+        typer.echo("\n" + "\n".join(f"-- {line}" for line in said.splitlines()))  # every line a comment
         typer.echo(step.sql)

@@ -72,10 +72,15 @@ async def _postgres(settings: GatewaySettings, *, apply: bool) -> MigrationPlan:
     finally:
         await conn.close()
     prologue = MigrationStep(0, "the schema and its version table", schema_sql(pool.schema))
-    made = [MigrationStep(m.version, m.description,
-                          f"{m.sql.strip()}\nINSERT INTO schema_migrations (version, description) "
-                          f"VALUES ({m.version}, '{m.description}');") for m in steps]
+    made = [MigrationStep(m.version, m.description, recorded_sql(m.version, m.description, m.sql)) for m in steps]
     return MigrationPlan("postgres", where, current, LATEST, (prologue, *made) if made else ())
+
+
+def recorded_sql(version: int, description: str, sql: str) -> str:
+    """A PostgreSQL migration's SQL as `migrate --dry-run` prints it: its statements, then the row that records it,
+    the description a quoted SQL literal (a quote in it doubled), so the printed script runs as printed."""
+    literal = description.replace("'", "''")
+    return f"{sql.strip()}\nINSERT INTO schema_migrations (version, description) VALUES ({version}, '{literal}');"
 
 
 def _sqlite(settings: GatewaySettings) -> MigrationPlan:

@@ -14,6 +14,7 @@ import pytest
 
 from gateway.store import PhoneKeyMismatch, SourceNumber, open_store
 from gateway.store.errors import SchemaTooNew, StoreBusy, StoreUnavailable
+from gateway.store.migrations import recorded_sql
 from gateway.store.postgres import PostgresStore
 from gateway.store.postgres.connection import LISTENER_NAME, PoolSettings
 from gateway.store.postgres.schema import MIGRATIONS, schema_sql
@@ -115,6 +116,25 @@ async def test_migrate_dry_run_prints_the_sql_and_migrate_applies_it(
     assert await _tables(raw, schema) == TABLES
     again = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
     assert "schema version 3, up to date" in again.stdout
+
+
+async def test_the_dry_run_prints_a_script_that_runs_as_printed(
+        tmp_path: Path, schema: str, raw: asyncpg.Connection) -> None:
+    # An operator may hand the printed SQL to a DBA to run: every line that is not SQL must be a comment.
+    dry = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    await raw.execute(dry.stdout)
+    assert await _tables(raw, schema) == TABLES
+    again = await asyncio.to_thread(_main, tmp_path, schema, "migrate", "--dry-run")
+    assert "schema version 3, up to date" in again.stdout
+
+
+async def test_a_quote_in_a_migration_description_is_recorded_as_written(schema: str, raw: asyncpg.Connection) -> None:
+    await raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"; SET search_path TO "{schema}";'
+                      " CREATE TABLE schema_migrations (version int PRIMARY KEY, description text NOT NULL)")
+    await raw.execute(recorded_sql(9, "the partner's number, taken once", "SELECT 1;"))
+    assert await raw.fetchval("SELECT description FROM schema_migrations WHERE version = 9") == (
+        "the partner's number, taken once")
 
 
 async def test_migrate_refuses_a_newer_schema_naming_both_versions(
