@@ -11,12 +11,26 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from gateway.store.coalesce import Coalescer
 from gateway.store.phone_hash import hash_phone
 
-# (ticket id, partner's ticket number, ticket JSON, raw payload, SOAP nonce, complainant's phone in E.164)
-Row = tuple[str, str, bytes, bytes, str | None, str | None]
+
+class Row(NamedTuple):
+    """One ticket's write. The last four are the deciding floor's (`bench/floor/decisions.py`): every delivery of
+    its outbox beyond the national one, its link index keys and when it was received."""
+
+    ticket_id: str
+    source_no: str
+    ticket_json: bytes
+    raw: bytes
+    nonce: str | None
+    phone: str | None  # E.164
+    side_deliveries: tuple[tuple[str, bytes], ...] = ()  # (lane, body)
+    link_keys: tuple[str, ...] = ()
+    received_ms: int = 0
+    forwarded: bool = True  # False: held for review, no national delivery
 
 
 class BareStore:
@@ -37,25 +51,42 @@ class BareStore:
             CREATE INDEX deliveries_claim ON deliveries (lane, state, priority, due);
             CREATE INDEX deliveries_ticket ON deliveries (ticket_id);
             CREATE TABLE nonces (scope TEXT, nonce TEXT, expires REAL, PRIMARY KEY (scope, nonce));
+            CREATE TABLE link_keys (link_key TEXT, received_at INTEGER, ticket_id TEXT,
+                                    PRIMARY KEY (link_key, received_at, ticket_id)) WITHOUT ROWID;
         """)
+        self.path = path
         self.key = os.urandom(32)
 
     def write(self, rows: Sequence[Row]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for ticket_id, source_no, ticket_json, raw, nonce, phone in rows:
-                phone_hash = hash_phone(phone, self.key, normalized=True) if phone else None
+            for row in rows:
+                ticket_id = row.ticket_id
+                phone_hash = hash_phone(row.phone, self.key, normalized=True) if row.phone else None
                 self.db.execute("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (ticket_id, "adapter", source_no, phone_hash, "received", "2026-11-29", ticket_json))
-                self.db.execute("INSERT INTO raw VALUES (?, ?)", (ticket_id, raw))
-                self.db.execute("INSERT INTO deliveries (ticket_id, lane, state, priority, due, body) "
-                                "VALUES (?, 'national', 'pending', 5, ?, ?)", (ticket_id, time.time(), ticket_json))
-                if nonce is not None:
-                    self.db.execute("INSERT INTO nonces VALUES ('province', ?, ?)", (nonce, time.time() + 600))
+                                (ticket_id, "adapter", row.source_no, phone_hash, "received", "2026-11-29",
+                                 row.ticket_json))
+                self.db.execute("INSERT INTO raw VALUES (?, ?)", (ticket_id, row.raw))
+                if row.forwarded:
+                    self.db.execute("INSERT INTO deliveries (ticket_id, lane, state, priority, due, body) "
+                                    "VALUES (?, 'national', 'pending', 5, ?, ?)",
+                                    (ticket_id, time.time(), row.ticket_json))
+                for lane, body in row.side_deliveries:
+                    self.db.execute("INSERT INTO deliveries (ticket_id, lane, state, priority, due, body) "
+                                    "VALUES (?, ?, 'pending', 5, ?, ?)", (ticket_id, lane, time.time(), body))
+                for key in row.link_keys:
+                    self.db.execute("INSERT INTO link_keys VALUES (?, ?, ?)", (key, row.received_ms, ticket_id))
+                if row.nonce is not None:
+                    self.db.execute("INSERT INTO nonces VALUES ('province', ?, ?)", (row.nonce, time.time() + 600))
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def reader(self) -> BareReads:
+        """The deciding floor's reads, on a connection of their own on the event loop's thread (as the gateway's
+        intake reads in place)."""
+        return BareReads(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False))
 
     def write_all(self, rows: Sequence[Row], per_commit: int = 16) -> None:
         """`per_commit` tickets to a transaction, as group commit makes under load."""
@@ -86,3 +117,32 @@ class GroupCommit:
     def close(self) -> None:
         self._thread.shutdown()
         self.store.close()
+
+
+class BareReads:
+    """The look-ups the gateway makes before storing a ticket, as plain indexed reads."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    async def known(self, source_no: str) -> str | None:
+        row = self.db.execute("SELECT ticket_id FROM tickets WHERE adapter = 'adapter' AND source_no = ?",
+                              (source_no,)).fetchone()
+        return None if row is None else str(row[0])
+
+    async def candidate_bodies(self, keys: Sequence[str], since_ms: int, until_ms: int, limit: int) -> list[bytes]:
+        """The newest `limit` tickets under any of `keys` received in the span (each key's newest, then the
+        newest of those), their bodies."""
+        if not keys:
+            return []
+        newest = " UNION ALL ".join(
+            "SELECT * FROM (SELECT ticket_id, received_at AS at FROM link_keys WHERE link_key = ?"
+            " AND received_at BETWEEN ? AND ? ORDER BY received_at DESC LIMIT ?)" for _ in keys)
+        rows = self.db.execute(
+            f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(at) AS at FROM ({newest})"  # noqa: S608
+            " GROUP BY ticket_id ORDER BY at DESC LIMIT ?) AS k ON t.ticket_id = k.ticket_id",
+            (*[p for key in keys for p in (key, since_ms, until_ms, limit)], limit)).fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def close(self) -> None:
+        self.db.close()

@@ -95,12 +95,15 @@ async def gateway_app(kind: str, store: str, work: Path, redis_url: str, tag: st
 
 
 @contextlib.asynccontextmanager
-async def floor_app(kind: str, store: str, work: Path, redis_url: str, tag: str
+async def floor_app(kind: str, store: str, work: Path, redis_url: str, tag: str, *, decide: bool = False
                     ) -> AsyncIterator[tuple[ASGIApp, RequestFactory]]:
     from bench.floor.server import create_app
 
     key, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    app = create_app(key, password, "sqlite" if store == "sqlite" else "redis", work / "floor.db", redis_url)
+    if decide:  # the gateway's configuration, as the gateway reads it
+        os.environ.update(gateway_env(work / "decisions", store=store, redis_url=redis_url).env)
+    app = create_app(key, password, "sqlite" if store == "sqlite" else "redis",
+                     work / ("floor-deciding.db" if decide else "floor.db"), redis_url, decide=decide)
     raw = rest_factories(key, tag)[0] if kind == "rest" else soap_factories(password, tag)[0]
     path = FLOOR_CITY_PATH if kind == "rest" else FLOOR_SOAP_PATH
 
@@ -110,6 +113,11 @@ async def floor_app(kind: str, store: str, work: Path, redis_url: str, tag: str
 
     async with app.router.lifespan_context(app):
         yield app, make
+
+
+def deciding_floor_app(kind: str, store: str, work: Path, redis_url: str, tag: str
+                       ) -> contextlib.AbstractAsyncContextManager[tuple[ASGIApp, RequestFactory]]:
+    return floor_app(kind, store, work, redis_url, tag, decide=True)
 
 
 Opener = Callable[[str, str, Path, str, str], contextlib.AbstractAsyncContextManager[tuple[ASGIApp, RequestFactory]]]
@@ -135,13 +143,19 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--side", choices=("both", "gateway", "floor"), default="both")
+    parser.add_argument("--side", choices=("both", "gateway", "floor", "deciding"), default="both",
+                        help="both: the floor, the floor deciding as the gateway must, and the gateway")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-inproc-") as tmp, \
             redis_db(args.redis_url) if args.store == "redis" else contextlib.nullcontext():
         work = Path(tmp)
-        floor = asyncio.run(measure("floor", floor_app, args, work)) if args.side != "gateway" else None
-        gateway = asyncio.run(measure("gateway", gateway_app, args, work)) if args.side != "floor" else None
+        floor = asyncio.run(measure("floor", floor_app, args, work)) if args.side in ("both", "floor") else None
+        deciding = (asyncio.run(measure("deciding", deciding_floor_app, args, work))
+                    if args.side in ("both", "deciding") else None)
+        gateway = asyncio.run(measure("gateway", gateway_app, args, work)) if args.side in ("both", "gateway") else None
+        if floor and deciding:
+            print(f"deciding floor / floor CPU per push: {deciding / floor:.2f} "
+                  f"(floor / deciding {floor / deciding:.2f})")
         if floor and gateway:
             print(f"gateway / floor CPU per push: {gateway / floor:.2f} (floor / gateway {floor / gateway:.2f})")
 

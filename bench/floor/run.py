@@ -43,7 +43,7 @@ from bench.common.intake import Side, alternate, rest_factories, soap_factories
 from bench.common.load import closed_loop
 from bench.common.procs import cpu_seconds, free_port, machine_load, redis_db, running, spawn, start_baseline
 from bench.common.report import machine, write_section
-from bench.floor.bare_store import BareStore
+from bench.floor.bare_store import BareStore, Row
 from bench.floor.server import FLOOR_CITY_PATH, FLOOR_SOAP_PATH
 from contracts.ticket import Ticket
 from mapping import Mapped, apply, spec_for
@@ -128,7 +128,7 @@ def required_work(kind: str, n: int, tag: str, work_dir: Path) -> tuple[float, d
         documents, Ticket.model_validate)
     dumped: list[bytes] = []
     work["serialise it (model_dump_json)"] = cpu_ms_each(tickets, lambda t: dumped.append(t.model_dump_json().encode()))
-    rows = [(str(uuid.uuid4()), f"{kind}-{i}", dumped[i], bodies[i], nonces[i], _PHONE) for i in range(n)]
+    rows = [Row(str(uuid.uuid4()), f"{kind}-{i}", dumped[i], bodies[i], nonces[i], _PHONE) for i in range(n)]
     store = BareStore(work_dir / f"{kind}.db")
     started = time.process_time()
     store.write_all(rows)

@@ -30,10 +30,10 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -45,8 +45,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapters.wire.envelope import SOAP11_ENV
 from adapters.wire.wsse import WSSE, WSU, password_digest
 from bench.common.hand_mapping import hand_written, province_hand_written
-from bench.floor.bare_store import BareStore, GroupCommit, Row
+from bench.floor.bare_store import BareReads, BareStore, GroupCommit, Row
+from contracts.ticket import Ticket
 from gateway.http.wsdl import TNS
+from gateway.store.link_candidate import LinkCandidate
+from gateway.store.records import to_ms
 
 FLOOR_CITY_PATH = "/floor/city/tickets"
 FLOOR_SOAP_PATH = "/floor/province/soap"
@@ -95,39 +98,108 @@ async def _write_nothing(row: Row) -> None:
     return None
 
 
-def _redis_writer(url: str) -> tuple[Write, Callable[[], Awaitable[None]]]:
+def _redis_writer(url: str) -> tuple[Write, Callable[[], Awaitable[None]], RedisReads]:
     client = Redis.from_url(url)
 
     async def write(row: Row) -> None:
-        ticket_id, source_no, ticket_json, raw, nonce, _ = row
         async with client.pipeline(transaction=True) as pipe:
-            pipe.set(f"floor:ticket:{ticket_id}", ticket_json)
-            pipe.set(f"floor:source:{source_no}", ticket_id, nx=True)
-            pipe.set(f"floor:raw:{ticket_id}", raw)
-            pipe.xadd("floor:lane:national", {"ticket": ticket_id})
-            if nonce is not None:
-                pipe.set(f"floor:nonce:{nonce}", 1, nx=True, ex=600)
+            pipe.set(f"floor:ticket:{row.ticket_id}", row.ticket_json)
+            pipe.set(f"floor:source:{row.source_no}", row.ticket_id, nx=True)
+            pipe.set(f"floor:raw:{row.ticket_id}", row.raw)
+            if row.forwarded:
+                pipe.xadd("floor:lane:national", {"ticket": row.ticket_id})
+            for lane, body in row.side_deliveries:
+                pipe.xadd(f"floor:lane:{lane}", {"ticket": row.ticket_id, "body": body})
+            for key in row.link_keys:
+                pipe.zadd(f"floor:link:{key}", {row.ticket_id: row.received_ms})
+            if row.nonce is not None:
+                pipe.set(f"floor:nonce:{row.nonce}", 1, nx=True, ex=600)
             await pipe.execute()
 
-    return write, client.aclose
+    return write, client.aclose, RedisReads(client)
+
+
+class RedisReads:
+    """The deciding floor's look-ups on Redis: the partner's number, then each link key's newest and their
+    bodies."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    async def known(self, source_no: str) -> str | None:
+        found = cast(bytes | None, await self.client.get(f"floor:source:{source_no}"))
+        return None if found is None else found.decode()
+
+    async def candidate_bodies(self, keys: Sequence[str], since_ms: int, until_ms: int, limit: int) -> list[bytes]:
+        if not keys:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrevrangebyscore(f"floor:link:{key}", until_ms, since_ms, start=0, num=limit)
+            found = await pipe.execute()
+        ids = list(dict.fromkeys(i.decode() for hits in found for i in hits))[:limit]
+        if not ids:
+            return []
+        bodies = cast(list[bytes | None], await self.client.mget([f"floor:ticket:{i}" for i in ids]))
+        return [b for b in bodies if b is not None]
+
+
+Reads = BareReads | RedisReads
 
 
 Answer = Literal["fast-path", "routes"]
 
 
 def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path, redis_url: str,
-               answer: Answer = "fast-path") -> FastAPI:
+               answer: Answer = "fast-path", *, decide: bool = False) -> FastAPI:
+    """The floor's app; with `decide`, it also makes the gateway's business decisions about each ticket
+    (`bench/floor/decisions.py`) and stores what they add, reading the gateway's configuration from `HIG_*`."""
     app = FastAPI(title="intake floor")
     write: Write
+    reads: Reads | None = None
     if store == "sqlite":
-        group = GroupCommit(BareStore(db_path))
+        bare = BareStore(db_path)
+        group = GroupCommit(bare)
         write = group.write
+        reads = bare.reader()
         app.router.on_shutdown.append(group.close)
+        app.router.on_shutdown.append(reads.close)
     elif store == "redis":
-        write, close = _redis_writer(redis_url)
+        write, close, reads = _redis_writer(redis_url)
         app.router.on_shutdown.append(close)
     else:
         write = _write_nothing
+    if decide:
+        from bench.floor.decisions import Decisions
+
+        decisions = Decisions()
+        if reads is None:
+            raise SystemExit("--decide needs a store to look tickets up in")
+
+    async def stored(ticket: Ticket, raw: bytes, nonce: str | None) -> str | None:
+        """Store the ticket (deciding first with `decide`); its id, None when it goes back to its sender."""
+        if not decide:
+            ticket_id = str(uuid.uuid4())
+            await write(Row(ticket_id, ticket.source.source_ticket_no, ticket.model_dump_json().encode(), raw, nonce,
+                            ticket.complainant.phone))
+            return ticket_id
+        assert reads is not None
+        decided = decisions.decide(ticket)
+        if decided is None:
+            return None
+        if await reads.known(ticket.source.source_ticket_no) is not None:
+            raise ValueError("a later version: not in this benchmark")
+        if decided.query is not None:
+            q = decided.query
+            bodies = await reads.candidate_bodies(decisions.keys_of(q), to_ms(q.since), to_ms(q.until), q.limit)
+            if bodies:
+                decisions.linker.linked(decided.ticket, [LinkCandidate.model_validate_json(b) for b in bodies])
+        ticket = decided.ticket
+        await write(Row(ticket.ticket_id, ticket.source.source_ticket_no, decided.ticket_json.encode(), raw, nonce,
+                        ticket.complainant.phone, tuple((e.destination, e.body) for e in decided.outbox[1:]),
+                        tuple(decided.link_keys), to_ms(ticket.source.source_received_at), bool(decided.outbox)))
+        decisions.logged(ticket.ticket_id, ticket.source.adapter_id)
+        return ticket.ticket_id
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -151,9 +223,9 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
             return JSONResponse({"error": type(err).__name__}, status_code=422)
         if ticket is None:
             return JSONResponse({"error": "not for the market regulator"}, status_code=422)
-        ticket_id = str(uuid.uuid4())
-        await write((ticket_id, ticket.source.source_ticket_no, ticket.model_dump_json().encode(), raw, None,
-                     ticket.complainant.phone))
+        ticket_id = await stored(ticket, raw, None)
+        if ticket_id is None:
+            return JSONResponse({"outcome": "returned"}, status_code=200)
         return JSONResponse({"ticket_id": ticket_id, "repeat": False}, status_code=202)
 
     async def province(request: Request) -> Response:
@@ -165,9 +237,9 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
             return Response(_soap_fault(type(err).__name__), status_code=500, media_type="text/xml")
         if ticket is None:
             return Response(_soap_fault("returned"), status_code=500, media_type="text/xml")
-        ticket_id = str(uuid.uuid4())
-        await write((ticket_id, ticket.source.source_ticket_no, ticket.model_dump_json().encode(), raw, nonce,
-                     ticket.complainant.phone))
+        ticket_id = await stored(ticket, raw, nonce)
+        if ticket_id is None:
+            return Response(_soap_fault("returned"), status_code=500, media_type="text/xml")
         return Response(_soap_answer(ticket_id), media_type="text/xml; charset=utf-8")
 
     if answer == "fast-path":  # where gateway/app.py installs PushFastPath: a middleware of the app
@@ -204,11 +276,14 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "redis", "none"), default="sqlite")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--answer", choices=("fast-path", "routes"), default="fast-path")
+    parser.add_argument("--decide", action="store_true",
+                        help="also make the gateway's business decisions (bench/floor/decisions.py; HIG_* settings)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
     args = parser.parse_args()
     app = create_app(os.environ["FLOOR_API_KEY"], os.environ["FLOOR_SOAP_PASSWORD"], args.store,
-                     Path(os.environ.get("FLOOR_DB", "floor.db")), args.redis_url, args.answer)
+                     Path(os.environ.get("FLOOR_DB", "floor.db")), args.redis_url, args.answer,
+                     decide=args.decide)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, loop=args.loop,
                 http=args.http, lifespan="on")
 

@@ -41,7 +41,7 @@ from bench.floor.run import STACKS, TARGETS, stack_env
 from bench.floor.server import FLOOR_CITY_PATH, FLOOR_SOAP_PATH
 
 SECTION = "Intake floor on both stacks: fast path, routes and the gateway"
-SIDES = ("bare endpoint", "floor, fast path", "floor, FastAPI routes", "gateway")
+SIDES = ("bare endpoint", "floor, fast path", "floor, FastAPI routes", "floor deciding, fast path", "gateway")
 
 
 @dataclass
@@ -84,15 +84,19 @@ def servers(kind: str, stack: str, store: str, work: Path, redis_url: str
     try:
         started.append(start_baseline(work, env=env))
         sides: list[tuple[str, Server, RequestFactory]] = [("bare endpoint", started[-1], bare_make)]
-        for answer in ("fast-path", "routes"):
+        floors = (("fast-path", False, "floor, fast path"), ("routes", False, "floor, FastAPI routes"),
+                  ("fast-path", True, "floor deciding, fast path"))
+        for answer, decide, name in floors:
             port = free_port()
+            label = f"floor-{kind}-{stack}-{answer}{'-deciding' if decide else ''}"
             floor_env = {**env, "FLOOR_API_KEY": floor_key, "FLOOR_SOAP_PASSWORD": floor_password,
-                         "FLOOR_DB": str(work / f"floor-{kind}-{stack}-{answer}.db")}
-            started.append(spawn(f"floor-{kind}-{stack}-{answer}", [
+                         "FLOOR_DB": str(work / f"{label}.db")}
+            if decide:  # the gateway's configuration, read for its decisions
+                floor_env.update({k: v for k, v in genv.env.items() if k.startswith("HIG_")})
+            started.append(spawn(label, [
                 "-m", "bench.floor.server", "--port", str(port), "--store", store, "--redis-url", redis_url,
-                "--answer", answer, *STACKS[stack]], port, work, env=floor_env))
-            sides.append((f"floor, {'fast path' if answer == 'fast-path' else 'FastAPI routes'}", started[-1],
-                          floor_make))
+                "--answer", answer, *(["--decide"] if decide else []), *STACKS[stack]], port, work, env=floor_env))
+            sides.append((name, started[-1], floor_make))
         started.append(start_gateway(genv, work, name=f"gateway-{kind}-{stack}", **stack_env(stack)))
         sides.append(("gateway", started[-1], gateway_make))
         yield sides
@@ -135,6 +139,10 @@ def table(runs: list[StackRun]) -> str:
     return "\n".join(lines)
 
 
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "-"
+
+
 def verdict(runs: list[StackRun]) -> list[str]:
     said = []
     for run in runs:
@@ -144,8 +152,13 @@ def verdict(runs: list[StackRun]) -> list[str]:
         share = run.sides["gateway"].total.rate / run.sides["floor, fast path"].total.rate
         reach = "reaches" if gateway >= target else ("cannot reach (its own floor does not)" if floor < target
                                                       else "does not reach (its floor does)")
+        deciding = run.sides["floor deciding, fast path"].total.rate
+        ceiling = deciding / run.sides["floor, fast path"].total.rate
         said.append(f"{run.stack}, {run.kind.upper()}: the gateway {reach} the target {target} "
-                    f"({gateway:.2f}; the fast-path floor {floor:.2f}); it runs at {share:.2f} of that floor.")
+                    f"({gateway:.2f}; the fast-path floor {floor:.2f}); it runs at {share:.2f} of that floor. "
+                    f"The floor deciding as the gateway must runs at {ceiling:.2f} of the floor (per round "
+                    f"{_spread(run.round_ratios('floor deciding, fast path', 'floor, fast path'))}), and the gateway "
+                    f"at {run.sides['gateway'].total.rate / deciding:.2f} of the deciding floor.")
     return said
 
 
@@ -181,7 +194,11 @@ def main() -> None:
 `bench/floor/stacks.py`: in the same alternating rounds ({args.connections} connections, {args.rounds} rounds of
 {args.seconds:g} s per server, the order reversed every round), the bare endpoint (`bench/common/baseline.py`), the
 minimal intake (`bench/floor/server.py`) answering through a fast path as the gateway does and through FastAPI
-routes, and the gateway (`python main.py serve`, workers off), all on the {args.store} store; then each at a fixed
+routes, the same fast-path floor also making the business decisions every intake must make (`--decide`,
+`bench/floor/decisions.py`: the jurisdiction screen, handler and deadlines, the routing rules and the outbox, the
+partner-number and duplicate-link look-ups and what they store, the log line — with the gateway's own
+configuration and functions), and the gateway (`python main.py serve`, workers off), all on the {args.store}
+store; then each at a fixed
 {args.rate:g} requests/s for {args.steady_seconds:g} s (open loop) for p50/p99. Ratios are to the bare endpoint
 of the same rounds; "gateway / this floor" is the gateway's rate over that floor's (per round in brackets).
 

@@ -70,3 +70,36 @@ def test_the_floor_answers_through_a_middleware_of_the_app_as_the_gateway_does(t
     routed = create_app(API_KEY, PASSWORD, "none", tmp_path / "floor.db", "redis://127.0.0.1:6379/15", "routes")
     assert [m.cls for m in floor.user_middleware] == [FloorFastPath]
     assert routed.user_middleware == []
+
+
+async def test_the_deciding_floor_makes_the_gateways_decisions_and_stores_what_they_add(tmp_path: Path) -> None:
+    # The floor that decides (bench/floor/decisions.py) must really screen, route and index, or its figure would
+    # be a floor that pays less than the work it names.
+    db = tmp_path / "floor.db"
+    app = create_app(API_KEY, PASSWORD, "sqlite", db, "redis://127.0.0.1:6379/15", decide=True)
+    tag = payloads.run_tag()
+    poisoning = {**payloads.city_ticket(tag, 1), "appealTitle": "职工食堂群体性食物中毒",
+                 "appealContent": "凯里市某公司职工食堂午餐后40多人出现呕吐腹泻，疑似群体性食物中毒，多人已送医。"}
+    traffic = {**payloads.city_ticket(tag, 2), "appealTitle": "路口红绿灯坏了", "appealRequest": "尽快修复",
+               "goods": None, "appealContent": "凯里市营盘东路与北京东路交叉口的交通信号灯已经坏了三天，"
+                                               "早晚高峰车辆拥堵，存在交通安全隐患。"}
+    headers = {"X-Api-Key": API_KEY}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://floor") as client:
+        taken = await client.post(FLOOR_CITY_PATH, content=payloads.city_body(tag, 0), headers=headers)
+        urgent = await client.post(FLOOR_CITY_PATH, content=json.dumps(poisoning, ensure_ascii=False).encode(),
+                                   headers=headers)
+        returned = await client.post(FLOOR_CITY_PATH, content=json.dumps(traffic, ensure_ascii=False).encode(),
+                                     headers=headers)
+    assert (taken.status_code, urgent.status_code) == (202, 202)
+    assert returned.status_code == 200 and returned.json() == {"outcome": "returned"}  # the screen's 退单
+    with sqlite3.connect(db) as check:
+        stored = {row[0]: json.loads(row[1]) for row in check.execute("SELECT ticket_id, body FROM tickets")}
+        lanes = set(check.execute("SELECT ticket_id, lane FROM deliveries").fetchall())
+        indexed = check.execute("SELECT count(DISTINCT ticket_id) FROM link_keys").fetchone()[0]
+    assert set(stored) == {taken.json()["ticket_id"], urgent.json()["ticket_id"]}
+    ticket = stored[taken.json()["ticket_id"]]
+    assert ticket["routing"]["handler_org_code"] and ticket["routing"]["deadlines"]  # handler and time limits
+    assert ticket["routing"]["jurisdiction"]["outcome"] == "accept"
+    assert lanes == {(taken.json()["ticket_id"], "national"), (urgent.json()["ticket_id"], "national"),
+                     (urgent.json()["ticket_id"], "emergency")}  # the 特急 matter also reaches emergency command
+    assert indexed == 2  # both under their duplicate-link marks
