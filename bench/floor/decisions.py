@@ -25,6 +25,7 @@ from gateway.config import LinkSettings, load_settings
 from gateway.logs import JsonLineFormatter
 from gateway.runtime import load_components
 from gateway.store.base import LinkQuery, Store
+from gateway.store.link_candidate import LinkCandidate
 from gateway.store.ticket_index import link_keys
 from gateway.tickets.intake import IntakeService
 from gateway.tickets.links import Linker
@@ -74,8 +75,14 @@ class Decisions:
         stored, ticket_json, outbox = self.router.intake_outbox(ticket)
         return Decided(stored, ticket_json, outbox, link_keys(marks, self.phone_key), query)
 
+    def linked(self, decided: Decided, candidates: Sequence[LinkCandidate]) -> Decided:
+        """The decided ticket with its links to the candidates found (routed and serialised again, as the
+        gateway does when its look-up finds any)."""
+        ticket = self.linker.linked(decided.ticket, candidates)
+        if not decided.outbox:
+            return Decided(ticket, ticket.model_dump_json(), [], decided.link_keys, decided.query)
+        stored, ticket_json, outbox = self.router.intake_outbox(ticket)
+        return Decided(stored, ticket_json, outbox, decided.link_keys, decided.query)
+
     def logged(self, ticket_id: str, adapter_id: str) -> None:
         self.log.info("ticket stored", extra={"ticket_id": ticket_id, "adapter_id": adapter_id})
-
-    def keys_of(self, query: LinkQuery) -> Sequence[str]:
-        return link_keys(query.marks, self.phone_key)

@@ -30,10 +30,10 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -50,6 +50,9 @@ from contracts.ticket import Ticket
 from gateway.http.wsdl import TNS
 from gateway.store.link_candidate import LinkCandidate
 from gateway.store.records import to_ms
+
+if TYPE_CHECKING:
+    from bench.floor.decisions import Decided
 
 FLOOR_CITY_PATH = "/floor/city/tickets"
 FLOOR_SOAP_PATH = "/floor/province/soap"
@@ -119,29 +122,49 @@ def _redis_writer(url: str) -> tuple[Write, Callable[[], Awaitable[None]], Redis
     return write, client.aclose, RedisReads(client)
 
 
+_WRITE_UNLESS_CANDIDATES = """
+if redis.call('EXISTS', 'floor:source:' .. ARGV[1]) == 1 then return {1} end
+local nkeys, nsides = tonumber(ARGV[9]), tonumber(ARGV[10])
+local found, seen = {2}, {}
+for i = 1, nkeys do
+  for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', 'floor:link:' .. ARGV[12 + i], ARGV[7], ARGV[6], 'LIMIT', 0,
+                                 tonumber(ARGV[8]))) do
+    if not seen[id] then seen[id] = true; table.insert(found, redis.call('GET', 'floor:ticket:' .. id)) end
+  end
+end
+if #found > 1 then return found end
+redis.call('SET', 'floor:ticket:' .. ARGV[2], ARGV[3])
+redis.call('SET', 'floor:source:' .. ARGV[1], ARGV[2])
+redis.call('SET', 'floor:raw:' .. ARGV[2], ARGV[4])
+if ARGV[12] == '1' then redis.call('XADD', 'floor:lane:national', '*', 'ticket', ARGV[2]) end
+for i = 1, nsides do
+  local at = 12 + nkeys + 2 * i - 1
+  redis.call('XADD', 'floor:lane:' .. ARGV[at], '*', 'ticket', ARGV[2], 'body', ARGV[at + 1])
+end
+for i = 1, nkeys do redis.call('ZADD', 'floor:link:' .. ARGV[12 + i], ARGV[11], ARGV[2]) end
+if ARGV[5] ~= '' then redis.call('SET', 'floor:nonce:' .. ARGV[5], 1, 'NX', 'EX', 600) end
+return {0}
+"""
+
+
 class RedisReads:
-    """The deciding floor's look-ups on Redis: the partner's number, then each link key's newest and their
-    bodies."""
+    """The deciding floor's look-ups on Redis: as the gateway's intake script, the partner's number and each link
+    key's newest checked and the ticket written in one round trip (one script) when there is no candidate."""
 
     def __init__(self, client: Redis) -> None:
         self.client = client
+        self.script = client.register_script(_WRITE_UNLESS_CANDIDATES)
 
-    async def known(self, source_no: str) -> str | None:
-        found = cast(bytes | None, await self.client.get(f"floor:source:{source_no}"))
-        return None if found is None else found.decode()
-
-    async def candidate_bodies(self, keys: Sequence[str], since_ms: int, until_ms: int, limit: int) -> list[bytes]:
-        if not keys:
-            return []
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrevrangebyscore(f"floor:link:{key}", until_ms, since_ms, start=0, num=limit)
-            found = await pipe.execute()
-        ids = list(dict.fromkeys(i.decode() for hits in found for i in hits))[:limit]
-        if not ids:
-            return []
-        bodies = cast(list[bytes | None], await self.client.mget([f"floor:ticket:{i}" for i in ids]))
-        return [b for b in bodies if b is not None]
+    async def write_unless_candidates(self, row: Row, since_ms: int, until_ms: int, limit: int) -> list[bytes]:
+        """Write `row` unless its number is taken (ValueError) or its link keys find candidates (their bodies)."""
+        args: list[str | bytes | int] = [
+            row.source_no, row.ticket_id, row.ticket_json, row.raw, row.nonce or "", since_ms, until_ms, limit,
+            len(row.link_keys), len(row.side_deliveries), row.received_ms, "1" if row.forwarded else "0",
+            *row.link_keys, *(part for lane, body in row.side_deliveries for part in (lane, body))]
+        reply = cast(list[Any], await self.script(args=args))
+        if int(reply[0]) == 1:
+            raise ValueError("a later version: not in this benchmark")
+        return [bytes(body) for body in reply[1:]]
 
 
 Reads = BareReads | RedisReads
@@ -187,17 +210,21 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
         decided = decisions.decide(ticket)
         if decided is None:
             return None
-        if await reads.known(ticket.source.source_ticket_no) is not None:
-            raise ValueError("a later version: not in this benchmark")
-        if decided.query is not None:
-            q = decided.query
-            bodies = await reads.candidate_bodies(decisions.keys_of(q), to_ms(q.since), to_ms(q.until), q.limit)
-            if bodies:
-                decisions.linker.linked(decided.ticket, [LinkCandidate.model_validate_json(b) for b in bodies])
+        q = decided.query
+        since, until, limit = (to_ms(q.since), to_ms(q.until), q.limit) if q is not None else (0, 0, 0)
+        if isinstance(reads, RedisReads):  # one script: look-ups and write, as the gateway's intake on Redis
+            found = await reads.write_unless_candidates(_row(decided, raw, nonce), since, until, limit)
+            if found:
+                decided = decisions.linked(decided, [LinkCandidate.model_validate_json(b) for b in found])
+                await write(_row(decided, raw, nonce))
+        else:  # reads in place on the loop's connection, then the group-committed write, as the gateway's on SQLite
+            if await reads.known(ticket.source.source_ticket_no) is not None:
+                raise ValueError("a later version: not in this benchmark")
+            found = await reads.candidate_bodies(decided.link_keys, since, until, limit) if q is not None else []
+            if found:
+                decided = decisions.linked(decided, [LinkCandidate.model_validate_json(b) for b in found])
+            await write(_row(decided, raw, nonce))
         ticket = decided.ticket
-        await write(Row(ticket.ticket_id, ticket.source.source_ticket_no, decided.ticket_json.encode(), raw, nonce,
-                        ticket.complainant.phone, tuple((e.destination, e.body) for e in decided.outbox[1:]),
-                        tuple(decided.link_keys), to_ms(ticket.source.source_received_at), bool(decided.outbox)))
         decisions.logged(ticket.ticket_id, ticket.source.adapter_id)
         return ticket.ticket_id
 
@@ -261,6 +288,13 @@ class FloorFastPath:
             return
         response = await answer(Request(scope, receive))
         await response(scope, receive, send)
+
+
+def _row(decided: Decided, raw: bytes, nonce: str | None) -> Row:
+    ticket = decided.ticket
+    return Row(ticket.ticket_id, ticket.source.source_ticket_no, decided.ticket_json.encode(), raw, nonce,
+               ticket.complainant.phone, tuple((e.destination, e.body) for e in decided.outbox[1:]),
+               tuple(decided.link_keys), to_ms(ticket.source.source_received_at), bool(decided.outbox))
 
 
 def _soap_fault(reason: str) -> bytes:
