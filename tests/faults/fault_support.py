@@ -291,6 +291,20 @@ def delivered(view: StoreView, lane: str = NATIONAL_LANE) -> int:
     return int(view.lanes.get(lane, {}).get(DeliveryState.DELIVERED.value, 0))
 
 
+def settled_store(files: GatewayFiles, ticket_ids: list[str], *, redis_url: str | None = None,
+                  within: float = 60.0) -> StoreView:
+    """The store once the running gateway has recorded every ticket's national delivery as delivered (or
+    `within` seconds have passed). The platform may have registered a ticket whose answer the gateway could not
+    record while its store was down: that delivery waits out its lease, is sent again (a duplicate the platform
+    answers with the same number) and only then is delivered."""
+    deadline = time.monotonic() + within
+    while True:
+        view = inspect_store(files, ticket_ids, redis_url=redis_url)
+        if delivered(view) >= len(ticket_ids) or time.monotonic() > deadline:
+            return view
+        time.sleep(0.5)
+
+
 def assert_each_registered_once(view: StoreView, registered: dict[str, str], stats: dict[str, Any], count: int) -> None:
     """Every one of `count` acknowledged tickets is stored, registered at the platform under its own idempotency key
     (once), delivered, and keeps the number the platform gave it; nothing went dead."""

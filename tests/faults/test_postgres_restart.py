@@ -15,10 +15,10 @@ from tests.faults.fault_support import (
     FAST_NATIONAL,
     NATIONAL_LANE,
     assert_each_registered_once,
-    inspect_store,
     national_port,
     national_simulator,
     push_through_outage,
+    settled_store,
 )
 from tests.hardening.live_gateway import running, serve, write_config
 from tests.store.postgres_schemas import POSTGRES_URL, drop_schema_now, new_schema
@@ -61,7 +61,7 @@ def test_a_postgres_restart_mid_flight_answers_503_loses_nothing_and_the_gateway
             outage = push_through_outage(files, national, gateway, stop=lambda: _cluster("stop", "-m", "fast"),
                                          start=lambda: _cluster("start"), rate=RATE, down_seconds=DOWN_SECONDS,
                                          acknowledged_within=60, registered_within=90)
-        view = inspect_store(files, sorted(outage.ticket_ids))
+            view = settled_store(files, sorted(outage.ticket_ids))
     finally:
         drop_schema_now(schema)
     print(f"\npostgres restart: stopped (fast) with {outage.acknowledged_at_stop} pushes acknowledged and "

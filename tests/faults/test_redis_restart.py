@@ -16,10 +16,10 @@ from tests.faults.fault_support import (
     REDIS_SERVER,
     OwnRedis,
     assert_each_registered_once,
-    inspect_store,
     national_port,
     national_simulator,
     push_through_outage,
+    settled_store,
 )
 from tests.hardening.live_gateway import running, serve, write_config
 
@@ -50,7 +50,7 @@ def test_a_redis_restart_mid_flight_loses_nothing_and_lanes_resume(tmp_path: Pat
             outage = push_through_outage(files, national, gateway, stop=kill, start=own.start, rate=RATE,
                                          down_seconds=DOWN_SECONDS, acknowledged_within=30, registered_within=60)
             groups_after = {s: own.client().xinfo_groups(s) for s in lane.streams if own.client().exists(s)}
-        view = inspect_store(files, sorted(outage.ticket_ids), redis_url=own.url)
+            view = settled_store(files, sorted(outage.ticket_ids), redis_url=own.url)
     finally:
         own.stop()
     print(f"\nredis restart: killed (SIGKILL) with {outage.acknowledged_at_stop} pushes acknowledged and "
