@@ -17,9 +17,9 @@ from tests.faults.fault_support import (
     National,
     Partner,
     assert_each_registered_once,
-    inspect_store,
     national_port,
     national_simulator,
+    settled_store,
     wait_registered,
 )
 from tests.hardening.live_gateway import GatewayFiles, running, serve, wait_ready, worker, write_config
@@ -45,7 +45,7 @@ def _check_nothing_lost(files: GatewayFiles, national: National, partner: Partne
     wait_registered(national, ticket_ids, within=60)
     stats = national.stats()
     registered = national.registered()
-    assert_each_registered_once(inspect_store(files, sorted(ticket_ids)), registered, stats, TICKETS)
+    assert_each_registered_once(settled_store(files, sorted(ticket_ids)), registered, stats, TICKETS)
     return (f"{TICKETS} acknowledged, {TICKETS} registered, {stats['duplicates']} duplicate submissions "
             f"absorbed by the idempotency key, {partner.refused_while_down} pushes retried while down")
 
