@@ -13,6 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.wire.envelope import SoapFault, content_type, serialize
 from gateway.errors import GatewayError
 
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024  # what h11, uvicorn's default parser, allows for the whole head
+
 
 class HttpRefusal(GatewayError):
     """A request refused with a status, an error code and a sentence saying why."""
@@ -66,6 +69,11 @@ class BodyLimitMiddleware:
     connection and its buffers open for as long as it likes. Once the body is in, the route's own time is not
     limited here.
 
+    Headers, before anything else: at most `MAX_HEADERS` fields and `MAX_HEADER_BYTES` bytes of names and
+    values, or a 431. uvicorn's default HTTP parser (h11) refuses a head over 16 KiB itself, but the standard
+    stack's (httptools, what `fastapi[standard]` installs) has no such limit: with it, 20,000 headers or one of
+    200 KiB reached the routes.
+
     A refusal is JSON, except on paths under `soap`: there it is a SOAP 1.1 Client Fault (with the same HTTP
     status), which is what a SOAP client can read.
     """
@@ -84,6 +92,12 @@ class BodyLimitMiddleware:
             return
         counted = not str(scope["path"]).startswith(self.exempt)
         as_soap = bool(self.soap) and str(scope["path"]).startswith(self.soap)
+        headers = scope["headers"]
+        if len(headers) > MAX_HEADERS or sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+            await self._refuse(send, 431, "request_header_fields_too_large",
+                               f"the request has {len(headers)} header fields; at most {MAX_HEADERS} fields and "
+                               f"{MAX_HEADER_BYTES} bytes of names and values are taken", as_soap=as_soap)
+            return
         if counted:
             declared = dict(scope["headers"]).get(b"content-length")
             if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
