@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,11 +321,14 @@ class OwnRedis:
     """A redis-server of one test, never the shared one on 6379: AOF on (`appendfsync always`: an acknowledged
     write is on disk). `freeze` and `thaw` stop and continue the process, as a hung Redis behaves."""
 
-    def __init__(self, directory: Path, appendfsync: str = "always", server: str | None = REDIS_SERVER) -> None:
+    def __init__(self, directory: Path, appendfsync: str = "always", server: str | None = REDIS_SERVER, *,
+                 appendonly: bool = True, options: Sequence[str] = ()) -> None:
         assert server is not None
         self.server = server
         self.directory = directory
         self.appendfsync = appendfsync
+        self.appendonly = appendonly
+        self.options = tuple(options)  # more of the server's own command-line options
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -341,8 +344,8 @@ class OwnRedis:
         self.starts += 1
         self.process = subprocess.Popen(
             [self.server, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-             "--logfile", str(self.directory / f"redis-{self.starts}.log")],
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync, "--save", "",
+             "--daemonize", "no", "--logfile", str(self.directory / f"redis-{self.starts}.log"), *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:

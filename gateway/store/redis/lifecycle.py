@@ -114,9 +114,11 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
         return None
 
     async def _check_wait_aof(self) -> None:
-        """store.redis_wait_aof needs WAITAOF (Redis 7.2) and an AOF to wait on: refuse to start otherwise."""
+        """store.redis_wait_aof needs WAITAOF (Redis 7.2) and an AOF to wait on: refuse to start otherwise (asked as
+        each intake asks, WAITAOF 1 0: without an AOF that is an error, where WAITAOF 0 0 answered as if all was well
+        and every push would then have failed)."""
         try:
-            await self.redis.waitaof(0, 0, 1)
+            await self.redis.waitaof(1, 0, 1)
         except ResponseError as err:
             raise StoreConfigError(f"store.redis_wait_aof is set, but {self._safe_url()} cannot WAITAOF ({err}): it "
                                    "needs Redis 7.2 or later with appendonly yes") from err
