@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+from gateway.store.base import LinkQuery
 from gateway.store.coalesce import Coalescer
 from gateway.store.phone_hash import hash_phone
+from gateway.store.sqlite.tickets import link_candidate_bodies
 
 
 class Row(NamedTuple):
@@ -42,7 +44,7 @@ class BareStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript("""
-            CREATE TABLE tickets (ticket_id TEXT PRIMARY KEY, adapter TEXT, source_no TEXT, phone_hash TEXT,
+            CREATE TABLE tickets (id TEXT PRIMARY KEY, adapter TEXT, source_no TEXT, phone_hash TEXT,
                                   status TEXT, created_at TEXT, body TEXT, UNIQUE (adapter, source_no));
             CREATE INDEX tickets_phone ON tickets (phone_hash);
             CREATE TABLE raw (ticket_id TEXT PRIMARY KEY, body BLOB);
@@ -51,8 +53,8 @@ class BareStore:
             CREATE INDEX deliveries_claim ON deliveries (lane, state, priority, due);
             CREATE INDEX deliveries_ticket ON deliveries (ticket_id);
             CREATE TABLE nonces (scope TEXT, nonce TEXT, expires REAL, PRIMARY KEY (scope, nonce));
-            CREATE TABLE link_keys (link_key TEXT, received_at INTEGER, ticket_id TEXT,
-                                    PRIMARY KEY (link_key, received_at, ticket_id)) WITHOUT ROWID;
+            CREATE TABLE ticket_link_keys (link_key TEXT, received_at INTEGER, ticket_id TEXT,
+                                           PRIMARY KEY (link_key, received_at, ticket_id)) WITHOUT ROWID;
         """)
         self.path = path
         self.key = os.urandom(32)
@@ -65,7 +67,7 @@ class BareStore:
                 phone_hash = hash_phone(row.phone, self.key, normalized=True) if row.phone else None
                 self.db.execute("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 (ticket_id, "adapter", row.source_no, phone_hash, "received", "2026-11-29",
-                                 row.ticket_json))
+                                 row.ticket_json.decode()))  # text, as the gateway keeps a ticket
                 self.db.execute("INSERT INTO raw VALUES (?, ?)", (ticket_id, row.raw))
                 if row.forwarded:
                     self.db.execute("INSERT INTO deliveries (ticket_id, lane, state, priority, due, body) "
@@ -75,7 +77,7 @@ class BareStore:
                     self.db.execute("INSERT INTO deliveries (ticket_id, lane, state, priority, due, body) "
                                     "VALUES (?, ?, 'pending', 5, ?, ?)", (ticket_id, lane, time.time(), body))
                 for key in row.link_keys:
-                    self.db.execute("INSERT INTO link_keys VALUES (?, ?, ?)", (key, row.received_ms, ticket_id))
+                    self.db.execute("INSERT INTO ticket_link_keys VALUES (?, ?, ?)", (key, row.received_ms, ticket_id))
                 if row.nonce is not None:
                     self.db.execute("INSERT INTO nonces VALUES ('province', ?, ?)", (row.nonce, time.time() + 600))
         except BaseException:
@@ -120,29 +122,19 @@ class GroupCommit:
 
 
 class BareReads:
-    """The look-ups the gateway makes before storing a ticket, as plain indexed reads."""
+    """The look-ups the gateway makes before storing a ticket, as plain indexed reads (the link candidates by the
+    gateway's own read: the tables and columns it reads are named as the gateway's)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
     async def known(self, source_no: str) -> str | None:
-        row = self.db.execute("SELECT ticket_id FROM tickets WHERE adapter = 'adapter' AND source_no = ?",
+        row = self.db.execute("SELECT id FROM tickets WHERE adapter = 'adapter' AND source_no = ?",
                               (source_no,)).fetchone()
         return None if row is None else str(row[0])
 
-    async def candidate_bodies(self, keys: Sequence[str], since_ms: int, until_ms: int, limit: int) -> list[bytes]:
-        """The newest `limit` tickets under any of `keys` received in the span (each key's newest, then the
-        newest of those), their bodies."""
-        if not keys:
-            return []
-        newest = " UNION ALL ".join(
-            "SELECT * FROM (SELECT ticket_id, received_at AS at FROM link_keys WHERE link_key = ?"
-            " AND received_at BETWEEN ? AND ? ORDER BY received_at DESC LIMIT ?)" for _ in keys)
-        rows = self.db.execute(
-            f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(at) AS at FROM ({newest})"  # noqa: S608
-            " GROUP BY ticket_id ORDER BY at DESC LIMIT ?) AS k ON t.ticket_id = k.ticket_id",
-            (*[p for key in keys for p in (key, since_ms, until_ms, limit)], limit)).fetchall()
-        return [bytes(row[0]) for row in rows]
+    async def candidate_bodies(self, keys: Sequence[str], query: LinkQuery) -> list[str]:
+        return link_candidate_bodies(keys, query, self.db) if keys else []
 
     def close(self) -> None:
         self.db.close()

@@ -41,6 +41,7 @@ class Decided:
     outbox: list[OutboxEntry]
     link_keys: list[str]
     query: LinkQuery | None
+    held: bool
 
 
 class Decisions:
@@ -70,19 +71,14 @@ class Decisions:
         if self.router.returned(ticket) is not None:
             return None
         marks, query = self.linker.look_up(ticket)
-        if decision is not None and decision.outcome == "review":  # held for an operator: stored, nothing sent
-            return Decided(ticket, ticket.model_dump_json(), [], link_keys(marks, self.phone_key), query)
-        stored, ticket_json, outbox = self.router.intake_outbox(ticket)
-        return Decided(stored, ticket_json, outbox, link_keys(marks, self.phone_key), query)
+        held = decision is not None and decision.outcome == "review"  # stored for an operator, nothing sent
+        return Decided(*self.intake.with_outbox(ticket, held), link_keys(marks, self.phone_key), query, held)
 
     def linked(self, decided: Decided, candidates: Sequence[LinkCandidate]) -> Decided:
         """The decided ticket with its links to the candidates found (routed and serialised again, as the
         gateway does when its look-up finds any)."""
         ticket = self.linker.linked(decided.ticket, candidates)
-        if not decided.outbox:
-            return Decided(ticket, ticket.model_dump_json(), [], decided.link_keys, decided.query)
-        stored, ticket_json, outbox = self.router.intake_outbox(ticket)
-        return Decided(stored, ticket_json, outbox, decided.link_keys, decided.query)
+        return Decided(*self.intake.with_outbox(ticket, decided.held), decided.link_keys, decided.query, decided.held)
 
     def logged(self, ticket_id: str, adapter_id: str) -> None:
         self.log.info("ticket stored", extra={"ticket_id": ticket_id, "adapter_id": adapter_id})

@@ -220,9 +220,9 @@ def create_app(api_key: str, soap_password: str, store: StoreKind, db_path: Path
         else:  # reads in place on the loop's connection, then the group-committed write, as the gateway's on SQLite
             if await reads.known(ticket.source.source_ticket_no) is not None:
                 raise ValueError("a later version: not in this benchmark")
-            found = await reads.candidate_bodies(decided.link_keys, since, until, limit) if q is not None else []
-            if found:
-                decided = decisions.linked(decided, [LinkCandidate.model_validate_json(b) for b in found])
+            bodies = await reads.candidate_bodies(decided.link_keys, q) if q is not None else []
+            if bodies:
+                decided = decisions.linked(decided, [LinkCandidate.model_validate_json(b) for b in bodies])
             await write(_row(decided, raw, nonce))
         ticket = decided.ticket
         decisions.logged(ticket.ticket_id, ticket.source.adapter_id)
@@ -294,7 +294,7 @@ def _row(decided: Decided, raw: bytes, nonce: str | None) -> Row:
     ticket = decided.ticket
     return Row(ticket.ticket_id, ticket.source.source_ticket_no, decided.ticket_json.encode(), raw, nonce,
                ticket.complainant.phone, tuple((e.destination, e.body) for e in decided.outbox[1:]),
-               tuple(decided.link_keys), to_ms(ticket.source.source_received_at), bool(decided.outbox))
+               tuple(decided.link_keys), to_ms(ticket.source.source_received_at), not decided.held)
 
 
 def _soap_fault(reason: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,14 +61,9 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
 
 def link_keys(marks: Sequence[str], key: bytes) -> list[str]:
     """The index keys of link marks (complainant|respondent): HMAC-SHA256 under the phone hash key, hex, so the
-    index holds no phone or ID number; the same mark hashes alike in every process sharing the key. Remembered for
-    the last few tickets: intake asks for the same keys twice (its candidates' look-up, then its write)."""
-    return list(_link_keys(tuple(marks), key))
-
-
-@functools.lru_cache(maxsize=256)
-def _link_keys(marks: tuple[str, ...], key: bytes) -> tuple[str, ...]:
-    return tuple(hmac.digest(key, b"link\x1f" + mark.encode("utf-8"), "sha256").hex() for mark in dict.fromkeys(marks))
+    index holds no phone or ID number; the same mark hashes alike in every process sharing the key."""
+    return [hmac.new(key, b"link\x1f" + mark.encode("utf-8"), hashlib.sha256).hexdigest()
+            for mark in dict.fromkeys(marks)]
 
 
 def next_due_on(ticket: Ticket) -> date | None:

@@ -233,7 +233,7 @@ class IntakeService:
             # names the tickets linked, and the ticket is stored with its links.
             marks, query = self.linker.look_up(ticket)
             ticket = self.linker.linked(ticket, ())  # links a partner sent are not the gateway's
-        stored, ticket_json, outbox = self._with_outbox(ticket, held)
+        stored, ticket_json, outbox = self.with_outbox(ticket, held)
         if query is None:
             outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
                                               link_marks=marks)
@@ -245,7 +245,7 @@ class IntakeService:
             else:
                 assert self.linker is not None
                 ticket = self.linker.linked(ticket, first)
-                stored, ticket_json, outbox = self._with_outbox(ticket, held)
+                stored, ticket_json, outbox = self.with_outbox(ticket, held)
                 outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
                                                   link_marks=marks)
         ticket = stored
@@ -263,7 +263,7 @@ class IntakeService:
                         **({"rule": decision.rule_id} if decision is not None else {})})
         return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
 
-    def _with_outbox(self, ticket: Ticket, held: bool) -> tuple[Ticket, str, list[OutboxEntry]]:
+    def with_outbox(self, ticket: Ticket, held: bool) -> tuple[Ticket, str, list[OutboxEntry]]:
         """The ticket as stored (with its routes), its JSON and its outbox; a ticket held for review sends nothing."""
         if held:
             return ticket, ticket.model_dump_json(), []

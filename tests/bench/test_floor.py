@@ -45,7 +45,7 @@ async def test_the_floor_server_acknowledges_only_what_it_authenticated_mapped_a
     assert soap.status_code == 200 and b"<ticketId>" in soap.content
     assert fault.status_code == 500 and b"SoapRefused" in fault.content
     with sqlite3.connect(db) as check:
-        stored = dict(check.execute("SELECT ticket_id, body FROM tickets").fetchall())
+        stored = dict(check.execute("SELECT id, body FROM tickets").fetchall())
         lanes = check.execute("SELECT lane, count(*) FROM deliveries GROUP BY lane").fetchall()
         nonces = check.execute("SELECT count(*) FROM nonces").fetchone()[0]
     assert set(stored) == {taken.json()["ticket_id"], soap.text.split("<ticketId>")[1].split("<")[0]}
@@ -83,23 +83,29 @@ async def test_the_deciding_floor_makes_the_gateways_decisions_and_stores_what_t
     traffic = {**payloads.city_ticket(tag, 2), "appealTitle": "路口红绿灯坏了", "appealRequest": "尽快修复",
                "goods": None, "appealContent": "凯里市营盘东路与北京东路交叉口的交通信号灯已经坏了三天，"
                                                "早晚高峰车辆拥堵，存在交通安全隐患。"}
+    again = {**payloads.city_ticket(tag, 3), **payloads.consumer(tag, 0)}  # the same consumer about the same shop
     headers = {"X-Api-Key": API_KEY}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://floor") as client:
         taken = await client.post(FLOOR_CITY_PATH, content=payloads.city_body(tag, 0), headers=headers)
+        linked = await client.post(FLOOR_CITY_PATH, content=json.dumps(again, ensure_ascii=False).encode(),
+                                   headers=headers)
         urgent = await client.post(FLOOR_CITY_PATH, content=json.dumps(poisoning, ensure_ascii=False).encode(),
                                    headers=headers)
         returned = await client.post(FLOOR_CITY_PATH, content=json.dumps(traffic, ensure_ascii=False).encode(),
                                      headers=headers)
-    assert (taken.status_code, urgent.status_code) == (202, 202)
+    assert (taken.status_code, urgent.status_code, linked.status_code) == (202, 202, 202)
     assert returned.status_code == 200 and returned.json() == {"outcome": "returned"}  # the screen's 退单
+    taken_id, urgent_id, linked_id = (r.json()["ticket_id"] for r in (taken, urgent, linked))
     with sqlite3.connect(db) as check:
-        stored = {row[0]: json.loads(row[1]) for row in check.execute("SELECT ticket_id, body FROM tickets")}
+        stored = {row[0]: json.loads(row[1]) for row in check.execute("SELECT id, body FROM tickets")}
         lanes = set(check.execute("SELECT ticket_id, lane FROM deliveries").fetchall())
-        indexed = check.execute("SELECT count(DISTINCT ticket_id) FROM link_keys").fetchone()[0]
-    assert set(stored) == {taken.json()["ticket_id"], urgent.json()["ticket_id"]}
-    ticket = stored[taken.json()["ticket_id"]]
+        indexed = check.execute("SELECT count(DISTINCT ticket_id) FROM ticket_link_keys").fetchone()[0]
+    assert set(stored) == {taken_id, urgent_id, linked_id}
+    # the second ticket of one consumer about one shop was found by the look-up and linked to the first
+    assert [link["ticket_id"] for link in stored[linked_id]["links"]] == [taken_id]
+    ticket = stored[taken_id]
     assert ticket["routing"]["handler_org_code"] and ticket["routing"]["deadlines"]  # handler and time limits
     assert ticket["routing"]["jurisdiction"]["outcome"] == "accept"
-    assert lanes == {(taken.json()["ticket_id"], "national"), (urgent.json()["ticket_id"], "national"),
-                     (urgent.json()["ticket_id"], "emergency")}  # the 特急 matter also reaches emergency command
-    assert indexed == 2  # both under their duplicate-link marks
+    assert lanes == {(taken_id, "national"), (urgent_id, "national"), (linked_id, "national"),
+                     (urgent_id, "emergency")}  # the 特急 matter also reaches emergency command
+    assert indexed == 3  # each under its duplicate-link marks
