@@ -2,8 +2,9 @@
 
 Two gateways (the feature on, and off) of this checkout — and, with `--before PATH`, the same two of another
 checkout (e.g. `git worktree add --detach /tmp/before main`, its `.venv` linked) — each as `python main.py serve`
-runs it (delivery workers off), each on a Redis database of its own, all loaded at once by this process
-(`--connections` keep-alive connections each, every request a new ticket), for `--rounds` windows of `--seconds`.
+runs it (delivery workers off), each on a Redis database (`--store sqlite`: an SQLite file) of its own, all
+loaded at once by this process (`--connections` keep-alive connections each, every request a new ticket), for
+`--rounds` windows of `--seconds`.
 Per gateway: its user + system CPU over the windows divided by the requests it answered.
 
 Why: on this shared 2-core machine, measured in turn (bench/links/intake.py, bench/rest_intake/run.py --rules),
@@ -15,7 +16,7 @@ Features: `links` (HIG_LINKS__ENABLED=false for off; payloads as bench/links/int
 jurisdiction and routing rules against bench.common.rules_mix.rules_off_files; `--mix fixture|realistic`).
 
 Run from the repository root:
-  .venv/bin/python -m bench.compare.same_moment links [--before /tmp/before] [--rounds 8] [--seconds 8]
+  .venv/bin/python -m bench.compare.same_moment links [--store sqlite] [--before /tmp/before] [--rounds 8] [--seconds 8]
 Redis databases: --first-db (default 12) and the next three (each must be empty; emptied afterwards).
 """
 
@@ -38,13 +39,16 @@ from bench.links import intake as links_bench
 SIDES = ("on", "off")
 
 
-def start(feature: str, checkout: Path, side: str, db: int, base: Path, mix: rules_mix.Mix,
+def start(feature: str, checkout: Path, side: str, db: int, base: Path, mix: rules_mix.Mix, store: str,
           stack: ExitStack) -> tuple[Server, RequestFactory]:
-    url = f"redis://127.0.0.1:6379/{db}"
-    stack.enter_context(redis_db(url))
+    """One gateway, on a Redis database of its own (`db`) or an SQLite file of its own (under `base`)."""
+    url = None
+    if store == "redis":
+        url = f"redis://127.0.0.1:6379/{db}"
+        stack.enter_context(redis_db(url))
     name = f"{checkout.name}-{feature}-{side}"
     # No credit look-up (bench/common/intake.py says why).
-    genv = gateway_env(base / name, store="redis", redis_url=url, workers=False,
+    genv = gateway_env(base / name, store=store, redis_url=url, workers=False,
                        store_env={"HIG_CREDIT_LOOKUP__URL": ""})
     extra: dict[str, str] = {}
     if side == "off" and feature == "links":
@@ -94,7 +98,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=4, help="per gateway")
-    parser.add_argument("--first-db", type=int, default=12)
+    parser.add_argument("--store", choices=("redis", "sqlite"), default="redis",
+                        help="sqlite: each gateway on a file of its own")
+    parser.add_argument("--first-db", type=int, default=12, help="redis: the first of the four databases")
     args = parser.parse_args()
     checkouts = {"this": procs.REPO}
     if args.before is not None:
@@ -106,7 +112,8 @@ def main() -> None:
             db = args.first_db
             for label, checkout in checkouts.items():
                 for side in SIDES:
-                    gateways[f"{label}-{side}"] = start(args.feature, checkout, side, db, Path(tmp), args.mix, stack)
+                    gateways[f"{label}-{side}"] = start(args.feature, checkout, side, db, Path(tmp), args.mix,
+                                                           args.store, stack)
                     db += 1
             windows = asyncio.run(measure(gateways, rounds=args.rounds, seconds=args.seconds,
                                           connections=args.connections))
@@ -114,7 +121,7 @@ def main() -> None:
             for server, _ in gateways.values():
                 server.stop()
     ms = {name: per_request_ms(w) for name, w in windows.items()}
-    what = args.feature + (f", {args.mix} mix" if args.feature == "rules" else "")
+    what = f"{args.store}, " + args.feature + (f", {args.mix} mix" if args.feature == "rules" else "")
     print(f"{what}: {args.rounds} windows of {args.seconds:g} s, {args.connections} connections per gateway; "
           f"load {load_start} -> {machine_load()}")
     for name, value in ms.items():
