@@ -10,6 +10,7 @@ from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _options, _run
 
 review_cli = typer.Typer(help="Tickets the jurisdiction screen held for review: list them, accept or return one.",
                          add_completion=False, no_args_is_help=True)
+_SETTLED = {"accept": "受理", "return": "退回"}  # an operator's decision as the dashboard's buttons name it
 
 
 @review_cli.command("list")
@@ -25,12 +26,14 @@ def review_list(config: ConfigOption = None, limit: Annotated[int, typer.Option(
     if as_json:
         _echo_json([v.model_dump(mode="json") for v in found])
         return
+    typer.echo(f"{'ticket_id 工单编号':<28}  {'adapter 对接系统':<22} {'source_no 来源工单号':<28} "
+               "rule 规则: evidence 依据 / title 标题 — reason 理由")
     for view in found:
         s, decision = view.ticket, view.jurisdiction
         matched = ", ".join(f"{e.field}={e.matched}" for e in decision.evidence) or "-"
-        typer.echo(f"{s.ticket_id}  {s.adapter_id:<22} {s.source_ticket_no:<24} {decision.rule_id}: {matched}")
+        typer.echo(f"{s.ticket_id:<28}  {s.adapter_id:<22} {s.source_ticket_no:<28} {decision.rule_id}: {matched}")
         typer.echo(f"    {s.title or ''}  —  {decision.reason or ''}")
-    typer.echo(f"{len(found)} ticket(s) waiting for review")
+    typer.echo(f"{len(found)} ticket(s) waiting for review 待判定 共 {len(found)} 件")
 
 
 def _settle(config: Any, ticket_id: str, raw: dict[str, Any], as_json: bool) -> None:
@@ -46,9 +49,10 @@ def _settle(config: Any, ticket_id: str, raw: dict[str, Any], as_json: bool) -> 
     if as_json:
         _echo_json(result.model_dump(mode="json"))
         return
-    typer.echo(f"{result.ticket_id}: {result.outcome} (status {result.status}), "
-               f"{len(result.delivery_ids)} deliver{'y' if len(result.delivery_ids) == 1 else 'ies'} enqueued, "
-               f"audit {result.audit_id}")
+    count = len(result.delivery_ids)
+    typer.echo(f"{result.ticket_id}: {result.outcome} {_SETTLED[result.outcome]}, status 状态 {result.status}, "
+               f"{count} deliver{'y' if count == 1 else 'ies'} enqueued 已排队投递 {count} 件, "
+               f"audit 审计记录 {result.audit_id}")
 
 
 TicketArgument = Annotated[str, typer.Argument(help="the gateway's ticket id")]

@@ -16,13 +16,10 @@ from contracts.codesets import BusinessType, NotAcceptedReason, Status, Urgency
 from contracts.codetables import default_code_tables
 from contracts.ticket import Evidence, Ticket
 from contracts.yamldoc import YamlDocumentError, YamlFileError, parse_yaml
-from gateway.tickets.text import PhraseSet, TicketText, normalise
+from gateway.tickets.text import PhraseSet, TicketText
 
 _MATCHED_MAX = 200  # Evidence.matched
 _EVIDENCE_MAX = 20  # RouteDecision.evidence
-# Texts with nothing in common: a phrase set that finds something in each of them finds something in every
-# ticket (a pattern such as "." or "\S"), which is a mistake, not a rule.
-_UNRELATED = ("a", "7", "。", "乙", "test")
 
 
 class _Strict(BaseModel):
@@ -38,13 +35,6 @@ def _code_prefix(table: str) -> AfterValidator:
         return value
 
     return AfterValidator(run)
-
-
-def _discriminates(phrases: PhraseSet) -> PhraseSet:
-    if all(phrases.find(normalise(text)) is not None for text in _UNRELATED):
-        raise ValueError("this phrase set matches any text at all (every ticket would match): "
-                         "give phrases or patterns that say something")
-    return phrases
 
 
 IndustryCode = Annotated[str, _code_prefix("industry_category")]
@@ -80,7 +70,7 @@ class Condition(_Strict):
     has_penalty: bool | None = None
     region_prefix: Annotated[str, Field(pattern=r"^\d{2,6}$")] | None = None
     # The ticket's words (title, content, request, keywords), normalised: phrases and patterns, with exclusions.
-    text: Annotated[PhraseSet, AfterValidator(_discriminates)] | None = None
+    text: PhraseSet | None = None
     # The respondent's credit flags from the credit look-up: a flag matches when it contains one of these
     # (失信 matches 严重违法失信).
     credit_flags: Annotated[list[FlagPart], Field(min_length=1)] | None = None

@@ -49,9 +49,15 @@ def normalise(text: str) -> str:
     return "".join(text.lower().split())
 
 
+# Texts with nothing in common: a phrase set that finds something in each of them finds something in every
+# ticket (a pattern such as "." or "\S"), which is a mistake, not a rule.
+_UNRELATED = ("a", "7", "。", "乙", "test")
+
+
 class PhraseSet(BaseModel):
     """Matches a text that contains one of `any_of` or matches one of `patterns`, unless it contains one of
-    `none_of` (a 食品 mentioned inside a traffic complaint does not make it a food matter)."""
+    `none_of` (a 食品 mentioned inside a traffic complaint does not make it a food matter). Refused when it
+    matches any text at all: the jurisdiction screen and the routing rules alike would match every ticket."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,9 +86,12 @@ class PhraseSet(BaseModel):
         return patterns
 
     @model_validator(mode="after")
-    def _compile(self) -> PhraseSet:
+    def _discriminates(self) -> PhraseSet:
         if not self.any_of and not self.patterns:
             raise ValueError("a phrase set needs any_of or patterns")
+        if all(self.find(normalise(text)) is not None for text in _UNRELATED):
+            raise ValueError("this phrase set matches any text at all (every ticket would match): "
+                             "give phrases or patterns that say something")
         return self
 
     @cached_property

@@ -20,22 +20,27 @@ from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar
 from gateway.tickets.intake import IntakeService
+from gateway.tickets.jurisdiction import JurisdictionRules
 from gateway.tickets.routing import Router
 from simulators.peer import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_ADAPTERS = REPO / "config" / "adapters"
 ROUTING_FILE = REPO / "config" / "routing.yaml"
+JURISDICTION_FILE = REPO / "config" / "jurisdiction.yaml"
 SPECS_DIR = REPO / "mapping" / "specs"
 PHONE_KEY = b"adapter-tests-phone-key"
 T = TypeVar("T")
 
 
-def build_intake(store: Store, configs: dict[str, AdapterConfig], routing_file: Path = ROUTING_FILE) -> IntakeService:
-    """The real intake service over the adapters' mapping specs."""
+def build_intake(store: Store, configs: dict[str, AdapterConfig], routing_file: Path = ROUTING_FILE,
+                 jurisdiction_file: Path | None = None) -> IntakeService:
+    """The real intake service over the adapters' mapping specs; with the jurisdiction screen when given its rules."""
     canonical = {i: c for i, c in configs.items() if c.enabled and c.is_canonical}
+    jurisdiction = None if jurisdiction_file is None else JurisdictionRules.from_file(jurisdiction_file)
     return IntakeService(store, mapping_specs_for(configs), Router.from_files(routing_file, "522600"),
-                         RuleBook.from_file(), WorkingDayCalendar.from_file(), canonical=canonical)
+                         RuleBook.from_file(), WorkingDayCalendar.from_file(), canonical=canonical,
+                         jurisdiction=jurisdiction)
 
 
 @dataclass
@@ -58,15 +63,15 @@ class GatewayUnderTest:
         return asyncio.run_coroutine_threadsafe(coro, self.app.state.loop).result(timeout=10)
 
 
-def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int,
-                routing_file: Path = ROUTING_FILE) -> tuple[FastAPI, dict[str, AdapterConfig]]:
+def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int, routing_file: Path = ROUTING_FILE,
+                jurisdiction_file: Path | None = None) -> tuple[FastAPI, dict[str, AdapterConfig]]:
     configs = load_adapters(adapters_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = SqliteStore(data_dir / "gateway.db", PHONE_KEY)
         await store.open()
-        intake = build_intake(store, configs, routing_file)
+        intake = build_intake(store, configs, routing_file, jurisdiction_file)
         app.state.loop = asyncio.get_running_loop()
         app.state.store = store
         app.state.inbound = InboundContext.build(configs, intake, max_body_bytes)
@@ -83,8 +88,10 @@ def gateway_app(adapters_dir: Path, data_dir: Path, *, max_body_bytes: int,
 
 @contextmanager
 def serve_gateway(data_dir: Path, adapters_dir: Path = DEMO_ADAPTERS, *, max_body_bytes: int = 64 * 1024,
-                  routing_file: Path = ROUTING_FILE) -> Iterator[GatewayUnderTest]:
-    app, configs = gateway_app(adapters_dir, data_dir, max_body_bytes=max_body_bytes, routing_file=routing_file)
+                  routing_file: Path = ROUTING_FILE,
+                  jurisdiction_file: Path | None = None) -> Iterator[GatewayUnderTest]:
+    app, configs = gateway_app(adapters_dir, data_dir, max_body_bytes=max_body_bytes, routing_file=routing_file,
+                               jurisdiction_file=jurisdiction_file)
     with serve_in_thread(app, name="gateway-under-test") as url:
         yield GatewayUnderTest(url=url, app=app, configs=configs)
 

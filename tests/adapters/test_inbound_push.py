@@ -18,7 +18,13 @@ from gateway.http.deps import inbound_context as from_app_state
 from gateway.http.fast_path import PushFastPath
 from gateway.http.inbound import INBOUND_PUSH, InboundContext, IntakeOutcomeView, inbound_router
 from simulators.peer import encode_json, hmac_headers, load_fixtures, serve_in_thread, with_fresh_number
-from tests.adapters.adapter_support import SPECS_DIR, GatewayUnderTest, copy_adapter_dir, serve_gateway
+from tests.adapters.adapter_support import (
+    JURISDICTION_FILE,
+    SPECS_DIR,
+    GatewayUnderTest,
+    copy_adapter_dir,
+    serve_gateway,
+)
 from tests.sample_tickets import ticket_data
 
 CITY = "city-12345-rest"
@@ -324,6 +330,25 @@ def test_the_canonical_adapter_answers_422_for_a_ticket_breaking_the_standard(ga
 
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["complainant.phone"]
+
+
+def test_the_canonical_adapter_answers_returned_for_another_authoritys_matter(dev_credentials: dict[str, str],
+                                                                             tmp_path: Path) -> None:
+    payload = ticket_data("complaint", no=f"NAT-{time.time_ns()}", registration__title="路口红绿灯坏了",
+                          registration__content="凯里市营盘路与韶山南路交叉口的红绿灯一直黄灯闪烁，早晚高峰车辆乱成一团。",
+                          registration__request="尽快修复信号灯")
+    payload["source"].update(source_system="canonical", adapter_id="canonical")
+    payload.update(respondent={}, subject={})
+    with serve_gateway(tmp_path / "data", jurisdiction_file=JURISDICTION_FILE) as gw:
+        response = push(gw, "canonical", encode_json(payload), {"X-Api-Key": "dev-canonical-push-key"})
+
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert (answer["returned"], answer["ticket_id"], answer["reason_code"]) == (True, None, "1")
+        assert "公安交通管理部门" in answer["reason"]
+        kept = gw.run(gw.store.get_quarantined(answer["quarantine_id"]))
+        assert kept is not None
+        assert "jurisdiction:return.traffic-police" in [e.rule for e in kept.errors]
 
 
 NEW_ADAPTER_YAML = """\

@@ -276,8 +276,9 @@ class World:
 
 @contextmanager
 def running_world(tmp: Path, *, faults: FaultPlan | None = None, seed: int | None = None,
-                  timing: Timing | None = None) -> Iterator[World]:
-    """Start the simulators, then the gateway pointed at them; stop everything on exit."""
+                  timing: Timing | None = None, adjust: Callable[[Path], None] | None = None) -> Iterator[World]:
+    """Start the simulators, then the gateway pointed at them; stop everything on exit. `adjust` changes the
+    world's copy of config/ (given its folder) before the gateway reads it."""
     timing = timing or Timing()
     status_secret = generate_secret()
     gateway_port = free_port()
@@ -305,6 +306,8 @@ def running_world(tmp: Path, *, faults: FaultPlan | None = None, seed: int | Non
                     "emergency-command": str(emergency.url)}
         config = write_config(tmp / "config", gateway_port=gateway_port, national_url=national_url,
                               partners=partners, province_wsdl=province.wsdl_url, timing=timing)
+        if adjust is not None:
+            adjust(config.parent)
         settings = load_settings(config)
         app = create_app(settings)
         stack.enter_context(serve_in_thread(app, name="gateway-e2e", port=gateway_port, startup_timeout=30))

@@ -18,6 +18,7 @@ from tests.e2e.e2e_support import VIEWER_TOKEN, World, running_world, wait_for
 CITY = "city-12345-rest"
 UNLISTED_USCC = "91350100M000100Y43"  # the credit system knows nothing against it
 LISTED_USCC = "91522601MA6KQ7TX21"  # put on the 严重违法失信名单 by the credit test
+ABNORMAL_USCC = "91522601MA6KQ8YC1A"  # put on the 经营异常名录 by its test (a USCC of its own: look-ups are cached)
 CITY_TICKET = load_fixtures(CITY)["01-food-complaint"]
 
 
@@ -81,6 +82,22 @@ def test_food_poisoning_of_thirty_odd_people_reaches_emergency_with_the_head_cou
                                  {"field": "registration.content", "matched": "三十余人"}]
 
 
+def test_a_food_poisoning_with_a_death_reaches_emergency_command_urgently_however_few_were_ill(world: World) -> None:
+    payload = city_ticket(urgentLevel="3", appealTitle="家人在饭店就餐后食物中毒",
+                          appealContent="我父母和弟弟昨天在凯里市某饭店吃了野生菌火锅后食物中毒，父亲经抢救无效死亡，"
+                                        "母亲和弟弟仍在住院。")
+    ticket_id = push(world, payload)
+
+    item = wait_for("the emergency system to receive the ticket",
+                    lambda: received(world.emergency.tickets.items, ticket_id), 15)
+    assert item.body["route"]["rule_id"] == "emergency-poisoning-death" and item.body["route"]["urgent"] is True
+    (route,) = routes_of(world, ticket_id)
+    assert (route["destination"], route["rule_id"], route["trigger"], route["urgent"]) == (
+        "emergency", "emergency-poisoning-death", "intake", True)
+    # The pattern's match in the normalised content (the full-width comma is a half-width one there).
+    assert route["evidence"] == [{"field": "registration.content", "matched": "中毒,父亲经抢救无效死亡"}]
+
+
 def test_a_respondent_on_the_serious_violation_list_is_copied_to_credit_supervision(world: World) -> None:
     world.credit.entities[LISTED_USCC] = CreditEntity(
         uscc=LISTED_USCC, name="凯里市某火锅店", lists=[{"LISTTYPE": "严重违法失信名单", "INDATE": "2024-01-02"}])
@@ -91,6 +108,19 @@ def test_a_respondent_on_the_serious_violation_list_is_copied_to_credit_supervis
     (route,) = routes_of(world, ticket_id)
     assert (route["destination"], route["rule_id"], route["urgent"]) == ("credit", "credit-listed-respondent", False)
     assert route["evidence"] == [{"field": "respondent.credit_flags", "matched": "严重违法失信"}]
+    assert received(world.emergency.tickets.items, ticket_id) is None
+
+
+def test_a_respondent_on_the_abnormal_operations_list_is_copied_to_credit_supervision(world: World) -> None:
+    world.credit.entities[ABNORMAL_USCC] = CreditEntity(
+        uscc=ABNORMAL_USCC, name="凯里市某副食店", lists=[{"LISTTYPE": "经营异常名录", "INDATE": "2024-05-20"}])
+    ticket_id = push(world, city_ticket(ABNORMAL_USCC))
+    item = wait_for("the credit system to receive the ticket", lambda: received(world.credit.cases.items, ticket_id),
+                    15)
+    assert item.body["ticket"]["respondent"]["credit_flags"] == ["经营异常"]
+    (route,) = routes_of(world, ticket_id)
+    assert (route["destination"], route["rule_id"], route["urgent"]) == ("credit", "credit-listed-respondent", False)
+    assert route["evidence"] == [{"field": "respondent.credit_flags", "matched": "经营异常"}]
     assert received(world.emergency.tickets.items, ticket_id) is None
 
 

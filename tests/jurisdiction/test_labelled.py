@@ -55,6 +55,7 @@ def test_the_labelled_set_is_big_enough_and_its_ids_unique() -> None:
     counts = {o: sum(1 for i in items if i["expect"] == o) for o in OUTCOMES}
     assert counts["return"] >= 20 and counts["accept"] >= 20 and counts["review"] >= 10, counts
     assert len({i["id"] for i in items}) == len(items)
+    assert [i["id"] for i in items if not i.get("rule")] == []  # every ticket names the rule that decides it
 
 
 def precision_recall(pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, int]]:
@@ -81,6 +82,19 @@ def test_every_labelled_ticket_gets_its_labelled_outcome(rules: JurisdictionRule
     print(f"\njurisdiction screen on {len(pairs)} labelled tickets ({LABELLED.relative_to(REPO)}):")
     for outcome, (precision, recall, labelled) in precision_recall(pairs).items():
         print(f"  {outcome:<7} labelled {labelled:>3}  precision {precision:.2f}  recall {recall:.2f}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_labelled_ticket_is_decided_by_its_labelled_rule(rules: JurisdictionRules) -> None:
+    """A return rule names the authority the partner and the citizen are told: another return rule firing first
+    (a new phrase, a rule moved up) tells them another one, with the outcome unchanged."""
+    wrong = []
+    for item in _items():
+        decision = screen(labelled_ticket(item), rules)
+        if decision.rule_id != item["rule"]:
+            found = ", ".join(f"{e.field}={e.matched}" for e in decision.evidence) or "-"
+            wrong.append(f"{item['id']} {item['title']}: expected rule {item['rule']} ({item['why']}), "
+                         f"decided by {decision.rule_id} [{found}]")
     assert not wrong, "\n".join(wrong)
 
 
