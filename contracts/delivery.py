@@ -129,3 +129,5 @@ class ClaimedDelivery:
     # attempts made so far and the moment of the replay once an operator replayed the dead letter.
     budget_attempts: int = 0
     budget_since: datetime | None = None
+    # The status a status callback reports, as its outbox entry named it; None for any other delivery.
+    reports: ReportedStatus | None = None

@@ -262,8 +262,10 @@ class Deadline(ContractModel):
     extensions: Annotated[int, Field(ge=0)] = 0
     extension_log: list[DeadlineExtension] = Field(default_factory=list, max_length=20)
     outcome: DeadlineOutcome | None = None  # None while the limit runs
-    ended_on: date | None = None  # the day (China time) of the status that ended it
-    ended_by: Status | None = None
+    # The day (China time) of the status that ended it; for the reporter notice, the day the filing decision was
+    # delivered to the ticket's sender (Lifecycle.reporter_notified_at) when that came before the matter ended.
+    ended_on: date | None = None
+    ended_by: Status | None = None  # that status; for a delivered filing decision, FILED or NOT_FILED
 
     @property
     def running(self) -> bool:
@@ -341,6 +343,9 @@ class Lifecycle(ContractModel):
     rejected_events: list[RejectedEvent] = Field(default_factory=list)
     result: CaseResult | None = None
     follow_up: FollowUp | None = None
+    # When the filing decision (FILED / NOT_FILED) was first delivered to the partner that sent the ticket (its
+    # status callback answered 2xx): that partner answers the reporter, so the reporter notice (Art. 31) ends then.
+    reporter_notified_at: AwareDatetime | None = None
 
 
 class Attachment(ContractModel):

@@ -34,6 +34,7 @@ from gateway.tickets.intake import IntakeOutcome, IntakeService
 from gateway.tickets.jurisdiction import JurisdictionRules
 from gateway.tickets.links import Linker
 from gateway.tickets.national_link import NationalForwardSender, follow_ups_url
+from gateway.tickets.reporter_notice import DeadlineBasis, PartnerCallbackSender
 from gateway.tickets.routing import Router
 from gateway.tickets.status import StatusService
 from mapping.spec import MappingSpec
@@ -94,13 +95,15 @@ def national_status_secrets(settings: GatewaySettings) -> list[str]:
 
 
 def lanes(components: Components, adapters: Mapping[str, Adapter], store: TicketStore,
-          configured: Sequence[DestinationConfig] | None = None) -> tuple[list[DestinationConfig], dict[str, Sender]]:
+          configured: Sequence[DestinationConfig] | None = None, *,
+          deadlines: DeadlineBasis | None = None) -> tuple[list[DestinationConfig], dict[str, Sender]]:
     """Every delivery lane: the configured destinations (national with its token and number keeping),
-    one callback lane per adapter that writes status back, with that adapter's own sender, and one lane per
-    alert channel (`alert:<name>`).
+    one callback lane per adapter that writes status back, with that adapter's own sender (keeping when a
+    delivered filing decision told the reporter), and one lane per alert channel (`alert:<name>`).
 
-    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file). That
-    routing names only lanes that exist was checked when the components were loaded (load_components)."""
+    `configured`: the destinations to use instead of the delivery file's (a `worker` reads its own file).
+    `deadlines`: the rules and calendar in force (default: the components'). That routing names only lanes that
+    exist was checked when the components were loaded (load_components)."""
     settings = components.settings
     national = components.router.config.national_destination
     destinations: list[DestinationConfig] = []
@@ -123,9 +126,9 @@ def lanes(components: Components, adapters: Mapping[str, Adapter], store: Ticket
         if callback is None:
             continue
         destinations.append(callback)
-        sender = adapter.callback_sender()
-        if sender is not None:
-            senders[callback.name] = sender
+        senders[callback.name] = PartnerCallbackSender(
+            adapter.callback_sender() or build_sender(callback), store,
+            deadlines or (lambda: (components.rules, components.calendar)))
     alert_destinations, alert_senders = channel_lanes(components.alerts)
     destinations += alert_destinations
     senders.update(alert_senders)
@@ -267,7 +270,8 @@ class Runtime:
         health = await self.store.health()
         log.info("store open", extra={"store": self.settings.store.kind, "health": health})
         if workers:
-            destinations, senders = lanes(self.components, self.adapters, self.store)
+            destinations, senders = lanes(self.components, self.adapters, self.store,
+                                          deadlines=lambda: (self.components.rules, self.components.calendar))
             self.engine = DeliveryEngine(self.store, destinations, settings=self.components.delivery.engine,
                                          senders=senders)
             await self.engine.start()

@@ -34,6 +34,7 @@ from gateway.ops.views import (
     SEVERITY_LABELS,
     STATE_LABELS,
     STATUS_LABELS,
+    TOLD_LABELS,
     VERSION_LABELS,
     WITHDRAWAL_LABELS,
 )
@@ -90,7 +91,7 @@ def _environment() -> Environment:
                        VERSION_LABELS=VERSION_LABELS, WITHDRAWAL_LABELS=WITHDRAWAL_LABELS,
                        RISK_LABELS=RISK_LABELS, ACTION_LABELS=ACTION_LABELS, BUSINESS_TYPES=BUSINESS_TYPES,
                        URGENCY=URGENCY, RETURN_REASONS=RETURN_REASONS, LIMIT_LABELS=LIMIT_LABELS,
-                       LINK_STATES=LINK_STATES, Role=Role)
+                       LINK_STATES=LINK_STATES, TOLD_LABELS=TOLD_LABELS, Role=Role)
     return env
 
 

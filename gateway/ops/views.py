@@ -27,6 +27,8 @@ STATUS_LABELS = {
     "NOT_FILED": "不予立案",
     "EXTENDED": "已延期", "RETURNED": "已退回", "TRANSFERRED_OUT": "已转出", "WITHDRAWN": "已撤回", "CLOSED": "已办结",
 }
+# A reporter notice a filing decision ended was ended by the decision's delivery to the ticket's sender (Art. 31).
+TOLD_LABELS = {"FILED": "立案决定已送达来源系统", "NOT_FILED": "不予立案决定已送达来源系统"}
 CIRCUIT_LABELS = {"closed": "正常", "open": "熔断", "half_open": "试探", "none": "—"}
 ACTION_LABELS = {"replay": "重新投递", "replay.dry_run": "重新投递（预演）", "quarantine.remap": "隔离件重新映射",
                  "config.reload": "重新加载配置", "compact": "压缩已送达投递",

@@ -141,13 +141,6 @@ class Linker:
         self.store = store
         self.settings = settings
 
-    async def link(self, ticket: Ticket, *, now: datetime | None = None) -> tuple[list[str], Ticket]:
-        """The ticket's link marks (to store it under) and the ticket with its links to earlier tickets scoring at
-        or above the threshold, best first. Links a partner sent are not the gateway's: they are replaced."""
-        marks, query = self.look_up(ticket)
-        found = [] if query is None else await self.store.find_link_candidates(query)
-        return marks, self.linked(ticket, found, now=now)
-
     def look_up(self, ticket: Ticket) -> tuple[list[str], LinkQuery | None]:
         """The ticket's link marks and the look-up of its candidates (None when it has no marks)."""
         marks = link_marks(ticket)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from adapters.wire.results import ErrorClass, SendResult
+from adapters.wire.results import SendResult
 from adapters.wire.senders import Sender
 from adapters.wire.webhooks import WebhookVerificationError, WebhookVerifier
 from contracts.base import CHINA_STANDARD_TIME
@@ -18,7 +18,7 @@ from contracts.followups import SenderUpdates
 from contracts.national_followups import FOLLOW_UPS_PATH, NationalFollowUpAnswer
 from contracts.ticket import Ticket
 from gateway.store import ConcurrentUpdate, TicketStore
-from gateway.tickets.updates import TicketChange, update_ticket
+from gateway.tickets.updates import TicketChange, answer_not_kept, update_ticket
 
 FOLLOW_UP_KINDS = frozenset({DeliveryKind.UPDATE, DeliveryKind.URGE, DeliveryKind.WITHDRAW})
 
@@ -102,15 +102,6 @@ async def record_follow_up_answer(store: TicketStore, ticket_id: str, answer: Na
 
     update = await update_ticket(store, ticket_id, keep_answer)  # status events and link backs may land meanwhile
     return update is not None and update.saved
-
-
-def answer_not_kept(claim: ClaimedDelivery, result: SendResult, answered: str) -> SendResult:
-    """The platform took the delivery, but what it answered could not be kept on the ticket: not done, so it is
-    sent again, and the platform answers the same key the same way."""
-    log.warning("could not keep the national platform's answer yet; the delivery is sent again",
-                extra={"ticket_id": claim.ticket_id, "delivery_id": claim.delivery_id, "kind": str(claim.kind)})
-    return SendResult(status_code=None, error_class=ErrorClass.ANSWER_NOT_KEPT,
-                      body=f"{answered}, but other writers of the ticket won every try", duration=result.duration)
 
 
 class NationalForwardSender:

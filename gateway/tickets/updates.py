@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from contracts.delivery import OutboxEntry
+from adapters.wire.results import ErrorClass, SendResult
+from contracts.delivery import ClaimedDelivery, OutboxEntry
 from contracts.ticket import Ticket
 from gateway.store import ConcurrentUpdate, TicketStore
 
 R = TypeVar("R")
 
-# Writers of one ticket are few (a status event, the national link's number): five reads are plenty.
+log = logging.getLogger(__name__)
+
+# Writers of one ticket are few (a status event, the national link's number, a delivered filing decision): five
+# reads are plenty.
 WRITE_ATTEMPTS = 5
 # Two writers that collided should not collide again in step; the waits stay well under a request's time.
 _WAIT = wait_random_exponential(multiplier=0.01, max=0.1)
@@ -54,6 +59,16 @@ async def update_ticket(store: TicketStore, ticket: str | TicketLoader, change: 
                              retry=retry_if_exception_type(ConcurrentUpdate), reraise=True)
     result: TicketUpdate[R] | None = await retrying(_read_change_save, store, load, change)
     return result
+
+
+def answer_not_kept(claim: ClaimedDelivery, result: SendResult, answered: str) -> SendResult:
+    """The receiver took the delivery, but what that brought the ticket (the national platform's answer, a partner
+    told the filing decision) could not be kept on it, other writers winning every try: not done, so it is sent
+    again, and the receiver takes the same key the same way."""
+    log.warning("could not keep on the ticket what a delivery brought; the delivery is sent again", extra={
+        "ticket_id": claim.ticket_id, "delivery_id": claim.delivery_id, "kind": str(claim.kind), "answered": answered})
+    return SendResult(status_code=None, error_class=ErrorClass.ANSWER_NOT_KEPT,
+                      body=f"{answered}, but other writers of the ticket won every try", duration=result.duration)
 
 
 async def _read_change_save(store: TicketStore, load: TicketLoader, change: Change[R]) -> TicketUpdate[R] | None:

@@ -1,7 +1,8 @@
-"""Deadlines through the lifecycle in a running gateway, on SQLite and Redis alike: status events signed with the
-standard library reach the national status route, the ticket view shows each limit started, extended and ended
-(met or missed, with the day), deadline risk is read from the store, and 办理时效 answers per organisation and
-per limit, drawn on the dashboard.
+"""Deadlines through the lifecycle in a running gateway, on SQLite, PostgreSQL and Redis alike: status events signed
+with the standard library reach the national status route, the ticket view shows each limit started, extended and
+ended (met or missed, with the day), deadline risk is read from the store, and 办理时效 answers per organisation and
+per limit, drawn on the dashboard. The reporter notice ends when the city partner's real receiver takes the filing
+decision's callback, and runs on while that receiver fails.
 
 Days were counted by hand on the 2024 holiday notice (Mid-Autumn 09-15..17, National Day 10-01..07; make-up
 working days Sat 09-14, Sun 09-29, Sat 10-12)."""
@@ -16,13 +17,18 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from tests.ops.ops_support import TOKENS, OpsGateway, city_complaint, running_gateway
+from simulators.receiver import Action, ReceivedRequest, Receiver, ReceiverThread
+from tests.ops.ops_support import TOKENS, OpsGateway, city_complaint, delivery_file_for, receiver, running_gateway
+from tests.ops.test_sender_echo import adapters_calling_back_to, eventually
+
+T = TypeVar("T")
 
 STATUS_KEY = b"lifecycle-spec-national-status-key"
 STATUS_SECRET = "whsec_" + base64.b64encode(STATUS_KEY).decode()
@@ -124,7 +130,10 @@ async def test_limits_end_met_or_missed_and_on_time_rates_follow_per_organisatio
                                                                             (False, "2024-10-15")]
     notice = (await limits(gw, report))["reporter_notice"]  # the reporter gave a name: told within 5 days
     assert (notice["starts_on"], notice["due_on"], notice["outcome"]) == ("2024-10-15", "2024-10-22", None)
-    assert await overdue(gw) == {report}  # the notice runs; the complaint has nothing running
+    # The reporter is told when the filing decision reaches the city partner; this gateway delivers no callbacks,
+    # so the notice runs on, past its due day (the complaint has nothing running).
+    assert (await ticket(gw, report))["lifecycle"]["reporter_notified_at"] is None
+    assert await overdue(gw) == {report}
 
     handler = (await ticket(gw, complaint))["routing"]["handler_org_code"]
     rates = await gw.get("/api/v1/ops/on-time", since="2024-09-01", until="2024-11-30")
@@ -195,7 +204,98 @@ async def test_a_span_of_days_the_wrong_way_round_is_refused_naming_the_field(gw
     assert not_a_day.status_code == 422 and not_a_day.json()["field"] == "since"
 
 
-def _today() -> str:
-    from datetime import datetime, timedelta, timezone
+@pytest.fixture
+def partner() -> Iterator[Receiver]:
+    """The city 12345 partner's callback receiver: a real HTTP server on loopback."""
+    with ReceiverThread() as rx:
+        yield rx
 
+
+@pytest.fixture
+async def delivering_gw(tmp_path: Path, store_kind: str, partner: Receiver,
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpsGateway]:
+    """The gateway with its delivery workers: national lanes to a receiver, the city partner's status callbacks to
+    `partner`, retried every few tenths of a second."""
+    monkeypatch.setenv("HIG_NATIONAL_STATUS_SECRETS", STATUS_SECRET)
+    with receiver() as national:
+        async with running_gateway(tmp_path, store_kind=store_kind, workers=True,
+                                   delivery_file=delivery_file_for(tmp_path, national.url),
+                                   adapters_dir=adapters_calling_back_to(tmp_path, partner.url)) as gateway:
+            yield gateway
+
+
+def callbacks_of(partner: Receiver, idempotency_key: str, sequence: int, answered: int) -> list[ReceivedRequest]:
+    """The callbacks of one status of one ticket the partner received and answered so (its key: one per status)."""
+    return [r for r in partner.requests(f"{idempotency_key}:{sequence}") if r.answered == answered]
+
+
+def china_day(at: datetime) -> str:
+    return at.astimezone(timezone(timedelta(hours=8))).date().isoformat()
+
+
+async def ended_notice(gw: OpsGateway, ticket_id: str) -> dict[str, Any] | None:
+    notice = (await limits(gw, ticket_id)).get("reporter_notice")
+    return notice if notice is not None and notice["outcome"] is not None else None
+
+
+async def test_a_named_reporter_is_told_when_the_filing_decision_reaches_the_city_partner(
+        delivering_gw: OpsGateway, partner: Receiver) -> None:
+    gw, today = delivering_gw, _today()
+    outcome = await gw.push(city_complaint("KL-LIFE-7", createTime=f"{today} 00:00:00", limitTime=None,
+                                           appealTypeCode="03"))
+    report = outcome.ticket_id
+    assert report is not None
+    platform = Platform(gw)
+    await platform.send(report, "ACCEPTED", today)
+    await platform.send(report, "FILED", today)
+
+    notice = await eventually("the reporter notice ended", lambda: ended_notice(gw, report))
+    key = (await ticket(gw, report))["idempotency_key"]
+    [filed] = await eventually("the FILED callback answered 200", lambda: _some(callbacks_of(partner, key, 2, 200)))
+    day = china_day(filed.received_at)  # the partner's own clock says when the decision reached it
+    assert (notice["starts_on"], notice["outcome"], notice["ended_on"], notice["ended_by"]) == (
+        today, "met", day, "FILED")
+    told_at = datetime.fromisoformat((await ticket(gw, report))["lifecycle"]["reporter_notified_at"])
+    assert told_at >= filed.received_at  # kept once the 2xx came back
+    assert report not in await overdue(gw)
+    login = await gw.client.post("/ops/login", data={"token": TOKENS["viewer"], "next": "/ops"})
+    assert login.status_code == 303
+    assert f"按时（{day} 立案决定已送达来源系统）" in (await gw.client.get(f"/ops/tickets/{report}")).text
+
+    rates = (await gw.get("/api/v1/ops/on-time", since=day, until=day)).json()
+    assert [(r["key"], r["met"], r["missed"]) for r in rates["by_limit"]] == [
+        ("clue_check", 1, 0), ("reporter_notice", 1, 0)]
+
+
+async def test_a_failing_callback_keeps_the_notice_running_until_the_partner_recovers(
+        delivering_gw: OpsGateway, partner: Receiver) -> None:
+    gw, platform = delivering_gw, Platform(delivering_gw)
+    report = await pushed(gw, "KL-LIFE-8", appealTypeCode="03")
+    key = (await ticket(gw, report))["idempotency_key"]
+    await platform.send(report, "ACCEPTED", "2024-10-14")
+    await eventually("the ACCEPTED callback delivered", lambda: _some(callbacks_of(partner, key, 1, 200)))
+
+    partner.set_outage(Action(status=500, body='{"code":500,"msg":"回调处理异常"}'))
+    await platform.send(report, "FILED", "2024-10-15")
+    await eventually("the FILED callback refused", lambda: _some(callbacks_of(partner, key, 2, 500)))
+    notice = (await limits(gw, report))["reporter_notice"]
+    assert (notice["due_on"], notice["outcome"]) == ("2024-10-22", None)  # still running, long past due
+    assert (await ticket(gw, report))["lifecycle"]["reporter_notified_at"] is None
+    assert report in await overdue(gw)
+
+    partner.set_outage(None)
+    ended = await eventually("the reporter notice ended", lambda: ended_notice(gw, report))
+    [filed] = await eventually("the FILED callback answered 200", lambda: _some(callbacks_of(partner, key, 2, 200)))
+    day = china_day(filed.received_at)
+    assert (ended["outcome"], ended["ended_on"], ended["ended_by"]) == ("missed", day, "FILED")
+    assert report not in await overdue(gw)
+    rates = (await gw.get("/api/v1/ops/on-time", since=day, until=day)).json()
+    assert [(r["key"], r["met"], r["missed"]) for r in rates["by_limit"]] == [("reporter_notice", 0, 1)]
+
+
+async def _some(found: list[T]) -> list[T] | None:
+    return found or None
+
+
+def _today() -> str:
     return datetime.now(timezone(timedelta(hours=8))).date().isoformat()

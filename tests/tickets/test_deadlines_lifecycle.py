@@ -5,7 +5,7 @@ working days 09-14, 09-29, 10-12)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -127,6 +127,65 @@ def test_the_filing_decision_ends_the_clue_check_and_starts_a_named_reporters_no
         "reporter_notice", date(2023, 10, 16), date(2023, 10, 23), None)
     ticket = drive(ticket, S.CLOSED, "2023-10-20")
     assert (limit(ticket, "reporter_notice").outcome, limit(ticket, "reporter_notice").ended_by) == ("met", S.CLOSED)
+
+
+def told(ticket: Ticket, at: str, drive: Driver) -> Ticket:
+    """The ticket as it stands once its filing decision reached its sender at `at`, deadlines worked out again."""
+    lifecycle = ticket.lifecycle.model_copy(update={"reporter_notified_at": datetime.fromisoformat(at)})
+    return with_deadlines(ticket.model_copy(update={"lifecycle": lifecycle}), drive.rules, drive.calendar)
+
+
+def filed_report(drive: Driver, decision: Status = S.FILED) -> Ticket:
+    """A named report accepted and decided on Mon 2023-10-16: its notice is due Mon 2023-10-23."""
+    return drive(drive(drive.start("report", "2023-09-25"), S.ACCEPTED, "2023-09-26"), decision, "2023-10-16")
+
+
+def test_the_filing_decision_delivered_to_the_sender_within_5_working_days_meets_the_notice(drive: Driver) -> None:
+    ticket = told(filed_report(drive), "2023-10-20T11:00:00+08:00", drive)
+    notice = limit(ticket, "reporter_notice")
+    assert (notice.outcome, notice.ended_on, notice.ended_by) == ("met", date(2023, 10, 20), S.FILED)
+    # The matter closing a month later does not move the end: the reporter was told on the 20th.
+    closed = drive(ticket, S.CLOSED, "2023-11-20")
+    assert (limit(closed, "reporter_notice").outcome, limit(closed, "reporter_notice").ended_on) == (
+        "met", date(2023, 10, 20))
+    assert limit(closed, "clue_check").ended_on == date(2023, 10, 16)
+
+
+def test_a_not_filed_decision_delivered_on_the_due_day_meets_the_notice(drive: Driver) -> None:
+    ticket = told(filed_report(drive, S.NOT_FILED), "2023-10-23T17:30:00+08:00", drive)
+    notice = limit(ticket, "reporter_notice")
+    assert (notice.due_on, notice.outcome, notice.ended_on, notice.ended_by) == (
+        date(2023, 10, 23), "met", date(2023, 10, 23), S.NOT_FILED)
+
+
+def test_the_filing_decision_delivered_after_5_working_days_misses_the_notice_on_the_china_date(
+        drive: Driver) -> None:
+    # 17:00 UTC on Mon the 23rd is 01:00 on Tue the 24th in China: a day late.
+    ticket = told(filed_report(drive), "2023-10-23T17:00:00+00:00", drive)
+    notice = limit(ticket, "reporter_notice")
+    assert (notice.outcome, notice.ended_on, notice.ended_by) == ("missed", date(2023, 10, 24), S.FILED)
+
+
+def test_without_a_delivered_filing_decision_the_notice_runs_until_the_matter_ends(drive: Driver) -> None:
+    ticket = filed_report(drive)
+    assert ticket.lifecycle.reporter_notified_at is None and limit(ticket, "reporter_notice").running
+    closed = drive(ticket, S.CLOSED, "2023-11-20")
+    assert (limit(closed, "reporter_notice").outcome, limit(closed, "reporter_notice").ended_by) == (
+        "missed", S.CLOSED)
+
+
+def test_a_matter_closed_before_the_decision_reached_its_sender_ends_the_notice_with_it(drive: Driver) -> None:
+    closed = drive(filed_report(drive), S.CLOSED, "2023-10-18")
+    ticket = told(closed, "2023-10-30T09:00:00+08:00", drive)
+    notice = limit(ticket, "reporter_notice")
+    assert (notice.outcome, notice.ended_on, notice.ended_by) == ("met", date(2023, 10, 18), S.CLOSED)
+
+
+def test_a_delivery_stamped_before_the_decision_by_another_clock_ends_the_notice_on_its_first_day(
+        drive: Driver) -> None:
+    ticket = told(filed_report(drive), "2023-10-15T20:00:00+08:00", drive)  # the event says 10-16 15:00
+    notice = limit(ticket, "reporter_notice")
+    assert (notice.outcome, notice.ended_on) == ("met", date(2023, 10, 16))
 
 
 def test_an_anonymous_reporter_is_not_owed_a_notice(drive: Driver) -> None:

@@ -18,6 +18,7 @@ from contracts.delivery import (
     DeliveryReceipt,
     DeliveryState,
     OutboxEntry,
+    ReportedStatus,
 )
 from contracts.ulids import new_ulid
 from gateway.store.base import DeliveryFilter, LeaseLost, replayable
@@ -84,7 +85,8 @@ async def enqueue(db: Connections, ticket_id: str, idempotency_key: str,
 
 
 _CLAIMED_COLUMNS = ("id, ticket_id, destination, kind, idempotency_key, body, content_type, headers, attempts,"
-                    " created_at, lease_token, lease_until, budget_attempts, budget_since, claim_rank, due_at, seq")
+                    " created_at, lease_token, lease_until, budget_attempts, budget_since, claim_rank, due_at, seq,"
+                    " reports_sequence, reports_status")
 
 # Priority first, then fresh before retries (claim_rank = 2 * priority + retry), then due time. One ticket's
 # deliveries to one lane go in the order they were enqueued: a delivery waits while an earlier one of its ticket on
@@ -119,6 +121,7 @@ async def claim(db: Connections, destination: str, worker_id: str, lease_seconds
         headers=json.loads(r["headers"]), attempts=r["attempts"], created_at=r["created_at"],
         lease_token=r["lease_token"], lease_until=r["lease_until"], budget_attempts=r["budget_attempts"],
         budget_since=r["budget_since"],
+        reports=None if r["reports_sequence"] is None else ReportedStatus(r["reports_sequence"], r["reports_status"]),
     ) for r in rows]
 
 

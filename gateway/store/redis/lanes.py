@@ -21,6 +21,7 @@ from contracts.delivery import (
     DeliveryReceipt,
     DeliveryState,
     OutboxEntry,
+    ReportedStatus,
 )
 from gateway.store.base import DeliveryFilter, LaneStore, replayable
 from gateway.store.errors import LeaseLost
@@ -106,6 +107,7 @@ class RedisLanes(RedisConnection, LaneStore):
                 created_at=from_ms(int(f["created"])), lease_token=text(f["lease_token"]),
                 lease_until=from_ms(int(f["lease_until"])), budget_attempts=int(f.get("budget_attempts", 0)),
                 budget_since=from_ms(int(f["budget_since"])) if "budget_since" in f else None,
+                reports=ReportedStatus(int(f["rseq"]), text(f["rstatus"])) if f.get("rseq") else None,
             ))
         return claimed
 

@@ -14,6 +14,7 @@ from contracts.delivery import (
     DeliveryReceipt,
     DeliveryState,
     OutboxEntry,
+    ReportedStatus,
 )
 from contracts.ulids import new_ulid
 from gateway.store.base import DeliveryFilter, LeaseLost, replayable
@@ -91,7 +92,8 @@ def claim(destination: str, worker_id: str, lease_seconds: float, limit: int,
             "     AND e.state IN ('pending', 'retrying', 'in_flight'))"
             "   ORDER BY claim_rank, due_at, rowid LIMIT 1)"
             " RETURNING id, ticket_id, destination, kind, idempotency_key, body, content_type, headers,"
-            " attempts, created_at, lease_token, lease_until, budget_attempts, budget_since",
+            " attempts, created_at, lease_token, lease_until, budget_attempts, budget_since, reports_sequence,"
+            " reports_status",
             (token, lease_until, worker_id, destination, now, PARKED),
         ).fetchone()
         if row is None:
@@ -102,6 +104,7 @@ def claim(destination: str, worker_id: str, lease_seconds: float, limit: int,
             headers=json.loads(row[7]), attempts=row[8], created_at=from_ms(row[9]),
             lease_token=row[10], lease_until=from_ms(row[11]), budget_attempts=row[12],
             budget_since=None if row[13] is None else from_ms(row[13]),
+            reports=None if row[14] is None else ReportedStatus(int(row[14]), str(row[15])),
         ))
     return claimed
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from contracts.codesets import Status
 from contracts.status import AppliedEvent, DeadlineKind
@@ -26,6 +26,8 @@ _ANSWERED_BY: dict[DeadlineKind, frozenset[Status]] = {
                              S.FILED, S.NOT_FILED}),
     "mediation": frozenset({S.MEDIATED, S.MEDIATION_TERMINATED}),
     "clue_check": frozenset({S.FILED, S.NOT_FILED, S.NOT_ACCEPTED}),
+    # No status answers it: the reporter is told when the filing decision reaches the partner that took the report
+    # (Lifecycle.reporter_notified_at, see _told); a sender that hears no callbacks leaves it to end with the matter.
     "reporter_notice": frozenset(),
     "jurisdiction_dispute": frozenset(),
 }
@@ -39,11 +41,17 @@ def deadlines_through(ticket: Ticket, rules: RuleBook, calendar: WorkingDayCalen
     """Every time limit the ticket ran under, from receipt through each applied status event in order.
 
     Pure, and worked out again from the whole history on every event, so an event applied after a gap gives the
-    same limits as the events in order. Every limit counts under the rule set in force on the day of receipt."""
+    same limits as the events in order. Every limit counts under the rule set in force on the day of receipt. The
+    reporter notice ends when the ticket's sender was told the filing decision (`reporter_notified_at`), in its
+    place among the events: a matter that ended before that ended the notice with it."""
     received_at = ticket.source.source_received_at
     limits = compute_deadlines(ticket.classification.business_type.value, received_at, rules, calendar)
     received_on = china_date(received_at)
+    told_at = ticket.lifecycle.reporter_notified_at
+    decision: Status | None = None  # the filing decision that started the reporter notice
     for event in ticket.lifecycle.events:
+        if told_at is not None and decision is not None and told_at <= event.at:
+            limits = _told(limits, told_at, decision)
         day = max(china_date(event.at), received_on)
         status = event.to_status
         if status is S.EXTENDED:
@@ -55,7 +63,9 @@ def deadlines_through(ticket: Ticket, rules: RuleBook, calendar: WorkingDayCalen
         if starts is not None:
             start_at = max(event.at, received_at)
             limits.append(deadline_from(starts, start_at, received_on, rules, calendar))
-    return limits
+            if starts == "reporter_notice":
+                decision = status
+    return limits if told_at is None or decision is None else _told(limits, told_at, decision)
 
 
 def with_deadlines(ticket: Ticket, rules: RuleBook, calendar: WorkingDayCalendar) -> Ticket:
@@ -85,6 +95,13 @@ def _named_reporter(ticket: Ticket) -> bool:
 def _ended(deadline: Deadline, day: date, status: Status) -> Deadline:
     return deadline.model_copy(update={"outcome": "met" if day <= deadline.due_on else "missed", "ended_on": day,
                                        "ended_by": status})
+
+
+def _told(limits: list[Deadline], at: datetime, decision: Status) -> list[Deadline]:
+    """The running reporter notice ended on the day (China time) the filing decision reached the ticket's sender,
+    which tells the reporter (Art. 31); never before the day the notice started (the clocks of two systems)."""
+    return [_ended(d, max(china_date(at), d.starts_on), decision) if d.kind == "reporter_notice" and d.running else d
+            for d in limits]
 
 
 def _extended(limits: list[Deadline], event: AppliedEvent, day: date, rules: RuleBook,

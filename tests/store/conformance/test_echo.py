@@ -50,6 +50,15 @@ async def test_a_ticket_without_status_callbacks_has_no_echo(store: Store) -> No
     assert await store.count_behind(later()) == 0
 
 
+async def test_a_claimed_status_callback_names_the_status_it_reports(store: Store) -> None:
+    """The lane's sender learns which status it carries (a delivered filing decision tells the reporter)."""
+    ticket = await stored(store, "GZ-ECHO-CLAIM")
+    await report(store, ticket, 2, "FILED")
+    assert (await claim_one(store)).reports == ReportedStatus(2, "FILED")
+    [forward] = await store.claim("national", "w", 30)
+    assert forward.reports is None
+
+
 async def test_an_enqueued_status_puts_the_partner_behind_until_its_callback_is_delivered(store: Store) -> None:
     ticket = await stored(store, "GZ-ECHO-1")
     before = datetime.now(UTC) - timedelta(seconds=1)
