@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _options, _run
+from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _labelled, _options, _run, _table
 
 links_cli = typer.Typer(help="Possible cross-line duplicates linked at intake: list a ticket's links, confirm or "
                              "dismiss one.", add_completion=False, no_args_is_help=True)
@@ -31,11 +31,13 @@ def links_list(ticket_id: TicketArgument, config: ConfigOption = None, as_json: 
     if as_json:
         _echo_json([k.model_dump(mode="json") for k in links])
         return
-    for k in links:
-        typer.echo(f"{k.ticket_id}  {k.adapter_id:<22} {k.source_ticket_no:<24} score {k.score:.2f}  {k.state}"
-                   f"{f' ({k.decided_by})' if k.decided_by else ''}")
-        typer.echo(f"    {'；'.join(k.reasons)}")
-    typer.echo(f"{len(links)} link(s)")
+    from gateway.ops.views import LINK_STATES
+
+    _table([(k.ticket_id, k.adapter_id, k.source_ticket_no, f"{k.score:.2f}", _labelled(k.state, LINK_STATES),
+             k.decided_by or "-", "；".join(k.reasons)) for k in links],
+           header=("ticket_id 关联工单", "adapter 对接系统", "source_no 来源工单号", "score 评分", "state 状态",
+                   "decided_by 决定人", "reasons 依据"))
+    typer.echo(f"{len(links)} link(s) 共 {len(links)} 条")
 
 
 def _decide(config: Any, ticket_id: str, linked_ticket_id: str, raw: dict[str, Any], as_json: bool) -> None:

@@ -6,8 +6,9 @@ import asyncio
 import getpass
 import json
 import sys
+import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -44,8 +45,8 @@ def _settings(config: Path | None) -> GatewaySettings:
 
 
 def _run(config: Path | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
-    """Open the configured store (no workers, no pollers), run `work(service, user)`, close. A refusal of the ops
-    service ends the command as `_fail` says."""
+    """Open the configured store (no workers, no pollers, no alert monitor), run `work(service, user)`, close. A
+    refusal of the ops service ends the command as `_fail` says."""
     from gateway.ops.access import Authenticator, OpsUser, Role
     from gateway.ops.errors import OpsError
     from gateway.ops.service import OpsService
@@ -55,7 +56,7 @@ def _run(config: Path | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
 
     async def main() -> T:
         runtime = Runtime.build(settings)
-        await runtime.start(workers=False, pollers=False)
+        await runtime.start(workers=False, pollers=False, alerts=False)
         try:
             service = OpsService(runtime, Authenticator([]), users_file=settings.resolve("ops-users.yaml"))
             # Whoever runs this can read the store itself; what they change is still audited under their name.
@@ -95,6 +96,37 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def _width(text: str) -> int:
+    """The columns a terminal gives `text`: two for a wide (Chinese) character, one for any other."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _table(rows: Sequence[Sequence[str]], *, header: Sequence[str] | None = None, indent: str = "") -> None:
+    """Print rows as a table: first the header row naming each column (`ticket_id 工单编号`: its English name, then
+    its Chinese one), then a line per row, each column as wide on screen as its widest cell."""
+    lines = [header, *rows] if header is not None else list(rows)
+    if not lines:
+        return
+    widths = [max(_width(cell) for cell in column) for column in zip(*lines, strict=True)]
+    for line in lines:
+        typer.echo(indent + "  ".join(cell + " " * (width - _width(cell))
+                                      for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _labelled(code: str | None, labels: Mapping[str, str]) -> str:
+    """A code with its Chinese label beside it (`dead 死信`); "-" for none."""
+    if not code:
+        return "-"
+    return f"{code} {labels[code]}" if code in labels else code
+
+
+def _china(at: Any) -> str:
+    """A time as China reads it (+08:00), whoever wrote it."""
+    from gateway.tickets.deadlines import CHINA_TZ
+
+    return str(at.astimezone(CHINA_TZ).isoformat(timespec="seconds"))
+
+
 # -- tickets ---------------------------------------------------------------------------------------------
 
 @tickets_cli.command("show")
@@ -110,40 +142,48 @@ def tickets_show(reference: Annotated[str, typer.Argument(
     if as_json:
         _echo_json(detail.model_dump(mode="json"))
         return
-    from gateway.tickets.deadlines import CHINA_TZ as china
+    from gateway.ops.views import RISK_LABELS, STATE_LABELS, STATUS_LABELS
 
     t = detail.ticket
-    typer.echo(f"ticket {t['ticket_id']}  {t['source']['source_system']} {t['source']['source_ticket_no']}  "
-               f"status {t['lifecycle']['status']}")
-    typer.echo(f"  national no   {t.get('national_registration_no') or '-'}")
-    typer.echo(f"  handler       {t['routing'].get('handler_org_name') or '-'}")
+    facts = [("ticket_id 工单编号", t["ticket_id"]),
+             ("source 来源", f"{t['source']['source_system']} {t['source']['source_ticket_no']}"),
+             ("status 状态", _labelled(t["lifecycle"]["status"], STATUS_LABELS)),
+             ("national_no 全国登记号", t.get("national_registration_no") or "-"),
+             ("handler 承办机构", t["routing"].get("handler_org_name") or "-")]
     if detail.deadline_risk:
-        typer.echo(f"  deadline      {detail.deadline_risk} (due {detail.due_on})")
-    typer.echo(f"  sender's echo {_echo_line(detail.echo)}")
-    typer.echo("deliveries:")
-    for d in detail.deliveries:
-        r = d.delivery
-        typer.echo(f"  {r.delivery_id}  {r.destination:<28} {r.state.value:<10} attempts {r.attempts}  "
-                   f"last {r.last_status_code or r.last_error_class or '-'}")
-    typer.echo("timeline:")
-    for e in detail.timeline:
-        at = e.at.astimezone(china).isoformat(timespec="seconds")  # China time throughout, whoever wrote it
-        typer.echo(f"  {at}  {e.label}" + (f"  ({e.detail})" if e.detail else ""))
+        facts.append(("deadline 时限", f"{_labelled(detail.deadline_risk, RISK_LABELS)}（{detail.due_on} 到期）"))
+    facts.append(("echo 来源回音", _echo_line(detail.echo)))
+    _table(facts)
+    typer.echo("deliveries 投递:")
+    _table([(d.delivery.delivery_id, d.delivery.destination, _labelled(d.delivery.state.value, STATE_LABELS),
+             str(d.delivery.attempts), _last(d.delivery)) for d in detail.deliveries],
+           header=("delivery_id 投递编号", "destination 目的地", "state 状态", "attempts 次数", "last 最近结果"),
+           indent="  ")
+    typer.echo("timeline 时间线:")
+    _table([(_china(e.at), e.label + (f"（{e.detail}）" if e.detail else "")) for e in detail.timeline],
+           header=("at 时间", "event 事件"), indent="  ")
+
+
+def _last(receipt: Any) -> str:
+    """A delivery's last result: the HTTP status or the error class of its last attempt."""
+    return str(receipt.last_status_code or receipt.last_error_class or "-")
 
 
 def _echo_line(echo: Any) -> str:
-    """What the partner has heard of the ticket, on one line."""
+    """What the partner has heard of the ticket (the sender's echo), on one line in Chinese."""
+    from gateway.ops.views import STATE_LABELS, STATUS_LABELS
+
     if echo is None:
-        return "- (no status callback yet)"
-    heard = echo.heard_status.value if echo.heard_status else "nothing yet"
-    line = f"national {echo.latest_status.value}, partner heard {heard}"
+        return "尚无状态回写（来源系统无回调，或尚无状态变化）"
+    line = (f"全国状态 {_labelled(echo.latest_status.value, STATUS_LABELS)}；来源系统已收到 "
+            f"{_labelled(echo.heard_status.value, STATUS_LABELS) if echo.heard_status else '尚无'}")
     if echo.behind_since is None:
-        return line + " (caught up)"
-    line += f", behind since {echo.behind_since.isoformat(timespec='seconds')}"
+        return line + "；已同步"
+    line += f"；自 {_china(echo.behind_since)} 起未获回音"
     if echo.waiting is not None:
         w = echo.waiting
-        line += f"; callback {w.delivery_id} {w.state.value}, {w.attempts} attempt(s), last " \
-                f"{w.last_status_code or w.last_error_class or '-'}"
+        line += f"；待送回调 {w.delivery_id}：{_labelled(w.state.value, STATE_LABELS)}，已尝试 {w.attempts} 次，" \
+                f"最近结果 {_last(w)}"
     return line
 
 
@@ -163,9 +203,21 @@ def tickets_behind(config: ConfigOption = None,
     if as_json:
         _echo_json([b.model_dump(mode="json") for b in found])
         return
+    from gateway.ops.views import STATE_LABELS, STATUS_LABELS
+
+    rows = []
     for b in found:
-        typer.echo(f"{b.ticket_id}  {b.adapter_id or '-':<22} {b.source_ticket_no or '-':<24} {_echo_line(b.echo)}")
-    typer.echo(f"{len(found)} ticket(s)")
+        e, w = b.echo, b.echo.waiting
+        rows.append((b.ticket_id, b.adapter_id or "-", b.source_ticket_no or "-",
+                     _labelled(e.latest_status.value, STATUS_LABELS),
+                     _labelled(e.heard_status.value, STATUS_LABELS) if e.heard_status else "尚无",
+                     _china(e.behind_since) if e.behind_since else "-",
+                     f"{w.delivery_id} {_labelled(w.state.value, STATE_LABELS)}" if w else "-",
+                     str(w.attempts) if w else "-", _last(w) if w else "-"))
+    _table(rows, header=("ticket_id 工单编号", "adapter 对接系统", "source_no 来源工单号", "national 全国状态",
+                         "heard 来源已收到", "behind_since 未获回音起始", "callback 待送回调", "attempts 次数",
+                         "last 最近结果"))
+    typer.echo(f"{len(found)} ticket(s) 共 {len(found)} 件")
 
 
 @tickets_cli.command("find")
@@ -197,11 +249,11 @@ def tickets_find(
     if as_json:
         _echo_json([s.model_dump(mode="json") for s in found])
         return
-    typer.echo(f"{'ticket_id 工单编号':<28}  {'adapter 对接系统':<22} {'source_no 来源工单号':<28} "
-               f"{'status 状态':<12} deadline 时限")
-    for s in found:
-        typer.echo(f"{s.ticket_id:<28}  {s.adapter_id:<22} {s.source_ticket_no:<28} {s.status.value:<12} "
-                   f"{s.deadline_risk or ''}")
+    from gateway.ops.views import RISK_LABELS, STATUS_LABELS
+
+    _table([(s.ticket_id, s.adapter_id, s.source_ticket_no, _labelled(s.status.value, STATUS_LABELS),
+             _labelled(s.deadline_risk, RISK_LABELS)) for s in found],
+           header=("ticket_id 工单编号", "adapter 对接系统", "source_no 来源工单号", "status 状态", "deadline 时限"))
     typer.echo(f"{len(found)} ticket(s) 共 {len(found)} 件")
 
 
@@ -258,13 +310,11 @@ def deliveries_list(
         return
     from gateway.ops.views import STATE_LABELS
 
-    typer.echo(f"{'delivery_id 投递编号':<28}  {'destination 目的地':<28} {'state 状态':<14} ticket 工单  "
-               "attempts 次数  last 最近结果")
-    for r in found:
-        state = f"{r.state.value} {STATE_LABELS.get(r.state.value, '')}"
-        typer.echo(f"{r.delivery_id:<28}  {r.destination:<28} {state:<14} ticket {r.ticket_id}  "
-                   f"attempts {r.attempts}  last {r.last_status_code or r.last_error_class or '-'}")
-    typer.echo(f"{len(found)} deliver{'y' if len(found) == 1 else 'ies'}")
+    _table([(r.delivery_id, r.destination, _labelled(r.state.value, STATE_LABELS), r.ticket_id, str(r.attempts),
+             _last(r)) for r in found],
+           header=("delivery_id 投递编号", "destination 目的地", "state 状态", "ticket 工单", "attempts 次数",
+                   "last 最近结果"))
+    typer.echo(f"{len(found)} deliver{'y' if len(found) == 1 else 'ies'} 共 {len(found)} 条")
 
 
 @deliveries_cli.command("replay")
@@ -286,8 +336,20 @@ def deliveries_replay(
     from gateway.ops.schemas import ReplayFilter, ReplayRequest
 
     by_filter = any(v is not None for v in (destination, error_class, ticket, since, until))
+    if not ids and not by_filter and retrying:
+        # Every retrying delivery on every lane due at once would send again to receivers still failing, all
+        # together; retry now follows the fix of one partner's fault, so it names that partner's lane.
+        typer.echo("--retrying 需要同时给出筛选条件，以免所有线路上重试中的投递一齐重发：用 --destination 指定已修复的"
+                   "线路（如 callback:<对接系统>），或用 --ticket、--error-class、--since、--until 缩小范围；"
+                   "也可用 --id 逐个指定\n"
+                   "--retrying needs a filter as well, so that not every retrying delivery on every lane goes at once: "
+                   "name the lane whose receiver was fixed with --destination (e.g. callback:<adapter>), or narrow it "
+                   "with --ticket, --error-class, --since or --until; or give --id", err=True)
+        raise typer.Exit(2)
     if not ids and not by_filter:
-        typer.echo("give --id, or a filter (--destination, --error-class, --ticket, --since, --until)", err=True)
+        typer.echo("请给出 --id，或筛选条件（--destination、--error-class、--ticket、--since、--until；重试中的投递加 "
+                   "--retrying）\ngive --id, or a filter (--destination, --error-class, --ticket, --since, --until; "
+                   "add --retrying for retrying deliveries)", err=True)
         raise typer.Exit(2)
     flt = _options(ReplayFilter, {
         "destination": destination, "error_class": error_class, "ticket_id": ticket, "since": since, "until": until,
@@ -303,7 +365,9 @@ def deliveries_replay(
         left: dict[str, dict[str, str]] = {}
         destinations: Counter[str] = Counter()
         if not candidates:
-            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}, "not_replayed": {}}
+            assert flt is not None  # nothing to replay comes of a filter: named ids are at least one
+            return {"matched": 0, "replayed": 0, "dry_run": dry_run, "destinations": {}, "not_replayed": {},
+                    **await _nothing_matched(service, flt)}
         with typer.progressbar(length=len(candidates), label="replaying" if not dry_run else "checking",
                                file=sys.stderr) as bar:
             for start in range(0, len(candidates), REPLAY_BATCH):
@@ -322,6 +386,28 @@ def deliveries_replay(
 
     summary = _run(config, work)
     typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+# A replay filter's state that matched nothing: (saying so, the other state's deliveries, what to do), each in Chinese
+# and in English.
+_NOTHING_MATCHED: dict[str, tuple[tuple[str, str], tuple[str, str], tuple[str, str]]] = {
+    "dead": (("没有死信符合条件", "no dead letter matches"), ("重试中的投递", "retrying deliveries"),
+             ("加 --retrying 立即重试", "add --retrying to retry them now")),
+    "retrying": (("没有重试中的投递符合条件", "no retrying delivery matches"), ("死信", "dead letters"),
+                 ("去掉 --retrying 即可重新投递", "drop --retrying to replay them")),
+}
+
+
+async def _nothing_matched(service: Any, flt: Any) -> dict[str, str]:
+    """A hint for a filter that matched nothing: whether deliveries in the other state (retrying ones for a
+    dead-letter filter, dead letters for a --retrying one) match it, and what to do then."""
+    (none_zh, none_en), (other_zh, other_en), (do_zh, do_en) = _NOTHING_MATCHED[flt.state]
+    other = "dead" if flt.state == "retrying" else "retrying"
+    count = len(await service.store.list_deliveries(flt.model_copy(update={"state": other}).filter()))
+    if count:
+        return {"hint": f"{none_zh}；有 {count} 个{other_zh}符合：{do_zh}",
+                "hint_en": f"{none_en}; {count} {other_en} do: {do_en}"}
+    return {"hint": f"{none_zh}，也没有{other_zh}符合", "hint_en": f"{none_en}, nor do any {other_en}"}
 
 
 @deliveries_cli.command("compact")
@@ -367,16 +453,11 @@ def quarantine_list(config: ConfigOption = None,
     if as_json:
         _echo_json([q.model_dump(mode="json") for q in found])
         return
-    from gateway.tickets.deadlines import CHINA_TZ as china
-
-    typer.echo(f"{'quarantine_id 隔离编号':<28}  {'adapter 对接系统':<22} {'received 首次接收':<25}  "
-               "seen 次数 / last 最近一次  problems 问题")
-    for q in found:
-        rules = "；".join(f"{e['message']} ({e['field']} {e['rule']})" for e in q.errors)
-        received = q.received_at.astimezone(china).isoformat(timespec="seconds")
-        last = q.last_seen_at.astimezone(china).isoformat(timespec="seconds")
-        typer.echo(f"{q.quarantine_id}  {q.adapter_id:<22} {received}  ×{q.times_seen} last {last}  {rules}")
-    typer.echo(f"{len(found)} payload(s)")
+    _table([(q.quarantine_id, q.adapter_id, _china(q.received_at), f"×{q.times_seen}", _china(q.last_seen_at),
+             "；".join(f"{e['message']} ({e['field']} {e['rule']})" for e in q.errors)) for q in found],
+           header=("quarantine_id 隔离编号", "adapter 对接系统", "received 首次接收", "seen 次数", "last 最近一次",
+                   "problems 问题"))
+    typer.echo(f"{len(found)} payload(s) 共 {len(found)} 件")
 
 
 @quarantine_cli.command("remap")

@@ -263,7 +263,10 @@ class Runtime:
         return WebhookVerifier(national_status_secrets(self.settings),
                                tolerance_seconds=self.settings.national.status_tolerance_seconds)
 
-    async def start(self, *, workers: bool, pollers: bool) -> None:
+    async def start(self, *, workers: bool, pollers: bool, alerts: bool = True) -> None:
+        """Open the store and start what runs beside it. `alerts`: the alert monitor, which a short-lived command
+        leaves off — without this runtime's lanes and pollers it would judge their breakers and polls from empty
+        state, and could take the store's `alerts` lock and fire or resolve alerts a running gateway owns."""
         self.settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         self.started.append("store")
@@ -281,8 +284,9 @@ class Runtime:
                 self.compactor.start()
         if pollers:
             self.pollers = await start_pollers(self.adapters.values(), self.store, self.current_intake)
-        self.alerts = self.alert_monitor()
-        self.alerts.start()
+        if alerts:
+            self.alerts = self.alert_monitor()
+            self.alerts.start()
 
     def alert_monitor(self) -> AlertMonitor:
         """The alert monitor over this runtime: its lanes' breakers and dead letters, its pollers, the store's

@@ -22,26 +22,32 @@ FaultCode = Literal["Client", "Server", "VersionMismatch", "MustUnderstand"]
 class SoapFault(AdapterError):
     """A SOAP 1.1 Fault to answer with: Client when the sender must change the request, Server otherwise.
 
+    The faultstring (`message`) is the Chinese sentence `zh`, for the partner system and the people reading it;
+    `message_en` says the same in English for logs. A stable code a partner matches on (`wsse:FailedAuthentication`,
+    `wsu:MessageExpired`…) begins both.
+
     SOAP 1.1 (section 6.2) answers every Fault with HTTP 500; `http_status` differs only where the
     HTTP layer refuses the request before any SOAP processing (413 for an oversize body).
     """
 
-    def __init__(self, code: FaultCode, message: str, *, detail: etree._Element | None = None,
+    def __init__(self, code: FaultCode, message_en: str, *, zh: str, detail: etree._Element | None = None,
                  http_status: int = 500) -> None:
-        message = xml_safe(message)
-        super().__init__(message)
+        message_en = xml_safe(message_en)
+        super().__init__(message_en)
         self.code: FaultCode = code
-        self.message = message
+        self.message = xml_safe(zh)
+        self.message_en = message_en
         self.detail = detail
         self.http_status = http_status
 
     @classmethod
-    def client(cls, message: str, *, detail: etree._Element | None = None, http_status: int = 500) -> SoapFault:
-        return cls("Client", message, detail=detail, http_status=http_status)
+    def client(cls, message_en: str, *, zh: str, detail: etree._Element | None = None,
+               http_status: int = 500) -> SoapFault:
+        return cls("Client", message_en, zh=zh, detail=detail, http_status=http_status)
 
     @classmethod
-    def server(cls, message: str, *, detail: etree._Element | None = None) -> SoapFault:
-        return cls("Server", message, detail=detail)
+    def server(cls, message_en: str, *, zh: str, detail: etree._Element | None = None) -> SoapFault:
+        return cls("Server", message_en, zh=zh, detail=detail)
 
     def envelope(self) -> etree._Element:
         fault = etree.Element(f"{{{SOAP11_ENV}}}Fault")
@@ -72,10 +78,11 @@ def read_envelope(root: etree._Element, *, understood: Iterable[str] = ()) -> En
     """
     if root.tag == f"{{{SOAP12_ENV}}}Envelope":
         raise SoapFault("VersionMismatch", "a SOAP 1.2 Envelope was sent; this endpoint speaks SOAP 1.1 "
-                        f"({SOAP11_ENV})")
+                        f"({SOAP11_ENV})", zh=f"收到的是 SOAP 1.2 Envelope；此接口只支持 SOAP 1.1（{SOAP11_ENV}）")
     if root.tag != f"{{{SOAP11_ENV}}}Envelope":
-        raise SoapFault.client(f"the document element is {_clark_to_text(root.tag)}, not a SOAP 1.1 Envelope "
-                               f"in namespace {SOAP11_ENV}")
+        en, zh = _named(root.tag)
+        raise SoapFault.client(f"the document element is {en}, not a SOAP 1.1 Envelope in namespace {SOAP11_ENV}",
+                               zh=f"文档根元素是 {zh}，不是命名空间 {SOAP11_ENV} 中的 SOAP 1.1 Envelope")
     header: etree._Element | None = None
     body: etree._Element | None = None
     for child in root:
@@ -84,19 +91,22 @@ def read_envelope(root: etree._Element, *, understood: Iterable[str] = ()) -> En
         elif child.tag == f"{{{SOAP11_ENV}}}Body" and body is None:
             body = child
         else:
-            raise SoapFault.client(f"unexpected {_clark_to_text(child.tag)} in the Envelope: "
-                                   "expected an optional Header followed by one Body")
+            en, zh = _named(child.tag)
+            raise SoapFault.client(f"unexpected {en} in the Envelope: expected an optional Header followed by one "
+                                   "Body", zh=f"Envelope 中不应有 {zh}：应为一个可选的 Header，随后一个 Body")
     if body is None:
-        raise SoapFault.client("the Envelope has no Body")
+        raise SoapFault.client("the Envelope has no Body", zh="Envelope 中没有 Body")
     payload = [child for child in body if isinstance(child.tag, str)]
     if len(payload) != 1:
-        raise SoapFault.client(f"the Body must hold exactly one operation element, found {len(payload)}")
+        raise SoapFault.client(f"the Body must hold exactly one operation element, found {len(payload)}",
+                               zh=f"Body 中必须恰好有一个操作元素，实际有 {len(payload)} 个")
     if header is not None:
         known = set(understood)
         for block in header:
             if block.get(f"{{{SOAP11_ENV}}}mustUnderstand") in ("1", "true") and block.tag not in known:
-                raise SoapFault("MustUnderstand", f"header block {_clark_to_text(block.tag)} is marked "
-                                "mustUnderstand but is not understood here")
+                en, zh = _named(block.tag)
+                raise SoapFault("MustUnderstand", f"header block {en} is marked mustUnderstand but is not "
+                                "understood here", zh=f"头部块 {zh} 标记为 mustUnderstand，但此接口不理解它")
     return Envelope(header=header, body_child=payload[0])
 
 
@@ -131,9 +141,11 @@ def xml_safe(text: str, limit: int = 2000) -> str:
     return _NOT_XML.sub(lambda m: f"U+{ord(m.group()):04X}", text)
 
 
-def _clark_to_text(tag: object) -> str:
+def _named(tag: object) -> tuple[str, str]:
+    """An element's name and namespace as a sentence names it, in English and in Chinese."""
     if not isinstance(tag, str):
-        return "a non-element node"
+        return "a non-element node", "非元素节点"
     qname = etree.QName(tag)
-    where = f"namespace {qname.namespace}" if qname.namespace else "no namespace"
-    return f"{qname.localname} ({where})"
+    if qname.namespace:
+        return f"{qname.localname} (namespace {qname.namespace})", f"{qname.localname}（命名空间 {qname.namespace}）"
+    return f"{qname.localname} (no namespace)", f"{qname.localname}（无命名空间）"

@@ -50,7 +50,7 @@ def read_reply(status_code: int, content: bytes, content_type: str | None) -> Re
     try:
         root, decoded = parse_xml(content, content_type)
     except SoapFault as err:  # not XML, an unknown charset, a DTD: the parser's refusal says which
-        raise UnreadableReply(status_code, err.message) from err
+        raise UnreadableReply(status_code, err.message_en) from err
     if root.tag != _ENVELOPE:
         raise UnreadableReply(status_code, f"the reply's document element is {root.tag}, not a SOAP 1.1 Envelope")
     fault = root.find(_FAULT)

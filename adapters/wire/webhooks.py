@@ -39,12 +39,14 @@ class WebhookSecretError(AdapterError, ValueError):
 
 
 class WebhookVerificationError(AdapterError):
-    """A webhook was refused; `reason` is a stable code a caller can branch on, the message says why."""
+    """A webhook was refused; `reason` is a stable code a caller can branch on, `message` says why in Chinese (for
+    the sender reading the answer) and `message_en` in English (for logs)."""
 
-    def __init__(self, reason: FailureReason, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: FailureReason, message_en: str, *, zh: str) -> None:
+        super().__init__(message_en)
         self.reason: FailureReason = reason
-        self.message = message
+        self.message = zh
+        self.message_en = message_en
 
 
 @dataclass(frozen=True)
@@ -155,12 +157,14 @@ class WebhookVerifier:
         lowered = {k.lower(): v for k, v in headers.items()}
         missing = [h for h in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE) if not lowered.get(h)]
         if missing:
-            raise WebhookVerificationError("missing_header", f"missing header(s): {', '.join(missing)}")
+            raise WebhookVerificationError("missing_header", f"missing header(s): {', '.join(missing)}",
+                                           zh=f"缺少签名头：{'、'.join(missing)}")
         msg_id = lowered[HEADER_ID]
         raw_ts = lowered[HEADER_TIMESTAMP].strip()
         if not raw_ts.isascii() or not raw_ts.isdigit():
             raise WebhookVerificationError(
-                "invalid_timestamp", f"{HEADER_TIMESTAMP} must be integer unix seconds, got {raw_ts[:32]!r}"
+                "invalid_timestamp", f"{HEADER_TIMESTAMP} must be integer unix seconds, got {raw_ts[:32]!r}",
+                zh=f"{HEADER_TIMESTAMP} 应为整数 Unix 秒，收到的是 {raw_ts[:32]!r}",
             )
         timestamp = int(raw_ts)
         current = _unix_seconds(time.time() if now is None else now)
@@ -168,12 +172,14 @@ class WebhookVerifier:
             raise WebhookVerificationError(
                 "timestamp_too_old",
                 f"{HEADER_TIMESTAMP} is {current - timestamp} s old; tolerance is {self.tolerance_seconds} s",
+                zh=f"{HEADER_TIMESTAMP} 已过去 {current - timestamp} 秒，允许 {self.tolerance_seconds} 秒",
             )
         if timestamp > current + self.tolerance_seconds:
             raise WebhookVerificationError(
                 "timestamp_too_new",
                 f"{HEADER_TIMESTAMP} is {timestamp - current} s in the future; tolerance is "
                 f"{self.tolerance_seconds} s",
+                zh=f"{HEADER_TIMESTAMP} 比当前时间晚 {timestamp - current} 秒，允许 {self.tolerance_seconds} 秒",
             )
         offered = self._offered_signatures(lowered[HEADER_SIGNATURE])
         payload = _as_bytes(body)
@@ -186,6 +192,7 @@ class WebhookVerifier:
             "no_matching_signature",
             f"no {SIGNATURE_VERSION} signature in {HEADER_SIGNATURE} matches any of the "
             f"{len(self._keys)} active secret(s)",
+            zh=f"{HEADER_SIGNATURE} 中没有与 {len(self._keys)} 个有效密钥之一相符的 {SIGNATURE_VERSION} 签名",
         )
 
     @staticmethod

@@ -68,8 +68,9 @@ def username_token(username: str, password: str, *, nonce: bytes | None = None,
     return security
 
 
-def _failed(reason: str) -> SoapFault:
-    return SoapFault.client(f"wsse:FailedAuthentication: the security token could not be authenticated ({reason})")
+def _failed(reason: str, zh: str) -> SoapFault:
+    return SoapFault.client(f"wsse:FailedAuthentication: the security token could not be authenticated ({reason})",
+                            zh=f"wsse:FailedAuthentication: 安全令牌未通过认证（{zh}）")
 
 
 def _text(element: etree._Element | None) -> str | None:
@@ -97,44 +98,54 @@ async def verify_username_token(header: etree._Element | None, policy: UsernameT
     security = header.find(SECURITY) if header is not None else None
     if security is None:
         raise SoapFault.client("wsse:InvalidSecurity: the request has no wsse:Security header; a UsernameToken "
-                               "with a PasswordDigest, Nonce and wsu:Created is required")
+                               "with a PasswordDigest, Nonce and wsu:Created is required",
+                               zh="wsse:InvalidSecurity: 请求没有 wsse:Security 头；须带 UsernameToken"
+                                  "（密码摘要 PasswordDigest、Nonce 和 wsu:Created）")
     token = security.find(f"{{{WSSE}}}UsernameToken")
     if token is None:
-        raise SoapFault.client("wsse:InvalidSecurity: the wsse:Security header holds no wsse:UsernameToken")
+        raise SoapFault.client("wsse:InvalidSecurity: the wsse:Security header holds no wsse:UsernameToken",
+                               zh="wsse:InvalidSecurity: wsse:Security 头中没有 wsse:UsernameToken")
     username = _text(token.find(f"{{{WSSE}}}Username"))
     password = token.find(f"{{{WSSE}}}Password")
     nonce_text = _text(token.find(f"{{{WSSE}}}Nonce"))
     created_text = _text(token.find(f"{{{WSU}}}Created"))
     if not username or password is None:
-        raise _failed("Username and Password are required")
+        raise _failed("Username and Password are required", "必须有 Username 和 Password")
     if password.get("Type", PASSWORD_TEXT) != PASSWORD_DIGEST:
-        raise _failed("a PasswordDigest is required; a clear-text password is not accepted")
+        raise _failed("a PasswordDigest is required; a clear-text password is not accepted",
+                      "须用密码摘要 PasswordDigest，不接受明文密码")
     if not nonce_text or not created_text:
-        raise _failed("a PasswordDigest needs a Nonce and a wsu:Created")
+        raise _failed("a PasswordDigest needs a Nonce and a wsu:Created", "密码摘要须同时带 Nonce 和 wsu:Created")
     encoding = token.find(f"{{{WSSE}}}Nonce").get("EncodingType", BASE64_BINARY)  # type: ignore[union-attr]
     if encoding != BASE64_BINARY:
-        raise _failed(f"Nonce EncodingType {encoding!r} is not supported; use Base64Binary")
+        raise _failed(f"Nonce EncodingType {encoding!r} is not supported; use Base64Binary",
+                      f"不支持 Nonce 的编码 EncodingType {encoding!r}，请用 Base64Binary")
     try:
         nonce = base64.b64decode(nonce_text, validate=True)
     except (binascii.Error, ValueError):
-        raise _failed("the Nonce is not base64") from None
+        raise _failed("the Nonce is not base64", "Nonce 不是 base64 编码") from None
     try:
         created = parse_created(created_text, policy.zoneless_offset)
     except ValueError:
-        raise SoapFault.client(f"wsu:MessageExpired: wsu:Created {created_text!r} is not an xsd:dateTime") from None
+        raise SoapFault.client(f"wsu:MessageExpired: wsu:Created {created_text!r} is not an xsd:dateTime",
+                               zh=f"wsu:MessageExpired: wsu:Created {created_text!r} 不是 xsd:dateTime 时间") from None
     expected = password_digest(nonce, created_text, policy.password)
     user_ok = hmac.compare_digest(username.encode("utf-8"), policy.username.encode("utf-8"))
     digest_ok = hmac.compare_digest((_text(password) or "").encode("utf-8"), expected.encode("ascii"))
     if not (user_ok and digest_ok):
-        raise _failed("unknown username or wrong password digest")
+        raise _failed("unknown username or wrong password digest", "用户名不存在或密码摘要不正确")
     now = now or datetime.now(UTC)
     if created < now - timedelta(seconds=policy.max_age_seconds):
         raise SoapFault.client(f"wsu:MessageExpired: stale Created {created_text}: a token is accepted for "
-                               f"{policy.max_age_seconds:g} s after it was created")
+                               f"{policy.max_age_seconds:g} s after it was created",
+                               zh=f"wsu:MessageExpired: Created {created_text} 已过期：令牌在创建后 "
+                                  f"{policy.max_age_seconds:g} 秒内有效")
     if created > now + timedelta(seconds=policy.future_skew_seconds):
         raise SoapFault.client(f"wsu:MessageExpired: Created {created_text} is in the future beyond the "
-                               f"{policy.future_skew_seconds:g} s allowed for clock skew")
+                               f"{policy.future_skew_seconds:g} s allowed for clock skew",
+                               zh=f"wsu:MessageExpired: Created {created_text} 晚于网关当前时间，超出允许的 "
+                                  f"{policy.future_skew_seconds:g} 秒时钟偏差")
     if not await remember_nonce(nonce_text, policy.nonce_ttl_seconds):
-        raise _failed("nonce replayed: this Nonce was already used within the last "
-                      f"{policy.nonce_ttl_seconds:g} s")
+        raise _failed(f"nonce replayed: this Nonce was already used within the last {policy.nonce_ttl_seconds:g} s",
+                      f"Nonce 重复：此 Nonce 在最近 {policy.nonce_ttl_seconds:g} 秒内已用过")
     return username

@@ -107,14 +107,21 @@ def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
 def _decode(body: bytes, label: str) -> DecodedBody:
     codec = _CODECS.get(label.lower())
     if codec is None:
-        raise SoapFault.client(f"unsupported character encoding {label!r}: send UTF-8 or GBK/GB18030")
+        raise SoapFault.client(f"unsupported character encoding {label!r}: send UTF-8 or GBK/GB18030",
+                               zh=f"不支持的字符编码 {label!r}：请用 UTF-8 或 GBK/GB18030")
     try:
         text = body.decode(codec)
     except UnicodeDecodeError as err:
         raise SoapFault.client(
-            f"the body is not valid {label}: byte 0x{body[err.start]:02x} at offset {err.start} cannot be read"
+            f"the body is not valid {label}: byte 0x{body[err.start]:02x} at offset {err.start} cannot be read",
+            zh=f"请求体不是有效的 {label}：第 {err.start} 字节处的 0x{body[err.start]:02x} 无法读取",
         ) from err
     return DecodedBody(text=text, charset=label.upper() if codec != "utf-16" else "UTF-16", codec=codec)
+
+
+def _dtd_refused() -> SoapFault:
+    return SoapFault.client("a DOCTYPE or ENTITY declaration is not accepted in a SOAP message",
+                            zh="SOAP 消息中不接受 DOCTYPE 或 ENTITY 声明")
 
 
 def parse_xml(body: bytes, content_type: str | None) -> tuple[etree._Element, DecodedBody]:
@@ -124,20 +131,24 @@ def parse_xml(body: bytes, content_type: str | None) -> tuple[etree._Element, De
     declared, let alone expanded; the parser itself is hardened too, in case a form slips past.
     """
     if _DTD_BYTES.search(body):
-        raise SoapFault.client("a DOCTYPE or ENTITY declaration is not accepted in a SOAP message")
+        raise _dtd_refused()
     decoded = decode_body(body, content_type)
     if _DTD_TEXT.search(decoded.text):
-        raise SoapFault.client("a DOCTYPE or ENTITY declaration is not accepted in a SOAP message")
+        raise _dtd_refused()
     text = _DECLARATION_TEXT.sub("", decoded.text, count=1)
     if text.count("xmlns") > MAX_NAMESPACE_DECLARATIONS:
         declared = len(_NAMESPACE_DECLARATION.findall(text))
         if declared > MAX_NAMESPACE_DECLARATIONS:
             raise SoapFault.client(f"the message declares {declared} XML namespaces; at most "
-                                   f"{MAX_NAMESPACE_DECLARATIONS} are accepted")
+                                   f"{MAX_NAMESPACE_DECLARATIONS} are accepted",
+                                   zh=f"消息声明了 {declared} 个 XML 命名空间；"
+                                      f"最多接受 {MAX_NAMESPACE_DECLARATIONS} 个")
     if not text.strip():
-        raise SoapFault.client("the body is empty: a SOAP 1.1 Envelope is expected")
+        raise SoapFault.client("the body is empty: a SOAP 1.1 Envelope is expected",
+                               zh="请求体为空：应为一个 SOAP 1.1 Envelope")
     try:
         root = etree.fromstring(text.encode("utf-8"), hardened_parser())
     except etree.XMLSyntaxError as err:
-        raise SoapFault.client(f"the body is not well-formed XML: {err.msg}") from err
+        raise SoapFault.client(f"the body is not well-formed XML: {err.msg}",
+                               zh=f"请求体不是格式正确的 XML：{err.msg}") from err
     return root, decoded

@@ -19,7 +19,7 @@ from gateway.http.contexts import InboundContext, IntakeOutcomeView
 from gateway.http.contexts import TicketIntake as TicketIntake  # where pollers.py finds it
 from gateway.http.deps import Inbound
 from gateway.http.fast_path import PushRoute
-from gateway.http.limits import HttpRefusal, check_declared_length, read_limited
+from gateway.http.limits import HttpRefusal, check_declared_length, read_limited, refusal_response
 from mapping.payload import PayloadError, parse_json_body
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,20 @@ JSON_MEDIA_TYPES = ("application/json", "text/json")
 # repeat of a push is recognised by its idempotency key, so sending it again is always safe (docs/integrators.md).
 OUTCOME_UNKNOWN = ("the gateway could not confirm that the ticket was stored (it may have been); send the same "
                    "ticket again later: a repeat is recognised and answered with its ticket id, never stored twice")
-
-
-def _refuse(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+OUTCOME_UNKNOWN_ZH = ("网关未能确认工单已保存（也可能已保存）；请稍后重发同一工单：重发会被识别并答复其工单编号，"
+                      "不会重复保存")
 
 
 _UNAUTHENTICATED = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}
 
 
-def _unauthorized(message: str) -> HttpRefusal:
-    return HttpRefusal(401, "unauthorized", message, _UNAUTHENTICATED)
+def _unauthorized(message_en: str, zh: str) -> HttpRefusal:
+    return HttpRefusal(401, "unauthorized", message_en, _UNAUTHENTICATED, zh=zh)
 
 
 def _forbidden(adapter_id: str) -> HttpRefusal:
-    return HttpRefusal(403, "forbidden", f"these credentials are valid, but not for adapter {adapter_id!r}")
+    return HttpRefusal(403, "forbidden", f"these credentials are valid, but not for adapter {adapter_id!r}",
+                       zh=f"凭据有效，但不属于对接系统 {adapter_id!r}")
 
 
 def _check_api_key(context: InboundContext, adapter_id: str, presented: str) -> None:
@@ -63,7 +62,7 @@ def _check_api_key(context: InboundContext, adapter_id: str, presented: str) -> 
               if a != adapter_id and c.api_key_digest is not None]
     if any(others):
         raise _forbidden(adapter_id)
-    raise _unauthorized(f"the {API_KEY_HEADER} header does not hold a valid key")
+    raise _unauthorized(f"the {API_KEY_HEADER} header does not hold a valid key", f"{API_KEY_HEADER} 头中的密钥无效")
 
 
 def hmac_signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -74,15 +73,20 @@ def hmac_signature(secret: bytes, timestamp: str, body: bytes) -> str:
 def _check_signature(context: InboundContext, adapter_id: str, signature: str, timestamp: str | None,
                      body: bytes) -> None:
     if not timestamp:
-        raise _unauthorized(f"an {SIGNATURE_HEADER} needs an {TIMESTAMP_HEADER} header (unix seconds)")
+        raise _unauthorized(f"an {SIGNATURE_HEADER} needs an {TIMESTAMP_HEADER} header (unix seconds)",
+                            f"带 {SIGNATURE_HEADER} 时须同时带 {TIMESTAMP_HEADER} 头（Unix 秒）")
     stamp = timestamp.strip()
     if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
-        raise _unauthorized(f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp[:20]!r}")
+        raise _unauthorized(f"{TIMESTAMP_HEADER} must be unix seconds, got {stamp[:20]!r}",
+                            f"{TIMESTAMP_HEADER} 应为 Unix 秒，收到的是 {stamp[:20]!r}")
     own = context.credentials[adapter_id]
     skew = abs(context.clock() - int(stamp))
     if skew > own.hmac_tolerance_seconds:
         raise _unauthorized(f"{TIMESTAMP_HEADER} is {int(skew)} s away from our clock; the tolerance is "
-                            f"{own.hmac_tolerance_seconds} s (sign each request when sending it)")
+                            f"{own.hmac_tolerance_seconds} s (sign each request when sending it)",
+                            f"{TIMESTAMP_HEADER} 与网关时钟相差 {int(skew)} 秒，"
+                            f"允许相差 {own.hmac_tolerance_seconds} 秒"
+                            "（请在发送每个请求时签名）")
     offered = signature.strip()
     if not offered.startswith(SIGNATURE_PREFIX):
         offered = SIGNATURE_PREFIX + offered
@@ -98,14 +102,17 @@ def _check_signature(context: InboundContext, adapter_id: str, signature: str, t
     if any([matches(c.hmac_secret) for a, c in context.credentials.items() if a != adapter_id]):
         raise _forbidden(adapter_id)
     raise _unauthorized(f"the {SIGNATURE_HEADER} does not match the body (HMAC-SHA256 over "
-                        f"\"{TIMESTAMP_HEADER}.body\", hex, prefixed {SIGNATURE_PREFIX})")
+                        f"\"{TIMESTAMP_HEADER}.body\", hex, prefixed {SIGNATURE_PREFIX})",
+                        f"{SIGNATURE_HEADER} 与请求体不符（应为对“{TIMESTAMP_HEADER}.请求体”的 HMAC-SHA256，十六进制，"
+                        f"前缀 {SIGNATURE_PREFIX}）")
 
 
 def _check_media_type(content_type: str) -> None:
     media = content_type.split(";", 1)[0].strip().lower()
     if media and media not in JSON_MEDIA_TYPES and not media.endswith("+json"):
         raise HttpRefusal(415, "unsupported_media_type",
-                       f"Content-Type {media!r} is not JSON; send application/json (charset=utf-8 or GBK)")
+                          f"Content-Type {media!r} is not JSON; send application/json (charset=utf-8 or GBK)",
+                          zh=f"Content-Type {media!r} 不是 JSON；请发送 application/json（charset=utf-8 或 GBK）")
 
 
 def _returned_json(returned: Any) -> dict[str, Any]:
@@ -135,11 +142,10 @@ def outcome_response(outcome: IntakeOutcomeView) -> JSONResponse:
         # Stored, but whose matter it is needs an operator: nothing is forwarded until one settles it.
         return JSONResponse({"ticket_id": outcome.ticket_id, "repeat": False, "review": True}, status_code=202)
     if outcome.kind == "quarantined":
-        return JSONResponse({"error": "unmappable", "message": "工单不符合全国12315数据标准，已隔离待处理",
-                             "message_en": "the ticket does not map to the national standard; it is kept in "
-                             "quarantine for review",
-                             "quarantine_id": outcome.quarantine_id,
-                             "errors": [e.reader_json() for e in outcome.errors]}, status_code=422)
+        return refusal_response(HttpRefusal(422, "unmappable", "the ticket does not map to the national standard; it "
+                                            "is kept in quarantine for review",
+                                            zh="工单不符合全国12315数据标准，已隔离待处理"),
+                                quarantine_id=outcome.quarantine_id, errors=[e.reader_json() for e in outcome.errors])
     if outcome.kind == "returned":
         # A 退单 is a complete answer about this ticket, not a fault of the request: 200, and no retry. The
         # raw payload is kept (quarantine_id) so that ops can see what was sent back and why.
@@ -168,7 +174,7 @@ _REQUEST_BODY_DOC: dict[str, Any] = {
 
 def _problem_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"example": {
-        "error": "code", "message": "what is wrong and what to do"}}}}
+        "error": "code", "message": "中文：哪里不对、该怎么做", "message_en": "what is wrong and what to do"}}}}
 
 
 async def answer_push(context: InboundContext, adapter_id: str, request: Request) -> JSONResponse:
@@ -184,21 +190,28 @@ async def answer_follow_up(context: InboundContext, adapter_id: str, request: Re
 async def _answer(context: InboundContext, adapter_id: str, request: Request, *, follow_up: bool) -> JSONResponse:
     config = context.adapters.get(adapter_id)
     if config is None or not config.enabled or not config.push:
-        return _refuse(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this gateway")
+        return refusal_response(HttpRefusal(404, "unknown_adapter", f"no adapter {adapter_id!r} takes pushes at this "
+                                            "gateway", zh=f"本网关没有接收推送的对接系统 {adapter_id!r}"))
     if follow_up and not config.is_canonical:
-        return _refuse(404, "not_canonical", f"adapter {adapter_id!r} maps its partner's own shape: its follow-ups go "
-                       f"to {INBOUND_PATH.replace('{adapter_id}', adapter_id)} as its mapping spec's follow_ups say")
+        path = INBOUND_PATH.replace("{adapter_id}", adapter_id)
+        return refusal_response(HttpRefusal(404, "not_canonical", f"adapter {adapter_id!r} maps its partner's own "
+                                            f"shape: its follow-ups go to {path} as its mapping spec's follow_ups say",
+                                            zh=f"对接系统 {adapter_id!r} 按对方自己的报文格式映射：其后续"
+                                               f"（补充材料、催办、撤诉）按映射规则的 follow_ups 发往 {path}"))
     if adapter_id in context.missing or adapter_id not in context.credentials:
-        return _refuse(503, "adapter_not_configured",
-                       f"adapter {adapter_id!r} is not ready to take pushes (its credentials or mapping are not "
-                       "configured); tell the gateway's operators")
+        return refusal_response(HttpRefusal(503, "adapter_not_configured",
+                                            f"adapter {adapter_id!r} is not ready to take pushes (its credentials or "
+                                            "mapping are not configured); tell the gateway's operators",
+                                            zh=f"对接系统 {adapter_id!r} 尚不能接收推送（凭据或映射规则未配置）；"
+                                               "请告知网关的运维人员"))
     try:
         check_declared_length(request, context.max_body_bytes)
         api_key = request.headers.get(API_KEY_HEADER)
         signature = request.headers.get(SIGNATURE_HEADER)
         if not api_key and not signature:
             raise _unauthorized(f"send an {API_KEY_HEADER} header, or sign the body with {SIGNATURE_HEADER} "
-                                f"and {TIMESTAMP_HEADER}")
+                                f"and {TIMESTAMP_HEADER}",
+                                f"请带 {API_KEY_HEADER} 头，或用 {SIGNATURE_HEADER} 和 {TIMESTAMP_HEADER} 对请求体签名")
         if api_key:
             _check_api_key(context, adapter_id, api_key)
         body = await read_limited(request, context.max_body_bytes)
@@ -209,25 +222,26 @@ async def _answer(context: InboundContext, adapter_id: str, request: Request, *,
         try:
             payload = parse_json_body(body, content_type)
         except PayloadError as err:
-            raise HttpRefusal(400, "invalid_json", str(err)) from err
+            raise HttpRefusal(400, "invalid_json", str(err), zh=f"请求体不是有效的 JSON（{err}）") from err
         if not isinstance(payload, dict):
-            raise HttpRefusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}")
+            raise HttpRefusal(400, "invalid_json", f"a ticket is a JSON object, not a {type(payload).__name__}",
+                              zh=f"工单应为 JSON 对象，收到的是 {type(payload).__name__}")
         if follow_up and FOLLOW_UP_KIND not in payload:
-            return _refuse(422, "invalid_follow_up", "跟进消息缺少 kind（supplement、urge 或 withdrawal）",
-                           message_en="a follow-up names its kind: supplement, urge or withdrawal",
-                           errors=[FieldError(field=FOLLOW_UP_KIND, rule="missing", source_path=FOLLOW_UP_KIND,
-                                              message="kind: supplement, urge or withdrawal").reader_json()])
+            return refusal_response(HttpRefusal(422, "invalid_follow_up", "a follow-up names its kind: supplement, "
+                                                "urge or withdrawal",
+                                                zh="跟进消息缺少 kind（supplement、urge 或 withdrawal）"),
+                                    errors=[FieldError(field=FOLLOW_UP_KIND, rule="missing", source_path=FOLLOW_UP_KIND,
+                                                       message="kind: supplement, urge or withdrawal").reader_json()])
     except HttpRefusal as refusal:
         log.info("push refused", extra={"adapter_id": adapter_id, "status": refusal.status,
-                                        "error": refusal.error, "reason": refusal.message})
-        return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status,
-                            headers=refusal.headers)
+                                        "error": refusal.error, "reason": refusal.message_en})
+        return refusal_response(refusal)
     try:
         outcome = await context.intake.accept(adapter_id, payload, raw_body=body, content_type=content_type)
     except Exception:  # not the partner's fault; the store may have taken the ticket before failing to answer
         log.exception("push intake failed", extra={"adapter_id": adapter_id})
-        return JSONResponse({"error": "unavailable", "message": OUTCOME_UNKNOWN, "stored": "unknown",
-                             "retry_safe": True}, status_code=503, headers={"Retry-After": "30"})
+        return refusal_response(HttpRefusal(503, "unavailable", OUTCOME_UNKNOWN, {"Retry-After": "30"},
+                                            zh=OUTCOME_UNKNOWN_ZH), stored="unknown", retry_safe=True)
     # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
     return outcome_response(outcome)
 

@@ -5,27 +5,47 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.wire.envelope import SoapFault, content_type, serialize
+from adapters.wire.envelope import SoapFault, content_type
 from gateway.errors import GatewayError
+from gateway.http.faults import fault_body
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024  # what h11, uvicorn's default parser, allows for the whole head
 
 
 class HttpRefusal(GatewayError):
-    """A request refused with a status, an error code and a sentence saying why."""
+    """A request refused with a status, a stable error code and a sentence saying why: in Chinese for the partner
+    (`zh`, the answer's `message`) and in English for logs (`message_en`), as the ops API's refusals say it."""
 
-    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, error: str, message_en: str, headers: dict[str, str] | None = None, *,
+                 zh: str) -> None:
+        super().__init__(message_en)
         self.status = status
         self.error = error
-        self.message = message
+        self.message = zh
+        self.message_en = message_en
         self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer: `{"error", "message", "message_en"}`."""
+        return {"error": self.error, "message": self.message, "message_en": self.message_en}
+
+    def fault(self) -> SoapFault:
+        """The same refusal to a SOAP caller: a Client Fault with this HTTP status, the error code beginning it."""
+        return SoapFault.client(f"{self.error}: {self.message_en}", zh=f"{self.error}: {self.message}",
+                                http_status=self.status)
+
+
+def refusal_response(refusal: HttpRefusal, **extra: Any) -> JSONResponse:
+    """A refusal as JSON: the stable `error` code, `message` in Chinese, `message_en`, and anything `extra`."""
+    return JSONResponse({**refusal.body(), **extra}, status_code=refusal.status, headers=refusal.headers)
 
 
 def check_declared_length(request: Request, limit: int) -> None:
@@ -34,9 +54,11 @@ def check_declared_length(request: Request, limit: int) -> None:
     if raw is None:
         return
     if not raw.strip().isdigit():
-        raise HttpRefusal(400, "bad_request", f"Content-Length {raw[:20]!r} is not a number")
+        raise HttpRefusal(400, "bad_request", f"Content-Length {raw[:20]!r} is not a number",
+                          zh=f"Content-Length {raw[:20]!r} 不是数字")
     if int(raw) > limit:
-        raise HttpRefusal(413, "payload_too_large", f"the body is {int(raw)} bytes; the limit is {limit} bytes")
+        raise HttpRefusal(413, "payload_too_large", f"the body is {int(raw)} bytes; the limit is {limit} bytes",
+                          zh=f"请求体有 {int(raw)} 字节，上限是 {limit} 字节")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -48,11 +70,17 @@ async def read_limited(request: Request, limit: int) -> bytes:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise HttpRefusal(413, "payload_too_large", f"the body exceeds the limit of {limit} bytes")
+                raise _too_large(limit)
             chunks.append(chunk)
     except ClientDisconnect as err:  # a truncated body: the sender's fault, answered (to no one) and logged as such
-        raise HttpRefusal(400, "incomplete_body", f"the connection closed after {size} bytes of the body") from err
+        raise HttpRefusal(400, "incomplete_body", f"the connection closed after {size} bytes of the body",
+                          zh=f"收到 {size} 字节请求体后连接已关闭") from err
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> HttpRefusal:
+    return HttpRefusal(413, "payload_too_large", f"the body exceeds the limit of {limit} bytes",
+                       zh=f"请求体超过 {limit} 字节的上限")
 
 
 class BodyLimitMiddleware:
@@ -94,19 +122,22 @@ class BodyLimitMiddleware:
         as_soap = bool(self.soap) and str(scope["path"]).startswith(self.soap)
         headers = scope["headers"]
         if len(headers) > MAX_HEADERS or sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
-            await self._refuse(send, 431, "request_header_fields_too_large",
-                               f"the request has {len(headers)} header fields; at most {MAX_HEADERS} fields and "
-                               f"{MAX_HEADER_BYTES} bytes of names and values are taken", as_soap=as_soap)
+            await self._refuse(send, HttpRefusal(
+                431, "request_header_fields_too_large", f"the request has {len(headers)} header fields; at most "
+                f"{MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes of names and values are taken",
+                zh=f"请求有 {len(headers)} 个头字段；最多接受 {MAX_HEADERS} 个字段、"
+                   f"名称和值合计 {MAX_HEADER_BYTES} 字节"),
+                as_soap=as_soap)
             return
         if counted:
             declared = dict(scope["headers"]).get(b"content-length")
             if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
-                await self._refuse(send, *self._too_large(), as_soap=as_soap)
+                await self._refuse(send, _too_large(self.limit), as_soap=as_soap)
                 return
         deadline = asyncio.get_running_loop().time() + self.timeout
         size = 0
         body_done = False
-        refusal: tuple[int, str, str] | None = None
+        refusal: HttpRefusal | None = None
         started = False
 
         async def guarded_receive() -> Message:
@@ -117,13 +148,14 @@ class BodyLimitMiddleware:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                refusal = (408, "request_timeout", f"the body did not arrive within {self.timeout:g} s")
+                refusal = HttpRefusal(408, "request_timeout", f"the body did not arrive within {self.timeout:g} s",
+                                      zh=f"请求体未在 {self.timeout:g} 秒内到达")
                 return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced below
             if message["type"] == "http.request":
                 body_done = not message.get("more_body", False)
                 size += len(message.get("body", b""))
                 if counted and size > self.limit:
-                    refusal = self._too_large()
+                    refusal = _too_large(self.limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -132,7 +164,7 @@ class BodyLimitMiddleware:
             if refusal is not None:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await self._refuse(send, *refusal, as_soap=as_soap)
+                    await self._refuse(send, refusal, as_soap=as_soap)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -143,20 +175,17 @@ class BodyLimitMiddleware:
             if refusal is None:
                 raise
             if not started:
-                await self._refuse(send, *refusal, as_soap=as_soap)
-
-    def _too_large(self) -> tuple[int, str, str]:
-        return 413, "payload_too_large", f"the body exceeds the limit of {self.limit} bytes"
+                await self._refuse(send, refusal, as_soap=as_soap)
 
     @staticmethod
-    async def _refuse(send: Send, status: int, error: str, message: str, *, as_soap: bool = False) -> None:
+    async def _refuse(send: Send, refusal: HttpRefusal, *, as_soap: bool = False) -> None:
         if as_soap:
-            body = serialize(SoapFault.client(f"{error}: {message}", http_status=status).envelope())
+            body = fault_body(refusal.fault())
             media = content_type().encode("ascii")
         else:
-            body = json.dumps({"error": error, "message": message}).encode("utf-8")
+            body = json.dumps(refusal.body(), ensure_ascii=False).encode("utf-8")
             media = b"application/json"
-        await send({"type": "http.response.start", "status": status,
+        await send({"type": "http.response.start", "status": refusal.status,
                     "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -13,7 +13,7 @@ from adapters.wire.webhooks import WebhookVerificationError
 from contracts.errors import field_errors
 from contracts.status import StatusEvent
 from gateway.http.deps import National, Status
-from gateway.http.limits import HttpRefusal, read_limited
+from gateway.http.limits import HttpRefusal, read_limited, refusal_response
 from gateway.tickets.lifecycle import EventOutcome
 from gateway.tickets.status import TicketNotFound
 
@@ -54,22 +54,22 @@ def national_status_router() -> APIRouter:
         try:
             body = await read_limited(request, national.max_body_bytes)
         except HttpRefusal as refusal:
-            return JSONResponse({"error": refusal.error, "message": refusal.message}, status_code=refusal.status)
+            return refusal_response(refusal)
         try:
             national.verifier.verify(request.headers, body)
         except WebhookVerificationError as err:
-            log.warning("status event signature refused", extra={"reason": str(err)})
-            return JSONResponse({"error": "unauthorized", "message": str(err)}, status_code=401)
+            log.warning("status event signature refused", extra={"reason": err.message_en})
+            return refusal_response(HttpRefusal(401, "unauthorized", err.message_en, zh=err.message))
         try:
             event = StatusEvent.model_validate_json(body)
         except ValidationError as err:
             errors = [e.reader_json() for e in field_errors(err)]
-            return JSONResponse({"error": "invalid_event", "message": "状态事件不符合全国标准",
-                                 "message_en": "not a valid status event", "errors": errors}, status_code=422)
+            return refusal_response(HttpRefusal(422, "invalid_event", "not a valid status event",
+                                                zh="状态事件不符合全国标准"), errors=errors)
         try:
             outcome = await status.apply(event)
         except TicketNotFound as err:
-            return JSONResponse({"error": "unknown_ticket", "message": f"no ticket {err}"}, status_code=404)
+            return refusal_response(HttpRefusal(404, "unknown_ticket", f"no ticket {err}", zh=f"没有工单 {err}"))
         decision = outcome.decision
         doc: dict[str, Any] = {
             "outcome": str(decision.outcome),
@@ -78,7 +78,7 @@ def national_status_router() -> APIRouter:
         }
         headers = {}
         if decision.reason:
-            doc["message"] = decision.reason
+            doc.update(message=decision.reason_zh, message_en=decision.reason)
         if decision.outcome is EventOutcome.EARLY:
             headers["Retry-After"] = str(EARLY_RETRY_SECONDS)
         return JSONResponse(doc, status_code=_STATUS_OF_OUTCOME[decision.outcome], headers=headers)

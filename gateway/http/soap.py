@@ -15,7 +15,8 @@ from contracts.errors import FieldError
 from gateway.http.contexts import IntakeOutcomeView, SoapContext
 from gateway.http.deps import Soap
 from gateway.http.fast_path import PushRoute
-from gateway.http.inbound import OUTCOME_UNKNOWN
+from gateway.http.faults import fault_body, fault_detail
+from gateway.http.inbound import OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_ZH
 from gateway.http.limits import HttpRefusal, read_limited
 from gateway.http.wsdl import SUBMIT_TICKET, TNS, served_wsdl
 from mapping.payload import PayloadError, xml_to_dict
@@ -27,7 +28,7 @@ RAW_CONTENT_TYPE = "application/xml; charset=UTF-8"
 _FAULT_ERRORS_SHOWN = 5
 
 def _fault_response(fault: SoapFault, charset: str = "UTF-8") -> Response:
-    return Response(serialize(fault.envelope(), charset), status_code=fault.http_status,
+    return Response(fault_body(fault, charset), status_code=fault.http_status,
                     headers={"Content-Type": content_type(charset)})
 
 
@@ -36,7 +37,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     try:
         return await read_limited(request, limit)
     except HttpRefusal as refusal:
-        raise SoapFault.client(xml_safe(refusal.message), http_status=refusal.status) from refusal
+        raise refusal.fault() from refusal
 
 
 def _element(parent: etree._Element, name: str, text: object) -> None:
@@ -61,7 +62,11 @@ def submit_ticket_response(outcome: IntakeOutcomeView) -> etree._Element:
 
 def unmappable_fault(quarantine_id: str | None, errors: Sequence[FieldError]) -> SoapFault:
     """A Client fault for an order that does not map: every field error in <detail>, the first few in the text."""
-    detail = etree.Element(f"{{{TNS}}}SubmitTicketFault", nsmap={"hig": TNS})
+    shown, more = errors[:_FAULT_ERRORS_SHOWN], len(errors) - _FAULT_ERRORS_SHOWN
+    en = (f"the order does not map to the national standard; it is kept in quarantine (quarantine id "
+          f"{quarantine_id}): " + "; ".join(f"{e.field}: {e.message}" for e in shown)
+          + (f" (and {more} more)" if more > 0 else ""))
+    detail = fault_detail(xml_safe(en))
     _element(detail, "quarantineId", quarantine_id)
     for error in errors:
         item = etree.SubElement(detail, f"{{{TNS}}}fieldError")
@@ -71,10 +76,9 @@ def unmappable_fault(quarantine_id: str | None, errors: Sequence[FieldError]) ->
         _element(item, "messageEn", error.message)
         _element(item, "value", error.value)
         _element(item, "sourcePath", error.source_path)
-    shown = "；".join(e.message_zh for e in errors[:_FAULT_ERRORS_SHOWN])
-    more = f"（另有 {len(errors) - _FAULT_ERRORS_SHOWN} 项）" if len(errors) > _FAULT_ERRORS_SHOWN else ""
-    return SoapFault.client(f"工单不符合全国12315数据标准，已隔离待处理（隔离编号 {quarantine_id}）：{shown}{more}",
-                            detail=detail)
+    zh = (f"工单不符合全国12315数据标准，已隔离待处理（隔离编号 {quarantine_id}）："
+          + "；".join(e.message_zh for e in shown) + (f"（另有 {more} 项）" if more > 0 else ""))
+    return SoapFault.client(en, zh=zh, detail=detail)
 
 
 def _wants_wsdl(request: Request) -> bool:
@@ -92,12 +96,14 @@ async def answer_soap_push(context: SoapContext, adapter_id: str, request: Reque
     pushes, 413 for an oversize body."""
     charset = "UTF-8"
     if not context.takes_pushes(adapter_id):
-        return _fault_response(SoapFault.client(
-            f"no adapter {xml_safe(adapter_id[:64])!r} takes SOAP pushes at this gateway", http_status=404))
+        named = xml_safe(adapter_id[:64])
+        return _fault_response(SoapFault.client(f"no adapter {named!r} takes SOAP pushes at this gateway",
+                                                zh=f"本网关没有接收 SOAP 推送的对接系统 {named!r}", http_status=404))
     policy = context.policies.get(adapter_id)
     if policy is None:
         return _fault_response(SoapFault.server(f"adapter {adapter_id!r} has no usable credentials configured; "
-                                                "tell the gateway's operators"))
+                                                "tell the gateway's operators",
+                                                zh=f"对接系统 {adapter_id!r} 没有配置可用的凭据；请告知网关的运维人员"))
     header_type = request.headers.get("content-type")
     try:
         body = await _read_limited(request, context.max_body_bytes)
@@ -113,18 +119,18 @@ async def answer_soap_push(context: SoapContext, adapter_id: str, request: Reque
         try:
             payload = xml_to_dict(order)
         except PayloadError as err:
-            raise SoapFault.client(f"the order cannot be read: {err}") from err
+            raise SoapFault.client(f"the order cannot be read: {err}", zh=f"无法读取工单：{err}") from err
         # Kept as the raw payload: the order as received, without the Security header (its digest would
         # let anyone who reads raw payloads guess the password offline).
         raw = etree.tostring(order, xml_declaration=True, encoding="UTF-8")
         outcome = await context.intake.accept(adapter_id, payload, raw_body=raw, content_type=RAW_CONTENT_TYPE)
     except SoapFault as fault:
         log.info("SOAP push refused", extra={"adapter_id": adapter_id, "faultcode": fault.code,
-                                             "reason": fault.message, "status": fault.http_status})
+                                             "reason": fault.message_en, "status": fault.http_status})
         return _fault_response(fault, charset)
     except Exception:  # not the partner's fault; the store may have taken the ticket before failing to answer
         log.exception("SOAP push intake failed", extra={"adapter_id": adapter_id})
-        return _fault_response(SoapFault.server(OUTCOME_UNKNOWN), charset)
+        return _fault_response(SoapFault.server(OUTCOME_UNKNOWN, zh=OUTCOME_UNKNOWN_ZH), charset)
     # Intake logged the outcome (stored, repeated, quarantined or returned): one line per ticket.
     if outcome.kind == "quarantined":
         return _fault_response(unmappable_fault(outcome.quarantine_id, list(outcome.errors)), charset)
@@ -151,10 +157,12 @@ def soap_router() -> APIRouter:
                                  "description": "No adapter with this id takes SOAP pushes"}})
     async def wsdl(adapter_id: str, request: Request, context: Soap) -> Response:
         if not context.takes_pushes(adapter_id):
-            return Response("no adapter with this id takes SOAP pushes at this gateway\n", status_code=404,
+            return Response("本网关没有接收 SOAP 推送的此对接系统\n"
+                            "no adapter with this id takes SOAP pushes at this gateway\n", status_code=404,
                             media_type="text/plain; charset=utf-8")
         if not _wants_wsdl(request):
-            return Response(f"GET {request.url.path}?wsdl returns the WSDL; SOAP requests are POSTed here\n",
+            return Response(f"GET {request.url.path}?wsdl 返回 WSDL；SOAP 请求请用 POST 发到此地址\n"
+                            f"GET {request.url.path}?wsdl returns the WSDL; SOAP requests are POSTed here\n",
                             status_code=400, media_type="text/plain; charset=utf-8")
         address = str(request.url.replace(query=""))
         return Response(served_wsdl(address), media_type="text/xml; charset=UTF-8")
@@ -179,10 +187,15 @@ def _order_of(request: etree._Element) -> etree._Element:
         qname = etree.QName(request)
         if qname.localname == "SubmitTicket":
             raise SoapFault.client(f"SubmitTicket is in namespace {qname.namespace or '(none)'}; this endpoint "
-                                   f"expects namespace {TNS}")
+                                   f"expects namespace {TNS}",
+                                   zh=f"SubmitTicket 的命名空间是 {qname.namespace or '(none)'}；"
+                                      f"此接口要求命名空间 {TNS}")
         raise SoapFault.client(f"unknown operation {qname.localname} (namespace {qname.namespace or '(none)'}); "
-                               f"this endpoint offers SubmitTicket in namespace {TNS}")
+                               f"this endpoint offers SubmitTicket in namespace {TNS}",
+                               zh=f"未知操作 {qname.localname}（命名空间 {qname.namespace or '(none)'}）；"
+                                  f"此接口提供命名空间 {TNS} 中的 SubmitTicket")
     order = request.find(f"{{{TNS}}}order")
     if order is None:
-        raise SoapFault.client(f"SubmitTicket holds no order element in namespace {TNS}")
+        raise SoapFault.client(f"SubmitTicket holds no order element in namespace {TNS}",
+                               zh=f"SubmitTicket 中没有命名空间 {TNS} 的 order 元素")
     return order

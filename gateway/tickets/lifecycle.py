@@ -23,7 +23,8 @@ class EventOutcome(StrEnum):
 class EventDecision:
     outcome: EventOutcome
     ticket: Ticket  # the changed ticket when applied, otherwise the one given
-    reason: str = ""
+    reason: str = ""  # why it was not applied, in English (logs, the ticket's record)
+    reason_zh: str = ""  # the same in Chinese, for the platform that sent the event
 
     @property
     def changed(self) -> bool:
@@ -42,13 +43,15 @@ def apply_status_event(ticket: Ticket, event: StatusEvent) -> EventDecision:
     if event.sequence <= lifecycle.last_sequence:
         seen = any(e.event_id == event.event_id or e.sequence == event.sequence for e in lifecycle.events)
         outcome = EventOutcome.DUPLICATE if seen else EventOutcome.STALE
-        return EventDecision(outcome, ticket, f"sequence {event.sequence} ≤ last applied {lifecycle.last_sequence}")
+        return EventDecision(outcome, ticket, f"sequence {event.sequence} ≤ last applied {lifecycle.last_sequence}",
+                             f"序号 {event.sequence} 不大于已应用的序号 {lifecycle.last_sequence}")
     current = lifecycle.status
     if event.status not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (terminal)"
-        reason = f"status cannot change from {current} to {event.status}; allowed next: {allowed}"
+        allowed = ", ".join(sorted(TRANSITIONS[current]))
+        reason = f"status cannot change from {current} to {event.status}; allowed next: {allowed or 'none (terminal)'}"
+        reason_zh = f"状态不能从 {current} 变为 {event.status}；可变为：{allowed or '无（终态）'}"
         gap = event.sequence > lifecycle.last_sequence + 1
-        return EventDecision(EventOutcome.EARLY if gap else EventOutcome.ILLEGAL, ticket, reason)
+        return EventDecision(EventOutcome.EARLY if gap else EventOutcome.ILLEGAL, ticket, reason, reason_zh)
     applied = AppliedEvent(at=event.at, from_status=current, to_status=event.status, sequence=event.sequence,
                            event_id=event.event_id, org=event.org, actor=event.actor, opinion=event.opinion,
                            extends=event.extends)

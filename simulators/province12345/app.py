@@ -168,10 +168,12 @@ class Province12345:
         infoid, kind = fields.get("infoid", ""), fields.get("replytype", "")
         if kind not in REPLY_TYPES:
             raise SoapFault.client(f"ReplyOrder: unknown replytype {kind!r}; "
-                                   f"expected one of {' / '.join(REPLY_TYPES)}")
+                                   f"expected one of {' / '.join(REPLY_TYPES)}",
+                                   zh=f"ReplyOrder：未知的回复类型 {kind!r}，应为 {' / '.join(REPLY_TYPES)} 之一")
         with self._lock:
             if not any(o.infoid == infoid for o in self.orders):
-                raise SoapFault.client(f"ReplyOrder: no work order {infoid!r}")
+                raise SoapFault.client(f"ReplyOrder: no work order {infoid!r}",
+                                       zh=f"ReplyOrder：工单 {infoid!r} 不存在")
             reply = RecordedReply(infoid=infoid, type=kind, fields=dict(fields), received_at=datetime.now(UTC))
             self.replies.append(reply)
             return reply
@@ -237,7 +239,8 @@ class Province12345:
             if failure == "http":
                 return 503, b"Service Unavailable", "text/plain; charset=utf-8"
             if failure == "fault":
-                raise SoapFault.server("simulated outage of the provincial 12345 system")
+                raise SoapFault.server("simulated outage of the provincial 12345 system",
+                                       zh="省12345系统故障（模拟）")
             answer = self._dispatch(envelope.body_child)
             return 200, serialize(build_envelope(answer), charset), content_type(charset)
         except SoapFault as fault:
@@ -250,7 +253,9 @@ class Province12345:
         qname = etree.QName(request)
         if qname.namespace != NS:
             raise SoapFault.client(f"unknown operation {qname.localname} in namespace {qname.namespace}; "
-                                   f"operations are in {NS}")
+                                   f"operations are in {NS}",
+                                   zh=f"未知操作 {qname.localname}（命名空间 {qname.namespace}）；"
+                                      f"操作在命名空间 {NS} 中")
         if qname.localname == "GetPendingOrders":
             return self._get_pending(request)
         if qname.localname == "AckOrders":
@@ -262,7 +267,8 @@ class Province12345:
             fields = {etree.QName(el).localname: el.text or "" for el in request if isinstance(el.tag, str)}
             unknown = sorted(set(fields) - set(REPLY_FIELDS))
             if unknown:
-                raise SoapFault.client(f"ReplyOrder: unknown elements {', '.join(unknown)}")
+                raise SoapFault.client(f"ReplyOrder: unknown elements {', '.join(unknown)}",
+                                       zh=f"ReplyOrder：未知元素 {'、'.join(unknown)}")
             reply = self.record_reply(fields)
             log.info("province 12345: reply recorded", extra={"infoid": reply.infoid, "type": reply.type})
             result = etree.Element(f"{{{NS}}}ReplyOrderResponse", nsmap=_DEFAULT_NS)
@@ -271,7 +277,8 @@ class Province12345:
             etree.SubElement(inner, f"{{{NS}}}message").text = "成功"
             return result
         raise SoapFault.client(f"unknown operation {qname.localname}; the province offers GetPendingOrders, "
-                               "AckOrders and ReplyOrder")
+                               "AckOrders and ReplyOrder",
+                               zh=f"未知操作 {qname.localname}；省12345提供 GetPendingOrders、AckOrders 和 ReplyOrder")
 
     def _get_pending(self, request: etree._Element) -> etree._Element:
         since_text = (request.findtext(f"{{{NS}}}since") or "").strip()
@@ -281,9 +288,11 @@ class Province12345:
             limit = min(int(max_text), MAX_BATCH) if max_text else 50
         except ValueError:
             raise SoapFault.client(f"GetPendingOrders: since {since_text!r} and max {max_text!r} must be whole "
-                                   "numbers") from None
+                                   "numbers", zh=f"GetPendingOrders：since {since_text!r} 和 max {max_text!r} 须为整数"
+                                   ) from None
         if since < 0 or limit < 1:
-            raise SoapFault.client("GetPendingOrders: since must be ≥ 0 and max ≥ 1")
+            raise SoapFault.client("GetPendingOrders: since must be ≥ 0 and max ≥ 1",
+                                   zh="GetPendingOrders：since 须 ≥ 0，max 须 ≥ 1")
         batch, watermark, more = self.pending(since, limit)
         response = etree.Element(f"{{{NS}}}GetPendingOrdersResponse", nsmap=_DEFAULT_NS)
         result = etree.SubElement(response, f"{{{NS}}}GetPendingOrdersResult")
@@ -363,7 +372,8 @@ def create_app(province: Province12345) -> FastAPI:
         async for chunk in request.stream():
             body.extend(chunk)
             if len(body) > MAX_BODY:
-                fault = SoapFault.client(f"the body exceeds {MAX_BODY} bytes", http_status=413)
+                fault = SoapFault.client(f"the body exceeds {MAX_BODY} bytes", zh=f"请求体超过 {MAX_BODY} 字节",
+                                         http_status=413)
                 return Response(serialize(fault.envelope()), status_code=413, media_type=content_type())
         # A caller that gave up (timed out) is no longer in flight: stop answering it, as a real server would.
         answer = asyncio.create_task(province.handle(bytes(body), request.headers.get("content-type")))

@@ -180,7 +180,7 @@ def test_a_signature_older_than_five_minutes_is_refused_401(gateway: GatewayUnde
                     hmac_headers(ENFORCEMENT_SECRET, body, timestamp=int(time.time()) - 301))
 
     assert response.status_code == 401
-    assert "tolerance is 300 s" in response.json()["message"]
+    assert "tolerance is 300 s" in response.json()["message_en"] and "允许相差 300 秒" in response.json()["message"]
 
 
 def test_a_signature_without_its_timestamp_is_refused_401(gateway: GatewayUnderTest) -> None:
@@ -272,7 +272,7 @@ def test_a_body_declared_larger_than_the_limit_is_refused_413_before_it_is_read(
     response = push(gateway, CITY, body, {"X-Api-Key": CITY_KEY})
 
     assert response.status_code == 413
-    assert "limit is 65536 bytes" in response.json()["message"]
+    assert "limit is 65536 bytes" in response.json()["message_en"]
 
 
 def test_a_chunked_body_over_the_limit_is_refused_413_while_it_is_read(gateway: GatewayUnderTest) -> None:
@@ -301,7 +301,7 @@ def test_a_json_array_answers_400(gateway: GatewayUnderTest) -> None:
     response = push(gateway, CITY, b"[1, 2]", {"X-Api-Key": CITY_KEY})
 
     assert response.status_code == 400
-    assert "JSON object" in response.json()["message"]
+    assert "JSON object" in response.json()["message_en"] and "JSON 对象" in response.json()["message"]
 
 
 def test_a_body_that_is_not_json_by_its_content_type_answers_415(gateway: GatewayUnderTest) -> None:

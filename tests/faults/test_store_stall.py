@@ -57,7 +57,7 @@ def test_a_frozen_store_makes_readyz_503_and_pushes_say_a_retry_is_safe(tmp_path
                 assert answer.status_code == 503, answer.text
                 refusal = answer.json()
                 assert refusal["stored"] == "unknown" and refusal["retry_safe"] is True, refusal
-                assert "send the same ticket again" in refusal["message"]
+                assert "send the same ticket again" in refusal["message_en"] and "重发同一工单" in refusal["message"]
                 assert answer.headers["Retry-After"].isdigit()
                 not_ready = _wait_for(503, http, files, within=30)
                 assert not_ready.status_code == 503, not_ready.text

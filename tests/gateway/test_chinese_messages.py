@@ -1,5 +1,7 @@
 """Chinese first: what a partner reads when its ticket does not map — the 422 answer to a REST push and the SOAP Fault
-— names the field and the rule in Chinese, keeps the stable rule code, and gives the English beside it."""
+— names the field and the rule in Chinese, keeps the stable rule code, and gives the English beside it; so does every
+other refusal (a wrong key, an unknown adapter, a failed WS-Security check, an unsigned status event, an ops request
+with a bad field)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,22 @@ import json
 from lxml import etree
 
 from adapters.wire.envelope import SOAP11_ENV
+from adapters.wire.wsse import username_token
 from gateway.http.wsdl import TNS
-from tests.hardening.test_hostile_input import CITY, Live, Request, envelope, live, order, send, soap, submit
+from tests.hardening.test_hostile_input import (
+    CITY,
+    SOAP_USER,
+    Live,
+    Request,
+    _national,
+    _national_unsigned,
+    envelope,
+    live,
+    order,
+    send,
+    soap,
+    submit,
+)
 from tests.ops.ops_support import city_complaint
 
 __all__ = ["live"]  # the live gateway of the hostile-input suite, one per module
@@ -42,3 +58,64 @@ def test_a_soap_order_that_does_not_map_gets_a_fault_in_chinese(live: Live) -> N
     assert item.findtext(f"{{{TNS}}}message") == "业务类型：代码不在对照表中，无法对应国家标准代码"
     assert item.findtext(f"{{{TNS}}}messageEn")
     assert root.find(f"{{{SOAP11_ENV}}}Body") is not None
+
+
+def _push(live: Live, adapter_id: str, key: str) -> dict[str, str]:
+    body = json.dumps(city_complaint("KL-ZH-2"), ensure_ascii=False).encode("utf-8")
+    answer = send(live, f"zh-push-{adapter_id}", Request("POST", f"/api/v1/inbound/{adapter_id}/tickets", body, {
+        "Content-Type": "application/json; charset=utf-8", "X-Api-Key": key}))
+    found: dict[str, str] = json.loads(answer.body)
+    found["status"] = str(answer.status)
+    return found
+
+
+def test_a_push_with_a_wrong_key_is_refused_in_chinese_with_its_code(live: Live) -> None:
+    found = _push(live, CITY, "not-the-city-key")
+    assert (found["status"], found["error"]) == ("401", "unauthorized")  # the code is what it was
+    assert found["message"] == "X-Api-Key 头中的密钥无效"
+    assert found["message_en"] == "the X-Api-Key header does not hold a valid key"
+
+
+def test_a_push_to_an_unknown_adapter_is_refused_in_chinese_with_its_code(live: Live) -> None:
+    found = _push(live, "no-such-partner", live.city_key)
+    assert (found["status"], found["error"]) == ("404", "unknown_adapter")
+    assert found["message"] == "本网关没有接收推送的对接系统 'no-such-partner'"
+    assert "no adapter 'no-such-partner'" in found["message_en"]
+
+
+def test_a_soap_call_failing_ws_security_gets_a_fault_in_chinese_with_its_code(live: Live) -> None:
+    wrong = etree.tostring(username_token(SOAP_USER, "not-the-password"), encoding="unicode")
+    text = (f'<soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Header>{wrong}</soap:Header>'
+            f"<soap:Body>{submit(order())}</soap:Body></soap:Envelope>")
+    answer = send(live, "zh-soap-wsse", soap(text.encode()))
+    code, text = answer.fault()
+    assert code == "soap:Client"  # what partners' zeep clients match on, unchanged
+    assert text == "wsse:FailedAuthentication: 安全令牌未通过认证（用户名不存在或密码摘要不正确）"
+    english = etree.fromstring(answer.body).findtext(f".//{{{TNS}}}SubmitTicketFault/{{{TNS}}}messageEn")
+    assert english == ("wsse:FailedAuthentication: the security token could not be authenticated (unknown username "
+                       "or wrong password digest)")
+
+
+def test_the_national_platform_hears_its_refusals_in_chinese_with_their_codes(live: Live) -> None:
+    event = (b'{"event_id":"e-zh","ticket_id":"01J0000000000000000000000Z","sequence":1,'
+             b'"at":"2024-03-30T10:00:00+08:00","status":"ACCEPTED"}')
+    unsigned = json.loads(send(live, "zh-national-unsigned", _national_unsigned(live, event)).body)
+    assert unsigned["error"] == "unauthorized"
+    assert unsigned["message"] == "缺少签名头：webhook-id、webhook-timestamp、webhook-signature"
+    assert unsigned["message_en"] == "missing header(s): webhook-id, webhook-timestamp, webhook-signature"
+    unknown = send(live, "zh-national-unknown", _national(live, event))
+    assert unknown.status == 404
+    assert json.loads(unknown.body) == {"error": "unknown_ticket", "message": "没有工单 01J0000000000000000000000Z",
+                                        "message_en": "no ticket 01J0000000000000000000000Z"}
+
+
+def test_an_ops_request_with_an_invalid_field_is_refused_in_chinese(live: Live) -> None:
+    answer = live.http.get(f"{live.url}/api/v1/tickets", params={"status": "DONE"},
+                           headers={"Authorization": f"Bearer {live.operator}"})
+    assert answer.status_code == 422, answer.text
+    found = answer.json()
+    assert (found["error"], found["message"], found["field"]) == ("invalid_request", "请求中有不合规的字段", "status")
+    [error] = found["errors"]
+    assert (error["field"], error["rule"], error["value"]) == ("status", "enum", "DONE")
+    assert error["message"] == "状态：取值不在允许范围内"
+    assert error["message_en"].startswith("Input should be")

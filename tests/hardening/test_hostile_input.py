@@ -267,7 +267,7 @@ def _laughs(levels: int = 10) -> str:
 
 SoapBuilder = Callable[[Live], Request]
 SOAP_CASES: dict[str, tuple[SoapBuilder, str]] = {
-    # name: (request, a phrase the faultstring must contain)
+    # name: (request, a phrase the faultstring must contain: the Chinese sentence a partner reads)
     "xxe-file": (lambda live: soap(envelope(live, submit(order("&xxe;")), prolog=(
         '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>')).encode()), "DOCTYPE"),
     "xxe-http": (lambda live: soap(envelope(live, submit(order("&xxe;")), prolog=(
@@ -284,37 +284,37 @@ SOAP_CASES: dict[str, tuple[SoapBuilder, str]] = {
                                            "text/xml"), "DOCTYPE"),
     "doctype-after-comment": (lambda live: soap(envelope(live, submit(order()), prolog=(
         '<!-- x --><!DOCTYPE x [<!ENTITY e "e">]>')).encode()), "DOCTYPE"),
-    "truncated-xml": (lambda live: soap(envelope(live, submit(order())).encode()[:700]), "not well-formed"),
-    "empty-body": (lambda live: soap(b""), "empty"),
-    "not-xml": (lambda live: soap(b'{"infoid": 1}'), "not well-formed"),
+    "truncated-xml": (lambda live: soap(envelope(live, submit(order())).encode()[:700]), "不是格式正确的 XML"),
+    "empty-body": (lambda live: soap(b""), "请求体为空"),
+    "not-xml": (lambda live: soap(b'{"infoid": 1}'), "不是格式正确的 XML"),
     "malformed-utf8": (lambda live: soap(envelope(live, submit(order())).encode().replace(
-        "羽绒服".encode(), b"\xe7\xbe")), "not valid"),
+        "羽绒服".encode(), b"\xe7\xbe")), "请求体不是有效的"),
     "overlong-utf8": (lambda live: soap(envelope(live, submit(order())).encode().replace(
-        b"<content>", b"<content>\xc0\xbcscript\xc0\xbe")), "not valid"),
+        b"<content>", b"<content>\xc0\xbcscript\xc0\xbe")), "请求体不是有效的"),
     "utf8-surrogate": (lambda live: soap(envelope(live, submit(order())).encode().replace(
-        b"<content>", b"<content>\xed\xa0\x80")), "not valid"),
+        b"<content>", b"<content>\xed\xa0\x80")), "请求体不是有效的"),
     "malformed-gbk": (lambda live: soap(envelope(live, submit(order()), prolog='<?xml version="1.0" encoding="GBK"?>')
                                         .encode("gbk").replace("羽绒服".encode("gbk"), b"\x81\x20\xff"),
-                                        "text/xml"), "not valid GBK"),
+                                        "text/xml"), "不是有效的 GBK"),
     "gbk-lead-byte-at-end": (lambda live: soap(envelope(live, submit(order())).encode("gbk") + b"\x81",
-                                               "text/xml; charset=GBK"), "not valid GBK"),
+                                               "text/xml; charset=GBK"), "不是有效的 GBK"),
     "odd-length-utf16": (lambda live: soap(b"\xff\xfe" + envelope(live, submit(order())).encode("utf-16-le")[:-1],
-                                           "text/xml"), "not valid"),
+                                           "text/xml"), "不是有效的"),
     "unknown-charset": (lambda live: soap(envelope(live, submit(order())).encode(), "text/xml; charset=zlib"),
-                        "unsupported character encoding"),
+                        "不支持的字符编码"),
     "control-character-reference": (lambda live: soap(envelope(live, submit(order(content="a&#x1;b"))).encode()),
-                                    "not well-formed"),
+                                    "不是格式正确的 XML"),
     "wrong-operation-namespace": (lambda live: soap(envelope(
         live, f'<SubmitTicket xmlns="http://tempuri.org/">{order()}</SubmitTicket>').encode()), TNS),
     "operation-without-namespace": (lambda live: soap(envelope(
         live, f"<SubmitTicket>{order()}</SubmitTicket>").encode()), "(none)"),
     "unknown-operation": (lambda live: soap(envelope(live, f'<DeleteAllTickets xmlns="{TNS}"/>').encode()),
-                          "unknown operation DeleteAllTickets"),
+                          "未知操作 DeleteAllTickets"),
     "two-operations": (lambda live: soap(envelope(live, submit(order()) + submit(order())).encode()),
-                       "exactly one operation"),
+                       "恰好有一个操作元素"),
     "envelope-wrong-namespace": (lambda live: soap(envelope(live, submit(order()),
                                                             namespace="http://example.org/soap/").encode()),
-                                 "not a SOAP 1.1 Envelope"),
+                                 "中的 SOAP 1.1 Envelope"),
     "soap12-envelope": (lambda live: soap(envelope(live, submit(order()), namespace=SOAP12_ENV).encode(),
                                           "application/soap+xml"), "SOAP 1.2"),
     "deep-xml": (lambda live: soap(envelope(live, submit(
@@ -323,7 +323,7 @@ SOAP_CASES: dict[str, tuple[SoapBuilder, str]] = {
         "<order><attachments>" + "<a>" * 20_000 + "</a>" * 20_000 + "</attachments></order>")).encode()), ""),
     "namespace-flood": (lambda live: soap(envelope(live, submit(order())).replace(
         "<soap:Envelope ", "<soap:Envelope" + "".join(f' xmlns:n{i}="u:{i}"' for i in range(40_000)) + " ", 1)
-        .encode()), "namespaces"),
+        .encode()), "XML 命名空间"),
     "no-security-header": (lambda live: soap(
         f'<soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Body>{submit(order())}</soap:Body></soap:Envelope>'
         .encode()), "Security"),
@@ -532,7 +532,9 @@ def test_a_control_character_in_a_status_event_is_refused(live: Live) -> None:
 def test_malformed_gbk_json_is_400(live: Live) -> None:
     body = CITY_BODY.decode().encode("gb18030").replace("投诉".encode("gbk"), b"\x81\x20")
     answer = send(live, "inbound:malformed-gbk", _inbound_gbk(live, body))
-    assert (answer.status, answer.body.count(b"not valid gbk")) == (400, 1), answer.text
+    said = json.loads(answer.body)
+    assert (answer.status, said["message_en"].count("not valid gbk")) == (400, 1), answer.text
+    assert said["message"].startswith("请求体不是有效的 JSON"), said  # Chinese first, the detail as the parser said it
     assert_still_serving(live)
 
 

@@ -39,8 +39,12 @@ def test_links_are_listed_confirmed_and_dismissed_on_both_tickets_with_an_audit(
 
     listed = _main("tickets", "links", "list", second, "--config", str(gateway_yaml))
     assert listed.returncode == 0, listed.stderr
-    assert first in listed.stdout and "KL-LINK-1" in listed.stdout and "同一投诉人（联系电话相同）" in listed.stdout
-    assert "1 link(s)" in listed.stdout
+    header, row, total = listed.stdout.strip().splitlines()
+    assert header.split() == ["ticket_id", "关联工单", "adapter", "对接系统", "source_no", "来源工单号", "score",
+                              "评分", "state", "状态", "decided_by", "决定人", "reasons", "依据"]
+    assert row.split()[:3] == [first, "city-12345-rest", "KL-LINK-1"] and "同一投诉人（联系电话相同）" in row
+    assert row.split()[4:7] == ["linked", "待确认", "-"]  # not decided yet
+    assert total == "1 link(s) 共 1 条"
 
     confirmed = _main("tickets", "links", "confirm", second, first, "--note", "同一来电人重复来电",
                       "--config", str(gateway_yaml), "--json")

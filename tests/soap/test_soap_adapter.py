@@ -191,7 +191,7 @@ async def test_a_client_fault_on_write_back_is_permanent(province: RunningProvin
     finally:
         await adapter.aclose()
     assert (result.status_code, result.error_class) == (400, FAULT_CLIENT)
-    assert "no work order" in (result.body or "")
+    assert "工单 'GZ12345-NO-SUCH-ORDER' 不存在" in (result.body or "")  # the province answers in Chinese
 
 
 async def test_a_server_fault_on_write_back_is_retried(province: RunningProvince) -> None:

@@ -121,7 +121,7 @@ async def test_chunked_oversize_body_is_413(http: httpx.AsyncClient, gateway: Ga
 
     response = await http.post(gateway.soap_url(), content=chunks(), headers={"Content-Type": "text/xml"})
     assert response.status_code == 413
-    assert "limit" in fault_of(response)[1]
+    assert "上限" in fault_of(response)[1]
 
 
 async def test_truncated_body_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
@@ -129,7 +129,7 @@ async def test_truncated_body_is_a_client_fault(http: httpx.AsyncClient, gateway
     response, _ = await post(http, gateway, body[: len(body) // 2])
     code, message = fault_of(response)
     assert (response.status_code, code) == (500, "soap:Client")
-    assert "not well-formed" in message
+    assert "不是格式正确的 XML" in message
 
 
 async def test_empty_body_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
@@ -175,18 +175,18 @@ async def test_malformed_gbk_is_a_client_fault(http: httpx.AsyncClient, gateway:
     response, _ = await post(http, gateway, broken, "text/xml")
     code, message = fault_of(response)
     assert code == "soap:Client"
-    assert "not valid GBK" in message
+    assert "不是有效的 GBK" in message
 
 
 async def test_malformed_utf8_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
     body = envelope(submit()).encode().replace("羽绒服".encode(), b"\xe7\xbe")
     response, _ = await post(http, gateway, body)
-    assert "not valid" in fault_of(response)[1]
+    assert "不是有效的" in fault_of(response)[1]
 
 
 async def test_an_unknown_charset_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
     response, _ = await post(http, gateway, envelope(submit()).encode(), "text/xml; charset=x-mac-klingon")
-    assert "unsupported character encoding" in fault_of(response)[1]
+    assert "不支持的字符编码" in fault_of(response)[1]
 
 
 async def test_wrong_namespace_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
@@ -194,7 +194,7 @@ async def test_wrong_namespace_is_a_client_fault(http: httpx.AsyncClient, gatewa
     response, _ = await post(http, gateway, body)
     code, message = fault_of(response)
     assert code == "soap:Client"
-    assert "namespace" in message and TNS in message
+    assert "命名空间" in message and TNS in message
 
 
 async def test_unknown_operation_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
@@ -202,7 +202,7 @@ async def test_unknown_operation_is_a_client_fault(http: httpx.AsyncClient, gate
     response, _ = await post(http, gateway, body)
     code, message = fault_of(response)
     assert code == "soap:Client"
-    assert "unknown operation DeleteAllTickets" in message
+    assert "未知操作 DeleteAllTickets" in message
 
 
 async def test_soap12_envelope_is_a_version_mismatch(http: httpx.AsyncClient, gateway: Gateway) -> None:
@@ -213,7 +213,7 @@ async def test_soap12_envelope_is_a_version_mismatch(http: httpx.AsyncClient, ga
 
 async def test_not_an_envelope_is_a_client_fault(http: httpx.AsyncClient, gateway: Gateway) -> None:
     response, _ = await post(http, gateway, submit().encode())
-    assert "not a SOAP 1.1 Envelope" in fault_of(response)[1]
+    assert "中的 SOAP 1.1 Envelope" in fault_of(response)[1]
 
 
 async def test_an_unknown_must_understand_header_is_refused(http: httpx.AsyncClient, gateway: Gateway) -> None:

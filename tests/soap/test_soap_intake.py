@@ -147,7 +147,7 @@ async def test_wrong_username_is_failed_authentication(gateway: Gateway) -> None
 async def test_clear_text_password_is_refused(gateway: Gateway) -> None:
     call = await zeep_client(gateway.wsdl_url(), UsernameToken(PARTNER_USER, PARTNER_PASSWORD))
     try:
-        with pytest.raises(Fault, match="PasswordDigest is required"):
+        with pytest.raises(Fault, match="须用密码摘要 PasswordDigest"):
             await call.proxy.SubmitTicket(order=fixture_order("01"))
     finally:
         await call.aclose()
@@ -167,7 +167,7 @@ async def test_missing_security_header_is_a_fault(gateway: Gateway) -> None:
 async def test_stale_created_is_refused(gateway: Gateway) -> None:
     call = await zeep_client(gateway.wsdl_url(), token(created=datetime.now(UTC) - timedelta(minutes=6)))
     try:
-        with pytest.raises(Fault, match="stale Created"):
+        with pytest.raises(Fault, match="已过期"):
             await call.proxy.SubmitTicket(order=fixture_order("01"))
     finally:
         await call.aclose()
@@ -176,7 +176,7 @@ async def test_stale_created_is_refused(gateway: Gateway) -> None:
 async def test_created_far_in_the_future_is_refused(gateway: Gateway) -> None:
     call = await zeep_client(gateway.wsdl_url(), token(created=datetime.now(UTC) + timedelta(minutes=10)))
     try:
-        with pytest.raises(Fault, match="in the future"):
+        with pytest.raises(Fault, match="晚于网关当前时间"):
             await call.proxy.SubmitTicket(order=fixture_order("01"))
     finally:
         await call.aclose()
@@ -187,7 +187,7 @@ async def test_replayed_nonce_is_refused(gateway: Gateway) -> None:
     call = await zeep_client(gateway.wsdl_url(), fixed)
     try:
         first = await call.proxy.SubmitTicket(order=fixture_order("01"))
-        with pytest.raises(Fault, match="nonce replayed"):
+        with pytest.raises(Fault, match="Nonce 重复"):
             await call.proxy.SubmitTicket(order=fixture_order("02"))
     finally:
         await call.aclose()
@@ -239,4 +239,4 @@ async def test_an_adapter_whose_password_is_not_configured_answers_a_server_faul
         finally:
             await call.aclose()
     assert caught.value.code == "soap:Server"
-    assert "operators" in caught.value.message
+    assert "请告知网关的运维人员" in caught.value.message  # Chinese first: tell the operators

@@ -49,7 +49,7 @@ def test_a_zoneless_created_is_read_as_configured(tmp_path: Path, zoneless: str 
     root = etree.fromstring(answer.content)
     if zoneless is None:  # 8 hours ahead of UTC: refused, and the Fault says why
         assert answer.status_code == 500
-        assert "in the future" in (root.findtext(f".//{{{SOAP11_ENV}}}Fault/faultstring") or "")
+        assert "晚于网关当前时间" in (root.findtext(f".//{{{SOAP11_ENV}}}Fault/faultstring") or "")
     else:
         assert answer.status_code == 200, answer.text
         assert root.findtext(f".//{{{TNS}}}status") == "created"
