@@ -62,8 +62,18 @@ def query_index_values(query: TicketQuery, phone_key: bytes) -> dict[str, str]:
 def link_keys(marks: Sequence[str], key: bytes) -> list[str]:
     """The index keys of link marks (complainant|respondent): HMAC-SHA256 under the phone hash key, hex, so the
     index holds no phone or ID number; the same mark hashes alike in every process sharing the key."""
-    return [hmac.new(key, b"link\x1f" + mark.encode("utf-8"), hashlib.sha256).hexdigest()
-            for mark in dict.fromkeys(marks)]
+    return [digest.hex() for digest in _link_digests(marks, key)]
+
+
+def link_numbers(marks: Sequence[str], key: bytes) -> list[int]:
+    """The link keys as SQLite indexes them: the first 8 bytes of each digest, a signed 64-bit integer (the first
+    16 hex digits of `link_keys`, big-endian). A number two marks share by chance only adds a candidate, which the
+    score's comparison of the marks themselves leaves unlinked."""
+    return [int.from_bytes(digest[:8], "big", signed=True) for digest in _link_digests(marks, key)]
+
+
+def _link_digests(marks: Sequence[str], key: bytes) -> list[bytes]:
+    return [hmac.new(key, b"link\x1f" + mark.encode("utf-8"), hashlib.sha256).digest() for mark in dict.fromkeys(marks)]
 
 
 def next_due_on(ticket: Ticket) -> date | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -17,7 +19,7 @@ from contracts.delivery import AttemptOutcome
 from contracts.ticket import Deadline
 from gateway.config import GatewaySettings
 from gateway.store import SourceNumber, open_store
-from gateway.store.base import TicketQuery
+from gateway.store.base import LinkQuery, TicketQuery
 from gateway.store.phone_hash import PhoneKeyMismatch, hash_phone
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
@@ -186,6 +188,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_16(db)
         _drop_schema_15(db)
         _drop_schema_14(db)
         _drop_schema_13(db)
@@ -223,6 +226,13 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
     finally:
         await store.close()
+
+
+def _drop_schema_16(db: sqlite3.Connection) -> None:
+    """Back to schema 14's link index, keyed by 64 hex digits (empty)."""
+    db.execute("DROP TABLE ticket_link_keys")
+    db.execute("CREATE TABLE ticket_link_keys (link_key TEXT NOT NULL, received_at INTEGER NOT NULL,"
+               " ticket_id TEXT NOT NULL, PRIMARY KEY (link_key, received_at, ticket_id)) WITHOUT ROWID")
 
 
 def _drop_schema_15(db: sqlite3.Connection) -> None:
@@ -269,6 +279,7 @@ async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_ac
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_16(db)
         _drop_schema_15(db)
         _drop_schema_14(db)
         _drop_schema_13(db)
@@ -387,6 +398,7 @@ async def test_migration_15_gives_each_number_stored_twice_before_to_its_first_t
     await store.close()
     second = make_ticket("GZ-NO-1", version="2")
     with sqlite3.connect(path) as db:  # back to schema 14, holding the duplicate a gateway of that version made
+        _drop_schema_16(db)
         _drop_schema_15(db)
         db.execute("INSERT INTO tickets (id, idempotency_key, adapter_id, source_system, source_ticket_no, status,"
                    " last_sequence, created_at, updated_at, body) SELECT ?, ?, adapter_id, source_system,"
@@ -406,3 +418,34 @@ async def test_migration_15_gives_each_number_stored_twice_before_to_its_first_t
         assert (third.created, third.number_taken, third.ticket_id) == (False, True, first.ticket_id)
     finally:
         await store.close()
+
+
+async def test_migration_16_keeps_the_link_keys_stored_before_as_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "links.db"
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    earlier = make_ticket("GZ-LK-1")
+    await store.intake(earlier, RAW, "application/json", [])
+    await store.close()
+    mark = "phone:+8613985012345|uscc:91520100MA6DK2X98L"
+    received = int(earlier.source.source_received_at.timestamp() * 1000)
+    # A schema 15 gateway indexed each mark under its keyed hash in hex.
+    hex_key = hmac.new(PHONE_KEY, b"link\x1f" + mark.encode(), hashlib.sha256).hexdigest()
+    with sqlite3.connect(path) as db:
+        _drop_schema_16(db)
+        db.execute("INSERT INTO ticket_link_keys VALUES (?, ?, ?)", (hex_key, received, earlier.ticket_id))
+        db.execute("PRAGMA user_version = 15")
+
+    store = SqliteStore(path, PHONE_KEY)
+    await store.open()
+    try:
+        later = make_ticket("GZ-LK-2")
+        await store.intake(later, RAW, "application/json", [], link_marks=[mark])
+        at = earlier.source.source_received_at
+        found = await store.find_link_candidates(LinkQuery((mark,), at - timedelta(days=1), at + timedelta(days=1)))
+        assert {c.ticket_id for c in found} == {earlier.ticket_id, later.ticket_id}
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        kinds = db.execute("SELECT DISTINCT typeof(link_key) FROM ticket_link_keys").fetchall()
+    assert kinds == [("integer",)]

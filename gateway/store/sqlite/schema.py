@@ -8,6 +8,14 @@ from pathlib import Path
 
 from gateway.store.phone_hash import KEY_ENV, KEY_FILE, PhoneKeyMismatch, key_fingerprint
 
+
+def _hex_number(column: str) -> str:
+    """SQL for the signed 64-bit integer the first 16 hex digits (lower case) of `column` spell, big-endian: each
+    digit shifted into place (SQLite shifts 64-bit two's complement, so the top digit's high bit makes it negative)."""
+    return " | ".join(f"((instr('0123456789abcdef', substr({column}, {i + 1}, 1)) - 1) << {60 - 4 * i})"
+                      for i in range(16))
+
+
 # The schema version of a file is its `PRAGMA user_version`: the number of these scripts it has run.
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -329,6 +337,20 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO source_numbers (source_system, source_ticket_no, ticket_id)
         SELECT source_system, source_ticket_no, id FROM tickets ORDER BY created_at, rowid;
     """,
+    # 16: link keys as 8-byte integers (ticket_index.link_numbers) instead of 64 hex digits: half the index's size,
+    # fewer pages for an intake to write and a look-up to read. The keys stored are converted from their hex.
+    f"""
+    CREATE TABLE ticket_link_numbers (
+        link_key    INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        ticket_id   TEXT NOT NULL,
+        PRIMARY KEY (link_key, received_at, ticket_id)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO ticket_link_numbers (link_key, received_at, ticket_id)
+        SELECT {_hex_number("link_key")}, received_at, ticket_id FROM ticket_link_keys;
+    DROP TABLE ticket_link_keys;
+    ALTER TABLE ticket_link_numbers RENAME TO ticket_link_keys;
+    """,  # noqa: S608 - the expression is the constant _hex_number
 )
 
 

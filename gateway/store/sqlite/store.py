@@ -40,6 +40,13 @@ from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
 
 
+def _checked_body(ticket: Ticket, outbox: list[OutboxEntry], ticket_json: str | None) -> str:
+    """The JSON intake stores, once every destination of the outbox is checked."""
+    for entry in outbox:
+        check_destination(entry.destination)
+    return ticket.model_dump_json() if ticket_json is None else ticket_json
+
+
 class SqliteStore(Store):
     """Tickets, lanes and small coordination records in one SQLite file, for a single node.
 
@@ -74,13 +81,22 @@ class SqliteStore(Store):
     async def intake(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
                      outbox: list[OutboxEntry], *, ticket_json: str | None = None,
                      link_marks: Sequence[str] = ()) -> IntakeResult:
-        for entry in outbox:
-            check_destination(entry.destination)
-        body = ticket.model_dump_json() if ticket_json is None else ticket_json
         return await self._executor.grouped(
-            functools.partial(tickets.intake, ticket, body, raw_body, raw_content_type, outbox, self._phone_key,
-                              link_marks=link_marks),
+            functools.partial(tickets.intake, ticket, _checked_body(ticket, outbox, ticket_json), raw_body,
+                              raw_content_type, outbox, self._phone_key, link_marks=link_marks),
             acknowledged=True)
+
+    async def intake_unless_candidates(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
+                                       outbox: list[OutboxEntry], query: LinkQuery, *, ticket_json: str | None = None,
+                                       link_marks: Sequence[str] = ()) -> IntakeResult | list[LinkCandidate]:
+        # One step on the store thread, in intake's group transaction (see tickets.intake_unless_candidates).
+        first = await self._executor.grouped(
+            functools.partial(tickets.intake_unless_candidates, ticket, _checked_body(ticket, outbox, ticket_json),
+                              raw_body, raw_content_type, outbox, self._phone_key, query, link_marks=link_marks),
+            acknowledged=True)
+        if isinstance(first, IntakeResult):
+            return first
+        return [LinkCandidate.model_validate_json(body) for body in first]
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         return await tickets.get_ticket(self._executor, ticket_id)

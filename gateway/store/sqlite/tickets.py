@@ -23,7 +23,13 @@ from gateway.store.records import next_revision, now_ms, to_ms, with_link_back
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
 from gateway.store.sqlite.where import ms, where
-from gateway.store.ticket_index import ended_limits, link_keys, next_due_on, query_index_values, ticket_index_values
+from gateway.store.ticket_index import (
+    ended_limits,
+    link_numbers,
+    next_due_on,
+    query_index_values,
+    ticket_index_values,
+)
 
 
 def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
@@ -60,10 +66,25 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     if link_marks:
         received = to_ms(ticket.source.source_received_at)
         db.executemany("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES (?,?,?)",
-                       [(key, received, ticket.ticket_id) for key in link_keys(link_marks, phone_key)])
+                       [(key, received, ticket.ticket_id) for key in link_numbers(link_marks, phone_key)])
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
+
+
+def intake_unless_candidates(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
+                             outbox: list[OutboxEntry], phone_key: bytes, query: LinkQuery, db: sqlite3.Connection,
+                             link_marks: Sequence[str] = ()) -> IntakeResult | list[str]:
+    """`intake`, unless the link look-up finds candidates: then nothing is stored and their bodies are returned.
+    Both in the store thread's write transaction: the look-up reads the very index pages the ticket's link keys then
+    go into, on the connection that writes them (its page cache warm), and the event loop makes no read of its own
+    (in place, its connection's cache is dropped after every commit of the store thread, and the loop waits for the
+    GIL after each step while the store thread runs)."""
+    keys = link_numbers(query.marks, phone_key)
+    bodies = link_candidate_bodies(keys, query, db) if keys and query.limit > 0 else []
+    if bodies:
+        return bodies
+    return intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_marks)
 
 
 def _not_stored(db: sqlite3.Connection, ticket: Ticket) -> IntakeResult:
@@ -169,7 +190,7 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
 
 
-def link_candidate_bodies(keys: Sequence[str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
+def link_candidate_bodies(keys: Sequence[int | str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
     """The bodies of the newest tickets indexed under any of `keys` in the query's span: per key, the newest `limit`
     entries by the primary key's order read backwards (a ticket in the newest `limit` of all is among the newest
     `limit` of one of its keys), then the newest `limit` of those, then their bodies by primary key. Reading per key
@@ -188,7 +209,7 @@ def link_candidate_bodies(keys: Sequence[str], query: LinkQuery, db: sqlite3.Con
 
 
 async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[LinkCandidate]:
-    keys = link_keys(query.marks, phone_key)
+    keys = link_numbers(query.marks, phone_key)
     if not keys or query.limit <= 0:
         return []
     # Every intake makes this read: in place on the loop's connection, an index read of a few pages.
