@@ -38,6 +38,7 @@ from gateway.store.records import attempt_to_record, errors_json, minute_start_m
 from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
 from gateway.store.sqlite.schema import check_phone_key, migrate
+from gateway.store.ticket_index import link_numbers
 
 
 def _checked_body(ticket: Ticket, outbox: list[OutboxEntry], ticket_json: str | None) -> str:
@@ -83,16 +84,20 @@ class SqliteStore(Store):
                      link_marks: Sequence[str] = ()) -> IntakeResult:
         return await self._executor.grouped(
             functools.partial(tickets.intake, ticket, _checked_body(ticket, outbox, ticket_json), raw_body,
-                              raw_content_type, outbox, self._phone_key, link_marks=link_marks),
+                              raw_content_type, outbox, self._phone_key,
+                              link_keys=link_numbers(link_marks, self._phone_key)),
             acknowledged=True)
 
     async def intake_unless_candidates(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
                                        outbox: list[OutboxEntry], query: LinkQuery, *, ticket_json: str | None = None,
                                        link_marks: Sequence[str] = ()) -> IntakeResult | list[LinkCandidate]:
-        # One step on the store thread, in intake's group transaction (see tickets.intake_unless_candidates).
+        # One step on the store thread, in intake's group transaction (see tickets.intake_unless_candidates); the
+        # marks hashed once when the ticket is indexed under those it is looked up by (intake's case).
+        query_keys = link_numbers(query.marks, self._phone_key)
+        keys = query_keys if tuple(link_marks) == query.marks else link_numbers(link_marks, self._phone_key)
         first = await self._executor.grouped(
             functools.partial(tickets.intake_unless_candidates, ticket, _checked_body(ticket, outbox, ticket_json),
-                              raw_body, raw_content_type, outbox, self._phone_key, query, link_marks=link_marks),
+                              raw_body, raw_content_type, outbox, self._phone_key, query, query_keys, link_keys=keys),
             acknowledged=True)
         if isinstance(first, IntakeResult):
             return first

@@ -33,8 +33,9 @@ from gateway.store.ticket_index import (
 
 
 def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
-           phone_key: bytes, db: sqlite3.Connection, link_marks: Sequence[str] = ()) -> IntakeResult:
-    """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again."""
+           phone_key: bytes, db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> IntakeResult:
+    """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again.
+    `link_keys`: its link marks' `link_numbers`, indexed at its source_received_at."""
     assert ticket.idempotency_key is not None  # the contract fills it in
     now = now_ms()
     ix = ticket_index_values(ticket, phone_key)
@@ -63,28 +64,27 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
         "INSERT INTO raw_payloads (ticket_id, content_type, body, received_at) VALUES (?,?,?,?)",
         (ticket.ticket_id, raw_content_type, raw_body, now),
     )
-    if link_marks:
+    if link_keys:
         received = to_ms(ticket.source.source_received_at)
         db.executemany("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES (?,?,?)",
-                       [(key, received, ticket.ticket_id) for key in link_numbers(link_marks, phone_key)])
+                       [(key, received, ticket.ticket_id) for key in link_keys])
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
 
 
 def intake_unless_candidates(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
-                             outbox: list[OutboxEntry], phone_key: bytes, query: LinkQuery, db: sqlite3.Connection,
-                             link_marks: Sequence[str] = ()) -> IntakeResult | list[str]:
-    """`intake`, unless the link look-up finds candidates: then nothing is stored and their bodies are returned.
-    Both in the store thread's write transaction: the look-up reads the very index pages the ticket's link keys then
-    go into, on the connection that writes them (its page cache warm), and the event loop makes no read of its own
-    (in place, its connection's cache is dropped after every commit of the store thread, and the loop waits for the
-    GIL after each step while the store thread runs)."""
-    keys = link_numbers(query.marks, phone_key)
-    bodies = link_candidate_bodies(keys, query, db) if keys and query.limit > 0 else []
+                             outbox: list[OutboxEntry], phone_key: bytes, query: LinkQuery, query_keys: Sequence[int],
+                             db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> IntakeResult | list[str]:
+    """`intake`, unless the link look-up (`query`, its marks' `link_numbers` `query_keys`) finds candidates: then
+    nothing is stored and their bodies are returned. Both in the store thread's write transaction: the look-up reads
+    the very index pages the ticket's link keys then go into, on the connection that writes them (its page cache
+    warm), and the event loop makes no read of its own (in place, its connection's cache is dropped after every
+    commit of the store thread, and the loop waits for the GIL after each step while the store thread runs)."""
+    bodies = link_candidate_bodies(query_keys, query, db) if query_keys and query.limit > 0 else []
     if bodies:
         return bodies
-    return intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_marks)
+    return intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys)
 
 
 def _not_stored(db: sqlite3.Connection, ticket: Ticket) -> IntakeResult:
