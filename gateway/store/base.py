@@ -343,7 +343,7 @@ class TicketStore(ABC):
         known idempotency key, or a partner's number another ticket holds (`number_taken`), stores nothing either
         way: answered as `intake` answers it, or with the candidates (that ticket among them), after which `intake`
         answers it. Here the look-up and then the intake; a store that can do both in one step (Redis: one script,
-        one round trip, key and number checked first) overrides it."""
+        one round trip, key and number checked first; SQLite: one job in intake's group transaction) overrides it."""
         found = await self.find_link_candidates(query)
         if found:
             return found

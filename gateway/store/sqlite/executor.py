@@ -177,9 +177,9 @@ class Executor:
         return await self.grouped(write, acknowledged=False)
 
     async def read_in_place(self, read: Callable[[sqlite3.Connection], T]) -> T:
-        """A short indexed read (intake's duplicate look-up) on the loop writer's connection: no hop to the store
-        thread, whose queue and wake-up were most of the look-up's time on a loaded machine (docs/benchmarks.md);
-        on the store thread when the loop writer is not this thread's."""
+        """A short indexed read (intake's look-up of a partner's number) on the loop writer's connection: no hop to
+        the store thread, whose queue and wake-up were most of the look-up's time on a loaded machine
+        (docs/benchmarks.md); on the store thread when the loop writer is not this thread's."""
         if self._loop_writer is not None:
             with contextlib.suppress(WriterBusy):
                 return self._loop_writer.read(read)

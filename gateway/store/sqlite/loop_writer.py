@@ -1,5 +1,5 @@
-"""The event loop's own SQLite connection: a lane's claims, settles and releases, SOAP nonces and intake's duplicate
-look-up, in place."""
+"""The event loop's own SQLite connection: a lane's claims, settles and releases, SOAP nonces and keyed reads (a
+partner's number, a link look-up outside intake), in place."""
 
 from __future__ import annotations
 

@@ -156,8 +156,8 @@ async def get_ticket(x: Executor, ticket_id: str) -> Ticket | None:
 
 async def find_ticket_id(x: Executor, *, idempotency_key: str | None, national_registration_no: str | None,
                          source: SourceNumber | None) -> str | None:
-    if source is not None:  # intake's look-up before every new ticket: in place, as the duplicate look-up (the store's
-        # intake still arbitrates a number two versions race for: this read only spares the loser its screening)
+    if source is not None:  # intake's look-up before every new ticket: in place, no hop to the store thread (the
+        # store's intake still arbitrates a number two versions race for: this read only spares the loser its screening)
         number = (source.source_system, source.source_ticket_no)
         row = await x.read_in_place(lambda db: db.execute(
             "SELECT ticket_id FROM source_numbers WHERE source_system = ? AND source_ticket_no = ?", number).fetchone())
@@ -212,7 +212,7 @@ async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) 
     keys = link_numbers(query.marks, phone_key)
     if not keys or query.limit <= 0:
         return []
-    # Every intake makes this read: in place on the loop's connection, an index read of a few pages.
+    # In place on the loop's connection, an index read of a few pages (intake's look-up is intake_unless_candidates).
     bodies = await x.read_in_place(functools.partial(link_candidate_bodies, keys, query))
     return [LinkCandidate.model_validate_json(body) for body in bodies]
 
