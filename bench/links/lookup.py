@@ -47,7 +47,7 @@ from gateway.store.redis import RedisStore
 from gateway.store.redis import lua as redis_lua
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite import tickets as sqlite_tickets
-from gateway.store.ticket_index import link_keys
+from gateway.store.ticket_index import link_numbers
 from gateway.tickets.links import link_marks
 
 KEY = b"bench-links-phone-hash-key"
@@ -171,7 +171,7 @@ def on_store_thread(store: SqliteStore) -> Lookup:
     x = store._executor
 
     async def lookup(query: LinkQuery) -> list[Ticket]:
-        keys = link_keys(query.marks, KEY)
+        keys = link_numbers(query.marks, KEY)
         bodies = await x.run(lambda: sqlite_tickets.link_candidate_bodies(keys, query, x.db))
         return [Ticket.model_validate_json(body) for body in bodies]
 
