@@ -24,7 +24,7 @@ from gateway.http.contexts import InboundContext, NationalContext, SoapContext
 from gateway.http.deps import GatewayStore, Ready, Settings
 from gateway.http.fast_path import PushFastPath
 from gateway.http.inbound import INBOUND_PATH, INBOUND_PUSH, document_canonical_pushes, inbound_router
-from gateway.http.limits import BodyLimitMiddleware
+from gateway.http.limits import BodyLimitMiddleware, framework_refusal, refusal_response
 from gateway.http.national import NATIONAL_STATUS_PATH, national_status_router
 from gateway.http.soap import SOAP_PUSH, soap_router
 from gateway.ops.api import metrics_router, ops_api_router
@@ -140,12 +140,13 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_refusal(request: Request, err: StarletteHTTPException) -> Response:
-        """FastAPI's own refusals as JSON; a 405 lists in Allow the methods of every route on the path (Starlette
-        names only the first route that matched it: GET for /soap/{id}, whose POST is documented too)."""
-        headers = dict(err.headers or {})
-        if err.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
-        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=headers)
+        """FastAPI's own refusals as the gateway's (code, Chinese message, English beside it; `detail` kept as
+        FastAPI says it); a 405 lists in Allow the methods of every route on the path (Starlette names only the
+        first route that matched it: GET for /soap/{id}, whose POST is documented too)."""
+        allow = allowed_methods(app, request.scope) if err.status_code == 405 else []
+        refusal = framework_refusal(err.status_code, str(err.detail), request.method, request.url.path, allow)
+        refusal.headers = {**(err.headers or {}), **refusal.headers}
+        return refusal_response(refusal, detail=err.detail)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

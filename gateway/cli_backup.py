@@ -15,6 +15,11 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="gateway.yaml (default: config/gateway.yaml)")
 ]
 
+BACKED_UP_BY = {  # how the stores `hig backup` does not copy are backed up
+    "redis": "Redis itself (an RDB snapshot or a copy of its AOF directory: docs/deployment.md)",
+    "postgres": "PostgreSQL's own tools (pg_dump, or base backups with WAL archiving)",
+}
+
 
 def _sqlite_settings(config: Path | None) -> GatewaySettings:
     try:
@@ -23,8 +28,9 @@ def _sqlite_settings(config: Path | None) -> GatewaySettings:
         typer.echo(f"configuration error:\n{err}", err=True)
         raise typer.Exit(2) from err
     if settings.store.kind != "sqlite":
-        typer.echo("the store is Redis: back it up with Redis itself (persistence and copies of its RDB/AOF files, "
-                   "docs/deployment.md); keep HIG_PHONE_HASH_KEY with it", err=True)
+        kind = settings.store.kind
+        typer.echo(f"the store is {kind}, not SQLite: back it up with {BACKED_UP_BY[kind]}; keep HIG_PHONE_HASH_KEY "
+                   "with it", err=True)
         raise typer.Exit(2)
     return settings
 

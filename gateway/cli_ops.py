@@ -324,7 +324,8 @@ def deliveries_replay(
     retrying: Annotated[bool, typer.Option("--retrying", help="by filter: retrying deliveries (retry now), "
                                                                "not dead letters")] = False,
     destination: Annotated[str | None, typer.Option(help="only this lane")] = None,
-    error_class: Annotated[str | None, typer.Option(help="only dead letters whose last error was this")] = None,
+    error_class: Annotated[str | None, typer.Option(
+        help="only deliveries (dead ones, or retrying ones with --retrying) whose last error was this")] = None,
     ticket: Annotated[str | None, typer.Option(help="only this ticket's deliveries")] = None,
     since: Annotated[str | None, typer.Option(help="created at or after (2024-06-11 or ISO time)")] = None,
     until: Annotated[str | None, typer.Option(help="created before")] = None,

@@ -69,6 +69,8 @@ async def run_worker(settings: GatewaySettings, delivery: DeliveryConfig, *, wor
                 await stop.wait()
                 log.info("worker stopping", extra={"worker_id": engine.worker_id})
         finally:
+            for sender in senders.values():  # made for this engine by lanes(): nobody else closes them
+                await sender.aclose()
             for adapter in adapters:
                 await adapter.aclose()
 

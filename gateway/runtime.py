@@ -198,6 +198,7 @@ class Runtime:
         self.enricher = enricher
         self.current_intake = CurrentIntake(self)
         self.engine: DeliveryEngine | None = None
+        self.lane_senders: list[Sender] = []
         self.pollers: PollScheduler | None = None
         self.compactor: Compactor | None = None
         self.alerts: AlertMonitor | None = None
@@ -275,6 +276,7 @@ class Runtime:
         if workers:
             destinations, senders = lanes(self.components, self.adapters, self.store,
                                           deadlines=lambda: (self.components.rules, self.components.calendar))
+            self.lane_senders = list(senders.values())
             self.engine = DeliveryEngine(self.store, destinations, settings=self.components.delivery.engine,
                                          senders=senders)
             await self.engine.start()
@@ -328,6 +330,9 @@ class Runtime:
             await self.pollers.stop()
         if self.engine is not None:
             await self.engine.stop()
+        for sender in self.lane_senders:  # made for the engine by lanes(), which only closes those it builds
+            await sender.aclose()
+        self.lane_senders = []
         for adapter in self.adapters.values():
             await adapter.aclose()
         if self.enricher is not None:

@@ -130,11 +130,12 @@ class SmtpSender:
     def _deliver(self, message: bytes) -> dict[str, tuple[int, bytes]]:
         c = self.channel
         timeout = c.timeout.total
-        smtp = (smtplib.SMTP_SSL(c.host, c.port, timeout=timeout, context=ssl.create_default_context())
+        trusted = ssl.create_default_context(cafile=c.ca_file)  # the system's CAs, or only the channel's ca_file
+        smtp = (smtplib.SMTP_SSL(c.host, c.port, timeout=timeout, context=trusted)
                 if c.security == "tls" else smtplib.SMTP(c.host, c.port, timeout=timeout))
         with smtp:
             if c.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=trusted)
             if c.username is not None and self._password is not None:
                 smtp.login(c.username, self._password)
             refused: dict[str, tuple[int, bytes]] = smtp.sendmail(c.sender, list(c.to), message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -187,11 +188,16 @@ class EmailChannel(_Channel):
     sender: Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
     to: Annotated[tuple[Annotated[str, Field(pattern=r"^[^@\s<>,]+@[^@\s<>,]+$")], ...], Field(min_length=1)]
     subject_prefix: str = "[12315网关告警]"
+    # PEM certificates to trust for the server instead of the system's (a private CA, a self-signed server);
+    # relative to the alerts file's folder, checked when it is loaded.
+    ca_file: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _login_whole(self) -> EmailChannel:
         if (self.username is None) != (self.password_env is None):
             raise ValueError("username and password_env go together: set both to log in, or neither")
+        if self.ca_file is not None and self.security == "none":
+            raise ValueError("ca_file is for a server spoken to over TLS: set security to starttls or tls")
         return self
 
     def secret_variables(self) -> dict[str, str]:
@@ -242,7 +248,7 @@ def load_alerts_config(path: Path, environ: Mapping[str, str] | None = None) -> 
         raise AlertsConfigError([f"{file}: cannot read the alerts configuration: {err.strerror or err}"]) from err
     except YamlDocumentError as err:
         raise AlertsConfigError([str(err)]) from err
-    config = _validate(document)
+    config = _with_ca_files(_validate(document), document, file.parent)
     env = os.environ if environ is None else environ
     missing = [str(document.error(("channels", i, key), f"environment variable {variable} is not set"))
                for i, channel in enumerate(config.channels)
@@ -250,6 +256,26 @@ def load_alerts_config(path: Path, environ: Mapping[str, str] | None = None) -> 
     if missing:
         raise AlertsConfigError(missing)
     return config
+
+
+def _with_ca_files(config: AlertsConfig, document: YamlDocument, folder: Path) -> AlertsConfig:
+    """Each e-mail channel's ca_file made absolute (relative to `folder`) and read as TLS would read it, so a missing
+    or unreadable certificate file is a configuration error at load rather than a failed message later."""
+    problems: list[str] = []
+    channels: list[WebhookChannel | WeComChannel | DingTalkChannel | EmailChannel] = []
+    for i, channel in enumerate(config.channels):
+        if isinstance(channel, EmailChannel) and channel.ca_file is not None:
+            path = (folder / channel.ca_file).resolve()
+            try:
+                ssl.create_default_context(cafile=str(path))
+            except OSError as err:  # missing, unreadable, or no PEM certificate in it (ssl.SSLError)
+                problems.append(str(document.error(("channels", i, "ca_file"),
+                                                   f"{path} is not a readable PEM certificate file: {err}")))
+            channel = channel.model_copy(update={"ca_file": str(path)})
+        channels.append(channel)
+    if problems:
+        raise AlertsConfigError(problems)
+    return config.model_copy(update={"channels": tuple(channels)})
 
 
 def _validate(document: YamlDocument) -> AlertsConfig:

@@ -33,6 +33,8 @@ SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_PREFIX = "sha256="
 JSON_MEDIA_TYPES = ("application/json", "text/json")
+# An adapter not configured waits for its operators (credentials set, reload): a partner asks again in 5 minutes.
+NOT_CONFIGURED_RETRY_AFTER = "300"
 # An intake that failed past the mapping: a store that timed out may have written the ticket all the same. The
 # repeat of a push is recognised by its idempotency key, so sending it again is always safe (docs/integrators.md).
 OUTCOME_UNKNOWN = ("the gateway could not confirm that the ticket was stored (it may have been); send the same "
@@ -202,6 +204,7 @@ async def _answer(context: InboundContext, adapter_id: str, request: Request, *,
         return refusal_response(HttpRefusal(503, "adapter_not_configured",
                                             f"adapter {adapter_id!r} is not ready to take pushes (its credentials or "
                                             "mapping are not configured); tell the gateway's operators",
+                                            {"Retry-After": NOT_CONFIGURED_RETRY_AFTER},
                                             zh=f"对接系统 {adapter_id!r} 尚不能接收推送（凭据或映射规则未配置）；"
                                                "请告知网关的运维人员"))
     try:

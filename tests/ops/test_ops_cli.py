@@ -7,10 +7,8 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
@@ -24,10 +22,8 @@ from gateway.runtime import Runtime
 from gateway.store import Store
 from gateway.store.base import AlertRecord, AuditQuery
 from tests.hig_command import Completed, run_hig
-from tests.ops.ops_support import CONFIG, REPO, city_complaint, fixture_payload
+from tests.ops.ops_support import CONFIG, REPO, city_complaint, fixture_payload, on_store
 from tests.store.store_support import attempt
-
-T = TypeVar("T")
 
 
 def _config(tmp: Path) -> Path:
@@ -280,17 +276,6 @@ def test_an_ops_command_runs_no_alert_round(tmp_path: Path) -> None:
                           severity="critical", state="firing", summary="national 线路熔断", count=1, peak=1,
                           started_at=long_ago, updated_at=long_ago, last_seen_at=long_ago)
 
-    def in_store(work: Callable[[Store], Awaitable[T]]) -> T:
-        async def run() -> T:
-            runtime = Runtime.build(load_settings(gateway_yaml))
-            await runtime.store.open()
-            try:
-                return await work(runtime.store)
-            finally:
-                await runtime.store.close()
-
-        return asyncio.run(run())
-
     async def gateway_gone(store: Store) -> list[AlertRecord]:
         """The gateway that held the lock and fired the alert is gone: its lock ran out a second ago, so any monitor
         would take it now."""
@@ -299,13 +284,13 @@ def test_an_ops_command_runs_no_alert_round(tmp_path: Path) -> None:
         assert await store.lock_holder("alerts") is None
         return await store.list_alerts(limit=100)
 
-    before = in_store(gateway_gone)
+    before = on_store(gateway_yaml, gateway_gone)
     assert [(a.alert_id, a.state) for a in before] == [(breaker.alert_id, "firing")]
     listed = _main("deliveries", "list", "--config", str(gateway_yaml))
     assert listed.returncode == 0, listed.stderr
-    assert in_store(lambda store: store.list_alerts(limit=100)) == before  # none fired, none resolved
+    assert on_store(gateway_yaml, lambda store: store.list_alerts(limit=100)) == before  # none fired, none resolved
     # Still the gone gateway's: nobody took the lock meanwhile.
-    assert in_store(lambda store: store.take_over_lock("alerts", "gateway-gone", "test", 60)) is True
+    assert on_store(gateway_yaml, lambda store: store.take_over_lock("alerts", "gateway-gone", "test", 60)) is True
 
 
 def test_deliveries_compact_reports_and_is_audited(tmp_path: Path) -> None:

@@ -9,34 +9,21 @@ import getpass
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from contracts.ticket import Ticket
 from gateway.config import load_settings
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter, Store
-from tests.ops.ops_support import REPO, city_complaint
+from tests.ops.ops_support import REPO, city_complaint, on_store
 from tests.ops.test_ops_cli import _audit, _config, _main
 
-T = TypeVar("T")
 CITY = "city-12345-rest"
 MEDICAL_BEAUTY = {"appealTitle": "医美机构注射玻尿酸后出现结节",
                   "appealContent": "在某医疗美容诊所注射玻尿酸后面部出现结节，诊所说是个人体质问题，拒绝处理。"}
 CLI_ACTOR = f"cli:{getpass.getuser()}"  # docs/jurisdiction.md: "audited as `cli:<user>`"
 
-
-def _on_store(gateway_yaml: Path, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        runtime = Runtime.build(load_settings(gateway_yaml))
-        await runtime.store.open()
-        try:
-            return await work(runtime.store)
-        finally:
-            await runtime.store.close()
-
-    return asyncio.run(run())
 
 
 def _seed(gateway_yaml: Path) -> dict[str, str]:
@@ -62,14 +49,14 @@ def _seed(gateway_yaml: Path) -> dict[str, str]:
 
 
 def _ticket(gateway_yaml: Path, ticket_id: str) -> Ticket:
-    ticket = _on_store(gateway_yaml, lambda store: store.get_ticket(ticket_id))
+    ticket = on_store(gateway_yaml, lambda store: store.get_ticket(ticket_id))
     assert ticket is not None
     return ticket
 
 
 def _deliveries(gateway_yaml: Path, ticket_id: str) -> list[tuple[str, str, str]]:
     """(lane, kind, state) of each of a ticket's deliveries."""
-    found = _on_store(gateway_yaml, lambda store: store.list_deliveries(DeliveryFilter(ticket_id=ticket_id)))
+    found = on_store(gateway_yaml, lambda store: store.list_deliveries(DeliveryFilter(ticket_id=ticket_id)))
     return [(d.destination, d.kind.value, d.state.value) for d in found]
 
 
@@ -80,7 +67,7 @@ def _callback_body(gateway_yaml: Path, ticket_id: str) -> dict[str, Any]:
         claims = await store.claim(f"callback:{CITY}", "review-cli-test", 30, limit=10)
         return next(c.body for c in claims if c.ticket_id == ticket_id)
 
-    body: dict[str, Any] = json.loads(_on_store(gateway_yaml, claim))
+    body: dict[str, Any] = json.loads(on_store(gateway_yaml, claim))
     return body
 
 

@@ -31,6 +31,7 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
             pool = self._client.connection_pool  # no connection made yet: each one it makes packs with hiredis
             pool.connection_class = packed_by_hiredis(pool.connection_class)
         await self.redis.ping()
+        await self._check_eviction()
         self.persistence = await self._check_persistence()
         if not self.persistence["persistent"]:
             log.warning(
@@ -122,6 +123,24 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
         except ResponseError as err:
             raise StoreConfigError(f"store.redis_wait_aof is set, but {self._safe_url()} cannot WAITAOF ({err}): it "
                                    "needs Redis 7.2 or later with appendonly yes") from err
+
+    async def _check_eviction(self) -> None:
+        """A Redis that evicts keys to make room drops tickets and queued deliveries without a word: refuse to start
+        on any maxmemory-policy but noeviction (with it, a full Redis refuses writes instead, loudly). Where
+        CONFIG GET is not permitted (a renamed command, a managed Redis), the policy cannot be known: warn."""
+        try:
+            reply = await self.redis.config_get("maxmemory-policy")
+            policy = {text(k): text(v) for k, v in reply.items()}.get("maxmemory-policy")
+            unread = "CONFIG GET does not know the setting"
+        except ResponseError as err:  # CONFIG renamed away, or not allowed by an ACL
+            policy, unread = None, f"CONFIG GET refused: {err}"
+        if policy is None:
+            log.warning(f"cannot read Redis's maxmemory-policy ({unread}); make sure it is noeviction, or Redis may "
+                        "evict tickets and deliveries when it is full", extra={"redis_url": self._safe_url()})
+        elif policy != "noeviction":
+            raise StoreConfigError(f"Redis at {self._safe_url()} has maxmemory-policy {policy}: it may evict tickets "
+                                   "and deliveries when full; set maxmemory-policy noeviction in redis.conf (or CONFIG "
+                                   "SET maxmemory-policy noeviction, then CONFIG REWRITE)")
 
     async def _check_phone_key(self) -> None:
         """Every gateway on one Redis must hash phones with one key, or a search by phone misses what another

@@ -92,8 +92,12 @@ def restore(folder: Path, db_path: Path, key_path: Path, *, force: bool = False)
         raise BackupError(f"{folder / KEY_FILE} is not the key this backup was made with")
     source = sqlite3.connect(f"file:{folder / DB_FILE}?mode=ro", uri=True)
     try:
-        if source.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise BackupError(f"{folder / DB_FILE} is damaged (PRAGMA integrity_check): use another backup")
+        try:
+            checked = source.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.DatabaseError as err:  # too damaged to be checked: "file is not a database"
+            checked = str(err)
+        if checked != "ok":
+            raise BackupError(f"{folder / DB_FILE} is damaged (PRAGMA integrity_check: {checked}): use another backup")
         if db_path.exists() and not force:
             raise BackupError(f"{db_path} exists: restoring replaces it; give --force to do so")
         if key_path.exists() and key_path.read_bytes().strip() != key and not force:
