@@ -119,7 +119,7 @@ def fill_sqlite(path: Path, tickets: Tickets, n: int) -> float:
         for i in range(start, min(n, start + 10_000)):
             ticket = tickets.ticket(i)
             sqlite_tickets.intake(ticket, ticket.model_dump_json(), RAW, "application/json", [], KEY, db,
-                                  link_marks=link_marks(ticket))
+                                  link_keys=link_numbers(link_marks(ticket), KEY))
         db.execute("COMMIT")
         if (start // 10_000) % 10 == 9:
             print(f"  sqlite: {start + 10_000:,} stored, {time.perf_counter() - began:.0f} s", flush=True)
