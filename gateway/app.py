@@ -20,6 +20,7 @@ from adapters.secrets import ensure_demo_credentials
 from contracts.codetables import default_code_tables
 from contracts.ticket import SCHEMA_VERSION
 from gateway.config import GatewaySettings
+from gateway.errors import GatewayError, StartupRefused
 from gateway.http.contexts import InboundContext, NationalContext, SoapContext
 from gateway.http.deps import GatewayStore, Ready, Settings
 from gateway.http.fast_path import PushFastPath
@@ -85,7 +86,13 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
         async with AsyncExitStack() as stack:
             if settings.demo.simulators and peers is not None:
                 await stack.enter_async_context(peers(settings, runtime))
-            await runtime.start(workers=settings.workers, pollers=settings.pollers)
+            try:
+                await runtime.start(workers=settings.workers, pollers=settings.pollers)
+            except (GatewayError, OSError) as err:  # the store unreachable or refusing: the reason, not a traceback
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                log.error("the gateway cannot start", extra={"reason": reason, "error": type(err).__name__})
+                await runtime.stop()  # whatever started before the refusal
+                raise StartupRefused(reason) from None
             stack.push_async_callback(runtime.stop)
             await stack.enter_async_context(ops.running())  # attempt metrics, the chart's per-minute counts
             # Pushes reach the intake of the configuration in force through runtime.current_intake.

@@ -8,3 +8,8 @@ class GatewayError(Exception):
 
     Beneath it: the store's errors (gateway.store.errors), configuration, intake, status and ops errors.
     Errors from the layers below keep their own roots (adapters.errors, mapping.errors, contracts.errors)."""
+
+
+class StartupRefused(GatewayError):
+    """The gateway cannot start with what it was given (its store unreachable or refusing it, a configuration the
+    store cannot honour); said in one log line naming the reason, and the process ends."""

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.errors import StartupRefused
+
 # Personal data that can appear in any message: mobile and landline numbers, ID numbers.
 _RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8,11}([0-9Xx])(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d|0\d{2,3}[- ]?)\d{4}(\d{3,4})(?!\d)")
@@ -124,3 +126,15 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    server = logging.getLogger("uvicorn.error")
+    server.filters[:] = [f for f in server.filters if not isinstance(f, RefusalSaid)]
+    server.addFilter(RefusalSaid())
+
+
+class RefusalSaid(logging.Filter):
+    """Drops uvicorn's copy of a start-up refusal: the traceback of a StartupRefused, whose reason the gateway has
+    already logged in one line ("the gateway cannot start"); any other start-up failure keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("Traceback") and f"{StartupRefused.__module__}.StartupRefused: " in text)

@@ -93,3 +93,14 @@ def test_a_port_in_use_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None
     assert second.stderr.strip().splitlines() == [
         f"cannot listen on 127.0.0.1:{port}: Address already in use (another gateway? set server.port or "
         "HIG_SERVER__PORT)"]
+
+
+def test_a_store_that_cannot_be_reached_at_start_is_one_log_line_naming_it_not_a_traceback(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there
+    env = {**_env(free_port(), tmp_path / "data", workers=False), "HIG_STORE__KIND": "redis",
+           "HIG_STORE__REDIS_URL": f"redis://127.0.0.1:{closed}/0"}
+    run = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    [said] = [line for line in run.stderr.splitlines() if "the gateway cannot start" in line]
+    assert f"Redis at redis://127.0.0.1:{closed}/0 cannot be reached" in said and "StoreUnavailable" in said

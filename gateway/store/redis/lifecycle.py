@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.store.base import StoreLifecycle
-from gateway.store.errors import PhoneKeyMismatch, StoreConfigError
+from gateway.store.errors import PhoneKeyMismatch, StoreConfigError, StoreUnavailable
 from gateway.store.phone_hash import KEY_ENV, key_fingerprint
 from gateway.store.redis.connection import RedisConnection, text
 from gateway.store.redis.packing import packed_by_hiredis
@@ -30,7 +32,10 @@ class RedisLifecycle(RedisConnection, StoreLifecycle):
                                           socket_timeout=self.operation_timeout_s)
             pool = self._client.connection_pool  # no connection made yet: each one it makes packs with hiredis
             pool.connection_class = packed_by_hiredis(pool.connection_class)
-        await self.redis.ping()
+        try:
+            await self.redis.ping()
+        except (RedisConnectionError, RedisTimeoutError) as err:
+            raise StoreUnavailable(f"Redis at {self._safe_url()} cannot be reached: {err}") from err
         await self._check_eviction()
         self.persistence = await self._check_persistence()
         if not self.persistence["persistent"]:
