@@ -151,8 +151,8 @@ def create_app(settings: GatewaySettings, *, runtime: Runtime | None = None,
         FastAPI says it); a 405 lists in Allow the methods of every route on the path (Starlette names only the
         first route that matched it: GET for /soap/{id}, whose POST is documented too)."""
         allow = allowed_methods(app, request.scope) if err.status_code == 405 else []
-        refusal = framework_refusal(err.status_code, str(err.detail), request.method, request.url.path, allow)
-        refusal.headers = {**(err.headers or {}), **refusal.headers}
+        refusal = framework_refusal(err.status_code, str(err.detail), dict(err.headers or {}), request.method,
+                                    request.url.path, allow)
         return refusal_response(refusal, detail=err.detail)
 
     @app.get("/healthz", tags=["health"])

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _options, _run
+from gateway.cli_ops import ConfigOption, JsonOption, _echo_json, _options, _run, _table
 
 review_cli = typer.Typer(help="Tickets the jurisdiction screen held for review: list them, accept or return one.",
                          add_completion=False, no_args_is_help=True)
@@ -26,13 +26,11 @@ def review_list(config: ConfigOption = None, limit: Annotated[int, typer.Option(
     if as_json:
         _echo_json([v.model_dump(mode="json") for v in found])
         return
-    typer.echo(f"{'ticket_id 工单编号':<28}  {'adapter 对接系统':<22} {'source_no 来源工单号':<28} "
-               "rule 规则: evidence 依据 / title 标题 — reason 理由")
-    for view in found:
-        s, decision = view.ticket, view.jurisdiction
-        matched = ", ".join(f"{e.field}={e.matched}" for e in decision.evidence) or "-"
-        typer.echo(f"{s.ticket_id:<28}  {s.adapter_id:<22} {s.source_ticket_no:<28} {decision.rule_id}: {matched}")
-        typer.echo(f"    {s.title or ''}  —  {decision.reason or ''}")
+    _table([(view.ticket.ticket_id, view.ticket.adapter_id, view.ticket.source_ticket_no, view.jurisdiction.rule_id,
+             ", ".join(f"{e.field}={e.matched}" for e in view.jurisdiction.evidence) or "-", view.ticket.title or "-",
+             view.jurisdiction.reason or "-") for view in found],
+           header=("ticket_id 工单编号", "adapter 对接系统", "source_no 来源工单号", "rule 规则", "evidence 依据",
+                   "title 标题", "reason 理由"))
     typer.echo(f"{len(found)} ticket(s) waiting for review 待判定 共 {len(found)} 件")
 
 

@@ -48,15 +48,17 @@ def refusal_response(refusal: HttpRefusal, **extra: Any) -> JSONResponse:
     return JSONResponse({**refusal.body(), **extra}, status_code=refusal.status, headers=refusal.headers)
 
 
-def framework_refusal(status: int, detail: str, method: str, path: str, allow: list[str]) -> HttpRefusal:
+def framework_refusal(status: int, detail: str, headers: dict[str, str], method: str, path: str,
+                      allow: list[str]) -> HttpRefusal:
     """FastAPI's and Starlette's own refusals (no such path, a method the path does not take, a body they cannot
-    read) as the gateway's: a stable code and a Chinese sentence; `detail`, their English, stays the `message_en`."""
+    read) as the gateway's: a stable code and a Chinese sentence; `detail`, their English, stays the `message_en`;
+    their `headers` are kept (a 405's Allow: `allow`, every method of the path)."""
     if status == 404:
-        return HttpRefusal(404, "not_found", detail, zh=f"没有这个地址：{path[:200]}")
+        return HttpRefusal(404, "not_found", detail, headers, zh=f"没有这个地址：{path[:200]}")
     if status == 405:
-        return HttpRefusal(405, "method_not_allowed", detail, {"Allow": ", ".join(allow)},
+        return HttpRefusal(405, "method_not_allowed", detail, {**headers, "Allow": ", ".join(allow)},
                            zh=f"此地址不接受 {method} 请求，可用的方法：{'、'.join(allow) or '无'}")
-    return HttpRefusal(status, f"http_{status}", detail, zh=f"请求被拒绝（HTTP {status}）：{detail}")
+    return HttpRefusal(status, f"http_{status}", detail, headers, zh=f"请求被拒绝（HTTP {status}）：{detail}")
 
 
 def check_declared_length(request: Request, limit: int) -> None:

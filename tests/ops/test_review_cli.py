@@ -78,11 +78,12 @@ def test_review_list_shows_the_held_ticket_with_its_rule_and_evidence_under_chin
     listed = _main("tickets", "review", "list", "--config", str(gateway_yaml))
 
     assert listed.returncode == 0, listed.stderr
-    header, row, title_and_reason, total = listed.stdout.strip().splitlines()
+    header, row, total = listed.stdout.strip().splitlines()
     assert header.split()[:2] == ["ticket_id", "工单编号"] and "来源工单号" in header and "规则" in header
+    assert "依据" in header and "理由" in header
     assert row.startswith(seeded["held"]) and "KL-REVIEW-CLI-1" in row
-    assert "review.medical-beauty: " in row and "registration.title=医美" in row
-    assert "医美机构注射玻尿酸后出现结节" in title_and_reason and "卫生健康部门" in title_and_reason
+    assert " review.medical-beauty " in row and "registration.title=医美" in row
+    assert "医美机构注射玻尿酸后出现结节" in row and "卫生健康部门" in row
     assert seeded["accepted"] not in listed.stdout  # taken on at intake: nothing to decide
     assert total == "1 ticket(s) waiting for review 待判定 共 1 件"
 
