@@ -233,7 +233,7 @@ class Runtime:
         intake = IntakeService(store, components.specs, components.router, components.rules, components.calendar,
                                canonical=canonical, callbacks=adapters, enrich=enricher,
                                jurisdiction=components.jurisdiction,
-                               linker=Linker(store, settings.links) if settings.links.enabled else None)
+                               linker=Linker(settings.links) if settings.links.enabled else None)
         status = StatusService(store, components.specs, components.router, adapters, components.rules,
                                components.calendar)
         return cls(components, store, adapters, intake, status, enricher=enricher)

@@ -53,7 +53,7 @@ class Decisions:
         self.intake = IntakeService(cast(Store, None), components.specs, components.router, components.rules,
                                     components.calendar, jurisdiction=components.jurisdiction)
         self.router = components.router
-        self.linker = Linker(cast(Store, None), LinkSettings())
+        self.linker = Linker(LinkSettings())
         self.phone_key = os.urandom(32)
         self.log = logging.getLogger("bench.floor.decisions")
         self.log.propagate = False

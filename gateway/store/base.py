@@ -37,12 +37,15 @@ __all__ = [
     "LeaseLost",
     "LinkCandidate",
     "LinkQuery",
+    "LinkedIntake",
     "OnTimeCount",
     "OpsLedger",
     "PartnerEcho",
     "PhoneKeyMismatch",
     "QuarantineStore",
     "QuarantinedPayload",
+    "Relink",
+    "Relinked",
     "SourceNumber",
     "Store",
     "StoreError",
@@ -64,6 +67,34 @@ class IntakeResult:
     created: bool
     delivery_ids: tuple[str, ...] = ()
     number_taken: bool = False
+
+
+@dataclass(frozen=True)
+class Relinked:
+    """A new ticket as intake stores it once its duplicate candidates are scored: with its links, its JSON and
+    outbox, and the link each linked ticket is to show back (`backs`, by that ticket's id; it shows `most` at most)."""
+
+    ticket: Ticket
+    ticket_json: str
+    outbox: list[OutboxEntry]
+    backs: Mapping[str, TicketLink]
+    most: int
+
+
+# What intake makes of a ticket's duplicate candidates (gateway/tickets/intake.py): pure, so a store may call it
+# inside its own write (SQLite: on the store thread, in intake's group transaction).
+Relink = Callable[[list[LinkCandidate]], Relinked]
+
+
+@dataclass(frozen=True)
+class LinkedIntake:
+    """What `Store.intake_linking` did: the intake's result; the ticket as relinked when candidates were found
+    (None: none was, the ticket was stored as given); the linked tickets that now show the link back (None when
+    other writers kept changing them: the new ticket has its links either way)."""
+
+    result: IntakeResult
+    relinked: Relinked | None = None
+    shown: tuple[str, ...] | None = ()
 
 
 @dataclass(frozen=True)
@@ -349,6 +380,29 @@ class TicketStore(ABC):
             return found
         return await self.intake(ticket, raw_body, raw_content_type, outbox, ticket_json=ticket_json,
                                  link_marks=link_marks)
+
+    async def intake_linking(self, ticket: Ticket, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
+                             query: LinkQuery, relink: Relink, *, ticket_json: str | None = None,
+                             link_marks: Sequence[str] = ()) -> LinkedIntake:
+        """Intake with duplicate linking: the ticket stored as given when the look-up finds no candidate; else
+        stored as `relink` makes it from the candidates (its links, JSON, outbox), and, when it was stored, each
+        linked ticket shows the link back. Here three writes (`intake_unless_candidates`, `intake`,
+        `add_links_back`); SQLite overrides it with one job in intake's group transaction (one commit, where a
+        duplicate cost three acknowledged commits)."""
+        first = await self.intake_unless_candidates(ticket, raw_body, raw_content_type, outbox, query,
+                                                    ticket_json=ticket_json, link_marks=link_marks)
+        if isinstance(first, IntakeResult):
+            return LinkedIntake(first)
+        relinked = relink(first)
+        result = await self.intake(relinked.ticket, raw_body, raw_content_type, relinked.outbox,
+                                   ticket_json=relinked.ticket_json, link_marks=link_marks)
+        if not result.created or not relinked.backs:
+            return LinkedIntake(result, relinked)
+        try:
+            shown = await self.add_links_back(relinked.backs, most=relinked.most)
+        except ConcurrentUpdate:
+            return LinkedIntake(result, relinked, None)
+        return LinkedIntake(result, relinked, tuple(shown))
 
 
 class QuarantineStore(ABC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,7 +21,7 @@ from contracts.followups import FollowUpNotice
 from contracts.national_followups import registration_key
 from contracts.ticket import JurisdictionDecision, Ticket
 from gateway.errors import GatewayError
-from gateway.store.base import RETURNED_NOTE, IntakeResult, LinkQuery, Store, UnknownTicket
+from gateway.store.base import RETURNED_NOTE, LinkCandidate, LinkQuery, Relinked, Store, UnknownTicket
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, compute_deadlines, with_deadlines
 from gateway.tickets.followups import FollowUpResult, FollowUps, FollowUpSaid, known_ticket
 from gateway.tickets.jurisdiction import JurisdictionRules, screen
@@ -234,20 +235,17 @@ class IntakeService:
             marks, query = self.linker.look_up(ticket)
             ticket = self.linker.linked(ticket, ())  # links a partner sent are not the gateway's
         stored, ticket_json, outbox = self.with_outbox(ticket, held)
+        shown: tuple[str, ...] | None = ()
         if query is None:
             outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
                                               link_marks=marks)
         else:
-            first = await self.store.intake_unless_candidates(stored, raw_body, content_type, outbox, query,
-                                                              ticket_json=ticket_json, link_marks=marks)
-            if isinstance(first, IntakeResult):
-                outcome = first
-            else:
-                assert self.linker is not None
-                ticket = self.linker.linked(ticket, first)
-                stored, ticket_json, outbox = self.with_outbox(ticket, held)
-                outcome = await self.store.intake(stored, raw_body, content_type, outbox, ticket_json=ticket_json,
-                                                  link_marks=marks)
+            linked = await self.store.intake_linking(stored, raw_body, content_type, outbox, query,
+                                                     functools.partial(self._relinked, ticket, held),
+                                                     ticket_json=ticket_json, link_marks=marks)
+            outcome, shown = linked.result, linked.shown
+            if linked.relinked is not None:
+                stored = linked.relinked.ticket
         ticket = stored
         if outcome.number_taken:  # another version of the matter was stored first, maybe a moment ago: follow it
             holder = await self.store.get_ticket(outcome.ticket_id)
@@ -255,13 +253,21 @@ class IntakeService:
                 raise UnknownTicket(outcome.ticket_id)
             return await self._new_version(holder, mapped, raw_body=raw_body, content_type=content_type)
         if outcome.created and ticket.links and self.linker is not None:
-            await self.linker.link_back(ticket)
+            self.linker.told(ticket, shown)
         kind: Literal["created", "repeat", "review"] = (
             "repeat" if not outcome.created else "review" if held else "created")
         log.info({"created": "ticket stored", "repeat": "ticket repeated", "review": "ticket held for review"}[kind],
                  extra={"ticket_id": outcome.ticket_id, "adapter_id": ticket.source.adapter_id,
                         **({"rule": decision.rule_id} if decision is not None else {})})
         return IntakeOutcome(kind, ticket_id=outcome.ticket_id, warnings=mapped.warnings, decision=decision)
+
+    def _relinked(self, ticket: Ticket, held: bool, found: list[LinkCandidate]) -> Relinked:
+        """The ticket linked to the candidates `found` that score, as stored (routes, JSON, outbox), and the link
+        each of them is to show back. Pure: the SQLite store calls it on its thread, inside intake's transaction."""
+        assert self.linker is not None
+        stored, ticket_json, outbox = self.with_outbox(self.linker.linked(ticket, found), held)
+        backs, most = self.linker.backs(stored)
+        return Relinked(stored, ticket_json, outbox, backs, most)
 
     def with_outbox(self, ticket: Ticket, held: bool) -> tuple[Ticket, str, list[OutboxEntry]]:
         """The ticket as stored (with its routes), its JSON and its outbox; a ticket held for review sends nothing."""

@@ -17,7 +17,7 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.ticket import LINKS_KEPT, Ticket, TicketLink
 from gateway.config import LinkSettings
 from gateway.errors import GatewayError
-from gateway.store import ConcurrentUpdate, LinkCandidate, LinkQuery, TicketStore
+from gateway.store import LinkCandidate, LinkQuery, TicketStore
 from gateway.tickets.text import normalise
 from gateway.tickets.updates import TicketChange, update_ticket
 
@@ -135,10 +135,9 @@ def _is_version_of(ticket: Ticket, other: Linkable) -> bool:
 
 
 class Linker:
-    """Finds a new ticket's duplicates among the stored ones (one indexed look-up), and links them both ways."""
+    """How a new ticket is looked up among the stored ones, linked to its duplicates, and shown on theirs."""
 
-    def __init__(self, store: TicketStore, settings: LinkSettings) -> None:
-        self.store = store
+    def __init__(self, settings: LinkSettings) -> None:
         self.settings = settings
 
     def look_up(self, ticket: Ticket) -> tuple[list[str], LinkQuery | None]:
@@ -167,21 +166,19 @@ class Linker:
             ticket = ticket.model_copy(update={"links": links[:min(self.settings.max_links, LINKS_KEPT)]})
         return ticket
 
-    async def link_back(self, ticket: Ticket) -> None:
-        """Show a stored new ticket's links on the tickets it links to, in one write of the store (a storm of one
-        matter made up to `max_links` read-modify-saves per intake before). A ticket that other writers kept
-        changing keeps its side unshown (logged): the new ticket has the link either way. An earlier ticket shows
-        at most twice `max_links` links (its own and those back)."""
-        if not ticket.links:
-            return
-        backs = links_back(ticket)
-        try:
-            shown = set(await self.store.add_links_back(backs, most=min(LINKS_KEPT, 2 * self.settings.max_links)))
-        except ConcurrentUpdate:
+    def backs(self, ticket: Ticket) -> tuple[dict[str, TicketLink], int]:
+        """The link each ticket a new one links to is to show back, by its id, and how many links an earlier ticket
+        shows at most (its own and those back: twice `max_links`)."""
+        return (links_back(ticket) if ticket.links else {}), min(LINKS_KEPT, 2 * self.settings.max_links)
+
+    def told(self, ticket: Ticket, shown: Sequence[str] | None) -> None:
+        """Log a stored new ticket's links, and each linked ticket that does not show it back (`shown`: those that
+        do; None when other writers kept changing them, which then keep their side unshown)."""
+        if shown is None:
             log.error("could not show the links on the earlier tickets",
-                      extra={"ticket_id": ticket.ticket_id, "linked": sorted(backs)})
-            shown = set()
-        for other_id in sorted(set(backs) - shown):
+                      extra={"ticket_id": ticket.ticket_id, "linked": sorted(link.ticket_id for link in ticket.links)})
+            shown = ()
+        for other_id in sorted({link.ticket_id for link in ticket.links} - set(shown)):
             # A matter reported over and over: each new report names its best matches, the earlier ones stop
             # growing (each candidate read parses them all).
             log.info("the earlier ticket does not show the link (as many links as configured, or it was not written)",

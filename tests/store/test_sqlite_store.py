@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from contracts.delivery import AttemptOutcome
-from contracts.ticket import Deadline
+from contracts.ticket import Deadline, TicketLink
 from gateway.config import GatewaySettings
 from gateway.store import SourceNumber, open_store
-from gateway.store.base import LinkQuery, TicketQuery
+from gateway.store.base import LinkCandidate, LinkQuery, Relinked, TicketQuery
 from gateway.store.phone_hash import PhoneKeyMismatch, hash_phone
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import MIGRATIONS, SqliteStore
@@ -160,6 +160,43 @@ async def test_concurrent_intakes_share_commits_and_a_failing_one_fails_alone(tm
             assert await store.get_ticket(ticket.ticket_id) == ticket
         assert await store.get_ticket(first.ticket_id) == first  # the clash did not touch the first
         assert 1 <= len(commits) < len(tickets)  # 41 intakes, fewer fsyncs: they were committed in groups
+    finally:
+        await store.close()
+
+
+async def test_a_duplicate_is_stored_linked_and_shown_back_in_one_commit(tmp_path: Path) -> None:
+    """Intake of a duplicate: the look-up, the ticket as relinked and the link shown on the earlier ticket are one
+    job of intake's group transaction (they were three acknowledged commits, each with its fsync)."""
+    store = SqliteStore(tmp_path / "linked.db", PHONE_KEY)
+    await store.open()
+    try:
+        mark = "phone:+8613985012345|uscc:91520100MA6DK2X98L"
+        earlier = make_ticket("GZ-LINK-1")
+        await store.intake(earlier, RAW, "application/json", [national()], link_marks=[mark])
+        ticket = make_ticket("GZ-LINK-2")
+        at = ticket.source.source_received_at
+        query = LinkQuery((mark,), at - timedelta(days=30), at + timedelta(days=30))
+        link = TicketLink(ticket_id=ticket.ticket_id, adapter_id=ticket.source.adapter_id,
+                          source_ticket_no="GZ-LINK-2", received_at=at, score=0.9, similarity=0.9, days_apart=0.0,
+                          reasons=["同一投诉人（联系电话相同）"], linked_at=at)
+
+        def relink(found: list[LinkCandidate]) -> Relinked:
+            linked = ticket.model_copy(update={"links": [link.model_copy(update={"ticket_id": found[0].ticket_id})]})
+            return Relinked(linked, linked.model_dump_json(), [national()], {found[0].ticket_id: link}, 10)
+
+        commits: list[str] = []
+        assert store._executor.conn is not None
+        await store._executor.run(store._executor.conn.set_trace_callback,
+                                  lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+        done = await store.intake_linking(ticket, RAW, "application/json", [national()], query, relink,
+                                          link_marks=[mark])
+        await store._executor.run(store._executor.conn.set_trace_callback, None)
+
+        assert done.result.created and done.shown == (earlier.ticket_id,)
+        assert len(commits) == 1
+        assert [k.ticket_id for k in (await store.get_ticket(ticket.ticket_id) or ticket).links] == [earlier.ticket_id]
+        shown = await store.get_ticket(earlier.ticket_id)
+        assert shown is not None and [k.ticket_id for k in shown.links] == [ticket.ticket_id]
     finally:
         await store.close()
 

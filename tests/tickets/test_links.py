@@ -12,13 +12,13 @@ import pytest
 
 from adapters.loading import load_adapters
 from adapters.secrets import credential_variables, ensure_demo_credentials
-from contracts.ticket import Ticket
+from contracts.ticket import Ticket, TicketLink
 from gateway.config import LinkSettings, load_settings
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.intake import IntakeService
-from gateway.tickets.links import LinkDecision, LinkRefused, compare, decide_link, link_marks
+from gateway.tickets.links import LinkDecision, Linker, LinkRefused, compare, decide_link, link_marks
 from tests.sample_tickets import make_ticket, ticket_data
 
 FIXTURES = Path(__file__).resolve().parents[2] / "mapping" / "fixtures"
@@ -220,3 +220,28 @@ def test_the_score_falls_with_time_apart() -> None:
     assert near_pair is not None and far_pair is not None
     assert near_pair.similarity == far_pair.similarity == 1.0
     assert far_pair.score < near_pair.score
+
+
+EARLIER_1, EARLIER_2 = "01HZX0000000000000000000E1", "01HZX0000000000000000000E2"
+
+
+def test_told_logs_each_linked_ticket_that_does_not_show_the_link_back(caplog: pytest.LogCaptureFixture) -> None:
+    new = make_ticket("KL-3")
+    linker = Linker(LinkSettings())
+    assert linker.backs(new)[0] == {}  # no links, nothing to show back
+    at = new.source.source_received_at
+    new = new.model_copy(update={"links": [
+        TicketLink(ticket_id=other, adapter_id="canonical", source_ticket_no=other, received_at=at, score=0.9,
+                   similarity=0.9, days_apart=0.0, reasons=["同一投诉人（联系电话相同）"], linked_at=at)
+        for other in (EARLIER_1, EARLIER_2)]})
+    backs, most = linker.backs(new)
+    assert sorted(backs) == [EARLIER_1, EARLIER_2] and most == 2 * LinkSettings().max_links
+    assert {b.ticket_id for b in backs.values()} == {new.ticket_id}
+
+    with caplog.at_level("INFO", logger="gateway.tickets.links"):
+        linker.told(new, (EARLIER_1,))
+        linker.told(new, None)  # other writers kept changing them: none shows it
+    unshown = [r for r in caplog.records if r.getMessage().startswith("the earlier ticket does not show")]
+    assert [r.__dict__["ticket_id"] for r in unshown] == [EARLIER_2, EARLIER_1, EARLIER_2]
+    assert [r.levelname for r in caplog.records if r.getMessage() == "could not show the links on the earlier tickets"
+            ] == ["ERROR"]

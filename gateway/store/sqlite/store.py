@@ -26,10 +26,12 @@ from gateway.store.base import (
     DeliveryFilter,
     IntakeResult,
     LinkCandidate,
+    LinkedIntake,
     LinkQuery,
     OnTimeCount,
     PartnerEcho,
     QuarantinedPayload,
+    Relink,
     SourceNumber,
     Store,
     TicketQuery,
@@ -102,6 +104,17 @@ class SqliteStore(Store):
         if isinstance(first, IntakeResult):
             return first
         return [LinkCandidate.model_validate_json(body) for body in first]
+
+    async def intake_linking(self, ticket: Ticket, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
+                             query: LinkQuery, relink: Relink, *, ticket_json: str | None = None,
+                             link_marks: Sequence[str] = ()) -> LinkedIntake:
+        # One job of intake's group transaction: `relink` (pure: scoring and the outbox) runs on the store thread.
+        query_keys = link_numbers(query.marks, self._phone_key)
+        keys = query_keys if tuple(link_marks) == query.marks else link_numbers(link_marks, self._phone_key)
+        return await self._executor.grouped(
+            functools.partial(tickets.intake_linking, ticket, _checked_body(ticket, outbox, ticket_json), raw_body,
+                              raw_content_type, outbox, self._phone_key, query, query_keys, relink, link_keys=keys),
+            acknowledged=True)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         return await tickets.get_ticket(self._executor, ticket_id)

@@ -7,14 +7,16 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from contracts.delivery import OutboxEntry
+from contracts.delivery import OutboxEntry, check_destination
 from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
     ConcurrentUpdate,
     IntakeResult,
     LinkCandidate,
+    LinkedIntake,
     LinkQuery,
     OnTimeCount,
+    Relink,
     SourceNumber,
     TicketQuery,
     UnknownTicket,
@@ -85,6 +87,24 @@ def intake_unless_candidates(ticket: Ticket, body: str, raw_body: bytes, raw_con
     if bodies:
         return bodies
     return intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys)
+
+
+def intake_linking(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
+                   phone_key: bytes, query: LinkQuery, query_keys: Sequence[int], relink: Relink,
+                   db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> LinkedIntake:
+    """`Store.intake_linking` in the caller's one transaction: the look-up; with candidates, the ticket as `relink`
+    makes it stored and the links shown back on the tickets it links to (a duplicate one commit, not three)."""
+    bodies = link_candidate_bodies(query_keys, query, db) if query_keys and query.limit > 0 else []
+    if not bodies:
+        return LinkedIntake(intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys))
+    relinked = relink([LinkCandidate.model_validate_json(found) for found in bodies])
+    for entry in relinked.outbox:
+        check_destination(entry.destination)
+    result = intake(relinked.ticket, relinked.ticket_json, raw_body, raw_content_type, relinked.outbox, phone_key, db,
+                    link_keys)
+    if not result.created or not relinked.backs:
+        return LinkedIntake(result, relinked)
+    return LinkedIntake(result, relinked, tuple(add_links_back(relinked.backs, relinked.most, phone_key, db)))
 
 
 def _not_stored(db: sqlite3.Connection, ticket: Ticket) -> IntakeResult:

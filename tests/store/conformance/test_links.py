@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from contracts.ticket import Ticket, TicketLink
-from gateway.store import DeliveryFilter, IntakeResult, LinkQuery, Store
+from gateway.store import DeliveryFilter, IntakeResult, LinkCandidate, LinkQuery, Relinked, Store
+from gateway.store.base import Relink
 from tests.store.conformance.conformance_support import RAW
 from tests.store.store_support import RESPONDENT_USCC, make_ticket, national
 
@@ -287,3 +288,88 @@ async def test_intake_unless_candidates_answers_another_version_with_the_holder_
         result = await store.intake(update, RAW, "application/json", [national()], link_marks=[PHONE_MARK])
     assert (result.ticket_id, result.created, result.number_taken) == (first.ticket_id, False, True)
     assert await store.get_ticket(update.ticket_id) is None
+
+
+def relinking(ticket: Ticket, calls: list[list[str]], *, most: int = 10) -> Relink:
+    """A relink as intake's: `ticket` linked to every candidate, forwarded to the credit lane instead (so that the
+    outbox stored tells which was), each candidate showing the link back; the candidates given kept in `calls`."""
+
+    def relink(found: list[LinkCandidate]) -> Relinked:
+        calls.append([c.ticket_id for c in found])
+        links = [TicketLink(ticket_id=c.ticket_id, adapter_id=c.source.adapter_id,
+                            source_ticket_no=c.source.source_ticket_no, received_at=c.source.source_received_at,
+                            score=0.9, similarity=0.9, days_apart=2.0, reasons=["同一投诉人（联系电话相同）"],
+                            linked_at=ticket.source.source_received_at) for c in found]
+        linked = ticket.model_copy(update={"links": links})
+        return Relinked(linked, linked.model_dump_json(), [national(destination="credit")],
+                        {c.ticket_id: link_to(linked) for c in found}, most)
+
+    return relink
+
+
+async def test_intake_linking_stores_a_ticket_without_candidates_as_given_and_never_relinks(store: Store) -> None:
+    ticket = make_ticket("GZ-2")
+    calls: list[list[str]] = []
+    since, until = around(ticket)
+
+    done = await store.intake_linking(ticket, RAW, "application/json", [national()],
+                                      LinkQuery((PHONE_MARK,), since, until), relinking(ticket, calls),
+                                      link_marks=[PHONE_MARK])
+
+    assert (done.result.ticket_id, done.result.created, done.relinked, done.shown) == (ticket.ticket_id, True, None, ())
+    assert calls == []
+    assert (await stored(store, ticket.ticket_id)).links == []
+    (delivery,) = await store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id))
+    assert delivery.destination == "national"
+
+
+async def test_intake_linking_stores_the_relinked_ticket_and_shows_its_links_back(store: Store) -> None:
+    first = make_ticket("GZ-1")
+    second = received_later(make_ticket("GZ-2"), 1)
+    await store.intake(first, RAW, "application/json", [], link_marks=[PHONE_MARK])
+    await store.intake(second, RAW, "application/json", [], link_marks=[ID_MARK])
+    ticket = received_later(make_ticket("GZ-3"), 2)
+    calls: list[list[str]] = []
+    since, until = around(ticket)
+
+    done = await store.intake_linking(ticket, RAW, "application/json", [national()],
+                                      LinkQuery((PHONE_MARK, ID_MARK), since, until), relinking(ticket, calls),
+                                      link_marks=[PHONE_MARK, ID_MARK])
+
+    assert calls == [[second.ticket_id, first.ticket_id]]  # the candidates, newest received first, once
+    assert done.result.created and done.result.ticket_id == ticket.ticket_id
+    assert done.relinked is not None and [k.ticket_id for k in done.relinked.ticket.links] == [
+        second.ticket_id, first.ticket_id]
+    assert sorted(done.shown or ()) == sorted([first.ticket_id, second.ticket_id])
+    # stored as relinked: its links, and the relinked outbox (not the one given)
+    now = await stored(store, ticket.ticket_id)
+    assert [k.ticket_id for k in now.links] == [second.ticket_id, first.ticket_id]
+    (delivery,) = await store.list_deliveries(DeliveryFilter(ticket_id=ticket.ticket_id))
+    assert delivery.destination == "credit"
+    # each earlier ticket shows the link back, one revision on
+    for earlier in (first, second):
+        back = await stored(store, earlier.ticket_id)
+        assert [k.ticket_id for k in back.links] == [ticket.ticket_id]
+        assert back.lifecycle.revision == earlier.lifecycle.revision + 1
+    # and the new ticket is found by its marks like any other
+    assert ticket.ticket_id in [c.ticket_id for c in await store.find_link_candidates(
+        LinkQuery((ID_MARK,), since, until))]
+
+
+async def test_intake_linking_shows_no_link_back_for_a_repeat(store: Store) -> None:
+    first = make_ticket("GZ-1")
+    await store.intake(first, RAW, "application/json", [], link_marks=[PHONE_MARK])
+    other = received_later(make_ticket("GZ-5"), 1)
+    await store.intake_linking(other, RAW, "application/json", [], LinkQuery((PHONE_MARK,), *around(other)),
+                               relinking(other, []), link_marks=[PHONE_MARK])
+    again = received_later(make_ticket("GZ-5"), 1)  # the same push again: its key is known
+    shown_before = await stored(store, first.ticket_id)
+
+    done = await store.intake_linking(again, RAW, "application/json", [national()],
+                                      LinkQuery((PHONE_MARK,), *around(again)), relinking(again, []),
+                                      link_marks=[PHONE_MARK])
+
+    assert (done.result.ticket_id, done.result.created) == (other.ticket_id, False)
+    assert done.shown == ()
+    assert await store.get_ticket(again.ticket_id) is None
+    assert (await stored(store, first.ticket_id)).lifecycle.revision == shown_before.lifecycle.revision
