@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -86,12 +87,15 @@ async def gateway_app(kind: str, store: str, work: Path, redis_url: str, tag: st
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     with Path(os.devnull).open("w") as devnull:  # noqa: ASYNC230 (opened once, before any push)
-        handler.setStream(devnull)
-        app = create_app(settings)
-        make = (rest_factories(genv.env["PARTNER_CITY12345_API_KEY"], tag)[0] if kind == "rest"
-                else soap_factories(genv.env["PARTNER_PROVINCE12345_INBOUND_PASSWORD"], tag)[0])
-        async with app.router.lifespan_context(app):
-            yield app, make
+        stream = handler.setStream(devnull)
+        try:
+            app = create_app(settings)
+            make = (rest_factories(genv.env["PARTNER_CITY12345_API_KEY"], tag)[0] if kind == "rest"
+                    else soap_factories(genv.env["PARTNER_PROVINCE12345_INBOUND_PASSWORD"], tag)[0])
+            async with app.router.lifespan_context(app):
+                yield app, make
+        finally:  # a later run in this process logs again where it logged before, not into the closed file
+            handler.setStream(stream if stream is not None else sys.stderr)
 
 
 @contextlib.asynccontextmanager

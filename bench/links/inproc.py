@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import statistics
 import tempfile
 from pathlib import Path
@@ -52,6 +54,14 @@ async def per_push(side: str, work: Path, *, first: int, pushes: int, warmup: in
     return cpu / pushes * 1e6
 
 
+def linked_tickets(work: Path) -> int:
+    """Tickets the side's store holds with at least one link (a duplicate and the ticket it repeats: two each)."""
+    (path,) = work.rglob("gateway.db")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM tickets WHERE json_array_length(body, '$.links') > 0")
+                   .fetchone()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pushes", type=int, default=3000)
@@ -71,8 +81,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="bench-links-inproc-") as tmp:
                 cost = asyncio.run(per_push(side, Path(tmp), first=run * CONSUMERS_PER_RUN, pushes=args.pushes,
                                             warmup=args.warmup, concurrency=args.concurrency))
+                linked = linked_tickets(Path(tmp))
             us[side].append(cost)
-            print(f"  round {r + 1} linking {side:3}: {cost:6.0f} µs CPU per push", flush=True)
+            print(f"  round {r + 1} linking {side:3}: {cost:6.0f} µs CPU per push, {linked} tickets linked", flush=True)
     on, off = statistics.median(us["on"]), statistics.median(us["off"])
     print(f"SQLite, {args.pushes} pushes x{args.concurrency} per side and round, "
           f"{'one in twenty' if args.duplicates else 'no'} duplicates: linking on {on:.0f} µs, off {off:.0f} µs "
