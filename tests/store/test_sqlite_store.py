@@ -164,6 +164,39 @@ async def test_concurrent_intakes_share_commits_and_a_failing_one_fails_alone(tm
         await store.close()
 
 
+async def test_an_intake_does_not_read_more_the_more_tickets_are_stored(tmp_path: Path) -> None:
+    """Intake takes the partner's number (a deferred foreign key to the ticket) before it stores the ticket; SQLite
+    then looks up the numbers naming the new ticket, which without an index on source_numbers(ticket_id) read every
+    number stored. Counted in SQLite VM steps (the progress handler), not time: one intake into a store of 20
+    tickets and one into a store of 2,020 execute about the same number of steps."""
+
+    async def steps_of_one_intake(store: SqliteStore, no: str) -> int:
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        assert store._executor.conn is not None
+        await store._executor.run(store._executor.conn.set_progress_handler, count, 100)
+        await store.intake(make_ticket(no), RAW, "application/json", [national()])
+        await store._executor.run(store._executor.conn.set_progress_handler, None, 0)
+        return steps[0] * 100
+
+    store = SqliteStore(tmp_path / "growing.db", PHONE_KEY)
+    await store.open()
+    try:
+        for n in range(20):
+            await store.intake(make_ticket(f"GZ-FEW-{n}"), RAW, "application/json", [national()])
+        few = await steps_of_one_intake(store, "GZ-AFTER-FEW")
+        await asyncio.gather(*(store.intake(make_ticket(f"GZ-MANY-{n}"), RAW, "application/json", [national()])
+                               for n in range(2000)))
+        many = await steps_of_one_intake(store, "GZ-AFTER-MANY")
+        assert many < 1.5 * few, (few, many)  # a read of 2,000 numbers is over ten thousand steps
+    finally:
+        await store.close()
+
+
 async def test_a_duplicate_is_stored_linked_and_shown_back_in_one_commit(tmp_path: Path) -> None:
     """Intake of a duplicate: the look-up, the ticket as relinked and the link shown on the earlier ticket are one
     job of intake's group transaction (they were three acknowledged commits, each with its fsync)."""
@@ -225,6 +258,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_17(db)
         _drop_schema_16(db)
         _drop_schema_15(db)
         _drop_schema_14(db)
@@ -263,6 +297,10 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
     finally:
         await store.close()
+
+
+def _drop_schema_17(db: sqlite3.Connection) -> None:
+    db.execute("DROP INDEX source_numbers_ticket")
 
 
 def _drop_schema_16(db: sqlite3.Connection) -> None:
@@ -316,6 +354,7 @@ async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_ac
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_17(db)
         _drop_schema_16(db)
         _drop_schema_15(db)
         _drop_schema_14(db)
@@ -435,6 +474,7 @@ async def test_migration_15_gives_each_number_stored_twice_before_to_its_first_t
     await store.close()
     second = make_ticket("GZ-NO-1", version="2")
     with sqlite3.connect(path) as db:  # back to schema 14, holding the duplicate a gateway of that version made
+        _drop_schema_17(db)
         _drop_schema_16(db)
         _drop_schema_15(db)
         db.execute("INSERT INTO tickets (id, idempotency_key, adapter_id, source_system, source_ticket_no, status,"
@@ -469,6 +509,7 @@ async def test_migration_16_keeps_the_link_keys_stored_before_as_numbers(tmp_pat
     # A schema 15 gateway indexed each mark under its keyed hash in hex.
     hex_key = hmac.new(PHONE_KEY, b"link\x1f" + mark.encode(), hashlib.sha256).hexdigest()
     with sqlite3.connect(path) as db:
+        _drop_schema_17(db)
         _drop_schema_16(db)
         db.execute("INSERT INTO ticket_link_keys VALUES (?, ?, ?)", (hex_key, received, earlier.ticket_id))
         db.execute("PRAGMA user_version = 15")
@@ -485,4 +526,7 @@ async def test_migration_16_keeps_the_link_keys_stored_before_as_numbers(tmp_pat
         await store.close()
     with sqlite3.connect(path) as db:
         kinds = db.execute("SELECT DISTINCT typeof(link_key) FROM ticket_link_keys").fetchall()
+        indexed = db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'source_numbers'"
+                             " AND sql IS NOT NULL").fetchall()
     assert kinds == [("integer",)]
+    assert indexed == [("source_numbers_ticket",)]  # schema 17

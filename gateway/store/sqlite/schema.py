@@ -351,6 +351,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE ticket_link_keys;
     ALTER TABLE ticket_link_numbers RENAME TO ticket_link_keys;
     """,  # noqa: S608 - the expression is the constant _hex_number
+    # 17: source_numbers.ticket_id indexed. Intake takes the partner's number before it stores the ticket, so the
+    # deferred foreign key is pending when the ticket row goes in, and SQLite then looks for the child rows that
+    # name it: without this index, a read of every partner's number at each intake (1.7 ms at 50,000 tickets).
+    """
+    CREATE INDEX source_numbers_ticket ON source_numbers(ticket_id);
+    """,
 )
 
 
