@@ -1,8 +1,8 @@
 """The SQLite store's part of duplicate linking, alone: CPU per intake with link marks against without, in process.
 
 Two stores of this checkout in one process (each its own file under a temporary directory), fed in alternating
-chunks: "on" makes each ticket's link step as intake does (`intake_unless_candidates` with four marks, then
-`intake` when candidates come back: one in twenty tickets repeats the marks of the one three before), "off" a plain
+chunks: "on" makes each ticket's link step as intake does (`intake_linking` with four marks, its relink storing the
+ticket as it is, with no link: one in twenty tickets repeats the marks of the one three before), "off" a plain
 `intake`. The tickets are built beforehand; the process's CPU (all threads) per intake is counted, so the
 machine's other load moves it far less than a gateway's. No HTTP, mapping, scoring or links back: the store only.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from contracts.delivery import DeliveryKind, OutboxEntry
 from contracts.ticket import Ticket
-from gateway.store import LinkQuery
+from gateway.store import LinkQuery, Relinked
 from gateway.store.sqlite import SqliteStore
 from tests.store.store_support import make_ticket
 
@@ -39,11 +39,8 @@ def marks_of(i: int) -> tuple[str, ...]:
 async def intake_on(store: SqliteStore, ticket: Ticket, body: str, marks: tuple[str, ...]) -> None:
     at = ticket.source.source_received_at
     outbox = [OutboxEntry(destination="national", kind=DeliveryKind.FORWARD, body=body.encode(), priority=1)]
-    first = await store.intake_unless_candidates(ticket, b"{}", "application/json", outbox,
-                                                 LinkQuery(marks, at - WINDOW, at + WINDOW), ticket_json=body,
-                                                 link_marks=marks)
-    if isinstance(first, list):
-        await store.intake(ticket, b"{}", "application/json", outbox, ticket_json=body, link_marks=marks)
+    await store.intake_linking(ticket, b"{}", "application/json", outbox, LinkQuery(marks, at - WINDOW, at + WINDOW),
+                               lambda _: Relinked(ticket, body, outbox, {}, 10), ticket_json=body, link_marks=marks)
 
 
 async def intake_off(store: SqliteStore, ticket: Ticket, body: str, marks: tuple[str, ...]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,50 +19,51 @@ import pytest
 
 from simulators.peer import encode_json, load_fixtures, with_fresh_number
 from tests.faults.fault_support import REDIS_SERVER, VALKEY_SERVER, OwnRedis
-from tests.hardening.live_gateway import CITY, running, serve, write_config
+from tests.hardening.live_gateway import CITY, GatewayFiles, GatewayProcess, running, serve, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")]
 
 
-def test_appendfsync_everysec_is_reported_with_what_it_can_lose(tmp_path: Path) -> None:
-    (tmp_path / "redis").mkdir()
-    own = OwnRedis(tmp_path / "redis", appendfsync="everysec")
+def _files_on(tmp_path: Path, own: OwnRedis, store: dict[str, object] | None = None) -> GatewayFiles:
+    """A gateway's configuration on this Redis (workers and pollers off)."""
+    files = write_config(tmp_path / "gateway", workers=False, pollers=False, store=store)
+    files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
+    return files
+
+
+@contextmanager
+def _serving_on(tmp_path: Path, own: OwnRedis) -> Iterator[tuple[GatewayProcess, httpx.Response]]:
+    """A gateway started on this Redis (started here, stopped after), and its /readyz answer."""
     own.start()
     try:
-        files = write_config(tmp_path / "gateway", workers=False, pollers=False)
-        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
+        files = _files_on(tmp_path, own)
         with running(serve(files)) as gateway:
-            ready = httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
-            assert ready.status_code == 200  # it persists: a warning, not a refusal
-            warnings = " ".join(ready.json()["store_health"]["warnings"])
-            assert "appendfsync everysec" in warnings and "second of acknowledged intakes" in warnings, warnings
-            assert "redis_wait_aof" in warnings
-            assert "appendfsync everysec" in gateway.log_text()
+            yield gateway, httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
     finally:
         own.stop()
+
+
+def test_appendfsync_everysec_is_reported_with_what_it_can_lose(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    with _serving_on(tmp_path, OwnRedis(tmp_path / "redis", appendfsync="everysec")) as (gateway, ready):
+        assert ready.status_code == 200  # it persists: a warning, not a refusal
+        warnings = " ".join(ready.json()["store_health"]["warnings"])
+        assert "appendfsync everysec" in warnings and "second of acknowledged intakes" in warnings, warnings
+        assert "redis_wait_aof" in warnings
+        assert "appendfsync everysec" in gateway.log_text()
 
 
 def test_appendfsync_always_gets_no_such_warning(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
-    own = OwnRedis(tmp_path / "redis")
-    own.start()
-    try:
-        files = write_config(tmp_path / "gateway", workers=False, pollers=False)
-        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
-        with running(serve(files)):
-            ready = httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
-            assert ready.json()["store_health"]["warnings"] == [], ready.text
-    finally:
-        own.stop()
+    with _serving_on(tmp_path, OwnRedis(tmp_path / "redis")) as (_, ready):
+        assert ready.json()["store_health"]["warnings"] == [], ready.text
 
 
 def _refuses_to_start(tmp_path: Path, own: OwnRedis, store: dict[str, object], saying: str) -> str:
     """The gateway's log, once it has exited with an error on this Redis, its log saying `saying`."""
     own.start()
     try:
-        files = write_config(tmp_path / "gateway", workers=False, pollers=False, store=store)
-        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
-        gateway = serve(files)
+        gateway = serve(_files_on(tmp_path, own, store))
         gateway.start()
         try:
             assert gateway.process is not None
@@ -91,18 +94,11 @@ def test_a_redis_whose_policy_cannot_be_read_starts_with_a_warning(tmp_path: Pat
     # As on a managed Redis that renames or forbids CONFIG: the policy is unknown, so the gateway says so and starts.
     (tmp_path / "redis").mkdir()
     own = OwnRedis(tmp_path / "redis", options=["--maxmemory-policy", "allkeys-lru", "--rename-command", "CONFIG", ""])
-    own.start()
-    try:
-        files = write_config(tmp_path / "gateway", workers=False, pollers=False)
-        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
-        with running(serve(files)) as gateway:
-            ready = httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
-            assert ready.status_code == 200, ready.text
-            said = gateway.log_text()
-            assert "cannot read Redis's maxmemory-policy (CONFIG GET refused" in said, gateway.tail()
-            assert "make sure it is noeviction" in said
-    finally:
-        own.stop()
+    with _serving_on(tmp_path, own) as (gateway, ready):
+        assert ready.status_code == 200, ready.text
+        said = gateway.log_text()
+        assert "cannot read Redis's maxmemory-policy (CONFIG GET refused" in said, gateway.tail()
+        assert "make sure it is noeviction" in said
 
 
 def test_redis_wait_aof_on_a_redis_without_waitaof_refuses_to_start(tmp_path: Path) -> None:
@@ -142,8 +138,7 @@ def test_redis_wait_aof_waits_for_the_aof_on_disk_before_each_intake_is_acknowle
                     return
 
     try:
-        files = write_config(tmp_path / "gateway", workers=False, pollers=False, store={"redis_wait_aof": True})
-        files.env.update({"HIG_STORE__KIND": "redis", "HIG_STORE__REDIS_URL": own.url})
+        files = _files_on(tmp_path, own, {"redis_wait_aof": True})
         with running(serve(files)):
             ready = httpx.get(f"{files.url}/readyz", timeout=30, trust_env=False)
             assert ready.status_code == 200, ready.text

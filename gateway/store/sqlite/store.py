@@ -43,13 +43,6 @@ from gateway.store.sqlite.schema import check_phone_key, migrate
 from gateway.store.ticket_index import link_numbers
 
 
-def _checked_body(ticket: Ticket, outbox: list[OutboxEntry], ticket_json: str | None) -> str:
-    """The JSON intake stores, once every destination of the outbox is checked."""
-    for entry in outbox:
-        check_destination(entry.destination)
-    return ticket.model_dump_json() if ticket_json is None else ticket_json
-
-
 class SqliteStore(Store):
     """Tickets, lanes and small coordination records in one SQLite file, for a single node.
 
@@ -85,35 +78,22 @@ class SqliteStore(Store):
                      outbox: list[OutboxEntry], *, ticket_json: str | None = None,
                      link_marks: Sequence[str] = ()) -> IntakeResult:
         return await self._executor.grouped(
-            functools.partial(tickets.intake, ticket, _checked_body(ticket, outbox, ticket_json), raw_body,
+            functools.partial(tickets.intake, ticket, tickets.checked_body(ticket, outbox, ticket_json), raw_body,
                               raw_content_type, outbox, self._phone_key,
                               link_keys=link_numbers(link_marks, self._phone_key)),
             acknowledged=True)
-
-    async def intake_unless_candidates(self, ticket: Ticket, raw_body: bytes, raw_content_type: str,
-                                       outbox: list[OutboxEntry], query: LinkQuery, *, ticket_json: str | None = None,
-                                       link_marks: Sequence[str] = ()) -> IntakeResult | list[LinkCandidate]:
-        # One step on the store thread, in intake's group transaction (see tickets.intake_unless_candidates); the
-        # marks hashed once when the ticket is indexed under those it is looked up by (intake's case).
-        query_keys = link_numbers(query.marks, self._phone_key)
-        keys = query_keys if tuple(link_marks) == query.marks else link_numbers(link_marks, self._phone_key)
-        first = await self._executor.grouped(
-            functools.partial(tickets.intake_unless_candidates, ticket, _checked_body(ticket, outbox, ticket_json),
-                              raw_body, raw_content_type, outbox, self._phone_key, query, query_keys, link_keys=keys),
-            acknowledged=True)
-        if isinstance(first, IntakeResult):
-            return first
-        return [LinkCandidate.model_validate_json(body) for body in first]
 
     async def intake_linking(self, ticket: Ticket, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
                              query: LinkQuery, relink: Relink, *, ticket_json: str | None = None,
                              link_marks: Sequence[str] = ()) -> LinkedIntake:
         # One job of intake's group transaction: `relink` (pure: scoring and the outbox) runs on the store thread.
+        # The marks are hashed once when the ticket is indexed under those it is looked up by (intake's case).
         query_keys = link_numbers(query.marks, self._phone_key)
         keys = query_keys if tuple(link_marks) == query.marks else link_numbers(link_marks, self._phone_key)
+        body = tickets.checked_body(ticket, outbox, ticket_json)
         return await self._executor.grouped(
-            functools.partial(tickets.intake_linking, ticket, _checked_body(ticket, outbox, ticket_json), raw_body,
-                              raw_content_type, outbox, self._phone_key, query, query_keys, relink, link_keys=keys),
+            functools.partial(tickets.intake_linking, ticket, body, raw_body, raw_content_type, outbox,
+                              self._phone_key, query, query_keys, relink, link_keys=keys),
             acknowledged=True)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:

@@ -34,6 +34,13 @@ from gateway.store.ticket_index import (
 )
 
 
+def checked_body(ticket: Ticket, outbox: list[OutboxEntry], ticket_json: str | None) -> str:
+    """The JSON intake stores, once every destination of the outbox is checked."""
+    for entry in outbox:
+        check_destination(entry.destination)
+    return ticket.model_dump_json() if ticket_json is None else ticket_json
+
+
 def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
            phone_key: bytes, db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> IntakeResult:
     """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again.
@@ -75,33 +82,20 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
 
 
-def intake_unless_candidates(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str,
-                             outbox: list[OutboxEntry], phone_key: bytes, query: LinkQuery, query_keys: Sequence[int],
-                             db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> IntakeResult | list[str]:
-    """`intake`, unless the link look-up (`query`, its marks' `link_numbers` `query_keys`) finds candidates: then
-    nothing is stored and their bodies are returned. Both in the store thread's write transaction: the look-up reads
-    the very index pages the ticket's link keys then go into, on the connection that writes them (its page cache
-    warm), and the event loop makes no read of its own (in place, its connection's cache is dropped after every
-    commit of the store thread, and the loop waits for the GIL after each step while the store thread runs)."""
-    bodies = link_candidate_bodies(query_keys, query, db) if query_keys and query.limit > 0 else []
-    if bodies:
-        return bodies
-    return intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys)
-
-
 def intake_linking(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
                    phone_key: bytes, query: LinkQuery, query_keys: Sequence[int], relink: Relink,
                    db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> LinkedIntake:
-    """`Store.intake_linking` in the caller's one transaction: the look-up; with candidates, the ticket as `relink`
-    makes it stored and the links shown back on the tickets it links to (a duplicate one commit, not three)."""
+    """`Store.intake_linking` in the caller's one transaction: the look-up (`query`, its marks' `link_numbers`
+    `query_keys`); with candidates, the ticket as `relink` makes it stored and the links shown back on the tickets it
+    links to (a duplicate one commit, not three). The look-up reads the very index pages the ticket's link keys then
+    go into, on the connection that writes them (its page cache warm); in place on the event loop's connection, that
+    cache is dropped after every commit of the store thread, and the loop waits for the GIL after each step."""
     bodies = link_candidate_bodies(query_keys, query, db) if query_keys and query.limit > 0 else []
     if not bodies:
         return LinkedIntake(intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys))
     relinked = relink([LinkCandidate.model_validate_json(found) for found in bodies])
-    for entry in relinked.outbox:
-        check_destination(entry.destination)
-    result = intake(relinked.ticket, relinked.ticket_json, raw_body, raw_content_type, relinked.outbox, phone_key, db,
-                    link_keys)
+    result = intake(relinked.ticket, checked_body(relinked.ticket, relinked.outbox, relinked.ticket_json), raw_body,
+                    raw_content_type, relinked.outbox, phone_key, db, link_keys)
     if not result.created or not relinked.backs:
         return LinkedIntake(result, relinked)
     return LinkedIntake(result, relinked, tuple(add_links_back(relinked.backs, relinked.most, phone_key, db)))
@@ -232,7 +226,7 @@ async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) 
     keys = link_numbers(query.marks, phone_key)
     if not keys or query.limit <= 0:
         return []
-    # In place on the loop's connection, an index read of a few pages (intake's look-up is intake_unless_candidates).
+    # In place on the loop's connection, an index read of a few pages (intake's look-up is intake_linking's).
     bodies = await x.read_in_place(functools.partial(link_candidate_bodies, keys, query))
     return [LinkCandidate.model_validate_json(body) for body in bodies]
 
