@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from contracts.delivery import RESPONSE_BODY_LIMIT, AttemptReceipt, ClaimedDelivery
@@ -68,9 +69,15 @@ def payload_digest(content_type: str, body: bytes) -> str:
 
 def with_link_back(ticket: Ticket, link: TicketLink, most: int) -> Ticket | None:
     """The ticket showing `link` too; None when it shows a link to that ticket already, or `most` links."""
-    if len(ticket.links) >= most or any(known.ticket_id == link.ticket_id for known in ticket.links):
+    links = links_with(ticket.links, link, most)
+    return None if links is None else ticket.model_copy(update={"links": links})
+
+
+def links_with(links: Sequence[TicketLink], link: TicketLink, most: int) -> list[TicketLink] | None:
+    """A ticket's links with `link` after them; None when they have a link to that ticket already, or `most` links."""
+    if len(links) >= most or any(known.ticket_id == link.ticket_id for known in links):
         return None
-    return ticket.model_copy(update={"links": [*ticket.links, link]})
+    return [*links, link]
 
 
 def next_revision(ticket: Ticket, read_at: int | None) -> Ticket:

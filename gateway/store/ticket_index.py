@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -73,7 +74,20 @@ def link_numbers(marks: Sequence[str], key: bytes) -> list[int]:
 
 
 def _link_digests(marks: Sequence[str], key: bytes) -> list[bytes]:
-    return [hmac.new(key, b"link\x1f" + mark.encode("utf-8"), hashlib.sha256).digest() for mark in dict.fromkeys(marks)]
+    keyed = _keyed_link_hmac(key)
+    digests = []
+    for mark in dict.fromkeys(marks):
+        h = keyed.copy()
+        h.update(mark.encode("utf-8"))
+        digests.append(h.digest())
+    return digests
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed_link_hmac(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 under `key` having read the marks' prefix: each mark's digest continues a copy of it (less than
+    half the time of a new HMAC, which hashes the key's pads again; intake hashes four marks per ticket)."""
+    return hmac.new(key, b"link\x1f", hashlib.sha256)
 
 
 def next_due_on(ticket: Ticket) -> date | None:

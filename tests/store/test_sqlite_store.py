@@ -234,6 +234,40 @@ async def test_a_duplicate_is_stored_linked_and_shown_back_in_one_commit(tmp_pat
         await store.close()
 
 
+
+async def test_a_link_back_written_in_place_is_the_body_a_whole_save_would_write(tmp_path: Path) -> None:
+    """SQLite shows a link back by setting the stored body's links and revision (json_set), not by reading and
+    saving the whole earlier ticket: the body it leaves is byte for byte the JSON of the ticket with the link, one
+    revision on, and the indexed columns are untouched."""
+    store = SqliteStore(tmp_path / "back.db", PHONE_KEY)
+    await store.open()
+    try:
+        earlier = make_ticket("GZ-BACK-1")
+        await store.intake(earlier, RAW, "application/json", [national()])
+        await store.save_ticket(earlier.model_copy(update={"national_registration_no": "12315-2024-000007"}), [],
+                                expected_revision=earlier.lifecycle.revision)
+        saved = await store.get_ticket(earlier.ticket_id)
+        assert saved is not None
+        new = make_ticket("GZ-BACK-2")
+        link = TicketLink(ticket_id=new.ticket_id, adapter_id="legacy-12365", source_ticket_no="GZ-BACK-2",
+                          received_at=new.source.source_received_at, score=0.875, similarity=0.8125, days_apart=1.5,
+                          reasons=["同一投诉人（联系电话相同）", 'a "quoted" \\ reason'],
+                          linked_at=datetime(2024, 3, 2, 10, 30, 15, 123000, tzinfo=UTC))
+
+        assert await store.add_links_back({earlier.ticket_id: link}, most=10) == [earlier.ticket_id]
+
+        with sqlite3.connect(tmp_path / "back.db") as db:
+            body, revision, registration = db.execute(
+                "SELECT body, revision, national_registration_no FROM tickets WHERE id = ?",
+                (earlier.ticket_id,)).fetchone()
+        after = saved.lifecycle.revision + 1
+        expected = saved.model_copy(update={
+            "links": [link], "lifecycle": saved.lifecycle.model_copy(update={"revision": after})})
+        assert body == expected.model_dump_json()
+        assert (revision, registration) == (after, "12315-2024-000007")
+    finally:
+        await store.close()
+
 async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_replay_budgets(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     store = SqliteStore(path, PHONE_KEY)

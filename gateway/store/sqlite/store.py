@@ -119,7 +119,7 @@ class SqliteStore(Store):
         if not links:
             return []
         return await self._executor.write(
-            functools.partial(tickets.add_links_back, dict(links), most, self._phone_key), acknowledged=True)
+            functools.partial(tickets.add_links_back, dict(links), most), acknowledged=True)
 
     async def search_tickets(self, query: TicketQuery) -> list[Ticket]:
         return await tickets.search_tickets(self._executor, query, self._phone_key)

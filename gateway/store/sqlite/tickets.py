@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import date
 
+from pydantic import TypeAdapter
+
 from contracts.delivery import OutboxEntry, check_destination
 from contracts.ticket import Ticket, TicketLink
 from gateway.store.base import (
@@ -21,7 +23,7 @@ from gateway.store.base import (
     TicketQuery,
     UnknownTicket,
 )
-from gateway.store.records import next_revision, now_ms, to_ms, with_link_back
+from gateway.store.records import links_with, now_ms, to_ms
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
 from gateway.store.sqlite.where import ms, where
@@ -32,6 +34,8 @@ from gateway.store.ticket_index import (
     query_index_values,
     ticket_index_values,
 )
+
+_LINKS = TypeAdapter(list[TicketLink])
 
 
 def checked_body(ticket: Ticket, outbox: list[OutboxEntry], ticket_json: str | None) -> str:
@@ -75,8 +79,10 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     )
     if link_keys:
         received = to_ms(ticket.source.source_received_at)
-        db.executemany("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES (?,?,?)",
-                       [(key, received, ticket.ticket_id) for key in link_keys])
+        # One statement for all: each step of a statement lets go of the GIL and waits to have it back.
+        db.execute("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES "  # noqa: S608
+                   + ",".join(["(?,?,?)"] * len(link_keys)),
+                   [p for key in link_keys for p in (key, received, ticket.ticket_id)])
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
@@ -90,7 +96,8 @@ def intake_linking(ticket: Ticket, body: str, raw_body: bytes, raw_content_type:
     links to (a duplicate one commit, not three). The look-up reads the very index pages the ticket's link keys then
     go into, on the connection that writes them (its page cache warm); in place on the event loop's connection, that
     cache is dropped after every commit of the store thread, and the loop waits for the GIL after each step."""
-    bodies = link_candidate_bodies(query_keys, query, db) if query_keys and query.limit > 0 else []
+    found = query_keys and query.limit > 0 and any_indexed(query_keys, query, db)
+    bodies = link_candidate_bodies(query_keys, query, db) if found else []
     if not bodies:
         return LinkedIntake(intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys))
     relinked = relink([LinkCandidate.model_validate_json(found) for found in bodies])
@@ -98,7 +105,7 @@ def intake_linking(ticket: Ticket, body: str, raw_body: bytes, raw_content_type:
                     raw_content_type, relinked.outbox, phone_key, db, link_keys)
     if not result.created or not relinked.backs:
         return LinkedIntake(result, relinked)
-    return LinkedIntake(result, relinked, tuple(add_links_back(relinked.backs, relinked.most, phone_key, db)))
+    return LinkedIntake(result, relinked, tuple(add_links_back(relinked.backs, relinked.most, db)))
 
 
 def _not_stored(db: sqlite3.Connection, ticket: Ticket) -> IntakeResult:
@@ -137,15 +144,20 @@ def save(ticket: Ticket, body: str, outbox: list[OutboxEntry], expected_revision
     return insert_deliveries(db, ticket.ticket_id, str(row[1]), outbox, now)
 
 
-def add_links_back(links: Mapping[str, TicketLink], most: int, phone_key: bytes, db: sqlite3.Connection) -> list[str]:
-    """Each link shown on its ticket, in the caller's one transaction (see Store.add_links_back)."""
+def add_links_back(links: Mapping[str, TicketLink], most: int, db: sqlite3.Connection) -> list[str]:
+    """Each link shown on its ticket, in the caller's one transaction (see Store.add_links_back). Only the stored
+    body's links and revision change (json_set), and the row's revision: a link moves nothing a save indexes or
+    counts, and reading, checking and writing the whole earlier ticket again cost most of a duplicate's intake."""
     changed = []
     for ticket_id, link in links.items():
-        row = db.execute("SELECT body, revision FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
-        shown = None if row is None else with_link_back(Ticket.model_validate_json(row[0]), link, most)
+        row = db.execute("SELECT json_extract(body, '$.links'), revision FROM tickets WHERE id = ?",
+                         (ticket_id,)).fetchone()
+        shown = None if row is None else links_with(_LINKS.validate_json(row[0] or "[]"), link, most)
         if shown is not None:
-            saved = next_revision(shown, int(row[1]))
-            save(saved, saved.model_dump_json(), [], int(row[1]), phone_key, db)
+            revision = int(row[1]) + 1
+            db.execute("UPDATE tickets SET body = json_set(body, '$.links', json(?), '$.lifecycle.revision', ?),"
+                       " revision = ?, updated_at = ? WHERE id = ?",
+                       (_LINKS.dump_json(shown).decode("utf-8"), revision, revision, now_ms(), ticket_id))
             changed.append(ticket_id)
     return changed
 
@@ -202,6 +214,16 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
     sql = f"SELECT body FROM tickets {condition} ORDER BY {order} LIMIT ?"  # noqa: S608
     rows = await x.run(x.fetchall, sql, (*params, query.limit))
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
+
+
+def any_indexed(keys: Sequence[int | str], query: LinkQuery, db: sqlite3.Connection) -> bool:
+    """Whether any ticket is indexed under one of `keys` in the query's span: most new tickets share no mark with
+    another, and this probe (one index seek per key, nothing sorted) costs half of `link_candidate_bodies`'s miss."""
+    marks = ",".join("?" * len(keys))
+    span = (to_ms(query.since), to_ms(query.until))
+    row = db.execute(f"SELECT 1 FROM ticket_link_keys WHERE link_key IN ({marks})"  # noqa: S608 (placeholders)
+                     " AND received_at BETWEEN ? AND ? LIMIT 1", (*keys, *span)).fetchone()
+    return row is not None
 
 
 def link_candidate_bodies(keys: Sequence[int | str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
