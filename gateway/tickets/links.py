@@ -3,6 +3,7 @@ within N days of another, is linked to it on both tickets with the score and the
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from contracts.base import CHINA_STANDARD_TIME
 from contracts.ticket import LINKS_KEPT, Ticket, TicketLink
 from gateway.config import LinkSettings
 from gateway.errors import GatewayError
-from gateway.store import LinkCandidate, LinkQuery, TicketStore
+from gateway.store import ConcurrentUpdate, LinkCandidate, LinkQuery, TicketStore
 from gateway.tickets.text import normalise
 from gateway.tickets.updates import TicketChange, update_ticket
 
@@ -186,6 +187,37 @@ class Linker:
         log.info("ticket linked to possible duplicates", extra={
             "ticket_id": ticket.ticket_id, "adapter_id": ticket.source.adapter_id,
             "links": [{"ticket_id": k.ticket_id, "score": k.score} for k in ticket.links]})
+
+
+def _numbered(ticket: Ticket, other_id: str, number: str) -> tuple[bool, TicketChange | None]:
+    """The ticket with `number` on its link to `other_id`, where that link has none yet."""
+    links = list(ticket.links)
+    for n, link in enumerate(links):
+        if link.ticket_id == other_id and link.national_registration_no is None:
+            links[n] = link.model_copy(update={"national_registration_no": number})
+            return True, TicketChange(ticket.model_copy(update={"links": links}))
+    return False, None
+
+
+async def number_links_back(store: TicketStore, ticket: Ticket) -> list[str]:
+    """The ticket's national registration number, now known, on the link each ticket it links to shows back to it:
+    that link was written when the ticket came in, before the platform registered it. The ids of the tickets
+    changed; one that other writers kept changing keeps its link unnumbered (logged: the number is on the ticket)."""
+    number = ticket.national_registration_no
+    changed: list[str] = []
+    if number is None:
+        return changed
+    for other_id in dict.fromkeys(link.ticket_id for link in ticket.links):
+        try:
+            update = await update_ticket(store, other_id, functools.partial(_numbered, other_id=ticket.ticket_id,
+                                                                            number=number))
+        except ConcurrentUpdate:
+            log.warning("could not show the registration number on a linked ticket", extra={
+                "ticket_id": other_id, "linked": ticket.ticket_id})
+            continue
+        if update is not None and update.saved:
+            changed.append(other_id)
+    return changed
 
 
 class LinkDecision(BaseModel):

@@ -18,6 +18,7 @@ from contracts.followups import SenderUpdates
 from contracts.national_followups import FOLLOW_UPS_PATH, NationalFollowUpAnswer
 from contracts.ticket import Ticket
 from gateway.store import ConcurrentUpdate, TicketStore
+from gateway.tickets.links import number_links_back
 from gateway.tickets.updates import TicketChange, answer_not_kept, update_ticket
 
 FOLLOW_UP_KINDS = frozenset({DeliveryKind.UPDATE, DeliveryKind.URGE, DeliveryKind.WITHDRAW})
@@ -41,17 +42,21 @@ async def record_registration_number(store: TicketStore, ticket_id: str, number:
     """Store the number on the ticket unless it already has one; True when the ticket changed. Raises
     ConcurrentUpdate when other writers of the ticket won every try (the caller sends again)."""
 
-    def keep_number(ticket: Ticket) -> tuple[bool, TicketChange | None]:
+    def keep_number(ticket: Ticket) -> tuple[Ticket | None, TicketChange | None]:
         if ticket.national_registration_no == number:
-            return False, None
+            return None, None
         if ticket.national_registration_no is not None:
             log.warning("national platform answered a second registration number",
                         extra={"ticket_id": ticket_id, "kept": ticket.national_registration_no, "offered": number})
-            return False, None
-        return True, TicketChange(ticket.model_copy(update={"national_registration_no": number}))
+            return None, None
+        numbered = ticket.model_copy(update={"national_registration_no": number})
+        return numbered, TicketChange(numbered)
 
     update = await update_ticket(store, ticket_id, keep_number)  # a status event may land meanwhile
-    return update is not None and update.saved
+    if update is None or not update.saved or update.verdict is None:
+        return False
+    await number_links_back(store, update.verdict)
+    return True
 
 
 def follow_ups_url(registration_url: str) -> str:
@@ -92,16 +97,21 @@ async def record_follow_up_answer(store: TicketStore, ticket_id: str, answer: Na
     ConcurrentUpdate when other writers of the ticket won every try (the caller sends again)."""
     at = datetime.now(CHINA_STANDARD_TIME)
 
-    def keep_answer(ticket: Ticket) -> tuple[bool, TicketChange | None]:
+    def keep_answer(ticket: Ticket) -> tuple[Ticket | None, TicketChange | None]:
         updates = answered(ticket.sender_updates, answer, at)
         number = ticket.national_registration_no or answer.national_registration_no
         if updates is None and number == ticket.national_registration_no:
-            return False, None
-        return True, TicketChange(ticket.model_copy(update={
-            "sender_updates": updates or ticket.sender_updates, "national_registration_no": number}))
+            return None, None
+        kept = ticket.model_copy(update={
+            "sender_updates": updates or ticket.sender_updates, "national_registration_no": number})
+        return (kept if number != ticket.national_registration_no else None), TicketChange(kept)
 
     update = await update_ticket(store, ticket_id, keep_answer)  # status events and link backs may land meanwhile
-    return update is not None and update.saved
+    if update is None or not update.saved:
+        return False
+    if update.verdict is not None:  # the answer brought the ticket its registration number
+        await number_links_back(store, update.verdict)
+    return True
 
 
 class NationalForwardSender:

@@ -16,6 +16,7 @@ from gateway.errors import GatewayError
 from gateway.store import ConcurrentUpdate, TicketStore
 from gateway.tickets.deadlines import RuleBook, WorkingDayCalendar, with_deadlines
 from gateway.tickets.lifecycle import EventDecision, EventOutcome, apply_status_event, record_rejection
+from gateway.tickets.links import number_links_back
 from gateway.tickets.routing import Router
 from gateway.tickets.updates import WRITE_ATTEMPTS, TicketChange, update_ticket
 from gateway.tickets.writeback import partner_writeback
@@ -83,6 +84,8 @@ class StatusService:
                 "ticket_id": decision.ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
             return StatusOutcome(decision)
         ticket = decision.ticket
+        if event.national_registration_no and ticket.links:  # the links back may have been written without it
+            await number_links_back(self.store, ticket)
         if event.status is Status.EXTENDED:
             self._log_extension(ticket, event)
         log.info("status event applied", extra={"ticket_id": ticket.ticket_id, "status": str(event.status),

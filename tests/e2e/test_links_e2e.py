@@ -87,6 +87,9 @@ def test_the_same_matter_from_two_lines_is_linked_forwarded_and_decided_by_an_op
             f"来源不同（{CITY} / canonical）"} <= set(link["reasons"])
     (back,) = links_of(world, first)
     assert (back["ticket_id"], back["adapter_id"], back["score"]) == (second, "canonical", link["score"])
+    # The first shows the second's registration number too, though it linked back before the platform gave it.
+    assert wait_for("the second's number on the first's link",
+                    lambda: links_of(world, first)[0]["national_registration_no"], 20) == second_no
 
     # The national platform received the second ticket naming the first's registration.
     registered = world.national("GET", f"/api/v1/tickets/{second_no}",

@@ -12,6 +12,8 @@ import pytest
 
 from adapters.loading import load_adapters
 from adapters.secrets import credential_variables, ensure_demo_credentials
+from contracts.codesets import Status
+from contracts.status import StatusEvent
 from contracts.ticket import Ticket, TicketLink
 from gateway.config import LinkSettings, load_settings
 from gateway.runtime import Runtime
@@ -19,6 +21,7 @@ from gateway.store.base import DeliveryFilter
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.intake import IntakeService
 from gateway.tickets.links import LinkDecision, Linker, LinkRefused, compare, decide_link, link_marks
+from gateway.tickets.national_link import record_registration_number
 from tests.sample_tickets import make_ticket, ticket_data
 
 FIXTURES = Path(__file__).resolve().parents[2] / "mapping" / "fixtures"
@@ -115,6 +118,55 @@ async def test_both_linked_tickets_are_forwarded_and_the_forward_names_the_earli
     (body,) = [c.body for c in claimed if c.ticket_id == second.ticket_id]
     (sent,) = Ticket.model_validate_json(body).links
     assert (sent.ticket_id, sent.national_registration_no) == (first.ticket_id, "12315-2024-0000057")
+
+
+async def test_the_later_tickets_registration_number_reaches_the_link_the_earlier_one_shows(
+        intake: IntakeService) -> None:
+    """The earlier ticket's link back is written when the later one comes in, before the platform registers it:
+    the number the platform answers the later ticket's forward with is then shown on that link too (and only
+    there: the later ticket's own link, and a link back that has a number, are left as they are)."""
+    first = await take(intake, CITY, city_payload())
+    second = await take(intake, "canonical", canonical("GS12315-2024-0316-0042"))
+    shown = await intake.store.get_ticket(first.ticket_id)
+    assert shown is not None and [k.national_registration_no for k in shown.links] == [None]
+
+    assert await record_registration_number(intake.store, second.ticket_id, "12315-2024-0000058")
+
+    numbered = await intake.store.get_ticket(first.ticket_id)
+    assert numbered is not None
+    assert [(k.ticket_id, k.national_registration_no) for k in numbered.links] == [
+        (second.ticket_id, "12315-2024-0000058")]
+    assert numbered.lifecycle.revision == shown.lifecycle.revision + 1
+    later = await intake.store.get_ticket(second.ticket_id)
+    assert later is not None and later.national_registration_no == "12315-2024-0000058"
+    assert [k.national_registration_no for k in later.links] == [None]  # the first has no number yet
+    # The same answer again (a resent forward) changes nothing on either ticket.
+    assert not await record_registration_number(intake.store, second.ticket_id, "12315-2024-0000058")
+    again = await intake.store.get_ticket(first.ticket_id)
+    assert again is not None and again.lifecycle.revision == numbered.lifecycle.revision
+
+
+async def test_a_status_event_bringing_the_registration_number_shows_it_on_the_link_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform may name the registration number first in a status event (its ACCEPTED, before the forward's
+    answer is kept): the earlier ticket's link back then shows it as well."""
+    runtime = await runtime_on(tmp_path, monkeypatch)
+    try:
+        first = await take(runtime.intake, CITY, city_payload())
+        second = await take(runtime.intake, "canonical", canonical("GS12315-2024-0316-0042"))
+        event = StatusEvent(event_id="evt-accepted-1", ticket_id=second.ticket_id, sequence=1,
+                            at="2024-03-16T15:00:00+08:00", status=Status.ACCEPTED, org="凯里市市场监督管理局",
+                            national_registration_no="12315-2024-0000059")
+
+        outcome = await runtime.status.apply(event)
+
+        assert outcome.decision.changed
+        shown = await runtime.store.get_ticket(first.ticket_id)
+        assert shown is not None
+        assert [(k.ticket_id, k.national_registration_no) for k in shown.links] == [
+            (second.ticket_id, "12315-2024-0000059")]
+    finally:
+        await runtime.store.close()
 
 
 async def test_a_matter_reported_over_and_over_keeps_every_tickets_links_bounded(intake: IntakeService) -> None:
