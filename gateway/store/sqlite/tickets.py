@@ -79,10 +79,8 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
     )
     if link_keys:
         received = to_ms(ticket.source.source_received_at)
-        # One statement for all: each step of a statement lets go of the GIL and waits to have it back.
-        db.execute("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES "  # noqa: S608
-                   + ",".join(["(?,?,?)"] * len(link_keys)),
-                   [p for key in link_keys for p in (key, received, ticket.ticket_id)])
+        db.executemany("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES (?,?,?)",
+                       [(key, received, ticket.ticket_id) for key in link_keys])
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
