@@ -63,6 +63,7 @@ def serve(ctx: typer.Context, config: ConfigOption = None,
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.http.server import GatewayServer
     from gateway.logs import configure_logging
     from gateway.store import StoreFileInUse, serving_store
 
@@ -74,8 +75,8 @@ def serve(ctx: typer.Context, config: ConfigOption = None,
                 listening(host, port) as sock:
             if settings.demo.simulators and ctx.obj is not None:
                 free_or_exit(settings.server.host, settings.demo.national_port, "demo.national_port")
-            server = uvicorn.Server(uvicorn.Config(create_app(settings, peers=ctx.obj), log_config=None,
-                                                   access_log=False))
+            server = GatewayServer(uvicorn.Config(create_app(settings, peers=ctx.obj), log_config=None,
+                                                  access_log=False))
             server.run(sockets=[sock])
     except StoreFileInUse as err:
         typer.echo(f"refused: {err}", err=True)
