@@ -94,8 +94,8 @@ def intake_linking(ticket: Ticket, body: str, raw_body: bytes, raw_content_type:
     links to (a duplicate one commit, not three). The look-up reads the very index pages the ticket's link keys then
     go into, on the connection that writes them (its page cache warm); in place on the event loop's connection, that
     cache is dropped after every commit of the store thread, and the loop waits for the GIL after each step."""
-    found = query_keys and query.limit > 0 and any_indexed(query_keys, query, db)
-    bodies = link_candidate_bodies(query_keys, query, db) if found else []
+    probed = bool(query_keys) and query.limit > 0 and any_indexed(query_keys, query, db)
+    bodies = link_candidate_bodies(query_keys, query, db) if probed else []
     if not bodies:
         return LinkedIntake(intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys))
     relinked = relink([LinkCandidate.model_validate_json(found) for found in bodies])
