@@ -133,7 +133,10 @@ def write_config(root: Path, *, ports: Mapping[int, int] | None = None, store: M
     demo URL goes to a closed port. `destinations` and `adapters` update fields of delivery.yaml's
     destinations and of adapter files by name (shallow merge per top-level key).
     """
+    served = set((ports or {}).values())
     port = free_port()
+    while port in served:  # two picks may give the same number: the gateway would find its port taken by a peer
+        port = free_port()
     config_dir = root / "config"
     shutil.copytree(CONFIG, config_dir)
     mapped = {**{p: closed_port() for p in DEMO_PORTS}, **(ports or {})}
