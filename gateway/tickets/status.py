@@ -60,8 +60,12 @@ class StatusService:
     async def apply(self, event: StatusEvent) -> StatusOutcome:
         """Apply one event; retried against concurrent writers so two events never overwrite each other."""
 
+        numbered = False  # whether the event, as last applied, brought the ticket its registration number
+
         def change(ticket: Ticket) -> tuple[EventDecision, TicketChange | None]:
+            nonlocal numbered
             decision = apply_status_event(ticket, event)
+            numbered = ticket.national_registration_no is None and decision.ticket.national_registration_no is not None
             if decision.outcome is EventOutcome.ILLEGAL:
                 # The status stays; the rejected event is kept on the ticket's record.
                 return decision, TicketChange(record_rejection(ticket, event, decision.reason, datetime.now(UTC)))
@@ -84,7 +88,7 @@ class StatusService:
                 "ticket_id": decision.ticket.ticket_id, "outcome": str(decision.outcome), "reason": decision.reason})
             return StatusOutcome(decision)
         ticket = decision.ticket
-        if event.national_registration_no and ticket.links:  # the links back may have been written without it
+        if numbered and ticket.links:  # the links the linked tickets show back were written without it
             await number_links_back(self.store, ticket)
         if event.status is Status.EXTENDED:
             self._log_extension(ticket, event)
