@@ -234,7 +234,6 @@ async def test_a_duplicate_is_stored_linked_and_shown_back_in_one_commit(tmp_pat
         await store.close()
 
 
-
 async def test_a_link_back_written_in_place_is_the_body_a_whole_save_would_write(tmp_path: Path) -> None:
     """SQLite shows a link back by setting the stored body's links and revision (json_set), not by reading and
     saving the whole earlier ticket: the body it leaves is byte for byte the JSON of the ticket with the link, one
@@ -267,6 +266,7 @@ async def test_a_link_back_written_in_place_is_the_body_a_whole_save_would_write
         assert (revision, registration) == (after, "12315-2024-000007")
     finally:
         await store.close()
+
 
 async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_replay_budgets(tmp_path: Path) -> None:
     path = tmp_path / "old.db"

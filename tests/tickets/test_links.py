@@ -20,7 +20,7 @@ from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter
 from gateway.store.sqlite import SqliteStore
 from gateway.tickets.intake import IntakeService
-from gateway.tickets.links import LinkDecision, Linker, LinkRefused, compare, decide_link, link_marks
+from gateway.tickets.links import LinkDecision, Linker, LinkRefused, compare, decide_link, link_marks, number_links_back
 from gateway.tickets.national_link import record_registration_number
 from tests.sample_tickets import make_ticket, ticket_data
 
@@ -144,6 +144,10 @@ async def test_the_later_tickets_registration_number_reaches_the_link_the_earlie
     assert not await record_registration_number(intake.store, second.ticket_id, "12315-2024-0000058")
     again = await intake.store.get_ticket(first.ticket_id)
     assert again is not None and again.lifecycle.revision == numbered.lifecycle.revision
+    # Asked again to number the links back (a status event naming it too), a link that has its number is left.
+    assert await number_links_back(intake.store, later) == []
+    kept = await intake.store.get_ticket(first.ticket_id)
+    assert kept is not None and kept.lifecycle.revision == numbered.lifecycle.revision
 
 
 async def test_a_status_event_bringing_the_registration_number_shows_it_on_the_link_back(
