@@ -16,7 +16,8 @@ from typing import NamedTuple
 from gateway.store.base import LinkQuery
 from gateway.store.coalesce import Coalescer
 from gateway.store.phone_hash import hash_phone
-from gateway.store.sqlite.tickets import link_candidate_bodies
+from gateway.store.records import to_ms
+from gateway.store.sqlite.link_log import newest_bodies
 
 
 class Row(NamedTuple):
@@ -53,11 +54,12 @@ class BareStore:
             CREATE INDEX deliveries_claim ON deliveries (lane, state, priority, due);
             CREATE INDEX deliveries_ticket ON deliveries (ticket_id);
             CREATE TABLE nonces (scope TEXT, nonce TEXT, expires REAL, PRIMARY KEY (scope, nonce));
-            CREATE TABLE ticket_link_keys (link_key TEXT, received_at INTEGER, ticket_id TEXT,
-                                           PRIMARY KEY (link_key, received_at, ticket_id)) WITHOUT ROWID;
+            CREATE TABLE link_log (seq INTEGER PRIMARY KEY, received_at INTEGER, ticket_id TEXT, link_keys TEXT);
         """)
         self.path = path
         self.key = os.urandom(32)
+        # The link keys as the gateway's SQLite store finds them: in memory, by key, (received_at, ticket_id).
+        self.linked: dict[str, list[tuple[int, str]]] = {}
 
     def write(self, rows: Sequence[Row]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -76,8 +78,11 @@ class BareStore:
                 for lane, body in row.side_deliveries:
                     self.db.execute("INSERT INTO deliveries (ticket_id, lane, state, priority, due, body) "
                                     "VALUES (?, ?, 'pending', 5, ?, ?)", (ticket_id, lane, time.time(), body))
-                for key in row.link_keys:
-                    self.db.execute("INSERT INTO ticket_link_keys VALUES (?, ?, ?)", (key, row.received_ms, ticket_id))
+                if row.link_keys:
+                    self.db.execute("INSERT INTO link_log (received_at, ticket_id, link_keys) VALUES (?, ?, ?)",
+                                    (row.received_ms, ticket_id, " ".join(row.link_keys)))
+                    for key in row.link_keys:
+                        self.linked.setdefault(key, []).append((row.received_ms, ticket_id))
                 if row.nonce is not None:
                     self.db.execute("INSERT INTO nonces VALUES ('province', ?, ?)", (row.nonce, time.time() + 600))
         except BaseException:
@@ -88,7 +93,7 @@ class BareStore:
     def reader(self) -> BareReads:
         """The deciding floor's reads, on a connection of their own on the event loop's thread (as the gateway's
         intake reads in place)."""
-        return BareReads(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False))
+        return BareReads(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False), self.linked)
 
     def write_all(self, rows: Sequence[Row], per_commit: int = 16) -> None:
         """`per_commit` tickets to a transaction, as group commit makes under load."""
@@ -122,11 +127,12 @@ class GroupCommit:
 
 
 class BareReads:
-    """The look-ups the gateway makes before storing a ticket, as plain indexed reads (the link candidates by the
-    gateway's own read: the tables and columns it reads are named as the gateway's)."""
+    """The look-ups the gateway makes before storing a ticket, as plain indexed reads (the link candidates from the
+    keys in memory, then their bodies by id, as the gateway's SQLite store)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, linked: dict[str, list[tuple[int, str]]]) -> None:
         self.db = db
+        self.linked = linked
 
     async def known(self, source_no: str) -> str | None:
         row = self.db.execute("SELECT id FROM tickets WHERE adapter = 'adapter' AND source_no = ?",
@@ -134,7 +140,13 @@ class BareReads:
         return None if row is None else str(row[0])
 
     async def candidate_bodies(self, keys: Sequence[str], query: LinkQuery) -> list[str]:
-        return link_candidate_bodies(keys, query, self.db) if keys else []
+        since, until = to_ms(query.since), to_ms(query.until)
+        newest: dict[str, int] = {}
+        for key in keys:
+            for received, ticket_id in self.linked.get(key, ()):
+                if since <= received <= until and newest.get(ticket_id, -1) < received:
+                    newest[ticket_id] = received
+        return newest_bodies(self.db, newest, query.limit)
 
     def close(self) -> None:
         self.db.close()

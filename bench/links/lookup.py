@@ -3,8 +3,10 @@
 Each store is filled in bulk through its own intake write (SQLite: the store's `tickets.intake` on one connection,
 10,000 tickets a transaction; Redis: the store's INTAKE script, pipelined), each ticket indexed under its link
 marks as intake indexes it. The tickets are the city fixture (a 投诉, ~3 KB of JSON with its deadlines) spread over
-a year of receipt, 600,000 complainants (phone) and 50,000 respondents (USCC, name and region); one in twenty is a
-second ticket of an earlier complainant about the same respondent a few days later, as duplicates arrive. Then
+the SQLite store's horizon (twice the link window, 60 days: all of them in its memory, the most it holds), 600,000
+complainants (phone) and 50,000 respondents (USCC, name and region); one in twenty is a second ticket of an earlier
+complainant about the same respondent a few days later, as duplicates arrive. The SQLite store measured is a new
+one on the filled file: its first look-up reads the link log into memory (time and resident memory printed). Then
 one look-up at a time, as intake makes it (`Store.find_link_candidates` with a new ticket's marks and a ±30-day
 window; the candidates' bodies read and parsed), for new tickets of known pairs (hits) and of new complainants
 (misses). The store is deleted afterwards: the SQLite file with its folder, the Redis server this run started.
@@ -47,6 +49,7 @@ from gateway.store.redis import RedisStore
 from gateway.store.redis import lua as redis_lua
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite import tickets as sqlite_tickets
+from gateway.store.sqlite.link_log import LinkLog, horizon_of
 from gateway.store.ticket_index import link_numbers
 from gateway.tickets.links import link_marks
 
@@ -55,7 +58,7 @@ RAW = b'{"hotlineNo":"KL12345-BENCH"}'
 COMPLAINANTS = 600_000
 RESPONDENTS = 50_000
 DUPLICATE_EVERY = 20
-YEAR = timedelta(days=365)
+SPREAD = horizon_of(LinkSettings().window_days)  # every ticket within what the SQLite store keeps in memory
 START = datetime(2025, 1, 1, 8, 0, tzinfo=CHINA_STANDARD_TIME)
 COMMAND = ".venv/bin/python -m bench.links.lookup --store both --write-docs"
 
@@ -83,7 +86,7 @@ class Population:
         return _pick(i, "c", COMPLAINANTS), _pick(i, "r", RESPONDENTS)
 
     def received(self, i: int) -> datetime:
-        return START + YEAR * (i / self.n)
+        return START + SPREAD * (i / self.n)
 
 
 class Tickets:
@@ -114,11 +117,12 @@ def fill_sqlite(path: Path, tickets: Tickets, n: int) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
+    links = LinkLog(SPREAD)  # the fill's own: the store measured reads the file afresh
     for start in range(0, n, 10_000):
         db.execute("BEGIN")
         for i in range(start, min(n, start + 10_000)):
             ticket = tickets.ticket(i)
-            sqlite_tickets.intake(ticket, ticket.model_dump_json(), RAW, "application/json", [], KEY, db,
+            sqlite_tickets.intake(ticket, ticket.model_dump_json(), RAW, "application/json", [], KEY, links, db,
                                   link_keys=link_numbers(link_marks(ticket), KEY))
         db.execute("COMMIT")
         if (start // 10_000) % 10 == 9:
@@ -164,18 +168,12 @@ class Latencies:
 Lookup = Callable[[LinkQuery], Awaitable[Sized]]
 
 
-def on_store_thread(store: SqliteStore) -> Lookup:
-    """The SQLite look-up as it ran before issue 16's performance pass: the same read on the store's thread (a hop
-    there and back through its queue) instead of in place on the event loop's connection, and each candidate parsed
-    into a whole `Ticket` instead of the `LinkCandidate` the score needs."""
-    x = store._executor
-
-    async def lookup(query: LinkQuery) -> list[Ticket]:
-        keys = link_numbers(query.marks, KEY)
-        bodies = await x.run(lambda: sqlite_tickets.link_candidate_bodies(keys, query, x.db))
-        return [Ticket.model_validate_json(body) for body in bodies]
-
-    return lookup
+def resident_mib() -> float:
+    """This process's resident memory (Linux), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def measure(name: str, variants: dict[str, Lookup], tickets: Tickets, n: int,
@@ -230,9 +228,10 @@ def private_redis() -> Iterator[str]:
 
 
 async def run_sqlite(tickets: Tickets, n: int, lookups: int,
-                     kept: Path | None = None) -> tuple[float, int, list[Latencies]]:
-    """Fill a new file and measure; with `kept`, fill that file only if it does not exist yet, and keep it (a
-    million-ticket fill takes 25-80 minutes here: it can run at any load, the look-ups on a quiet machine later)."""
+                     kept: Path | None = None) -> tuple[float, int, list[Latencies], str]:
+    """Fill a new file and measure; with `kept`, fill that file only if it does not exist yet, and keep it (the
+    fill can run at any load, the look-ups on a quiet machine later). The last item: what reading the link log into
+    memory took."""
     folder = Path(tempfile.mkdtemp(prefix="bench-links-")) if kept is None else kept.parent
     try:
         path = folder / "gateway.db" if kept is None else kept
@@ -243,13 +242,18 @@ async def run_sqlite(tickets: Tickets, n: int, lookups: int,
             await store.close()
             seconds = fill_sqlite(path, tickets, n)
         if lookups == 0:
-            return seconds, path.stat().st_size, []
+            return seconds, path.stat().st_size, [], ""
         size = path.stat().st_size
         store = SqliteStore(path, KEY)
         await store.open()
         try:
-            variants = {"": store.find_link_candidates, " (before: on the store thread)": on_store_thread(store)}
-            return seconds, size, await measure("sqlite", variants, tickets, n, lookups)
+            rss = resident_mib()
+            began = time.perf_counter()
+            await store.find_link_candidates(LinkQuery(("nobody|nothing",), START, START + SPREAD))  # reads the file
+            memory = (f"the link log read in {time.perf_counter() - began:.1f} s, "
+                      f"+{resident_mib() - rss:,.0f} MiB resident")
+            print(f"  sqlite memory: {memory}", flush=True)
+            return seconds, size, await measure("sqlite", {"": store.find_link_candidates}, tickets, n, lookups), memory
         finally:
             await store.close()
     finally:
@@ -257,13 +261,14 @@ async def run_sqlite(tickets: Tickets, n: int, lookups: int,
             shutil.rmtree(folder)
 
 
-async def run_redis(tickets: Tickets, n: int, lookups: int, url: str) -> tuple[float, int, list[Latencies]]:
+async def run_redis(tickets: Tickets, n: int, lookups: int,
+                    url: str) -> tuple[float, int, list[Latencies], str]:
     store = RedisStore(url, KEY, namespace="bench-links")
     await store.open()
     try:
         seconds = await fill_redis(store, tickets, n)
         used = int((await store.redis.info("memory"))["used_memory"])
-        return seconds, used, await measure("redis", {"": store.find_link_candidates}, tickets, n, lookups)
+        return seconds, used, await measure("redis", {"": store.find_link_candidates}, tickets, n, lookups), ""
     finally:
         await store.close()
 
@@ -283,14 +288,14 @@ def main() -> None:
     maker = ticket_maker(settings, "L")
     tickets = Tickets(Population(args.n), maker.template)
     load_start = machine_load()
-    rows: list[tuple[str, float, int, list[Latencies]]] = []
+    rows: list[tuple[str, float, int, list[Latencies], str]] = []
     if args.store in ("sqlite", "both"):
         rows.append(("sqlite", *asyncio.run(run_sqlite(tickets, args.n, args.lookups, args.keep_db))))
     if args.store in ("redis", "both"):
         with private_redis() as url:
             rows.append(("redis", *asyncio.run(run_redis(tickets, args.n, args.lookups, url))))
     load_end = machine_load()
-    for name, seconds, size, _ in rows:
+    for name, seconds, size, _, _ in rows:
         print(f"{name}: filled {args.n:,} in {seconds:.0f} s ({args.n / seconds:,.0f}/s), {size / 2**20:,.0f} MiB")
     if args.write_docs:
         from bench.links.report import write_lookup_section

@@ -103,7 +103,8 @@ def open_store(settings: GatewaySettings, *, phone_hash_key: bytes | None = None
                           wait_aof=settings.store.redis_wait_aof)
     from gateway.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds)
+    return SqliteStore(settings.sqlite_path, key, busy_timeout_s=timeouts.operation_seconds,
+                       link_window_days=settings.links.window_days)
 
 
 def serving_store(settings: GatewaySettings, role: str, *, gateway: bool,

@@ -99,7 +99,7 @@ async def test_the_deciding_floor_makes_the_gateways_decisions_and_stores_what_t
     with sqlite3.connect(db) as check:
         stored = {row[0]: json.loads(row[1]) for row in check.execute("SELECT id, body FROM tickets")}
         lanes = set(check.execute("SELECT ticket_id, lane FROM deliveries").fetchall())
-        indexed = check.execute("SELECT count(DISTINCT ticket_id) FROM ticket_link_keys").fetchone()[0]
+        indexed = check.execute("SELECT count(DISTINCT ticket_id) FROM link_log").fetchone()[0]
     assert set(stored) == {taken_id, urgent_id, linked_id}
     # the second ticket of one consumer about one shop was found by the look-up and linked to the first
     assert [link["ticket_id"] for link in stored[linked_id]["links"]] == [taken_id]

@@ -59,7 +59,9 @@ async def test_claim_and_settle_finish_in_place_when_the_write_lock_is_free(tmp_
         await store.close()
 
 
-async def test_the_duplicate_look_up_finishes_in_place_and_sees_what_intake_committed(tmp_path: Path) -> None:
+async def test_the_duplicate_look_up_sees_what_intake_committed(tmp_path: Path) -> None:
+    """On the store thread, where the link log's memory is kept (it used to run in place on the loop's connection,
+    an index read of the file)."""
     store = SqliteStore(tmp_path / "lookup.db", PHONE_KEY)
     await store.open()
     try:
@@ -68,7 +70,7 @@ async def test_the_duplicate_look_up_finishes_in_place_and_sees_what_intake_comm
         await store.intake(ticket, b"{}", "application/json", [], link_marks=[mark])
         at = ticket.source.source_received_at
         query = LinkQuery((mark,), at - timedelta(days=1), at + timedelta(days=1))
-        found = finished_without_suspending(store.find_link_candidates(query))  # no hop to the store thread
+        found = await store.find_link_candidates(query)
         assert [c.ticket_id for c in found] == [ticket.ticket_id]
     finally:
         await store.close()

@@ -292,6 +292,7 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_attempts")
         db.execute("ALTER TABLE deliveries DROP COLUMN budget_since")
         db.execute("DROP TABLE store_facts")
+        _drop_schema_18(db)
         _drop_schema_17(db)
         _drop_schema_16(db)
         _drop_schema_15(db)
@@ -331,6 +332,16 @@ async def test_a_schema_2_file_is_upgraded_with_counts_of_what_it_holds_and_repl
         assert budgets[claimed.delivery_id] == 1 and sorted(budgets.values()) == [0, 0, 1]
     finally:
         await store.close()
+
+
+def _drop_schema_18(db: sqlite3.Connection) -> None:
+    """Back to schema 17's link index in the file, keyed by 8-byte integers, with the keys the log holds."""
+    db.execute("CREATE TABLE ticket_link_keys (link_key INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+               " ticket_id TEXT NOT NULL, PRIMARY KEY (link_key, received_at, ticket_id)) WITHOUT ROWID")
+    for received, ticket_id, keys in db.execute("SELECT received_at, ticket_id, link_keys FROM link_log").fetchall():
+        db.executemany("INSERT INTO ticket_link_keys VALUES (?, ?, ?)",
+                       [(int(key), received, ticket_id) for key in keys.split()])
+    db.execute("DROP TABLE link_log")
 
 
 def _drop_schema_17(db: sqlite3.Connection) -> None:
@@ -388,6 +399,7 @@ async def test_a_schema_9_file_indexes_the_due_days_of_tickets_still_awaiting_ac
         await store.intake(ticket, RAW, "application/json", [])
     await store.close()
     with sqlite3.connect(path) as db:  # back to schema 9, as a gateway of that version left it
+        _drop_schema_18(db)
         _drop_schema_17(db)
         _drop_schema_16(db)
         _drop_schema_15(db)
@@ -508,6 +520,7 @@ async def test_migration_15_gives_each_number_stored_twice_before_to_its_first_t
     await store.close()
     second = make_ticket("GZ-NO-1", version="2")
     with sqlite3.connect(path) as db:  # back to schema 14, holding the duplicate a gateway of that version made
+        _drop_schema_18(db)
         _drop_schema_17(db)
         _drop_schema_16(db)
         _drop_schema_15(db)
@@ -543,6 +556,7 @@ async def test_migration_16_keeps_the_link_keys_stored_before_as_numbers(tmp_pat
     # A schema 15 gateway indexed each mark under its keyed hash in hex.
     hex_key = hmac.new(PHONE_KEY, b"link\x1f" + mark.encode(), hashlib.sha256).hexdigest()
     with sqlite3.connect(path) as db:
+        _drop_schema_18(db)
         _drop_schema_17(db)
         _drop_schema_16(db)
         db.execute("INSERT INTO ticket_link_keys VALUES (?, ?, ?)", (hex_key, received, earlier.ticket_id))
@@ -559,8 +573,9 @@ async def test_migration_16_keeps_the_link_keys_stored_before_as_numbers(tmp_pat
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        kinds = db.execute("SELECT DISTINCT typeof(link_key) FROM ticket_link_keys").fetchall()
+        logged = dict(db.execute("SELECT ticket_id, link_keys FROM link_log").fetchall())  # schema 18
         indexed = db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'source_numbers'"
                              " AND sql IS NOT NULL").fetchall()
-    assert kinds == [("integer",)]
+    # The first 16 hex digits as a signed 64-bit integer (schema 16), carried into the log (schema 18).
+    assert logged[earlier.ticket_id] == str(int.from_bytes(bytes.fromhex(hex_key[:16]), "big", signed=True))
     assert indexed == [("source_numbers_ticket",)]  # schema 17

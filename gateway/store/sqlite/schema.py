@@ -357,6 +357,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX source_numbers_ticket ON source_numbers(ticket_id);
     """,
+    # 18: the link keys appended, one row per ticket in the order tickets come (link_log.py), and found through an
+    # index in memory: a random-key index in the file wrote a leaf page per key at every commit. The keys
+    # indexed are carried over, oldest received first.
+    """
+    CREATE TABLE link_log (
+        seq         INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        ticket_id   TEXT NOT NULL,
+        link_keys   TEXT NOT NULL
+    );
+    INSERT INTO link_log (received_at, ticket_id, link_keys)
+        SELECT received_at, ticket_id, group_concat(link_key, ' ') FROM ticket_link_keys
+        GROUP BY ticket_id, received_at ORDER BY received_at, ticket_id;
+    DROP TABLE ticket_link_keys;
+    """,
 )
 
 

@@ -39,6 +39,7 @@ from gateway.store.base import (
 from gateway.store.records import attempt_to_record, errors_json, minute_start_ms, next_revision, to_ms
 from gateway.store.sqlite import alerts, coordination, echo, lanes, operations, quarantine, tickets
 from gateway.store.sqlite.executor import ACKNOWLEDGED_SYNC, Executor, Sync
+from gateway.store.sqlite.link_log import DEFAULT_WINDOW_DAYS, LinkLog, horizon_of
 from gateway.store.sqlite.schema import check_phone_key, migrate
 from gateway.store.ticket_index import link_numbers
 
@@ -53,9 +54,10 @@ class SqliteStore(Store):
 
     def __init__(self, path: Path | str, phone_hash_key: bytes, *,
                  acknowledged_sync: Sync = ACKNOWLEDGED_SYNC, busy_timeout_s: float = 10.0,
-                 checkpoint_every: int = 500) -> None:
+                 checkpoint_every: int = 500, link_window_days: int = DEFAULT_WINDOW_DAYS) -> None:
         self.path = Path(path)
         self._phone_key = phone_hash_key
+        self._links = LinkLog(horizon_of(link_window_days))  # read from the file when first needed
         self._executor = Executor(self.path, acknowledged_sync=acknowledged_sync,
                                   busy_timeout_ms=int(busy_timeout_s * 1000), checkpoint_every=checkpoint_every)
 
@@ -79,7 +81,7 @@ class SqliteStore(Store):
                      link_marks: Sequence[str] = ()) -> IntakeResult:
         return await self._executor.grouped(
             functools.partial(tickets.intake, ticket, tickets.checked_body(ticket, outbox, ticket_json), raw_body,
-                              raw_content_type, outbox, self._phone_key,
+                              raw_content_type, outbox, self._phone_key, self._links,
                               link_keys=link_numbers(link_marks, self._phone_key)),
             acknowledged=True)
 
@@ -93,7 +95,7 @@ class SqliteStore(Store):
         body = tickets.checked_body(ticket, outbox, ticket_json)
         return await self._executor.grouped(
             functools.partial(tickets.intake_linking, ticket, body, raw_body, raw_content_type, outbox,
-                              self._phone_key, query, query_keys, relink, link_keys=keys),
+                              self._phone_key, self._links, query, query_keys, relink, link_keys=keys),
             acknowledged=True)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -137,7 +139,7 @@ class SqliteStore(Store):
         await self._executor.write(functools.partial(tickets.keep_raw_payload, ticket_id, key, body, content_type))
 
     async def find_link_candidates(self, query: LinkQuery) -> list[LinkCandidate]:
-        return await tickets.find_link_candidates(self._executor, query, self._phone_key)
+        return await tickets.find_link_candidates(self._executor, self._links, query, self._phone_key)
 
     # -- quarantine -------------------------------------------------------------------------------
     async def quarantine(self, adapter_id: str, body: bytes, content_type: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -26,6 +25,7 @@ from gateway.store.base import (
 from gateway.store.records import links_with, now_ms, to_ms
 from gateway.store.sqlite.executor import Executor
 from gateway.store.sqlite.lanes import insert_deliveries
+from gateway.store.sqlite.link_log import LinkLog
 from gateway.store.sqlite.where import ms, where
 from gateway.store.ticket_index import (
     ended_limits,
@@ -46,9 +46,9 @@ def checked_body(ticket: Ticket, outbox: list[OutboxEntry], ticket_json: str | N
 
 
 def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
-           phone_key: bytes, db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> IntakeResult:
+           phone_key: bytes, links: LinkLog, db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> IntakeResult:
     """Store a new ticket, its raw payload and its outbox; a ticket already stored is found, not stored again.
-    `link_keys`: its link marks' `link_numbers`, indexed at its source_received_at."""
+    `link_keys`: its link marks' `link_numbers`, appended to `links` at its source_received_at."""
     assert ticket.idempotency_key is not None  # the contract fills it in
     now = now_ms()
     ix = ticket_index_values(ticket, phone_key)
@@ -78,29 +78,24 @@ def intake(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, ou
         (ticket.ticket_id, raw_content_type, raw_body, now),
     )
     if link_keys:
-        received = to_ms(ticket.source.source_received_at)
-        db.executemany("INSERT OR IGNORE INTO ticket_link_keys (link_key, received_at, ticket_id) VALUES (?,?,?)",
-                       [(key, received, ticket.ticket_id) for key in link_keys])
+        links.append(db, link_keys, to_ms(ticket.source.source_received_at), ticket.ticket_id)
     _keep_outcomes(db, ticket)
     ids = insert_deliveries(db, ticket.ticket_id, ticket.idempotency_key, outbox, now)
     return IntakeResult(ticket_id=ticket.ticket_id, created=True, delivery_ids=ids)
 
 
 def intake_linking(ticket: Ticket, body: str, raw_body: bytes, raw_content_type: str, outbox: list[OutboxEntry],
-                   phone_key: bytes, query: LinkQuery, query_keys: Sequence[int], relink: Relink,
+                   phone_key: bytes, links: LinkLog, query: LinkQuery, query_keys: Sequence[int], relink: Relink,
                    db: sqlite3.Connection, link_keys: Sequence[int] = ()) -> LinkedIntake:
     """`Store.intake_linking` in the caller's one transaction: the look-up (`query`, its marks' `link_numbers`
-    `query_keys`); with candidates, the ticket as `relink` makes it stored and the links shown back on the tickets it
-    links to (a duplicate one commit, not three). The look-up reads the very index pages the ticket's link keys then
-    go into, on the connection that writes them (its page cache warm); in place on the event loop's connection, that
-    cache is dropped after every commit of the store thread, and the loop waits for the GIL after each step."""
-    probed = bool(query_keys) and query.limit > 0 and any_indexed(query_keys, query, db)
-    bodies = link_candidate_bodies(query_keys, query, db) if probed else []
+    `query_keys`) in `links`; with candidates, the ticket as `relink` makes it stored and the links shown back on
+    the tickets it links to (a duplicate one commit, not three)."""
+    bodies = link_bodies(links, query_keys, query, db)
     if not bodies:
-        return LinkedIntake(intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, db, link_keys))
+        return LinkedIntake(intake(ticket, body, raw_body, raw_content_type, outbox, phone_key, links, db, link_keys))
     relinked = relink([LinkCandidate.model_validate_json(found) for found in bodies])
     result = intake(relinked.ticket, checked_body(relinked.ticket, relinked.outbox, relinked.ticket_json), raw_body,
-                    raw_content_type, relinked.outbox, phone_key, db, link_keys)
+                    raw_content_type, relinked.outbox, phone_key, links, db, link_keys)
     if not result.created or not relinked.backs:
         return LinkedIntake(result, relinked)
     return LinkedIntake(result, relinked, tuple(add_links_back(relinked.backs, relinked.most, db)))
@@ -214,40 +209,18 @@ async def search_tickets(x: Executor, query: TicketQuery, phone_key: bytes) -> l
     return [Ticket.model_validate_json(str(row[0])) for row in rows]
 
 
-def any_indexed(keys: Sequence[int | str], query: LinkQuery, db: sqlite3.Connection) -> bool:
-    """Whether any ticket is indexed under one of `keys` in the query's span: most new tickets share no mark with
-    another, and this probe (one index seek per key, nothing sorted) costs half of `link_candidate_bodies`'s miss."""
-    marks = ",".join("?" * len(keys))
-    span = (to_ms(query.since), to_ms(query.until))
-    row = db.execute(f"SELECT 1 FROM ticket_link_keys WHERE link_key IN ({marks})"  # noqa: S608 (placeholders)
-                     " AND received_at BETWEEN ? AND ? LIMIT 1", (*keys, *span)).fetchone()
-    return row is not None
-
-
-def link_candidate_bodies(keys: Sequence[int | str], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
-    """The bodies of the newest tickets indexed under any of `keys` in the query's span: per key, the newest `limit`
-    entries by the primary key's order read backwards (a ticket in the newest `limit` of all is among the newest
-    `limit` of one of its keys), then the newest `limit` of those, then their bodies by primary key. Reading per key
-    keeps a look-up at `limit` index entries however many tickets one mark has (a complainant filing hundreds
-    about one business), where grouping every entry in the span read them all."""
-    newest = " UNION ALL ".join(
-        "SELECT * FROM (SELECT ticket_id, received_at AS at FROM ticket_link_keys WHERE link_key = ?"
-        " AND received_at BETWEEN ? AND ? ORDER BY received_at DESC, ticket_id DESC LIMIT ?)" for _ in keys)
-    sql = (f"SELECT t.body FROM tickets AS t JOIN (SELECT ticket_id, MAX(at) AS at FROM ({newest})"  # noqa: S608
-           " GROUP BY ticket_id ORDER BY at DESC, ticket_id DESC LIMIT ?) AS k ON t.id = k.ticket_id"
-           " ORDER BY k.at DESC, t.id DESC")
-    since, until = to_ms(query.since), to_ms(query.until)
-    params = [p for key in keys for p in (key, since, until, query.limit)]
-    rows = db.execute(sql, (*params, query.limit)).fetchall()
-    return [str(row[0]) for row in rows]
-
-
-async def find_link_candidates(x: Executor, query: LinkQuery, phone_key: bytes) -> list[LinkCandidate]:
-    keys = link_numbers(query.marks, phone_key)
+def link_bodies(links: LinkLog, keys: Sequence[int], query: LinkQuery, db: sqlite3.Connection) -> list[str]:
+    """The bodies of the newest `query.limit` tickets indexed under any of `keys` in the query's span."""
     if not keys or query.limit <= 0:
         return []
-    # In place on the loop's connection, an index read of a few pages (intake's look-up is intake_linking's).
-    bodies = await x.read_in_place(functools.partial(link_candidate_bodies, keys, query))
+    return links.find(db, keys, to_ms(query.since), to_ms(query.until), query.limit)
+
+
+async def find_link_candidates(x: Executor, links: LinkLog, query: LinkQuery,
+                               phone_key: bytes) -> list[LinkCandidate]:
+    keys = link_numbers(query.marks, phone_key)
+    # On the store thread: the link log's memory is kept by that thread alone.
+    bodies = await x.run(lambda: link_bodies(links, keys, query, x.db))
     return [LinkCandidate.model_validate_json(body) for body in bodies]
 
 

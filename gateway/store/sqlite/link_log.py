@@ -1,0 +1,175 @@
+"""Cross-line duplicate look-ups on SQLite: each ticket's link keys are appended to `link_log` in intake's
+transaction (one row at the end of the table), and found through an index in the process's memory, built from
+that table when first needed and kept up with it.
+
+Why not an index in the file: a key index is random by nature, so each ticket's keys land on leaf pages of their
+own, and every commit writes those pages to the WAL (and a checkpoint writes them again). On a gateway at full
+load that cost 12-18 % of intake's CPU; appended rows share the table's last page (docs/benchmarks.md).
+
+What the memory holds: for each key, the (received_at, ticket_id) of the tickets indexed under it that were
+received within the horizon (twice the link window: a ticket arriving up to one window late still finds all of its
+candidates), about half a kilobyte per ticket (docs/links.md). Older rows are evicted from the memory and the table
+when it is first read and then every `EVICT_EVERY` appends. Writers in other processes (the ops CLI's re-map)
+append to the same table: before each look-up and append, the memory catches up with the rows other connections
+committed (`PRAGMA data_version` tells when there are any).
+
+All of it runs on the store thread; intake's, inside its write transaction: the catch-up then sees every committed
+row, and the row a ticket appends comes after them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from datetime import timedelta
+
+from gateway.store.records import now_ms
+
+Entry = tuple[int, str]  # (received_at in ms, ticket_id): what a key finds, in the order candidates are chosen
+DEFAULT_WINDOW_DAYS = 30  # the link window the memory keeps twice over, unless the settings say otherwise
+EVICT_EVERY = 1024  # appends between two evictions of the rows received before the horizon
+EVICT_BATCH = 2000  # rows read per eviction step
+
+
+def keys_text(keys: Sequence[int]) -> str:
+    """The keys as `link_log.link_keys` keeps them: space-separated decimal integers."""
+    return " ".join(map(str, keys))
+
+
+def newest_bodies(db: sqlite3.Connection, newest: dict[str, int], limit: int) -> list[str]:
+    """The bodies of the newest `limit` of the tickets `newest` (id: received_at), newest first (ties by id,
+    descending); a ticket no longer stored (or never: its transaction rolled back) is skipped."""
+    if not newest:
+        return []
+    chosen = sorted(newest, key=lambda ticket_id: (newest[ticket_id], ticket_id), reverse=True)[:limit]
+    marks = ",".join("?" * len(chosen))
+    bodies = dict(db.execute(f"SELECT id, body FROM tickets WHERE id IN ({marks})", chosen))  # noqa: S608
+    return [str(bodies[ticket_id]) for ticket_id in chosen if ticket_id in bodies]
+
+
+def horizon_of(window_days: int) -> timedelta:
+    """How far back the memory keeps tickets for a link window of `window_days`: two windows (a ticket received one
+    window ago and only now sent looks one more window back)."""
+    return timedelta(days=2 * window_days)
+
+
+class LinkLog:
+    """The link keys of the tickets in the horizon, by key, over the rows of `link_log`."""
+
+    def __init__(self, horizon: timedelta) -> None:
+        self._horizon_ms = int(horizon.total_seconds() * 1000)
+        self._by_key: dict[int, Entry | list[Entry]] = {}
+        self._seen: int | None = None  # the highest seq read or appended; None until loaded
+        self._version: int | None = None  # PRAGMA data_version at the last catch-up
+        self._evicted = 0  # every row up to this seq is evicted (from memory; from the table, unless another
+        # process's row arrived out of received order)
+        self._appends = 0
+        self._newest = 0  # the latest received_at held (ms)
+
+    @property
+    def loaded(self) -> bool:
+        return self._seen is not None
+
+    def __len__(self) -> int:
+        """How many keys the memory holds."""
+        return len(self._by_key)
+
+    def catch_up(self, db: sqlite3.Connection) -> None:
+        """Read the rows other connections committed since the last time (all of them, the first time)."""
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._version and self._seen is not None:
+            return
+        self._version = version
+        first = self._seen is None
+        rows = db.execute("SELECT seq, received_at, ticket_id, link_keys FROM link_log WHERE seq > ? ORDER BY seq",
+                          (self._seen or 0,))
+        seen = self._seen or 0
+        for seq, received, ticket_id, keys in rows:
+            self._add([int(k) for k in keys.split()], (received, ticket_id))
+            seen = seq
+        self._seen = seen
+        if first:
+            self.evict(db)
+
+    def append(self, db: sqlite3.Connection, keys: Sequence[int], received: int, ticket_id: str) -> None:
+        """The ticket's keys: a row at the end of `link_log` (in the caller's transaction) and in the memory."""
+        self.catch_up(db)
+        cursor = db.execute("INSERT INTO link_log (received_at, ticket_id, link_keys) VALUES (?,?,?)",
+                            (received, ticket_id, keys_text(keys)))
+        # The write lock is held and the catch-up read every committed row: nothing lies between them and this one.
+        # Should the transaction roll back, another row may take this seq; the memory then holds an entry with no
+        # ticket, which a look-up skips, and a row of another process may be missed until the next start.
+        self._seen = max(self._seen or 0, cursor.lastrowid or 0)
+        self._add(keys, (received, ticket_id))
+        self._appends += 1
+        if self._appends % EVICT_EVERY == 0:
+            self.evict(db)
+
+    def find(self, db: sqlite3.Connection, keys: Sequence[int], since: int, until: int, limit: int) -> list[str]:
+        """The bodies of the newest `limit` tickets indexed under any of `keys` and received in [since, until],
+        newest first (ties by ticket id, descending): per key its newest `limit` in the span, then the newest
+        `limit` of those. A ticket no longer stored is skipped."""
+        self.catch_up(db)
+        newest: dict[str, int] = {}
+        for key in keys:
+            held = self._by_key.get(key)
+            if held is None:
+                continue
+            entries = [held] if isinstance(held, tuple) else held
+            high = bisect_right(entries, (until, "\U0010ffff"))
+            low = max(bisect_left(entries, (since, "")), high - limit)
+            for received, ticket_id in entries[low:high]:
+                if newest.get(ticket_id, -1) < received:
+                    newest[ticket_id] = received
+        return newest_bodies(db, newest, limit)
+
+    def evict(self, db: sqlite3.Connection) -> int:
+        """Drop the rows received before the horizon, oldest appended first, from the memory and the table, up to
+        the first row still within it; how many."""
+        cutoff = self._cutoff()
+        dropped = 0
+        while True:
+            rows = db.execute("SELECT seq, received_at, ticket_id, link_keys FROM link_log WHERE seq > ?"
+                              " ORDER BY seq LIMIT ?", (self._evicted, EVICT_BATCH)).fetchall()
+            old = []
+            for seq, received, ticket_id, keys in rows:
+                if received >= cutoff:
+                    break
+                self._remove([int(k) for k in keys.split()], (received, ticket_id))
+                old.append(seq)
+            if old:
+                db.execute("DELETE FROM link_log WHERE seq <= ? AND received_at < ?", (old[-1], cutoff))
+                self._evicted = old[-1]
+                dropped += len(old)
+            if len(old) < EVICT_BATCH:
+                return dropped
+
+    def _cutoff(self) -> int:
+        """Received before this (ms), a ticket is out of the horizon: counted back from now, or from the newest
+        ticket received when that is older (a store of tickets from long ago, as a test's, keeps its own)."""
+        return min(now_ms(), self._newest) - self._horizon_ms
+
+    def _add(self, keys: Sequence[int], entry: Entry) -> None:
+        self._newest = max(self._newest, entry[0])
+        for key in keys:
+            held = self._by_key.get(key)
+            if held is None:
+                self._by_key[key] = entry
+            elif isinstance(held, tuple):
+                if held != entry:
+                    self._by_key[key] = sorted((held, entry))
+            else:
+                at = bisect_left(held, entry)
+                if at == len(held) or held[at] != entry:
+                    held.insert(at, entry)
+
+    def _remove(self, keys: Sequence[int], entry: Entry) -> None:
+        for key in keys:
+            held = self._by_key.get(key)
+            if held == entry:
+                del self._by_key[key]
+            elif isinstance(held, list) and entry in held:
+                held.remove(entry)
+                if len(held) == 1:
+                    self._by_key[key] = held[0]
