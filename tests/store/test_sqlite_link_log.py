@@ -15,6 +15,7 @@ from gateway.store import LinkQuery
 from gateway.store.sqlite import SqliteStore, link_log
 from gateway.store.sqlite.link_log import LinkLog
 from gateway.store.sqlite.schema import migrate
+from tests.delivery.delivery_support import eventually
 from tests.store.conftest import PHONE_KEY
 from tests.store.store_support import make_ticket
 
@@ -59,7 +60,9 @@ async def test_a_new_process_finds_the_tickets_an_earlier_one_stored(tmp_path: P
     assert len(log_rows(path)[0][1].split()) == 2
 
 
-async def test_a_ticket_another_process_stores_is_found_by_the_running_one(tmp_path: Path) -> None:
+async def test_a_ticket_another_process_stores_is_found_by_the_running_one(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(link_log, "CATCH_UP_EVERY_S", 0.0)  # each look-up looks at once (in service: every 0.1 s)
     path = tmp_path / "two.db"
     gateway, cli = SqliteStore(path, PHONE_KEY), SqliteStore(path, PHONE_KEY)
     await gateway.open()
@@ -119,6 +122,56 @@ async def test_a_running_store_evicts_as_it_appends(tmp_path: Path, monkeypatch:
     finally:
         await store.close()
     assert [ticket_id for ticket_id, _ in log_rows(path)] == [newest.ticket_id]
+
+
+async def test_in_service_another_process_s_row_is_found_within_the_catch_up_interval(tmp_path: Path) -> None:
+    path = tmp_path / "soon.db"
+    gateway, cli = SqliteStore(path, PHONE_KEY), SqliteStore(path, PHONE_KEY)
+    await gateway.open()
+    await cli.open()
+    try:
+        assert await gateway.find_link_candidates(query(MARK)) == []  # the memory read, the interval started
+        remapped = make_ticket("LL-1")
+        await cli.intake(remapped, RAW, "application/json", [], link_marks=[MARK])
+        async def found() -> bool:
+            return [c.ticket_id for c in await gateway.find_link_candidates(query(MARK))] == [remapped.ticket_id]
+
+        await eventually(found)  # polled: found once the interval is over
+    finally:
+        await cli.close()
+        await gateway.close()
+
+
+def in_transaction(db: sqlite3.Connection, links: LinkLog, keys: list[int], received: int, ticket_id: str) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    links.append(db, keys, received, ticket_id)
+    db.execute("INSERT INTO tickets (id, idempotency_key, adapter_id, source_system, source_ticket_no, status,"
+               " last_sequence, created_at, updated_at, body) VALUES (?, ?, 'a', 's', ?, 'received', 0, 0, 0, ?)",
+               (ticket_id, ticket_id, ticket_id, f'{{"id": "{ticket_id}"}}'))
+    db.execute("COMMIT")
+
+
+def test_rows_appended_around_another_process_s_are_each_held_once(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "between.db"
+    ours, theirs = sqlite3.connect(path, isolation_level=None), sqlite3.connect(path, isolation_level=None)
+    migrate(ours, path)
+    mine, other = LinkLog(timedelta(days=60)), LinkLog(timedelta(days=60))
+    monkeypatch.setattr(link_log, "CATCH_UP_EVERY_S", 3600.0)  # no catch-up between the appends
+    in_transaction(ours, mine, [7], 1000, "T1")  # seq 1, the table read first
+    in_transaction(theirs, other, [7], 2000, "T2")  # seq 2, another process's
+    in_transaction(ours, mine, [7, 8], 3000, "T3")  # seq 3: beyond a row not read yet
+    assert mine.find(ours, [7], 0, 10_000, 10) == ['{"id": "T3"}', '{"id": "T1"}']  # seq 2 not read yet
+
+    monkeypatch.setattr(link_log, "CATCH_UP_EVERY_S", 0.0)
+    mine._next_look = 0.0  # the interval over
+    assert mine.find(ours, [7], 0, 10_000, 10) == ['{"id": "T3"}', '{"id": "T2"}', '{"id": "T1"}']
+    assert mine._by_key[7] == [(1000, "T1"), (2000, "T2"), (3000, "T3")]  # T3 once: its row was skipped
+    assert mine._mine == set()
+    in_transaction(ours, mine, [7], 4000, "T4")  # seq 4 follows what is held: nothing to skip later
+    assert mine._mine == set()
+    ours.close()
+    theirs.close()
 
 
 def test_an_entry_whose_transaction_rolled_back_finds_nothing(tmp_path: Path) -> None:

@@ -10,16 +10,16 @@ What the memory holds: for each key, the (received_at, ticket_id) of the tickets
 received within the horizon (twice the link window: a ticket arriving up to one window late still finds all of its
 candidates), about half a kilobyte per ticket (docs/links.md). Older rows are evicted from the memory and the table
 when it is first read and then every `EVICT_EVERY` appends. Writers in other processes (the ops CLI's re-map)
-append to the same table: before each look-up and append, the memory catches up with the rows other connections
-committed (`PRAGMA data_version` tells when there are any).
+append to the same table: the memory catches up with the rows other connections committed (`PRAGMA data_version`
+tells when there are any) before a look-up or append, at most every `CATCH_UP_EVERY_S`.
 
-All of it runs on the store thread; intake's, inside its write transaction: the catch-up then sees every committed
-row, and the row a ticket appends comes after them.
+All of it runs on the store thread; intake's, inside its write transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import timedelta
@@ -28,6 +28,7 @@ from gateway.store.records import now_ms
 
 Entry = tuple[int, str]  # (received_at in ms, ticket_id): what a key finds, in the order candidates are chosen
 DEFAULT_WINDOW_DAYS = 30  # the link window the memory keeps twice over, unless the settings say otherwise
+CATCH_UP_EVERY_S = 0.1  # how soon a row another process appends is found, at most
 EVICT_EVERY = 1024  # appends between two evictions of the rows received before the horizon
 EVICT_BATCH = 2000  # rows read per eviction step
 
@@ -60,33 +61,34 @@ class LinkLog:
     def __init__(self, horizon: timedelta) -> None:
         self._horizon_ms = int(horizon.total_seconds() * 1000)
         self._by_key: dict[int, Entry | list[Entry]] = {}
-        self._seen: int | None = None  # the highest seq read or appended; None until loaded
-        self._version: int | None = None  # PRAGMA data_version at the last catch-up
+        self._seen: int | None = None  # every row up to this seq is held; None until the table is read
+        self._mine: set[int] = set()  # rows appended here beyond `_seen` (another process's row lies between)
+        self._version: int | None = None  # PRAGMA data_version at the last look at it
+        self._next_look = 0.0  # time.monotonic() from when it is looked at again
         self._evicted = 0  # every row up to this seq is evicted (from memory; from the table, unless another
         # process's row arrived out of received order)
         self._appends = 0
         self._newest = 0  # the latest received_at held (ms)
 
-    @property
-    def loaded(self) -> bool:
-        return self._seen is not None
-
-    def __len__(self) -> int:
-        """How many keys the memory holds."""
-        return len(self._by_key)
-
     def catch_up(self, db: sqlite3.Connection) -> None:
-        """Read the rows other connections committed since the last time (all of them, the first time)."""
+        """Read the rows other connections committed (all of them, the first time): at most every
+        `CATCH_UP_EVERY_S`, when `PRAGMA data_version` says another connection committed (a statement of its own:
+        at every intake it cost as much as the look-up)."""
+        first = self._seen is None
+        if not first and time.monotonic() < self._next_look:
+            return
         version = db.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._version and self._seen is not None:
+        self._next_look = time.monotonic() + CATCH_UP_EVERY_S
+        if version == self._version and not first:
             return
         self._version = version
-        first = self._seen is None
-        rows = db.execute("SELECT seq, received_at, ticket_id, link_keys FROM link_log WHERE seq > ? ORDER BY seq",
-                          (self._seen or 0,))
         seen = self._seen or 0
-        for seq, received, ticket_id, keys in rows:
-            self._add([int(k) for k in keys.split()], (received, ticket_id))
+        for seq, received, ticket_id, keys in db.execute(
+                "SELECT seq, received_at, ticket_id, link_keys FROM link_log WHERE seq > ? ORDER BY seq", (seen,)):
+            if seq in self._mine:
+                self._mine.discard(seq)  # held since it was appended
+            else:
+                self._add([int(k) for k in keys.split()], (received, ticket_id))
             seen = seq
         self._seen = seen
         if first:
@@ -95,12 +97,15 @@ class LinkLog:
     def append(self, db: sqlite3.Connection, keys: Sequence[int], received: int, ticket_id: str) -> None:
         """The ticket's keys: a row at the end of `link_log` (in the caller's transaction) and in the memory."""
         self.catch_up(db)
-        cursor = db.execute("INSERT INTO link_log (received_at, ticket_id, link_keys) VALUES (?,?,?)",
-                            (received, ticket_id, keys_text(keys)))
-        # The write lock is held and the catch-up read every committed row: nothing lies between them and this one.
+        assert self._seen is not None  # the catch-up read the table
+        seq = db.execute("INSERT INTO link_log (received_at, ticket_id, link_keys) VALUES (?,?,?)",
+                         (received, ticket_id, keys_text(keys))).lastrowid or 0
+        if seq == self._seen + 1:  # the next row: nothing of another process's lies between
+            self._seen = seq
+        else:  # rows of another process's lie between, read at the next catch-up; this one is held already
+            self._mine.add(seq)
         # Should the transaction roll back, another row may take this seq; the memory then holds an entry with no
-        # ticket, which a look-up skips, and a row of another process may be missed until the next start.
-        self._seen = max(self._seen or 0, cursor.lastrowid or 0)
+        # ticket, which a look-up skips, and the row taking its seq is missed until the next start.
         self._add(keys, (received, ticket_id))
         self._appends += 1
         if self._appends % EVICT_EVERY == 0:
