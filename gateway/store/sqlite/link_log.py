@@ -8,7 +8,7 @@ load that cost 12-18 % of intake's CPU; appended rows share the table's last pag
 
 What the memory holds: for each key, the (received_at, ticket_id) of the tickets indexed under it that were
 received within the horizon (twice the link window: a ticket arriving up to one window late still finds all of its
-candidates), about half a kilobyte per ticket (docs/links.md). Older rows are evicted from the memory and the table
+candidates), about 0.35 KB per ticket (docs/links.md). Older rows are evicted from the memory and the table
 when it is first read and then every `EVICT_EVERY` appends. Writers in other processes (the ops CLI's re-map)
 append to the same table: the memory catches up with the rows other connections committed (`PRAGMA data_version`
 tells when there are any) before a look-up or append, at most every `CATCH_UP_EVERY_S`.
