@@ -38,7 +38,7 @@ from pathlib import Path
 from ulid import ULID
 
 from bench.common.fill import settings_for, ticket_maker
-from bench.common.procs import free_port, machine_load
+from bench.common.procs import free_port, machine_load, rss_mb
 from bench.common.report import machine
 from contracts.base import CHINA_STANDARD_TIME
 from contracts.identifiers.uscc import org_code_check_char, uscc_check_char
@@ -168,14 +168,6 @@ class Latencies:
 Lookup = Callable[[LinkQuery], Awaitable[Sized]]
 
 
-def resident_mib() -> float:
-    """This process's resident memory (Linux), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def measure(name: str, variants: dict[str, Lookup], tickets: Tickets, n: int,
                   lookups: int) -> list[Latencies]:
     """Each look-up made by every variant in turn (the same probe, alternating): the variants share the load."""
@@ -247,11 +239,11 @@ async def run_sqlite(tickets: Tickets, n: int, lookups: int,
         store = SqliteStore(path, KEY)
         await store.open()
         try:
-            rss = resident_mib()
+            rss = rss_mb(os.getpid())
             began = time.perf_counter()
             await store.find_link_candidates(LinkQuery(("nobody|nothing",), START, START + SPREAD))  # reads the file
             memory = (f"the link log read in {time.perf_counter() - began:.1f} s, "
-                      f"+{resident_mib() - rss:,.0f} MiB resident")
+                      f"+{rss_mb(os.getpid()) - rss:,.0f} MiB resident")
             print(f"  sqlite memory: {memory}", flush=True)
             return seconds, size, await measure("sqlite", {"": store.find_link_candidates}, tickets, n, lookups), memory
         finally:

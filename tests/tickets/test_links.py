@@ -105,6 +105,23 @@ async def test_the_same_matter_through_two_lines_is_linked_on_both_tickets(intak
         second.ticket_id, "canonical", link.score, link.reasons)
 
 
+async def test_a_gateway_started_again_links_to_a_ticket_stored_before_it_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the link index lives in the process's memory: a new process reads it back from the file."""
+    before = await runtime_on(tmp_path, monkeypatch)
+    first = await take(before.intake, CITY, city_payload())
+    await before.store.close()
+
+    after = await runtime_on(tmp_path, monkeypatch)
+    try:
+        second = await take(after.intake, "canonical", canonical("GS12315-2024-0316-0042"))
+        assert [link.ticket_id for link in second.links] == [first.ticket_id]
+        shown = await after.store.get_ticket(first.ticket_id)
+        assert shown is not None and [link.ticket_id for link in shown.links] == [second.ticket_id]
+    finally:
+        await after.store.close()
+
+
 async def test_both_linked_tickets_are_forwarded_and_the_forward_names_the_earlier_one(
         intake: IntakeService) -> None:
     first = await take(intake, CITY, city_payload())

@@ -24,10 +24,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import timedelta
 
+from gateway.config import LinkSettings
 from gateway.store.records import now_ms
 
 Entry = tuple[int, str]  # (received_at in ms, ticket_id): what a key finds, in the order candidates are chosen
-DEFAULT_WINDOW_DAYS = 30  # the link window the memory keeps twice over, unless the settings say otherwise
+DEFAULT_WINDOW_DAYS = LinkSettings().window_days  # the shipped link window, unless the store is given another
 CATCH_UP_EVERY_S = 0.1  # how soon a row another process appends is found, at most
 EVICT_EVERY = 1024  # appends between two evictions of the rows received before the horizon
 EVICT_BATCH = 2000  # rows read per eviction step
@@ -36,6 +37,11 @@ EVICT_BATCH = 2000  # rows read per eviction step
 def keys_text(keys: Sequence[int]) -> str:
     """The keys as `link_log.link_keys` keeps them: space-separated decimal integers."""
     return " ".join(map(str, keys))
+
+
+def keys_of(text: str) -> list[int]:
+    """The keys a `link_log.link_keys` holds (`keys_text` read back)."""
+    return [int(key) for key in text.split()]
 
 
 def newest_bodies(db: sqlite3.Connection, newest: dict[str, int], limit: int) -> list[str]:
@@ -88,7 +94,7 @@ class LinkLog:
             if seq in self._mine:
                 self._mine.discard(seq)  # held since it was appended
             else:
-                self._add([int(k) for k in keys.split()], (received, ticket_id))
+                self._add(keys_of(keys), (received, ticket_id))
             seen = seq
         self._seen = seen
         if first:
@@ -129,11 +135,10 @@ class LinkLog:
                     newest[ticket_id] = received
         return newest_bodies(db, newest, limit)
 
-    def evict(self, db: sqlite3.Connection) -> int:
+    def evict(self, db: sqlite3.Connection) -> None:
         """Drop the rows received before the horizon, oldest appended first, from the memory and the table, up to
-        the first row still within it; how many."""
+        the first row still within it."""
         cutoff = self._cutoff()
-        dropped = 0
         while True:
             rows = db.execute("SELECT seq, received_at, ticket_id, link_keys FROM link_log WHERE seq > ?"
                               " ORDER BY seq LIMIT ?", (self._evicted, EVICT_BATCH)).fetchall()
@@ -141,14 +146,13 @@ class LinkLog:
             for seq, received, ticket_id, keys in rows:
                 if received >= cutoff:
                     break
-                self._remove([int(k) for k in keys.split()], (received, ticket_id))
+                self._remove(keys_of(keys), (received, ticket_id))
                 old.append(seq)
             if old:
                 db.execute("DELETE FROM link_log WHERE seq <= ? AND received_at < ?", (old[-1], cutoff))
                 self._evicted = old[-1]
-                dropped += len(old)
             if len(old) < EVICT_BATCH:
-                return dropped
+                return
 
     def _cutoff(self) -> int:
         """Received before this (ms), a ticket is out of the horizon: counted back from now, or from the newest
@@ -174,7 +178,9 @@ class LinkLog:
             held = self._by_key.get(key)
             if held == entry:
                 del self._by_key[key]
-            elif isinstance(held, list) and entry in held:
-                held.remove(entry)
-                if len(held) == 1:
-                    self._by_key[key] = held[0]
+            elif isinstance(held, list):
+                at = bisect_left(held, entry)
+                if at < len(held) and held[at] == entry:
+                    del held[at]
+                    if len(held) == 1:
+                        self._by_key[key] = held[0]
