@@ -324,13 +324,29 @@ class Pusher:
             return list(self._pushes)
 
 
+_ISSUED_NUMBERS: set[str] = set()
+_ISSUED_LOCK = threading.Lock()
+_DRAWS_BEFORE_GIVING_UP = 1000
+
+
 def fresh_number(number: str, rng: random.Random | None = None) -> str:
-    """A new ticket number in the same shape: the trailing digits replaced by random ones."""
+    """A new ticket number in the same shape: the trailing digits replaced by random ones.
+
+    A number is never handed out twice in one process: two tests drawing the same six digits would make the second
+    push a repeat of the first (a hostile-input run failed that way once in a thousand).
+    """
     chooser = rng or random.Random()
     digits = len(number) - len(number.rstrip("0123456789"))
-    if digits == 0:
-        return f"{number}-{chooser.randrange(10**6):06d}"
-    return number[:-digits] + "".join(chooser.choice("0123456789") for _ in range(digits))
+    with _ISSUED_LOCK:
+        for _ in range(_DRAWS_BEFORE_GIVING_UP):
+            if digits == 0:
+                candidate = f"{number}-{chooser.randrange(10**6):06d}"
+            else:
+                candidate = number[:-digits] + "".join(chooser.choice("0123456789") for _ in range(digits))
+            if candidate not in _ISSUED_NUMBERS:
+                _ISSUED_NUMBERS.add(candidate)
+                return candidate
+    raise RuntimeError(f"no fresh number left in the shape of {number!r}")
 
 
 def set_path(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

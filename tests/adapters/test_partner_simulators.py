@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from simulators import city12345, credit, emergency, enforcement, legacy
-from simulators.peer import encode_json
+from simulators.peer import encode_json, fresh_number
 from tests.adapters.adapter_support import REPO, GatewayUnderTest
 
 SIMULATORS = ["city12345", "legacy", "enforcement", "credit", "emergency"]
@@ -27,6 +28,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_a_fresh_number_is_never_handed_out_twice_in_a_process() -> None:
+    # Fifty draws of two digits from one seed repeat a number unless the draw refuses the ones already given.
+    rng = random.Random(12345)
+    numbers = [fresh_number("GZ12345-20240330-00", rng) for _ in range(50)]
+
+    assert len(set(numbers)) == 50
+    assert all(number.startswith("GZ12345-20240330-") and len(number) == 19 for number in numbers)
 
 
 @pytest.mark.parametrize("name", SIMULATORS)

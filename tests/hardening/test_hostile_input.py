@@ -30,7 +30,7 @@ from adapters.wire.envelope import SOAP11_ENV, SOAP12_ENV
 from adapters.wire.webhooks import WebhookSigner
 from adapters.wire.wsse import username_token
 from gateway.http.wsdl import TNS
-from simulators.peer import encode_json, load_fixtures, with_fresh_number
+from simulators.peer import encode_json, fresh_number, load_fixtures, with_fresh_number
 from tests.hardening.live_gateway import (
     CITY,
     CONFIG,
@@ -217,7 +217,7 @@ COMPLAINT = "来电人反映在凯里市某商场购买的羽绒服掉毛严重�
 
 
 def order(infoid: str | None = None, content: str = COMPLAINT) -> str:
-    infoid = infoid or f"GZ12345-20240330-{uuid.uuid4().int % 1_000_000:06d}"
+    infoid = infoid or fresh_number("GZ12345-20240330-000000")
     return (f"<order><infoid>{infoid}</infoid><visittime>2024/03/30 10:00</visittime><way>来电</way>"
             "<aim>投诉</aim><questiontype>市场监管_消费维权_商品质量</questiontype>"
             f"<content>{content}</content><request>要求退货</request>"
