@@ -282,6 +282,10 @@ class StoreLifecycle(ABC):
         """What an operator should know, and never raises: `reachable`, `writable` (the store can take a ticket
         now: /readyz answers 503 when it cannot), `persistent`, `warnings` (why, when either is false)."""
 
+    async def warm_up(self) -> None:  # noqa: B027 (a store that keeps nothing in memory does nothing)
+        """Read what the store keeps in this process's memory for intake, before the first ticket needs it: a
+        serving gateway calls it once after `open`, before its port opens (a command that stores does not)."""
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self

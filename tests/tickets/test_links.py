@@ -4,6 +4,7 @@ matter within the window is linked both ways with score and reasons; anything el
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from adapters.secrets import credential_variables, ensure_demo_credentials
 from contracts.codesets import Status
 from contracts.status import StatusEvent
 from contracts.ticket import Ticket, TicketLink
+from gateway.app import create_app
 from gateway.config import LinkSettings, load_settings
 from gateway.runtime import Runtime
 from gateway.store.base import DeliveryFilter
@@ -53,7 +55,8 @@ def canonical(no: str, *, content: str = SAME_MATTER, phone: str = CITY_PHONE, u
     return data, json.dumps(data, ensure_ascii=False).encode()
 
 
-async def runtime_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Runtime:
+async def runtime_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, opened: bool = True, **env: str
+                     ) -> Runtime:
     monkeypatch.setenv("HIG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HIG_CREDIT_LOOKUP__URL", "")
     for name, value in env.items():
@@ -66,7 +69,8 @@ async def runtime_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str
     ensure_demo_credentials(settings.resolved_data_dir, configs)
     store = SqliteStore(tmp_path / "gateway.db", b"links-test-key")
     runtime = Runtime.build(settings, store=store)
-    await store.open()
+    if opened:
+        await store.open()
     return runtime
 
 
@@ -120,6 +124,33 @@ async def test_a_gateway_started_again_links_to_a_ticket_stored_before_it_stoppe
         assert shown is not None and [link.ticket_id for link in shown.links] == [second.ticket_id]
     finally:
         await after.store.close()
+
+
+@pytest.mark.parametrize("linking", [True, False], ids=["linking-on", "linking-off"])
+async def test_a_serving_gateway_reads_the_link_index_before_it_is_ready(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, linking: bool) -> None:
+    """Read at start, not at the first push (which would wait for it: seconds at a million tickets); not at all
+    when linking is off."""
+    before = await runtime_on(tmp_path, monkeypatch)
+    await take(before.intake, CITY, city_payload())
+    await take(before.intake, "canonical", canonical("GS12315-2024-0316-0042"))
+    await before.store.close()
+
+    runtime = await runtime_on(tmp_path, monkeypatch, opened=False, HIG_WORKERS="false", HIG_POLLERS="false",
+                               HIG_LINKS__ENABLED=str(linking).lower())
+    app = create_app(runtime.settings, runtime=runtime)
+    with caplog.at_level(logging.INFO):
+        async with app.router.lifespan_context(app):
+            assert app.state.ready
+            said = [record.getMessage() for record in caplog.records]
+
+    assert "gateway started" in said
+    if linking:
+        read = next(record for record in caplog.records if record.getMessage() == "link index read")
+        assert read.rows == 2
+        assert said.index("link index read") < said.index("gateway started")
+    else:
+        assert "link index read" not in said
 
 
 async def test_both_linked_tickets_are_forwarded_and_the_forward_names_the_earlier_one(

@@ -76,29 +76,31 @@ class LinkLog:
         self._appends = 0
         self._newest = 0  # the latest received_at held (ms)
 
-    def catch_up(self, db: sqlite3.Connection) -> None:
+    def catch_up(self, db: sqlite3.Connection) -> int:
         """Read the rows other connections committed (all of them, the first time): at most every
         `CATCH_UP_EVERY_S`, when `PRAGMA data_version` says another connection committed (a statement of its own:
-        at every intake it cost as much as the look-up)."""
+        at every intake it cost as much as the look-up). Returns how many rows it read."""
         first = self._seen is None
         if not first and time.monotonic() < self._next_look:
-            return
+            return 0
         version = db.execute("PRAGMA data_version").fetchone()[0]
         self._next_look = time.monotonic() + CATCH_UP_EVERY_S
         if version == self._version and not first:
-            return
+            return 0
         self._version = version
-        seen = self._seen or 0
+        seen, read = self._seen or 0, 0
         for seq, received, ticket_id, keys in db.execute(
                 "SELECT seq, received_at, ticket_id, link_keys FROM link_log WHERE seq > ? ORDER BY seq", (seen,)):
             if seq in self._mine:
                 self._mine.discard(seq)  # held since it was appended
             else:
                 self._add(keys_of(keys), (received, ticket_id))
+                read += 1
             seen = seq
         self._seen = seen
         if first:
             self.evict(db)
+        return read
 
     def append(self, db: sqlite3.Connection, keys: Sequence[int], received: int, ticket_id: str) -> None:
         """The ticket's keys: a row at the end of `link_log` (in the caller's transaction) and in the memory."""

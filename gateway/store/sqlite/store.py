@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -43,6 +45,8 @@ from gateway.store.sqlite.link_log import DEFAULT_WINDOW_DAYS, LinkLog, horizon_
 from gateway.store.sqlite.schema import check_phone_key, migrate
 from gateway.store.ticket_index import link_numbers
 
+log = logging.getLogger(__name__)
+
 
 class SqliteStore(Store):
     """Tickets, lanes and small coordination records in one SQLite file, for a single node.
@@ -68,6 +72,12 @@ class SqliteStore(Store):
     def _prepare(self, db: sqlite3.Connection) -> None:
         migrate(db, self.path)
         check_phone_key(db, self._phone_key, self.path)
+
+    async def warm_up(self) -> None:
+        """The link index read from `link_log` into this process's memory (else the first intake waits for it)."""
+        started = time.perf_counter()
+        rows = await self._executor.run(lambda: self._links.catch_up(self._executor.db))
+        log.info("link index read", extra={"rows": rows, "seconds": round(time.perf_counter() - started, 3)})
 
     async def close(self) -> None:
         await self._executor.close()
