@@ -49,7 +49,8 @@ class Adapter(ABC):
     """An adapter kind, configured for one partner. Subclasses are registered by `kind` name.
 
     A kind is a class: ``RestAdapter(config)`` builds it. The gateway uses an adapter like this:
-    - push: if `receives_push`, the inbound route authenticates the partner and hands the body to intake;
+    - push: if its configuration is enabled with `push`, the inbound route authenticates the partner and hands
+      the body to intake;
     - poll: if `pulls`, a poller calls `pull(cursor)`, stores every item, then `acknowledge(items)`;
     - write-back: a status change is reverse-mapped into the partner's fields, put on the adapter's
       callback lane with `callback_entry(fields, ...)`, and sent by `callback_sender()` through the
@@ -74,10 +75,6 @@ class Adapter(ABC):
     @property
     def id(self) -> str:
         return self.config.id
-
-    @property
-    def receives_push(self) -> bool:
-        return self.config.enabled and self.config.push
 
     @property
     def pulls(self) -> bool:

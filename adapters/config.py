@@ -251,22 +251,3 @@ class AdapterConfigError(AdapterError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def load_env_file(path: Path | str, *, override: bool = False) -> list[str]:
-    """Set environment variables from a `NAME=value` file (e.g. .env.example for the demo); names set.
-
-    Existing variables win unless `override`: a deployment's real credentials are never replaced by dev ones.
-    """
-    names: list[str] = []
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.partition("=")
-        name = name.removeprefix("export ").strip()
-        value = value.strip().strip("'\"")
-        if override or name not in os.environ:
-            os.environ[name] = value
-            names.append(name)
-    return names

@@ -60,10 +60,6 @@ class AdapterRegistry:
                 raise AdapterKindError(f"adapter kind {key!r} is already registered")
             self._loaded[key] = kind
 
-    def unregister(self, name: str) -> None:
-        with self._lock:
-            self._loaded.pop(name, None)
-
     def _entry_points(self, name: str | None = None) -> list[EntryPoint]:
         found = entry_points(group=self._group)
         return [ep for ep in found if name is None or ep.name == name]
@@ -109,15 +105,6 @@ class AdapterRegistry:
 
 
 default_registry = AdapterRegistry()
-
-
-def register_adapter_kind(kind: type[Adapter], *, name: str | None = None, replace: bool = False) -> None:
-    """Register a kind in the gateway's registry (an alternative to an entry point, e.g. in tests)."""
-    default_registry.register(kind, name=name, replace=replace)
-
-
-def build_adapter(config: AdapterConfig) -> Adapter:
-    return default_registry.build(config)
 
 
 def build_adapters(configs: dict[str, AdapterConfig], *, include_disabled: bool = False) -> dict[str, Adapter]:

@@ -8,7 +8,6 @@ from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from contracts.base import ContractModel, Money, no_control_characters
 from contracts.codesets import NotAcceptedReason, Satisfaction, Status
-from contracts.errors import ContractError
 
 S = Status
 
@@ -38,22 +37,6 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.CLOSED: frozenset(),
 }
 TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-
-
-class IllegalTransition(ContractError):
-    """A status change the national process does not allow."""
-
-    def __init__(self, current: Status, target: Status) -> None:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (terminal)"
-        super().__init__(f"status cannot change from {current} to {target}; allowed next: {allowed}")
-        self.current = current
-        self.target = target
-
-
-def check_transition(current: Status, target: Status) -> None:
-    """Raise IllegalTransition unless `target` may follow `current`."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalTransition(current, target)
 
 
 class CaseResult(ContractModel):

@@ -53,7 +53,8 @@ def password_digest(nonce: bytes, created: str, password: str) -> str:
 
 def username_token(username: str, password: str, *, nonce: bytes | None = None,
                    created: datetime | str | None = None) -> etree._Element:
-    """A wsse:Security header block with a digest UsernameToken (for calls the gateway makes, and tests)."""
+    """A wsse:Security header block with a digest UsernameToken, as a partner sends it (the tests' partner; the
+    gateway's own calls use zeep's UsernameToken)."""
     nonce = os.urandom(16) if nonce is None else nonce
     if created is None:
         created = datetime.now(UTC)

@@ -30,11 +30,3 @@ def machine(load_at_start: str, load_at_end: str) -> str:
     return (f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"SQLite {sqlite3.sqlite_version}; load average (1/5/15 min) {load_at_start} at the start and "
             f"{load_at_end} at the end of the run")
-
-
-def fmt_rate(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def fmt_ms(value: float) -> str:
-    return f"{value:,.1f}"

@@ -112,11 +112,6 @@ class CodeTable(BaseModel):
         """The version this one replaced, if the tables were loaded together."""
         return self._previous
 
-    @property
-    def effective_until(self) -> date | None:
-        """The first day this version no longer applies (None: open-ended)."""
-        return self._until
-
     def version_on(self, on: date) -> CodeTable | None:
         """The version (this one or an earlier one) that applies on `on`, or None if none does."""
         table: CodeTable | None = self

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from adapters.config import AdapterConfigError, MissingCredential, load_env_file
+from adapters.config import AdapterConfigError, MissingCredential
 from adapters.loading import load_adapters, mapping_specs_for
 from mapping.spec import SpecError
 from simulators.peer import DEV_CREDENTIALS
@@ -238,13 +237,3 @@ def test_callback_secrets_list_the_current_one_first_for_rotation(monkeypatch: p
     assert callback is not None
     assert callback.secrets() == ["whsec_bmV3LWtleQ==", "whsec_b2xkLWtleQ=="]
 
-
-def test_an_env_file_sets_only_variables_not_already_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = write(tmp_path, "dev.env", "# demo\nHIG_TEST_ONE=from-file\nexport HIG_TEST_TWO='quoted'\n")
-    monkeypatch.setenv("HIG_TEST_ONE", "from-deployment")
-    monkeypatch.setenv("HIG_TEST_TWO", "")
-    monkeypatch.delenv("HIG_TEST_TWO")  # unset now, and unset again after the test
-
-    assert load_env_file(env) == ["HIG_TEST_TWO"]
-    assert os.environ["HIG_TEST_ONE"] == "from-deployment"
-    assert os.environ["HIG_TEST_TWO"] == "quoted"
