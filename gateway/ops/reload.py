@@ -36,12 +36,16 @@ async def read_configuration(runtime: Runtime, users_file: Path) -> Configuratio
 
 
 def restart_required(running: Components, new: Components, started_file: GatewaySettings | None = None,
-                     file_now: GatewaySettings | None = None) -> list[str]:
+                     file_now: GatewaySettings | None = None, *, workers_apart: bool = False) -> list[str]:
     """What differs between the configuration the transports and lanes run on (`running`, as started) and the one
     read now, that only a restart applies: an adapter's transport (or the adapter itself), the lanes, the alerts
     (rules and channels), and any section of the gateway's own file that changed since start (`started_file` against
     `file_now`: server, store, links, echo… run as started; `gateway.yaml:<section>`). Every such change is listed
-    on every reload until a restart, not only on the reload that first saw it."""
+    on every reload until a restart, not only on the reload that first saw it.
+
+    `workers_apart`: the delivery workers run in `hig worker` processes (`workers: false`), which judge a reporter
+    notice met or missed, when its callback is delivered, by the deadline rules and calendar of their own start:
+    a change to either is named `hig worker:<file>` (the gateway itself applies it at once)."""
     restart: list[str] = []
     if started_file is not None and file_now is not None:
         started = started_file.model_dump(exclude={"config_dir", "config_file"})
@@ -56,6 +60,12 @@ def restart_required(running: Components, new: Components, started_file: Gateway
         restart.append("delivery")
     if running.alerts != new.alerts:  # the monitor and the channels' lanes run as started
         restart.append("alerts")
+    if workers_apart:
+        deadlines = running.settings.deadlines
+        if running.rules != new.rules:
+            restart.append(f"hig worker:{Path(deadlines.rules_file).name}")
+        if running.calendar.overrides != new.calendar.overrides:
+            restart.append(f"hig worker:{Path(deadlines.calendar_overrides).name}")
     return restart
 
 

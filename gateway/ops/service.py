@@ -405,7 +405,7 @@ class OpsService:
             raise OpsError(422, "invalid_configuration", str(err), zh=f"配置有误，未重新加载：{err}",
                            field="configuration") from err
         restart = restart_required(self.runtime.started_components, new.components, self.runtime.started_file,
-                                   new.file)
+                                   new.file, workers_apart=not self.runtime.settings.workers)
         # Nothing awaited from here to the last assignment: no request sees the runtime and users half swapped.
         self.runtime.reload(new.components)
         self.auth = new.auth

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from gateway.store.base import DeliveryFilter
 from tests.ops.ops_support import (
@@ -200,6 +202,39 @@ async def test_a_changed_section_of_the_gateways_own_file_is_named_as_needing_a_
         own.write_text(text, encoding="utf-8")
         undone = await gw.post("/api/v1/admin/reload", "admin")
         assert undone.json()["restart_required"] == []
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["workers-apart", "workers-inside"])
+async def test_changed_deadline_rules_and_calendar_name_the_worker_processes_when_the_workers_run_apart(
+        tmp_path: Path, workers: bool) -> None:
+    """A `hig worker` judges a delivered reporter notice by the rules and calendar of its own start; the gateway
+    applies both at once."""
+    config, _ = _config_with_broken_spec(tmp_path)
+    async with running_gateway(tmp_path, config_dir=config, workers=workers) as gw:
+        rules = config / "deadline-rules.yaml"
+        rules_text = rules.read_text(encoding="utf-8")
+        assert rules_text.count("working_days: 5\n        counted_from: filing_decision") == 2
+        rules.write_text(rules_text.replace("working_days: 5\n        counted_from: filing_decision",
+                                            "working_days: 6\n        counted_from: filing_decision"),
+                         encoding="utf-8")
+        calendar = config / "calendar-overrides.yaml"
+        calendar_text = calendar.read_text(encoding="utf-8")
+        calendar.write_text(calendar_text.replace(
+            "holidays: []", 'holidays:\n  - {date: 2026-12-08, reason: "全市停工（测试）"}'), encoding="utf-8")
+
+        response = await gw.post("/api/v1/admin/reload", "admin")
+
+        assert response.status_code == 200, response.text
+        assert response.json()["restart_required"] == (
+            [] if workers else ["hig worker:deadline-rules.yaml", "hig worker:calendar-overrides.yaml"])
+        assert not gw.runtime.components.calendar.is_working_day(date(2026, 12, 8))  # a Tuesday, now a holiday
+        await _sign_in(gw, "viewer")
+        board = (await gw.client.get("/ops")).text
+        assert ("hig worker:calendar-overrides.yaml" in board) is not workers
+        assert ("需重启独立运行的投递进程 hig worker" in board) is not workers
+        rules.write_text(rules_text, encoding="utf-8")
+        calendar.write_text(calendar_text, encoding="utf-8")
+        assert (await gw.post("/api/v1/admin/reload", "admin")).json()["restart_required"] == []
 
 
 async def test_a_remapped_payload_goes_through_the_jurisdiction_screen_like_a_push(tmp_path: Path,

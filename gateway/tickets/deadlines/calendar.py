@@ -78,6 +78,11 @@ class WorkingDayCalendar:
         return cls(load_yaml_model(path, CalendarOverrides))
 
     @property
+    def overrides(self) -> CalendarOverrides:
+        """The override file's entries this calendar was built from (two calendars of equal overrides agree)."""
+        return self._overrides
+
+    @property
     def fallback_years(self) -> frozenset[int]:
         """Years consulted so far that neither the package nor the override file covers."""
         return frozenset(self._fallback_years)
