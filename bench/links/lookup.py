@@ -168,29 +168,25 @@ class Latencies:
 Lookup = Callable[[LinkQuery], Awaitable[Sized]]
 
 
-async def measure(name: str, variants: dict[str, Lookup], tickets: Tickets, n: int,
-                  lookups: int) -> list[Latencies]:
-    """Each look-up made by every variant in turn (the same probe, alternating): the variants share the load."""
+async def measure(name: str, lookup: Lookup, tickets: Tickets, n: int, lookups: int) -> list[Latencies]:
+    """`lookups` look-ups of each kind, one at a time: hits, then misses."""
     window = timedelta(days=LinkSettings().window_days)
     results = []
     for kind in ("hit", "miss"):
-        ms: dict[str, list[float]] = {label: [] for label in variants}
-        found = dict.fromkeys(variants, 0)
+        ms: list[float] = []
+        found = 0
         for k in range(lookups):
             i = _pick(k, kind, n - 10) + 5
             # A new ticket of ticket i's pair received just after it (hit), or of a complainant never seen (miss).
             probe = tickets.ticket(i, tag="P", complainant=None if kind == "hit" else COMPLAINANTS + k)
-            marks = tuple(link_marks(probe))
             at = probe.source.source_received_at
-            for label, lookup in variants.items():
-                began = time.perf_counter()
-                candidates = await lookup(LinkQuery(marks, at - window, at + window))
-                ms[label].append((time.perf_counter() - began) * 1000)
-                found[label] += len(candidates)
-        for label in variants:
-            results.append(Latencies(name, f"{kind}{label}", ms[label], found[label]))
-            print(f"  {name} {kind}{label}: p50 {results[-1].p50:.2f} ms, p99 {results[-1].p99:.2f} ms, "
-                  f"{found[label] / lookups:.2f} candidates per look-up", flush=True)
+            began = time.perf_counter()
+            candidates = await lookup(LinkQuery(tuple(link_marks(probe)), at - window, at + window))
+            ms.append((time.perf_counter() - began) * 1000)
+            found += len(candidates)
+        results.append(Latencies(name, kind, ms, found))
+        print(f"  {name} {kind}: p50 {results[-1].p50:.2f} ms, p99 {results[-1].p99:.2f} ms, "
+              f"{found / lookups:.2f} candidates per look-up", flush=True)
     return results
 
 
@@ -245,7 +241,7 @@ async def run_sqlite(tickets: Tickets, n: int, lookups: int,
             memory = (f"the link log read in {time.perf_counter() - began:.1f} s, "
                       f"+{rss_mb(os.getpid()) - rss:,.0f} MiB resident")
             print(f"  sqlite memory: {memory}", flush=True)
-            return seconds, size, await measure("sqlite", {"": store.find_link_candidates}, tickets, n, lookups), memory
+            return seconds, size, await measure("sqlite", store.find_link_candidates, tickets, n, lookups), memory
         finally:
             await store.close()
     finally:
@@ -260,7 +256,7 @@ async def run_redis(tickets: Tickets, n: int, lookups: int,
     try:
         seconds = await fill_redis(store, tickets, n)
         used = int((await store.redis.info("memory"))["used_memory"])
-        return seconds, used, await measure("redis", {"": store.find_link_candidates}, tickets, n, lookups), ""
+        return seconds, used, await measure("redis", store.find_link_candidates, tickets, n, lookups), ""
     finally:
         await store.close()
 

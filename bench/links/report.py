@@ -39,7 +39,7 @@ ticket of a stored pair; *miss*, a complainant never seen.
 {table}
 
 - The index: SQLite appends one row per ticket to `link_log` and finds the keys in the process's memory (read from
-  that table by the first look-up of a new process: {memory or "not measured"}), then the candidates' bodies by id;
+  that table when a serving gateway starts: {memory or "not measured"}), then the candidates' bodies by id;
   Redis one sorted set per mark (`{{tickets}}:lk:<hash>`, scored by receipt), one script (a
   ZREVRANGEBYSCORE per mark, then the candidates' bodies): one round trip. A mark is HMAC-SHA256 of
   "complainant|respondent" under the phone hash key: the index holds no phone or ID number.

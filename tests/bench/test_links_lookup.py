@@ -1,7 +1,7 @@
 """The duplicate-link look-up benchmark (bench/links/lookup.py, the 1,000,000-ticket figures of docs/benchmarks.md)
 measures what it says, at a size CI can afford: each store filled through its own intake write, a *hit* (a new ticket
 of a stored complainant-respondent pair) finds that pair's tickets, a *miss* (a complainant never seen) finds none,
-and the SQLite store's first look-up reads the link log into memory.
+and the SQLite store reads the link log into memory as a serving gateway does at start.
 
 Run as the command line runs it, in a process of its own: the benchmark's modules set the phone-hash key in the
 environment on import, which the gateways other tests start would inherit."""

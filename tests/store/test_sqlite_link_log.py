@@ -133,6 +133,7 @@ async def test_in_service_another_process_s_row_is_found_within_the_catch_up_int
         assert await gateway.find_link_candidates(query(MARK)) == []  # the memory read, the interval started
         remapped = make_ticket("LL-1")
         await cli.intake(remapped, RAW, "application/json", [], link_marks=[MARK])
+
         async def found() -> bool:
             return [c.ticket_id for c in await gateway.find_link_candidates(query(MARK))] == [remapped.ticket_id]
 

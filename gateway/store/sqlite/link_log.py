@@ -1,6 +1,6 @@
 """Cross-line duplicate look-ups on SQLite: each ticket's link keys are appended to `link_log` in intake's
-transaction (one row at the end of the table), and found through an index in the process's memory, built from
-that table when first needed and kept up with it.
+transaction (one row at the end of the table), and found through an index in the process's memory, read from
+that table when a serving gateway starts (`SqliteStore.warm_up`) or at the first look-up, and kept up with it.
 
 Why not an index in the file: a key index is random by nature, so each ticket's keys land on leaf pages of their
 own, and every commit writes those pages to the WAL (and a checkpoint writes them again). On a gateway at full

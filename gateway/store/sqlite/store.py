@@ -61,7 +61,7 @@ class SqliteStore(Store):
                  checkpoint_every: int = 500, link_window_days: int = DEFAULT_WINDOW_DAYS) -> None:
         self.path = Path(path)
         self._phone_key = phone_hash_key
-        self._links = LinkLog(horizon_of(link_window_days))  # read from the file when first needed
+        self._links = LinkLog(horizon_of(link_window_days))  # read from the file by warm_up or the first look-up
         self._executor = Executor(self.path, acknowledged_sync=acknowledged_sync,
                                   busy_timeout_ms=int(busy_timeout_s * 1000), checkpoint_every=checkpoint_every)
 
